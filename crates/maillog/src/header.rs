@@ -1,0 +1,466 @@
+//! The part of a log line before the program's own message: time stamp, host, program, pid.
+//!
+//! Shapes understood:
+//! - RFC 3164 syslog: `Nov 20 10:47:15 host postfix/smtpd[123]: msg` (day space- or zero-padded,
+//!   optional fraction of a second as Postfix's `maillog_file` and some rsyslog templates write);
+//! - RFC 3339 / high-precision (rsyslog `RSYSLOG_FileFormat`): `2026-11-20T10:47:15.123456+01:00 host prog[pid]: msg`;
+//! - RFC 5424 with or without the `<PRI>` of a syslog packet: `<22>1 2026-11-20T10:47:15Z host prog pid - - msg`;
+//! - a leading `<PRI>` on an RFC 3164 packet;
+//! - Exim's own main log: `2026-11-20 10:47:15 [pid] msg`, optionally with `.fff` and a `+0100` zone;
+//! - daemontools/multilog TAI64N: `@4000000063f1c0de0a1b2c3d prog: msg` (no host).
+
+use crate::time::{days_from_civil, TimeContext, Ts, MICROS};
+
+/// Which time-stamp shape a line had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StampKind {
+    /// `Nov 20 10:47:15`, no year, no zone.
+    Rfc3164,
+    /// ISO 8601 / RFC 3339 with `T` and a zone.
+    Rfc3339,
+    /// RFC 5424 syslog packet.
+    Rfc5424,
+    /// Exim main log `YYYY-MM-DD HH:MM:SS`.
+    Exim,
+    /// TAI64N label.
+    Tai64n,
+}
+
+/// The parsed syslog-style prefix of a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// Event time.
+    pub ts: Ts,
+    /// Host name, empty when the line has none.
+    pub host: &'a str,
+    /// Program ("postfix/submission/smtpd", "exim", "dovecot"); empty when the line has none
+    /// (Exim's native main log).
+    pub program: &'a str,
+    /// Process id.
+    pub pid: Option<u32>,
+    /// The message after `program[pid]: `.
+    pub msg: &'a str,
+    /// The stamp's shape.
+    pub stamp: StampKind,
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || b.len() > 9 {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as u32;
+    }
+    Some(v)
+}
+
+fn hms(b: &[u8]) -> Option<(u32, u32, u32)> {
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let (h, m, s) = (digits(&b[0..2])?, digits(&b[3..5])?, digits(&b[6..8])?);
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    Some((h, m, s))
+}
+
+/// Fraction `.ffffff` at the start of `b`: (microseconds, bytes used).
+fn fraction(b: &[u8]) -> (u32, usize) {
+    if b.first() != Some(&b'.') {
+        return (0, 0);
+    }
+    let mut us = 0u32;
+    let mut n = 1;
+    let mut scale = 100_000u32;
+    while n < b.len() && b[n].is_ascii_digit() {
+        if scale > 0 {
+            us += (b[n] - b'0') as u32 * scale;
+            scale /= 10;
+        }
+        n += 1;
+    }
+    if n == 1 {
+        (0, 0)
+    } else {
+        (us, n)
+    }
+}
+
+/// `+01:00`, `-0500`, `Z` at the start of `b`: (offset seconds, bytes used).
+fn zone(b: &[u8]) -> Option<(i64, usize)> {
+    match b.first()? {
+        b'Z' | b'z' => Some((0, 1)),
+        c @ (b'+' | b'-') => {
+            let sign = if *c == b'-' { -1 } else { 1 };
+            let h = digits(b.get(1..3)?)? as i64;
+            let (m, n) = if b.get(3) == Some(&b':') {
+                (digits(b.get(4..6)?)? as i64, 6)
+            } else {
+                (digits(b.get(3..5)?)? as i64, 5)
+            };
+            Some((sign * (h * 3600 + m * 60), n))
+        }
+        _ => None,
+    }
+}
+
+/// ISO 8601 date-time with `T` or space and an optional zone: (UTC time if zoned, bytes used).
+/// Returns the wall-clock time (offset 0) when no zone follows; callers that need the zone-less
+/// case use [`parse_iso_parts`].
+pub(crate) fn parse_iso(b: &[u8]) -> Option<(Ts, usize)> {
+    let p = parse_iso_parts(b)?;
+    let off = p.offset?;
+    Some((Ts(p.wall_micros - off * MICROS), p.len))
+}
+
+pub(crate) struct IsoParts {
+    pub y: i64,
+    pub mo: u32,
+    pub d: u32,
+    pub h: u32,
+    pub mi: u32,
+    pub s: u32,
+    pub us: u32,
+    pub wall_micros: i64,
+    pub offset: Option<i64>,
+    pub len: usize,
+}
+
+pub(crate) fn parse_iso_parts(b: &[u8]) -> Option<IsoParts> {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+        return None;
+    }
+    let y = digits(&b[0..4])? as i64;
+    let mo = digits(&b[5..7])?;
+    let d = digits(&b[8..10])?;
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let (h, mi, s) = hms(&b[11..19])?;
+    let mut n = 19;
+    let (us, fl) = fraction(&b[n..]);
+    n += fl;
+    let mut offset = None;
+    if let Some((o, zl)) = zone(&b[n..]) {
+        offset = Some(o);
+        n += zl;
+    } else if b.get(n) == Some(&b' ') {
+        // Exim's log_timezone: "2026-11-20 10:47:15 +0100"
+        if let Some((o, zl)) = zone(&b[n + 1..]) {
+            if zl == 5 && b.get(n + 1 + zl).is_none_or(|c| *c == b' ') {
+                offset = Some(o);
+                n += 1 + zl;
+            }
+        }
+    }
+    let wall = days_from_civil(y, mo, d) * 86_400 + (h as i64) * 3600 + (mi as i64) * 60 + s as i64;
+    Some(IsoParts {
+        y,
+        mo,
+        d,
+        h,
+        mi,
+        s,
+        us,
+        wall_micros: wall * MICROS + us as i64,
+        offset,
+        len: n,
+    })
+}
+
+fn skip_spaces(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i] == b' ' {
+        i += 1;
+    }
+    i
+}
+
+/// Split `host prog[pid]: msg` (or `prog[pid]: msg` without host) starting at `i`.
+fn host_prog<'a>(line: &'a str, i: usize, want_host: bool) -> Option<(&'a str, &'a str, Option<u32>, &'a str)> {
+    let b = line.as_bytes();
+    let i = skip_spaces(b, i);
+    let rest = &line[i..];
+    let sp = memchr::memchr(b' ', rest.as_bytes());
+    let first = &rest[..sp.unwrap_or(rest.len())];
+    // A tag ends in ':' or has '[pid]:'; a host name has neither.
+    let first_is_tag = first.ends_with(':');
+    let (host, tagstart) = if want_host && !first_is_tag && sp.is_some() {
+        (first, i + first.len() + 1)
+    } else {
+        ("", i)
+    };
+    let tb = &line[skip_spaces(b, tagstart)..];
+    // program runs to ": " or "[" whichever first.
+    let colon = memchr::memmem::find(tb.as_bytes(), b": ").or_else(|| {
+        if tb.ends_with(':') {
+            Some(tb.len() - 1)
+        } else {
+            None
+        }
+    })?;
+    let tag = &tb[..colon];
+    if tag.is_empty() || tag.contains(' ') && !tag.contains('[') {
+        return None;
+    }
+    let msg = tb.get(colon + 2..).unwrap_or("");
+    if let Some(lb) = tag.find('[') {
+        let prog = &tag[..lb];
+        let pid = tag[lb + 1..].strip_suffix(']').and_then(|p| p.parse().ok());
+        if prog.contains(' ') {
+            return None;
+        }
+        Some((host, prog, pid, msg))
+    } else {
+        Some((host, tag, None, msg))
+    }
+}
+
+/// Parse the prefix of `line`. `ctx` supplies year and zone for stamps that lack them.
+pub fn parse_header<'a>(line: &'a str, ctx: &mut TimeContext) -> Option<Header<'a>> {
+    let mut line = line;
+    let b0 = line.as_bytes();
+    // <PRI> of a syslog packet.
+    if b0.first() == Some(&b'<') {
+        let end = memchr::memchr(b'>', &b0[..b0.len().min(5)])?;
+        digits(&b0[1..end])?;
+        line = &line[end + 1..];
+        if let Some(rest) = line.strip_prefix("1 ") {
+            return parse_5424(rest, ctx);
+        }
+    }
+    let b = line.as_bytes();
+    if b.len() < 15 {
+        return None;
+    }
+    // RFC 3164
+    if b[3] == b' ' && b[0].is_ascii_uppercase() {
+        let mo = MONTHS.iter().position(|m| &b[0..3] == *m)? as u32 + 1;
+        let (d, mut i) = if b[4] == b' ' {
+            (digits(&b[5..6])?, 6)
+        } else {
+            (digits(&b[4..6])?, 6)
+        };
+        if b.get(i) != Some(&b' ') {
+            return None;
+        }
+        i += 1;
+        let (h, mi, s) = hms(b.get(i..i + 8)?)?;
+        i += 8;
+        let (us, fl) = fraction(&b[i..]);
+        i += fl;
+        let y = ctx.year_for_month(mo);
+        let ts = ctx.local_to_utc(y, mo, d, h, mi, s, us);
+        let (host, program, pid, msg) = host_prog(line, i, true)?;
+        return Some(Header {
+            ts,
+            host,
+            program,
+            pid,
+            msg,
+            stamp: StampKind::Rfc3164,
+        });
+    }
+    // ISO: RFC 3339 (syslog) or Exim native.
+    if b[4] == b'-' {
+        let p = parse_iso_parts(b)?;
+        let ts = match p.offset {
+            Some(o) => Ts(p.wall_micros - o * MICROS),
+            None => ctx.local_to_utc(p.y, p.mo, p.d, p.h, p.mi, p.s, p.us),
+        };
+        if b[10] == b'T' {
+            let (host, program, pid, msg) = host_prog(line, p.len, true)?;
+            return Some(Header {
+                ts,
+                host,
+                program,
+                pid,
+                msg,
+                stamp: StampKind::Rfc3339,
+            });
+        }
+        // Exim: "YYYY-MM-DD HH:MM:SS [pid] msg"
+        let mut i = skip_spaces(b, p.len);
+        let mut pid = None;
+        if b.get(i) == Some(&b'[') {
+            let end = memchr::memchr(b']', &b[i..])? + i;
+            pid = digits(&b[i + 1..end]);
+            i = skip_spaces(b, end + 1);
+        }
+        return Some(Header {
+            ts,
+            host: "",
+            program: "",
+            pid,
+            msg: &line[i..],
+            stamp: StampKind::Exim,
+        });
+    }
+    // TAI64N: @ + 24 hex digits
+    if b[0] == b'@' && b.len() > 26 && b[25] == b' ' {
+        let hex = std::str::from_utf8(&b[1..17]).ok()?;
+        let secs = u64::from_str_radix(hex, 16).ok()?;
+        let nanos = u32::from_str_radix(std::str::from_utf8(&b[17..25]).ok()?, 16).ok()?;
+        // TAI64 label 2^62 + seconds; TAI is ahead of UTC by 10 s at the epoch plus leap
+        // seconds. multilog's stamps are in practice written as UTC + 10, so subtract 10.
+        let unix = secs.checked_sub(1u64 << 62)? as i64 - 10;
+        let (host, program, pid, msg) = host_prog(line, 26, false)?;
+        return Some(Header {
+            ts: Ts(unix * MICROS + (nanos / 1000) as i64),
+            host,
+            program,
+            pid,
+            msg,
+            stamp: StampKind::Tai64n,
+        });
+    }
+    None
+}
+
+fn parse_5424<'a>(rest: &'a str, ctx: &mut TimeContext) -> Option<Header<'a>> {
+    // TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] MSG
+    let mut it = rest.splitn(6, ' ');
+    let tsf = it.next()?;
+    let host = it.next()?;
+    let app = it.next()?;
+    let procid = it.next()?;
+    let _msgid = it.next()?;
+    let mut tail = it.next().unwrap_or("");
+    let ts = if tsf == "-" {
+        ctx.local_to_utc(ctx.year(), 1, 1, 0, 0, 0, 0)
+    } else {
+        parse_iso(tsf.as_bytes())?.0
+    };
+    // structured data: "-" or one or more [..] groups
+    if let Some(t) = tail.strip_prefix('-') {
+        tail = t.strip_prefix(' ').unwrap_or(t);
+    } else if tail.starts_with('[') {
+        let b = tail.as_bytes();
+        let mut i = 0;
+        let mut depth_q = false;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if depth_q => i += 1,
+                b'"' => depth_q = !depth_q,
+                b']' if !depth_q && b.get(i + 1) != Some(&b'[') => {
+                    i += 1;
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        tail = tail.get(i..).unwrap_or("").trim_start_matches(' ');
+    }
+    let tail = tail.strip_prefix('\u{feff}').unwrap_or(tail);
+    Some(Header {
+        ts,
+        host: if host == "-" { "" } else { host },
+        program: if app == "-" { "" } else { app },
+        pid: procid.parse().ok(),
+        msg: tail,
+        stamp: StampKind::Rfc5424,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> TimeContext {
+        TimeContext::utc(2026)
+    }
+
+    #[test]
+    fn rfc3164() {
+        let h = parse_header(
+            "Nov 20 10:47:15 host postfix/submission/smtpd[123]: connect from x[1.2.3.4]",
+            &mut ctx(),
+        )
+        .unwrap();
+        assert_eq!(h.ts.rfc3339(), "2026-11-20T10:47:15Z");
+        assert_eq!(h.host, "host");
+        assert_eq!(h.program, "postfix/submission/smtpd");
+        assert_eq!(h.pid, Some(123));
+        assert_eq!(h.msg, "connect from x[1.2.3.4]");
+        let h = parse_header("Feb  5 15:10:17 z1 dovecot: master: Dovecot v2.2.33.2", &mut ctx()).unwrap();
+        assert_eq!(h.program, "dovecot");
+        assert_eq!(h.pid, None);
+        assert_eq!(h.msg, "master: Dovecot v2.2.33.2");
+        let h = parse_header("Nov 20 10:47:15.250000 host postfix/qmgr[9]: ABC: removed", &mut ctx()).unwrap();
+        assert_eq!(h.ts.rfc3339(), "2026-11-20T10:47:15.250000Z");
+    }
+
+    #[test]
+    fn rfc3339() {
+        let h = parse_header(
+            "2024-08-29T01:08:59.764590+02:00 machine postfix/smtpd[1938053]: NOQUEUE: reject: x",
+            &mut ctx(),
+        )
+        .unwrap();
+        assert_eq!(h.ts.rfc3339(), "2024-08-28T23:08:59.764590Z");
+        assert_eq!(h.host, "machine");
+        assert_eq!(h.msg, "NOQUEUE: reject: x");
+    }
+
+    #[test]
+    fn exim_native() {
+        let h = parse_header("2020-02-22 01:01:56 1j5IF1-0006A7-Ub <= root@x U=root P=local S=1", &mut ctx()).unwrap();
+        assert_eq!(h.stamp, StampKind::Exim);
+        assert_eq!(h.msg, "1j5IF1-0006A7-Ub <= root@x U=root P=local S=1");
+        let h = parse_header("2020-02-22 01:01:56 [1234] 1j5IF1-0006A7-Ub Completed", &mut ctx()).unwrap();
+        assert_eq!(h.pid, Some(1234));
+        assert_eq!(h.msg, "1j5IF1-0006A7-Ub Completed");
+        let h = parse_header("2020-02-22 01:01:56 +0100 1j5IF1-0006A7-Ub Completed", &mut ctx()).unwrap();
+        assert_eq!(h.ts.rfc3339(), "2020-02-22T00:01:56Z");
+        assert_eq!(h.msg, "1j5IF1-0006A7-Ub Completed");
+    }
+
+    #[test]
+    fn rfc5424_and_pri() {
+        let h = parse_header(
+            "<22>1 2026-11-20T10:47:15Z mx1 postfix/smtpd 4242 - - connect from a[1.2.3.4]",
+            &mut ctx(),
+        )
+        .unwrap();
+        assert_eq!(h.program, "postfix/smtpd");
+        assert_eq!(h.pid, Some(4242));
+        assert_eq!(h.msg, "connect from a[1.2.3.4]");
+        let h = parse_header(
+            "<22>1 2026-11-20T10:47:15Z mx1 app - - [x@1 a=\"]\"] hello",
+            &mut ctx(),
+        )
+        .unwrap();
+        assert_eq!(h.msg, "hello");
+        let h = parse_header("<22>Nov 20 10:47:15 mx1 postfix/smtpd[1]: hi", &mut ctx()).unwrap();
+        assert_eq!(h.msg, "hi");
+    }
+
+    #[test]
+    fn tai64n() {
+        let h = parse_header(
+            "@400000004c91b044077a9e94 dovecot-auth: pam_unix(dovecot:auth): authentication failure",
+            &mut ctx(),
+        )
+        .unwrap();
+        assert_eq!(h.program, "dovecot-auth");
+        assert_eq!(h.ts.secs(), 0x4c91b044 - 10);
+    }
+
+    #[test]
+    fn garbage_is_none() {
+        for s in ["", "x", "Nov 99 10:47:15 h p: m", "2026-13-01 00:00:00 x", "<999999>", "@4000zz"] {
+            let _ = parse_header(s, &mut ctx());
+        }
+        assert!(parse_header("hello world this is not a log line", &mut ctx()).is_none());
+    }
+}

@@ -1,0 +1,1 @@
+//! Message records (correlation by queue id).

@@ -1,0 +1,207 @@
+//! Event time.
+//!
+//! Every event carries the time its log line gives, converted to UTC microseconds since the Unix
+//! epoch. Syslog's RFC 3164 stamp (`Nov 20 10:47:15`) has neither year nor zone: the caller gives
+//! both ([`TimeContext`]), and a jump back from December to January moves to the next year.
+
+use serde::Serialize;
+
+/// Microseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(transparent)]
+pub struct Ts(pub i64);
+
+/// Microseconds in one second.
+pub const MICROS: i64 = 1_000_000;
+
+impl Ts {
+    /// From whole seconds since the epoch.
+    pub const fn from_secs(s: i64) -> Ts {
+        Ts(s * MICROS)
+    }
+    /// Whole seconds since the epoch (floor).
+    pub const fn secs(self) -> i64 {
+        self.0.div_euclid(MICROS)
+    }
+    /// This time plus `s` seconds.
+    pub const fn plus_secs(self, s: i64) -> Ts {
+        Ts(self.0 + s * MICROS)
+    }
+    /// RFC 3339 in UTC, `2026-11-20T10:47:15Z` (fraction only when non-zero).
+    pub fn rfc3339(self) -> String {
+        let secs = self.secs();
+        let micros = self.0.rem_euclid(MICROS);
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        let (h, mi, s) = (sod / 3600, (sod / 60) % 60, sod % 60);
+        if micros == 0 {
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+        } else {
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z")
+        }
+    }
+    /// `2026-11-20 10:47:15` in UTC, the form abuse reports use.
+    pub fn display_utc(self) -> String {
+        let secs = self.secs();
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        format!(
+            "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60
+        )
+    }
+    /// Parse RFC 3339 (`2026-11-20T10:47:15Z`, `…15.123+01:00`).
+    pub fn parse_rfc3339(s: &str) -> Option<Ts> {
+        crate::header::parse_iso(s.as_bytes()).map(|(t, _)| t)
+    }
+}
+
+impl std::fmt::Display for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.rfc3339())
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub const fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day number (inverse of [`days_from_civil`]).
+pub const fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// How local wall-clock stamps without a zone become UTC, and which year a stamp without a year
+/// belongs to.
+#[derive(Debug, Clone)]
+pub struct TimeContext {
+    year: i64,
+    last_month: u32,
+    tz: jiff::tz::TimeZone,
+    /// Cache: local hour (as seconds since epoch, wall clock) -> offset seconds.
+    cache_key: i64,
+    cache_off: i64,
+}
+
+impl TimeContext {
+    /// Year for the first year-less stamp, and the zone of zone-less stamps.
+    pub fn new(year: i64, tz: jiff::tz::TimeZone) -> Self {
+        TimeContext {
+            year,
+            last_month: 0,
+            tz,
+            cache_key: i64::MIN,
+            cache_off: 0,
+        }
+    }
+    /// UTC, year given.
+    pub fn utc(year: i64) -> Self {
+        Self::new(year, jiff::tz::TimeZone::UTC)
+    }
+    /// The year now assumed for year-less stamps.
+    pub fn year(&self) -> i64 {
+        self.year
+    }
+    /// Year for a year-less stamp of month `m`, moving to the next year on a December -> January
+    /// jump (log files run forward in time).
+    pub fn year_for_month(&mut self, m: u32) -> i64 {
+        if self.last_month == 12 && m == 1 {
+            self.year += 1;
+        }
+        self.last_month = m;
+        self.year
+    }
+    /// Local wall-clock time to UTC.
+    pub fn local_to_utc(&mut self, y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: u32) -> Ts {
+        let wall = days_from_civil(y, mo, d) * 86_400 + (h as i64) * 3600 + (mi as i64) * 60 + s as i64;
+        let key = wall.div_euclid(3600);
+        if key != self.cache_key {
+            self.cache_key = key;
+            self.cache_off = self.offset_for_wall(wall);
+        }
+        Ts((wall - self.cache_off) * MICROS + us as i64)
+    }
+
+    fn offset_for_wall(&self, wall: i64) -> i64 {
+        if self.tz == jiff::tz::TimeZone::UTC {
+            return 0;
+        }
+        let (y, mo, d) = civil_from_days(wall.div_euclid(86_400));
+        let sod = wall.rem_euclid(86_400);
+        let dt = jiff::civil::DateTime::new(
+            y as i16,
+            mo as i8,
+            d as i8,
+            (sod / 3600) as i8,
+            ((sod / 60) % 60) as i8,
+            0,
+            0,
+        );
+        match dt {
+            Ok(dt) => match self.tz.to_ambiguous_zoned(dt).compatible() {
+                Ok(z) => z.offset().seconds() as i64,
+                Err(_) => 0,
+            },
+            Err(_) => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        for z in [-800_000i64, -1, 0, 1, 17_000, 20_412, 2_000_000] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn rfc3339_format() {
+        let t = Ts::from_secs(days_from_civil(2026, 11, 20) * 86_400 + 10 * 3600 + 47 * 60 + 15);
+        assert_eq!(t.rfc3339(), "2026-11-20T10:47:15Z");
+        assert_eq!(Ts(t.0 + 5).rfc3339(), "2026-11-20T10:47:15.000005Z");
+        assert_eq!(Ts::parse_rfc3339("2026-11-20T11:47:15+01:00"), Some(t));
+    }
+
+    #[test]
+    fn year_rollover() {
+        let mut c = TimeContext::utc(2025);
+        assert_eq!(c.year_for_month(12), 2025);
+        assert_eq!(c.year_for_month(1), 2026);
+        assert_eq!(c.year_for_month(1), 2026);
+    }
+
+    #[test]
+    fn zone_conversion() {
+        let tz = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let mut c = TimeContext::new(2026, tz);
+        let t = c.local_to_utc(2026, 7, 1, 12, 0, 0, 0);
+        assert_eq!(t.rfc3339(), "2026-07-01T10:00:00Z");
+        let t = c.local_to_utc(2026, 1, 1, 12, 0, 0, 0);
+        assert_eq!(t.rfc3339(), "2026-01-01T11:00:00Z");
+    }
+}
