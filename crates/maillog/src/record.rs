@@ -1,1 +1,934 @@
-//! Message records (correlation by queue id).
+//! Message records: the events of one queue id joined.
+//!
+//! A record says who submitted a message (SASL user, client IP and name, HELO, local user),
+//! its envelope sender, size and Message-ID, and every recipient with its final outcome. Records
+//! are emitted when the message leaves the queue (Postfix `removed`, Exim `Completed`), or when
+//! [`Correlator::flush_idle`] / [`Correlator::finish`] gives up on them, so memory holds only the
+//! messages in flight.
+//!
+//! Links between messages:
+//! - a bounce notification (Postfix `sender non-delivery notification: NEWID`, Exim `<= <> R=parent`)
+//!   records its parent;
+//! - a message re-injected by a content filter (Postfix relays it to a loopback filter and gets back
+//!   `250 … queued as NEWID`) hands its submitter (SASL user, client, HELO) to the new queue id, so
+//!   the record that reaches the internet still names the customer who sent it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::event::{Action, DeliveryStatus, Event, NoticeKind, Peer};
+use crate::time::Ts;
+
+/// Final outcome of one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Delivered at the first attempt.
+    Delivered,
+    /// Delivered after one or more temporary failures.
+    DeferredThenDelivered,
+    /// Permanently refused (remote 5xx or local error): a bounce goes back.
+    Bounced,
+    /// Deferred until the queue lifetime ran out.
+    Expired,
+    /// Still deferred when the record was closed (end of input or time-out).
+    Deferred,
+    /// Discarded on purpose.
+    Discarded,
+    /// Handed to a content filter, which re-queued the message under another id.
+    Filtered,
+}
+
+impl Outcome {
+    /// True for outcomes that mean the recipient did not get the mail and the sender is told:
+    /// bounced and expired.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Bounced | Outcome::Expired)
+    }
+    /// True when the mail arrived.
+    pub fn is_delivered(self) -> bool {
+        matches!(self, Outcome::Delivered | Outcome::DeferredThenDelivered)
+    }
+}
+
+/// One recipient of a message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recipient {
+    /// Address.
+    pub addr: String,
+    /// Original address before aliasing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orig: Option<String>,
+    /// Final outcome.
+    pub outcome: Outcome,
+    /// Enhanced status code of the last attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dsn: Option<String>,
+    /// Next hop of the last attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
+    /// Delivery agent / transport of the last attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// Reply text of the last attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// Temporary failures before the outcome.
+    pub deferrals: u32,
+    /// Time of the last attempt.
+    pub ts: Ts,
+}
+
+impl Recipient {
+    /// True when the last attempt went to a local mailbox (local, virtual, lmtp, pipe to a local
+    /// delivery agent) rather than across the internet.
+    pub fn is_local_delivery(&self) -> bool {
+        match self.transport.as_deref() {
+            Some("local" | "virtual" | "lmtp" | "dovecot" | "maildrop") => true,
+            Some(t) => t.contains("local") || t.contains("lmtp") || t.contains("dovecot") || t.contains("virtual"),
+            None => false,
+        }
+    }
+}
+
+/// How the message entered the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "parent")]
+pub enum Origin {
+    /// From an SMTP (or QMQP) client.
+    Smtp,
+    /// Local submission (Postfix pickup / sendmail command, Exim `U=` with `P=local`).
+    Local,
+    /// A notification (bounce, delay, DSN) the MTA created about the parent queue id.
+    Notice(String),
+    /// Re-injected by a content filter; the parent is the pre-filter queue id.
+    Filter(String),
+    /// Only later events were seen (the message entered before the log started).
+    Unknown,
+}
+
+/// A message and everything that happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageRecord {
+    /// Log host that wrote the lines.
+    pub host: String,
+    /// Queue id.
+    pub qid: String,
+    /// First event time of the message.
+    pub accepted: Ts,
+    /// Last event time.
+    pub finished: Ts,
+    /// How it entered.
+    pub origin: Origin,
+    /// Submitting client IP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<IpAddr>,
+    /// Submitting client's name as logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_host: Option<String>,
+    /// HELO/EHLO name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helo: Option<String>,
+    /// SASL / authenticated user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_user: Option<String>,
+    /// Local user (Exim `U=`) or uid (Postfix pickup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_user: Option<String>,
+    /// Envelope sender; `Some("")` is the null sender `<>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// Size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Recipient count as announced by the queue manager.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nrcpt: Option<u32>,
+    /// Message-ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Recipients with outcomes, in order of first attempt.
+    pub recipients: Vec<Recipient>,
+    /// A check refused the whole message after it was queued (cleanup header/body/milter reject).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+    /// A check put the message on hold.
+    pub held: bool,
+    /// Notifications generated about this message (bounce / delay notices).
+    pub notices: u32,
+    /// True when the message left the queue in the log; false when closed by time-out or end of input.
+    pub complete: bool,
+}
+
+impl MessageRecord {
+    /// True for the null envelope sender `<>` (bounces and other notifications).
+    pub fn is_null_sender(&self) -> bool {
+        self.sender.as_deref() == Some("")
+    }
+    /// Recipients whose outcome is a failure.
+    pub fn failed(&self) -> impl Iterator<Item = &Recipient> {
+        self.recipients.iter().filter(|r| r.outcome.is_failure())
+    }
+    /// Recipients delivered.
+    pub fn delivered(&self) -> impl Iterator<Item = &Recipient> {
+        self.recipients.iter().filter(|r| r.outcome.is_delivered())
+    }
+}
+
+/// Most queue ids kept in flight before the oldest are closed early. Bounds memory when a log
+/// never shows messages leaving the queue (partial logs, an attacker flooding a syslog port).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 2_000_000;
+/// Most recipients kept per record (a message with more keeps counts only for the rest).
+pub const MAX_RECIPIENTS: usize = 10_000;
+/// Most SMTP sessions (host, pid) remembered for their HELO.
+pub const MAX_SESSIONS: usize = 200_000;
+/// Longest string kept from an attacker-controlled field (HELO, addresses, replies).
+pub const MAX_FIELD: usize = 512;
+
+/// Queue id as a fixed-size key (no allocation per lookup). Ids are ≤ 23 characters in every MTA
+/// we read; longer ones are cut, which can only merge two messages in absurd input.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct QKey {
+    host: u32,
+    len: u8,
+    id: [u8; 23],
+}
+
+impl QKey {
+    fn new(host: u32, qid: &str) -> QKey {
+        let b = qid.as_bytes();
+        let n = b.len().min(23);
+        let mut id = [0u8; 23];
+        id[..n].copy_from_slice(&b[..n]);
+        QKey { host, len: n as u8, id }
+    }
+}
+
+fn cap(s: &str) -> String {
+    if s.len() <= MAX_FIELD {
+        s.to_string()
+    } else {
+        let mut e = MAX_FIELD;
+        while !s.is_char_boundary(e) {
+            e -= 1;
+        }
+        s[..e].to_string()
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Session {
+    ip: Option<IpAddr>,
+    helo: Option<String>,
+    last: Ts,
+}
+
+/// Counters of the correlator.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CorrelatorStats {
+    /// Records emitted.
+    pub records: u64,
+    /// Of which closed without leaving the queue in the log.
+    pub incomplete: u64,
+    /// Records closed early because [`DEFAULT_MAX_IN_FLIGHT`] was reached.
+    pub evicted: u64,
+    /// Most records in flight at once.
+    pub peak_in_flight: u64,
+}
+
+/// Joins events into [`MessageRecord`]s.
+#[derive(Debug)]
+pub struct Correlator {
+    hosts: HashMap<String, u32>,
+    flight: HashMap<QKey, MessageRecord>,
+    sessions: HashMap<(u32, u32), Session>,
+    max_in_flight: usize,
+    out: Vec<MessageRecord>,
+    stats: CorrelatorStats,
+    now: Ts,
+}
+
+impl Default for Correlator {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_IN_FLIGHT)
+    }
+}
+
+fn parse_ip(p: &Peer<'_>) -> Option<IpAddr> {
+    let ip = p.ip?;
+    let ip = ip.strip_prefix("IPv6:").unwrap_or(ip);
+    ip.parse().ok()
+}
+
+fn useful_host(h: Option<&str>) -> Option<&str> {
+    h.filter(|h| !h.is_empty() && *h != "unknown")
+}
+
+impl Correlator {
+    /// A correlator that keeps at most `max_in_flight` messages open.
+    pub fn new(max_in_flight: usize) -> Self {
+        Correlator {
+            hosts: HashMap::new(),
+            flight: HashMap::new(),
+            sessions: HashMap::new(),
+            max_in_flight: max_in_flight.max(16),
+            out: Vec::new(),
+            stats: CorrelatorStats::default(),
+            now: Ts(i64::MIN),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &CorrelatorStats {
+        &self.stats
+    }
+
+    /// Messages currently in flight.
+    pub fn in_flight(&self) -> usize {
+        self.flight.len()
+    }
+
+    /// Records completed since the last call.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, MessageRecord> {
+        self.out.drain(..)
+    }
+
+    fn host_id(&mut self, host: &str) -> u32 {
+        if let Some(&id) = self.hosts.get(host) {
+            return id;
+        }
+        // Host names come from the log; cap how many we intern.
+        if self.hosts.len() >= 65_536 {
+            return u32::MAX;
+        }
+        let id = self.hosts.len() as u32;
+        self.hosts.insert(cap(host), id);
+        id
+    }
+
+    fn entry(&mut self, hid: u32, host: &str, qid: &str, ts: Ts, origin: Origin) -> &mut MessageRecord {
+        let key = QKey::new(hid, qid);
+        if !self.flight.contains_key(&key) && self.flight.len() >= self.max_in_flight {
+            self.evict();
+        }
+        let rec = self.flight.entry(key).or_insert_with(|| MessageRecord {
+            host: cap(host),
+            qid: cap(qid),
+            accepted: ts,
+            finished: ts,
+            origin,
+            client_ip: None,
+            client_host: None,
+            helo: None,
+            auth_user: None,
+            local_user: None,
+            sender: None,
+            size: None,
+            nrcpt: None,
+            message_id: None,
+            recipients: Vec::new(),
+            rejected: None,
+            held: false,
+            notices: 0,
+            complete: false,
+        });
+        if ts > rec.finished {
+            rec.finished = ts;
+        }
+        let n = self.flight.len() as u64;
+        if n > self.stats.peak_in_flight {
+            self.stats.peak_in_flight = n;
+        }
+        // Re-borrow after the stats update.
+        self.flight.get_mut(&key).expect("inserted above")
+    }
+
+    fn evict(&mut self) {
+        // Close the oldest half by last activity.
+        let mut ts: Vec<Ts> = self.flight.values().map(|r| r.finished).collect();
+        let mid = ts.len() / 2;
+        ts.select_nth_unstable(mid);
+        let cut = ts[mid];
+        let keys: Vec<QKey> = self
+            .flight
+            .iter()
+            .filter(|(_, r)| r.finished <= cut)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(r) = self.flight.remove(&k) {
+                self.stats.evicted += 1;
+                self.close(r, false);
+            }
+        }
+    }
+
+    fn close(&mut self, mut r: MessageRecord, complete: bool) {
+        r.complete = complete;
+        self.stats.records += 1;
+        if !complete {
+            self.stats.incomplete += 1;
+        }
+        self.out.push(r);
+    }
+
+    fn remove(&mut self, hid: u32, qid: &str, ts: Ts) {
+        if let Some(mut r) = self.flight.remove(&QKey::new(hid, qid)) {
+            r.finished = r.finished.max(ts);
+            self.close(r, true);
+        }
+    }
+
+    /// Feed one event. `host` and `pid` are from the line's header, `ts` its time.
+    pub fn feed(&mut self, ts: Ts, host: &str, pid: Option<u32>, ev: &Event<'_>) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        let hid = self.host_id(host);
+        match ev {
+            Event::Connect { client } => {
+                if let Some(pid) = pid {
+                    self.session(hid, pid, ts, parse_ip(client), None, true);
+                }
+            }
+            Event::Helo { client, helo } => {
+                if let Some(pid) = pid {
+                    self.session(hid, pid, ts, parse_ip(client), Some(helo), false);
+                }
+            }
+            Event::Check {
+                qid,
+                action,
+                client,
+                helo,
+                from,
+                ..
+            } => {
+                let ip = client.as_ref().and_then(parse_ip);
+                if let (Some(pid), Some(h)) = (pid, helo) {
+                    self.session(hid, pid, ts, ip, Some(h), false);
+                }
+                if let Some(qid) = qid {
+                    let r = self.entry(hid, host, qid, ts, Origin::Unknown);
+                    if r.helo.is_none() {
+                        if let Some(h) = helo {
+                            r.helo = Some(cap(h));
+                        }
+                    }
+                    if r.sender.is_none() {
+                        if let Some(f) = from {
+                            r.sender = Some(cap(f));
+                        }
+                    }
+                    match action {
+                        Action::Reject | Action::Discard => {
+                            r.rejected = Some(cap(match ev {
+                                Event::Check { reason, .. } => reason,
+                                _ => "",
+                            }))
+                        }
+                        Action::Hold => r.held = true,
+                        _ => {}
+                    }
+                }
+            }
+            Event::Client {
+                qid,
+                client,
+                sasl_username,
+                uid,
+                from,
+                orig_qid,
+                ..
+            } => {
+                let ip = parse_ip(client);
+                let sess_helo = pid.and_then(|p| {
+                    self.sessions
+                        .get(&(hid, p))
+                        .filter(|s| s.ip.is_none() || s.ip == ip)
+                        .and_then(|s| s.helo.clone())
+                });
+                let origin = match (uid, orig_qid) {
+                    (_, Some(o)) => Origin::Filter(cap(o)),
+                    (Some(_), _) => Origin::Local,
+                    _ if ip.is_none() && client.host.is_none() => Origin::Local,
+                    _ => Origin::Smtp,
+                };
+                let r = self.entry(hid, host, qid, ts, origin.clone());
+                if r.origin == Origin::Unknown {
+                    r.origin = origin;
+                }
+                r.accepted = r.accepted.min(ts);
+                if ip.is_some() {
+                    r.client_ip = ip;
+                }
+                if let Some(h) = useful_host(client.host) {
+                    r.client_host = Some(cap(h));
+                }
+                if let Some(u) = sasl_username {
+                    r.auth_user = Some(cap(u));
+                }
+                if let Some(u) = uid {
+                    r.local_user = Some(u.to_string());
+                }
+                if let Some(f) = from {
+                    r.sender = Some(cap(f));
+                }
+                if r.helo.is_none() {
+                    r.helo = sess_helo;
+                }
+            }
+            Event::MessageId { qid, message_id } => {
+                let r = self.entry(hid, host, qid, ts, Origin::Unknown);
+                r.message_id = Some(cap(message_id));
+            }
+            Event::Queued {
+                qid,
+                from,
+                size,
+                nrcpt,
+                client,
+                helo,
+                auth_user,
+                local_user,
+                proto,
+                message_id,
+                parent,
+            } => {
+                let origin = if let Some(p) = parent {
+                    Origin::Notice(cap(p))
+                } else if client.as_ref().is_some_and(|c| c.ip.is_some()) {
+                    Origin::Smtp
+                } else if local_user.is_some() || proto.is_some_and(|p| p == "local") {
+                    Origin::Local
+                } else {
+                    Origin::Unknown
+                };
+                let r = self.entry(hid, host, qid, ts, origin.clone());
+                if r.origin == Origin::Unknown {
+                    r.origin = origin;
+                }
+                r.sender = Some(cap(from));
+                if size.is_some() {
+                    r.size = *size;
+                }
+                if nrcpt.is_some() {
+                    r.nrcpt = *nrcpt;
+                }
+                if let Some(c) = client {
+                    if let Some(ip) = parse_ip(c) {
+                        r.client_ip = Some(ip);
+                    }
+                    if let Some(h) = useful_host(c.host) {
+                        r.client_host = Some(cap(h));
+                    }
+                }
+                if let Some(h) = helo {
+                    r.helo = Some(cap(h));
+                }
+                if let Some(u) = auth_user {
+                    r.auth_user = Some(cap(u));
+                }
+                if let Some(u) = local_user {
+                    r.local_user = Some(cap(u));
+                }
+                if let Some(m) = message_id {
+                    r.message_id = Some(cap(m));
+                }
+            }
+            Event::Delivery {
+                qid,
+                to,
+                orig_to,
+                relay,
+                transport,
+                dsn,
+                status,
+                reply,
+                ..
+            } => {
+                let queued_as = if *status == DeliveryStatus::Sent {
+                    reply.and_then(queued_as).filter(|_| relay.is_some_and(is_loopback_relay))
+                } else {
+                    None
+                };
+                let r = self.entry(hid, host, qid, ts, Origin::Unknown);
+                let idx = r.recipients.iter().position(|x| x.addr == *to);
+                let rc = match idx {
+                    Some(i) => &mut r.recipients[i],
+                    None => {
+                        if r.recipients.len() >= MAX_RECIPIENTS {
+                            return;
+                        }
+                        r.recipients.push(Recipient {
+                            addr: cap(to),
+                            orig: orig_to.map(cap),
+                            outcome: Outcome::Deferred,
+                            dsn: None,
+                            relay: None,
+                            transport: None,
+                            reply: None,
+                            deferrals: 0,
+                            ts,
+                        });
+                        r.recipients.last_mut().expect("pushed above")
+                    }
+                };
+                rc.ts = ts;
+                rc.dsn = dsn.map(cap);
+                rc.relay = relay.map(cap);
+                rc.transport = transport.map(cap);
+                rc.reply = reply.map(cap);
+                rc.outcome = match status {
+                    DeliveryStatus::Sent | DeliveryStatus::Deliverable => {
+                        if queued_as.is_some() {
+                            Outcome::Filtered
+                        } else if rc.deferrals > 0 {
+                            Outcome::DeferredThenDelivered
+                        } else {
+                            Outcome::Delivered
+                        }
+                    }
+                    DeliveryStatus::Deferred => {
+                        rc.deferrals += 1;
+                        Outcome::Deferred
+                    }
+                    DeliveryStatus::Bounced | DeliveryStatus::Undeliverable => Outcome::Bounced,
+                    DeliveryStatus::Expired => Outcome::Expired,
+                    DeliveryStatus::Discarded => Outcome::Discarded,
+                };
+                if let Some(child) = queued_as {
+                    let (ip, chost, helo, user, luser, sender) = (
+                        r.client_ip,
+                        r.client_host.clone(),
+                        r.helo.clone(),
+                        r.auth_user.clone(),
+                        r.local_user.clone(),
+                        r.sender.clone(),
+                    );
+                    let parent = r.qid.clone();
+                    let c = self.entry(hid, host, child, ts, Origin::Filter(parent.clone()));
+                    c.origin = Origin::Filter(parent);
+                    c.accepted = c.accepted.min(ts);
+                    if c.client_ip.is_none_or(|i| i.is_loopback()) {
+                        c.client_ip = ip;
+                        c.client_host = chost;
+                    }
+                    if c.helo.is_none() || c.helo.as_deref() == Some("localhost") {
+                        c.helo = helo;
+                    }
+                    if c.auth_user.is_none() {
+                        c.auth_user = user;
+                    }
+                    if c.local_user.is_none() {
+                        c.local_user = luser;
+                    }
+                    if c.sender.is_none() {
+                        c.sender = sender;
+                    }
+                }
+            }
+            Event::Expired { qid, .. } => {
+                let r = self.entry(hid, host, qid, ts, Origin::Unknown);
+                for rc in &mut r.recipients {
+                    if rc.outcome == Outcome::Deferred {
+                        rc.outcome = Outcome::Expired;
+                    }
+                }
+            }
+            Event::Notice { qid, kind, notice_qid } => {
+                let r = self.entry(hid, host, qid, ts, Origin::Unknown);
+                r.notices += 1;
+                let _ = kind == &NoticeKind::Delay;
+                let parent = r.qid.clone();
+                let n = self.entry(hid, host, notice_qid, ts, Origin::Notice(parent.clone()));
+                n.origin = Origin::Notice(parent);
+            }
+            Event::Removed { qid } => self.remove(hid, qid, ts),
+            Event::Disconnect { .. } => {
+                if let Some(pid) = pid {
+                    self.sessions.remove(&(hid, pid));
+                }
+            }
+            Event::AuthSuccess { .. } | Event::AuthFailure { .. } | Event::Info { .. } => {}
+        }
+    }
+
+    fn session(&mut self, hid: u32, pid: u32, ts: Ts, ip: Option<IpAddr>, helo: Option<&str>, reset: bool) {
+        if self.sessions.len() >= MAX_SESSIONS && !self.sessions.contains_key(&(hid, pid)) {
+            let cut = self.now.plus_secs(-3600);
+            self.sessions.retain(|_, s| s.last > cut);
+            if self.sessions.len() >= MAX_SESSIONS {
+                self.sessions.clear();
+            }
+        }
+        let s = self.sessions.entry((hid, pid)).or_default();
+        if reset || (ip.is_some() && s.ip.is_some() && s.ip != ip) {
+            *s = Session::default();
+        }
+        if ip.is_some() {
+            s.ip = ip;
+        }
+        if let Some(h) = helo {
+            s.helo = Some(cap(h));
+        }
+        s.last = ts;
+    }
+
+    /// Close messages with no activity for `idle_secs` of event time (the real-time service calls
+    /// this periodically; messages in the deferred queue live for days, so use a long time-out).
+    pub fn flush_idle(&mut self, idle_secs: i64) {
+        let cut = self.now.plus_secs(-idle_secs);
+        let keys: Vec<QKey> = self
+            .flight
+            .iter()
+            .filter(|(_, r)| r.finished < cut)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(r) = self.flight.remove(&k) {
+                self.close(r, false);
+            }
+        }
+    }
+
+    /// Close every message still in flight (end of batch input), oldest first.
+    pub fn finish(&mut self) {
+        let mut rest: Vec<MessageRecord> = self.flight.drain().map(|(_, r)| r).collect();
+        rest.sort_by(|a, b| a.accepted.cmp(&b.accepted).then_with(|| a.qid.cmp(&b.qid)));
+        for r in rest {
+            self.close(r, false);
+        }
+    }
+}
+
+/// `250 2.0.0 Ok: queued as 4Nw1sP3J0kz9vFJ` -> the new queue id.
+pub fn queued_as(reply: &str) -> Option<&str> {
+    let i = reply.find("queued as ")?;
+    let id = reply[i + 10..].split([' ', ')', ';', ',']).next()?;
+    if id.is_empty() || id.len() > 23 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        None
+    } else {
+        Some(id)
+    }
+}
+
+/// Relay text pointing at this machine (a content filter such as amavisd on 127.0.0.1:10024).
+fn is_loopback_relay(relay: &str) -> bool {
+    let ip = crate::event::peer_brackets(relay).and_then(|p| p.ip).unwrap_or(relay);
+    ip.starts_with("127.") || ip == "::1" || relay.starts_with("localhost")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, Peer};
+
+    fn t(s: i64) -> Ts {
+        Ts::from_secs(1_700_000_000 + s)
+    }
+    fn peer<'a>(host: &'a str, ip: &'a str) -> Peer<'a> {
+        Peer {
+            host: Some(host),
+            ip: Some(ip),
+            port: None,
+        }
+    }
+    fn delivery<'a>(qid: &'a str, to: &'a str, status: DeliveryStatus, reply: &'a str) -> Event<'a> {
+        Event::Delivery {
+            qid,
+            to,
+            orig_to: None,
+            relay: Some("mx.example.net[192.0.2.5]:25"),
+            transport: Some("smtp"),
+            delay: None,
+            delays: None,
+            dsn: Some("5.1.1"),
+            status,
+            reply: Some(reply),
+        }
+    }
+    fn queued(qid: &str, from: &str) -> Event<'static> {
+        let qid: &'static str = Box::leak(qid.to_string().into_boxed_str());
+        let from: &'static str = Box::leak(from.to_string().into_boxed_str());
+        Event::Queued {
+            qid,
+            from,
+            size: Some(1234),
+            nrcpt: Some(2),
+            client: None,
+            helo: None,
+            auth_user: None,
+            local_user: None,
+            proto: None,
+            message_id: None,
+            parent: None,
+        }
+    }
+
+    #[test]
+    fn joins_a_postfix_message() {
+        let mut c = Correlator::default();
+        c.feed(t(0), "mx", Some(10), &Event::Connect { client: peer("a.example", "198.51.100.7") });
+        c.feed(
+            t(1),
+            "mx",
+            Some(10),
+            &Event::Check {
+                qid: None,
+                action: Action::Reject,
+                stage: Some("RCPT"),
+                client: Some(peer("a.example", "198.51.100.7")),
+                reason: "550 5.1.1 unknown",
+                from: Some("u@example.org"),
+                to: Some("x@here"),
+                proto: Some("ESMTP"),
+                helo: Some("pc17"),
+            },
+        );
+        c.feed(
+            t(2),
+            "mx",
+            Some(10),
+            &Event::Client {
+                qid: "ABC123",
+                client: peer("a.example", "198.51.100.7"),
+                sasl_method: Some("PLAIN"),
+                sasl_username: Some("u@example.org"),
+                uid: None,
+                from: None,
+                orig_qid: None,
+            },
+        );
+        c.feed(t(3), "mx", Some(11), &queued("ABC123", "u@example.org"));
+        c.feed(t(4), "mx", Some(12), &delivery("ABC123", "a@far.example", DeliveryStatus::Deferred, "451 later"));
+        c.feed(t(5), "mx", Some(12), &delivery("ABC123", "b@far.example", DeliveryStatus::Bounced, "550 no"));
+        c.feed(t(9), "mx", Some(12), &delivery("ABC123", "a@far.example", DeliveryStatus::Sent, "250 ok"));
+        assert_eq!(c.drain().count(), 0);
+        c.feed(t(10), "mx", Some(11), &Event::Removed { qid: "ABC123" });
+        let recs: Vec<_> = c.drain().collect();
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!(r.auth_user.as_deref(), Some("u@example.org"));
+        assert_eq!(r.helo.as_deref(), Some("pc17"));
+        assert_eq!(r.client_ip, Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(r.size, Some(1234));
+        assert_eq!(r.recipients[0].outcome, Outcome::DeferredThenDelivered);
+        assert_eq!(r.recipients[1].outcome, Outcome::Bounced);
+        assert!(r.complete);
+        assert_eq!(r.accepted, t(2));
+        assert_eq!(r.finished, t(10));
+    }
+
+    #[test]
+    fn expiry_marks_deferred_recipients() {
+        let mut c = Correlator::default();
+        c.feed(t(0), "h", None, &queued("Q1", "s@x"));
+        c.feed(t(1), "h", None, &delivery("Q1", "a@dead.example", DeliveryStatus::Deferred, "connect timed out"));
+        c.feed(t(2), "h", None, &Event::Expired { qid: "Q1", from: "s@x" });
+        c.feed(t(3), "h", None, &Event::Removed { qid: "Q1" });
+        let r = c.drain().next().unwrap();
+        assert_eq!(r.recipients[0].outcome, Outcome::Expired);
+    }
+
+    #[test]
+    fn bounce_notice_is_linked() {
+        let mut c = Correlator::default();
+        c.feed(t(0), "h", None, &queued("P1", "s@x"));
+        c.feed(
+            t(1),
+            "h",
+            None,
+            &Event::Notice {
+                qid: "P1",
+                kind: NoticeKind::NonDelivery,
+                notice_qid: "N1",
+            },
+        );
+        c.feed(t(1), "h", None, &queued("N1", ""));
+        c.feed(t(2), "h", None, &Event::Removed { qid: "N1" });
+        let r = c.drain().next().unwrap();
+        assert_eq!(r.origin, Origin::Notice("P1".into()));
+        assert!(r.is_null_sender());
+    }
+
+    #[test]
+    fn content_filter_passes_submitter_on() {
+        let mut c = Correlator::default();
+        c.feed(
+            t(0),
+            "h",
+            Some(1),
+            &Event::Client {
+                qid: "PRE",
+                client: peer("dsl-1.isp.example", "203.0.113.9"),
+                sasl_method: Some("LOGIN"),
+                sasl_username: Some("bob"),
+                uid: None,
+                from: None,
+                orig_qid: None,
+            },
+        );
+        c.feed(t(1), "h", Some(2), &queued("PRE", "bob@isp.example"));
+        c.feed(
+            t(2),
+            "h",
+            Some(3),
+            &Event::Client {
+                qid: "POST",
+                client: peer("localhost", "127.0.0.1"),
+                sasl_method: None,
+                sasl_username: None,
+                uid: None,
+                from: None,
+                orig_qid: None,
+            },
+        );
+        c.feed(
+            t(3),
+            "h",
+            Some(4),
+            &Event::Delivery {
+                qid: "PRE",
+                to: "x@far.example",
+                orig_to: None,
+                relay: Some("127.0.0.1[127.0.0.1]:10024"),
+                transport: Some("smtp"),
+                delay: None,
+                delays: None,
+                dsn: Some("2.0.0"),
+                status: DeliveryStatus::Sent,
+                reply: Some("250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as POST"),
+            },
+        );
+        c.feed(t(4), "h", Some(2), &Event::Removed { qid: "PRE" });
+        c.feed(t(5), "h", Some(4), &delivery("POST", "x@far.example", DeliveryStatus::Bounced, "550 no"));
+        c.feed(t(6), "h", Some(2), &Event::Removed { qid: "POST" });
+        let recs: Vec<_> = c.drain().collect();
+        assert_eq!(recs[0].recipients[0].outcome, Outcome::Filtered);
+        assert_eq!(recs[1].auth_user.as_deref(), Some("bob"));
+        assert_eq!(recs[1].client_ip, Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(recs[1].origin, Origin::Filter("PRE".into()));
+    }
+
+    #[test]
+    fn bounded_in_flight() {
+        let mut c = Correlator::new(100);
+        for i in 0..1000 {
+            c.feed(t(i), "h", None, &queued(&format!("Q{i}"), "s@x"));
+        }
+        assert!(c.in_flight() <= 100);
+        assert!(c.stats().evicted >= 900);
+        c.finish();
+        assert_eq!(c.drain().count(), 1000);
+    }
+
+    #[test]
+    fn queued_as_parsing() {
+        assert_eq!(queued_as("250 2.0.0 Ok: queued as 4Nw1sP3J0kz9vFJ"), Some("4Nw1sP3J0kz9vFJ"));
+        assert_eq!(queued_as("250 2.0.0 Ok: queued as ABC)"), Some("ABC"));
+        assert_eq!(queued_as("250 ok"), None);
+    }
+}
