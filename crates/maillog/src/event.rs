@@ -375,7 +375,9 @@ pub fn peer_brackets(s: &str) -> Option<Peer<'_>> {
 
 /// Strip one pair of angle brackets: `<a@b>` -> `a@b`, `<>` -> ``; other text unchanged.
 pub fn unbracket(s: &str) -> &str {
-    s.strip_prefix('<').and_then(|t| t.strip_suffix('>')).unwrap_or(s)
+    s.strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .unwrap_or(s)
 }
 
 #[cfg(test)]

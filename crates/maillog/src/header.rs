@@ -186,7 +186,11 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Split `host prog[pid]: msg` (or `prog[pid]: msg` without host) starting at `i`.
-fn host_prog<'a>(line: &'a str, i: usize, want_host: bool) -> Option<(&'a str, &'a str, Option<u32>, &'a str)> {
+fn host_prog<'a>(
+    line: &'a str,
+    i: usize,
+    want_host: bool,
+) -> Option<(&'a str, &'a str, Option<u32>, &'a str)> {
     let b = line.as_bytes();
     let i = skip_spaces(b, i);
     let rest = &line[i..];
@@ -392,11 +396,19 @@ mod tests {
         assert_eq!(h.program, "postfix/submission/smtpd");
         assert_eq!(h.pid, Some(123));
         assert_eq!(h.msg, "connect from x[1.2.3.4]");
-        let h = parse_header("Feb  5 15:10:17 z1 dovecot: master: Dovecot v2.2.33.2", &mut ctx()).unwrap();
+        let h = parse_header(
+            "Feb  5 15:10:17 z1 dovecot: master: Dovecot v2.2.33.2",
+            &mut ctx(),
+        )
+        .unwrap();
         assert_eq!(h.program, "dovecot");
         assert_eq!(h.pid, None);
         assert_eq!(h.msg, "master: Dovecot v2.2.33.2");
-        let h = parse_header("Nov 20 10:47:15.250000 host postfix/qmgr[9]: ABC: removed", &mut ctx()).unwrap();
+        let h = parse_header(
+            "Nov 20 10:47:15.250000 host postfix/qmgr[9]: ABC: removed",
+            &mut ctx(),
+        )
+        .unwrap();
         assert_eq!(h.ts.rfc3339(), "2026-11-20T10:47:15.250000Z");
     }
 
@@ -414,13 +426,25 @@ mod tests {
 
     #[test]
     fn exim_native() {
-        let h = parse_header("2020-02-22 01:01:56 1j5IF1-0006A7-Ub <= root@x U=root P=local S=1", &mut ctx()).unwrap();
+        let h = parse_header(
+            "2020-02-22 01:01:56 1j5IF1-0006A7-Ub <= root@x U=root P=local S=1",
+            &mut ctx(),
+        )
+        .unwrap();
         assert_eq!(h.stamp, StampKind::Exim);
         assert_eq!(h.msg, "1j5IF1-0006A7-Ub <= root@x U=root P=local S=1");
-        let h = parse_header("2020-02-22 01:01:56 [1234] 1j5IF1-0006A7-Ub Completed", &mut ctx()).unwrap();
+        let h = parse_header(
+            "2020-02-22 01:01:56 [1234] 1j5IF1-0006A7-Ub Completed",
+            &mut ctx(),
+        )
+        .unwrap();
         assert_eq!(h.pid, Some(1234));
         assert_eq!(h.msg, "1j5IF1-0006A7-Ub Completed");
-        let h = parse_header("2020-02-22 01:01:56 +0100 1j5IF1-0006A7-Ub Completed", &mut ctx()).unwrap();
+        let h = parse_header(
+            "2020-02-22 01:01:56 +0100 1j5IF1-0006A7-Ub Completed",
+            &mut ctx(),
+        )
+        .unwrap();
         assert_eq!(h.ts.rfc3339(), "2020-02-22T00:01:56Z");
         assert_eq!(h.msg, "1j5IF1-0006A7-Ub Completed");
     }
@@ -458,7 +482,14 @@ mod tests {
 
     #[test]
     fn garbage_is_none() {
-        for s in ["", "x", "Nov 99 10:47:15 h p: m", "2026-13-01 00:00:00 x", "<999999>", "@4000zz"] {
+        for s in [
+            "",
+            "x",
+            "Nov 99 10:47:15 h p: m",
+            "2026-13-01 00:00:00 x",
+            "<999999>",
+            "@4000zz",
+        ] {
             let _ = parse_header(s, &mut ctx());
         }
         assert!(parse_header("hello world this is not a log line", &mut ctx()).is_none());

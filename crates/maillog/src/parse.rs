@@ -133,7 +133,10 @@ impl Stats {
 /// Which family a program name belongs to, and the program name used for counting.
 pub fn classify_program(program: &str) -> (Format, &str) {
     if program.starts_with("postfix") {
-        return (Format::Postfix, program.rsplit('/').next().unwrap_or(program));
+        return (
+            Format::Postfix,
+            program.rsplit('/').next().unwrap_or(program),
+        );
     }
     if program.starts_with("exim") {
         return (Format::Exim, program);
@@ -166,7 +169,10 @@ pub fn shape_of(msg: &str) -> String {
         }
         words += 1;
         let has_digit = w.bytes().any(|c| c.is_ascii_digit());
-        let is_hexish = w.len() >= 8 && w.trim_end_matches(':').bytes().all(|c| c.is_ascii_hexdigit() || c == b'-');
+        let is_hexish = w.len() >= 8
+            && w.trim_end_matches(':')
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() || c == b'-');
         if w.contains('@') {
             out.push_str("<addr>");
         } else if w.contains('[') {

@@ -87,7 +87,12 @@ impl Recipient {
     pub fn is_local_delivery(&self) -> bool {
         match self.transport.as_deref() {
             Some("local" | "virtual" | "lmtp" | "dovecot" | "maildrop") => true,
-            Some(t) => t.contains("local") || t.contains("lmtp") || t.contains("dovecot") || t.contains("virtual"),
+            Some(t) => {
+                t.contains("local")
+                    || t.contains("lmtp")
+                    || t.contains("dovecot")
+                    || t.contains("virtual")
+            }
             None => false,
         }
     }
@@ -202,7 +207,11 @@ impl QKey {
         let n = b.len().min(23);
         let mut id = [0u8; 23];
         id[..n].copy_from_slice(&b[..n]);
-        QKey { host, len: n as u8, id }
+        QKey {
+            host,
+            len: n as u8,
+            id,
+        }
     }
 }
 
@@ -308,7 +317,14 @@ impl Correlator {
         id
     }
 
-    fn entry(&mut self, hid: u32, host: &str, qid: &str, ts: Ts, origin: Origin) -> &mut MessageRecord {
+    fn entry(
+        &mut self,
+        hid: u32,
+        host: &str,
+        qid: &str,
+        ts: Ts,
+        origin: Origin,
+    ) -> &mut MessageRecord {
         let key = QKey::new(hid, qid);
         if !self.flight.contains_key(&key) && self.flight.len() >= self.max_in_flight {
             self.evict();
@@ -550,7 +566,9 @@ impl Correlator {
                 ..
             } => {
                 let queued_as = if *status == DeliveryStatus::Sent {
-                    reply.and_then(queued_as).filter(|_| relay.is_some_and(is_loopback_relay))
+                    reply
+                        .and_then(queued_as)
+                        .filter(|_| relay.is_some_and(is_loopback_relay))
                 } else {
                     None
                 };
@@ -638,7 +656,11 @@ impl Correlator {
                     }
                 }
             }
-            Event::Notice { qid, kind, notice_qid } => {
+            Event::Notice {
+                qid,
+                kind,
+                notice_qid,
+            } => {
                 let r = self.entry(hid, host, qid, ts, Origin::Unknown);
                 r.notices += 1;
                 let _ = kind == &NoticeKind::Delay;
@@ -656,7 +678,15 @@ impl Correlator {
         }
     }
 
-    fn session(&mut self, hid: u32, pid: u32, ts: Ts, ip: Option<IpAddr>, helo: Option<&str>, reset: bool) {
+    fn session(
+        &mut self,
+        hid: u32,
+        pid: u32,
+        ts: Ts,
+        ip: Option<IpAddr>,
+        helo: Option<&str>,
+        reset: bool,
+    ) {
         if self.sessions.len() >= MAX_SESSIONS && !self.sessions.contains_key(&(hid, pid)) {
             let cut = self.now.plus_secs(-3600);
             self.sessions.retain(|_, s| s.last > cut);
@@ -708,7 +738,8 @@ impl Correlator {
 pub fn queued_as(reply: &str) -> Option<&str> {
     let i = reply.find("queued as ")?;
     let id = reply[i + 10..].split([' ', ')', ';', ',']).next()?;
-    if id.is_empty() || id.len() > 23 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+    if id.is_empty() || id.len() > 23 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    {
         None
     } else {
         Some(id)
@@ -717,7 +748,9 @@ pub fn queued_as(reply: &str) -> Option<&str> {
 
 /// Relay text pointing at this machine (a content filter such as amavisd on 127.0.0.1:10024).
 fn is_loopback_relay(relay: &str) -> bool {
-    let ip = crate::event::peer_brackets(relay).and_then(|p| p.ip).unwrap_or(relay);
+    let ip = crate::event::peer_brackets(relay)
+        .and_then(|p| p.ip)
+        .unwrap_or(relay);
     ip.starts_with("127.") || ip == "::1" || relay.starts_with("localhost")
 }
 
@@ -736,7 +769,12 @@ mod tests {
             port: None,
         }
     }
-    fn delivery<'a>(qid: &'a str, to: &'a str, status: DeliveryStatus, reply: &'a str) -> Event<'a> {
+    fn delivery<'a>(
+        qid: &'a str,
+        to: &'a str,
+        status: DeliveryStatus,
+        reply: &'a str,
+    ) -> Event<'a> {
         Event::Delivery {
             qid,
             to,
@@ -771,7 +809,14 @@ mod tests {
     #[test]
     fn joins_a_postfix_message() {
         let mut c = Correlator::default();
-        c.feed(t(0), "mx", Some(10), &Event::Connect { client: peer("a.example", "198.51.100.7") });
+        c.feed(
+            t(0),
+            "mx",
+            Some(10),
+            &Event::Connect {
+                client: peer("a.example", "198.51.100.7"),
+            },
+        );
         c.feed(
             t(1),
             "mx",
@@ -803,9 +848,29 @@ mod tests {
             },
         );
         c.feed(t(3), "mx", Some(11), &queued("ABC123", "u@example.org"));
-        c.feed(t(4), "mx", Some(12), &delivery("ABC123", "a@far.example", DeliveryStatus::Deferred, "451 later"));
-        c.feed(t(5), "mx", Some(12), &delivery("ABC123", "b@far.example", DeliveryStatus::Bounced, "550 no"));
-        c.feed(t(9), "mx", Some(12), &delivery("ABC123", "a@far.example", DeliveryStatus::Sent, "250 ok"));
+        c.feed(
+            t(4),
+            "mx",
+            Some(12),
+            &delivery(
+                "ABC123",
+                "a@far.example",
+                DeliveryStatus::Deferred,
+                "451 later",
+            ),
+        );
+        c.feed(
+            t(5),
+            "mx",
+            Some(12),
+            &delivery("ABC123", "b@far.example", DeliveryStatus::Bounced, "550 no"),
+        );
+        c.feed(
+            t(9),
+            "mx",
+            Some(12),
+            &delivery("ABC123", "a@far.example", DeliveryStatus::Sent, "250 ok"),
+        );
         assert_eq!(c.drain().count(), 0);
         c.feed(t(10), "mx", Some(11), &Event::Removed { qid: "ABC123" });
         let recs: Vec<_> = c.drain().collect();
@@ -826,8 +891,26 @@ mod tests {
     fn expiry_marks_deferred_recipients() {
         let mut c = Correlator::default();
         c.feed(t(0), "h", None, &queued("Q1", "s@x"));
-        c.feed(t(1), "h", None, &delivery("Q1", "a@dead.example", DeliveryStatus::Deferred, "connect timed out"));
-        c.feed(t(2), "h", None, &Event::Expired { qid: "Q1", from: "s@x" });
+        c.feed(
+            t(1),
+            "h",
+            None,
+            &delivery(
+                "Q1",
+                "a@dead.example",
+                DeliveryStatus::Deferred,
+                "connect timed out",
+            ),
+        );
+        c.feed(
+            t(2),
+            "h",
+            None,
+            &Event::Expired {
+                qid: "Q1",
+                from: "s@x",
+            },
+        );
         c.feed(t(3), "h", None, &Event::Removed { qid: "Q1" });
         let r = c.drain().next().unwrap();
         assert_eq!(r.recipients[0].outcome, Outcome::Expired);
@@ -900,11 +983,18 @@ mod tests {
                 delays: None,
                 dsn: Some("2.0.0"),
                 status: DeliveryStatus::Sent,
-                reply: Some("250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as POST"),
+                reply: Some(
+                    "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as POST",
+                ),
             },
         );
         c.feed(t(4), "h", Some(2), &Event::Removed { qid: "PRE" });
-        c.feed(t(5), "h", Some(4), &delivery("POST", "x@far.example", DeliveryStatus::Bounced, "550 no"));
+        c.feed(
+            t(5),
+            "h",
+            Some(4),
+            &delivery("POST", "x@far.example", DeliveryStatus::Bounced, "550 no"),
+        );
         c.feed(t(6), "h", Some(2), &Event::Removed { qid: "POST" });
         let recs: Vec<_> = c.drain().collect();
         assert_eq!(recs[0].recipients[0].outcome, Outcome::Filtered);
@@ -927,7 +1017,10 @@ mod tests {
 
     #[test]
     fn queued_as_parsing() {
-        assert_eq!(queued_as("250 2.0.0 Ok: queued as 4Nw1sP3J0kz9vFJ"), Some("4Nw1sP3J0kz9vFJ"));
+        assert_eq!(
+            queued_as("250 2.0.0 Ok: queued as 4Nw1sP3J0kz9vFJ"),
+            Some("4Nw1sP3J0kz9vFJ")
+        );
         assert_eq!(queued_as("250 2.0.0 Ok: queued as ABC)"), Some("ABC"));
         assert_eq!(queued_as("250 ok"), None);
     }

@@ -130,8 +130,18 @@ impl TimeContext {
         self.year
     }
     /// Local wall-clock time to UTC.
-    pub fn local_to_utc(&mut self, y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: u32) -> Ts {
-        let wall = days_from_civil(y, mo, d) * 86_400 + (h as i64) * 3600 + (mi as i64) * 60 + s as i64;
+    pub fn local_to_utc(
+        &mut self,
+        y: i64,
+        mo: u32,
+        d: u32,
+        h: u32,
+        mi: u32,
+        s: u32,
+        us: u32,
+    ) -> Ts {
+        let wall =
+            days_from_civil(y, mo, d) * 86_400 + (h as i64) * 3600 + (mi as i64) * 60 + s as i64;
         let key = wall.div_euclid(3600);
         if key != self.cache_key {
             self.cache_key = key;

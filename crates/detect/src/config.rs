@@ -1,0 +1,211 @@
+//! Detector settings: every threshold has a name, a default, and a reason (see docs/DETECTION.md).
+//!
+//! The structures deserialize from the `[detect]` and `[network]` tables of smtpscope.toml with
+//! `deny_unknown_fields`, so a misspelt key is an error that names it.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::window::parse_duration;
+
+/// A duration written as `90s`, `10m`, `24h`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Duration(pub i64);
+
+impl TryFrom<String> for Duration {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        parse_duration(&s)
+            .map(Duration)
+            .ok_or_else(|| format!("invalid duration {s:?} (expected e.g. 90s, 10m, 24h, 7d)"))
+    }
+}
+
+impl From<Duration> for String {
+    fn from(d: Duration) -> String {
+        let s = d.0;
+        if s % 86_400 == 0 && s > 0 {
+            format!("{}d", s / 86_400)
+        } else if s % 3600 == 0 && s > 0 {
+            format!("{}h", s / 3600)
+        } else if s % 60 == 0 && s > 0 {
+            format!("{}m", s / 60)
+        } else {
+            format!("{s}s")
+        }
+    }
+}
+
+/// Who is "us": the operator's networks, domains and host names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// Customer and server networks whose unauthenticated clients are ours (Postfix
+    /// `mynetworks`). Mail from elsewhere that is not authenticated and not relayed out is
+    /// incoming mail and never makes its sender look like a customer.
+    pub own_networks: Vec<IpNet>,
+    /// Domains we deliver locally (Postfix `mydestination`, virtual domains). Used to tell
+    /// incoming mail from outgoing when the transports do not.
+    pub local_domains: Vec<String>,
+    /// Our own host names, as a client might forge them in HELO. The host names seen in the
+    /// logs' headers are added automatically.
+    pub own_names: Vec<String>,
+}
+
+/// `delivery-failures`: extrusion detection by failed recipients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryFailures {
+    /// On or off.
+    pub enabled: bool,
+    /// Alert when failed recipients in the window exceed this. Clayton (2004) found that more
+    /// than 20 failures a day separates spam sources from ordinary customers on a large ISP.
+    pub threshold: u64,
+    /// Sliding window.
+    pub window: Duration,
+}
+
+impl Default for DeliveryFailures {
+    fn default() -> Self {
+        DeliveryFailures {
+            enabled: true,
+            threshold: 20,
+            window: Duration(86_400),
+        }
+    }
+}
+
+/// Mailing-list recognition and the `multiple-lists` rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailingLists {
+    /// A sender address is list-like once it has mailed at least this many distinct recipients
+    /// in the window.
+    pub min_recipients: u64,
+    /// …and at most this share of its recipients failed (real lists see ~5–15%: addresses go
+    /// stale; spam to harvested and invented addresses fails far more).
+    pub max_failure_ratio: f64,
+    /// Alert `multiple-lists` when one customer has more list-like senders than this in the window.
+    pub max_lists: u64,
+    /// Whether `multiple-lists` alerts at all.
+    pub alert_multiple: bool,
+}
+
+impl Default for MailingLists {
+    fn default() -> Self {
+        MailingLists {
+            min_recipients: 50,
+            max_failure_ratio: 0.25,
+            max_lists: 1,
+            alert_multiple: true,
+        }
+    }
+}
+
+/// Rejection daemons: autoresponders and challenge-response systems replying to spam with a
+/// non-null sender; their failures are discounted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RejectionDaemons {
+    /// Sender local parts (case-insensitive substrings) that mark automatic replies.
+    pub sender_patterns: Vec<String>,
+    /// A message to an address that mailed this sender within this time is a reply.
+    pub reply_window: Duration,
+    /// Most (recipient, sender) pairs of incoming mail remembered for reply recognition.
+    pub max_pairs: usize,
+}
+
+impl Default for RejectionDaemons {
+    fn default() -> Self {
+        RejectionDaemons {
+            sender_patterns: [
+                "mailer-daemon",
+                "postmaster",
+                "autoreply",
+                "auto-reply",
+                "autoresponder",
+                "vacation",
+                "noreply",
+                "no-reply",
+                "donotreply",
+                "do-not-reply",
+                "bounce",
+                "challenge",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            reply_window: Duration(7 * 86_400),
+            max_pairs: 1_000_000,
+        }
+    }
+}
+
+/// `helo-anomaly`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Helo {
+    /// On or off.
+    pub enabled: bool,
+    /// Alert when the combined score of the signs reaches this.
+    pub min_score: f64,
+    /// …and at least this many messages or commands showed a sign (one stray line is not a bot).
+    pub min_events: u64,
+    /// Distinct HELO names from one client within `window` that count as "changing HELOs".
+    pub max_distinct: usize,
+    /// Window for the distinct-HELO count and for re-alerting.
+    pub window: Duration,
+}
+
+impl Default for Helo {
+    fn default() -> Self {
+        Helo {
+            enabled: true,
+            min_score: 0.7,
+            min_events: 3,
+            max_distinct: 4,
+            window: Duration(3600),
+        }
+    }
+}
+
+/// Memory bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most entities (accounts, clients, senders) with detector state at once.
+    pub max_entities: usize,
+    /// Most messages kept in flight by the correlator.
+    pub max_in_flight: usize,
+    /// Sample messages kept per entity as evidence.
+    pub samples: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entities: 500_000,
+            max_in_flight: maillog::record::DEFAULT_MAX_IN_FLIGHT,
+            samples: 12,
+        }
+    }
+}
+
+/// All detector settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Who is us.
+    pub network: Network,
+    /// `delivery-failures`.
+    pub delivery_failures: DeliveryFailures,
+    /// Mailing lists and `multiple-lists`.
+    pub mailing_lists: MailingLists,
+    /// Rejection daemons.
+    pub rejection_daemons: RejectionDaemons,
+    /// `helo-anomaly`.
+    pub helo: Helo,
+    /// Memory bounds.
+    pub limits: Limits,
+}

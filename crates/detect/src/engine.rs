@@ -1,0 +1,345 @@
+//! The engine: one code path from events to alerts, for `analyze` (batch) and `serve` (real time).
+//!
+//! It owns the correlator and every detector, and is a pure function of the event stream: time
+//! comes only from the events. Feed it lines' events in log order with [`Engine::feed`], call
+//! [`Engine::finish`] at the end of a batch, and take alerts with [`Engine::take_alerts`].
+
+use std::net::IpAddr;
+
+use maillog::record::{Correlator, MessageRecord, Origin, Outcome};
+use maillog::{Action, Event, Ts};
+use serde::Serialize;
+
+use crate::alert::{Alert, Entity, EntityKind};
+use crate::bounded::BoundedMap;
+use crate::config::Config;
+use crate::extrusion::Extrusion;
+use crate::helo::{HeloDetector, Observation};
+
+/// Which way a message went, as far as the log tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Sent by one of our users or customers (authenticated, from our networks, relayed out, or
+    /// submitted locally).
+    Outgoing,
+    /// Mail from the internet for local mailboxes.
+    Incoming,
+    /// Bounces and notifications made by the MTA, and pre-filter copies.
+    Internal,
+}
+
+/// Engine counters.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineStats {
+    /// Events fed.
+    pub events: u64,
+    /// Message records completed.
+    pub records: u64,
+    /// …outgoing.
+    pub outgoing: u64,
+    /// …incoming.
+    pub incoming: u64,
+    /// …internal (bounces, notifications, pre-filter copies).
+    pub internal: u64,
+    /// Recipients failed in outgoing mail.
+    pub failed_recipients: u64,
+    /// Recipients delivered in outgoing mail.
+    pub delivered_recipients: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Latest event time seen.
+    #[serde(skip)]
+    pub last_ts: Option<Ts>,
+    /// Earliest event time seen.
+    #[serde(skip)]
+    pub first_ts: Option<Ts>,
+}
+
+/// Most host names learned from log headers as "our names".
+const MAX_OWN_NAMES: usize = 64;
+
+/// The detection engine.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: Config,
+    corr: Correlator,
+    extrusion: Extrusion,
+    helo: HeloDetector,
+    own_names: Vec<String>,
+    customers: BoundedMap<IpAddr, ()>,
+    alerts: Vec<Alert>,
+    stats: EngineStats,
+    records_buf: Vec<MessageRecord>,
+    keep_records: bool,
+}
+
+impl Engine {
+    /// An engine with these settings.
+    pub fn new(cfg: Config) -> Self {
+        let own_names = cfg
+            .network
+            .own_names
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        Engine {
+            corr: Correlator::new(cfg.limits.max_in_flight),
+            extrusion: Extrusion::new(&cfg),
+            helo: HeloDetector::new(&cfg),
+            customers: BoundedMap::new(cfg.limits.max_entities),
+            own_names,
+            cfg,
+            alerts: Vec::new(),
+            stats: EngineStats::default(),
+            records_buf: Vec::new(),
+            keep_records: false,
+        }
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Keep completed records for [`Engine::take_records`] (for `parse --records`).
+    pub fn keep_records(&mut self, on: bool) {
+        self.keep_records = on;
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Correlator counters.
+    pub fn correlator_stats(&self) -> &maillog::record::CorrelatorStats {
+        self.corr.stats()
+    }
+
+    /// Alerts raised since the last call.
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// Records completed since the last call (only with [`Engine::keep_records`]).
+    pub fn take_records(&mut self) -> Vec<MessageRecord> {
+        std::mem::take(&mut self.records_buf)
+    }
+
+    /// Feed one event from a line of `host` (log host), `program` and `pid`, at `ts`.
+    pub fn feed(&mut self, ts: Ts, host: &str, program: &str, pid: Option<u32>, ev: &Event<'_>) {
+        self.stats.events += 1;
+        if self.stats.first_ts.is_none_or(|f| ts < f) {
+            self.stats.first_ts = Some(ts);
+        }
+        if self.stats.last_ts.is_none_or(|l| ts > l) {
+            self.stats.last_ts = Some(ts);
+        }
+        if !host.is_empty() && self.own_names.len() < MAX_OWN_NAMES {
+            let h = host.to_ascii_lowercase();
+            if !self.own_names.contains(&h) {
+                self.own_names.push(h);
+            }
+        }
+        self.direct(ts, program, ev);
+        self.corr.feed(ts, host, pid, ev);
+        let recs: Vec<MessageRecord> = self.corr.drain().collect();
+        for r in recs {
+            self.on_record(&r);
+            if self.keep_records {
+                self.records_buf.push(r);
+            }
+        }
+    }
+
+    /// Close every message in flight (end of batch input) and run the detectors on them.
+    pub fn finish(&mut self) {
+        self.corr.finish();
+        let recs: Vec<MessageRecord> = self.corr.drain().collect();
+        for r in recs {
+            self.on_record(&r);
+            if self.keep_records {
+                self.records_buf.push(r);
+            }
+        }
+    }
+
+    /// Close messages idle for `secs` of event time (real-time service housekeeping).
+    pub fn flush_idle(&mut self, secs: i64) {
+        self.corr.flush_idle(secs);
+        let recs: Vec<MessageRecord> = self.corr.drain().collect();
+        for r in recs {
+            self.on_record(&r);
+        }
+    }
+
+    fn in_own_networks(&self, ip: IpAddr) -> bool {
+        self.cfg
+            .network
+            .own_networks
+            .iter()
+            .any(|n| n.contains(&ip))
+    }
+
+    fn is_local_domain(&self, addr: &str) -> bool {
+        let d = addr.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        self.cfg
+            .network
+            .local_domains
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(d))
+    }
+
+    /// Direction of a record and the entity that submitted it.
+    pub fn classify(&self, r: &MessageRecord) -> (Direction, Option<Entity>) {
+        if matches!(r.origin, Origin::Notice(_)) || r.is_null_sender() {
+            return (Direction::Internal, None);
+        }
+        if !r.recipients.is_empty() && r.recipients.iter().all(|x| x.outcome == Outcome::Filtered) {
+            return (Direction::Internal, None);
+        }
+        if let Some(u) = &r.auth_user {
+            return (
+                Direction::Outgoing,
+                Some(Entity::new(EntityKind::Account, u.clone())),
+            );
+        }
+        if let Some(ip) = r.client_ip.filter(|i| !i.is_loopback()) {
+            let relayed_out = r.recipients.iter().any(|x| {
+                !x.is_local_delivery()
+                    && !self.is_local_domain(&x.addr)
+                    && x.outcome != Outcome::Filtered
+            });
+            if self.in_own_networks(ip) || relayed_out || self.customers.get(&ip).is_some() {
+                return (
+                    Direction::Outgoing,
+                    Some(Entity::new(EntityKind::Client, ip.to_string())),
+                );
+            }
+            return (Direction::Incoming, None);
+        }
+        if r.origin == Origin::Local || r.local_user.is_some() {
+            let s = r.sender.clone().unwrap_or_default();
+            return (
+                Direction::Outgoing,
+                Some(Entity::new(EntityKind::Sender, s)),
+            );
+        }
+        (Direction::Internal, None)
+    }
+
+    fn on_record(&mut self, r: &MessageRecord) {
+        self.stats.records += 1;
+        let (dir, ent) = self.classify(r);
+        match dir {
+            Direction::Outgoing => self.stats.outgoing += 1,
+            Direction::Incoming => self.stats.incoming += 1,
+            Direction::Internal => self.stats.internal += 1,
+        }
+        if dir == Direction::Incoming {
+            if let Some(from) = r.sender.as_deref() {
+                for rc in r.recipients.iter().filter(|x| x.outcome.is_delivered()) {
+                    self.extrusion.note_inbound(r.finished, from, &rc.addr);
+                }
+            }
+            return;
+        }
+        // Local deliveries to our own mailboxes are incoming too, whoever sent them: remember
+        // them so that autoresponder replies are recognised.
+        if let Some(from) = r.sender.as_deref() {
+            for rc in r
+                .recipients
+                .iter()
+                .filter(|x| x.is_local_delivery() && x.outcome.is_delivered())
+            {
+                self.extrusion.note_inbound(r.finished, from, &rc.addr);
+            }
+        }
+        let Some(ent) = ent else { return };
+        self.stats.failed_recipients += r.failed().count() as u64;
+        self.stats.delivered_recipients += r.delivered().count() as u64;
+        if let Some(ip) = r.client_ip.filter(|i| !i.is_loopback()) {
+            self.customers.get_or_insert_with(&ip, r.finished, || ());
+            self.helo
+                .mark_ours(&Entity::new(EntityKind::Client, ip.to_string()), r.finished);
+        }
+        let mut out = Vec::new();
+        self.extrusion.on_record(&self.cfg, &ent, r, &mut out);
+        if let Some(h) = r.helo.as_deref() {
+            let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr.as_str()).collect();
+            let obs = Observation {
+                ts: r.accepted,
+                helo: h,
+                sender: r.sender.as_deref(),
+                rcpts,
+                client: r.client_ip,
+                context: "message",
+                ours: true,
+            };
+            self.helo
+                .observe(&self.cfg, &self.own_names, &ent, &obs, &mut out);
+        }
+        self.push(out);
+    }
+
+    fn push(&mut self, out: Vec<Alert>) {
+        self.stats.alerts += out.len() as u64;
+        self.alerts.extend(out);
+    }
+
+    /// Events used directly (not through records).
+    fn direct(&mut self, ts: Ts, program: &str, ev: &Event<'_>) {
+        if let Event::Check {
+            qid: None,
+            action,
+            client: Some(c),
+            helo: Some(h),
+            from,
+            to,
+            reason,
+            ..
+        } = ev
+        {
+            if !matches!(
+                action,
+                Action::Reject | Action::Defer | Action::Permit | Action::Warn
+            ) {
+                return;
+            }
+            let Some(ip) = c.ip.and_then(|i| i.parse::<IpAddr>().ok()) else {
+                return;
+            };
+            if ip.is_loopback() {
+                return;
+            }
+            // A relay-access refusal says the client is NOT one of ours.
+            if reason.contains("Relay access denied") {
+                return;
+            }
+            let ours = self.in_own_networks(ip)
+                || self.customers.get(&ip).is_some()
+                || program.contains("submission")
+                || program.contains("smtps");
+            let ent = Entity::new(EntityKind::Client, ip.to_string());
+            let obs = Observation {
+                ts,
+                helo: h,
+                sender: *from,
+                rcpts: to.iter().copied().collect(),
+                client: Some(ip),
+                context: reason,
+                ours,
+            };
+            let mut out = Vec::new();
+            self.helo
+                .observe(&self.cfg, &self.own_names, &ent, &obs, &mut out);
+            self.push(out);
+        }
+    }
+
+    /// Entities with extrusion state (for memory reports).
+    pub fn tracked_entities(&self) -> usize {
+        self.extrusion.tracked()
+    }
+}

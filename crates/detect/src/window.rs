@@ -1,0 +1,95 @@
+//! Sliding event-time windows with bounded memory.
+
+use maillog::Ts;
+
+/// Width of one bucket of a [`Counter`]: counts are kept per minute, so a 24 h window holds at
+/// most 1,440 buckets however many events arrive.
+pub const BUCKET_SECS: i64 = 60;
+
+/// A count of events in the last `window` seconds of event time, kept in one-minute buckets.
+#[derive(Debug, Clone, Default)]
+pub struct Counter {
+    buckets: std::collections::VecDeque<(i64, u32)>,
+    total: u64,
+}
+
+impl Counter {
+    /// Add `n` at `ts`, dropping what fell out of `window_secs`.
+    pub fn add(&mut self, ts: Ts, n: u32, window_secs: i64) {
+        let b = ts.secs().div_euclid(BUCKET_SECS);
+        match self.buckets.back_mut() {
+            Some((last, c)) if *last == b => *c = c.saturating_add(n),
+            Some((last, _)) if *last > b => {
+                // Out-of-order event (interleaved files): count it in the newest bucket.
+                if let Some((_, c)) = self.buckets.back_mut() {
+                    *c = c.saturating_add(n);
+                }
+            }
+            _ => self.buckets.push_back((b, n)),
+        }
+        self.total += n as u64;
+        self.expire(ts, window_secs);
+    }
+
+    /// Drop buckets older than the window ending at `ts`.
+    pub fn expire(&mut self, ts: Ts, window_secs: i64) {
+        let min = (ts.secs() - window_secs).div_euclid(BUCKET_SECS);
+        while let Some(&(b, c)) = self.buckets.front() {
+            if b > min {
+                break;
+            }
+            self.total -= c as u64;
+            self.buckets.pop_front();
+        }
+    }
+
+    /// Events in the window (as of the last `add`/`expire`).
+    pub fn get(&self) -> u64 {
+        self.total
+    }
+}
+
+/// Parse a duration such as `90s`, `10m`, `24h`, `7d` (or a bare number of seconds).
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last()? {
+        b's' => (&s[..s.len() - 1], 1),
+        b'm' => (&s[..s.len() - 1], 60),
+        b'h' => (&s[..s.len() - 1], 3600),
+        b'd' => (&s[..s.len() - 1], 86_400),
+        b'w' => (&s[..s.len() - 1], 7 * 86_400),
+        _ => (s, 1),
+    };
+    let n: i64 = num.trim().parse().ok()?;
+    if n < 0 {
+        return None;
+    }
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slides() {
+        let mut c = Counter::default();
+        let t0 = Ts::from_secs(1_000_000_020);
+        c.add(t0, 5, 3600);
+        c.add(t0.plus_secs(1800), 3, 3600);
+        assert_eq!(c.get(), 8);
+        c.add(t0.plus_secs(3700), 1, 3600);
+        assert_eq!(c.get(), 4);
+        c.expire(t0.plus_secs(10_000), 3600);
+        assert_eq!(c.get(), 0);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Some(86_400));
+        assert_eq!(parse_duration("10m"), Some(600));
+        assert_eq!(parse_duration("45"), Some(45));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("-3s"), None);
+    }
+}

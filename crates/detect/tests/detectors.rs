@@ -1,0 +1,562 @@
+//! Detector behaviour on hand-made record streams: the positives fire, the traps stay quiet.
+//!
+//! Records are fed through the real engine by synthesizing the events Postfix would log, so the
+//! correlator, direction inference and detectors are exercised together.
+
+use detect::{Config, Detector, Engine, EntityKind};
+use maillog::{DeliveryStatus, Event, Peer, Ts};
+
+const T0: i64 = 1_763_600_000;
+
+struct Feed {
+    e: Engine,
+    n: u64,
+}
+
+struct Msg<'a> {
+    t: i64,
+    user: Option<&'a str>,
+    ip: &'a str,
+    helo: Option<&'a str>,
+    from: &'a str,
+    rcpts: Vec<(String, DeliveryStatus)>,
+}
+
+impl Feed {
+    fn new(cfg: Config) -> Self {
+        Feed {
+            e: Engine::new(cfg),
+            n: 0,
+        }
+    }
+    fn msg(&mut self, m: Msg<'_>) {
+        self.n += 1;
+        let qid = format!("Q{:08X}", self.n);
+        let ts = |d: i64| Ts::from_secs(T0 + m.t + d);
+        let peer = Peer {
+            host: Some("client.example"),
+            ip: Some(m.ip),
+            port: None,
+        };
+        let pid = Some(1000 + (self.n % 50) as u32);
+        if let Some(h) = m.helo {
+            self.e.feed(
+                ts(0),
+                "smtp1",
+                "postfix/smtpd",
+                pid,
+                &Event::Check {
+                    qid: Some(&qid),
+                    action: maillog::Action::Permit,
+                    stage: Some("RCPT"),
+                    client: Some(peer),
+                    reason: "permit",
+                    from: Some(m.from),
+                    to: None,
+                    proto: Some("ESMTP"),
+                    helo: Some(h),
+                },
+            );
+        }
+        self.e.feed(
+            ts(0),
+            "smtp1",
+            "postfix/smtpd",
+            pid,
+            &Event::Client {
+                qid: &qid,
+                client: peer,
+                sasl_method: m.user.map(|_| "PLAIN"),
+                sasl_username: m.user,
+                uid: None,
+                from: None,
+                orig_qid: None,
+            },
+        );
+        self.e.feed(
+            ts(1),
+            "smtp1",
+            "postfix/qmgr",
+            Some(9),
+            &Event::Queued {
+                qid: &qid,
+                from: m.from,
+                size: Some(2199),
+                nrcpt: Some(m.rcpts.len() as u32),
+                client: None,
+                helo: None,
+                auth_user: None,
+                local_user: None,
+                proto: None,
+                message_id: None,
+                parent: None,
+            },
+        );
+        for (to, st) in &m.rcpts {
+            let (dsn, reply) = match st {
+                DeliveryStatus::Sent => ("2.0.0", "250 2.0.0 Ok"),
+                DeliveryStatus::Bounced => ("5.1.1", "host mx.far.example[192.0.2.9] said: 550 5.1.1 User unknown (in reply to RCPT TO command)"),
+                _ => ("4.4.1", "connect to mx.far.example[192.0.2.9]:25: Connection timed out"),
+            };
+            self.e.feed(
+                ts(2),
+                "smtp1",
+                "postfix/smtp",
+                Some(77),
+                &Event::Delivery {
+                    qid: &qid,
+                    to,
+                    orig_to: None,
+                    relay: Some("mx.far.example[192.0.2.9]:25"),
+                    transport: Some("smtp"),
+                    delay: Some(1.0),
+                    delays: None,
+                    dsn: Some(dsn),
+                    status: *st,
+                    reply: Some(reply),
+                },
+            );
+        }
+        self.e.feed(
+            ts(3),
+            "smtp1",
+            "postfix/qmgr",
+            Some(9),
+            &Event::Removed { qid: &qid },
+        );
+    }
+    fn alerts(mut self) -> Vec<detect::Alert> {
+        self.e.finish();
+        self.e.take_alerts()
+    }
+}
+
+fn rcpt(i: usize, dom: &str, ok: bool) -> (String, DeliveryStatus) {
+    (
+        format!("r{i}@{dom}"),
+        if ok {
+            DeliveryStatus::Sent
+        } else {
+            DeliveryStatus::Bounced
+        },
+    )
+}
+
+#[test]
+fn spammer_with_many_failures_is_flagged() {
+    let mut f = Feed::new(Config::default());
+    for i in 0..40 {
+        f.msg(Msg {
+            t: i * 60,
+            user: Some("hijacked@isp.example"),
+            ip: "198.51.100.20",
+            helo: None,
+            from: "hijacked@isp.example",
+            rcpts: vec![rcpt(i as usize, "victims.example", i % 5 == 0)],
+        });
+    }
+    let a = f.alerts();
+    let df: Vec<_> = a
+        .iter()
+        .filter(|a| a.detector == Detector::DeliveryFailures)
+        .collect();
+    assert!(!df.is_empty(), "{a:?}");
+    assert_eq!(df[0].entity.kind, EntityKind::Account);
+    assert_eq!(df[0].entity.id, "hijacked@isp.example");
+    // Fired exactly when the 21st failure arrived.
+    assert_eq!(df[0].evidence["failed_recipients"], 21);
+    assert!(df[0].evidence["sample_messages"].as_array().unwrap().len() > 3);
+}
+
+#[test]
+fn twenty_failures_are_not_more_than_twenty() {
+    let mut f = Feed::new(Config::default());
+    for i in 0..20 {
+        f.msg(Msg {
+            t: i * 600,
+            user: Some("typo-prone@isp.example"),
+            ip: "198.51.100.21",
+            helo: None,
+            from: "typo-prone@isp.example",
+            rcpts: vec![rcpt(i as usize, "x.example", false)],
+        });
+    }
+    assert!(f.alerts().is_empty());
+}
+
+#[test]
+fn failures_outside_the_window_do_not_add_up() {
+    let mut f = Feed::new(Config::default());
+    for i in 0..40 {
+        f.msg(Msg {
+            t: i * 7200, // one every two hours: 12 a day
+            user: Some("slow@isp.example"),
+            ip: "198.51.100.22",
+            helo: None,
+            from: "slow@isp.example",
+            rcpts: vec![rcpt(i as usize, "x.example", false)],
+        });
+    }
+    assert!(f.alerts().is_empty());
+}
+
+#[test]
+fn mailing_list_with_ten_percent_failures_is_quiet() {
+    let mut f = Feed::new(Config::default());
+    // A list of 300 subscribers, 10% dead, posting 3 times a day.
+    for post in 0..3 {
+        for chunk in 0..6 {
+            let rcpts = (0..50).map(|j| {
+                let i = chunk * 50 + j;
+                rcpt(i, "subscribers.example", i % 10 != 0)
+            });
+            f.msg(Msg {
+                t: post * 3 * 3600 + chunk as i64 * 10,
+                user: Some("list-owner@club.example"),
+                ip: "198.51.100.30",
+                helo: Some("mail.club.example"),
+                from: "announce@club.example",
+                rcpts: rcpts.collect(),
+            });
+        }
+    }
+    let a = f.alerts();
+    assert!(a.is_empty(), "{a:#?}");
+}
+
+#[test]
+fn two_lists_from_one_customer_raise_multiple_lists() {
+    let mut f = Feed::new(Config::default());
+    for (k, from) in ["offers@shop-a.example", "deals@shop-b.example"]
+        .iter()
+        .enumerate()
+    {
+        for chunk in 0..4 {
+            f.msg(Msg {
+                t: k as i64 * 600 + chunk * 10,
+                user: Some("reseller@isp.example"),
+                ip: "198.51.100.31",
+                helo: None,
+                from,
+                rcpts: (0..50)
+                    .map(|j| rcpt(chunk as usize * 50 + j, "harvest.example", j % 12 != 0))
+                    .collect(),
+            });
+        }
+    }
+    let a = f.alerts();
+    let ml: Vec<_> = a
+        .iter()
+        .filter(|a| a.detector == Detector::MultipleLists)
+        .collect();
+    assert_eq!(ml.len(), 1, "{a:#?}");
+    assert_eq!(ml[0].evidence["lists"].as_array().unwrap().len(), 2);
+    assert!(a.iter().all(|a| a.detector != Detector::DeliveryFailures));
+}
+
+#[test]
+fn big_clean_mailshot_and_multi_domain_business_are_quiet() {
+    let mut f = Feed::new(Config::default());
+    // 2,000 recipients, 3% fail: volume alone is no spam sign.
+    for chunk in 0..40 {
+        f.msg(Msg {
+            t: chunk * 30,
+            user: Some("bakery@isp.example"),
+            ip: "198.51.100.40",
+            helo: Some("DESKTOP-4F2K1"),
+            from: "news@bakery.example",
+            rcpts: (0..50)
+                .map(|j| rcpt(chunk as usize * 50 + j, "customers.example", j % 33 != 0))
+                .collect(),
+        });
+    }
+    // A business that owns several domains and sends ordinary mail from all of them.
+    for i in 0..60 {
+        let from = [
+            "boss@acme.example",
+            "sales@acme-shop.example",
+            "info@acme.de.example",
+        ][i % 3];
+        f.msg(Msg {
+            t: i as i64 * 300,
+            user: Some("acme@isp.example"),
+            ip: "198.51.100.41",
+            helo: Some("office.acme.example"),
+            from,
+            rcpts: vec![rcpt(i, "partner.example", i % 20 != 0)],
+        });
+    }
+    let a = f.alerts();
+    assert!(a.is_empty(), "{a:#?}");
+}
+
+#[test]
+fn bounces_from_null_sender_do_not_count() {
+    let mut f = Feed::new(Config::default());
+    for i in 0..50 {
+        f.msg(Msg {
+            t: i * 60,
+            user: None,
+            ip: "198.51.100.50",
+            helo: Some("mx.customer.example"),
+            from: "",
+            rcpts: vec![rcpt(i as usize, "forged.example", false)],
+        });
+    }
+    assert!(f.alerts().is_empty());
+}
+
+#[test]
+fn autoresponder_replies_are_discounted() {
+    let mut f = Feed::new(Config::default());
+    for i in 0..50 {
+        f.msg(Msg {
+            t: i * 60,
+            user: Some("holiday@isp.example"),
+            ip: "198.51.100.51",
+            helo: None,
+            from: "vacation-reply@isp.example",
+            rcpts: vec![rcpt(i as usize, "forged-senders.example", false)],
+        });
+    }
+    assert!(f.alerts().is_empty());
+}
+
+#[test]
+fn reply_to_incoming_spam_is_discounted() {
+    let mut f = Feed::new(Config::default());
+    for i in 0..30 {
+        let spammer = format!("r{i}@forged.example");
+        // Incoming spam delivered locally to pat@isp.example…
+        let qid = format!("IN{i:06}");
+        let ts = Ts::from_secs(T0 + i * 60);
+        f.e.feed(
+            ts,
+            "smtp1",
+            "postfix/smtpd",
+            Some(5),
+            &Event::Client {
+                qid: &qid,
+                client: Peer {
+                    host: Some("bot.example"),
+                    ip: Some("203.0.113.99"),
+                    port: None,
+                },
+                sasl_method: None,
+                sasl_username: None,
+                uid: None,
+                from: None,
+                orig_qid: None,
+            },
+        );
+        f.e.feed(
+            ts,
+            "smtp1",
+            "postfix/qmgr",
+            Some(9),
+            &Event::Queued {
+                qid: &qid,
+                from: &spammer,
+                size: Some(900),
+                nrcpt: Some(1),
+                client: None,
+                helo: None,
+                auth_user: None,
+                local_user: None,
+                proto: None,
+                message_id: None,
+                parent: None,
+            },
+        );
+        f.e.feed(
+            ts,
+            "smtp1",
+            "postfix/local",
+            Some(8),
+            &Event::Delivery {
+                qid: &qid,
+                to: "pat@isp.example",
+                orig_to: None,
+                relay: Some("local"),
+                transport: Some("local"),
+                delay: None,
+                delays: None,
+                dsn: Some("2.0.0"),
+                status: DeliveryStatus::Sent,
+                reply: Some("delivered to mailbox"),
+            },
+        );
+        f.e.feed(
+            ts,
+            "smtp1",
+            "postfix/qmgr",
+            Some(9),
+            &Event::Removed { qid: &qid },
+        );
+        // …answered by pat's challenge-response filter through the smarthost, which fails.
+        f.msg(Msg {
+            t: i * 60 + 5,
+            user: Some("pat@isp.example"),
+            ip: "198.51.100.52",
+            helo: None,
+            from: "pat@isp.example",
+            rcpts: vec![(spammer.clone(), DeliveryStatus::Bounced)],
+        });
+    }
+    let a = f.alerts();
+    assert!(a.is_empty(), "{a:#?}");
+}
+
+#[test]
+fn incoming_mail_does_not_make_internet_hosts_customers() {
+    let mut f = Feed::new(Config::default());
+    for i in 0..40 {
+        let qid = format!("MX{i:06}");
+        let ts = Ts::from_secs(T0 + i * 60);
+        f.e.feed(
+            ts,
+            "mx1",
+            "postfix/smtpd",
+            Some(5),
+            &Event::Client {
+                qid: &qid,
+                client: Peer {
+                    host: Some("unknown"),
+                    ip: Some("203.0.113.7"),
+                    port: None,
+                },
+                sasl_method: None,
+                sasl_username: None,
+                uid: None,
+                from: None,
+                orig_qid: None,
+            },
+        );
+        f.e.feed(
+            ts,
+            "mx1",
+            "postfix/qmgr",
+            Some(9),
+            &Event::Queued {
+                qid: &qid,
+                from: "x@spam.example",
+                size: Some(900),
+                nrcpt: Some(1),
+                client: None,
+                helo: None,
+                auth_user: None,
+                local_user: None,
+                proto: None,
+                message_id: None,
+                parent: None,
+            },
+        );
+        let to = format!("nobody{i}@isp.example");
+        f.e.feed(
+            ts,
+            "mx1",
+            "postfix/local",
+            Some(8),
+            &Event::Delivery {
+                qid: &qid,
+                to: &to,
+                orig_to: None,
+                relay: Some("local"),
+                transport: Some("local"),
+                delay: None,
+                delays: None,
+                dsn: Some("5.1.1"),
+                status: DeliveryStatus::Bounced,
+                reply: Some("unknown user"),
+            },
+        );
+        f.e.feed(
+            ts,
+            "mx1",
+            "postfix/qmgr",
+            Some(9),
+            &Event::Removed { qid: &qid },
+        );
+    }
+    let a = f.alerts();
+    assert!(a.is_empty(), "{a:#?}");
+}
+
+#[test]
+fn infected_client_with_forged_helos_is_flagged() {
+    let mut f = Feed::new(Config::default());
+    let helos = ["lrhnow.usa.net", "qzxwvt.usa.net", "192.0.2.77", "smtp1"];
+    for i in 0..8 {
+        f.msg(Msg {
+            t: i * 30,
+            user: None,
+            ip: "198.51.100.60",
+            helo: Some(helos[i as usize % helos.len()]),
+            from: "kwntefsqhi@usa.net",
+            rcpts: vec![rcpt(i as usize, "addressbook.example", true)],
+        });
+    }
+    let a = f.alerts();
+    let h: Vec<_> = a
+        .iter()
+        .filter(|a| a.detector == Detector::HeloAnomaly)
+        .collect();
+    assert!(!h.is_empty(), "{a:#?}");
+    assert_eq!(h[0].entity.kind, EntityKind::Client);
+    assert_eq!(h[0].entity.id, "198.51.100.60");
+    let signs: Vec<String> = h.last().unwrap().evidence["signs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sign"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        signs.contains(&"forged-sender-domain".to_string()),
+        "{signs:?}"
+    );
+    assert!(signs.contains(&"bare-ip".to_string()), "{signs:?}");
+    assert!(signs.contains(&"own-name".to_string()), "{signs:?}");
+}
+
+#[test]
+fn outlook_netbios_helo_is_quiet() {
+    let mut f = Feed::new(Config::default());
+    for i in 0..30 {
+        f.msg(Msg {
+            t: i * 600,
+            user: Some("anna@isp.example"),
+            ip: "198.51.100.61",
+            helo: Some("DESKTOP-7QK1L2"),
+            from: "anna@isp.example",
+            rcpts: vec![rcpt(i as usize, "friends.example", true)],
+        });
+    }
+    assert!(f.alerts().is_empty());
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let run = || {
+        let mut f = Feed::new(Config::default());
+        for i in 0..60 {
+            f.msg(Msg {
+                t: i * 30,
+                user: Some(if i % 2 == 0 {
+                    "a@isp.example"
+                } else {
+                    "b@isp.example"
+                }),
+                ip: "198.51.100.70",
+                helo: Some(if i % 3 == 0 {
+                    "192.0.2.1"
+                } else {
+                    "pc.example.net"
+                }),
+                from: "a@isp.example",
+                rcpts: vec![rcpt(i as usize, "x.example", i % 4 == 0)],
+            });
+        }
+        serde_json::to_string(&f.alerts()).unwrap()
+    };
+    assert_eq!(run(), run());
+}
