@@ -19,6 +19,16 @@ use crate::event::{Event, Peer, Service};
 /// Parse a Dovecot message; `program` is the syslog tag (`dovecot`, `dovecot-auth`,
 /// `imap-login`…). `None` when the line is not understood.
 pub fn parse<'a>(program: &'a str, msg: &'a str) -> Option<Event<'a>> {
+    // rsyslog's "message repeated 2 times: [ imap: Warning: …]"
+    if let Some(r) = msg.strip_prefix("message repeated ") {
+        let inner = r.find(": [").map(|p| &r[p + 3..]).unwrap_or("");
+        let inner = inner.strip_suffix(']').unwrap_or(inner).trim_start();
+        return if inner.starts_with("message repeated ") {
+            None
+        } else {
+            parse(program, inner)
+        };
+    }
     let mut msg = msg;
     let mut service = if program.starts_with("dovecot") && program != "dovecot-auth" {
         ""

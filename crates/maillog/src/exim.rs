@@ -412,10 +412,60 @@ fn parse_id_line<'a>(id: &'a str, rest: &'a str) -> Option<Event<'a>> {
         ("bounce", "bounce"),
         ("was removed", "removed"),
     ];
+    if rest.starts_with("SA: ") {
+        // sa-exim: "… From <a@b> (host=name [ip]) for x@y"
+        let client = rest.find("(host=").and_then(|p| {
+            let v = &rest[p + 6..];
+            let (peer, _) = host_peer(&v[..v.find(')').unwrap_or(v.len())]);
+            let host = peer.host.filter(|h| *h != "NULL");
+            peer.ip.map(|_| Peer { host, ..peer })
+        });
+        return info("spamassassin", Some(id), client);
+    }
     for (p, what) in simple {
         if rest.starts_with(p) {
             return info(what, Some(id), None);
         }
+    }
+    // Session lines written inside a message's context ("ID SMTP connection from … closed by
+    // DROP in ACL"): keep the id on Info events.
+    if let Some(ev) = parse_session_line(rest) {
+        return Some(match ev {
+            Event::Info { what, client, .. } => Event::Info {
+                what,
+                qid: Some(id),
+                client,
+            },
+            Event::Connect { client }
+            | Event::Disconnect { client, .. }
+            | Event::Helo { client, .. } => Event::Info {
+                what: "smtp_connection",
+                qid: Some(id),
+                client: Some(client),
+            },
+            Event::Check {
+                action,
+                stage,
+                client,
+                reason,
+                from,
+                to,
+                proto,
+                helo,
+                ..
+            } => Event::Check {
+                qid: Some(id),
+                action,
+                stage,
+                client,
+                reason,
+                from,
+                to,
+                proto,
+                helo,
+            },
+            other => other,
+        });
     }
     // "ID [ip] Connection timed out", "ID H=host [ip] Connection refused", "ID host [ip]: ..."
     if rest.starts_with('[') || rest.contains(" [") {
@@ -866,7 +916,14 @@ fn parse_session_line(msg: &str) -> Option<Event<'_>> {
                 })
             } else {
                 let from = prefix.len().saturating_sub(marker.len());
-                msg.get(from..).and_then(|t| t.find(marker)).and_then(|p| {
+                // " H=" follows a quoted, client-chosen command: take the last one so that a
+                // command holding `" H=(x) [ip]` cannot name a different peer.
+                let found = if *marker == " H=" {
+                    msg.get(from..).and_then(|t| t.rfind(marker))
+                } else {
+                    msg.get(from..).and_then(|t| t.find(marker))
+                };
+                found.and_then(|p| {
                     let start = from + p + marker.len();
                     let start = if msg[start..].starts_with("H=") {
                         start + 2

@@ -145,6 +145,43 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
     if r.starts_with("STARTTLS") {
         return info("tls", qid_opt, relay_peer(r));
     }
+    // "host [ip] (may be forged): possible SMTP attack: command=AUTH, count=5",
+    // "host [ip]: EXPN root [rejected]"
+    if let Some(p) = r
+        .find("]: ")
+        .map(|p| p + 1)
+        .or_else(|| r.find("forged): ").map(|p| p + 7))
+    {
+        let head = &r[..p];
+        let text = &r[p + 2..];
+        if let Some(client) = peer_text(head) {
+            if text.starts_with("possible SMTP attack") {
+                return info("smtp_attack", qid_opt, Some(client));
+            }
+            if let Some(cmd) = text.strip_suffix(" [rejected]") {
+                let verb = &cmd[..cmd.find(' ').unwrap_or(cmd.len())];
+                let stage = if verb.eq_ignore_ascii_case("expn") {
+                    "EXPN"
+                } else if verb.eq_ignore_ascii_case("vrfy") {
+                    "VRFY"
+                } else {
+                    ""
+                };
+                return Some(Event::Check {
+                    qid: qid_opt,
+                    action: Action::Reject,
+                    stage: if stage.is_empty() { None } else { Some(stage) },
+                    client: Some(client),
+                    reason: text,
+                    from: None,
+                    to: None,
+                    proto: None,
+                    helo: None,
+                });
+            }
+            return info("smtp_session", qid_opt, Some(client));
+        }
+    }
     // "<addr>... User unknown", "<addr>... Relaying denied"
     if r.starts_with('<') {
         if let Some(p) = r.find(">... ") {
