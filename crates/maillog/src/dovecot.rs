@@ -218,7 +218,7 @@ fn login_line<'a>(proto: &'a str, msg: &'a str) -> Option<Event<'a>> {
     }
     let failed = msg.contains("(auth failed")
         || msg.contains("(proxy dest auth failed")
-        || msg.contains("plaintext auth)")
+        || msg.contains("(tried to use ")
         || msg.contains("(auth_failed)");
     // Reason: the text before ": user=" or ": rip=".
     let reason_end = msg
