@@ -537,6 +537,8 @@ fn queue_info<'a>(qid: Option<&'a str>, rest: &'a str) -> Option<Event<'a>> {
         return Some(info("pix", qid, peer_after(rest, " for ")));
     } else if rest.starts_with("SASL authentication failed; server ") {
         return Some(info("sasl-client", qid, peer_after(rest, " server ")));
+    } else if let Some((_, what)) = AFTER_PHRASES.iter().find(|(p, _)| rest.starts_with(p)) {
+        return Some(info(what, qid, peer_after(rest, " from ")));
     } else if rest.starts_with("skipped, still being delivered") {
         "skipped"
     } else if matches!(
@@ -823,7 +825,7 @@ fn postscreen_line<'a>(daemon: &'a str, msg: &'a str) -> Option<Event<'a>> {
 
 /// Phrases of master, postfix-script, postsuper, postfix(1) and friends that carry no peer or
 /// queue id, with their `Info` names.
-const LIFECYCLE: [(&str, &str); 30] = [
+const LIFECYCLE: [(&str, &str); 29] = [
     ("daemon started", "master"),
     ("reload ", "master"),
     ("terminating on signal", "master"),
@@ -862,7 +864,6 @@ const LIFECYCLE: [(&str, &str); 30] = [
     ("SSL_", "tls"),
     ("Trusted TLS", "tls"),
     ("Anonymous TLS", "tls"),
-    ("dns: ", "debug"),
 ];
 
 fn lifecycle_line<'a>(daemon: &'a str, msg: &'a str) -> Option<Event<'a>> {
@@ -882,7 +883,7 @@ fn lifecycle_line<'a>(daemon: &'a str, msg: &'a str) -> Option<Event<'a>> {
 
 /// `-v` (verbose) logging: `function_name: …`, attribute exchanges and queue-scan chatter.
 fn is_debug(msg: &str) -> bool {
-    const PHRASES: [&str; 16] = [
+    const PHRASES: [&str; 40] = [
         "send attr ",
         "input attribute ",
         "connect to subsystem ",
@@ -896,14 +897,41 @@ fn is_debug(msg: &str) -> bool {
         "watchdog_",
         "< ",
         "> ",
+        ">>> ",
         "auto_clnt_",
         "vstream_",
         "rewrite stream ",
+        "request: ",
+        "wakeup ",
+        "start move queue ",
+        "end move queue ",
+        "mynetworks: ",
+        "process generation: ",
+        "master disconnect -- exiting",
+        "idle timeout -- exiting",
+        "connection established",
+        "connection closed",
+        "proxymap stream disconnect",
+        "Compiled against Berkeley DB",
+        "Run-time linked against Berkeley DB",
+        "fsspace: ",
+        "initial envelope ",
+        "extracted envelope ",
+        "cleanup flags = ",
+        "open incoming/",
+        "connecting to ",
+        "host name lookup methods",
+        "pref ",
+        "lookup ",
+        "dns: ",
     ];
     if PHRASES.iter().any(|p| msg.starts_with(p)) {
         return true;
     }
-    if msg.contains(" socket: wanted attribute: ") {
+    if msg.contains(" socket: wanted attribute: ")
+        || msg.contains("input_transp_cleanup: ")
+        || (msg.starts_with("begin ") || msg.starts_with("end ")) && msg.ends_with(" address list")
+    {
         return true;
     }
     // `identifier_with_underscore: …` or `identifier: identifier_…` (function names)
@@ -912,7 +940,7 @@ fn is_debug(msg: &str) -> bool {
         .iter()
         .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || **c == b'_')
         .count();
-    id > 0 && b.get(id) == Some(&b':') && b[..id].contains(&b'_')
+    id > 0 && b[..id].contains(&b'_') && (b.get(id) == Some(&b':') || msg[id..].starts_with(" = "))
 }
 
 #[cfg(test)]
