@@ -59,6 +59,7 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
         }
     };
     let error = samples(&mut r, &mut dg).err();
+    dg.length = r.pos();
     Decoded {
         datagram: Some(dg),
         error,
@@ -80,6 +81,7 @@ fn header<'a>(r: &mut Reader<'a>) -> Result<Datagram<'a>, Error> {
         uptime: r.u32(c)?,
         sample_count: r.u32(c)?,
         samples: Vec::new(),
+        length: 0,
     })
 }
 

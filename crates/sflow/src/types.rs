@@ -70,6 +70,9 @@ pub struct Datagram<'a> {
     pub sample_count: u32,
     /// The samples decoded (fewer than `sample_count` when decoding stopped on an error).
     pub samples: Vec<Sample<'a>>,
+    /// Bytes the datagram occupied (up to where decoding ended). Bytes after the last
+    /// sample are not part of the datagram and are ignored.
+    pub length: usize,
 }
 
 /// sFlow data source: `source_id_type` (0 ifIndex, 1 smonVlanDataSource, 2

@@ -25,6 +25,10 @@ impl<'a> Reader<'a> {
         }
     }
 
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.end - self.pos
     }
