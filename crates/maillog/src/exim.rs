@@ -906,9 +906,9 @@ fn parse_session_line(msg: &str) -> Option<Event<'_>> {
         ("SMTP connection lost", "from ", "lost"),
     ];
     for (prefix, marker, what) in PEER_RULES {
-        if msg.starts_with(prefix) {
+        if let Some(after_prefix) = msg.strip_prefix(prefix) {
             let peer = if *marker == "address " {
-                let ip = msg[prefix.len()..].trim();
+                let ip = after_prefix.trim();
                 Some(Peer {
                     host: None,
                     ip: Some(ip),

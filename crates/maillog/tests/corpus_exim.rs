@@ -485,7 +485,7 @@ pub struct Lcg(pub u64);
 
 impl Lcg {
     /// Next value.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -528,10 +528,10 @@ fn no_panic_on_truncation_and_mutation() {
         }
         for _ in 0..200 {
             let mut b = s.clone().into_bytes();
-            for _ in 0..1 + rng.next() % 4 {
-                let at = (rng.next() as usize) % b.len().max(1);
-                let c = bytes[(rng.next() as usize) % bytes.len()];
-                match rng.next() % 3 {
+            for _ in 0..1 + rng.next_u64() % 4 {
+                let at = (rng.next_u64() as usize) % b.len().max(1);
+                let c = bytes[(rng.next_u64() as usize) % bytes.len()];
+                match rng.next_u64() % 3 {
                     0 if !b.is_empty() => b[at] = c,
                     1 => b.insert(at.min(b.len()), c),
                     _ if !b.is_empty() => {
