@@ -1,0 +1,608 @@
+//! The compiled lookup table and its binary file format.
+//!
+//! Per address family the table is a gap-free segment list: `starts` (sorted,
+//! first is 0) and a parallel `vals` array of indexes into one shared value
+//! table. A lookup finds the last start `<= ip`. To keep that to one or two
+//! cache misses, `index[h]` holds the first segment whose start is
+//! `>= h << (bits - 16)`, so only the segments inside one /16 (IPv4) or one
+//! /16 (IPv6) need a binary search, which is usually a few dozen entries.
+//!
+//! Binary format (all integers little-endian, LEB128 for varints), the whole
+//! thing zstd-compressed:
+//! ```text
+//! magic "SSGEOTBL", u32 version
+//! varint n_strings, then n_strings × (varint len, UTF-8 bytes)
+//! varint n_vals, then n_vals × (2 bytes country, varint asn, varint org+1, varint label+1)
+//! varint n_v4, then n_v4 × varint start-delta, then n_v4 × varint value index
+//! varint n_v6, likewise with u128 deltas
+//! ```
+//! Starts are delta-coded (the first delta is from 0 and must be 0; the
+//! others must be > 0), which makes the file small and lets the loader check
+//! that starts are strictly increasing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::GeoError;
+use crate::ranges::Segments;
+use crate::Country;
+
+/// Sentinel for "no string" in [`Val::org`] and [`Val::label`].
+pub(crate) const NO_STR: u32 = u32::MAX;
+
+/// Magic bytes at the start of a (decompressed) table file.
+const MAGIC: &[u8; 8] = b"SSGEOTBL";
+/// Version of the table format; bump on any change of layout.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Cap on the decompressed size of a table file, against decompression bombs.
+/// The shipped table decompresses to well under a tenth of this.
+const MAX_TABLE_BYTES: u64 = 512 << 20;
+/// Cap on one string (organisation or label) in a table file.
+const MAX_STRING_BYTES: u64 = 4096;
+/// zstd level used when writing a table: higher is smaller and only slower
+/// to write; reading speed does not depend on it.
+const ZSTD_LEVEL: i32 = 19;
+/// Number of leading address bits used by the first-level index.
+const INDEX_BITS: u32 = 16;
+
+/// One distinct (country, ASN, organisation, label) combination.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Val {
+    /// `[0, 0]` = unknown.
+    pub country: [u8; 2],
+    /// 0 = unknown (AS 0 means "no AS", RFC 7607).
+    pub asn: u32,
+    /// Index into the string table or [`NO_STR`].
+    pub org: u32,
+    /// Index into the string table or [`NO_STR`].
+    pub label: u32,
+}
+
+impl Val {
+    pub(crate) const NONE: Val = Val {
+        country: [0, 0],
+        asn: 0,
+        org: NO_STR,
+        label: NO_STR,
+    };
+}
+
+/// Interns strings and values while a table is built.
+#[derive(Default)]
+pub(crate) struct Interner {
+    pub strings: Vec<Arc<str>>,
+    string_ids: HashMap<Arc<str>, u32>,
+    pub vals: Vec<Val>,
+    val_ids: HashMap<Val, u32>,
+}
+
+impl Interner {
+    /// Starts with an existing string table (indexes stay valid).
+    pub(crate) fn with_strings(strings: Vec<Arc<str>>) -> Interner {
+        let string_ids = strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i as u32))
+            .collect();
+        Interner {
+            strings,
+            string_ids,
+            ..Interner::default()
+        }
+    }
+
+    pub(crate) fn string(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.string_ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as u32;
+        let arc: Arc<str> = Arc::from(s);
+        self.strings.push(arc.clone());
+        self.string_ids.insert(arc, id);
+        id
+    }
+
+    pub(crate) fn val(&mut self, v: Val) -> u32 {
+        if let Some(&id) = self.val_ids.get(&v) {
+            return id;
+        }
+        let id = self.vals.len() as u32;
+        self.vals.push(v);
+        self.val_ids.insert(v, id);
+        id
+    }
+}
+
+/// A key type of one address family.
+pub(crate) trait Key: Copy + Ord + Default {
+    const BITS: u32;
+    fn from_u128(x: u128) -> Self;
+    fn to_u128(self) -> u128;
+    fn top(self) -> usize;
+}
+
+impl Key for u32 {
+    const BITS: u32 = 32;
+    fn from_u128(x: u128) -> Self {
+        x as u32
+    }
+    fn to_u128(self) -> u128 {
+        self as u128
+    }
+    #[inline(always)]
+    fn top(self) -> usize {
+        (self >> (32 - INDEX_BITS)) as usize
+    }
+}
+
+impl Key for u128 {
+    const BITS: u32 = 128;
+    fn from_u128(x: u128) -> Self {
+        x
+    }
+    fn to_u128(self) -> u128 {
+        self
+    }
+    #[inline(always)]
+    fn top(self) -> usize {
+        (self >> (128 - INDEX_BITS)) as usize
+    }
+}
+
+/// The segments of one address family.
+#[derive(Clone, Debug)]
+pub(crate) struct Family<K> {
+    pub starts: Vec<K>,
+    pub vals: Vec<u32>,
+    index: Vec<u32>,
+}
+
+impl<K: Key> Family<K> {
+    /// An all-unknown family; `none` is the value index of [`Val::NONE`].
+    pub(crate) fn single(none: u32) -> Self {
+        Self::new(vec![K::default()], vec![none])
+    }
+
+    /// `starts` must be sorted, start with 0 and be as long as `vals`.
+    pub(crate) fn new(starts: Vec<K>, vals: Vec<u32>) -> Self {
+        let mut index = Vec::with_capacity((1 << INDEX_BITS) + 1);
+        let mut i = 0usize;
+        for h in 0..(1usize << INDEX_BITS) {
+            while i < starts.len() && starts[i].top() < h {
+                i += 1;
+            }
+            index.push(i as u32);
+        }
+        index.push(starts.len() as u32);
+        Family {
+            starts,
+            vals,
+            index,
+        }
+    }
+
+    pub(crate) fn from_segments(segs: &[(u128, u32)]) -> Self {
+        Self::new(
+            segs.iter().map(|s| K::from_u128(s.0)).collect(),
+            segs.iter().map(|s| s.1).collect(),
+        )
+    }
+
+    pub(crate) fn to_segments(&self, vals: &[Val]) -> Segments<Val> {
+        self.starts
+            .iter()
+            .zip(&self.vals)
+            .map(|(s, v)| {
+                (
+                    s.to_u128(),
+                    vals.get(*v as usize).copied().unwrap_or(Val::NONE),
+                )
+            })
+            .collect()
+    }
+
+    /// The value index of the segment holding `ip`.
+    #[inline]
+    pub(crate) fn find(&self, ip: K) -> u32 {
+        let h = ip.top();
+        // `index` has 2^INDEX_BITS + 1 entries and h < 2^INDEX_BITS.
+        let lo = self.index[h] as usize;
+        let hi = self.index[h + 1] as usize;
+        // Segments lo..hi start inside this block; the one holding `ip` is
+        // the last of them whose start <= ip, or segment lo-1 if none is.
+        let block = &self.starts[lo..hi];
+        let n = branchless_upper_bound(block, ip);
+        let seg = (lo + n).saturating_sub(1);
+        self.vals[seg]
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.starts.capacity() * std::mem::size_of::<K>()
+            + (self.vals.capacity() + self.index.capacity()) * 4
+    }
+
+    /// Iterates `(first, last, value index)` over all segments.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u128, u128, u32)> + '_ {
+        let max: u128 = if K::BITS == 32 {
+            u32::MAX as u128
+        } else {
+            u128::MAX
+        };
+        (0..self.starts.len()).map(move |i| {
+            let first = self.starts[i].to_u128();
+            let last = self
+                .starts
+                .get(i + 1)
+                .map(|s| s.to_u128() - 1)
+                .unwrap_or(max);
+            (first, last, self.vals[i])
+        })
+    }
+}
+
+/// Number of elements `<= x` in sorted `a`, without unpredictable branches.
+#[inline(always)]
+fn branchless_upper_bound<K: Key>(a: &[K], x: K) -> usize {
+    let mut base = 0usize;
+    let mut len = a.len();
+    while len > 1 {
+        let half = len / 2;
+        // base + half < base + len <= a.len()
+        base = if a[base + half] <= x {
+            base + half
+        } else {
+            base
+        };
+        len -= half;
+    }
+    if len == 1 && a[base] <= x {
+        base + 1
+    } else {
+        base
+    }
+}
+
+/// The whole compiled table.
+#[derive(Clone, Debug)]
+pub(crate) struct Table {
+    pub strings: Vec<Arc<str>>,
+    pub vals: Vec<Val>,
+    pub v4: Family<u32>,
+    pub v6: Family<u128>,
+}
+
+impl Table {
+    pub(crate) fn empty() -> Table {
+        Table {
+            strings: Vec::new(),
+            vals: vec![Val::NONE],
+            v4: Family::single(0),
+            v6: Family::single(0),
+        }
+    }
+
+    /// Builds from per-family segment lists of values.
+    pub(crate) fn from_segments(
+        mut interner: Interner,
+        v4: &Segments<Val>,
+        v6: &Segments<Val>,
+    ) -> Table {
+        interner.val(Val::NONE);
+        let v4: Vec<(u128, u32)> = v4.iter().map(|(s, v)| (*s, interner.val(*v))).collect();
+        let v6: Vec<(u128, u32)> = v6.iter().map(|(s, v)| (*s, interner.val(*v))).collect();
+        Table {
+            v4: Family::from_segments(&v4),
+            v6: Family::from_segments(&v6),
+            strings: interner.strings,
+            vals: interner.vals,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn val_v4(&self, ip: u32) -> &Val {
+        self.vals
+            .get(self.v4.find(ip) as usize)
+            .unwrap_or(&Val::NONE)
+    }
+
+    #[inline]
+    pub(crate) fn val_v6(&self, ip: u128) -> &Val {
+        self.vals
+            .get(self.v6.find(ip) as usize)
+            .unwrap_or(&Val::NONE)
+    }
+
+    pub(crate) fn string(&self, id: u32) -> Option<Arc<str>> {
+        self.strings.get(id as usize).cloned()
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let strings: usize = self.strings.iter().map(|s| s.len() + 16 + 16).sum();
+        strings
+            + self.vals.capacity() * std::mem::size_of::<Val>()
+            + self.v4.heap_bytes()
+            + self.v6.heap_bytes()
+    }
+
+    /// Serialises into the compressed binary format.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        put_varint(&mut b, self.strings.len() as u128);
+        for s in &self.strings {
+            put_varint(&mut b, s.len() as u128);
+            b.extend_from_slice(s.as_bytes());
+        }
+        put_varint(&mut b, self.vals.len() as u128);
+        for v in &self.vals {
+            b.extend_from_slice(&v.country);
+            put_varint(&mut b, v.asn as u128);
+            put_varint(&mut b, v.org.wrapping_add(1) as u128);
+            put_varint(&mut b, v.label.wrapping_add(1) as u128);
+        }
+        put_family(&mut b, &self.v4);
+        put_family(&mut b, &self.v6);
+        // Writing into a Vec cannot fail for I/O reasons; the level is valid.
+        zstd::bulk::compress(&b, ZSTD_LEVEL).unwrap_or_default()
+    }
+
+    /// Parses and validates the compressed binary format.
+    pub(crate) fn from_bytes(compressed: &[u8]) -> Result<Table, GeoError> {
+        use std::io::Read;
+        let bad = |problem| GeoError::Table { problem };
+        let decoder =
+            zstd::stream::read::Decoder::new(compressed).map_err(|_| bad("not zstd data"))?;
+        let mut raw = Vec::new();
+        decoder
+            .take(MAX_TABLE_BYTES + 1)
+            .read_to_end(&mut raw)
+            .map_err(|_| bad("corrupt zstd data"))?;
+        if raw.len() as u64 > MAX_TABLE_BYTES {
+            return Err(bad("decompressed table too large"));
+        }
+        let mut r = Reader { buf: &raw, pos: 0 };
+        if r.bytes(8)? != MAGIC {
+            return Err(bad("wrong magic (not a smtpscope geo table)"));
+        }
+        let version = u32::from_le_bytes(r.array4()?);
+        if version != FORMAT_VERSION {
+            return Err(bad("unsupported table format version"));
+        }
+        let n_strings = r.count(1)?;
+        let mut strings = Vec::with_capacity(n_strings);
+        for _ in 0..n_strings {
+            let len = r.varint()?;
+            if len > MAX_STRING_BYTES as u128 {
+                return Err(bad("string too long"));
+            }
+            let s =
+                std::str::from_utf8(r.bytes(len as usize)?).map_err(|_| bad("string not UTF-8"))?;
+            strings.push(Arc::from(s));
+        }
+        let n_vals = r.count(5)?;
+        if n_vals == 0 {
+            return Err(bad("no values"));
+        }
+        let mut vals = Vec::with_capacity(n_vals);
+        for _ in 0..n_vals {
+            let c = r.bytes(2)?;
+            let country = [c[0], c[1]];
+            if country != [0, 0]
+                && Country::parse(std::str::from_utf8(&country).unwrap_or("")).map(|c| c.0)
+                    != Some(country)
+            {
+                return Err(bad("invalid country code"));
+            }
+            let asn = r.varint_u32()?;
+            let org = r.varint_u32()?.wrapping_sub(1);
+            let label = r.varint_u32()?.wrapping_sub(1);
+            for s in [org, label] {
+                if s != NO_STR && s as usize >= strings.len() {
+                    return Err(bad("string index out of range"));
+                }
+            }
+            vals.push(Val {
+                country,
+                asn,
+                org,
+                label,
+            });
+        }
+        let v4 = get_family::<u32>(&mut r, n_vals)?;
+        let v6 = get_family::<u128>(&mut r, n_vals)?;
+        if r.pos != raw.len() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(Table {
+            strings,
+            vals,
+            v4,
+            v6,
+        })
+    }
+}
+
+fn put_varint(b: &mut Vec<u8>, mut x: u128) {
+    loop {
+        let byte = (x & 0x7f) as u8;
+        x >>= 7;
+        if x == 0 {
+            b.push(byte);
+            return;
+        }
+        b.push(byte | 0x80);
+    }
+}
+
+fn put_family<K: Key>(b: &mut Vec<u8>, f: &Family<K>) {
+    put_varint(b, f.starts.len() as u128);
+    let mut prev = 0u128;
+    for s in &f.starts {
+        put_varint(b, s.to_u128() - prev);
+        prev = s.to_u128();
+    }
+    for v in &f.vals {
+        put_varint(b, *v as u128);
+    }
+}
+
+fn get_family<K: Key>(r: &mut Reader<'_>, n_vals: usize) -> Result<Family<K>, GeoError> {
+    let bad = |problem| GeoError::Table { problem };
+    let n = r.count(2)?;
+    if n == 0 {
+        return Err(bad("empty segment list"));
+    }
+    let max: u128 = if K::BITS == 32 {
+        u32::MAX as u128
+    } else {
+        u128::MAX
+    };
+    let mut starts = Vec::with_capacity(n);
+    let mut prev = 0u128;
+    for i in 0..n {
+        let d = r.varint()?;
+        if (i == 0) != (d == 0) {
+            return Err(bad("segment starts not strictly increasing from 0"));
+        }
+        prev = prev
+            .checked_add(d)
+            .filter(|x| *x <= max)
+            .ok_or(bad("segment start out of range"))?;
+        starts.push(K::from_u128(prev));
+    }
+    let mut vals = Vec::with_capacity(n);
+    for _ in 0..n {
+        let v = r.varint_u32()?;
+        if v as usize >= n_vals {
+            return Err(bad("value index out of range"));
+        }
+        vals.push(v);
+    }
+    Ok(Family::new(starts, vals))
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], GeoError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or(GeoError::Table {
+                problem: "truncated",
+            })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn array4(&mut self) -> Result<[u8; 4], GeoError> {
+        let b = self.bytes(4)?;
+        Ok([b[0], b[1], b[2], b[3]])
+    }
+
+    fn varint(&mut self) -> Result<u128, GeoError> {
+        let mut x = 0u128;
+        for i in 0..19u32 {
+            let shift = i * 7;
+            let b = self.bytes(1)?[0];
+            let part = (b & 0x7f) as u128;
+            // From shift 122 on, fewer than 7 bits of a u128 are left.
+            if shift > 121 && part >> (128 - shift) != 0 {
+                return Err(GeoError::Table {
+                    problem: "varint overflow",
+                });
+            }
+            x |= part << shift;
+            if b & 0x80 == 0 {
+                return Ok(x);
+            }
+        }
+        Err(GeoError::Table {
+            problem: "varint too long",
+        })
+    }
+
+    fn varint_u32(&mut self) -> Result<u32, GeoError> {
+        u32::try_from(self.varint()?).map_err(|_| GeoError::Table {
+            problem: "value out of range",
+        })
+    }
+
+    /// A count of items each at least `min_bytes` long, checked against what is left.
+    fn count(&mut self, min_bytes: usize) -> Result<usize, GeoError> {
+        let n = self.varint()?;
+        let left = (self.buf.len() - self.pos) as u128;
+        if n.saturating_mul(min_bytes as u128) > left {
+            return Err(GeoError::Table {
+                problem: "count larger than the data",
+            });
+        }
+        Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bound() {
+        let a = [0u32, 10, 20, 30];
+        assert_eq!(branchless_upper_bound(&a, 0), 1);
+        assert_eq!(branchless_upper_bound(&a, 9), 1);
+        assert_eq!(branchless_upper_bound(&a, 10), 2);
+        assert_eq!(branchless_upper_bound(&a, 35), 4);
+        assert_eq!(branchless_upper_bound::<u32>(&[], 35), 0);
+        assert_eq!(branchless_upper_bound(&[5u32], 4), 0);
+    }
+
+    #[test]
+    fn family_find_across_blocks() {
+        let f = Family::<u32>::new(
+            vec![0, 0x0001_0005, 0x0003_0000, 0xffff_fff0],
+            vec![0, 1, 2, 3],
+        );
+        assert_eq!(f.find(0), 0);
+        assert_eq!(f.find(0x0001_0004), 0);
+        assert_eq!(f.find(0x0001_0005), 1);
+        assert_eq!(f.find(0x0002_1234), 1);
+        assert_eq!(f.find(0x0003_0000), 2);
+        assert_eq!(f.find(0x8000_0000), 2);
+        assert_eq!(f.find(u32::MAX), 3);
+        let g = Family::<u128>::new(vec![0, 1 << 100, u128::MAX], vec![0, 1, 2]);
+        assert_eq!(g.find(5), 0);
+        assert_eq!(g.find((1 << 100) + 7), 1);
+        assert_eq!(g.find(u128::MAX), 2);
+    }
+
+    #[test]
+    fn varint_round_trip() {
+        for x in [
+            0u128,
+            1,
+            127,
+            128,
+            300,
+            u32::MAX as u128,
+            u128::MAX,
+            u128::MAX - 1,
+        ] {
+            let mut b = Vec::new();
+            put_varint(&mut b, x);
+            let mut r = Reader { buf: &b, pos: 0 };
+            assert_eq!(r.varint().unwrap(), x);
+            assert_eq!(r.pos, b.len());
+        }
+        // 19 bytes of 0xff then 0x7f would be > 128 bits.
+        let mut b = vec![0xffu8; 18];
+        b.push(0x7f);
+        let mut r = Reader { buf: &b, pos: 0 };
+        assert!(r.varint().is_err());
+    }
+}
