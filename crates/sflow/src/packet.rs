@@ -430,3 +430,95 @@ pub fn udp_in_frame(link_type: u32, frame: &[u8]) -> Option<UdpPacket<'_>> {
         payload: b.get(UDP_HEADER_LEN..end)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv6_with_ext(ext: &[u8], next: u8, l4: &[u8]) -> Vec<u8> {
+        let plen = (ext.len() + l4.len()) as u16;
+        let mut b = vec![0x60, 0, 0, 0];
+        b.extend_from_slice(&plen.to_be_bytes());
+        b.extend_from_slice(&[next, 64]);
+        b.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        b.extend_from_slice(&[0; 11]);
+        b.push(1);
+        b.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        b.extend_from_slice(&[0; 11]);
+        b.push(2);
+        b.extend_from_slice(ext);
+        b.extend_from_slice(l4);
+        b
+    }
+
+    #[test]
+    fn ipv6_skips_hop_by_hop_and_destination_options() {
+        // hop-by-hop (8 bytes) -> destination options (16 bytes) -> TCP 1234 -> 25, SYN.
+        let mut ext = vec![60, 0, 5, 2, 0, 0, 1, 0];
+        ext.extend_from_slice(&[6, 1, 1, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 0, 0]);
+        let tcp = [
+            4, 210, 0, 25, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+        ];
+        let b = ipv6_with_ext(&ext, 0, &tcp);
+        let s = summarize(HEADER_PROTOCOL_IPV6, &b).unwrap().ip.unwrap();
+        assert_eq!(
+            (s.protocol, s.src_port, s.dst_port, s.tcp_flags),
+            (6, Some(1234), Some(25), Some(2))
+        );
+        assert_eq!(s.ip_len, 40 + 24 + 16);
+    }
+
+    #[test]
+    fn ipv6_later_fragment_has_no_ports() {
+        let frag = [17, 0, 0x05, 0x00, 0, 0, 0, 1]; // offset 160, UDP
+        let b = ipv6_with_ext(&frag, 44, &[0; 8]);
+        let s = summarize(HEADER_PROTOCOL_IPV6, &b).unwrap().ip.unwrap();
+        assert!(s.later_fragment);
+        assert_eq!((s.protocol, s.src_port), (17, None));
+    }
+
+    #[test]
+    fn truncated_extension_chain_keeps_addresses() {
+        let b = ipv6_with_ext(&[], 0, &[]);
+        let s = summarize(HEADER_PROTOCOL_IPV6, &b).unwrap().ip.unwrap();
+        assert_eq!((s.protocol, s.src.to_string().as_str()), (0, "2001:db8::1"));
+    }
+
+    #[test]
+    fn snap_and_short_headers() {
+        // 802.3 length + LLC/SNAP carrying IPv4 (only 4 bytes of it: no IP layer).
+        let mut f = vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 100];
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00, 0x45, 0, 0, 20]);
+        let s = summarize(HEADER_PROTOCOL_ETHERNET, &f).unwrap();
+        assert_eq!((s.ethertype, s.ip), (Some(0x0800), None));
+        assert_eq!(s.dst_mac.unwrap().to_string(), "01:02:03:04:05:06");
+        for n in 0..f.len() {
+            let _ = summarize(HEADER_PROTOCOL_ETHERNET, &f[..n]);
+        }
+        assert_eq!(summarize(HEADER_PROTOCOL_ETHERNET, &[1, 2, 3]), None);
+        assert_eq!(summarize(7, &f), None, "unknown header protocol");
+    }
+
+    #[test]
+    fn ipv4_with_options_and_fragment() {
+        // IHL 6 (4 option bytes), UDP 53 -> 5353, then the same as a later fragment.
+        let mut b = vec![
+            0x46, 0, 0, 32, 0, 0, 0, 0, 7, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 1, 1, 1, 1,
+        ];
+        b.extend_from_slice(&[0, 53, 0x14, 0xe9, 0, 8, 0, 0]);
+        let s = summarize(HEADER_PROTOCOL_IPV4, &b).unwrap().ip.unwrap();
+        assert_eq!(
+            (s.ttl, s.src_port, s.dst_port, s.ip_len),
+            (7, Some(53), Some(5353), 32)
+        );
+        b[6] = 0x00;
+        b[7] = 0x10;
+        let s = summarize(HEADER_PROTOCOL_IPV4, &b).unwrap().ip.unwrap();
+        assert!(s.later_fragment);
+        assert_eq!(s.src_port, None);
+        assert!(
+            udp_in_frame(linktype::RAW, &b).is_none(),
+            "fragments are not extracted"
+        );
+    }
+}
