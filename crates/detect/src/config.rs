@@ -38,7 +38,7 @@ impl From<Duration> for String {
 }
 
 /// Who is "us": the operator's networks, domains and host names.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Network {
     /// Customer and server networks whose unauthenticated clients are ours (Postfix
@@ -51,6 +51,21 @@ pub struct Network {
     /// Our own host names, as a client might forge them in HELO. The host names seen in the
     /// logs' headers are added automatically.
     pub own_names: Vec<String>,
+    /// An unauthenticated client outside `own_networks` counts as a customer once it relayed
+    /// mail to this many distinct remote recipient domains (an inbound MX accepts mail for its
+    /// own few domains only, so internet clients seldom reach it). 0 turns the inference off.
+    pub auto_customer_domains: usize,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            own_networks: Vec::new(),
+            local_domains: Vec::new(),
+            own_names: Vec::new(),
+            auto_customer_domains: 3,
+        }
+    }
 }
 
 /// `delivery-failures`: extrusion detection by failed recipients.

@@ -56,6 +56,25 @@ pub struct EngineStats {
     pub first_ts: Option<Ts>,
 }
 
+/// What we learned about an unauthenticated client outside the configured networks.
+#[derive(Debug, Default)]
+struct Customer {
+    /// Distinct recipient domains it relayed to (hashes, capped).
+    domains: Vec<u64>,
+    /// Known to be ours.
+    ours: bool,
+}
+
+fn domain_hash(addr: &str) -> u64 {
+    let d = addr.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in d.bytes() {
+        h ^= b.to_ascii_lowercase() as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// Most host names learned from log headers as "our names".
 const MAX_OWN_NAMES: usize = 64;
 
@@ -67,7 +86,7 @@ pub struct Engine {
     extrusion: Extrusion,
     helo: HeloDetector,
     own_names: Vec<String>,
-    customers: BoundedMap<IpAddr, ()>,
+    customers: BoundedMap<IpAddr, Customer>,
     alerts: Vec<Alert>,
     stats: EngineStats,
     records_buf: Vec<MessageRecord>,
@@ -191,6 +210,50 @@ impl Engine {
             .any(|l| l.eq_ignore_ascii_case(d))
     }
 
+    /// Learn from a record whether its unauthenticated client is one of ours: it is when it
+    /// relayed mail out to at least `auto_customer_domains` distinct remote recipient domains (an
+    /// inbound MX only accepts mail for its own few domains, so internet clients seldom do).
+    fn learn_customer(&mut self, r: &MessageRecord) {
+        if r.auth_user.is_some() || r.is_null_sender() || matches!(r.origin, Origin::Notice(_)) {
+            return;
+        }
+        let Some(ip) = r.client_ip.filter(|i| !i.is_loopback()) else {
+            return;
+        };
+        let need = self.cfg.network.auto_customer_domains;
+        if need == 0 {
+            return;
+        }
+        let remote: Vec<u64> = r
+            .recipients
+            .iter()
+            .filter(|x| {
+                !x.is_local_delivery()
+                    && !self.is_local_domain(&x.addr)
+                    && x.outcome != Outcome::Filtered
+            })
+            .map(|x| domain_hash(&x.addr))
+            .collect();
+        if remote.is_empty() {
+            return;
+        }
+        let c = self
+            .customers
+            .get_or_insert_with(&ip, r.finished, Customer::default);
+        for d in remote {
+            if !c.domains.contains(&d) && c.domains.len() < 16 {
+                c.domains.push(d);
+            }
+        }
+        if c.domains.len() >= need {
+            c.ours = true;
+        }
+    }
+
+    fn is_customer(&self, ip: IpAddr) -> bool {
+        self.in_own_networks(ip) || self.customers.get(&ip).is_some_and(|c| c.ours)
+    }
+
     /// Direction of a record and the entity that submitted it.
     pub fn classify(&self, r: &MessageRecord) -> (Direction, Option<Entity>) {
         if matches!(r.origin, Origin::Notice(_)) || r.is_null_sender() {
@@ -206,12 +269,7 @@ impl Engine {
             );
         }
         if let Some(ip) = r.client_ip.filter(|i| !i.is_loopback()) {
-            let relayed_out = r.recipients.iter().any(|x| {
-                !x.is_local_delivery()
-                    && !self.is_local_domain(&x.addr)
-                    && x.outcome != Outcome::Filtered
-            });
-            if self.in_own_networks(ip) || relayed_out || self.customers.get(&ip).is_some() {
+            if self.is_customer(ip) {
                 return (
                     Direction::Outgoing,
                     Some(Entity::new(EntityKind::Client, ip.to_string())),
@@ -231,6 +289,7 @@ impl Engine {
 
     fn on_record(&mut self, r: &MessageRecord) {
         self.stats.records += 1;
+        self.learn_customer(r);
         let (dir, ent) = self.classify(r);
         match dir {
             Direction::Outgoing => self.stats.outgoing += 1,
@@ -259,10 +318,8 @@ impl Engine {
         let Some(ent) = ent else { return };
         self.stats.failed_recipients += r.failed().count() as u64;
         self.stats.delivered_recipients += r.delivered().count() as u64;
-        if let Some(ip) = r.client_ip.filter(|i| !i.is_loopback()) {
-            self.customers.get_or_insert_with(&ip, r.finished, || ());
-            self.helo
-                .mark_ours(&Entity::new(EntityKind::Client, ip.to_string()), r.finished);
+        if ent.kind == EntityKind::Client {
+            self.helo.mark_ours(&ent, r.finished);
         }
         let mut out = Vec::new();
         self.extrusion.on_record(&self.cfg, &ent, r, &mut out);
@@ -317,10 +374,8 @@ impl Engine {
             if reason.contains("Relay access denied") {
                 return;
             }
-            let ours = self.in_own_networks(ip)
-                || self.customers.get(&ip).is_some()
-                || program.contains("submission")
-                || program.contains("smtps");
+            let ours =
+                self.is_customer(ip) || program.contains("submission") || program.contains("smtps");
             let ent = Entity::new(EntityKind::Client, ip.to_string());
             let obs = Observation {
                 ts,

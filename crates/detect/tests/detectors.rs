@@ -493,7 +493,8 @@ fn infected_client_with_forged_helos_is_flagged() {
             ip: "198.51.100.60",
             helo: Some(helos[i as usize % helos.len()]),
             from: "kwntefsqhi@usa.net",
-            rcpts: vec![rcpt(i as usize, "addressbook.example", true)],
+            // Address-book targets across many domains.
+            rcpts: vec![rcpt(i as usize, &format!("friend{}.example", i % 5), true)],
         });
     }
     let a = f.alerts();
@@ -559,4 +560,43 @@ fn replay_is_deterministic() {
         serde_json::to_string(&f.alerts()).unwrap()
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn internet_host_relayed_to_our_one_domain_is_not_a_customer() {
+    // An inbound MX relays mail for its own domain to the internal server over SMTP: the
+    // internet client must not look like a customer, however bad its HELO.
+    let mut f = Feed::new(Config::default());
+    for i in 0..40 {
+        f.msg(Msg {
+            t: i * 60,
+            user: None,
+            ip: "203.0.113.80",
+            helo: Some(["192.0.2.1", "qwrtzpx.spam.example", "smtp1"][i as usize % 3]),
+            from: "x@spam.example",
+            rcpts: vec![rcpt(i as usize, "our-domain.example", i % 2 == 0)],
+        });
+    }
+    let a = f.alerts();
+    assert!(a.is_empty(), "{a:#?}");
+}
+
+#[test]
+fn own_networks_make_a_client_ours_at_once() {
+    let mut cfg = Config::default();
+    cfg.network.own_networks = vec!["198.51.100.0/24".parse().unwrap()];
+    let mut f = Feed::new(cfg);
+    for i in 0..25 {
+        f.msg(Msg {
+            t: i * 60,
+            user: None,
+            ip: "198.51.100.90",
+            helo: None,
+            from: "shop@customer.example",
+            rcpts: vec![rcpt(i as usize, "one-domain.example", false)],
+        });
+    }
+    let a = f.alerts();
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].entity.id, "198.51.100.90");
 }

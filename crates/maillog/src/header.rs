@@ -186,11 +186,7 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Split `host prog[pid]: msg` (or `prog[pid]: msg` without host) starting at `i`.
-fn host_prog<'a>(
-    line: &'a str,
-    i: usize,
-    want_host: bool,
-) -> Option<(&'a str, &'a str, Option<u32>, &'a str)> {
+fn host_prog(line: &str, i: usize, want_host: bool) -> Option<(&str, &str, Option<u32>, &str)> {
     let b = line.as_bytes();
     let i = skip_spaces(b, i);
     let rest = &line[i..];
@@ -251,6 +247,9 @@ pub fn parse_header<'a>(line: &'a str, ctx: &mut TimeContext) -> Option<Header<'
         let mo = MONTHS.iter().position(|m| &b[0..3] == *m)? as u32 + 1;
         let (d, mut i) = if b[4] == b' ' {
             (digits(&b[5..6])?, 6)
+        } else if b[5] == b' ' {
+            // Unpadded day ("Sep 8 07:46:30"), as some relays and exporters write it.
+            (digits(&b[4..5])?, 5)
         } else {
             (digits(&b[4..6])?, 6)
         };

@@ -144,6 +144,8 @@ pub fn classify_program(program: &str) -> (Format, &str) {
     if program.starts_with("dovecot")
         || program.ends_with("-login")
         || program.starts_with("auth-worker")
+        || program.starts_with("auth(")
+        || program == "auth"
         || program == "imap"
         || program == "pop3"
     {
@@ -158,8 +160,7 @@ pub fn classify_program(program: &str) -> (Format, &str) {
 /// Mask the variable parts of a message so similar lines group together.
 pub fn shape_of(msg: &str) -> String {
     let mut out = String::with_capacity(64);
-    let mut words = 0;
-    for w in msg.split(' ') {
+    for (words, w) in msg.split(' ').enumerate() {
         if words == 8 {
             out.push_str(" …");
             break;
@@ -167,7 +168,6 @@ pub fn shape_of(msg: &str) -> String {
         if words > 0 {
             out.push(' ');
         }
-        words += 1;
         let has_digit = w.bytes().any(|c| c.is_ascii_digit());
         let is_hexish = w.len() >= 8
             && w.trim_end_matches(':')
@@ -305,7 +305,15 @@ pub fn parse_line<'a>(line: &'a str, ctx: &mut TimeContext) -> Parsed<'a> {
         };
     };
     let (format, event) = if h.program.is_empty() && h.stamp == crate::header::StampKind::Exim {
-        (Format::Exim, exim::parse(h.msg))
+        // Dovecot's own log file uses the same stamp: "2013-08-11 03:56:40 auth-worker(default): …".
+        let tag = h.msg.split(' ').next().unwrap_or("");
+        match tag.strip_suffix(':') {
+            Some(t) if classify_program(t).0 == Format::Dovecot => {
+                let rest = &h.msg[tag.len()..].trim_start();
+                (Format::Dovecot, dovecot::parse(t, rest))
+            }
+            _ => (Format::Exim, exim::parse(h.msg)),
+        }
     } else {
         let (format, daemon) = classify_program(h.program);
         let ev = match format {

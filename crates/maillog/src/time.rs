@@ -130,6 +130,7 @@ impl TimeContext {
         self.year
     }
     /// Local wall-clock time to UTC.
+    #[allow(clippy::too_many_arguments)] // the seven fields of a civil time, as parsed
     pub fn local_to_utc(
         &mut self,
         y: i64,

@@ -1,1 +1,330 @@
-fn main() {}
+//! smtpscope: find the accounts and customers whose mail is abused to send spam.
+//!
+//! A thin binary over the library crates: it turns command-line arguments and the config file
+//! into settings (here, in one place), does the I/O (files, stdin, stdout), and runs the engine.
+
+mod config;
+mod input;
+mod pipeline;
+mod report;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::FileConfig;
+use crate::input::Source;
+use crate::pipeline::TimeOpts;
+
+#[derive(Parser, Debug)]
+#[command(name = "smtpscope", version, about = "Find the users whose mail is abused to send spam, from MTA logs", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutFormat {
+    /// Human report.
+    Text,
+    /// One JSON alert per line.
+    Jsonl,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct TimeArgs {
+    /// Year of year-less syslog stamps (default: from each file's modification time).
+    #[arg(long)]
+    year: Option<i64>,
+    /// Zone of zone-less stamps, e.g. Europe/Berlin or UTC (default: the system's).
+    #[arg(long)]
+    tz: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Analyze mail logs (Postfix, Exim, Dovecot, Sendmail; plain, .gz, .zst, .bz2; stdin when none).
+    Analyze {
+        /// Log files, in any order (they are read oldest first); `-` or none for stdin.
+        files: Vec<PathBuf>,
+        /// Output format (default: text on a terminal, jsonl otherwise).
+        #[arg(long, value_enum)]
+        format: Option<OutFormat>,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Configuration file (smtpscope.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        time: TimeArgs,
+        /// Print parse statistics (JSON) to stderr at the end.
+        #[arg(long)]
+        stats: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print normalized events (or message records) as JSON Lines.
+    Parse {
+        /// Log files; `-` or none for stdin.
+        files: Vec<PathBuf>,
+        /// Print message records instead of events.
+        #[arg(long)]
+        records: bool,
+        /// Print only the recognition statistics, one JSON object.
+        #[arg(long)]
+        stats: bool,
+        #[command(flatten)]
+        time: TimeArgs,
+    },
+    /// Print the configuration file format.
+    Config {
+        /// Print the fully commented default configuration.
+        #[arg(long)]
+        default: bool,
+        /// Check a configuration file and print it with every default filled in.
+        #[arg(long)]
+        check: Option<PathBuf>,
+    },
+}
+
+fn time_opts(t: &TimeArgs, file: &FileConfig) -> Result<TimeOpts> {
+    let tzname = t.tz.clone().or_else(|| file.input.tz.clone());
+    let tz = match tzname {
+        None => None,
+        Some(n) if n.eq_ignore_ascii_case("utc") => Some(jiff::tz::TimeZone::UTC),
+        Some(n) => {
+            Some(jiff::tz::TimeZone::get(&n).with_context(|| format!("unknown time zone {n:?}"))?)
+        }
+    };
+    Ok(TimeOpts {
+        year: t.year.or(file.input.year),
+        tz,
+    })
+}
+
+fn sources(files: &[PathBuf]) -> Result<Vec<Source>> {
+    if files.is_empty() {
+        return Ok(vec![Source::Stdin]);
+    }
+    let mut v = Vec::new();
+    for f in files {
+        let s = Source::from_arg(f);
+        if let Source::File(p) = &s {
+            let md =
+                std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+            if md.is_dir() {
+                bail!("{} is a directory", p.display());
+            }
+        }
+        v.push(s);
+    }
+    Ok(v)
+}
+
+fn out_writer(output: &Option<PathBuf>) -> Result<Box<dyn Write>> {
+    Ok(match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+fn stats_json(run: &pipeline::RunStats) -> serde_json::Value {
+    let p = &run.parse;
+    let mut by_format = serde_json::Map::new();
+    let mut fm: Vec<_> = p.by_format.iter().collect();
+    fm.sort_by_key(|(f, _)| **f);
+    for (f, c) in fm {
+        by_format.insert(
+            f.as_str().into(),
+            serde_json::json!({"lines": c.lines, "recognized": c.recognized}),
+        );
+    }
+    let mut progs: Vec<_> = p.by_program.iter().collect();
+    progs.sort_by(|a, b| b.1.lines.cmp(&a.1.lines).then(a.0.cmp(b.0)));
+    let by_program: serde_json::Map<String, serde_json::Value> = progs
+        .into_iter()
+        .map(|(k, c)| {
+            (
+                k.clone(),
+                serde_json::json!({"lines": c.lines, "recognized": c.recognized}),
+            )
+        })
+        .collect();
+    let mail = p.mail_counts();
+    serde_json::json!({
+        "lines": p.lines,
+        "recognized": p.recognized,
+        "unrecognized": p.unrecognized(),
+        "no_header": p.no_header,
+        "invalid_utf8": p.invalid_utf8,
+        "mail_lines": mail.lines,
+        "mail_recognized": mail.recognized,
+        "by_format": by_format,
+        "by_program": by_program,
+        "unrecognized_shapes": p.top_shapes(50),
+        "unrecognized_shapes_dropped": p.shapes_dropped,
+        "inputs": run.inputs,
+        "bytes": run.bytes(),
+        "seconds": run.secs,
+    })
+}
+
+fn analyze(
+    files: Vec<PathBuf>,
+    format: Option<OutFormat>,
+    output: Option<PathBuf>,
+    config: Option<PathBuf>,
+    time: TimeArgs,
+    stats: bool,
+    quiet: bool,
+) -> Result<()> {
+    let file = match &config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let t = time_opts(&time, &file)?;
+    let srcs = pipeline::order_sources(sources(&files)?, &t);
+    let format = format.unwrap_or(if output.is_none() && std::io::stdout().is_terminal() {
+        OutFormat::Text
+    } else {
+        OutFormat::Jsonl
+    });
+    let mut engine = detect::Engine::new(file.detect_config());
+    let mut alerts = Vec::new();
+    let mut out = out_writer(&output)?;
+    let progress = !quiet && std::io::stderr().is_terminal();
+    let run = pipeline::run(&srcs, &t, progress, |p, _| {
+        pipeline::feed(&mut engine, p);
+        alerts.extend(engine.take_alerts());
+    })?;
+    engine.finish();
+    alerts.extend(engine.take_alerts());
+    match format {
+        OutFormat::Jsonl => {
+            for a in &alerts {
+                serde_json::to_writer(&mut out, a)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        OutFormat::Text => {
+            out.write_all(report::summary(&run, engine.stats(), &alerts).as_bytes())?;
+            out.write_all(report::entities(&alerts).as_bytes())?;
+        }
+    }
+    out.flush()?;
+    if stats {
+        let mut j = stats_json(&run);
+        j["engine"] = serde_json::to_value(engine.stats())?;
+        j["correlator"] = serde_json::to_value(engine.correlator_stats())?;
+        eprintln!("{}", serde_json::to_string(&j)?);
+    }
+    Ok(())
+}
+
+fn parse_cmd(files: Vec<PathBuf>, records: bool, stats: bool, time: TimeArgs) -> Result<()> {
+    let t = time_opts(&time, &FileConfig::default())?;
+    let srcs = pipeline::order_sources(sources(&files)?, &t);
+    let mut out = out_writer(&None)?;
+    let mut engine = detect::Engine::new(detect::Config::default());
+    engine.keep_records(records);
+    let mut err: Option<std::io::Error> = None;
+    let run = pipeline::run(&srcs, &t, false, |p, line| {
+        if stats || err.is_some() {
+            return;
+        }
+        if records {
+            pipeline::feed(&mut engine, p);
+            for r in engine.take_records() {
+                if let Err(e) = serde_json::to_writer(&mut out, &r)
+                    .map_err(std::io::Error::other)
+                    .and_then(|_| out.write_all(b"\n"))
+                {
+                    err = Some(e);
+                }
+            }
+            return;
+        }
+        let h = p.header.as_ref();
+        let j = serde_json::json!({
+            "ts": h.map(|h| h.ts.rfc3339()),
+            "host": h.map(|h| h.host),
+            "program": h.map(|h| h.program),
+            "pid": h.and_then(|h| h.pid),
+            "format": p.format,
+            "event": p.event,
+            "line": if p.event.is_none() { Some(line) } else { None },
+        });
+        if let Err(e) = serde_json::to_writer(&mut out, &j)
+            .map_err(std::io::Error::other)
+            .and_then(|_| out.write_all(b"\n"))
+        {
+            err = Some(e);
+        }
+    })?;
+    if let Some(e) = err {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+        return Ok(());
+    }
+    if records && !stats {
+        engine.finish();
+        for r in engine.take_records() {
+            serde_json::to_writer(&mut out, &r)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    if stats {
+        serde_json::to_writer(&mut out, &stats_json(&run))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Analyze {
+            files,
+            format,
+            output,
+            config,
+            time,
+            stats,
+            quiet,
+        } => analyze(files, format, output, config, time, stats, quiet),
+        Cmd::Parse {
+            files,
+            records,
+            stats,
+            time,
+        } => parse_cmd(files, records, stats, time),
+        Cmd::Config { default, check } => match (default, check) {
+            (_, Some(p)) => FileConfig::load(&p).and_then(|c| {
+                println!("{}", toml::to_string(&c)?);
+                Ok(())
+            }),
+            _ => {
+                print!("{}", config::DEFAULT_TOML);
+                Ok(())
+            }
+        },
+    };
+    if let Err(e) = r {
+        // Broken pipe (e.g. `| head`) is not an error.
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            std::process::exit(0);
+        }
+        eprintln!("smtpscope: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,232 @@
+//! Inputs: files (plain, .gz, .zst, .bz2 — recognised by their magic bytes) and stdin, read as
+//! lines of bytes; the year and zone that year-less syslog stamps need.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Size of the read buffer.
+const BUF: usize = 1 << 20;
+/// Longest line kept whole; longer lines are cut (the rest is skipped), so one broken line
+/// cannot use unbounded memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One input: a path or stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Standard input.
+    Stdin,
+    /// A file.
+    File(PathBuf),
+}
+
+impl Source {
+    /// From the command line: `-` is stdin.
+    pub fn from_arg(s: &Path) -> Source {
+        if s == Path::new("-") {
+            Source::Stdin
+        } else {
+            Source::File(s.to_path_buf())
+        }
+    }
+
+    /// Display name.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Stdin => "<stdin>".into(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// Size in bytes on disk (compressed size for compressed files), if known.
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            Source::Stdin => None,
+            Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+        }
+    }
+
+    /// Open, decompressing as the magic bytes say. `counter` counts raw bytes read (for progress).
+    pub fn open(
+        &self,
+        counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<Box<dyn BufRead + Send>> {
+        let raw: Box<dyn Read + Send> = match self {
+            Source::Stdin => Box::new(io::stdin()),
+            Source::File(p) => {
+                Box::new(File::open(p).with_context(|| format!("cannot open {}", p.display()))?)
+            }
+        };
+        let raw: Box<dyn Read + Send> = match counter {
+            Some(c) => Box::new(Counting { inner: raw, n: c }),
+            None => raw,
+        };
+        let mut br = BufReader::with_capacity(BUF, raw);
+        let head = br
+            .fill_buf()
+            .with_context(|| format!("cannot read {}", self.name()))?;
+        let r: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
+            Box::new(BufReader::with_capacity(
+                BUF,
+                flate2::bufread::MultiGzDecoder::new(br),
+            ))
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Box::new(BufReader::with_capacity(
+                BUF,
+                zstd::stream::read::Decoder::with_buffer(br).context("zstd stream")?,
+            ))
+        } else if head.starts_with(b"BZh") {
+            Box::new(BufReader::with_capacity(
+                BUF,
+                bzip2::bufread::MultiBzDecoder::new(br),
+            ))
+        } else {
+            Box::new(br)
+        };
+        Ok(r)
+    }
+}
+
+struct Counting {
+    inner: Box<dyn Read + Send>,
+    n: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n
+            .fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+/// Read one line (without `\n`) into `buf`, cutting lines longer than [`MAX_LINE`]. Returns
+/// false at end of input.
+pub fn read_line(r: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<bool> {
+    buf.clear();
+    let mut got_any = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok(got_any);
+        }
+        got_any = true;
+        match memchr::memchr(b'\n', avail) {
+            Some(i) => {
+                let room = MAX_LINE.saturating_sub(buf.len());
+                buf.extend_from_slice(&avail[..i.min(room)]);
+                r.consume(i + 1);
+                return Ok(true);
+            }
+            None => {
+                let n = avail.len();
+                let room = MAX_LINE.saturating_sub(buf.len());
+                buf.extend_from_slice(&avail[..n.min(room)]);
+                r.consume(n);
+            }
+        }
+    }
+}
+
+/// The year to assume for the first year-less stamp of a file: the year of its modification
+/// time, or the one before when the first stamp's month is later than that time's month (a
+/// file started in December and last written in January).
+pub fn infer_year(src: &Source, first_month: Option<u32>) -> i64 {
+    let now = jiff::Timestamp::now();
+    let mtime = match src {
+        Source::File(p) => std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| jiff::Timestamp::try_from(t).ok())
+            .unwrap_or(now),
+        Source::Stdin => now,
+    };
+    let d = mtime.to_zoned(jiff::tz::TimeZone::system()).date();
+    let (y, m) = (d.year() as i64, d.month() as u32);
+    match first_month {
+        Some(fm) if fm > m => y - 1,
+        _ => y,
+    }
+}
+
+/// Month of the first RFC 3164 stamp among the first lines of a file (cheap peek), if any.
+pub fn first_month(src: &Source) -> Option<u32> {
+    let Source::File(_) = src else { return None };
+    let mut r = src.open(None).ok()?;
+    let mut buf = Vec::new();
+    for _ in 0..50 {
+        if !read_line(&mut *r, &mut buf).ok()? {
+            break;
+        }
+        let b: &[u8] = buf.strip_prefix(b"<").map_or(&buf, |_| {
+            let e = memchr::memchr(b'>', &buf).map_or(0, |e| e + 1);
+            &buf[e..]
+        });
+        if b.len() > 4 && b[3] == b' ' {
+            const M: [&[u8; 3]; 12] = [
+                b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
+                b"Nov", b"Dec",
+            ];
+            if let Some(i) = M.iter().position(|m| &b[..3] == *m) {
+                return Some(i as u32 + 1);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn reads_compressed_and_long_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "line one\nline two\r\nthree";
+        let gz = dir.path().join("a.log.gz");
+        let mut e =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap();
+        let zs = dir.path().join("a.log.zst");
+        std::fs::write(&zs, zstd::encode_all(text.as_bytes(), 1).unwrap()).unwrap();
+        let bz = dir.path().join("a.log.bz2");
+        let mut b =
+            bzip2::write::BzEncoder::new(File::create(&bz).unwrap(), bzip2::Compression::fast());
+        b.write_all(text.as_bytes()).unwrap();
+        b.finish().unwrap();
+        for p in [gz, zs, bz] {
+            let mut r = Source::File(p.clone()).open(None).unwrap();
+            let mut buf = Vec::new();
+            let mut lines = Vec::new();
+            while read_line(&mut *r, &mut buf).unwrap() {
+                lines.push(String::from_utf8(buf.clone()).unwrap());
+            }
+            assert_eq!(
+                lines,
+                ["line one", "line two\r", "three"],
+                "{}",
+                p.display()
+            );
+        }
+        let long = dir.path().join("long.log");
+        let mut s = "x".repeat(MAX_LINE * 3);
+        s.push_str("\nnext\n");
+        std::fs::write(&long, s).unwrap();
+        let mut r = Source::File(long).open(None).unwrap();
+        let mut buf = Vec::new();
+        assert!(read_line(&mut *r, &mut buf).unwrap());
+        assert_eq!(buf.len(), MAX_LINE);
+        assert!(read_line(&mut *r, &mut buf).unwrap());
+        assert_eq!(buf, b"next");
+        assert!(!read_line(&mut *r, &mut buf).unwrap());
+    }
+}
