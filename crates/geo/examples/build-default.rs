@@ -24,7 +24,13 @@ fn main() {
         }
     };
     let built = t.elapsed();
-    let bytes = db.to_table_bytes();
+    let bytes = match db.to_table_bytes() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: encoding the table: {e}");
+            std::process::exit(1);
+        }
+    };
     if let Err(e) = std::fs::write(&args[2], &bytes) {
         eprintln!("error: {}: {e}", args[2]);
         std::process::exit(1);

@@ -169,8 +169,9 @@ impl GeoDb {
         })
     }
 
-    /// Encodes this database as a compiled table (zstd-compressed).
-    pub fn to_table_bytes(&self) -> Vec<u8> {
+    /// Encodes this database as a compiled table (zstd-compressed). Fails
+    /// only if the compressor cannot allocate.
+    pub fn to_table_bytes(&self) -> std::io::Result<Vec<u8>> {
         self.table.to_bytes()
     }
 

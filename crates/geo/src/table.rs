@@ -325,7 +325,7 @@ impl Table {
     }
 
     /// Serialises into the compressed binary format.
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> std::io::Result<Vec<u8>> {
         let mut b = Vec::new();
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -343,8 +343,12 @@ impl Table {
         }
         put_family(&mut b, &self.v4);
         put_family(&mut b, &self.v6);
-        // Writing into a Vec cannot fail for I/O reasons; the level is valid.
-        zstd::bulk::compress(&b, ZSTD_LEVEL).unwrap_or_default()
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+        // The frame checksum lets the loader detect any damaged byte.
+        enc.include_checksum(true)?;
+        enc.set_pledged_src_size(Some(b.len() as u64))?;
+        std::io::Write::write_all(&mut enc, &b)?;
+        enc.finish()
     }
 
     /// Parses and validates the compressed binary format.
