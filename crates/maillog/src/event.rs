@@ -328,6 +328,42 @@ pub enum Event<'a> {
         /// The notification's own queue id.
         notice_qid: &'a str,
     },
+    /// A Postfix policy delegation request (SMTPD_POLICY_README), as the real-time service
+    /// receives it from `check_policy_service`. It is an event like a log line: the detectors see
+    /// an SMTP transaction as it happens, before any log line is written.
+    Policy {
+        /// `protocol_state`: `CONNECT`, `EHLO`, `HELO`, `MAIL`, `RCPT`, `DATA`, `END-OF-MESSAGE`, `VRFY`, `ETRN`.
+        protocol_state: &'a str,
+        /// The client (`client_address`, `client_name`).
+        client: Peer<'a>,
+        /// `helo_name`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        helo: Option<&'a str>,
+        /// `sender`; `""` is the null sender.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sender: Option<&'a str>,
+        /// `recipient`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recipient: Option<&'a str>,
+        /// `recipient_count`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recipient_count: Option<u32>,
+        /// `sasl_username`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sasl_username: Option<&'a str>,
+        /// `sasl_method`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sasl_method: Option<&'a str>,
+        /// `queue_id`, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        qid: Option<&'a str>,
+        /// `instance`: the same for every request of one SMTP transaction.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instance: Option<&'a str>,
+        /// `size`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
+    },
     /// A line we recognize and count but whose content the engine does not use (postscreen
     /// verdicts, anvil statistics, scache, TLS, daemon start/stop, warnings…). `what` names it.
     Info {

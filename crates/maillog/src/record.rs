@@ -674,7 +674,10 @@ impl Correlator {
                     self.sessions.remove(&(hid, pid));
                 }
             }
-            Event::AuthSuccess { .. } | Event::AuthFailure { .. } | Event::Info { .. } => {}
+            Event::AuthSuccess { .. }
+            | Event::AuthFailure { .. }
+            | Event::Policy { .. }
+            | Event::Info { .. } => {}
         }
     }
 
