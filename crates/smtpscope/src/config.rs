@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub detect: DetectTables,
     /// Log input.
     pub input: Input,
+    /// The real-time service.
+    pub serve: crate::serve::ServeConfig,
 }
 
 /// The `[detect.*]` tables.

@@ -7,6 +7,7 @@ mod config;
 mod input;
 mod pipeline;
 mod report;
+mod serve;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -80,6 +81,8 @@ enum Cmd {
         #[command(flatten)]
         time: TimeArgs,
     },
+    /// Run in real time: follow logs, receive syslog, answer Postfix policy requests, keep state.
+    Serve(serve::ServeArgs),
     /// Print the configuration file format.
     Config {
         /// Print the fully commented default configuration.
@@ -306,6 +309,7 @@ fn main() {
             stats,
             time,
         } => parse_cmd(files, records, stats, time),
+        Cmd::Serve(args) => serve::run(args),
         Cmd::Config { default, check } => match (default, check) {
             (_, Some(p)) => FileConfig::load(&p).and_then(|c| {
                 println!("{}", toml::to_string(&c)?);
