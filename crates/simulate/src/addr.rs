@@ -32,6 +32,15 @@ impl AddressSource for FakeSource {
     }
 }
 
+impl AddressSource for geo::GeoDb {
+    fn ranges(&self, country: &str) -> Vec<(u32, u32)> {
+        match geo::Country::parse(country) {
+            Some(c) => self.v4_ranges_for_country(c),
+            None => Vec::new(),
+        }
+    }
+}
+
 /// Ranges of several countries, cached, with weighted sampling by size.
 #[derive(Debug, Default)]
 pub struct Sampler {

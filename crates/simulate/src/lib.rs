@@ -290,10 +290,11 @@ pub fn run_with(
     sim::run(cfg, out_dir, src)
 }
 
-/// Simulate with the offline [`FakeSource`] (addresses do not geolocate; for tests and for
-/// builds without the geo database). Use [`run_with`] with the geo database for real runs.
+/// Simulate with the built-in geo database, so every source address geolocates to the
+/// country the simulation meant. Writes `mail.log`, `labels.jsonl`, `timeline.jsonl` and
+/// `summary.json` into `out_dir`.
 pub fn run(cfg: &SimConfig, out_dir: &Path) -> Result<Summary, SimError> {
-    sim::run(cfg, out_dir, &FakeSource)
+    sim::run(cfg, out_dir, geo::GeoDb::builtin())
 }
 
 /// Read `summary.json`.

@@ -40,9 +40,13 @@ fn fnv(b: &[u8]) -> u64 {
 fn same_seed_same_bytes() {
     for f in [LogFormat::Postfix, LogFormat::Exim] {
         let (a, b, c) = (tmp("det-a"), tmp("det-b"), tmp("det-c"));
-        let sa = simulate::run(&small(5, f), &a).unwrap();
-        simulate::run(&small(5, f), &b).unwrap();
-        simulate::run(&small(6, f), &c).unwrap();
+        let tiny = |s| SimConfig {
+            users: 200,
+            ..small(s, f)
+        };
+        let sa = simulate::run(&tiny(5), &a).unwrap();
+        simulate::run(&tiny(5), &b).unwrap();
+        simulate::run(&tiny(6), &c).unwrap();
         let la = std::fs::read(a.join("mail.log")).unwrap();
         let lb = std::fs::read(b.join("mail.log")).unwrap();
         let lc = std::fs::read(c.join("mail.log")).unwrap();
@@ -335,4 +339,22 @@ fn evaluation_of_nothing() {
     assert_eq!(ev.precision, 1.0);
     assert_eq!(ev.fp_per_10k_accounts_day, 0.0);
     assert!(ev.overall.ttd_secs.p50.is_none());
+}
+
+/// Labelled source IPs geolocate where the simulation put them (built-in database).
+#[test]
+fn sources_geolocate() {
+    use std::net::IpAddr;
+    let db = geo::GeoDb::builtin();
+    let s = simulate::addr::Sampler::new(db, &["DE", "VN", "BR"]);
+    for c in ["DE", "VN", "BR"] {
+        for k in 0..200 {
+            let ip = s.ip(c, k).unwrap();
+            let (got, _) = db.lookup_fast(IpAddr::V4(ip));
+            assert_eq!(got, geo::Country::parse(c), "{ip}");
+            let ip = s.ip_in_block(c, k, k * 7).unwrap();
+            let (got, _) = db.lookup_fast(IpAddr::V4(ip));
+            assert_eq!(got, geo::Country::parse(c), "{ip}");
+        }
+    }
 }
