@@ -161,10 +161,8 @@ fn labels_agree_with_log_exim() {
     let _ = std::fs::remove_dir_all(d);
 }
 
-/// 100% recognition through maillog's parsers. Ignored until crates/maillog's Postfix, Exim and
-/// Dovecot parsers land (they were stubs when this was written); run with `--ignored`.
+/// 100% recognition through maillog's parsers.
 #[test]
-#[ignore]
 fn recognition_is_complete() {
     for f in [LogFormat::Postfix, LogFormat::Exim] {
         let d = tmp("recog");
