@@ -39,7 +39,10 @@ pub const MIN_LONG_QID: usize = 10;
 /// Parse the message of a Postfix daemon (`daemon` is the last component of the program name:
 /// `smtpd`, `qmgr`, `smtp`, `cleanup`…). `None` when the line is not understood.
 pub fn parse<'a>(daemon: &'a str, msg: &'a str) -> Option<Event<'a>> {
-    let msg = msg.trim_end_matches(['\r', '\n']);
+    let mut msg = msg;
+    while let Some(m) = msg.strip_suffix('\n').or_else(|| msg.strip_suffix('\r')) {
+        msg = m;
+    }
     match split_qid(msg) {
         Some((qid, rest)) => queue_line(daemon, qid, rest),
         None => plain_line(daemon, msg),
@@ -52,14 +55,17 @@ pub fn is_qid(s: &str) -> bool {
     if b.len() < MIN_SHORT_QID || b.len() > MAX_QID {
         return false;
     }
-    if b.iter()
-        .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c))
-    {
-        return true;
+    let (mut hex, mut digit) = (true, false);
+    for &c in b {
+        if c.is_ascii_digit() {
+            digit = true;
+        } else if c.is_ascii_alphabetic() {
+            hex &= (b'A'..=b'F').contains(&c);
+        } else {
+            return false;
+        }
     }
-    b.len() >= MIN_LONG_QID
-        && b.iter().all(|c| c.is_ascii_alphanumeric())
-        && b.iter().any(|c| c.is_ascii_digit())
+    hex || (b.len() >= MIN_LONG_QID && digit)
 }
 
 /// `QID: rest` -> (Some(qid), rest); `NOQUEUE: rest` -> (None, rest); otherwise `None`.
@@ -81,6 +87,39 @@ fn split_qid(msg: &str) -> Option<(Option<&str>, &str)> {
     }
 }
 
+/// Byte offset of `needle` in `hay`. Log lines are short and the needles are short literals, so
+/// a `memchr` on the needle's first non-space byte plus a compare beats building a `memmem`
+/// searcher on every call.
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let k = n.iter().position(|&c| c != b' ')?;
+    memchr::memchr_iter(n[k], h)
+        .filter(|&i| i >= k)
+        .map(|i| i - k)
+        .find(|&i| h[i..].starts_with(n))
+}
+
+/// Byte offset of the last `needle` in `hay` (see [`find`]).
+fn rfind(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let k = n.iter().position(|&c| c != b' ')?;
+    memchr::memrchr_iter(n[k], h)
+        .filter(|&i| i >= k)
+        .map(|i| i - k)
+        .find(|&i| h[i..].starts_with(n))
+}
+
+/// Bytes that end a `key` in a `key=value` list.
+const KEY_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'=' as usize] = true;
+    t[b' ' as usize] = true;
+    t[b',' as usize] = true;
+    t[b'(' as usize] = true;
+    t[b';' as usize] = true;
+    t
+};
+
 fn info<'a>(what: &'static str, qid: Option<&'a str>, client: Option<Peer<'a>>) -> Event<'a> {
     Event::Info { what, qid, client }
 }
@@ -92,28 +131,36 @@ fn info<'a>(what: &'static str, qid: Option<&'a str>, client: Option<Peer<'a>>) 
 /// the `[`. Returns the peer and the text after it.
 fn take_peer(s: &str) -> Option<(Peer<'_>, &str)> {
     let b = s.as_bytes();
-    let lb = b.iter().position(|&c| c == b'[' || c == b' ')?;
+    let lb = memchr::memchr2(b'[', b' ', b)?;
     if b[lb] != b'[' {
         return None;
     }
     let rb = lb + memchr::memchr(b']', &b[lb..])?;
     let mut end = rb + 1;
+    let mut port = None;
     if b.get(end) == Some(&b':') {
         let digits = b[end + 1..]
             .iter()
             .take_while(|c| c.is_ascii_digit())
             .count();
         if digits > 0 {
+            port = s[end + 1..end + 1 + digits].parse().ok();
             end += 1 + digits;
         }
     }
-    let peer = peer_brackets(&s[..end])?;
+    // Same shape as `peer_brackets`, without scanning the text again.
+    let (host, ip) = (&s[..lb], &s[lb + 1..rb]);
+    let peer = Peer {
+        host: Some(host).filter(|h| !h.is_empty()),
+        ip: Some(ip).filter(|i| !i.is_empty()),
+        port,
+    };
     Some((peer, &s[end..]))
 }
 
 /// The peer after the first `marker` (e.g. `" from "`) in `s`.
 fn peer_after<'a>(s: &'a str, marker: &str) -> Option<Peer<'a>> {
-    let i = s.find(marker)?;
+    let i = find(s, marker)?;
     take_peer(&s[i + marker.len()..]).map(|(p, _)| p)
 }
 
@@ -150,11 +197,14 @@ impl<'a> Iterator for Kv<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
-        let s = self.s.trim_start_matches([' ', ',']);
+        let lead = self
+            .s
+            .bytes()
+            .take_while(|&c| c == b' ' || c == b',')
+            .count();
+        let s = &self.s[lead..];
         let b = s.as_bytes();
-        let eq = b
-            .iter()
-            .position(|&c| c == b'=' || c == b' ' || c == b',' || c == b'(' || c == b';')?;
+        let eq = b.iter().position(|&c| KEY_STOP[c as usize])?;
         if b[eq] != b'=' || eq == 0 {
             self.s = s;
             return None;
@@ -178,9 +228,7 @@ impl<'a> Iterator for Kv<'a> {
             }
             end
         } else {
-            vb.iter()
-                .position(|&c| c == b' ' || c == b',')
-                .unwrap_or(vb.len())
+            memchr::memchr2(b' ', b',', vb).unwrap_or(vb.len())
         };
         self.s = &v[vlen..];
         Some((key, &v[..vlen]))
@@ -212,11 +260,15 @@ fn envelope(kv: &str) -> Envelope<'_> {
 
 /// Where the envelope of a check line starts (the `; ` before `from=<`, `to=<`, `proto=`…).
 /// The reply text itself may contain `; ` (`Service unavailable; Client host … blocked`), so
-/// take the last occurrence of the first key present.
+/// take the last `;` that is followed by one of the keys.
 fn envelope_start(s: &str) -> Option<usize> {
-    ["; from=", "; to=", "; proto=", "; helo="]
-        .iter()
-        .find_map(|m| s.rfind(m))
+    memchr::memrchr_iter(b';', s.as_bytes()).find(|&i| {
+        let r = &s[i + 1..];
+        r.starts_with(" from=")
+            || r.starts_with(" to=")
+            || r.starts_with(" proto=")
+            || r.starts_with(" helo=")
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,9 +474,9 @@ fn pickup<'a>(qid: Option<&'a str>, rest: &'a str) -> Event<'a> {
 
 /// bounce/defer/trace `sender non-delivery notification: NEWQID`.
 fn notice<'a>(qid: Option<&'a str>, rest: &'a str) -> Option<Event<'a>> {
-    let i = rest.find(" notification: ")?;
-    let what = &rest[..i];
-    let new = rest[i + " notification: ".len()..].trim_end();
+    let c = memchr::memrchr(b':', rest.as_bytes())?;
+    let what = rest[..c].strip_suffix(" notification")?;
+    let new = rest[c + 1..].trim();
     let kind = match what {
         "sender non-delivery" => NoticeKind::NonDelivery,
         "postmaster non-delivery" => NoticeKind::PostmasterNonDelivery,
@@ -444,6 +496,9 @@ fn notice<'a>(qid: Option<&'a str>, rest: &'a str) -> Option<Event<'a>> {
         _ => info("notice", qid, None),
     })
 }
+
+/// Longest action word of a check line (`milter-header-redirect`, with room to spare).
+const MAX_ACTION: usize = 32;
 
 fn check_action(a: &str) -> Option<Action> {
     Some(match a {
@@ -465,7 +520,11 @@ fn check_action(a: &str) -> Option<Action> {
 /// cleanup `<action>: header <name>: <value> from host[ip]; from=<a> …[: text]`, and
 /// `proxy-reject: END-OF-MESSAGE: <reply>; from=…`.
 fn check<'a>(qid: Option<&'a str>, rest: &'a str) -> Option<Event<'a>> {
-    let colon = rest.find(": ")?;
+    let b = rest.as_bytes();
+    let colon = memchr::memchr(b':', &b[..b.len().min(MAX_ACTION + 1)])?;
+    if b.get(colon + 1) != Some(&b' ') {
+        return None;
+    }
     let action = check_action(&rest[..colon])?;
     let body = &rest[colon + 2..];
     let (head, env) = match envelope_start(body) {
@@ -481,7 +540,7 @@ fn check<'a>(qid: Option<&'a str>, rest: &'a str) -> Option<Event<'a>> {
     {
         // cleanup header/body check: the trigger text, then " from host[ip]" or " from local".
         stage = Some(h.0);
-        match h.1.rfind(" from ") {
+        match rfind(h.1, " from ") {
             Some(f) => {
                 reason = &h.1[..f];
                 client = take_peer(&h.1[f + 6..]).map(|(p, _)| p);
@@ -551,7 +610,7 @@ fn queue_info<'a>(qid: Option<&'a str>, rest: &'a str) -> Option<Event<'a>> {
         || rest.starts_with("deferred ")
     {
         "qmgr"
-    } else if rest.contains(" TLS connection established ") || rest.starts_with("TLS ") {
+    } else if find(rest, " TLS connection established ").is_some() || rest.starts_with("TLS ") {
         "tls"
     } else if rest.starts_with("connect to ") {
         return Some(info("connect", qid, peer_after(rest, "connect to ")));
@@ -598,12 +657,12 @@ fn warning<'a>((what, text): (&'static str, &'a str), qid: Option<&'a str>) -> E
 fn sasl_failure(text: &str) -> Option<Event<'_>> {
     let (client, r) = take_peer(text)?;
     let r = r.strip_prefix(": SASL ")?;
-    let fail = r.find(" authentication failed")?;
+    let fail = find(r, " authentication failed")?;
     let mechanism = &r[..fail];
     let mut reason = r[fail + " authentication failed".len()..].trim_start_matches(':');
     reason = reason.strip_prefix(' ').unwrap_or(reason);
     let mut user = None;
-    if let Some(u) = reason.rfind(", sasl_username=") {
+    if let Some(u) = rfind(reason, ", sasl_username=") {
         user = Some(&reason[u + ", sasl_username=".len()..]);
         reason = &reason[..u];
     }
@@ -628,7 +687,7 @@ fn warning_peer(text: &str) -> Option<Peer<'_>> {
     if let Some(r) = text.strip_prefix("hostname ") {
         let sp = r.find(' ')?;
         let host = &r[..sp];
-        let ip = r.find(" address ").map(|i| &r[i + 9..])?;
+        let ip = find(r, " address ").map(|i| &r[i + 9..])?;
         let ip = &ip[..ip.find([':', ' ']).unwrap_or(ip.len())];
         ip.parse::<IpAddr>().ok()?;
         return Some(Peer {
@@ -638,7 +697,7 @@ fn warning_peer(text: &str) -> Option<Peer<'_>> {
         });
     }
     // "IP: address not listed for hostname H", "IP: hostname H verification failed: …"
-    if let Some(c) = text.find(": ") {
+    if let Some(c) = find(text, ": ") {
         if let Some(mut p) = ip_peer(&text[..c]) {
             let r = &text[c + 2..];
             if let Some(h) = r
@@ -665,6 +724,17 @@ const AFTER_PHRASES: [(&str, &str); 6] = [
 ];
 
 fn plain_line<'a>(daemon: &'a str, msg: &'a str) -> Option<Event<'a>> {
+    let first = *msg.as_bytes().first()?;
+    if !first.is_ascii_lowercase() {
+        // Postscreen/tlsproxy verdicts, `Anonymous TLS …`, `SSL_accept …`, `Deleted: …`, `>>> …`.
+        if let Some(ev) = tls_line(msg) {
+            return Some(ev);
+        }
+        if let Some(ev) = postscreen_line(daemon, msg) {
+            return Some(ev);
+        }
+        return lifecycle_line(daemon, msg);
+    }
     if let Some(w) = severity(msg) {
         return Some(warning(w, None));
     }
@@ -690,9 +760,6 @@ fn plain_line<'a>(daemon: &'a str, msg: &'a str) -> Option<Event<'a>> {
     if msg.starts_with("proxy-accept: ") || msg.starts_with("proxy-reject: ") {
         return check(None, msg);
     }
-    if let Some(ev) = tls_line(msg) {
-        return Some(ev);
-    }
     for (p, what) in [
         ("connect to ", "connect"),
         ("host ", "remote"),
@@ -705,14 +772,17 @@ fn plain_line<'a>(daemon: &'a str, msg: &'a str) -> Option<Event<'a>> {
             }
         }
     }
-    if let Some(ev) = postscreen_line(daemon, msg) {
-        return Some(ev);
-    }
     if let Some(r) = msg.strip_prefix("addr ") {
-        if r.contains(" listed by domain ") {
+        if find(r, " listed by domain ").is_some() {
             let ip = &r[..r.find(' ').unwrap_or(r.len())];
             return Some(info("dnsblog", None, ip_peer(ip)));
         }
+    }
+    if msg.starts_with("cache ") && find(msg, " cleanup").is_some() {
+        return Some(info("cache", None, None));
+    }
+    if let Some(ev) = tls_line(msg) {
+        return Some(ev);
     }
     lifecycle_line(daemon, msg)
 }
@@ -740,7 +810,7 @@ fn disconnect<'a>(client: Peer<'a>, rest: &'a str) -> Event<'a> {
 /// part may itself contain colons (`127.0.0.1:2525:192.0.2.1`), and so may an IPv6 address, so
 /// try every colon until the rest is an address.
 fn anvil_peer(r: &str) -> Option<Peer<'_>> {
-    let l = r.find(" for (")? + 6;
+    let l = find(r, " for (")? + 6;
     let inner = &r[l..l + r[l..].find(')')?];
     let mut from = 0;
     while let Some(c) = inner[from..].find(':') {
@@ -754,8 +824,10 @@ fn anvil_peer(r: &str) -> Option<Peer<'_>> {
 }
 
 fn tls_line(msg: &str) -> Option<Event<'_>> {
-    let peer = if let Some(i) = msg.find(" TLS connection established ") {
-        let r = &msg[i + " TLS connection established ".len()..];
+    const EST: &str = " TLS connection established ";
+    let first_space = memchr::memchr(b' ', msg.as_bytes()).unwrap_or(msg.len());
+    let peer = if msg[first_space..].starts_with(EST) {
+        let r = &msg[first_space + EST.len()..];
         let r = r.strip_prefix("from ").or_else(|| r.strip_prefix("to "))?;
         take_peer(r).map(|(p, _)| p)
     } else if msg.starts_with("SSL_accept error from ")
@@ -767,9 +839,9 @@ fn tls_line(msg: &str) -> Option<Event<'_>> {
         || msg.starts_with("TLS ")
     {
         let r = &msg[msg.find([' ']).unwrap_or(0)..];
-        r.find(" from ")
-            .or_else(|| r.find(" to "))
-            .or_else(|| r.find(" for "))
+        find(r, " from ")
+            .or_else(|| find(r, " to "))
+            .or_else(|| find(r, " for "))
             .and_then(|i| {
                 let r = &r[i + 1..];
                 take_peer(&r[r.find(' ')? + 1..]).map(|(p, _)| p)
@@ -816,9 +888,6 @@ fn postscreen_line<'a>(daemon: &'a str, msg: &'a str) -> Option<Event<'a>> {
         if upper {
             return Some(info(what, None, take_peer(&msg[lb..]).map(|(p, _)| p)));
         }
-    }
-    if msg.starts_with("cache ") && (msg.contains(" cleanup: ") || msg.contains(" cleanup")) {
-        return Some(info("cache", None, None));
     }
     None
 }
@@ -928,8 +997,9 @@ fn is_debug(msg: &str) -> bool {
     if PHRASES.iter().any(|p| msg.starts_with(p)) {
         return true;
     }
-    if msg.contains(" socket: wanted attribute: ")
-        || msg.contains("input_transp_cleanup: ")
+    if (msg.starts_with("private/") || msg.starts_with("public/"))
+        && find(msg, " socket: wanted attribute: ").is_some()
+        || find(msg, "input_transp_cleanup: ").is_some()
         || (msg.starts_with("begin ") || msg.starts_with("end ")) && msg.ends_with(" address list")
     {
         return true;
