@@ -221,6 +221,118 @@ pub struct Config {
     pub rejection_daemons: RejectionDaemons,
     /// `helo-anomaly`.
     pub helo: Helo,
+    /// `auth-hijack`.
+    pub hijack: Hijack,
+    /// `campaign`.
+    pub campaign: Campaign,
+    /// `auth-bruteforce`.
+    pub bruteforce: Bruteforce,
     /// Memory bounds.
     pub limits: Limits,
+}
+
+/// `auth-hijack`: accounts used from far more networks and countries than their history, or in
+/// bursts from a foreign network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hijack {
+    /// On or off.
+    pub enabled: bool,
+    /// Alert when the combined score of the signals reaches this.
+    pub min_score: f64,
+    /// Window for the spread features.
+    pub window: Duration,
+    /// Spread: at least this many autonomous systems not in the account's baseline within the
+    /// window…
+    pub min_new_asns: u64,
+    /// …in at least this many countries not in its baseline. A traveller adds one country and
+    /// an ASN or two; a phone on a carrier adds IPs but stays in one ASN; a botnet adds dozens.
+    pub min_new_countries: u64,
+    /// Burst: this many messages from one IP within one minute…
+    pub burst_per_minute: u64,
+    /// …from a country that is neither the account's nor one of `home_countries`.
+    pub home_countries: Vec<String>,
+    /// Countries with at least this share of all authenticated logins count as home countries
+    /// too (learned from the population).
+    pub home_country_share: f64,
+    /// Most first-sightings of IPs kept per account for the window (evidence and features).
+    pub max_recent_ips: usize,
+    /// With at least this many accounts seen, an account must also exceed the population's
+    /// 99.9th percentile of new ASNs per window.
+    pub population_min_accounts: u64,
+}
+
+impl Default for Hijack {
+    fn default() -> Self {
+        Hijack {
+            enabled: true,
+            min_score: 0.8,
+            window: Duration(3600),
+            min_new_asns: 5,
+            min_new_countries: 3,
+            burst_per_minute: 30,
+            home_countries: Vec::new(),
+            home_country_share: 0.2,
+            max_recent_ips: 512,
+            population_min_accounts: 1000,
+        }
+    }
+}
+
+/// `campaign`: accounts tied by shared botnet IPs, or several accounts of one domain at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Campaign {
+    /// On or off.
+    pub enabled: bool,
+    /// Two flagged accounts sharing at least this many source IPs belong to one campaign.
+    pub min_shared_ips: u64,
+    /// Flagged accounts of one domain within this time belong to one campaign.
+    pub domain_window: Duration,
+    /// How long the IPs of a flagged account are remembered as campaign IPs.
+    pub ip_memory: Duration,
+    /// Most campaign IPs remembered.
+    pub max_ips: usize,
+}
+
+impl Default for Campaign {
+    fn default() -> Self {
+        Campaign {
+            enabled: true,
+            min_shared_ips: 2,
+            domain_window: Duration(3600),
+            ip_memory: Duration(86_400),
+            max_ips: 1_000_000,
+        }
+    }
+}
+
+/// `auth-bruteforce`: password guessing on SMTP AUTH, IMAP and POP3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bruteforce {
+    /// On or off.
+    pub enabled: bool,
+    /// Window.
+    pub window: Duration,
+    /// Alert on an IP with more failed logins than this in the window (fail2ban's default is
+    /// 5 in 10 minutes; we are less trigger-happy because we report, not ban).
+    pub max_failures_per_ip: u64,
+    /// Alert on an account with failed logins from more distinct IPs than this in the window.
+    pub max_ips_per_account: u64,
+    /// A successful login after at least this many failures (same account, or same IP) within
+    /// the window is reported as a likely guessed password.
+    pub success_after_failures: u64,
+}
+
+impl Default for Bruteforce {
+    fn default() -> Self {
+        Bruteforce {
+            enabled: true,
+            window: Duration(3600),
+            max_failures_per_ip: 20,
+            max_ips_per_account: 10,
+            success_after_failures: 5,
+        }
+    }
 }

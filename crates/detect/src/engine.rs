@@ -10,11 +10,44 @@ use maillog::record::{Correlator, MessageRecord, Origin, Outcome};
 use maillog::{Action, Event, Ts};
 use serde::Serialize;
 
-use crate::alert::{Alert, Entity, EntityKind};
+use crate::alert::{Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
+use crate::bruteforce::Bruteforce;
+use crate::campaign::Campaigns;
 use crate::config::Config;
 use crate::extrusion::Extrusion;
 use crate::helo::{HeloDetector, Observation};
+use crate::hijack::{Baseline, Hijack, Send};
+
+/// The geo database an engine uses: the built-in one, or one the operator loaded.
+#[derive(Debug, Clone)]
+pub enum GeoRef {
+    /// `geo::GeoDb::builtin()`.
+    Builtin(&'static geo::GeoDb),
+    /// A loaded or overridden database.
+    Owned(std::sync::Arc<geo::GeoDb>),
+}
+
+impl std::ops::Deref for GeoRef {
+    type Target = geo::GeoDb;
+    fn deref(&self) -> &geo::GeoDb {
+        match self {
+            GeoRef::Builtin(g) => g,
+            GeoRef::Owned(g) => g,
+        }
+    }
+}
+
+/// Saved engine state (`analyze --state`, the service's store): per-account baselines.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct State {
+    /// Format version.
+    pub version: u32,
+    /// Event time the state was taken at.
+    pub taken_at: i64,
+    /// Account baselines.
+    pub baselines: Vec<(String, Baseline)>,
+}
 
 /// Which way a message went, as far as the log tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,6 +120,11 @@ pub struct Engine {
     helo: HeloDetector,
     own_names: Vec<String>,
     customers: BoundedMap<IpAddr, Customer>,
+    hijack: Hijack,
+    brute: Bruteforce,
+    campaigns: Campaigns,
+    geo: GeoRef,
+    policy_active: bool,
     alerts: Vec<Alert>,
     stats: EngineStats,
     records_buf: Vec<MessageRecord>,
@@ -94,8 +132,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine with these settings.
+    /// An engine with these settings and the built-in geo database.
     pub fn new(cfg: Config) -> Self {
+        Self::with_geo(cfg, GeoRef::Builtin(geo::GeoDb::builtin()))
+    }
+
+    /// An engine with these settings and this geo database.
+    pub fn with_geo(cfg: Config, geo: GeoRef) -> Self {
         let own_names = cfg
             .network
             .own_names
@@ -107,6 +150,11 @@ impl Engine {
             extrusion: Extrusion::new(&cfg),
             helo: HeloDetector::new(&cfg),
             customers: BoundedMap::new(cfg.limits.max_entities),
+            hijack: Hijack::new(&cfg),
+            brute: Bruteforce::new(&cfg),
+            campaigns: Campaigns::new(&cfg),
+            geo,
+            policy_active: false,
             own_names,
             cfg,
             alerts: Vec::new(),
@@ -321,6 +369,13 @@ impl Engine {
         if ent.kind == EntityKind::Client {
             self.helo.mark_ours(&ent, r.finished);
         }
+        if ent.kind == EntityKind::Account && !self.policy_active {
+            // Recipients and their outcomes reach the hijack features when the message is done
+            // (the submission itself was counted when it happened).
+            let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr.as_str()).collect();
+            let failed = r.failed().count() as u32;
+            self.send(r.finished, &ent.id, None, 0, &rcpts, failed);
+        }
         let mut out = Vec::new();
         self.extrusion.on_record(&self.cfg, &ent, r, &mut out);
         if let Some(h) = r.helo.as_deref() {
@@ -347,6 +402,85 @@ impl Engine {
 
     /// Events used directly (not through records).
     fn direct(&mut self, ts: Ts, program: &str, ev: &Event<'_>) {
+        let ip_of = |p: &maillog::Peer<'_>| {
+            p.ip.and_then(|i| i.strip_prefix("IPv6:").unwrap_or(i).parse::<IpAddr>().ok())
+        };
+        match ev {
+            Event::AuthFailure {
+                client,
+                user,
+                service,
+                ..
+            } => {
+                let ip = ip_of(client);
+                let mut out = Vec::new();
+                self.brute
+                    .failure(&self.cfg, ts, ip, *user, *service, &mut out);
+                if let Some(u) = user {
+                    self.hijack.auth_failure(&self.cfg, ts, u);
+                }
+                self.push(out);
+                return;
+            }
+            Event::AuthSuccess {
+                client,
+                user,
+                service,
+                ..
+            } => {
+                let mut out = Vec::new();
+                self.brute
+                    .success(&self.cfg, ts, ip_of(client), user, *service, &mut out);
+                self.push(out);
+                return;
+            }
+            Event::Client {
+                client,
+                sasl_username: Some(user),
+                ..
+            } => {
+                let ip = ip_of(client);
+                let mut out = Vec::new();
+                self.brute
+                    .success(&self.cfg, ts, ip, user, maillog::Service::Smtp, &mut out);
+                self.push(out);
+                if !self.policy_active {
+                    self.send(ts, user, ip, 1, &[], 0);
+                }
+                return;
+            }
+            Event::Queued {
+                auth_user: Some(user),
+                client,
+                ..
+            } => {
+                let ip = client.as_ref().and_then(ip_of);
+                let mut out = Vec::new();
+                self.brute
+                    .success(&self.cfg, ts, ip, user, maillog::Service::Smtp, &mut out);
+                self.push(out);
+                if !self.policy_active {
+                    self.send(ts, user, ip, 1, &[], 0);
+                }
+                return;
+            }
+            Event::Policy {
+                client,
+                sasl_username: Some(user),
+                recipient,
+                protocol_state,
+                ..
+            } if !user.is_empty() => {
+                self.policy_active = true;
+                let ip = ip_of(client);
+                let rc: Vec<&str> = recipient.iter().copied().collect();
+                // One message per transaction: count it at its first RCPT.
+                let msgs = u32::from(*protocol_state == "RCPT");
+                self.send(ts, user, ip, msgs, &rc, 0);
+                return;
+            }
+            _ => {}
+        }
         if let Event::Check {
             qid: None,
             action,
@@ -396,5 +530,63 @@ impl Engine {
     /// Entities with extrusion state (for memory reports).
     pub fn tracked_entities(&self) -> usize {
         self.extrusion.tracked()
+    }
+
+    /// Accounts with hijack state and their approximate heap bytes.
+    pub fn hijack_memory(&self) -> (usize, usize) {
+        (self.hijack.tracked(), self.hijack.approx_bytes())
+    }
+
+    /// The state worth keeping across runs (account baselines).
+    pub fn snapshot_state(&self) -> State {
+        State {
+            version: 1,
+            taken_at: self.stats.last_ts.map(|t| t.secs()).unwrap_or(0),
+            baselines: self.hijack.baselines(),
+        }
+    }
+
+    /// Load saved state (before feeding events).
+    pub fn restore_state(&mut self, st: State) {
+        let at = Ts::from_secs(st.taken_at);
+        self.hijack.restore(st.baselines, at);
+    }
+
+    /// One account sent (or started sending) a message from `ip`.
+    fn send(
+        &mut self,
+        ts: Ts,
+        account: &str,
+        ip: Option<IpAddr>,
+        msgs: u32,
+        rcpts: &[&str],
+        failed: u32,
+    ) {
+        let mut out = Vec::new();
+        let campaigns = &self.campaigns;
+        self.hijack.observe(
+            &self.cfg,
+            &self.geo,
+            &Send {
+                ts,
+                account,
+                ip,
+                msgs,
+                rcpts,
+                failed,
+            },
+            |ip| campaigns.is_campaign_ip(ip),
+            &mut out,
+        );
+        let mut camp = Vec::new();
+        for a in &out {
+            if a.detector == Detector::AuthHijack {
+                let ips = self.hijack.recent_ips(&a.entity.id);
+                self.campaigns
+                    .flagged(&self.cfg, a.ts, &a.entity.id, &ips, &mut camp);
+            }
+        }
+        out.extend(camp);
+        self.push(out);
     }
 }

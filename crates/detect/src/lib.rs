@@ -8,13 +8,17 @@
 
 pub mod alert;
 pub mod bounded;
+pub mod bruteforce;
+pub mod campaign;
 pub mod config;
+pub mod distinct;
 pub mod engine;
 pub mod evidence;
 pub mod extrusion;
 pub mod helo;
+pub mod hijack;
 pub mod window;
 
 pub use alert::{Alert, Detector, Entity, EntityKind};
 pub use config::Config;
-pub use engine::{Direction, Engine};
+pub use engine::{Direction, Engine, GeoRef, State};

@@ -140,8 +140,8 @@ pub enum Event<'a> {
         /// Postfix command counts (`ehlo=1 auth=0/1 quit=1 commands=2/3`), as written.
         #[serde(skip_serializing_if = "Option::is_none")]
         commands: Option<&'a str>,
-        /// The failed/total AUTH commands, from `auth=F/T` when the count shows failures
-        /// (Postfix writes `auth=0/1` for one failed of one).
+        /// AUTH commands as (succeeded, total), from Postfix's `auth=S/T` (`auth=0/1` is one
+        /// failed attempt of one; a plain `auth=1` is one of one).
         #[serde(skip_serializing_if = "Option::is_none")]
         auth: Option<(u32, u32)>,
     },
