@@ -182,8 +182,10 @@ fn discard_sample<'a>(r: &mut Reader<'a>, out: &mut Vec<Sample<'a>>) -> Result<(
         index: r.u32(c)?,
     };
     let drops = r.u32(c)?;
-    let input = Interface::from_compact(r.u32(c)?);
-    let output = Interface::from_compact(r.u32(c)?);
+    // The drops extension defines these as plain ifIndex values (0 = unknown), without
+    // the flow sample's format bits.
+    let input = Interface::Index(r.u32(c)?);
+    let output = Interface::Index(r.u32(c)?);
     let reason = r.u32(c)?;
     let n = r.u32(c)?;
     out.push(Sample::Discard(DiscardSample {
@@ -350,6 +352,9 @@ fn flow_record<'a>(
         },
         1038 => FlowRecord::ExtendedFunction {
             symbol: Text(r.opaque(c)?),
+        },
+        1042 => FlowRecord::LinuxDropReason {
+            reason: Text(r.opaque(c)?),
         },
         _ => FlowRecord::Unknown {
             enterprise,

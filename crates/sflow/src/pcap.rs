@@ -43,7 +43,8 @@ pub const SFLOW_PORT: u16 = 6343;
 /// One captured frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
-    /// Capture time, nanoseconds since the Unix epoch.
+    /// Capture time, nanoseconds since the Unix epoch (0 for pcapng simple packet blocks,
+    /// which carry no timestamp).
     pub timestamp_ns: u64,
     /// Link type (`LINKTYPE_*`, see [`crate::linktype`]).
     pub link_type: u32,

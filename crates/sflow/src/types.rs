@@ -254,9 +254,9 @@ pub struct DiscardSample<'a> {
     pub source_id: SourceId,
     /// Discards not reported because of rate limiting.
     pub drops: u32,
-    /// Input interface.
+    /// Input interface: always `Interface::Index` (a plain ifIndex, 0 = unknown).
     pub input: Interface,
-    /// Output interface.
+    /// Output interface: always `Interface::Index` (a plain ifIndex, 0 = unknown).
     pub output: Interface,
     /// Drop reason code (see the drops extension's `drop_reason` enumeration).
     pub reason: u32,
@@ -396,7 +396,8 @@ pub enum FlowRecord<'a> {
     Ipv4TunnelEgress(SampledIp),
     /// 1024: IPv4 tunnel ingress (the outer header).
     Ipv4TunnelIngress(SampledIp),
-    /// 1036: egress queue of a dropped packet.
+    /// 1036: egress queue of a dropped packet (records 1036–1038 and 1042 come from the
+    /// sFlow drops extension).
     EgressQueue {
         /// Queue number.
         queue: u32,
@@ -414,6 +415,11 @@ pub enum FlowRecord<'a> {
     ExtendedFunction {
         /// Function symbol.
         symbol: Text<'a>,
+    },
+    /// 1042: Linux kernel drop reason of a dropped packet.
+    LinuxDropReason {
+        /// The kernel's reason name (e.g. `NOT_SPECIFIED`).
+        reason: Text<'a>,
     },
     /// Anything else, skipped by its length.
     Unknown {
@@ -558,6 +564,7 @@ impl FlowRecord<'_> {
             FlowRecord::EgressQueue { .. } => 1036,
             FlowRecord::ExtendedAcl { .. } => 1037,
             FlowRecord::ExtendedFunction { .. } => 1038,
+            FlowRecord::LinuxDropReason { .. } => 1042,
             FlowRecord::Unknown {
                 enterprise, format, ..
             } => return (*enterprise, *format),

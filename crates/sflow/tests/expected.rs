@@ -340,6 +340,41 @@ fn goflow2_drop_vectors() {
     );
 }
 
+/// Cistern's host-sflow drop event (values cross-checked with the hex of the file: the
+/// Linux drop reason string, the kernel function and the sampled broadcast UDP packet).
+#[test]
+fn cistern_discard_event() {
+    let recs = only_discard("cistern-sflow/event_discarded_packet.dump");
+    assert!(
+        matches!(&recs[0], FlowRecord::LinuxDropReason { reason } if reason.as_str() == Some("NOT_SPECIFIED"))
+    );
+    assert!(
+        matches!(&recs[1], FlowRecord::ExtendedFunction { symbol } if symbol.as_str() == Some("__udp4_lib_rcv+0xbed/0xd90"))
+    );
+    let FlowRecord::RawHeader(h) = &recs[2] else {
+        panic!("{recs:?}")
+    };
+    let ip = h.decoded.and_then(|p| p.ip).expect("ip");
+    assert_eq!(
+        (ip.src.to_string(), ip.dst.to_string()),
+        ("192.168.1.31".into(), "255.255.255.255".into())
+    );
+    assert_eq!(
+        (ip.protocol, ip.src_port, ip.dst_port),
+        (17, Some(63055), Some(3289))
+    );
+    let b = read("cistern-sflow/event_discarded_packet.dump");
+    let d = sflow::decode(&b).complete().expect("decode");
+    let Sample::Discard(x) = &d.samples[0] else {
+        panic!("discard")
+    };
+    assert_eq!((x.sequence_number, x.drops, x.reason), (17145, 1799, 289));
+    assert_eq!(
+        (x.input, x.output),
+        (Interface::Index(2), Interface::Index(0))
+    );
+}
+
 fn pcap_single(path: &str) -> Datagram<'static> {
     let buf: &'static [u8] = Box::leak(read(path).into_boxed_slice());
     let dgs = pcap_datagrams(buf);
@@ -510,4 +545,54 @@ fn observations_cover_flow_samples() {
     assert_eq!(flows, 5855);
     // Nearly every sampled frame here is IP (ARP and the like are not observations).
     assert!(obs > flows * 9 / 10 && obs <= flows, "{obs} of {flows}");
+}
+
+fn counter_records(path: &str) -> Vec<CounterRecord<'static>> {
+    let b: &'static [u8] = Box::leak(read(path).into_boxed_slice());
+    let d = sflow::decode(b).complete().expect(path);
+    d.samples
+        .iter()
+        .flat_map(|s| match s {
+            Sample::Counter(c) => c.records.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// gopacket counter vectors; values as printed by tshark -V for the records it knows
+/// (processor, VLAN), and the ASCII bytes of the port name.
+#[test]
+fn gopacket_counter_records() {
+    let r = counter_records("vectors/gopacket/SFlowTestPacket3.bin");
+    assert_eq!(
+        r,
+        vec![CounterRecord::Processor(sflow::ProcessorCounters {
+            cpu_5s: 1450,
+            cpu_1m: 1370,
+            cpu_5m: 1330,
+            total_memory: 3_884_806_144,
+            free_memory: 1_441_230_848,
+        })]
+    );
+    let r = counter_records("vectors/gopacket/SFlowTestPacket10.bin");
+    assert_eq!(
+        r,
+        vec![CounterRecord::Vlan(sflow::VlanCounters {
+            vlan_id: 10,
+            octets: 25_963_724,
+            ucast_pkts: 38_531,
+            multicast_pkts: 167_958,
+            broadcast_pkts: 128_627,
+            discards: 0,
+        })]
+    );
+    let r = counter_records("vectors/gopacket/SFlowTestPacket9.bin");
+    let formats: Vec<u32> = r.iter().map(|c| c.data_format().1).collect();
+    assert_eq!(formats, vec![2, 1004, 1005, 1]);
+    assert!(
+        matches!(&r[2], CounterRecord::PortName { name } if name.as_str() == Some("tapd98154f2-00"))
+    );
+    assert!(
+        matches!(&r[3], CounterRecord::GenericInterface(g) if g.if_index == 14 && g.if_speed == 10_000_000_000)
+    );
 }
