@@ -13,6 +13,21 @@
 //! Specifications: "sFlow Version 5" (sflow.org, 2004), "sFlow Dropped Packet Notification
 //! Structures" (sflow.org, 2020) for discard samples and records 1036–1038, "sFlow Host
 //! Structures" for record 2000, the tcpdump.org pcap/pcapng drafts for captures.
+//!
+//! ```
+//! // A datagram from agent 192.0.2.1 with no samples.
+//! let bytes = [
+//!     0, 0, 0, 5, 0, 0, 0, 1, 192, 0, 2, 1, // version 5, IPv4 agent
+//!     0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 9, 0, 0, 0, 0, // sub-agent, sequence, uptime, 0 samples
+//! ];
+//! let decoded = sflow::decode(&bytes);
+//! assert_eq!(decoded.error, None);
+//! let d = decoded.datagram.unwrap();
+//! assert_eq!((d.agent.unwrap().to_string(), d.sequence_number), ("192.0.2.1".into(), 7));
+//! // Cut short, it still reports what failed and where.
+//! let cut = sflow::decode(&bytes[..10]);
+//! assert_eq!(cut.error.unwrap().offset(), 8);
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
