@@ -24,7 +24,10 @@ const LINK_TYPES: [u32; 8] = [
 fn walk(payload: &[u8]) {
     let d = sflow::decode(payload);
     if let Some(e) = &d.error {
-        assert!(e.offset() <= payload.len(), "error offset past the input: {e}");
+        assert!(
+            e.offset() <= payload.len(),
+            "error offset past the input: {e}"
+        );
     }
     if let Some(dg) = &d.datagram {
         assert!(dg.length <= payload.len());
