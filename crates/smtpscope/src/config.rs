@@ -32,6 +32,12 @@ pub struct DetectTables {
     pub rejection_daemons: detect::config::RejectionDaemons,
     /// `[detect.helo]`
     pub helo: detect::config::Helo,
+    /// `[detect.hijack]`
+    pub hijack: detect::config::Hijack,
+    /// `[detect.campaign]`
+    pub campaign: detect::config::Campaign,
+    /// `[detect.bruteforce]`
+    pub bruteforce: detect::config::Bruteforce,
     /// `[detect.limits]`
     pub limits: detect::config::Limits,
 }
@@ -67,6 +73,9 @@ impl FileConfig {
             mailing_lists: self.detect.mailing_lists.clone(),
             rejection_daemons: self.detect.rejection_daemons.clone(),
             helo: self.detect.helo.clone(),
+            hijack: self.detect.hijack.clone(),
+            campaign: self.detect.campaign.clone(),
+            bruteforce: self.detect.bruteforce.clone(),
             limits: self.detect.limits.clone(),
         }
     }

@@ -8,6 +8,8 @@ mod input;
 mod pipeline;
 mod report;
 mod serve;
+mod sflow_cmd;
+mod sim;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -81,6 +83,14 @@ enum Cmd {
         #[command(flatten)]
         time: TimeArgs,
     },
+    /// Write a simulated ISP's mail log with ground-truth labels of the abuse hidden in it.
+    Simulate(sim::SimulateArgs),
+    /// Score alerts against a simulation's labels: recall, precision, false positives, time to detect.
+    Evaluate(sim::EvaluateArgs),
+    /// Simulate a small ISP, analyze it and score the result: the first thing to run.
+    Demo(sim::DemoArgs),
+    /// Decode sFlow v5 (pcap, pcapng, UDP) and analyse port-25 activity.
+    Sflow(sflow_cmd::SflowArgs),
     /// Run in real time: follow logs, receive syslog, answer Postfix policy requests, keep state.
     Serve(serve::ServeArgs),
     /// Print the configuration file format.
@@ -310,6 +320,10 @@ fn main() {
             time,
         } => parse_cmd(files, records, stats, time),
         Cmd::Serve(args) => serve::run(args),
+        Cmd::Sflow(a) => sflow_cmd::run(a),
+        Cmd::Simulate(a) => sim::simulate_cmd(a),
+        Cmd::Evaluate(a) => sim::evaluate_cmd(a),
+        Cmd::Demo(a) => sim::demo_cmd(a),
         Cmd::Config { default, check } => match (default, check) {
             (_, Some(p)) => FileConfig::load(&p).and_then(|c| {
                 println!("{}", toml::to_string(&c)?);

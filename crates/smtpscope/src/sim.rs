@@ -1,0 +1,246 @@
+//! `simulate`, `evaluate` and `demo`: the measuring stick.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use crate::input::Source;
+use crate::pipeline::{self, TimeOpts};
+
+/// Log format to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimFormat {
+    /// Postfix 3.x through syslog, with Dovecot lines.
+    Postfix,
+    /// Exim 4.97+ main log.
+    Exim,
+}
+
+/// `simulate` arguments.
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Ordinary user accounts.
+    #[arg(long, default_value_t = 20_000)]
+    pub users: u32,
+    /// Days to simulate.
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+    /// Random seed (same seed, same bytes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = SimFormat::Postfix)]
+    pub format: SimFormat,
+    /// First day, YYYY-MM-DD (midnight UTC).
+    #[arg(long, default_value = "2026-11-16")]
+    pub start: String,
+    /// Output directory (created).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `evaluate` arguments.
+#[derive(Args, Debug, Clone)]
+pub struct EvaluateArgs {
+    /// labels.jsonl written by `simulate`.
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// alerts.jsonl written by `analyze --format jsonl`.
+    #[arg(long)]
+    pub alerts: PathBuf,
+    /// timeline.jsonl (default: beside the labels) for "spam leaked".
+    #[arg(long)]
+    pub timeline: Option<PathBuf>,
+    /// summary.json (default: beside the labels) for the legitimate-account count and days.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
+    pub format: EvalFormat,
+}
+
+/// Output of `evaluate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvalFormat {
+    /// Human text.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// `demo` arguments.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Ordinary user accounts of the small ISP.
+    #[arg(long, default_value_t = 3_000)]
+    pub users: u32,
+    /// Days.
+    #[arg(long, default_value_t = 2)]
+    pub days: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Keep the generated files in this directory (default: a temporary one, removed).
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
+
+fn sim_config(
+    users: u32,
+    days: u32,
+    seed: u64,
+    format: SimFormat,
+    start: &str,
+) -> Result<simulate::SimConfig> {
+    let start = simulate::Date::parse(start)
+        .with_context(|| format!("invalid --start {start:?} (expected YYYY-MM-DD)"))?;
+    Ok(simulate::SimConfig {
+        users,
+        days,
+        seed,
+        format: match format {
+            SimFormat::Postfix => simulate::LogFormat::Postfix,
+            SimFormat::Exim => simulate::LogFormat::Exim,
+        },
+        start,
+        ..simulate::SimConfig::default()
+    })
+}
+
+/// `smtpscope simulate`.
+pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
+    let cfg = sim_config(a.users, a.days, a.seed, a.format, &a.start)?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let t = std::time::Instant::now();
+    let s = simulate::run(&cfg, &a.out).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {} lines ({:.1} MB, {} messages, {} labels) to {} in {:.1} s ({:.0} MB/min)",
+        s.lines,
+        s.bytes as f64 / 1e6,
+        s.messages,
+        s.labels.values().sum::<u64>(),
+        a.out.display(),
+        secs,
+        s.bytes as f64 / 1e6 / secs * 60.0
+    );
+    Ok(())
+}
+
+fn beside(labels: &Path, name: &str) -> PathBuf {
+    labels.parent().unwrap_or(Path::new(".")).join(name)
+}
+
+fn run_evaluation(
+    labels: &Path,
+    alerts: &Path,
+    timeline: Option<&Path>,
+    summary: Option<&Path>,
+) -> Result<simulate::evaluate::Evaluation> {
+    let l = simulate::evaluate::load_labels(labels).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let a = simulate::evaluate::load_alerts(alerts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tl_path = timeline
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| beside(labels, "timeline.jsonl"));
+    let tl = if tl_path.exists() {
+        Some(simulate::evaluate::load_timeline(&tl_path).map_err(|e| anyhow::anyhow!("{e}"))?)
+    } else {
+        None
+    };
+    let sum_path = summary
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| beside(labels, "summary.json"));
+    let s = simulate::load_summary(&sum_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(simulate::evaluate::evaluate(
+        &l,
+        &a,
+        s.legit_accounts,
+        s.days as f64,
+        tl.as_ref(),
+    ))
+}
+
+/// `smtpscope evaluate`.
+pub fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
+    let ev = run_evaluation(
+        &a.labels,
+        &a.alerts,
+        a.timeline.as_deref(),
+        a.summary.as_deref(),
+    )?;
+    match a.format {
+        EvalFormat::Text => print!("{}", ev.to_text()),
+        EvalFormat::Json => println!("{}", serde_json::to_string_pretty(&ev)?),
+    }
+    Ok(())
+}
+
+/// Analyze `log` with default settings, writing alerts as JSONL to `alerts`; returns the text
+/// report.
+pub fn analyze_to(log: &Path, alerts_path: &Path, year: i64) -> Result<String> {
+    let t = TimeOpts {
+        year: Some(year),
+        tz: Some(jiff::tz::TimeZone::UTC),
+    };
+    let mut engine = detect::Engine::new(detect::Config::default());
+    let mut alerts = Vec::new();
+    let run = pipeline::run(&[Source::File(log.to_path_buf())], &t, false, |p, _| {
+        pipeline::feed(&mut engine, p);
+        alerts.extend(engine.take_alerts());
+    })?;
+    engine.finish();
+    alerts.extend(engine.take_alerts());
+    let mut f = std::io::BufWriter::new(std::fs::File::create(alerts_path)?);
+    for a in &alerts {
+        serde_json::to_writer(&mut f, a)?;
+        f.write_all(b"\n")?;
+    }
+    f.flush()?;
+    let mut s = crate::report::summary(&run, engine.stats(), &alerts);
+    s.push_str(&crate::report::entities(&alerts));
+    Ok(s)
+}
+
+/// `smtpscope demo`.
+pub fn demo_cmd(a: DemoArgs) -> Result<()> {
+    let (dir, temp) = match &a.keep {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("smtpscope-demo-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let start = "2026-11-16";
+    let cfg = sim_config(a.users, a.days, a.seed, SimFormat::Postfix, start)?;
+    eprintln!(
+        "simulating a small ISP: {} users, {} days, seed {} -> {}",
+        a.users,
+        a.days,
+        a.seed,
+        dir.display()
+    );
+    let s = simulate::run(&cfg, &dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "{} log lines, {} messages, {} abusive entities hidden in them; analyzing…",
+        s.lines,
+        s.messages,
+        s.labels.values().sum::<u64>()
+    );
+    let log = dir.join("mail.log");
+    let alerts = dir.join("alerts.jsonl");
+    let report = analyze_to(&log, &alerts, 2026)?;
+    println!("{report}");
+    let ev = run_evaluation(&dir.join("labels.jsonl"), &alerts, None, None)?;
+    println!("\nScores against the simulator's ground truth\n============================================");
+    print!("{}", ev.to_text());
+    if temp {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("\nfiles kept in {}", dir.display());
+    }
+    Ok(())
+}
