@@ -26,11 +26,6 @@ impl Country {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("??")
     }
-
-    /// Whether this is a real code (the `Default` value `[0, 0]` is not).
-    pub(crate) fn is_set(&self) -> bool {
-        self.0 != [0, 0]
-    }
 }
 
 impl fmt::Display for Country {

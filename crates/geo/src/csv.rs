@@ -98,16 +98,19 @@ pub(crate) fn split_fields(line: &str, max: usize) -> Result<Vec<String>, LineEr
                     Some(c) => field.push(c),
                 }
             }
-            // Anything between the closing quote and the comma is kept as is.
+            // The quoted text is kept verbatim; anything between the closing
+            // quote and the comma is appended with blanks trimmed.
             let mut ended = true;
+            let mut after = String::new();
             for c in chars.by_ref() {
                 if c == ',' {
                     ended = false;
                     break;
                 }
-                field.push(c);
+                after.push(c);
             }
-            fields.push(field.trim_end().to_string());
+            field.push_str(after.trim());
+            fields.push(field);
             if fields.len() > max {
                 return Err(LineError::TooManyFields {
                     found: fields.len(),
@@ -167,7 +170,8 @@ pub(crate) fn parse_asn_row(line: &str) -> Result<Option<AsnRow>, LineError> {
         .map_err(|_| LineError::BadIp(f[1].clone()))?;
     let asn_text = get(2, "asn")?;
     let asn = parse_asn(asn_text)?;
-    let org = f.get(3).cloned().unwrap_or_default();
+    // Organisation names are compared and shown trimmed ("FRIT " is "FRIT").
+    let org = f.get(3).map(|o| o.trim().to_string()).unwrap_or_default();
     let (v6, start, end) = match (first, last) {
         (IpAddr::V4(a), IpAddr::V4(b)) => (false, u32::from(a) as u128, u32::from(b) as u128),
         (IpAddr::V6(a), IpAddr::V6(b)) => (true, u128::from(a), u128::from(b)),
@@ -249,6 +253,10 @@ mod tests {
             vec!["x", r#"LLC "SPUTNIK""#]
         );
         assert_eq!(split_fields(r#""a,b","#, 4).unwrap(), vec!["a,b", ""]);
+        assert_eq!(
+            split_fields(r#"x, "b " ,y"#, 4).unwrap(),
+            vec!["x", "b ", "y"]
+        );
         assert_eq!(split_fields("a", 4).unwrap(), vec!["a"]);
         assert_eq!(split_fields("a,", 4).unwrap(), vec!["a", ""]);
         assert_eq!(

@@ -233,13 +233,14 @@ impl GeoDb {
         }
     }
 
+    /// The packed value (see `table::pack`) of the segment holding `ip`.
     #[inline]
-    fn val(&self, ip: IpAddr) -> &Val {
+    fn packed(&self, ip: IpAddr) -> u64 {
         match ip {
-            IpAddr::V4(a) => self.table.val_v4(u32::from(a)),
+            IpAddr::V4(a) => self.table.v4.find(u32::from(a)),
             IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                Some(m) => self.table.val_v4(u32::from(m)),
-                None => self.table.val_v6(u128::from(a)),
+                Some(m) => self.table.v4.find(u32::from(m)),
+                None => self.table.v6.find(u128::from(a)),
             },
         }
     }
@@ -247,10 +248,11 @@ impl GeoDb {
     /// Everything known about `ip`. IPv4-mapped IPv6 addresses
     /// (`::ffff:192.0.2.1`) are looked up as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> GeoInfo {
-        let v = self.val(ip);
+        let p = self.packed(ip);
+        let v = self.table.val(p);
         GeoInfo {
-            country: (v.country != [0, 0]).then_some(Country(v.country)),
-            asn: (v.asn != 0).then_some(v.asn),
+            country: table::packed_country(p),
+            asn: Some(table::packed_asn(p)).filter(|a| *a != 0),
             as_org: self.table.string(v.org),
             label: self.table.string(v.label),
         }
@@ -260,10 +262,10 @@ impl GeoDb {
     /// counts.
     #[inline]
     pub fn lookup_fast(&self, ip: IpAddr) -> (Option<Country>, Option<u32>) {
-        let v = self.val(ip);
+        let p = self.packed(ip);
         (
-            (v.country != [0, 0]).then_some(Country(v.country)),
-            (v.asn != 0).then_some(v.asn),
+            table::packed_country(p),
+            Some(table::packed_asn(p)).filter(|a| *a != 0),
         )
     }
 
@@ -271,8 +273,8 @@ impl GeoDb {
     /// adjacent, in address order.
     pub fn v4_ranges_for_country(&self, c: Country) -> Vec<(u32, u32)> {
         let mut out: Vec<(u32, u32)> = Vec::new();
-        for (first, last, v) in self.table.v4.iter() {
-            if self.table.vals.get(v as usize).map(|v| v.country) != Some(c.0) || !c.is_set() {
+        for (first, last, p) in self.table.v4.iter() {
+            if table::packed_country(p) != Some(c) {
                 continue;
             }
             let (first, last) = (first as u32, last as u32);
@@ -287,16 +289,13 @@ impl GeoDb {
     /// Every country with its number of IPv4 addresses, most addresses first
     /// (ties by code).
     pub fn countries(&self) -> Vec<(Country, u64)> {
-        let mut counts: HashMap<[u8; 2], u64> = HashMap::new();
-        for (first, last, v) in self.table.v4.iter() {
-            if let Some(val) = self.table.vals.get(v as usize) {
-                if val.country != [0, 0] {
-                    *counts.entry(val.country).or_default() += (last - first + 1) as u64;
-                }
+        let mut counts: HashMap<Country, u64> = HashMap::new();
+        for (first, last, p) in self.table.v4.iter() {
+            if let Some(c) = table::packed_country(p) {
+                *counts.entry(c).or_default() += (last - first + 1) as u64;
             }
         }
-        let mut out: Vec<(Country, u64)> =
-            counts.into_iter().map(|(c, n)| (Country(c), n)).collect();
+        let mut out: Vec<(Country, u64)> = counts.into_iter().collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         out
     }

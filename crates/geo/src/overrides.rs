@@ -153,7 +153,7 @@ fn parse_line(line: &str) -> Result<Entry, LineError> {
         None => None,
         Some(a) => Some(parse_asn(a)?),
     };
-    let label = field(3).map(Arc::from);
+    let label = field(3).map(|l| Arc::from(l.trim()));
     if country.is_none() && asn.is_none() && label.is_none() {
         return Err(LineError::EmptyOverride);
     }

@@ -42,6 +42,8 @@ const MAX_STRING_BYTES: u64 = 4096;
 /// zstd level used when writing a table: higher is smaller and only slower
 /// to write; reading speed does not depend on it.
 const ZSTD_LEVEL: i32 = 19;
+/// Distance between the starts copied into [`Family::samples`].
+const SAMPLE_STRIDE: usize = 16;
 /// Number of leading address bits used by the first-level index.
 const INDEX_BITS: u32 = 16;
 
@@ -65,6 +67,53 @@ impl Val {
         org: NO_STR,
         label: NO_STR,
     };
+}
+
+/// Bits of a packed segment value holding the value index.
+const IDX_BITS: u32 = 22;
+/// Value index meaning "beyond the packable range": country and ASN are
+/// still right, organisation and label are not available. Real tables have
+/// about 130,000 values; 4 million would need every AS in every country.
+pub(crate) const IDX_NONE: u32 = (1 << IDX_BITS) - 1;
+
+/// Packs what [`crate::GeoDb::lookup_fast`] needs into the segment array
+/// itself, so it costs no further memory access: ASN in bits 32..64, the
+/// country as two 5-bit letters in bits 22..32, the value index in 0..22.
+pub(crate) fn pack(v: &Val, idx: u32) -> u64 {
+    let letter = |b: u8| (b.wrapping_sub(b'A').wrapping_add(1) & 0x1f) as u64;
+    let country = if v.country == [0, 0] {
+        0
+    } else {
+        (letter(v.country[0]) << 5) | letter(v.country[1])
+    };
+    ((v.asn as u64) << 32) | (country << IDX_BITS) | idx.min(IDX_NONE) as u64
+}
+
+/// The value index of a packed value.
+#[inline(always)]
+pub(crate) fn packed_idx(p: u64) -> u32 {
+    (p as u32) & IDX_NONE
+}
+
+/// The country of a packed value.
+#[inline(always)]
+pub(crate) fn packed_country(p: u64) -> Option<Country> {
+    let c = ((p >> IDX_BITS) & 0x3ff) as u16;
+    if c == 0 {
+        return None;
+    }
+    let a = (c >> 5) as u8;
+    let b = (c & 0x1f) as u8;
+    Some(Country([
+        a.wrapping_add(b'A' - 1),
+        b.wrapping_add(b'A' - 1),
+    ]))
+}
+
+/// The ASN of a packed value (0 = none).
+#[inline(always)]
+pub(crate) fn packed_asn(p: u64) -> u32 {
+    (p >> 32) as u32
 }
 
 /// Interns strings and values while a table is built.
@@ -153,18 +202,23 @@ impl Key for u128 {
 #[derive(Clone, Debug)]
 pub(crate) struct Family<K> {
     pub starts: Vec<K>,
-    pub vals: Vec<u32>,
+    /// Packed values, see [`pack`].
+    pub vals: Vec<u64>,
     index: Vec<u32>,
+    /// Every [`SAMPLE_STRIDE`]th start: a small second level that stays in
+    /// cache, so a dense block (IPv6 /16s hold thousands of segments) costs
+    /// one search in cache plus one over a few cache lines.
+    samples: Vec<K>,
 }
 
 impl<K: Key> Family<K> {
     /// An all-unknown family; `none` is the value index of [`Val::NONE`].
-    pub(crate) fn single(none: u32) -> Self {
+    pub(crate) fn single(none: u64) -> Self {
         Self::new(vec![K::default()], vec![none])
     }
 
     /// `starts` must be sorted, start with 0 and be as long as `vals`.
-    pub(crate) fn new(starts: Vec<K>, vals: Vec<u32>) -> Self {
+    pub(crate) fn new(starts: Vec<K>, vals: Vec<u64>) -> Self {
         let mut index = Vec::with_capacity((1 << INDEX_BITS) + 1);
         let mut i = 0usize;
         for h in 0..(1usize << INDEX_BITS) {
@@ -174,14 +228,16 @@ impl<K: Key> Family<K> {
             index.push(i as u32);
         }
         index.push(starts.len() as u32);
+        let samples = starts.iter().step_by(SAMPLE_STRIDE).copied().collect();
         Family {
             starts,
             vals,
             index,
+            samples,
         }
     }
 
-    pub(crate) fn from_segments(segs: &[(u128, u32)]) -> Self {
+    pub(crate) fn from_segments(segs: &[(u128, u64)]) -> Self {
         Self::new(
             segs.iter().map(|s| K::from_u128(s.0)).collect(),
             segs.iter().map(|s| s.1).collect(),
@@ -195,7 +251,9 @@ impl<K: Key> Family<K> {
             .map(|(s, v)| {
                 (
                     s.to_u128(),
-                    vals.get(*v as usize).copied().unwrap_or(Val::NONE),
+                    vals.get(packed_idx(*v) as usize)
+                        .copied()
+                        .unwrap_or(Val::NONE),
                 )
             })
             .collect()
@@ -203,26 +261,45 @@ impl<K: Key> Family<K> {
 
     /// The value index of the segment holding `ip`.
     #[inline]
-    pub(crate) fn find(&self, ip: K) -> u32 {
+    pub(crate) fn find(&self, ip: K) -> u64 {
         let h = ip.top();
         // `index` has 2^INDEX_BITS + 1 entries and h < 2^INDEX_BITS.
         let lo = self.index[h] as usize;
         let hi = self.index[h + 1] as usize;
         // Segments lo..hi start inside this block; the one holding `ip` is
         // the last of them whose start <= ip, or segment lo-1 if none is.
-        let block = &self.starts[lo..hi];
-        let n = branchless_upper_bound(block, ip);
-        let seg = (lo + n).saturating_sub(1);
-        self.vals[seg]
+        if hi - lo <= SAMPLE_STRIDE * 2 {
+            let n = branchless_upper_bound(&self.starts[lo..hi], ip);
+            return self.vals[(lo + n).saturating_sub(1)];
+        }
+        // Samples whose segment lies in lo..hi: s_lo..s_hi.
+        let s_lo = lo.div_ceil(SAMPLE_STRIDE);
+        let s_hi = hi.div_ceil(SAMPLE_STRIDE);
+        let k = branchless_upper_bound(&self.samples[s_lo..s_hi], ip);
+        // The answer lies between the last sample <= ip and the next one.
+        let start = if k == 0 {
+            lo
+        } else {
+            (s_lo + k - 1) * SAMPLE_STRIDE
+        };
+        let end = if s_lo + k < s_hi {
+            (s_lo + k) * SAMPLE_STRIDE
+        } else {
+            hi
+        };
+        let n = branchless_upper_bound(&self.starts[start..end], ip);
+        self.vals[(start + n).saturating_sub(1)]
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.starts.capacity() * std::mem::size_of::<K>()
-            + (self.vals.capacity() + self.index.capacity()) * 4
+            + self.vals.capacity() * 8
+            + self.index.capacity() * 4
+            + self.samples.capacity() * std::mem::size_of::<K>()
     }
 
-    /// Iterates `(first, last, value index)` over all segments.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u128, u128, u32)> + '_ {
+    /// Iterates `(first, last, packed value)` over all segments.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u128, u128, u64)> + '_ {
         let max: u128 = if K::BITS == 32 {
             u32::MAX as u128
         } else {
@@ -288,8 +365,12 @@ impl Table {
         v6: &Segments<Val>,
     ) -> Table {
         interner.val(Val::NONE);
-        let v4: Vec<(u128, u32)> = v4.iter().map(|(s, v)| (*s, interner.val(*v))).collect();
-        let v6: Vec<(u128, u32)> = v6.iter().map(|(s, v)| (*s, interner.val(*v))).collect();
+        let mut packed = |segs: &Segments<Val>| -> Vec<(u128, u64)> {
+            segs.iter()
+                .map(|(s, v)| (*s, pack(v, interner.val(*v))))
+                .collect()
+        };
+        let (v4, v6) = (packed(v4), packed(v6));
         Table {
             v4: Family::from_segments(&v4),
             v6: Family::from_segments(&v6),
@@ -298,17 +379,11 @@ impl Table {
         }
     }
 
+    /// The full value of a packed one (organisation and label indexes).
     #[inline]
-    pub(crate) fn val_v4(&self, ip: u32) -> &Val {
+    pub(crate) fn val(&self, packed: u64) -> &Val {
         self.vals
-            .get(self.v4.find(ip) as usize)
-            .unwrap_or(&Val::NONE)
-    }
-
-    #[inline]
-    pub(crate) fn val_v6(&self, ip: u128) -> &Val {
-        self.vals
-            .get(self.v6.find(ip) as usize)
+            .get(packed_idx(packed) as usize)
             .unwrap_or(&Val::NONE)
     }
 
@@ -385,8 +460,8 @@ impl Table {
             strings.push(Arc::from(s));
         }
         let n_vals = r.count(5)?;
-        if n_vals == 0 {
-            return Err(bad("no values"));
+        if n_vals == 0 || n_vals >= IDX_NONE as usize {
+            return Err(bad("no values, or too many"));
         }
         let mut vals = Vec::with_capacity(n_vals);
         for _ in 0..n_vals {
@@ -413,8 +488,8 @@ impl Table {
                 label,
             });
         }
-        let v4 = get_family::<u32>(&mut r, n_vals)?;
-        let v6 = get_family::<u128>(&mut r, n_vals)?;
+        let v4 = get_family::<u32>(&mut r, &vals)?;
+        let v6 = get_family::<u128>(&mut r, &vals)?;
         if r.pos != raw.len() {
             return Err(bad("trailing bytes"));
         }
@@ -447,11 +522,11 @@ fn put_family<K: Key>(b: &mut Vec<u8>, f: &Family<K>) {
         prev = s.to_u128();
     }
     for v in &f.vals {
-        put_varint(b, *v as u128);
+        put_varint(b, packed_idx(*v) as u128);
     }
 }
 
-fn get_family<K: Key>(r: &mut Reader<'_>, n_vals: usize) -> Result<Family<K>, GeoError> {
+fn get_family<K: Key>(r: &mut Reader<'_>, all_vals: &[Val]) -> Result<Family<K>, GeoError> {
     let bad = |problem| GeoError::Table { problem };
     let n = r.count(2)?;
     if n == 0 {
@@ -472,16 +547,16 @@ fn get_family<K: Key>(r: &mut Reader<'_>, n_vals: usize) -> Result<Family<K>, Ge
         prev = prev
             .checked_add(d)
             .filter(|x| *x <= max)
-            .ok_or(bad("segment start out of range"))?;
+            .ok_or_else(|| bad("segment start out of range"))?;
         starts.push(K::from_u128(prev));
     }
     let mut vals = Vec::with_capacity(n);
     for _ in 0..n {
         let v = r.varint_u32()?;
-        if v as usize >= n_vals {
-            return Err(bad("value index out of range"));
-        }
-        vals.push(v);
+        let val = all_vals
+            .get(v as usize)
+            .ok_or_else(|| bad("value index out of range"))?;
+        vals.push(pack(val, v));
     }
     Ok(Family::new(starts, vals))
 }
@@ -511,6 +586,19 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<u128, GeoError> {
+        // Fast path: most varints are one or two bytes.
+        if let Some(&b0) = self.buf.get(self.pos) {
+            if b0 & 0x80 == 0 {
+                self.pos += 1;
+                return Ok(b0 as u128);
+            }
+            if let Some(&b1) = self.buf.get(self.pos + 1) {
+                if b1 & 0x80 == 0 {
+                    self.pos += 2;
+                    return Ok((b0 & 0x7f) as u128 | (b1 as u128) << 7);
+                }
+            }
+        }
         let mut x = 0u128;
         for i in 0..19u32 {
             let shift = i * 7;
@@ -556,6 +644,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn packing() {
+        let v = Val {
+            country: *b"ZA",
+            asn: u32::MAX,
+            org: 1,
+            label: 2,
+        };
+        let p = pack(&v, 12345);
+        assert_eq!(
+            (packed_country(p), packed_asn(p), packed_idx(p)),
+            (Country::parse("ZA"), u32::MAX, 12345)
+        );
+        let p = pack(&Val::NONE, u32::MAX);
+        assert_eq!(
+            (packed_country(p), packed_asn(p), packed_idx(p)),
+            (None, 0, IDX_NONE)
+        );
+    }
+
+    #[test]
     fn upper_bound() {
         let a = [0u32, 10, 20, 30];
         assert_eq!(branchless_upper_bound(&a, 0), 1);
@@ -583,6 +691,24 @@ mod tests {
         assert_eq!(g.find(5), 0);
         assert_eq!(g.find((1 << 100) + 7), 1);
         assert_eq!(g.find(u128::MAX), 2);
+    }
+
+    #[test]
+    fn family_find_dense_block_matches_plain_search() {
+        // 1000 segments inside one /16 block, plus a few outside.
+        let mut starts: Vec<u32> = vec![0, 5];
+        starts.extend((0..1000u32).map(|i| 0x0a00_0000 + i * 37 + (i % 5)));
+        starts.push(0x0a01_0000);
+        starts.push(0x0b00_0000);
+        let vals: Vec<u64> = (0..starts.len() as u64).collect();
+        let f = Family::<u32>::new(starts.clone(), vals);
+        let plain = |ip: u32| (starts.partition_point(|s| *s <= ip) - 1) as u64;
+        for ip in (0x09ff_ff00u32..0x0a01_0010)
+            .step_by(3)
+            .chain([0, 4, 5, 6, u32::MAX])
+        {
+            assert_eq!(f.find(ip), plain(ip), "{ip:#x}");
+        }
     }
 
     #[test]

@@ -77,7 +77,8 @@ fn read_csv_rows(file: &str) -> Vec<Row> {
                 first: key(a),
                 last: key(b),
                 asn: n.parse().unwrap(),
-                org,
+                // The crate trims organisation names.
+                org: org.trim().to_string(),
             }
         })
         .collect()
