@@ -122,7 +122,7 @@ impl Overrides {
             }
             let is_first = !seen_data;
             seen_data = true;
-            if is_first && t.len() >= 4 && t[..4].eq_ignore_ascii_case("cidr") {
+            if is_first && t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("cidr")) {
                 continue;
             }
             let entry = parse_line(t).map_err(err)?;
@@ -283,6 +283,8 @@ mod tests {
                 2,
                 LineError::BadCidr("cidr".into()),
             ),
+            // Not a char boundary at byte 4: must not panic.
+            ("abcé,DE", 1, LineError::BadCidr("abcé".into())),
         ];
         for (text, line, kind) in cases {
             match Overrides::parse_csv(text, "x") {

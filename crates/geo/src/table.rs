@@ -382,9 +382,10 @@ impl Table {
     /// The full value of a packed one (organisation and label indexes).
     #[inline]
     pub(crate) fn val(&self, packed: u64) -> &Val {
-        self.vals
-            .get(packed_idx(packed) as usize)
-            .unwrap_or(&Val::NONE)
+        match packed_idx(packed) {
+            IDX_NONE => &Val::NONE,
+            i => self.vals.get(i as usize).unwrap_or(&Val::NONE),
+        }
     }
 
     pub(crate) fn string(&self, id: u32) -> Option<Arc<str>> {

@@ -691,3 +691,56 @@ mod damaged {
         assert!(GeoDb::from_asn_csv(&junk[..], "junk").is_err());
     }
 }
+
+mod garbage {
+    use super::*;
+
+    /// Random and mutated inputs never panic any parser.
+    #[test]
+    fn random_inputs_never_panic() {
+        let mut rng = Rng(99);
+        let seeds: [&[u8]; 3] = [
+            b"10.0.0.0/8,DE,64500,\"corp, x\"\n2001:db8::/32,,,y\n",
+            b"1.0.0.0,1.0.0.255,13335,\"Cloudflare, Inc.\"\n",
+            b"cidr,country,asn,label\n::ffff:1.2.3.0/120,fr,AS1,\n",
+        ];
+        let table = GeoDb::empty()
+            .with_overrides(Overrides::parse_csv("10.0.0.0/8,DE,64500,x\n", "x").unwrap())
+            .to_table_bytes()
+            .unwrap();
+        for round in 0..3000 {
+            let base: &[u8] = if round % 4 == 3 {
+                &table
+            } else {
+                seeds[round % 3]
+            };
+            let mut b = base.to_vec();
+            for _ in 0..1 + rng.next() % 4 {
+                let i = rng.below(b.len() as u128) as usize;
+                match rng.next() % 3 {
+                    0 => b[i] = rng.next() as u8,
+                    1 => b.truncate(i),
+                    _ => b.insert(i, b",\"/:\n\xc3"[rng.next() as usize % 6]),
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&b);
+            let _ = Overrides::parse_csv(&text, "fuzz");
+            let _ = Overrides::read(&b[..], "fuzz");
+            let _ = GeoDb::from_asn_csv(&b[..], "fuzz");
+            let _ = GeoDb::from_table_bytes(&b);
+            let mut builder = geo::GeoDbBuilder::new();
+            let _ = builder.country_mmdb(&b, "fuzz");
+        }
+    }
+
+    #[test]
+    fn geodb_is_shareable() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<GeoDb>();
+        send_sync::<Overrides>();
+        send_sync::<GeoError>();
+    }
+}
