@@ -31,6 +31,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod activity;
+mod collector;
 mod decode;
 mod error;
 mod observe;
@@ -39,6 +41,7 @@ mod pcap;
 mod types;
 mod xdr;
 
+pub use collector::{Collector, CollectorConfig, CollectorStats, Rejected, SequenceEvent};
 pub use decode::{decode, Decoded, SFLOW_VERSION};
 pub use error::{Context, Error};
 pub use observe::FlowObservation;
