@@ -1,23 +1,549 @@
-//! `smtpscope serve`: the real-time service (being written).
+//! `smtpscope serve`: the real-time service.
+//!
+//! ```text
+//!  follow (threads) ─┐                           ┌─> store thread (SQLite: incidents, containment,
+//!  syslog UDP/TCP ───┼─> bounded channel ─> engine thread        positions, baselines) ─┐
+//!  policy server ────┘   (try_send: never waits)    │                                    │
+//!        ^                                          └─> sinks (JSONL, webhook)           │
+//!        └──────────── containment snapshot (ArcSwap, lock-free) <──────────────────────┘
+//! ```
+//! The engine is the one `analyze` uses, fed by the same parser and [`crate::pipeline::feed`]:
+//! one code path. It runs on one thread and only ever sees event time. The policy server
+//! answers from the containment snapshot alone, so a slow store or a busy engine never delays
+//! Postfix: when the engine's queue is full the request is not analysed (counted as fail-open)
+//! but still answered.
 
-use anyhow::Result;
+pub mod contain;
+pub mod core;
+pub mod follow;
+pub mod http;
+pub mod metrics;
+pub mod policy;
+pub mod sinks;
+pub mod store;
+pub mod syslog;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use anyhow::{bail, Context, Result};
+use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use crate::config::FileConfig;
+use detect::config::Duration;
+
+/// Observe (log what would be done) or enforce (answer Postfix with the action).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Answer `DUNNO` always; log and count what would have been done.
+    #[default]
+    Observe,
+    /// Answer contained accounts and clients with the configured action.
+    Enforce,
+}
+
+/// What the policy server answers for a contained entity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyAction {
+    /// Accept the mail into Postfix's hold queue for review: nothing is lost if we were wrong.
+    #[default]
+    #[serde(rename = "HOLD")]
+    Hold,
+    /// Temporary refusal (the client retries later), only if the mail would otherwise be accepted.
+    #[serde(rename = "DEFER_IF_PERMIT")]
+    DeferIfPermit,
+    /// Permanent refusal; the text is shown by the user's mail program.
+    #[serde(rename = "REJECT")]
+    Reject,
+}
+
+impl PolicyAction {
+    /// The word in Postfix's access(5) syntax.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyAction::Hold => "HOLD",
+            PolicyAction::DeferIfPermit => "DEFER_IF_PERMIT",
+            PolicyAction::Reject => "REJECT",
+        }
+    }
+}
+
+/// Where a new log file is first read from (a file already in the store resumes where it was).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FollowStart {
+    /// Only lines written from now on (like `tail -F`).
+    #[default]
+    End,
+    /// The whole file.
+    Start,
+}
+
+/// `[serve.containment]`: which alerts contain their entity automatically, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainmentConfig {
+    /// Detectors whose alerts contain automatically (names as in the alerts).
+    pub detectors: Vec<String>,
+    /// Lowest score that contains.
+    pub min_score: f64,
+    /// How long an automatic containment lasts; "0s" = until released by hand.
+    pub duration: Duration,
+    /// After a release or dismissal by hand, no automatic containment of the same entity for
+    /// this long (the operator decided; new alerts still open incidents).
+    pub rearm: Duration,
+    /// Answer for a contained entity.
+    pub action: PolicyAction,
+    /// Text sent with DEFER_IF_PERMIT / REJECT (shown by the user's mail program) or HOLD (logged).
+    pub text: String,
+}
+
+impl Default for ContainmentConfig {
+    fn default() -> Self {
+        ContainmentConfig {
+            detectors: vec!["auth-hijack".into()],
+            min_score: 0.9,
+            duration: Duration(4 * 3600),
+            rearm: Duration(86_400),
+            action: PolicyAction::Hold,
+            text: "Your account is blocked for suspected abuse; please contact the abuse desk"
+                .into(),
+        }
+    }
+}
+
+/// `[serve.limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeLimits {
+    /// Events waiting for the engine; a full queue makes the policy server fail open.
+    pub queue: usize,
+    /// Policy (and syslog TCP) connections open at once.
+    pub connections: usize,
+    /// A policy connection idle this long between requests is closed (Postfix's own
+    /// `smtpd_policy_service_max_idle` is 300s, so keep this above it).
+    pub policy_idle: Duration,
+    /// A started request must be complete within this time (slow clients are dropped).
+    pub request_timeout: Duration,
+    /// Messages idle this long (event time) are closed by the engine.
+    pub message_idle: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            queue: 65_536,
+            connections: 1000,
+            policy_idle: Duration(330),
+            request_timeout: Duration(10),
+            message_idle: Duration(900),
+        }
+    }
+}
 
 /// `[serve]` table of smtpscope.toml.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServeConfig {}
+pub struct ServeConfig {
+    /// observe or enforce.
+    pub mode: Mode,
+    /// Policy server listen addresses: "127.0.0.1:10040", "unix:/run/smtpscope/policy.sock".
+    pub policy: Vec<String>,
+    /// Syslog listen addresses (UDP and TCP on each).
+    pub syslog: Vec<String>,
+    /// Log files to follow.
+    pub follow: Vec<PathBuf>,
+    /// Where a newly seen file is first read from.
+    pub follow_start: FollowStart,
+    /// SQLite store.
+    pub store: PathBuf,
+    /// HTTP API, dashboard and /metrics; "" turns it off.
+    pub http: String,
+    /// Token required by the HTTP API for anything that changes state ("" = read-only API).
+    pub token: String,
+    /// CSV of operator geo overrides (cidr,country,asn,label).
+    pub geo_override: Option<PathBuf>,
+    /// Alerts as JSON Lines to this file (rotated by size).
+    pub alerts_jsonl: Option<PathBuf>,
+    /// Rotate the alerts file at this size (MiB).
+    pub alerts_max_mib: u64,
+    /// Rotated alert files kept.
+    pub alerts_keep: u32,
+    /// POST each alert as JSON to this http:// URL.
+    pub webhook: Option<String>,
+    /// Incidents closed (released, dismissed) longer ago than this are deleted.
+    pub retention: Duration,
+    /// Save account baselines this often.
+    pub baseline_interval: Duration,
+    /// Zone of zone-less stamps in followed logs and syslog (default: the system's).
+    pub tz: Option<String>,
+    /// Containment policy.
+    pub containment: ContainmentConfig,
+    /// Limits.
+    pub limits: ServeLimits,
+}
 
-/// Command-line arguments of `serve`.
-#[derive(clap::Args, Debug, Clone)]
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            mode: Mode::Observe,
+            policy: Vec::new(),
+            syslog: Vec::new(),
+            follow: Vec::new(),
+            follow_start: FollowStart::End,
+            store: PathBuf::from("smtpscope.db"),
+            http: "127.0.0.1:8025".into(),
+            token: String::new(),
+            geo_override: None,
+            alerts_jsonl: None,
+            alerts_max_mib: 100,
+            alerts_keep: 5,
+            webhook: None,
+            retention: Duration(90 * 86_400),
+            baseline_interval: Duration(60),
+            tz: None,
+            containment: ContainmentConfig::default(),
+            limits: ServeLimits::default(),
+        }
+    }
+}
+
+/// Command-line arguments of `serve`; each flag sets the `[serve]` key of the same name.
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct ServeArgs {
     /// Configuration file (smtpscope.toml).
     #[arg(long, short)]
-    pub config: Option<std::path::PathBuf>,
+    pub config: Option<PathBuf>,
+    /// Policy server address (host:port or unix:/path); repeatable.
+    #[arg(long)]
+    pub policy: Vec<String>,
+    /// Syslog address, UDP and TCP (host:port); repeatable.
+    #[arg(long)]
+    pub syslog: Vec<String>,
+    /// Log file to follow; repeatable.
+    #[arg(long)]
+    pub follow: Vec<PathBuf>,
+    /// SQLite store file.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// HTTP address ("" for none).
+    #[arg(long)]
+    pub http: Option<String>,
+    /// Geo override CSV.
+    #[arg(long)]
+    pub geo_override: Option<PathBuf>,
+    /// observe or enforce.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Alerts JSONL file.
+    #[arg(long)]
+    pub alerts_jsonl: Option<PathBuf>,
+    /// Webhook URL.
+    #[arg(long)]
+    pub webhook: Option<String>,
+    /// API token (prefer the config file or the SMTPSCOPE_TOKEN environment variable).
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+impl ServeArgs {
+    /// Load the file (if any) and lay the flags over it.
+    pub fn settings(&self) -> Result<FileConfig> {
+        let mut f = match &self.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        self.apply(&mut f.serve);
+        Ok(f)
+    }
+
+    fn apply(&self, s: &mut ServeConfig) {
+        if !self.policy.is_empty() {
+            s.policy = self.policy.clone();
+        }
+        if !self.syslog.is_empty() {
+            s.syslog = self.syslog.clone();
+        }
+        if !self.follow.is_empty() {
+            s.follow = self.follow.clone();
+        }
+        if let Some(v) = &self.store {
+            s.store = v.clone();
+        }
+        if let Some(v) = &self.http {
+            s.http = v.clone();
+        }
+        if let Some(v) = &self.geo_override {
+            s.geo_override = Some(v.clone());
+        }
+        if let Some(v) = self.mode {
+            s.mode = v;
+        }
+        if let Some(v) = &self.alerts_jsonl {
+            s.alerts_jsonl = Some(v.clone());
+        }
+        if let Some(v) = &self.webhook {
+            s.webhook = Some(v.clone());
+        }
+        if let Some(v) = &self.token {
+            s.token = v.clone();
+        } else if let Ok(v) = std::env::var("SMTPSCOPE_TOKEN") {
+            if !v.is_empty() {
+                s.token = v;
+            }
+        }
+    }
+}
+
+/// What may change on SIGHUP without a restart.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Mode.
+    pub mode: Mode,
+    /// Containment policy.
+    pub containment: ContainmentConfig,
+    /// API token.
+    pub token: String,
+}
+
+/// State shared by every task.
+pub struct Shared {
+    /// Counters.
+    pub metrics: metrics::Metrics,
+    /// Containment snapshot the policy server reads.
+    pub contained: ArcSwap<contain::Set>,
+    /// Reloadable settings.
+    pub live: ArcSwap<Live>,
+    /// To the engine.
+    pub engine_tx: tokio::sync::mpsc::Sender<core::Msg>,
+    /// To the store.
+    pub store_tx: std::sync::mpsc::SyncSender<store::Cmd>,
+    /// Store path (the HTTP API opens read connections).
+    pub store_path: PathBuf,
+    /// Start time (wall clock).
+    pub started: std::time::Instant,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SMTPSCOPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Current wall-clock time as event time.
+pub fn now_ts() -> maillog::Ts {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    maillog::Ts(d.as_micros() as i64)
+}
+
+/// Wall clock, whole seconds.
+pub fn now_secs() -> i64 {
+    now_ts().secs()
+}
+
+fn time_zone(tz: &Option<String>) -> Result<jiff::tz::TimeZone> {
+    Ok(match tz {
+        None => jiff::tz::TimeZone::system(),
+        Some(n) if n.eq_ignore_ascii_case("utc") => jiff::tz::TimeZone::UTC,
+        Some(n) => {
+            jiff::tz::TimeZone::get(n).with_context(|| format!("unknown time zone {n:?}"))?
+        }
+    })
+}
+
+fn geo_ref(s: &ServeConfig) -> Result<detect::GeoRef> {
+    Ok(match &s.geo_override {
+        None => detect::GeoRef::Builtin(geo::GeoDb::builtin()),
+        Some(p) => {
+            let o = geo::Overrides::load(p)
+                .map_err(|e| anyhow::anyhow!("geo override {}: {e}", p.display()))?;
+            let db = geo::GeoDb::builtin().clone().with_overrides(o);
+            detect::GeoRef::Owned(Arc::new(db))
+        }
+    })
 }
 
 /// Run the service until SIGTERM/SIGINT.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let _ = args;
-    anyhow::bail!("serve is not built yet")
+    init_logging();
+    let file = args.settings()?;
+    let s = file.serve.clone();
+    if s.policy.is_empty() && s.syslog.is_empty() && s.follow.is_empty() {
+        bail!("nothing to do: give at least one of --policy, --syslog, --follow (or [serve] policy/syslog/follow)");
+    }
+    let tz = time_zone(&s.tz.clone().or_else(|| file.input.tz.clone()))?;
+    let geo = geo_ref(&s)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("smtpscope")
+        .build()?;
+
+    // Store first: it restores containment and positions.
+    let st = store::Store::open(&s.store)
+        .with_context(|| format!("cannot open store {}", s.store.display()))?;
+    let contained = st.load_containment()?;
+    let baselines = st.load_baselines()?;
+    let positions = st.load_positions()?;
+    let (engine_tx, engine_rx) = tokio::sync::mpsc::channel(s.limits.queue.max(16));
+    let (store_tx, store_rx) = std::sync::mpsc::sync_channel(4096);
+    let shared = Arc::new(Shared {
+        metrics: metrics::Metrics::default(),
+        contained: ArcSwap::from_pointee(contained),
+        live: ArcSwap::from_pointee(Live {
+            mode: s.mode,
+            containment: s.containment.clone(),
+            token: s.token.clone(),
+        }),
+        engine_tx,
+        store_tx,
+        store_path: s.store.clone(),
+        started: std::time::Instant::now(),
+    });
+    info!(
+        mode = ?s.mode,
+        contained = shared.contained.load().len(),
+        store = %s.store.display(),
+        "smtpscope serve starting"
+    );
+    let store_thread = {
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || st.run(store_rx, &sh))?
+    };
+    let sinks = rt.block_on(async { sinks::start(&s, shared.clone()) })?;
+    let engine_thread = {
+        let sh = shared.clone();
+        let mut core = core::Core::new(
+            detect::Engine::with_geo(file.detect_config(), geo),
+            tz.clone(),
+            s.follow.len(),
+        );
+        if let Some(b) = baselines {
+            core.restore(b);
+        }
+        let bint = s.baseline_interval.0.max(1);
+        let idle = s.limits.message_idle.0;
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || core.run(engine_rx, &sh, sinks, bint, idle))?
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let result: Result<()> = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for a in &s.policy {
+            tasks.push(policy::listen(a, shared.clone(), &s.limits, stop_rx.clone()).await?);
+        }
+        for a in &s.syslog {
+            tasks.extend(syslog::listen(a, shared.clone(), &s.limits, stop_rx.clone()).await?);
+        }
+        if !s.http.is_empty() {
+            tasks.push(http::listen(&s.http, shared.clone(), stop_rx.clone()).await?);
+        }
+        let mut followers = Vec::new();
+        for (i, p) in s.follow.iter().enumerate() {
+            let pos = positions.get(&p.display().to_string()).cloned();
+            followers.push(follow::spawn(
+                p.clone(),
+                core::FIRST_FILE_SRC + i as u32,
+                pos,
+                s.follow_start,
+                shared.clone(),
+                stop_rx.clone(),
+            )?);
+        }
+        tasks.push(tokio::spawn(housekeeping(
+            shared.clone(),
+            s.retention.0,
+            stop_rx.clone(),
+        )));
+        info!("ready");
+        signals(&args, shared.clone()).await?;
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = tokio::time::timeout(StdDuration::from_secs(5), t).await;
+        }
+        for f in followers {
+            let _ = tokio::task::spawn_blocking(move || f.join()).await;
+        }
+        Ok(())
+    });
+    // Engine: drain what is queued, save baselines, then the store closes.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let _ = rt.block_on(shared.engine_tx.send(core::Msg::Shutdown(done_tx)));
+    let _ = done_rx.recv_timeout(StdDuration::from_secs(30));
+    if engine_thread.join().is_err() {
+        error!("engine thread panicked");
+    }
+    let _ = shared.store_tx.send(store::Cmd::Shutdown);
+    if store_thread.join().is_err() {
+        error!("store thread panicked");
+    }
+    rt.shutdown_timeout(StdDuration::from_secs(2));
+    info!("stopped");
+    result
+}
+
+/// Wait for SIGTERM/SIGINT; reload on SIGHUP.
+async fn signals(args: &ServeArgs, shared: Arc<Shared>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                match args.settings() {
+                    Ok(f) => {
+                        let s = f.serve;
+                        shared.live.store(Arc::new(Live {
+                            mode: s.mode,
+                            containment: s.containment.clone(),
+                            token: s.token.clone(),
+                        }));
+                        shared.metrics.reloads.inc();
+                        info!(mode = ?s.mode, "configuration reloaded (listeners, files and detector settings change on restart)");
+                    }
+                    Err(e) => warn!("reload failed, keeping the old configuration: {e:#}"),
+                }
+            }
+        }
+    }
+}
+
+/// Ticks: engine idle flush and baselines, containment expiry, retention.
+async fn housekeeping(
+    shared: Arc<Shared>,
+    retention: i64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut iv = tokio::time::interval(StdDuration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = iv.tick() => {}
+            _ = stop.changed() => return,
+        }
+        n += 1;
+        let _ = shared.engine_tx.try_send(core::Msg::Tick);
+        let _ = shared.store_tx.try_send(store::Cmd::Expire);
+        if n % 3600 == 1 {
+            let _ = shared.store_tx.try_send(store::Cmd::Retention(retention));
+        }
+    }
 }

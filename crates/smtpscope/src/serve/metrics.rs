@@ -1,0 +1,305 @@
+//! Counters and the Prometheus text exposition (`/metrics`).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use detect::Detector;
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// +1.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// +n.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Kinds of sources, for per-source counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Policy requests.
+    Policy = 0,
+    /// Syslog receiver.
+    Syslog = 1,
+    /// Followed files.
+    Follow = 2,
+}
+
+const SOURCES: [&str; 3] = ["policy", "syslog", "follow"];
+
+/// Upper bounds (seconds) of the policy latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0,
+];
+
+/// A fixed-bucket histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [Counter; 12],
+    count: Counter,
+    sum_nanos: Counter,
+}
+
+impl Histogram {
+    /// Observe one duration.
+    pub fn observe(&self, d: std::time::Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| s <= *b) {
+            self.buckets[i].inc();
+        }
+        self.count.inc();
+        self.sum_nanos.add(d.as_nanos() as u64);
+    }
+}
+
+/// Every counter of the service.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Lines or requests received, by source kind.
+    pub lines: [Counter; 3],
+    /// Lines without a recognizable header, by source kind.
+    pub parse_failures: [Counter; 3],
+    /// Alerts by detector (index in `Detector::ALL`).
+    pub alerts: [Counter; 7],
+    /// Policy requests answered DUNNO.
+    pub policy_dunno: Counter,
+    /// Policy requests answered with the containment action.
+    pub policy_acted: Counter,
+    /// Policy requests that would have been acted on (observe mode).
+    pub policy_would_act: Counter,
+    /// Requests not analysed because the engine queue was full (answered from the snapshot).
+    pub fail_open: Counter,
+    /// Malformed policy requests (garbage, too long, missing fields).
+    pub policy_malformed: Counter,
+    /// Policy connections dropped for slowness.
+    pub policy_timeouts: Counter,
+    /// Policy latency.
+    pub policy_latency: Histogram,
+    /// Syslog datagrams or frames dropped (queue full, too long).
+    pub syslog_dropped: Counter,
+    /// Alerts written to the JSONL file.
+    pub jsonl_written: Counter,
+    /// Webhook posts that succeeded / finally failed.
+    pub webhook_ok: Counter,
+    /// Webhook posts given up after retries, or dropped (queue full).
+    pub webhook_failed: Counter,
+    /// Incidents opened.
+    pub incidents_opened: Counter,
+    /// Automatic and manual containments.
+    pub containments: Counter,
+    /// Store write errors.
+    pub store_errors: Counter,
+    /// Events the engine panicked on (skipped).
+    pub engine_panics: Counter,
+    /// Configuration reloads.
+    pub reloads: Counter,
+    /// File rotations seen (rename or truncation).
+    pub rotations: Counter,
+    /// Engine queue depth (set by the engine).
+    pub queue_depth: AtomicU64,
+}
+
+impl Metrics {
+    /// Count an alert.
+    pub fn alert(&self, d: Detector) {
+        if let Some(i) = Detector::ALL.iter().position(|x| *x == d) {
+            self.alerts[i].inc();
+        }
+    }
+
+    /// Prometheus text format.
+    pub fn render(&self, contained: usize, uptime: f64) -> String {
+        let mut o = String::with_capacity(4096);
+        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_lines_total Log lines and policy requests received, by source.\n# TYPE smtpscope_lines_total counter"
+        );
+        for (i, s) in SOURCES.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "smtpscope_lines_total{{source=\"{s}\"}} {}",
+                self.lines[i].get()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_parse_failures_total Lines that could not be parsed, by source.\n# TYPE smtpscope_parse_failures_total counter"
+        );
+        for (i, s) in SOURCES.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "smtpscope_parse_failures_total{{source=\"{s}\"}} {}",
+                self.parse_failures[i].get()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_alerts_total Alerts raised, by detector.\n# TYPE smtpscope_alerts_total counter"
+        );
+        for (i, d) in Detector::ALL.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "smtpscope_alerts_total{{detector=\"{}\"}} {}",
+                d.as_str(),
+                self.alerts[i].get()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_contained_entities Accounts, clients and senders currently contained.\n# TYPE smtpscope_contained_entities gauge\nsmtpscope_contained_entities {contained}"
+        );
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_policy_requests_total Policy requests answered, by answer.\n# TYPE smtpscope_policy_requests_total counter"
+        );
+        for (a, c) in [
+            ("dunno", &self.policy_dunno),
+            ("action", &self.policy_acted),
+            ("would_act", &self.policy_would_act),
+        ] {
+            let _ = writeln!(
+                o,
+                "smtpscope_policy_requests_total{{answer=\"{a}\"}} {}",
+                c.get()
+            );
+        }
+        counter(
+            &mut o,
+            "smtpscope_policy_fail_open_total",
+            "Policy requests answered without analysis because the engine was overloaded.",
+            self.fail_open.get(),
+        );
+        counter(
+            &mut o,
+            "smtpscope_policy_malformed_total",
+            "Malformed policy requests (garbage, over-long, missing fields).",
+            self.policy_malformed.get(),
+        );
+        counter(
+            &mut o,
+            "smtpscope_policy_timeouts_total",
+            "Policy connections closed because a request was too slow.",
+            self.policy_timeouts.get(),
+        );
+        let h = &self.policy_latency;
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_policy_latency_seconds Time from a complete request to its answer.\n# TYPE smtpscope_policy_latency_seconds histogram"
+        );
+        let mut cum = 0;
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            cum += h.buckets[i].get();
+            let _ = writeln!(
+                o,
+                "smtpscope_policy_latency_seconds_bucket{{le=\"{b}\"}} {cum}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "smtpscope_policy_latency_seconds_bucket{{le=\"+Inf\"}} {}\nsmtpscope_policy_latency_seconds_sum {}\nsmtpscope_policy_latency_seconds_count {}",
+            h.count.get(),
+            h.sum_nanos.get() as f64 / 1e9,
+            h.count.get()
+        );
+        for (name, help, v) in [
+            (
+                "smtpscope_syslog_dropped_total",
+                "Syslog messages dropped (queue full or too long).",
+                self.syslog_dropped.get(),
+            ),
+            (
+                "smtpscope_alerts_jsonl_written_total",
+                "Alerts written to the JSONL file.",
+                self.jsonl_written.get(),
+            ),
+            (
+                "smtpscope_webhook_ok_total",
+                "Alerts posted to the webhook.",
+                self.webhook_ok.get(),
+            ),
+            (
+                "smtpscope_webhook_failed_total",
+                "Alerts the webhook did not take after every retry, or dropped.",
+                self.webhook_failed.get(),
+            ),
+            (
+                "smtpscope_incidents_opened_total",
+                "Incidents opened.",
+                self.incidents_opened.get(),
+            ),
+            (
+                "smtpscope_containments_total",
+                "Containments (automatic and by hand).",
+                self.containments.get(),
+            ),
+            (
+                "smtpscope_store_errors_total",
+                "Store write errors.",
+                self.store_errors.get(),
+            ),
+            (
+                "smtpscope_engine_panics_total",
+                "Events skipped because the engine panicked on them.",
+                self.engine_panics.get(),
+            ),
+            (
+                "smtpscope_reloads_total",
+                "Configuration reloads.",
+                self.reloads.get(),
+            ),
+            (
+                "smtpscope_file_rotations_total",
+                "Followed-file rotations and truncations seen.",
+                self.rotations.get(),
+            ),
+        ] {
+            counter(&mut o, name, help, v);
+        }
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_engine_queue_depth Events waiting for the engine.\n# TYPE smtpscope_engine_queue_depth gauge\nsmtpscope_engine_queue_depth {}\n# HELP smtpscope_uptime_seconds Seconds since start.\n# TYPE smtpscope_uptime_seconds gauge\nsmtpscope_uptime_seconds {uptime:.0}",
+            self.queue_depth.load(Ordering::Relaxed)
+        );
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_histogram_cumulatively() {
+        let m = Metrics::default();
+        m.policy_latency
+            .observe(std::time::Duration::from_micros(30));
+        m.policy_latency
+            .observe(std::time::Duration::from_micros(700));
+        m.lines[SourceKind::Syslog as usize].add(5);
+        m.alert(Detector::DeliveryFailures);
+        let t = m.render(3, 1.0);
+        assert!(
+            t.contains("smtpscope_policy_latency_seconds_bucket{le=\"0.00005\"} 1\n"),
+            "{t}"
+        );
+        assert!(t.contains("smtpscope_policy_latency_seconds_bucket{le=\"0.0005\"} 1\n"));
+        assert!(t.contains("smtpscope_policy_latency_seconds_bucket{le=\"0.001\"} 2\n"));
+        assert!(t.contains("smtpscope_policy_latency_seconds_count 2\n"));
+        assert!(t.contains("smtpscope_lines_total{source=\"syslog\"} 5\n"));
+        assert!(t.contains("smtpscope_alerts_total{detector=\"delivery-failures\"} 1\n"));
+        assert!(t.contains("smtpscope_contained_entities 3\n"));
+    }
+}
