@@ -59,6 +59,10 @@ impl<R: BufRead> Lines<R> {
             return Some((self.line, Err(LineErrorOrIo::Line(LineError::TooLong))));
         }
         match std::str::from_utf8(&self.buf) {
+            // A byte order mark, as some editors write, is not part of the data.
+            Ok(s) if self.line == 1 => {
+                Some((self.line, Ok(s.strip_prefix('\u{feff}').unwrap_or(s))))
+            }
             Ok(s) => Some((self.line, Ok(s))),
             Err(_) => Some((self.line, Err(LineErrorOrIo::Line(LineError::NotUtf8)))),
         }
@@ -304,7 +308,7 @@ mod tests {
 
     #[test]
     fn long_lines_and_line_numbers() {
-        let mut text = b"a\r\nb\n".to_vec();
+        let mut text = b"\xef\xbb\xbfa\r\nb\n".to_vec();
         text.extend(vec![b'x'; MAX_LINE_BYTES + 10]);
         text.extend_from_slice(b"\nc\n\xff\n");
         let mut lines = Lines::new(&text[..]);
