@@ -877,7 +877,7 @@ pub fn list_incidents(
     q: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Incident>> {
-    let like = q.map(|q| format!("%{}%", q.replace('%', "").replace('_', "")));
+    let like = q.map(|q| format!("%{}%", q.replace(['%', '_'], "")));
     let sql = format!(
         "SELECT {INCIDENT_COLS} FROM incidents WHERE (?1 IS NULL OR state=?1)
          AND (?2 IS NULL OR entity_id LIKE ?2 OR summary LIKE ?2 OR detector LIKE ?2)
@@ -888,11 +888,14 @@ pub fn list_incidents(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// An incident, its alerts and its timeline.
+pub type Detail = (Incident, Vec<StoredAlert>, Vec<Event>);
+
 /// One incident with its alerts and timeline.
 pub fn get_incident(
     c: &Connection,
     id: i64,
-) -> Result<Option<(Incident, Vec<StoredAlert>, Vec<Event>)>> {
+) -> Result<Option<Detail>> {
     let inc = c
         .query_row(
             &format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id=?1"),
