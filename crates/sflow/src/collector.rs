@@ -16,8 +16,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// A forward jump of the sequence number larger than this is not believed to be loss
-/// (a million datagrams are hours of a busy agent's output): the pair is resynchronised
-/// and counted as a restart.
+/// (a million datagrams are hours of a busy agent's output): the datagram starts or
+/// resynchronises a stream instead.
 pub const MAX_PLAUSIBLE_GAP: u32 = 1_000_000;
 /// A sequence number at or below this after a higher one means the agent started over
 /// (agents number datagrams from 1), even when its uptime did not go backwards.
@@ -25,6 +25,15 @@ pub const RESTART_SEQUENCE_MAX: u32 = 16;
 /// How far (ms) the uptime of a late, reordered datagram may lie behind the newest one;
 /// an uptime further back means the agent restarted.
 pub const LATE_WINDOW_MS: u32 = 60_000;
+/// How far (datagrams) behind the newest a late datagram may be.
+pub const MAX_LATE: u32 = 4096;
+/// An uptime below this (ms) on a datagram that continues no stream means the agent has
+/// just (re)started.
+pub const RESTART_UPTIME_MS: u32 = 600_000;
+/// Independent sequence streams followed per (agent, sub-agent): real agents (e.g. one
+/// process per line card) send several interleaved streams under one agent address and
+/// sub-agent id (the oxyflow capture in the corpus has such agents).
+pub const MAX_STREAMS_PER_SOURCE: usize = 4;
 /// Cap on (agent, sub-agent) pairs followed; datagrams of further pairs are accepted
 /// but not checked for loss.
 pub const DEFAULT_MAX_SOURCES: usize = 65_536;
@@ -61,8 +70,14 @@ pub enum SequenceEvent {
     Gap(u32),
     /// Earlier than the last one: late or duplicated (one lost datagram given back).
     Late,
-    /// The agent restarted (or jumped implausibly far): counting starts again.
+    /// The agent restarted (sequence or uptime started over): counting starts again.
     Restart,
+    /// Continues no stream of this (agent, sub-agent) but is not a restart: another
+    /// interleaved stream from the same agent and sub-agent id.
+    NewStream,
+    /// Continues no stream and the stream cap was reached: the least recently used stream
+    /// is replaced.
+    Resync,
     /// Not followed (the source cap was reached).
     Untracked,
 }
@@ -105,8 +120,12 @@ pub struct CollectorStats {
     pub lost: u64,
     /// Late or duplicated datagrams.
     pub late: u64,
-    /// Agent restarts (and implausible jumps) seen.
+    /// Agent restarts seen.
     pub restarts: u64,
+    /// Streams replaced for lack of room.
+    pub resyncs: u64,
+    /// Sequence streams followed (several per source when an agent interleaves them).
+    pub streams: u64,
     /// Flow samples in accepted datagrams.
     pub flow_samples: u64,
     /// Counter samples in accepted datagrams.
@@ -119,15 +138,18 @@ pub struct CollectorStats {
 struct SeqState {
     sequence: u32,
     uptime: u32,
+    /// When this stream last took a datagram (the collector's datagram count).
+    used: u64,
 }
 
 /// Accepts datagrams from configured agents and follows their sequence numbers.
 #[derive(Debug, Clone, Default)]
 pub struct Collector {
     cfg: CollectorConfig,
-    sources: HashMap<(IpAddr, u32), SeqState>,
+    sources: HashMap<(IpAddr, u32), Vec<SeqState>>,
     rejected: HashMap<Option<IpAddr>, u64>,
     stats: CollectorStats,
+    clock: u64,
 }
 
 impl Collector {
@@ -198,54 +220,83 @@ impl Collector {
             dg.agent.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             dg.sub_agent_id,
         );
+        self.clock += 1;
         let now = SeqState {
             sequence: dg.sequence_number,
             uptime: dg.uptime,
+            used: self.clock,
         };
-        let Some(prev) = self.sources.get_mut(&key) else {
+        let Some(streams) = self.sources.get_mut(&key) else {
             if self.sources.len() >= self.cfg.max_sources {
                 return SequenceEvent::Untracked;
             }
-            self.sources.insert(key, now);
+            self.sources.insert(key, vec![now]);
             self.stats.sources += 1;
+            self.stats.streams += 1;
             return SequenceEvent::First;
         };
-        let ev = classify(*prev, now);
-        match ev {
-            SequenceEvent::InOrder => {}
-            SequenceEvent::Gap(n) => self.stats.lost += u64::from(n),
-            SequenceEvent::Restart => self.stats.restarts += 1,
-            SequenceEvent::Late => {
-                self.stats.late += 1;
-                self.stats.lost = self.stats.lost.saturating_sub(1);
-                return ev; // keep the newest state
+        // The stream this datagram continues best: the smallest sequence distance.
+        let best = streams
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| classify(*s, now).map(|(ev, dist)| (dist, i, ev)))
+            .min_by_key(|(dist, _, _)| *dist);
+        if let Some((_, i, ev)) = best {
+            match ev {
+                SequenceEvent::Gap(n) => self.stats.lost += u64::from(n),
+                SequenceEvent::Late => {
+                    self.stats.late += 1;
+                    self.stats.lost = self.stats.lost.saturating_sub(1);
+                    return ev; // the stream keeps its newest state
+                }
+                _ => {}
             }
-            SequenceEvent::First | SequenceEvent::Untracked => {}
+            if let Some(s) = streams.get_mut(i) {
+                *s = now;
+            }
+            return ev;
         }
-        *prev = now;
-        ev
+        if now.sequence <= RESTART_SEQUENCE_MAX || now.uptime < RESTART_UPTIME_MS {
+            // Numbering or uptime started over: the agent restarted; forget its streams.
+            self.stats.streams -= streams.len() as u64;
+            streams.clear();
+            streams.push(now);
+            self.stats.streams += 1;
+            self.stats.restarts += 1;
+            SequenceEvent::Restart
+        } else if streams.len() < MAX_STREAMS_PER_SOURCE {
+            streams.push(now);
+            self.stats.streams += 1;
+            SequenceEvent::NewStream
+        } else {
+            if let Some(lru) = streams.iter_mut().min_by_key(|s| s.used) {
+                *lru = now;
+            }
+            self.stats.resyncs += 1;
+            SequenceEvent::Resync
+        }
     }
 }
 
-/// The sequence rules, apart for testing.
-fn classify(prev: SeqState, now: SeqState) -> SequenceEvent {
+/// Whether `now` continues the stream `prev`, and how far from it: in order, after a gap,
+/// or late. `None` when it does not belong to that stream.
+fn classify(prev: SeqState, now: SeqState) -> Option<(SequenceEvent, u32)> {
     let d = now.sequence.wrapping_sub(prev.sequence);
     if d == 1 {
-        // Also across a uptime wrap (49.7 days) or a 32-bit sequence wrap.
-        return SequenceEvent::InOrder;
+        // Also across an uptime wrap (49.7 days) or a 32-bit sequence wrap.
+        return Some((SequenceEvent::InOrder, 1));
     }
-    let uptime_back = prev.uptime.saturating_sub(now.uptime) > LATE_WINDOW_MS;
-    if d == 0 || d > u32::MAX / 2 {
-        // Not ahead: a restart if the uptime fell back or numbering started over.
-        if uptime_back || now.sequence <= RESTART_SEQUENCE_MAX {
-            return SequenceEvent::Restart;
-        }
-        return SequenceEvent::Late;
+    if prev.uptime.saturating_sub(now.uptime) > LATE_WINDOW_MS {
+        return None;
     }
-    if uptime_back || d > MAX_PLAUSIBLE_GAP {
-        return SequenceEvent::Restart;
+    if (2..=MAX_PLAUSIBLE_GAP).contains(&d) {
+        return Some((SequenceEvent::Gap(d - 1), d));
     }
-    SequenceEvent::Gap(d - 1)
+    let back = prev.sequence.wrapping_sub(now.sequence);
+    if back <= MAX_LATE && now.sequence > RESTART_SEQUENCE_MAX {
+        return Some((SequenceEvent::Late, back));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -266,26 +317,26 @@ mod tests {
 
     #[test]
     fn sequence_rules() {
-        let s = |sequence, uptime| SeqState { sequence, uptime };
-        assert_eq!(classify(s(10, 100), s(11, 200)), SequenceEvent::InOrder);
-        assert_eq!(classify(s(10, 100), s(15, 200)), SequenceEvent::Gap(4));
-        assert_eq!(classify(s(1000, 100), s(999, 90)), SequenceEvent::Late);
-        assert_eq!(classify(s(1000, 100), s(1000, 100)), SequenceEvent::Late);
-        assert_eq!(classify(s(1000, 100_000), s(990, 10)), SequenceEvent::Restart);
-        assert_eq!(classify(s(500, 90_000), s(1, 50)), SequenceEvent::Restart);
-        // Restarted with a new sequence that happens to be ahead: the uptime says restart.
-        assert_eq!(classify(s(10, 90_000), s(30, 50)), SequenceEvent::Restart);
+        let s = |sequence, uptime| SeqState {
+            sequence,
+            uptime,
+            used: 0,
+        };
+        let ev = |p, n| classify(p, n).map(|(e, _)| e);
+        assert_eq!(ev(s(10, 100), s(11, 200)), Some(SequenceEvent::InOrder));
+        assert_eq!(ev(s(10, 100), s(15, 200)), Some(SequenceEvent::Gap(4)));
+        assert_eq!(ev(s(1000, 100), s(999, 90)), Some(SequenceEvent::Late));
+        assert_eq!(ev(s(1000, 100), s(1000, 100)), Some(SequenceEvent::Late));
+        assert_eq!(ev(s(1000, 100_000), s(990, 10)), None);
+        assert_eq!(ev(s(10, 90_000), s(30, 50)), None);
+        assert_eq!(ev(s(10, 100), s(5_000_000, 200)), None);
         assert_eq!(
-            classify(s(10, 100), s(5_000_000, 200)),
-            SequenceEvent::Restart
+            ev(s(u32::MAX, 100), s(0, 200)),
+            Some(SequenceEvent::InOrder)
         );
         assert_eq!(
-            classify(s(u32::MAX, 100), s(0, 200)),
-            SequenceEvent::InOrder
-        );
-        assert_eq!(
-            classify(s(7, u32::MAX - 5), s(8, 3)),
-            SequenceEvent::InOrder
+            ev(s(7, u32::MAX - 5), s(8, 3)),
+            Some(SequenceEvent::InOrder)
         );
     }
 
@@ -336,12 +387,26 @@ mod tests {
             feed(&mut c, vec![0, 0, 0, 5]),
             Err(Rejected::Malformed(_))
         ));
+        // Two interleaved streams under one agent and sub-agent (as in oxyflow).
+        for (seq, up) in [
+            (5000, 9_000_000),
+            (900_000_000, 20_000_000),
+            (5001, 9_000_100),
+        ] {
+            c.feed(&dgram([192, 0, 2, 1], 2, seq, up)).unwrap();
+        }
+        assert_eq!(
+            feed(&mut c, dgram([192, 0, 2, 1], 2, 900_000_002, 20_000_050)),
+            Ok(SequenceEvent::Gap(1))
+        );
+        let st = c.stats();
+        assert_eq!((st.streams, st.restarts), (4, 1));
         let st = c.stats();
         assert_eq!(
             (st.datagrams, st.accepted, st.rejected_agent, st.malformed),
-            (9, 7, 1, 1)
+            (13, 11, 1, 1)
         );
-        assert_eq!((st.lost, st.late, st.restarts, st.sources), (2, 1, 1, 2));
+        assert_eq!((st.lost, st.late, st.restarts, st.sources), (3, 1, 1, 3));
         assert_eq!(c.rejected_agents(), vec![(Some(other), 1)]);
     }
 }
