@@ -98,7 +98,11 @@ fn main() {
             }
         })
         .collect();
+    let tiny4: Vec<IpAddr> = (0..N).map(|i| v4_dense[i % 100]).collect();
+    let tiny6: Vec<IpAddr> = (0..N).map(|i| v6[i % 100]).collect();
     for (name, ips) in [
+        ("100 distinct IPv4 repeated", &tiny4),
+        ("100 distinct IPv6 repeated", &tiny6),
         ("20k distinct IPv4+IPv6 repeated", &repeated),
         ("IPv4 inside random ASN rows", &v4_dense),
         ("IPv4 uniform random", &v4),

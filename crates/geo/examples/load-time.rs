@@ -2,5 +2,9 @@
 fn main() {
     let t = std::time::Instant::now();
     let db = geo::GeoDb::builtin();
-    println!("builtin load: {:.2?} ({} IPv4 segments)", t.elapsed(), db.stats().v4_segments);
+    println!(
+        "builtin load: {:.2?} ({} IPv4 segments)",
+        t.elapsed(),
+        db.stats().v4_segments
+    );
 }

@@ -7,11 +7,13 @@
 //! keep it to about two cache misses:
 //! 1. `index[h]` is the first segment whose start is `>= h << (bits - 16)`:
 //!    only segments starting inside the address's /16 can hold it.
-//! 2. A small block (IPv4 /16s hold about ten) is searched directly. In a
-//!    dense one (IPv6 /16s such as 2a00::/16 hold thousands) the search runs
-//!    first over `samples`, every 16th start, which is small enough to stay in
-//!    cache, and then over the 16 starts between two samples.
-//! 3. `lookup_fast` reads country and ASN from the packed value itself.
+//! 2. A block with more than [`DENSE_BLOCK`] segments (IPv6 /16s such as
+//!    2a00::/16 hold thousands) has a sub-index on the next 8 bits, which
+//!    narrows the search to one /24 the same way.
+//! 3. A small (sub-)block is searched directly. In a still large one the
+//!    search runs first over `samples`, every 16th start, and then over the
+//!    16 starts between two samples.
+//! 4. `lookup_fast` reads country and ASN from the packed value itself.
 //!
 //! Binary format (all integers little-endian, LEB128 for varints), the whole
 //! thing zstd-compressed:
@@ -52,6 +54,15 @@ const ZSTD_LEVEL: i32 = 19;
 const SAMPLE_STRIDE: usize = 16;
 /// Number of leading address bits used by the first-level index.
 const INDEX_BITS: u32 = 16;
+/// Bits after those used by the sub-index of a dense block.
+const SUB_BITS: u32 = 8;
+/// A first-level block with more segments than this gets a sub-index on the
+/// next [`SUB_BITS`] bits (257 entries, 1 KiB): IPv6 /16s such as 2a00::/16
+/// hold thousands of segments, which would otherwise take a dozen search
+/// steps.
+const DENSE_BLOCK: usize = 64;
+/// Marks a block without sub-index in [`Family::sub_at`].
+const NO_SUB: u32 = u32::MAX;
 
 /// One distinct (country, ASN, organisation, label) combination.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -174,6 +185,8 @@ pub(crate) trait Key: Copy + Ord + Default {
     fn from_u128(x: u128) -> Self;
     fn to_u128(self) -> u128;
     fn top(self) -> usize;
+    /// The 8 bits after the top [`INDEX_BITS`].
+    fn sub(self) -> usize;
 }
 
 impl Key for u32 {
@@ -187,6 +200,10 @@ impl Key for u32 {
     #[inline(always)]
     fn top(self) -> usize {
         (self >> (32 - INDEX_BITS)) as usize
+    }
+    #[inline(always)]
+    fn sub(self) -> usize {
+        ((self >> (32 - INDEX_BITS - SUB_BITS)) & 0xff) as usize
     }
 }
 
@@ -202,6 +219,10 @@ impl Key for u128 {
     fn top(self) -> usize {
         (self >> (128 - INDEX_BITS)) as usize
     }
+    #[inline(always)]
+    fn sub(self) -> usize {
+        ((self >> (128 - INDEX_BITS - SUB_BITS)) & 0xff) as usize
+    }
 }
 
 /// The segments of one address family.
@@ -215,6 +236,11 @@ pub(crate) struct Family<K> {
     /// cache, so a dense block (IPv6 /16s hold thousands of segments) costs
     /// one search in cache plus one over a few cache lines.
     samples: Vec<K>,
+    /// Per first-level block: offset of its sub-index in `sub`, or [`NO_SUB`].
+    sub_at: Vec<u32>,
+    /// Sub-indexes of dense blocks, 257 entries each: entry `j` is the first
+    /// segment of the block whose start's next 8 bits are `>= j`.
+    sub: Vec<u32>,
 }
 
 impl<K: Key> Family<K> {
@@ -235,11 +261,30 @@ impl<K: Key> Family<K> {
         }
         index.push(starts.len() as u32);
         let samples = starts.iter().step_by(SAMPLE_STRIDE).copied().collect();
+        let mut sub_at = vec![NO_SUB; 1 << INDEX_BITS];
+        let mut sub = Vec::new();
+        for h in 0..(1usize << INDEX_BITS) {
+            let (lo, hi) = (index[h] as usize, index[h + 1] as usize);
+            if hi - lo <= DENSE_BLOCK {
+                continue;
+            }
+            sub_at[h] = sub.len() as u32;
+            let mut i = lo;
+            for j in 0..(1usize << SUB_BITS) {
+                while i < hi && starts[i].sub() < j {
+                    i += 1;
+                }
+                sub.push(i as u32);
+            }
+            sub.push(hi as u32);
+        }
         Family {
             starts,
             vals,
             index,
             samples,
+            sub_at,
+            sub,
         }
     }
 
@@ -269,11 +314,17 @@ impl<K: Key> Family<K> {
     #[inline]
     pub(crate) fn find(&self, ip: K) -> u64 {
         let h = ip.top();
-        // `index` has 2^INDEX_BITS + 1 entries and h < 2^INDEX_BITS.
-        let lo = self.index[h] as usize;
-        let hi = self.index[h + 1] as usize;
-        // Segments lo..hi start inside this block; the one holding `ip` is
-        // the last of them whose start <= ip, or segment lo-1 if none is.
+        // `index` has 2^INDEX_BITS + 1 entries and h < 2^INDEX_BITS; a
+        // sub-index has 2^SUB_BITS + 1 entries and ip.sub() < 2^SUB_BITS.
+        let (lo, hi) = match self.sub_at[h] {
+            NO_SUB => (self.index[h] as usize, self.index[h + 1] as usize),
+            off => {
+                let j = off as usize + ip.sub();
+                (self.sub[j] as usize, self.sub[j + 1] as usize)
+            }
+        };
+        // Segments lo..hi start inside this (sub-)block; the one holding `ip`
+        // is the last of them whose start <= ip, or segment lo-1 if none is.
         if hi - lo <= SAMPLE_STRIDE * 2 {
             let n = branchless_upper_bound(&self.starts[lo..hi], ip);
             return self.vals[(lo + n).saturating_sub(1)];
@@ -302,6 +353,7 @@ impl<K: Key> Family<K> {
             + self.vals.capacity() * 8
             + self.index.capacity() * 4
             + self.samples.capacity() * std::mem::size_of::<K>()
+            + (self.sub_at.capacity() + self.sub.capacity()) * 4
     }
 
     /// Iterates `(first, last, packed value)` over all segments.
@@ -331,18 +383,14 @@ fn branchless_upper_bound<K: Key>(a: &[K], x: K) -> usize {
     while len > 1 {
         let half = len / 2;
         // base + half < base + len <= a.len()
-        base = if a[base + half] <= x {
-            base + half
-        } else {
-            base
-        };
+        // The step is computed, not branched on: which half holds `x` is
+        // unpredictable, and a mispredicted branch per step costs more than
+        // the arithmetic.
+        let mask = ((a[base + half] <= x) as usize).wrapping_neg();
+        base += half & std::hint::black_box(mask);
         len -= half;
     }
-    if len == 1 && a[base] <= x {
-        base + 1
-    } else {
-        base
-    }
+    base + (len == 1 && a[base] <= x) as usize
 }
 
 /// The whole compiled table.
@@ -705,6 +753,8 @@ mod tests {
         // 1000 segments inside one /16 block, plus a few outside.
         let mut starts: Vec<u32> = vec![0, 5];
         starts.extend((0..1000u32).map(|i| 0x0a00_0000 + i * 37 + (i % 5)));
+        // 200 segments inside one /24 of that /16: sub-index plus samples.
+        starts.extend((0..200u32).map(|i| 0x0a00_f000 + i));
         starts.push(0x0a01_0000);
         starts.push(0x0b00_0000);
         let vals: Vec<u64> = (0..starts.len() as u64).collect();
