@@ -10,7 +10,9 @@
 # (HOLD) within a bounded number of messages, its later messages wait in Postfix's hold queue
 # (postqueue -j), legitimate mail flows untouched, and smtpscope stops cleanly on SIGTERM.
 #
-# Needs (Debian): postfix dovecot-core python3. Installs nothing; runs as root (Postfix and
+# Then the dashboard test in headless Chromium (browser.py).
+#
+# Needs (Debian): postfix dovecot-core chromium python3 curl. Installs nothing; runs as root (Postfix and
 # Dovecot are started with private config, queue and state directories under a temp dir, on
 # loopback only, and stopped at the end). SMTPSCOPE_BIN selects the binary (default: build
 # the debug one). KEEP=1 keeps the temp dir.
@@ -262,5 +264,10 @@ rc=0; wait "$SCOPE_PID" || rc=$?
 SCOPE_PID=
 [ "$rc" = 0 ] || fail "smtpscope exited with $rc on SIGTERM"
 grep -q "store closed" "$T/smtpscope.log" || fail "no clean store shutdown"
+log "postfix part PASS"
+
+# ---- the dashboard in headless Chromium ----
+command -v chromium >/dev/null || fail "chromium is not installed"
+python3 "$HERE/browser.py" "$BIN" || fail "browser test"
 log "PASS"
-echo "1 passed, 0 failed"
+echo "2 passed, 0 failed"

@@ -650,7 +650,7 @@ fn contain(
         "UPDATE incidents SET state='contained', state_by=?2, state_at=?3, updated_at=?3 WHERE id=?1",
         params![inc, by, now],
     )?;
-    let note = match until {
+    let mut note = match until {
         Some(u) => format!(
             "{} until {}",
             action.as_str(),
@@ -658,6 +658,10 @@ fn contain(
         ),
         None => format!("{} until released", action.as_str()),
     };
+    if !reason.is_empty() {
+        note.push_str(": ");
+        note.push_str(reason);
+    }
     timeline(tx, inc, now, "contained", by, &note)?;
     set.insert(Entry {
         kind,
