@@ -249,12 +249,15 @@ impl GeoDb {
     /// (`::ffff:192.0.2.1`) are looked up as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> GeoInfo {
         let p = self.packed(ip);
-        let v = self.table.val(p);
+        let (as_org, label) = match self.table.texts(p) {
+            Some([org, label]) => (org.clone(), label.clone()),
+            None => (None, None),
+        };
         GeoInfo {
             country: table::packed_country(p),
             asn: Some(table::packed_asn(p)).filter(|a| *a != 0),
-            as_org: self.table.string(v.org),
-            label: self.table.string(v.label),
+            as_org,
+            label,
         }
     }
 

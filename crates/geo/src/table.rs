@@ -398,17 +398,37 @@ fn branchless_upper_bound<K: Key>(a: &[K], x: K) -> usize {
 pub(crate) struct Table {
     pub strings: Vec<Arc<str>>,
     pub vals: Vec<Val>,
+    /// Per value: organisation and label, resolved, so that
+    /// [`crate::GeoDb::lookup`] reads one entry instead of three.
+    texts: Vec<[Option<Arc<str>>; 2]>,
     pub v4: Family<u32>,
     pub v6: Family<u128>,
 }
 
 impl Table {
     pub(crate) fn empty() -> Table {
+        Table::assemble(
+            Vec::new(),
+            vec![Val::NONE],
+            Family::single(0),
+            Family::single(0),
+        )
+    }
+
+    fn assemble(
+        strings: Vec<Arc<str>>,
+        vals: Vec<Val>,
+        v4: Family<u32>,
+        v6: Family<u128>,
+    ) -> Table {
+        let get = |id: u32| strings.get(id as usize).cloned();
+        let texts = vals.iter().map(|v| [get(v.org), get(v.label)]).collect();
         Table {
-            strings: Vec::new(),
-            vals: vec![Val::NONE],
-            v4: Family::single(0),
-            v6: Family::single(0),
+            strings,
+            vals,
+            texts,
+            v4,
+            v6,
         }
     }
 
@@ -425,31 +445,28 @@ impl Table {
                 .collect()
         };
         let (v4, v6) = (packed(v4), packed(v6));
-        Table {
-            v4: Family::from_segments(&v4),
-            v6: Family::from_segments(&v6),
-            strings: interner.strings,
-            vals: interner.vals,
-        }
+        Table::assemble(
+            interner.strings,
+            interner.vals,
+            Family::from_segments(&v4),
+            Family::from_segments(&v6),
+        )
     }
 
-    /// The full value of a packed one (organisation and label indexes).
+    /// Organisation and label of a packed value.
     #[inline]
-    pub(crate) fn val(&self, packed: u64) -> &Val {
+    pub(crate) fn texts(&self, packed: u64) -> Option<&[Option<Arc<str>>; 2]> {
         match packed_idx(packed) {
-            IDX_NONE => &Val::NONE,
-            i => self.vals.get(i as usize).unwrap_or(&Val::NONE),
+            IDX_NONE => None,
+            i => self.texts.get(i as usize),
         }
-    }
-
-    pub(crate) fn string(&self, id: u32) -> Option<Arc<str>> {
-        self.strings.get(id as usize).cloned()
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         let strings: usize = self.strings.iter().map(|s| s.len() + 16 + 16).sum();
         strings
             + self.vals.capacity() * std::mem::size_of::<Val>()
+            + self.texts.capacity() * 16
             + self.v4.heap_bytes()
             + self.v6.heap_bytes()
     }
@@ -548,12 +565,7 @@ impl Table {
         if r.pos != raw.len() {
             return Err(bad("trailing bytes"));
         }
-        Ok(Table {
-            strings,
-            vals,
-            v4,
-            v6,
-        })
+        Ok(Table::assemble(strings, vals, v4, v6))
     }
 }
 
