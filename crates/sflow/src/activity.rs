@@ -54,6 +54,8 @@ pub const DEFAULT_MAX_HOSTS: usize = 200_000;
 pub const DEFAULT_MAX_DESTS: usize = 1024;
 /// Default cap on distinct hours remembered per IP: 93 days.
 pub const DEFAULT_MAX_HOURS: usize = 24 * 93;
+/// Hours a host must be active in before its pattern is judged: one hour has no pattern.
+pub const MIN_HOURS_ACTIVE: u64 = 2;
 /// Default minimum samples before a host gets a verdict: with fewer the hour/block and
 /// destination measures are noise.
 pub const DEFAULT_MIN_SAMPLES: u64 = 5;
@@ -62,8 +64,8 @@ pub const DEFAULT_MIN_SAMPLES: u64 = 5;
 pub const DEFAULT_MIN_DEST_NETS: u64 = 3;
 /// Default minimum destination variation (distinct networks per sample) for a verdict.
 pub const DEFAULT_MIN_DEST_VARIATION: f64 = 0.5;
-/// Default maximum fill (H / 4B) for a verdict: above it the host is busy in nearly every
-/// hour of its blocks, the pattern of a server.
+/// Default maximum fill ([`HostSummary::fill`]) for a verdict: above it the host is busy
+/// in most hours of its blocks, the pattern of a server.
 pub const DEFAULT_MAX_FILL: f64 = 0.6;
 
 /// An IP prefix such as `192.0.2.0/24` or `2001:db8::/32`.
@@ -160,7 +162,7 @@ pub struct ActivityConfig {
     pub min_dest_nets: u64,
     /// Minimum destination variation (distinct networks / samples) for a verdict.
     pub min_dest_variation: f64,
-    /// Maximum fill (H / 4B) for a verdict.
+    /// Maximum fill ([`HostSummary::fill`]) for a verdict.
     pub max_fill: f64,
 }
 
@@ -225,7 +227,12 @@ pub struct HostSummary {
     pub hours: u64,
     /// Four-hour blocks active, B.
     pub blocks: u64,
-    /// H / (4·B): 1 = busy every hour of its blocks (server-like), 0.25 = one hour per block.
+    /// H / B, the spamHINTS variation measure: 4 = every hour of its four-hour blocks
+    /// (a server), 1 = one hour per block.
+    pub hours_per_block: f64,
+    /// H over the hours of its active blocks that lie between its first and last sample
+    /// (so edge blocks count only what was observed): 1 = busy every such hour (a server);
+    /// a host with isolated active hours scores about 1/4 or less. The verdict uses this.
     pub fill: f64,
     /// Distinct destination networks per sample.
     pub dest_variation: f64,
@@ -252,6 +259,8 @@ pub enum Verdict {
     Known,
     /// Too few samples to say anything.
     TooFewSamples,
+    /// Active in a single hour: no activity pattern to judge.
+    SingleHour,
     /// Few destination networks: a customer relaying through one smarthost.
     FewDestinations,
     /// Many destinations, busy nearly every hour: server-like.
@@ -266,6 +275,7 @@ impl Verdict {
         match self {
             Verdict::Known => "known",
             Verdict::TooFewSamples => "too-few-samples",
+            Verdict::SingleHour => "single-hour",
             Verdict::FewDestinations => "few-destinations",
             Verdict::ServerLike => "server-like",
             Verdict::Suspicious => "suspicious",
@@ -501,16 +511,33 @@ impl Activity {
 
     fn summarize(&self, ip: IpAddr, h: &Host) -> HostSummary {
         let hours = h.hours.len() as u64;
-        let blocks = h
+        let block_set: HashSet<i64> = h
             .hours
             .iter()
             .map(|x| x.div_euclid(HOURS_PER_BLOCK))
-            .collect::<HashSet<_>>()
-            .len() as u64;
-        let fill = if blocks == 0 {
+            .collect();
+        let blocks = block_set.len() as u64;
+        let hours_per_block = if blocks == 0 {
             0.0
         } else {
-            hours as f64 / (HOURS_PER_BLOCK as f64 * blocks as f64)
+            hours as f64 / blocks as f64
+        };
+        // Capacity: the hours of the active blocks that lie between the host's first and
+        // last sample, so that a host seen from mid-block on (or still active now) is not
+        // judged on hours nobody observed.
+        let (first_hour, last_hour) = (h.first.div_euclid(HOUR_SECS), h.last.div_euclid(HOUR_SECS));
+        let capacity: i64 = block_set
+            .iter()
+            .map(|b| {
+                let lo = (b * HOURS_PER_BLOCK).max(first_hour);
+                let hi = (b * HOURS_PER_BLOCK + HOURS_PER_BLOCK - 1).min(last_hour);
+                (hi - lo + 1).max(1)
+            })
+            .sum();
+        let fill = if capacity <= 0 {
+            0.0
+        } else {
+            (hours as f64 / capacity as f64).min(1.0)
         };
         let dst_nets = h.dst_nets.len() as u64;
         let dest_variation = if h.samples == 0 {
@@ -523,6 +550,8 @@ impl Activity {
             Verdict::Known
         } else if h.samples < c.min_samples {
             Verdict::TooFewSamples
+        } else if hours < MIN_HOURS_ACTIVE {
+            Verdict::SingleHour
         } else if dst_nets < c.min_dest_nets || dest_variation < c.min_dest_variation {
             Verdict::FewDestinations
         } else if fill > c.max_fill {
@@ -535,7 +564,7 @@ impl Activity {
         let score = if verdict == Verdict::Suspicious {
             let span = (1.0 - c.min_dest_variation).max(f64::EPSILON);
             let dv = ((dest_variation - c.min_dest_variation) / span).clamp(0.0, 1.0);
-            let fspan = (c.max_fill - 0.25).max(f64::EPSILON);
+            let fspan = c.max_fill.max(f64::EPSILON);
             let fv = ((c.max_fill - fill) / fspan).clamp(0.0, 1.0);
             0.5 + 0.25 * dv + 0.25 * fv
         } else {
@@ -553,6 +582,7 @@ impl Activity {
             dests_saturated: h.dests_saturated,
             hours,
             blocks,
+            hours_per_block,
             fill,
             dest_variation,
             first: h.first,
@@ -611,7 +641,10 @@ impl Activity {
         let mut by_var = rows(&float_bucket_names(0.0, &VARIATION_BUCKETS));
         let (mut hosts, mut bad, mut flagged, mut flagged_bad) = (0, 0, 0, 0);
         for s in self.summaries() {
-            if matches!(s.verdict, Verdict::Known | Verdict::TooFewSamples) {
+            if matches!(
+                s.verdict,
+                Verdict::Known | Verdict::TooFewSamples | Verdict::SingleHour
+            ) {
                 continue;
             }
             let is_bad = s.bad == Some(true);
@@ -729,16 +762,22 @@ mod tests {
         assert!(!a.observe(T0, &obs([10, 9, 9, 9], [203, 0, 99, 1], 80, 0x02)));
         let s = a.summary("10.0.0.1".parse().unwrap()).unwrap();
         assert_eq!((s.samples, s.hours, s.blocks, s.fill), (16, 8, 2, 1.0));
+        assert_eq!(s.hours_per_block, 4.0);
         assert_eq!((s.dst_ips, s.dst_nets), (2, 2));
         assert_eq!(s.est_packets, 16 * 2000);
         assert_eq!(s.est_bytes, 16 * 2000 * 1500);
         assert_eq!(s.verdict, Verdict::FewDestinations);
         let b = a.summary("10.9.9.9".parse().unwrap()).unwrap();
-        assert_eq!((b.samples, b.hours, b.blocks, b.fill), (6, 2, 2, 0.25));
+        // Hours 0 and 5: blocks 0 (hours 0-3 observed) and 1 (hours 4-5 observed).
+        assert_eq!(
+            (b.samples, b.hours, b.blocks, b.hours_per_block),
+            (6, 2, 2, 1.0)
+        );
+        assert!((b.fill - 2.0 / 6.0).abs() < 1e-9);
         assert_eq!((b.syn_samples, b.est_syns), (6, 12000));
         assert_eq!(b.dest_variation, 1.0);
         assert_eq!(b.verdict, Verdict::Suspicious);
-        assert_eq!(b.score, 1.0);
+        assert!((b.score - (0.75 + 0.25 * (0.6 - 2.0 / 6.0) / 0.6)).abs() < 1e-9);
         assert_eq!(a.stats().smtp_samples, 22);
         assert_eq!(a.stats().observations, 23);
         // Alerted once only.
@@ -797,8 +836,9 @@ mod tests {
     fn label_table_counts() {
         let mut a = Activity::new(ActivityConfig::default());
         for i in 0..6u8 {
+            let hr = if i < 3 { 0 } else { 5 };
             a.observe(
-                T0 + i64::from(i),
+                T0 + hr * 3600 + i64::from(i),
                 &obs([10, 9, 9, 9], [203, 0, i, 1], 25, 2),
             );
             a.observe(
@@ -812,8 +852,8 @@ mod tests {
             (t.hosts, t.bad, t.flagged, t.flagged_bad, t.bad_unseen),
             (2, 1, 1, 1, 1)
         );
-        assert_eq!(t.by_hours[0].bucket, "1");
-        assert_eq!((t.by_hours[0].hosts, t.by_hours[0].bad), (1, 1));
+        assert_eq!(t.by_hours[1].bucket, "2");
+        assert_eq!((t.by_hours[1].hosts, t.by_hours[1].bad), (1, 1));
         assert_eq!(t.by_hours[3].bucket, "5-8");
         assert_eq!((t.by_hours[3].hosts, t.by_hours[3].bad), (1, 0));
         assert_eq!(hour_bucket_names().last().unwrap(), "129+");

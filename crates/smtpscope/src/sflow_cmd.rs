@@ -287,8 +287,8 @@ pub fn host_alert(s: &HostSummary, labelled: bool) -> Alert {
         entity: Entity::new(EntityKind::Client, s.ip.to_string()),
         score: (s.score * 1000.0).round() / 1000.0,
         summary: format!(
-            "port 25 to {} networks in {} samples (variation {:.2}), active {} hours in {} four-hour blocks (fill {:.2}), ~{} packets",
-            s.dst_nets, s.samples, s.dest_variation, s.hours, s.blocks, s.fill, s.est_packets
+            "port 25 to {} networks in {} samples (variation {:.2}), active {} hours in {} four-hour blocks ({:.2} h/block, fill {:.2}), ~{} packets",
+            s.dst_nets, s.samples, s.dest_variation, s.hours, s.blocks, s.hours_per_block, s.fill, s.est_packets
         ),
         evidence,
     }
@@ -578,7 +578,7 @@ fn report(src: &SflowSource, alerts: &[Alert], opts: &AnalyzeOpts) -> Result<()>
     Ok(())
 }
 
-const TABLE_HEADER: &str = "ip\tsamples\test_packets\test_bytes\tsyn_samples\test_syns\tdst_ips\tdst_nets\thours\tblocks\tfill\tdest_variation\tfirst\tlast\tknown\tbad\tverdict\tscore";
+const TABLE_HEADER: &str = "ip\tsamples\test_packets\test_bytes\tsyn_samples\test_syns\tdst_ips\tdst_nets\thours\tblocks\thours_per_block\tfill\tdest_variation\tfirst\tlast\tknown\tbad\tverdict\tscore";
 
 fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Result<()> {
     writeln!(out, "{TABLE_HEADER}")?;
@@ -591,7 +591,7 @@ fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Resul
         let sat = if s.dests_saturated { "+" } else { "" };
         writeln!(
             out,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}{sat}\t{}{sat}\t{}\t{}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{bad}\t{}\t{:.3}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}{sat}\t{}{sat}\t{}\t{}\t{:.2}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{bad}\t{}\t{:.3}",
             s.ip,
             s.samples,
             s.est_packets,
@@ -602,6 +602,7 @@ fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Resul
             s.dst_nets,
             s.hours,
             s.blocks,
+            s.hours_per_block,
             s.fill,
             s.dest_variation,
             Ts::from_secs(s.first).rfc3339(),
@@ -668,7 +669,10 @@ fn text_report(
         )?;
         for (title, rows) in [
             ("hours active H", &t.by_hours),
-            ("fill H/4B", &t.by_fill),
+            (
+                "fill (active hours / observed hours of active blocks)",
+                &t.by_fill,
+            ),
             ("destination variation", &t.by_dest_variation),
         ] {
             writeln!(out, "\nShare of bad hosts by {title}:")?;
