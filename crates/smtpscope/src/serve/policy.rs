@@ -306,6 +306,12 @@ pub async fn listen(
         let _ = std::fs::remove_file(path);
         let l = tokio::net::UnixListener::bind(path)
             .with_context(|| format!("cannot listen on policy socket {path}"))?;
+        // Postfix's smtpd runs as another user: it needs write permission to connect.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+                .with_context(|| format!("cannot set permissions of {path}"))?;
+        }
         info!(socket = path, "policy server listening");
         let mut stop2 = stop.clone();
         return Ok(tokio::spawn(async move {

@@ -896,10 +896,7 @@ pub fn list_incidents(
 pub type Detail = (Incident, Vec<StoredAlert>, Vec<Event>);
 
 /// One incident with its alerts and timeline.
-pub fn get_incident(
-    c: &Connection,
-    id: i64,
-) -> Result<Option<Detail>> {
+pub fn get_incident(c: &Connection, id: i64) -> Result<Option<Detail>> {
     let inc = c
         .query_row(
             &format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id=?1"),
