@@ -5,6 +5,7 @@
 //! The answer comes from the containment snapshot only; the request is handed to the engine
 //! with `try_send`, so a busy engine never delays Postfix (fail open, counted).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -18,6 +19,9 @@ use super::{core::Msg, metrics::SourceKind, Mode, ServeLimits, Shared};
 
 /// Longest attribute line accepted (Postfix's own are far shorter; an address is ≤ 320 bytes).
 pub const MAX_LINE: usize = 8192;
+/// The usual answer.
+const DUNNO: &str = "action=DUNNO\n\n";
+
 /// Largest request accepted.
 pub const MAX_REQUEST: usize = 32 * 1024;
 /// Most attributes in one request (Postfix sends about 30).
@@ -110,7 +114,7 @@ impl<'a> Request<'a> {
 }
 
 /// The answer for one request, from the containment snapshot and the live settings.
-pub fn answer(shared: &Shared, req: &Request<'_>, now: i64) -> String {
+pub fn answer(shared: &Shared, req: &Request<'_>, now: i64) -> Cow<'static, str> {
     let set = shared.contained.load();
     let hit = if set.is_empty() {
         None
@@ -124,7 +128,7 @@ pub fn answer(shared: &Shared, req: &Request<'_>, now: i64) -> String {
     };
     let Some(e) = hit else {
         shared.metrics.policy_dunno.inc();
-        return "action=DUNNO\n\n".into();
+        return Cow::Borrowed(DUNNO);
     };
     let live = shared.live.load();
     if live.mode == Mode::Observe {
@@ -136,7 +140,7 @@ pub fn answer(shared: &Shared, req: &Request<'_>, now: i64) -> String {
             action = e.action.as_str(),
             "observe: would act on policy request"
         );
-        return "action=DUNNO\n\n".into();
+        return Cow::Borrowed(DUNNO);
     }
     shared.metrics.policy_acted.inc();
     let text: String = live
@@ -147,12 +151,12 @@ pub fn answer(shared: &Shared, req: &Request<'_>, now: i64) -> String {
         .take(400)
         .collect();
     debug!(entity = %e.id, action = e.action.as_str(), "policy action");
-    format!("action={} {}\n\n", e.action.as_str(), text)
+    Cow::Owned(format!("action={} {}\n\n", e.action.as_str(), text))
 }
 
 /// Handle one complete request (raw text without the final empty line): answer, and hand the
 /// event to the engine.
-pub fn handle(shared: &Shared, raw: String) -> String {
+pub fn handle(shared: &Shared, raw: String) -> Cow<'static, str> {
     let now = super::now_ts();
     shared.metrics.lines[SourceKind::Policy as usize].inc();
     let reply = match Request::parse(&raw) {
@@ -161,7 +165,7 @@ pub fn handle(shared: &Shared, raw: String) -> String {
             shared.metrics.policy_malformed.inc();
             shared.metrics.policy_dunno.inc();
             debug!("malformed policy request: {e}");
-            return "action=DUNNO\n\n".into();
+            return Cow::Borrowed(DUNNO);
         }
     };
     if shared
@@ -237,14 +241,14 @@ async fn read_request<R: AsyncRead + Unpin>(
 }
 
 /// Serve one connection until it closes, misbehaves, idles too long or we stop.
-pub async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
+pub async fn connection<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    rd: R,
+    mut wr: W,
     shared: Arc<Shared>,
     idle: StdDuration,
     request_timeout: StdDuration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let (rd, mut wr) = tokio::io::split(stream);
     let mut r = BufReader::with_capacity(16 * 1024, rd);
     let mut buf = String::with_capacity(1024);
     let mut line = Vec::with_capacity(256);
@@ -330,7 +334,8 @@ pub async fn listen(
                         let sh = shared.clone();
                         let st = stop.clone();
                         tokio::spawn(async move {
-                            connection(s, sh, idle, rt, st).await;
+                            let (r, w) = s.into_split();
+                            connection(r, w, sh, idle, rt, st).await;
                             drop(permit);
                         });
                     }
@@ -361,7 +366,8 @@ pub async fn listen(
                     let sh = shared.clone();
                     let st = stop.clone();
                     tokio::spawn(async move {
-                        connection(s, sh, idle, rt, st).await;
+                        let (r, w) = s.into_split();
+                        connection(r, w, sh, idle, rt, st).await;
                         drop(permit);
                     });
                 }
