@@ -194,6 +194,8 @@ pub fn shape_of(msg: &str) -> String {
 pub struct LineParser {
     ctx: TimeContext,
     stats: Stats,
+    /// Reused buffer for the `postfix/<daemon>` counting key (no allocation per line).
+    key: String,
 }
 
 impl LineParser {
@@ -202,6 +204,7 @@ impl LineParser {
         LineParser {
             ctx,
             stats: Stats::default(),
+            key: String::new(),
         }
     }
 
@@ -213,6 +216,11 @@ impl LineParser {
     /// Take the statistics, leaving empty ones.
     pub fn take_stats(&mut self) -> Stats {
         std::mem::take(&mut self.stats)
+    }
+
+    /// The time context (year and rollover state) as the lines so far left it.
+    pub fn time_context(&self) -> &TimeContext {
+        &self.ctx
     }
 
     /// Count a line that was not valid UTF-8 (the caller reads it lossily and still parses it).
@@ -243,7 +251,7 @@ impl LineParser {
         let fc = st.by_format.entry(p.format).or_default();
         fc.lines += 1;
         fc.recognized += ok as u64;
-        let prog = program_key(p.format, h.program);
+        let prog = program_key(p.format, h.program, &mut self.key);
         let pc = if let Some(c) = st.by_program.get_mut(prog.as_ref()) {
             c
         } else if st.by_program.len() < MAX_PROGRAMS {
@@ -276,11 +284,18 @@ impl LineParser {
     }
 }
 
-fn program_key(format: Format, program: &str) -> std::borrow::Cow<'_, str> {
+fn program_key<'a>(
+    format: Format,
+    program: &'a str,
+    buf: &'a mut String,
+) -> std::borrow::Cow<'a, str> {
     match format {
         Format::Postfix => {
             let daemon = program.rsplit('/').next().unwrap_or(program);
-            std::borrow::Cow::Owned(format!("postfix/{daemon}"))
+            buf.clear();
+            buf.push_str("postfix/");
+            buf.push_str(daemon);
+            std::borrow::Cow::Borrowed(buf.as_str())
         }
         Format::Exim if program.is_empty() => std::borrow::Cow::Borrowed("exim"),
         _ => {

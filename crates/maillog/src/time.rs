@@ -120,6 +120,12 @@ impl TimeContext {
     pub fn year(&self) -> i64 {
         self.year
     }
+    /// Month of the last year-less stamp seen (0 before the first): with [`TimeContext::year`]
+    /// the whole year-rollover state, so a parser that works on a slice of a file can be checked
+    /// against the state the lines before it left.
+    pub fn last_month(&self) -> u32 {
+        self.last_month
+    }
     /// Year for a year-less stamp of month `m`, moving to the next year on a December -> January
     /// jump (log files run forward in time).
     pub fn year_for_month(&mut self, m: u32) -> i64 {

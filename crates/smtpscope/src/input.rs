@@ -135,6 +135,43 @@ pub fn read_line(r: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<bool> {
     }
 }
 
+/// Append one line to `out` as [`read_line`] reads it (cut at [`MAX_LINE`]), followed by `\n`.
+/// Returns the length kept, or `None` at end of input (then `out` is unchanged).
+pub fn append_line(r: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let start = out.len();
+    let mut got_any = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            break;
+        }
+        got_any = true;
+        let room = MAX_LINE.saturating_sub(out.len() - start);
+        match memchr::memchr(b'\n', avail) {
+            Some(i) => {
+                out.extend_from_slice(&avail[..i.min(room)]);
+                r.consume(i + 1);
+                break;
+            }
+            None => {
+                let n = avail.len();
+                out.extend_from_slice(&avail[..n.min(room)]);
+                r.consume(n);
+            }
+        }
+    }
+    if !got_any {
+        return Ok(None);
+    }
+    let n = out.len() - start;
+    out.push(b'\n');
+    Ok(Some(n))
+}
+
 /// The year to assume for the first year-less stamp of a file: the year of its modification
 /// time, or the one before when the first stamp's month is later than that time's month (a
 /// file started in December and last written in January).

@@ -69,6 +69,9 @@ enum Cmd {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+        /// Parser threads (default: all cores); results are the same for any number.
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Print normalized events (or message records) as JSON Lines.
     Parse {
@@ -188,6 +191,7 @@ fn stats_json(run: &pipeline::RunStats) -> serde_json::Value {
     })
 }
 
+#[allow(clippy::too_many_arguments)] // one per command-line option of `analyze`
 fn analyze(
     files: Vec<PathBuf>,
     format: Option<OutFormat>,
@@ -196,6 +200,7 @@ fn analyze(
     time: TimeArgs,
     stats: bool,
     quiet: bool,
+    threads: Option<usize>,
 ) -> Result<()> {
     let file = match &config {
         Some(p) => FileConfig::load(p)?,
@@ -212,7 +217,10 @@ fn analyze(
     let mut alerts = Vec::new();
     let mut out = out_writer(&output)?;
     let progress = !quiet && std::io::stderr().is_terminal();
-    let run = pipeline::run(&srcs, &t, progress, |p, _| {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let run = pipeline::run_threads(&srcs, &t, progress, threads, |p, _| {
         pipeline::feed(&mut engine, p);
         alerts.extend(engine.take_alerts());
     })?;
@@ -312,7 +320,8 @@ fn main() {
             time,
             stats,
             quiet,
-        } => analyze(files, format, output, config, time, stats, quiet),
+            threads,
+        } => analyze(files, format, output, config, time, stats, quiet, threads),
         Cmd::Parse {
             files,
             records,

@@ -89,11 +89,24 @@ pub fn order_sources(mut srcs: Vec<Source>, t: &TimeOpts) -> Vec<Source> {
     keyed.into_iter().map(|(_, _, s)| s).collect()
 }
 
-/// Read every source in order and hand each parsed line to `f`.
+/// Read every source in order and hand each parsed line to `f`, on this thread.
 pub fn run(
     srcs: &[Source],
     t: &TimeOpts,
     progress: bool,
+    f: impl FnMut(&Parsed<'_>, &str),
+) -> Result<RunStats> {
+    run_threads(srcs, t, progress, 1, f)
+}
+
+/// Like [`run`], parsing on `threads` threads: a reader cuts the (decompressed) input into
+/// line-aligned chunks, workers parse them, and `f` still sees every line once, in input order,
+/// on the calling thread, with the same results as one thread. `threads <= 1` parses inline.
+pub fn run_threads(
+    srcs: &[Source],
+    t: &TimeOpts,
+    progress: bool,
+    threads: usize,
     mut f: impl FnMut(&Parsed<'_>, &str),
 ) -> Result<RunStats> {
     let start = Instant::now();
@@ -116,7 +129,6 @@ pub fn run(
     for src in srcs {
         let year = t.year.unwrap_or_else(|| infer_year(src, first_month(src)));
         let tz = t.tz.clone().unwrap_or_else(jiff::tz::TimeZone::system);
-        let mut parser = LineParser::new(TimeContext::new(year, tz));
         let mut r = src.open(bar.as_ref().map(|_| counter.clone()))?;
         let mut is = InputStats {
             name: src.name(),
@@ -124,6 +136,18 @@ pub fn run(
             bytes: 0,
             year,
         };
+        if threads > 1 {
+            let tick = || {
+                if let Some(b) = &bar {
+                    b.set_position(counter.load(Ordering::Relaxed));
+                }
+            };
+            let st = par::run_source(&mut *r, src, year, &tz, threads, &mut is, &mut f, tick)?;
+            stats.parse.merge(&st);
+            stats.inputs.push(is);
+            continue;
+        }
+        let mut parser = LineParser::new(TimeContext::new(year, tz));
         let mut n = 0u32;
         while read_line(&mut *r, &mut buf)
             .with_context(|| format!("error reading {}", src.name()))?
@@ -163,5 +187,296 @@ pub fn run(
 pub fn feed(engine: &mut detect::Engine, p: &Parsed<'_>) {
     if let (Some(h), Some(ev)) = (&p.header, &p.event) {
         engine.feed(h.ts, h.host, h.program, h.pid, ev);
+    }
+}
+
+/// Parallel parsing of one source.
+///
+/// A reader thread cuts the decompressed text into line-aligned chunks of about
+/// [`par::CHUNK_BYTES`]; worker threads parse whole chunks; the calling thread takes the parsed
+/// chunks back in input order and hands every line to the callback. A fixed number of chunk
+/// buffers circulates (reader -> worker -> caller -> reader), so memory stays flat however large
+/// the input and however slow the callback.
+///
+/// Year-less stamps need the year-rollover state the lines before left (December -> January).
+/// A worker guesses the year at its chunk's start (the latest year any chunk reached) and reports
+/// the first month it saw and the state it ended in; the caller checks the guess against the true
+/// state and parses the chunk again, in order, when it was wrong (only near a new year), so the
+/// output is the same as with one thread.
+mod par {
+    use std::collections::BTreeMap;
+    use std::io::BufRead;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::mpsc::{channel, sync_channel};
+    use std::sync::Mutex;
+
+    use anyhow::{Context, Result};
+    use maillog::{LineParser, Parsed, Stats, TimeContext};
+
+    use super::InputStats;
+    use crate::input::{append_line, Source, MAX_LINE};
+
+    /// Target size of one chunk: large enough that the per-chunk overhead (channels, one small
+    /// statistics table) vanishes, small enough that all chunks in flight stay a few MB.
+    pub const CHUNK_BYTES: usize = 1 << 20;
+    /// Chunk buffers in flight per worker (plus [`EXTRA_SLOTS`]): enough to keep every worker busy
+    /// while the caller works through the oldest chunk.
+    const SLOTS_PER_WORKER: usize = 2;
+    /// Chunk buffers beyond the per-worker ones (the one being filled, the one being consumed).
+    const EXTRA_SLOTS: usize = 2;
+
+    /// A chunk of whole lines, each followed by `\n`, as the reader cut it.
+    struct Job {
+        seq: u64,
+        text: Vec<u8>,
+        lines: u64,
+        bytes: u64,
+    }
+
+    /// One parsed chunk.
+    struct Done {
+        seq: u64,
+        /// Each line's parse with the line. They borrow from `text` (see [`Done::items`]);
+        /// declared before `text` so they are dropped first.
+        items: Vec<(Parsed<'static>, &'static str)>,
+        /// The chunk's text; its heap buffer is never written to or freed while `items` holds
+        /// references into it.
+        text: String,
+        /// Lines that were not valid UTF-8 (read lossily).
+        invalid: u64,
+        stats: Stats,
+        lines: u64,
+        bytes: u64,
+        /// Year the worker assumed at the chunk's start.
+        year_used: i64,
+        /// Month of the first year-less stamp in the chunk.
+        first_month: Option<u32>,
+        /// (year, last month) after the chunk's last line.
+        end: (i64, u32),
+    }
+
+    impl Done {
+        /// The parsed lines, with lifetimes bound to `self`.
+        fn items(&self) -> &[(Parsed<'_>, &str)] {
+            &self.items
+        }
+
+        /// The buffer, for reuse, once the parses borrowing it are gone.
+        fn into_buffer(mut self) -> Vec<u8> {
+            self.items.clear();
+            let mut v = std::mem::take(&mut self.text).into_bytes();
+            v.clear();
+            v
+        }
+    }
+
+    /// The chunk as text: as is when valid UTF-8, else line by line with invalid lines read
+    /// lossily (as the one-thread path does). Returns the text and the number of invalid lines.
+    fn to_text(raw: Vec<u8>) -> (String, u64) {
+        match String::from_utf8(raw) {
+            Ok(s) => (s, 0),
+            Err(e) => {
+                let raw = e.into_bytes();
+                let mut s = String::with_capacity(raw.len() + raw.len() / 8);
+                let mut invalid = 0;
+                for line in raw.split_inclusive(|&c| c == b'\n') {
+                    match std::str::from_utf8(line) {
+                        Ok(l) => s.push_str(l),
+                        Err(_) => {
+                            invalid += 1;
+                            s.push_str(&String::from_utf8_lossy(line));
+                        }
+                    }
+                }
+                (s, invalid)
+            }
+        }
+    }
+
+    /// Lines of chunk text (each ends in `\n`).
+    fn lines(text: &str) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        memchr::memchr_iter(b'\n', text.as_bytes()).map(move |e| {
+            // `\n` is ASCII, so both ends are char boundaries.
+            let l = &text[start..e];
+            start = e + 1;
+            l
+        })
+    }
+
+    fn parse_job(job: Job, year: i64, tz: &jiff::tz::TimeZone) -> Done {
+        let mut parser = LineParser::new(TimeContext::new(year, tz.clone()));
+        let (text, invalid) = to_text(job.text);
+        // SAFETY: `text`'s heap buffer does not move when the `String` is moved into `Done`, and
+        // `Done` never writes to it or frees it before `items` (which hold these references) is
+        // dropped or cleared: the field order drops `items` first, and `into_buffer` clears it
+        // before taking the buffer. The `'static` never escapes: `Done::items` hands the
+        // references out with the lifetime of `&Done`.
+        let t: &'static str = unsafe { &*(text.as_str() as *const str) };
+        let mut items = Vec::with_capacity(job.lines as usize);
+        let mut first_month = None;
+        for line in lines(t) {
+            let p = parser.parse(line);
+            if first_month.is_none() {
+                let m = parser.time_context().last_month();
+                if m != 0 {
+                    first_month = Some(m);
+                }
+            }
+            items.push((p, line));
+        }
+        for _ in 0..invalid {
+            parser.note_invalid_utf8();
+        }
+        let ctx = parser.time_context();
+        let end = (ctx.year(), ctx.last_month());
+        Done {
+            seq: job.seq,
+            items,
+            text,
+            invalid,
+            stats: parser.take_stats(),
+            lines: job.lines,
+            bytes: job.bytes,
+            year_used: year,
+            first_month,
+            end,
+        }
+    }
+
+    /// Parse one source on `workers` threads; see the module doc. Returns its parse statistics.
+    #[allow(clippy::too_many_arguments)] // the pieces of one source's run, as `run_threads` has them
+    pub fn run_source(
+        r: &mut (dyn BufRead + Send),
+        src: &Source,
+        year: i64,
+        tz: &jiff::tz::TimeZone,
+        workers: usize,
+        is: &mut InputStats,
+        f: &mut dyn FnMut(&Parsed<'_>, &str),
+        tick: impl Fn(),
+    ) -> Result<Stats> {
+        let workers = workers.max(1);
+        let slots = workers * SLOTS_PER_WORKER + EXTRA_SLOTS;
+        let (slot_tx, slot_rx) = sync_channel::<Vec<u8>>(slots);
+        for _ in 0..slots {
+            slot_tx
+                .send(Vec::with_capacity(CHUNK_BYTES + MAX_LINE + 1))
+                .expect("the receiver is alive and the channel has room for every slot");
+        }
+        let (job_tx, job_rx) = channel::<Job>();
+        let job_rx = Mutex::new(job_rx);
+        let (done_tx, done_rx) = channel::<Done>();
+        let guess = AtomicI64::new(year);
+        let mut total = Stats::default();
+        std::thread::scope(|s| -> Result<()> {
+            let reader = s.spawn(move || -> Result<()> {
+                let mut seq = 0u64;
+                // The caller hangs up (drops its slot sender) only when done.
+                while let Ok(mut buf) = slot_rx.recv() {
+                    buf.clear();
+                    let (mut lines, mut bytes, mut eof) = (0u64, 0u64, false);
+                    while buf.len() < CHUNK_BYTES {
+                        match append_line(r, &mut buf)
+                            .with_context(|| format!("error reading {}", src.name()))?
+                        {
+                            Some(n) => {
+                                lines += 1;
+                                bytes += n as u64 + 1;
+                            }
+                            None => {
+                                eof = true;
+                                break;
+                            }
+                        }
+                    }
+                    if lines > 0 {
+                        let job = Job {
+                            seq,
+                            text: buf,
+                            lines,
+                            bytes,
+                        };
+                        if job_tx.send(job).is_err() {
+                            break;
+                        }
+                        seq += 1;
+                    }
+                    if eof {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+            for _ in 0..workers {
+                let (job_rx, done_tx, guess) = (&job_rx, done_tx.clone(), &guess);
+                s.spawn(move || loop {
+                    // A poisoned lock means another worker panicked: stop too.
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let d = parse_job(job, guess.load(Ordering::Relaxed), tz);
+                    guess.fetch_max(d.end.0, Ordering::Relaxed);
+                    if done_tx.send(d).is_err() {
+                        return;
+                    }
+                });
+            }
+            drop(done_tx);
+            let (mut year_now, mut last_month) = (year, 0u32);
+            let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+            let mut next = 0u64;
+            for d in done_rx.iter() {
+                pending.insert(d.seq, d);
+                while let Some(d) = pending.remove(&next) {
+                    next += 1;
+                    is.lines += d.lines;
+                    is.bytes += d.bytes;
+                    let ok =
+                        d.year_used == year_now && !(last_month == 12 && d.first_month == Some(1));
+                    if ok {
+                        for (p, line) in d.items() {
+                            f(p, line);
+                        }
+                        total.merge(&d.stats);
+                        if d.first_month.is_some() {
+                            (year_now, last_month) = d.end;
+                        }
+                    } else {
+                        // The guess was wrong (a new year began in an earlier chunk): parse again
+                        // from the true state.
+                        let mut ctx = TimeContext::new(year_now, tz.clone());
+                        if last_month == 12 {
+                            ctx.year_for_month(12);
+                        }
+                        let mut parser = LineParser::new(ctx);
+                        for line in lines(&d.text) {
+                            let p = parser.parse(line);
+                            f(&p, line);
+                        }
+                        for _ in 0..d.invalid {
+                            parser.note_invalid_utf8();
+                        }
+                        let c = parser.time_context();
+                        year_now = c.year();
+                        if c.last_month() != 0 {
+                            last_month = c.last_month();
+                        }
+                        guess.fetch_max(year_now, Ordering::Relaxed);
+                        total.merge(parser.stats());
+                    }
+                    tick();
+                    // The reader may have stopped (end of input); then the buffer is not needed.
+                    let _ = slot_tx.send(d.into_buffer());
+                }
+            }
+            drop(slot_tx);
+            reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("reader thread panicked"))?
+        })?;
+        Ok(total)
     }
 }

@@ -1,0 +1,150 @@
+//! `analyze --threads N` gives byte-for-byte the same alerts and statistics as one thread, on a
+//! log of several parse chunks that crosses a new year (December -> January, year-less stamps).
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_smtpscope");
+const CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/corpus/mail/postfix/"
+);
+
+/// Real Postfix lines from the corpus, stamps cut off ("host program[pid]: msg").
+fn corpus_bodies() -> Vec<String> {
+    let mut v = Vec::new();
+    for f in [
+        "kdent-postfix_log_analysis/mail.log",
+        "kdent-postfix_log_analysis/mail2.log",
+        "nole-maillog/mail.log",
+        "pflgviewer/mail.log",
+        "infohtreasure-maillog-dump/maillog",
+        "fail2ban-postfix.log",
+    ] {
+        let raw = std::fs::read(Path::new(CORPUS).join(f)).expect("corpus file");
+        for line in String::from_utf8_lossy(&raw).lines() {
+            let b = line.as_bytes();
+            if b.len() > 16 && b[3] == b' ' && b[0].is_ascii_uppercase() && b[15] == b' ' {
+                v.push(line[16..].to_string());
+            }
+        }
+    }
+    assert!(v.len() > 1000, "corpus lines: {}", v.len());
+    v
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Syslog stamp `secs` seconds after 2026-12-31 20:00:00 (UTC, year-less as syslog writes it).
+fn stamp(secs: u64) -> String {
+    let t = 20 * 3600 + secs;
+    let (day, sod) = (t / 86_400, t % 86_400);
+    let (mo, d) = if day == 0 { (12, 31) } else { (1, day) };
+    format!(
+        "{} {:>2} {:02}:{:02}:{:02}",
+        MONTHS[mo - 1],
+        d,
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// About 4 MB: corpus lines with stamps walking from Dec 31 20:00 to Jan 1 04:00, a password
+/// guessing burst from one address every ~20 minutes (so alerts fall in both years), and one
+/// line that is not UTF-8.
+fn build_log() -> (Vec<u8>, u64) {
+    let bodies = corpus_bodies();
+    let mut out = Vec::with_capacity(4 << 20);
+    let mut lines = 0u64;
+    let total_secs = 8 * 3600u64;
+    let n = 24_000u64;
+    for i in 0..n {
+        let secs = i * total_secs / n;
+        let body = &bodies[i as usize % bodies.len()];
+        out.extend_from_slice(format!("{} {body}\n", stamp(secs)).as_bytes());
+        lines += 1;
+        if i % 1_000 == 500 {
+            let ip = format!("203.0.113.{}", i / 1_000);
+            for k in 0..30 {
+                out.extend_from_slice(
+                    format!(
+                        "{} mx1 postfix/smtpd[{}]: warning: unknown[{ip}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\n",
+                        stamp(secs + k),
+                        4000 + k
+                    )
+                    .as_bytes(),
+                );
+                lines += 1;
+            }
+        }
+        if i == n / 2 {
+            out.extend_from_slice(
+                b"Jan  1 00:00:01 mx1 postfix/smtpd[1]: connect from bad\xff\xfe[192.0.2.1]\n",
+            );
+            lines += 1;
+        }
+    }
+    (out, lines)
+}
+
+fn analyze(log: &Path, threads: usize) -> (String, serde_json::Value) {
+    let out = Command::new(BIN)
+        .args(["analyze", "--format", "jsonl", "--quiet", "--stats"])
+        .args(["--year", "2026", "--tz", "UTC", "--threads"])
+        .arg(threads.to_string())
+        .arg(log)
+        .output()
+        .expect("run smtpscope");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut stats: serde_json::Value =
+        serde_json::from_slice(&out.stderr).expect("--stats prints one JSON object");
+    stats
+        .as_object_mut()
+        .expect("stats object")
+        .remove("seconds");
+    (String::from_utf8(out.stdout).expect("JSONL"), stats)
+}
+
+#[test]
+fn same_output_for_one_and_many_threads_across_new_year() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    let (text, lines) = build_log();
+    assert!(text.len() > 3 << 20, "several parse chunks: {}", text.len());
+    std::fs::write(&log, &text).unwrap();
+
+    let (one, s1) = analyze(&log, 1);
+    assert_eq!(s1["lines"], lines);
+    assert_eq!(s1["invalid_utf8"], 1);
+    assert_eq!(s1["inputs"][0]["bytes"], text.len() as u64);
+    let alerts: Vec<serde_json::Value> = one
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ts = |a: &serde_json::Value| a["ts"].as_str().unwrap_or("").to_string();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["detector"] == "auth-bruteforce" && ts(a).starts_with("2026-12-31T2")),
+        "an alert in the old year: {one}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["detector"] == "auth-bruteforce" && ts(a).starts_with("2027-01-01T0")),
+        "an alert in the new year: {one}"
+    );
+
+    for threads in [2, 3] {
+        let (many, sn) = analyze(&log, threads);
+        assert_eq!(many, one, "alerts with --threads {threads}");
+        assert_eq!(sn, s1, "statistics with --threads {threads}");
+    }
+}
