@@ -55,6 +55,9 @@ pub struct Network {
     /// mail to this many distinct remote recipient domains (an inbound MX accepts mail for its
     /// own few domains only, so internet clients seldom reach it). 0 turns the inference off.
     pub auto_customer_domains: usize,
+    /// An autonomous system with at least this many customers found that way counts as our own
+    /// access network (all its addresses are customers). 0 turns this off.
+    pub auto_own_asn_customers: u64,
 }
 
 impl Default for Network {
@@ -64,6 +67,7 @@ impl Default for Network {
             local_domains: Vec::new(),
             own_names: Vec::new(),
             auto_customer_domains: 3,
+            auto_own_asn_customers: 3,
         }
     }
 }
@@ -101,8 +105,11 @@ pub struct MailingLists {
     /// …and at most this share of its recipients failed (real lists see ~5–15%: addresses go
     /// stale; spam to harvested and invented addresses fails far more).
     pub max_failure_ratio: f64,
-    /// Alert `multiple-lists` when one customer has more list-like senders than this in the window.
+    /// Alert `multiple-lists` when one customer has more list-like senders than this in the window…
     pub max_lists: u64,
+    /// …counting only lists with at least this many distinct recipients in the window, or whose
+    /// recipients get its mail again and again (at least 30% repeat deliveries).
+    pub multiple_min_recipients: u64,
     /// Whether `multiple-lists` alerts at all.
     pub alert_multiple: bool,
 }
@@ -113,6 +120,7 @@ impl Default for MailingLists {
             min_recipients: 50,
             max_failure_ratio: 0.25,
             max_lists: 1,
+            multiple_min_recipients: 200,
             alert_multiple: true,
         }
     }
@@ -268,8 +276,8 @@ impl Default for Hijack {
             enabled: true,
             min_score: 0.8,
             window: Duration(3600),
-            min_new_asns: 5,
-            min_new_countries: 3,
+            min_new_asns: 6,
+            min_new_countries: 4,
             burst_per_minute: 30,
             home_countries: Vec::new(),
             home_country_share: 0.2,

@@ -120,6 +120,7 @@ pub struct Engine {
     helo: HeloDetector,
     own_names: Vec<String>,
     customers: BoundedMap<IpAddr, Customer>,
+    own_asns: std::collections::HashMap<u32, u64>,
     hijack: Hijack,
     brute: Bruteforce,
     campaigns: Campaigns,
@@ -150,6 +151,7 @@ impl Engine {
             extrusion: Extrusion::new(&cfg),
             helo: HeloDetector::new(&cfg),
             customers: BoundedMap::new(cfg.limits.max_entities),
+            own_asns: std::collections::HashMap::new(),
             hijack: Hijack::new(&cfg),
             brute: Bruteforce::new(&cfg),
             campaigns: Campaigns::new(&cfg),
@@ -293,13 +295,32 @@ impl Engine {
                 c.domains.push(d);
             }
         }
-        if c.domains.len() >= need {
+        if c.domains.len() >= need && !c.ours {
             c.ours = true;
+            // An autonomous system that hosts several confirmed customers is our own access
+            // network: its other addresses are customers too (a bot on a customer line may be
+            // refused before it ever relays a message).
+            if let (_, Some(asn)) = self.geo.lookup_fast(ip) {
+                if self.own_asns.len() < 1024 || self.own_asns.contains_key(&asn) {
+                    *self.own_asns.entry(asn).or_default() += 1;
+                }
+            }
         }
     }
 
     fn is_customer(&self, ip: IpAddr) -> bool {
-        self.in_own_networks(ip) || self.customers.get(&ip).is_some_and(|c| c.ours)
+        if self.in_own_networks(ip) || self.customers.get(&ip).is_some_and(|c| c.ours) {
+            return true;
+        }
+        let need = self.cfg.network.auto_own_asn_customers;
+        need > 0
+            && !self.own_asns.is_empty()
+            && self
+                .geo
+                .lookup_fast(ip)
+                .1
+                .and_then(|a| self.own_asns.get(&a))
+                .is_some_and(|n| *n >= need)
     }
 
     /// Direction of a record and the entity that submitted it.
@@ -484,6 +505,7 @@ impl Engine {
         if let Event::Check {
             qid: None,
             action,
+            stage,
             client: Some(c),
             helo: Some(h),
             from,
@@ -492,10 +514,11 @@ impl Engine {
             ..
         } = ev
         {
-            if !matches!(
-                action,
-                Action::Reject | Action::Defer | Action::Permit | Action::Warn
-            ) {
+            // Refusals and warnings only: a `permit` line is logged for accepted mail, whose HELO
+            // reaches the detector with the message record under the right entity (the account
+            // when authenticated — many users share one carrier-NAT address, so keying their
+            // HELOs by IP would make a NAT look like a bot changing its name).
+            if !matches!(action, Action::Reject | Action::Defer | Action::Warn) {
                 return;
             }
             let Some(ip) = c.ip.and_then(|i| i.parse::<IpAddr>().ok()) else {
@@ -511,6 +534,47 @@ impl Engine {
             let ours =
                 self.is_customer(ip) || program.contains("submission") || program.contains("smtps");
             let ent = Entity::new(EntityKind::Client, ip.to_string());
+            // A recipient our own server refused from one of our customers failed as surely as
+            // one a remote server refused: count it (spam bots on customer lines are mostly
+            // stopped here, before any message exists).
+            if ours && *action == Action::Reject && stage.is_none_or(|s| s == "RCPT") {
+                if let Some(rcpt) = to {
+                    let rec = MessageRecord {
+                        host: String::new(),
+                        qid: "NOQUEUE".into(),
+                        accepted: ts,
+                        finished: ts,
+                        origin: Origin::Smtp,
+                        client_ip: Some(ip),
+                        client_host: c.host.map(str::to_string),
+                        helo: Some(h.to_string()),
+                        auth_user: None,
+                        local_user: None,
+                        sender: from.map(str::to_string),
+                        size: None,
+                        nrcpt: Some(1),
+                        message_id: None,
+                        recipients: vec![maillog::record::Recipient {
+                            addr: rcpt.to_string(),
+                            orig: None,
+                            outcome: Outcome::Rejected,
+                            dsn: None,
+                            relay: None,
+                            transport: None,
+                            reply: Some(reason.to_string()),
+                            deferrals: 0,
+                            ts,
+                        }],
+                        rejected: None,
+                        held: false,
+                        notices: 0,
+                        complete: true,
+                    };
+                    let mut out = Vec::new();
+                    self.extrusion.on_record(&self.cfg, &ent, &rec, &mut out);
+                    self.push(out);
+                }
+            }
             let obs = Observation {
                 ts,
                 helo: h,

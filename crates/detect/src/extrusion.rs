@@ -48,6 +48,10 @@ struct SenderState {
     repeats: u64,
     delivered: u64,
     failed: u64,
+    /// Failed recipients in the sliding window (what the entity's count holds of this sender).
+    failed_w: Counter,
+    /// Recognised as a list until then (sticky for one window after the last recognition).
+    list_until: Option<Ts>,
 }
 
 impl SenderState {
@@ -206,6 +210,8 @@ impl Extrusion {
                     repeats: 0,
                     delivered: 0,
                     failed: 0,
+                    failed_w: Counter::default(),
+                    list_until: None,
                 });
                 Some(st.senders.len() - 1)
             }
@@ -214,6 +220,16 @@ impl Extrusion {
         let mut from_list = false;
         if let Some(i) = idx {
             let s = &mut st.senders[i];
+            // Tumbling window: a list is judged on what it sent within one window.
+            if s.first.plus_secs(window) < ts {
+                s.first = ts;
+                s.messages = 0;
+                s.rcpts.clear();
+                s.distinct = 0;
+                s.repeats = 0;
+                s.delivered = 0;
+                s.failed = 0;
+            }
             s.last = ts;
             s.messages += 1;
             for r in &rec.recipients {
@@ -229,7 +245,15 @@ impl Extrusion {
             }
             s.delivered += delivered;
             s.failed += failed;
-            from_list = s.list_like(cfg);
+            if discount == Discount::None {
+                s.failed_w.add(ts, failed as u32, window);
+            } else {
+                s.failed_w.expire(ts, window);
+            }
+            if s.list_like(cfg) {
+                s.list_until = Some(ts.plus_secs(window));
+            }
+            from_list = s.list_until.is_some_and(|u| u >= ts);
         }
 
         if failed > 0 {
@@ -255,10 +279,25 @@ impl Extrusion {
         let list_failures: u64 = st
             .senders
             .iter()
-            .filter(|s| s.list_like(cfg))
-            .map(|s| s.failed)
+            .filter(|s| s.list_until.is_some_and(|u| u >= ts))
+            .map(|s| {
+                let mut c = s.failed_w.clone();
+                c.expire(ts, window);
+                c.get()
+            })
             .sum();
-        let lists: Vec<&SenderState> = st.senders.iter().filter(|s| s.list_like(cfg)).collect();
+        // For `multiple-lists`, only senders that are lists beyond doubt count: a large fan-out,
+        // or a recipient set mailed again and again. Ten shop assistants each writing to fifty
+        // customers in a day are not mailing lists.
+        let lists: Vec<&SenderState> = st
+            .senders
+            .iter()
+            .filter(|s| {
+                s.list_like(cfg)
+                    && (s.distinct >= cfg.mailing_lists.multiple_min_recipients
+                        || s.repeats * 10 >= s.distinct * 3)
+            })
+            .collect();
         let counted = st.failed.get().saturating_sub(list_failures);
         let total_fail = st.failed.get();
         let deliv = st.delivered.get();
@@ -304,6 +343,7 @@ impl Extrusion {
 
         if cfg.mailing_lists.alert_multiple
             && from_list
+            && !lists.is_empty()
             && lists.len() as u64 > cfg.mailing_lists.max_lists
             && st.lists_alerted.is_none_or(|t| t.plus_secs(window) < ts)
         {

@@ -600,3 +600,29 @@ fn own_networks_make_a_client_ours_at_once() {
     assert_eq!(a.len(), 1, "{a:#?}");
     assert_eq!(a[0].entity.id, "198.51.100.90");
 }
+
+#[test]
+fn shop_assistants_writing_to_customers_are_not_multiple_lists() {
+    // info@ and sales@ of one small business each write to ~60 different customers over two
+    // days: two list-like senders by count, but neither is a mailing list.
+    let mut f = Feed::new(Config::default());
+    for (k, from) in ["info@praxis.example", "sales@praxis.example"]
+        .iter()
+        .enumerate()
+    {
+        for m in 0..20usize {
+            f.msg(Msg {
+                t: k as i64 * 300 + m as i64 * 7200,
+                user: Some("praxis@isp.example"),
+                ip: "198.51.100.32",
+                helo: None,
+                from,
+                rcpts: (0..3)
+                    .map(|j| rcpt(k * 1000 + m * 3 + j, &format!("c{j}.example"), true))
+                    .collect(),
+            });
+        }
+    }
+    let a = f.alerts();
+    assert!(a.is_empty(), "{a:#?}");
+}

@@ -39,13 +39,18 @@ pub enum Outcome {
     Discarded,
     /// Handed to a content filter, which re-queued the message under another id.
     Filtered,
+    /// Refused by our own server at RCPT time (a local policy or restriction).
+    Rejected,
 }
 
 impl Outcome {
     /// True for outcomes that mean the recipient did not get the mail and the sender is told:
     /// bounced and expired.
     pub fn is_failure(self) -> bool {
-        matches!(self, Outcome::Bounced | Outcome::Expired)
+        matches!(
+            self,
+            Outcome::Bounced | Outcome::Expired | Outcome::Rejected
+        )
     }
     /// True when the mail arrived.
     pub fn is_delivered(self) -> bool {

@@ -117,7 +117,7 @@ fn render_message(s: &mut String, m: &Value, show_helo: bool) {
     {
         let addr = str_of(r, "addr").unwrap_or("?");
         let outcome = str_of(r, "outcome").unwrap_or("");
-        let failed = matches!(outcome, "bounced" | "expired");
+        let failed = matches!(outcome, "bounced" | "expired" | "rejected");
         if failed {
             let reply = str_of(r, "reply")
                 .map(|x| format!(" ({x})"))
