@@ -185,6 +185,20 @@ fn skip_spaces(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Position of the first `": "`. A `memchr` loop: the tag's colon is near the start, and
+/// `memmem::find` would build a searcher for every line.
+fn colon_space(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b':', &b[from..]) {
+        let at = from + i;
+        if b.get(at + 1) == Some(&b' ') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Split `host prog[pid]: msg` (or `prog[pid]: msg` without host) starting at `i`.
 fn host_prog(line: &str, i: usize, want_host: bool) -> Option<(&str, &str, Option<u32>, &str)> {
     let b = line.as_bytes();
@@ -201,7 +215,7 @@ fn host_prog(line: &str, i: usize, want_host: bool) -> Option<(&str, &str, Optio
     };
     let tb = &line[skip_spaces(b, tagstart)..];
     // program runs to ": " or "[" whichever first.
-    let colon = memchr::memmem::find(tb.as_bytes(), b": ").or_else(|| {
+    let colon = colon_space(tb.as_bytes()).or_else(|| {
         if tb.ends_with(':') {
             Some(tb.len() - 1)
         } else {
