@@ -7,8 +7,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-(cd "$ROOT" && cargo build -q --release -p smtpscope)
-SCOPE=$TARGET/release/smtpscope
+[ -n "${SMTPSCOPE_BIN:-}" ] || (cd "$ROOT" && cargo build -q --release -p smtpscope)
+SCOPE=${SMTPSCOPE_BIN:-$TARGET/release/smtpscope}
 T=$(mktemp -d /tmp/smtpscope-follow.XXXXXX)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
@@ -31,7 +31,7 @@ PID=$!
 n=0
 while [ "$n" -lt "$LINES" ]; do
     sleep 0.05
-    n=$(curl -sf "http://127.0.0.1:$HTTP/metrics" | awk '/^smtpscope_lines_total\{source="follow"\}/ {print $2}')
+    n=$(curl -sf "http://127.0.0.1:$HTTP/metrics" | awk '/^smtpscope_lines_total\{source="follow"\}/ {print $2}' || true)
     n=${n:-0}
     kill -0 "$PID" || { cat "$T/serve.log"; exit 1; }
 done

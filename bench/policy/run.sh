@@ -19,17 +19,17 @@ SECONDS_EACH=${SECONDS:-10}
 USERS=${USERS:-1000}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-(cd "$ROOT" && cargo build -q --release -p smtpscope)
-(cd "$HERE/loadgen" && CARGO_TARGET_DIR="$TARGET/loadgen" cargo build -q --release)
-SCOPE=$TARGET/release/smtpscope
-LG=$TARGET/loadgen/release/policy-loadgen
+[ -n "${SMTPSCOPE_BIN:-}" ] || (cd "$ROOT" && cargo build -q --release -p smtpscope)
+[ -n "${LOADGEN_BIN:-}" ] || (cd "$HERE/loadgen" && CARGO_TARGET_DIR="$TARGET/loadgen" cargo build -q --release)
+SCOPE=${SMTPSCOPE_BIN:-$TARGET/release/smtpscope}
+LG=${LOADGEN_BIN:-$TARGET/loadgen/release/policy-loadgen}
 
 T=$(mktemp -d /tmp/smtpscope-bench.XXXXXX)
 chmod 755 "$T"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$T/postfwd.pid" ] && kill "$(cat "$T/postfwd.pid")" 2>/dev/null || true
+    if [ -f "$T/postfwd.pid" ]; then kill "$(cat "$T/postfwd.pid")" 2>/dev/null || true; sleep 1; fi
     wait 2>/dev/null || true
     rm -rf "$T"
 }
@@ -53,10 +53,12 @@ bench floor "$P"
 kill "${PIDS[-1]}"
 
 # smtpscope
-P=$(port)
-NO_COLOR=1 SMTPSCOPE_LOG=warn "$SCOPE" serve --policy "127.0.0.1:$P" --store "$T/smtpscope.db" --http "" --mode enforce 2> "$T/smtpscope.log" &
+P=$(port); HP=$(port)
+NO_COLOR=1 SMTPSCOPE_LOG=warn "$SCOPE" serve --policy "127.0.0.1:$P" --store "$T/smtpscope.db" --http "127.0.0.1:$HP" --mode enforce 2> "$T/smtpscope.log" &
 PIDS+=($!); wait_port "$P"
 bench smtpscope "$P"
+# Were the requests analysed, or answered without analysis (fail open)?
+curl -sf "http://127.0.0.1:$HP/metrics" | grep -E '^smtpscope_(policy_fail_open_total|lines_total\{source="policy"\}|engine_queue_depth)' | sed 's/^/# /'
 kill -TERM "${PIDS[-1]}"
 
 # postfwd2: at most 100 messages per sasl_username per minute (never reached by this load:
@@ -66,7 +68,7 @@ cat > "$T/postfwd.cf" <<'EOF'
 id=RATE01; sasl_username=~/./; action=rate(sasl_username/100/60/DEFER_IF_PERMIT rate limit exceeded)
 EOF
 postfwd2 --file "$T/postfwd.cf" --interface 127.0.0.1 --port "$P" --nodns --pidfile "$T/postfwd.pid" \
-    -u nobody -g nogroup --daemon -q 2> "$T/postfwd.log"
+    -u nobody -g nogroup > "$T/postfwd.log" 2>&1
 wait_port "$P"
 bench postfwd "$P"
 
