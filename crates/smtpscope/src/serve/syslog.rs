@@ -37,37 +37,44 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> std::io::
             r.consume(1);
             continue;
         }
+        // Octet counting (digits, a space, then exactly that many bytes) — unless the digits
+        // are the start of a plain line (an Exim stamp "2026-11-24 ..."): then newline framing.
+        let mut head: Vec<u8> = Vec::new();
         if first.is_ascii_digit() {
-            // Octet counting: digits, a space, then exactly that many bytes.
-            let mut len: usize = 0;
-            let mut digits = 0;
             loop {
                 let avail = r.fill_buf().await?;
                 let Some(&c) = avail.first() else {
-                    return Ok(Frame::Eof);
+                    return Ok(if head.is_empty() {
+                        Frame::Eof
+                    } else {
+                        Frame::Msg(head)
+                    });
                 };
-                r.consume(1);
-                if c == b' ' {
-                    break;
+                if c == b' ' && !head.is_empty() {
+                    r.consume(1);
+                    let len = head
+                        .iter()
+                        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+                    if len > MAX_MSG {
+                        return Ok(Frame::Bad);
+                    }
+                    let mut buf = vec![0u8; len];
+                    tokio::io::AsyncReadExt::read_exact(r, &mut buf).await?;
+                    while matches!(buf.last(), Some(b'\n' | b'\r' | 0)) {
+                        buf.pop();
+                    }
+                    return Ok(Frame::Msg(buf));
                 }
-                if !c.is_ascii_digit() || digits == 9 {
-                    return Ok(Frame::Bad);
+                if c.is_ascii_digit() && head.len() < 9 {
+                    head.push(c);
+                    r.consume(1);
+                    continue;
                 }
-                len = len * 10 + usize::from(c - b'0');
-                digits += 1;
+                break;
             }
-            if len > MAX_MSG {
-                return Ok(Frame::Bad);
-            }
-            let mut buf = vec![0u8; len];
-            tokio::io::AsyncReadExt::read_exact(r, &mut buf).await?;
-            while matches!(buf.last(), Some(b'\n' | b'\r' | 0)) {
-                buf.pop();
-            }
-            return Ok(Frame::Msg(buf));
         }
         // Newline framing.
-        let mut buf = Vec::with_capacity(256);
+        let mut buf = head;
         loop {
             let avail = r.fill_buf().await?;
             if avail.is_empty() {
@@ -239,7 +246,16 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn bad_frames() {
-        assert_eq!(frames(b"12x foo".to_vec(), 100).await, vec![Frame::Bad]);
+        // Not octet counting after all: a plain line that starts with digits.
+        let exim = "2026-11-24 10:00:00 1vABCD-000000000X-0000 <= a@b.c H=x [192.0.2.1]";
+        assert_eq!(
+            frames(format!("{exim}\n12x foo").into_bytes(), 3).await,
+            vec![
+                Frame::Msg(exim.as_bytes().to_vec()),
+                Frame::Msg(b"12x foo".to_vec()),
+                Frame::Eof
+            ]
+        );
         assert_eq!(
             frames(format!("{} x", MAX_MSG + 1).into_bytes(), 100).await,
             vec![Frame::Bad]
