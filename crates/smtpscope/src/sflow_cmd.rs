@@ -315,7 +315,18 @@ fn with_datagrams(
     match sflow::Capture::new(&buf) {
         Ok(cap) => {
             for frame in cap {
-                let frame = frame.with_context(|| format!("{}", path.display()))?;
+                let frame = match frame {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // A capture cut short (the capturing process was killed) still
+                        // gives everything before the damage.
+                        eprintln!(
+                            "smtpscope sflow: {}: {e}; reading stops here",
+                            path.display()
+                        );
+                        break;
+                    }
+                };
                 if let Some(u) = frame.udp_payload_to(port) {
                     let ts = Ts((frame.timestamp_ns / 1000).min(i64::MAX as u64) as i64);
                     f(ts, u.payload)?;

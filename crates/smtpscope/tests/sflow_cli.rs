@@ -514,3 +514,30 @@ fn analyze_synthetic_with_labels() {
         "{svg}"
     );
 }
+
+#[test]
+fn decode_truncated_capture_keeps_what_came_before() {
+    let full = std::fs::read(corpus("loadme/sflow.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &full[..20_000]).unwrap();
+    let v: Value = serde_json::from_str(&smtpscope(&[
+        "sflow",
+        "decode",
+        "--count",
+        cut.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let k = v["datagrams"].as_u64().unwrap() as usize;
+    assert!(k > 0 && k < 17, "{v}");
+    // The first k datagrams as tshark saw them.
+    let text =
+        std::fs::read_to_string(corpus("tshark-reference/loadme_sflow.summary.jsonl")).unwrap();
+    let types: Vec<String> = jsonl(&text)[..k]
+        .iter()
+        .flat_map(|d| strs(&d["sampletype"]))
+        .collect();
+    let count = |t: &str| types.iter().filter(|x| *x == t).count() as u64;
+    assert_eq!(v["flow_samples"], count("1"));
+    assert_eq!(v["counter_samples"], count("2"));
+}
