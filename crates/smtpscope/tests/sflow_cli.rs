@@ -60,6 +60,9 @@ fn iface_value(v: &Value) -> String {
     }
 }
 
+/// A field of one sample, as tshark prints it.
+type Field = dyn Fn(&Value) -> String;
+
 fn check_against_tshark(capture: &str, summary: &str) {
     let ours = jsonl(&smtpscope(&[
         "sflow",
@@ -85,8 +88,8 @@ fn check_against_tshark(capture: &str, summary: &str) {
         assert_eq!(types, strs(&t["sampletype"]), "{ctx}: sample types");
         let flows: Vec<&Value> = samples.iter().filter(|s| s["type"] == "flow").collect();
         let counters: Vec<&Value> = samples.iter().filter(|s| s["type"] == "counter").collect();
-        let col = |v: &[&Value], f: &dyn Fn(&Value) -> String| v.iter().map(|s| f(s)).collect();
-        let flow_fields: [(&str, &dyn Fn(&Value) -> String); 6] = [
+        let col = |v: &[&Value], f: &Field| v.iter().map(|s| f(s)).collect();
+        let flow_fields: [(&str, &Field); 6] = [
             ("flow_sample.sequence_number", &|s| {
                 s["sequence_number"].to_string()
             }),
@@ -260,9 +263,7 @@ struct Synth {
 impl Synth {
     fn new() -> Synth {
         let mut pcap = Vec::new();
-        for w in [0xa1b2_c3d4u32] {
-            pcap.extend_from_slice(&w.to_le_bytes());
-        }
+        pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
         pcap.extend_from_slice(&2u16.to_le_bytes());
         pcap.extend_from_slice(&4u16.to_le_bytes());
         pcap.extend_from_slice(&[0; 8]);
