@@ -12,8 +12,9 @@
 #   NO_PFLOGSUMM=1      skip pflogsumm (it is the slowest part)
 #
 # Prints one table: seconds, MB/s, lines/s and peak RSS of each run; the same table goes to
-# $BENCH_DIR/results.md. Figures are wall-clock on whatever else the machine is doing: the load
-# average before and after is printed with them.
+# $BENCH_DIR/results.md. "wall" figures depend on whatever else the machine is doing (the load
+# average before and after is printed with them); "MB per CPU-s" (bytes over user+system CPU
+# time) is the per-core rate, which other load disturbs much less.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -89,7 +90,8 @@ measure() {
     local row
     row=$(awk -v n="$name" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$bytes" -v l="$lines" 'BEGIN {
         if (w <= 0) w = 0.01
-        printf "| %-40s | %8.2f | %8.2f | %9.1f | %12.0f | %9.1f |", n, w, u + s, b / w / 1e6, l / w, r / 1024 }')
+        c = u + s; if (c <= 0) c = 0.01
+        printf "| %-44s | %8.2f | %8.2f | %9.1f | %12.0f | %13.1f | %8.1f |", n, w, u + s, b / w / 1e6, l / w, b / c / 1e6, r / 1024 }')
     echo "$row" >&2
     ROWS+=("$row")
 }
@@ -112,7 +114,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "Date: $(date -u +%Y-%m-%dT%H:%MZ); $(uname -srm); $NPROC cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average before $LOAD_BEFORE, after $LOAD_AFTER"
     echo "Log: $(basename "$LOG"), $BYTES bytes, $LINES lines (quarter: $QBYTES bytes)"
     echo
-    echo "| run                                      |   wall s |    CPU s |      MB/s |      lines/s |  RSS MiB |"
-    echo "|------------------------------------------|---------:|---------:|----------:|-------------:|---------:|"
+    echo "| run                                          |   wall s |    CPU s | MB/s wall | lines/s wall | MB per CPU-s  |  RSS MiB |"
+    echo "|----------------------------------------------|---------:|---------:|----------:|-------------:|--------------:|---------:|"
     printf '%s\n' "${ROWS[@]}"
 } | tee "$BENCH_DIR/results.md"
