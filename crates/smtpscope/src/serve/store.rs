@@ -987,3 +987,195 @@ mod tests {
         assert_eq!(s.load_baselines().unwrap(), Some(st));
     }
 }
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use super::*;
+    use crate::serve::{ContainmentConfig, Live, Mode};
+    use detect::{Alert, Detector, Entity};
+
+    fn shared(path: &Path, containment: ContainmentConfig) -> Arc<Shared> {
+        let (engine_tx, _) = tokio::sync::mpsc::channel(1);
+        let (store_tx, _) = std::sync::mpsc::sync_channel(1);
+        Arc::new(Shared {
+            metrics: Default::default(),
+            contained: arc_swap::ArcSwap::from_pointee(Set::default()),
+            live: arc_swap::ArcSwap::from_pointee(Live {
+                mode: Mode::Enforce,
+                containment,
+                token: String::new(),
+            }),
+            engine_tx,
+            store_tx,
+            store_path: path.to_path_buf(),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    fn alert(det: Detector, kind: EntityKind, id: &str, score: f64) -> Alert {
+        Alert {
+            ts: maillog::Ts::from_secs(1_795_000_000),
+            detector: det,
+            entity: Entity::new(kind, id),
+            score,
+            summary: format!("{det} on {id}"),
+            evidence: serde_json::json!({"n": 1}),
+        }
+    }
+
+    fn commit(s: &mut Store, sh: &Shared, alerts: Vec<Alert>) -> bool {
+        s.apply(&mut vec![Cmd::Commit { alerts, pos: None }], sh)
+            .unwrap()
+    }
+
+    fn act(s: &mut Store, sh: &Shared, incident: i64, action: Action) -> Result<i64, String> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        s.apply(
+            &mut vec![Cmd::Act {
+                incident,
+                action,
+                secs: None,
+                by: "op".into(),
+                note: "n".into(),
+                reply: tx,
+            }],
+            sh,
+        )
+        .unwrap();
+        rx.try_recv().unwrap()
+    }
+
+    #[test]
+    fn policy_merging_rearm_expiry_and_retention() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.db");
+        let policy = ContainmentConfig {
+            detectors: vec!["auth-hijack".into()],
+            min_score: 0.9,
+            ..ContainmentConfig::default()
+        };
+        let sh = shared(&p, policy);
+        let mut s = Store::open(&p).unwrap();
+        // Below the score, or another detector: an open incident, no containment.
+        assert!(!commit(
+            &mut s,
+            &sh,
+            vec![alert(Detector::AuthHijack, EntityKind::Account, "a@x", 0.5)]
+        ));
+        assert!(!commit(
+            &mut s,
+            &sh,
+            vec![alert(
+                Detector::HeloAnomaly,
+                EntityKind::Client,
+                "192.0.2.1",
+                0.99
+            )]
+        ));
+        // Contained; later alerts merge into the same incident.
+        assert!(commit(
+            &mut s,
+            &sh,
+            vec![alert(
+                Detector::AuthHijack,
+                EntityKind::Account,
+                "a@x",
+                0.95
+            )]
+        ));
+        assert!(!commit(
+            &mut s,
+            &sh,
+            vec![alert(
+                Detector::AuthHijack,
+                EntityKind::Account,
+                "A@X",
+                0.97
+            )]
+        ));
+        let c = reader(&p).unwrap();
+        let list = list_incidents(&c, None, None, 10).unwrap();
+        assert_eq!(list.len(), 3, "a@x, A@X (ids are kept as given), 192.0.2.1");
+        let ax = list.iter().find(|i| i.entity_id == "a@x").unwrap();
+        assert_eq!(
+            (ax.state.as_str(), ax.alerts, ax.score),
+            ("contained", 2, 0.95)
+        );
+        let e = s.set.get(EntityKind::Account, "a@x").unwrap();
+        assert_eq!(e.until, Some(e.since + 4 * 3600));
+        assert_eq!(sh.metrics.containments.get(), 1);
+        // Released by hand: no automatic re-containment within `rearm`.
+        act(&mut s, &sh, ax.id, Action::Release).unwrap();
+        assert!(s.set.get(EntityKind::Account, "a@x").is_none());
+        assert!(!commit(
+            &mut s,
+            &sh,
+            vec![alert(
+                Detector::AuthHijack,
+                EntityKind::Account,
+                "a@x",
+                0.99
+            )]
+        ));
+        let list = list_incidents(&c, Some("open"), Some("a@x"), 10).unwrap();
+        assert_eq!(list.len(), 2, "a new incident opened (and A@X's)");
+        // Releasing what is not contained is refused; dismissing works.
+        let new = list.iter().find(|i| i.entity_id == "a@x").unwrap().id;
+        assert!(act(&mut s, &sh, new, Action::Release).is_err());
+        act(&mut s, &sh, new, Action::Dismiss).unwrap();
+        assert!(act(&mut s, &sh, 999, Action::Contain).is_err());
+        // Expiry: make the containment of another entity end in the past.
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        s.apply(
+            &mut vec![Cmd::ContainEntity {
+                kind: EntityKind::Client,
+                id: "192.0.2.9".into(),
+                secs: Some(60),
+                by: "op".into(),
+                note: "".into(),
+                reply: tx,
+            }],
+            &sh,
+        )
+        .unwrap();
+        s.conn
+            .execute("UPDATE containment SET until = 1", [])
+            .unwrap();
+        s.set = s.load_containment().unwrap();
+        assert!(s.apply(&mut vec![Cmd::Expire], &sh).unwrap());
+        assert!(s.set.is_empty());
+        let tl = get_incident(
+            &c,
+            list_incidents(&c, None, Some("192.0.2.9"), 1).unwrap()[0].id,
+        )
+        .unwrap()
+        .unwrap()
+        .2;
+        assert_eq!(
+            tl.last().map(|e| (e.action.as_str(), e.by.as_str())),
+            Some(("released", "expiry"))
+        );
+        // Retention: closed incidents older than the limit go, with their alerts.
+        s.conn
+            .execute(
+                "UPDATE incidents SET updated_at = 0 WHERE state IN ('released','dismissed')",
+                [],
+            )
+            .unwrap();
+        s.apply(&mut vec![Cmd::Retention(86_400)], &sh).unwrap();
+        let left: Vec<String> = list_incidents(&c, None, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.state)
+            .collect();
+        assert_eq!(left, ["open", "open"]);
+        let orphans: i64 = c
+            .query_row(
+                "SELECT count(*) FROM alerts WHERE incident_id NOT IN (SELECT id FROM incidents)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0);
+    }
+}
