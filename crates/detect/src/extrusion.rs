@@ -101,9 +101,15 @@ fn local_part(addr: &str) -> &str {
 
 /// Normalize a failure reply for grouping: code and first words.
 fn reply_key(r: &str) -> String {
+    // "host mx.example[192.0.2.1] said: 550 5.1.1 <a@b>: Recipient address rejected: …"
+    let r = r.split_once(" said: ").map_or(r, |(_, rest)| rest);
     let mut out = String::new();
-    for (i, w) in r.split_whitespace().enumerate() {
-        if i >= 6 || w.contains('@') || w.contains('[') {
+    for (i, w) in r
+        .split_whitespace()
+        .filter(|w| !w.contains('@') && !w.contains('['))
+        .enumerate()
+    {
+        if i >= 8 {
             break;
         }
         if i > 0 {

@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub detect: DetectTables,
     /// Log input.
     pub input: Input,
+    /// IP -> country / AS data.
+    pub geo: Geo,
     /// The real-time service.
     pub serve: crate::serve::ServeConfig,
 }
@@ -42,6 +44,21 @@ pub struct DetectTables {
     pub limits: detect::config::Limits,
 }
 
+/// `[geo]`: where IP -> country and AS number come from. Without files the built-in database
+/// (ip-location-db, CC BY 4.0) is used.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Geo {
+    /// MaxMind GeoLite2/GeoIP2 Country file, or an ip-location-db country MMDB.
+    pub country_mmdb: Option<std::path::PathBuf>,
+    /// MaxMind GeoLite2/GeoIP2 ASN file.
+    pub asn_mmdb: Option<std::path::PathBuf>,
+    /// CSV range files `first_ip,last_ip,asn,organisation` (plain or .zst).
+    pub asn_csv: Vec<std::path::PathBuf>,
+    /// Overrides: `cidr,country,asn,label` lines.
+    pub overrides: Option<std::path::PathBuf>,
+}
+
 /// `[input]`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,6 +80,38 @@ impl FileConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
         Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The geo database these settings name (the built-in one by default).
+    pub fn geo_db(&self) -> Result<detect::GeoRef> {
+        let g = &self.geo;
+        let base: Option<geo::GeoDb> =
+            if g.country_mmdb.is_some() || g.asn_mmdb.is_some() || !g.asn_csv.is_empty() {
+                let mut b = geo::GeoDbBuilder::new();
+                if let Some(p) = &g.country_mmdb {
+                    b.country_mmdb_file(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                if let Some(p) = &g.asn_mmdb {
+                    b.asn_mmdb_file(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                for p in &g.asn_csv {
+                    b.asn_csv_file(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                Some(b.build())
+            } else {
+                None
+            };
+        let Some(ov) = &g.overrides else {
+            return Ok(match base {
+                Some(db) => detect::GeoRef::Owned(std::sync::Arc::new(db)),
+                None => detect::GeoRef::Builtin(geo::GeoDb::builtin()),
+            });
+        };
+        let o = geo::Overrides::load(ov).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let db = base.unwrap_or_else(|| geo::GeoDb::builtin().clone());
+        Ok(detect::GeoRef::Owned(std::sync::Arc::new(
+            db.with_overrides(o),
+        )))
     }
 
     /// The detector configuration.

@@ -72,6 +72,12 @@ enum Cmd {
         /// Parser threads (default: all cores); results are the same for any number.
         #[arg(long)]
         threads: Option<usize>,
+        /// Keep account baselines in this file: loaded before, saved after the run.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Geo overrides: CSV of `cidr,country,asn,label` (own customers, NAT gateways, ...).
+        #[arg(long)]
+        geo_override: Option<PathBuf>,
     },
     /// Print normalized events (or message records) as JSON Lines.
     Parse {
@@ -201,11 +207,16 @@ fn analyze(
     stats: bool,
     quiet: bool,
     threads: Option<usize>,
+    state: Option<PathBuf>,
+    geo_override: Option<PathBuf>,
 ) -> Result<()> {
-    let file = match &config {
+    let mut file = match &config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
+    if geo_override.is_some() {
+        file.geo.overrides = geo_override;
+    }
     let t = time_opts(&time, &file)?;
     let srcs = pipeline::order_sources(sources(&files)?, &t);
     let format = format.unwrap_or(if output.is_none() && std::io::stdout().is_terminal() {
@@ -213,7 +224,14 @@ fn analyze(
     } else {
         OutFormat::Jsonl
     });
-    let mut engine = detect::Engine::new(file.detect_config());
+    let mut engine = detect::Engine::with_geo(file.detect_config(), file.geo_db()?);
+    if let Some(p) = state.as_ref().filter(|p| p.exists()) {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read state {}", p.display()))?;
+        let st: detect::State = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a smtpscope state file", p.display()))?;
+        engine.restore_state(st);
+    }
     let mut alerts = Vec::new();
     let mut out = out_writer(&output)?;
     let progress = !quiet && std::io::stderr().is_terminal();
@@ -226,6 +244,13 @@ fn analyze(
     })?;
     engine.finish();
     alerts.extend(engine.take_alerts());
+    if let Some(p) = &state {
+        // Write beside and rename, so a crash never leaves half a state file.
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&engine.snapshot_state())?)
+            .with_context(|| format!("cannot write state {}", tmp.display()))?;
+        std::fs::rename(&tmp, p).with_context(|| format!("cannot write state {}", p.display()))?;
+    }
     match format {
         OutFormat::Jsonl => {
             for a in &alerts {
@@ -243,6 +268,9 @@ fn analyze(
         let mut j = stats_json(&run);
         j["engine"] = serde_json::to_value(engine.stats())?;
         j["correlator"] = serde_json::to_value(engine.correlator_stats())?;
+        let (accounts, bytes) = engine.hijack_memory();
+        j["hijack_state"] = serde_json::json!({"accounts": accounts, "approx_bytes": bytes,
+            "bytes_per_account": bytes.checked_div(accounts).unwrap_or(0)});
         eprintln!("{}", serde_json::to_string(&j)?);
     }
     Ok(())
@@ -321,7 +349,20 @@ fn main() {
             stats,
             quiet,
             threads,
-        } => analyze(files, format, output, config, time, stats, quiet, threads),
+            state,
+            geo_override,
+        } => analyze(
+            files,
+            format,
+            output,
+            config,
+            time,
+            stats,
+            quiet,
+            threads,
+            state,
+            geo_override,
+        ),
         Cmd::Parse {
             files,
             records,

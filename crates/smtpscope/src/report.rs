@@ -181,6 +181,47 @@ pub fn entities(alerts: &[Alert]) -> String {
                 a.summary
             );
         }
+        if let Some(a) = latest.get(&detect::Detector::AuthHijack) {
+            render_hijack(&mut s, &als, a);
+        }
+        if let Some(a) = latest.get(&detect::Detector::Campaign) {
+            let e = &a.evidence;
+            let _ = writeln!(
+                s,
+                "  campaign since {} UTC; accounts and when they joined:",
+                str_of(e, "first").unwrap_or("?")
+            );
+            for j in e
+                .get("joined")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let _ = writeln!(
+                    s,
+                    "    {}  {}",
+                    str_of(j, "at").unwrap_or("?"),
+                    str_of(j, "account").unwrap_or("?")
+                );
+            }
+        }
+        if let Some(a) = latest.get(&detect::Detector::AuthBruteforce) {
+            let e = &a.evidence;
+            if let Some(u) = e.get("sample_accounts").and_then(Value::as_array) {
+                let names: Vec<&str> = u.iter().filter_map(Value::as_str).collect();
+                let _ = writeln!(s, "  accounts tried: {}", names.join(", "));
+            }
+            if let Some(u) = e
+                .get("sample_ips")
+                .and_then(Value::as_array)
+                .or_else(|| e.get("sample_failure_ips").and_then(Value::as_array))
+            {
+                let ips: Vec<&str> = u.iter().filter_map(Value::as_str).collect();
+                if !ips.is_empty() {
+                    let _ = writeln!(s, "  failing from: {}", ips.join(", "));
+                }
+            }
+        }
         if let Some(a) = latest.get(&detect::Detector::HeloAnomaly) {
             if let Some(samples) = a.evidence.get("samples").and_then(Value::as_array) {
                 let _ = writeln!(s, "  HELO evidence:");
@@ -259,4 +300,105 @@ pub fn entities(alerts: &[Alert]) -> String {
         }
     }
     s
+}
+
+/// The section of a hijacked account: countries with counts, networks, per-IP shape, timeline.
+fn render_hijack(s: &mut String, als: &[&Alert], a: &Alert) {
+    let e = &a.evidence;
+    let list = |k: &str, name: &str, label: &str| -> String {
+        e.get(k)
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .map(|x| {
+                        let n = x
+                            .get(name)
+                            .map(|n| n.to_string().trim_matches('"').to_string())
+                            .unwrap_or_default();
+                        format!("{label}{n} {}", x["ips"])
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let _ = writeln!(
+        s,
+        "  source IPs {} in the window ({} today, {} networks /24 or /48), {} new ASNs, {} new countries",
+        e["source_ips"], e["source_ips_day"], e["prefixes"], e["new_asns"], e["new_countries"]
+    );
+    let _ = writeln!(s, "  countries (IPs): {}", list("countries", "country", ""));
+    let _ = writeln!(s, "  networks (IPs):  {}", list("asns", "asn", "AS"));
+    let per_ip = ["1", "2-5", "6-20", "21-100", ">100"]
+        .iter()
+        .map(|k| format!("{k}: {}", e["messages_per_ip"][k]))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        s,
+        "  shape: {}; IPs by messages sent ({per_ip}); most from one IP {} (in one minute {})",
+        str_of(e, "shape").unwrap_or("?"),
+        e["max_messages_one_ip"],
+        e["max_messages_one_ip_minute"]
+    );
+    let _ = writeln!(
+        s,
+        "  {} messages, {} recipients ({} failed, {} domains); failed logins before: {}",
+        e["messages"],
+        e["recipients"],
+        e["failed_recipients"],
+        e["recipient_domains"],
+        e["auth_failures"]
+    );
+    if let Some(r) = e.get("sample_recipients").and_then(Value::as_array) {
+        let v: Vec<&str> = r.iter().filter_map(Value::as_str).collect();
+        let _ = writeln!(s, "  sample recipients: {}", v.join(", "));
+    }
+    let b = &e["baseline"];
+    let _ = writeln!(
+        s,
+        "  baseline: {} days learned, countries {}, {} ASNs",
+        b["days"], b["countries"], b["asns"]
+    );
+    for sig in e
+        .get("signals")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(
+            s,
+            "  signal {} ({}): {}",
+            str_of(sig, "name").unwrap_or("?"),
+            sig["score"],
+            str_of(sig, "detail").unwrap_or("")
+        );
+    }
+    let _ = writeln!(s, "  timeline:");
+    let mut hist: Vec<&&Alert> = als
+        .iter()
+        .filter(|x| x.detector == detect::Detector::AuthHijack)
+        .collect();
+    hist.sort_by_key(|x| x.ts);
+    for h in hist {
+        let _ = writeln!(s, "    {} UTC  {}", h.ts.display_utc(), h.summary);
+    }
+    let _ = writeln!(s, "  latest IPs:");
+    for ip in e
+        .get("recent_ips")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(
+            s,
+            "    {:<39} {} AS{:<7} {} msgs  {} .. {}",
+            str_of(ip, "ip").unwrap_or("?"),
+            str_of(ip, "country").unwrap_or("--"),
+            ip["asn"],
+            ip["messages"],
+            str_of(ip, "first").unwrap_or(""),
+            str_of(ip, "last").unwrap_or("")
+        );
+    }
 }
