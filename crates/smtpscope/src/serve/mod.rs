@@ -361,16 +361,15 @@ fn time_zone(tz: &Option<String>) -> Result<jiff::tz::TimeZone> {
     })
 }
 
-fn geo_ref(s: &ServeConfig) -> Result<detect::GeoRef> {
-    Ok(match &s.geo_override {
-        None => detect::GeoRef::Builtin(geo::GeoDb::builtin()),
-        Some(p) => {
-            let o = geo::Overrides::load(p)
-                .map_err(|e| anyhow::anyhow!("geo override {}: {e}", p.display()))?;
-            let db = geo::GeoDb::builtin().clone().with_overrides(o);
-            detect::GeoRef::Owned(Arc::new(db))
-        }
-    })
+/// The geo database: `[geo]` of the file, with `--geo-override` / `[serve] geo_override` as its
+/// overrides when given.
+fn geo_ref(file: &FileConfig) -> Result<detect::GeoRef> {
+    let mut f = file.clone();
+    if let Some(p) = &file.serve.geo_override {
+        f.geo.overrides = Some(p.clone());
+    }
+    f.geo_db()
+        .with_context(|| "cannot load the geo database or overrides".to_string())
 }
 
 /// Run the service until SIGTERM/SIGINT.
@@ -382,7 +381,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         bail!("nothing to do: give at least one of --policy, --syslog, --follow (or [serve] policy/syslog/follow)");
     }
     let tz = time_zone(&s.tz.clone().or_else(|| file.input.tz.clone()))?;
-    let geo = geo_ref(&s)?;
+    let geo = geo_ref(&file)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
