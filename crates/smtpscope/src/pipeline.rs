@@ -366,10 +366,14 @@ mod par {
         }
         let (job_tx, job_rx) = channel::<Job>();
         let job_rx = Mutex::new(job_rx);
-        let (done_tx, done_rx) = channel::<Done>();
+        // `None`: a parser thread panicked on a chunk (a parser bug); the run stops with an error
+        // instead of waiting for that chunk forever.
+        let (done_tx, done_rx) = channel::<Option<Done>>();
         let guess = AtomicI64::new(year);
         let mut total = Stats::default();
         std::thread::scope(|s| -> Result<()> {
+            // Owned by this closure, so that leaving it early also stops the reader.
+            let slot_tx = slot_tx;
             let reader = s.spawn(move || -> Result<()> {
                 let mut seq = 0u64;
                 // The caller hangs up (drops its slot sender) only when done.
@@ -417,9 +421,16 @@ mod par {
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let d = parse_job(job, guess.load(Ordering::Relaxed), tz);
-                    guess.fetch_max(d.end.0, Ordering::Relaxed);
-                    if done_tx.send(d).is_err() {
+                    let year = guess.load(Ordering::Relaxed);
+                    let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        parse_job(job, year, tz)
+                    }))
+                    .ok();
+                    let stop = d.is_none();
+                    if let Some(d) = &d {
+                        guess.fetch_max(d.end.0, Ordering::Relaxed);
+                    }
+                    if done_tx.send(d).is_err() || stop {
                         return;
                     }
                 });
@@ -429,6 +440,7 @@ mod par {
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
             let mut next = 0u64;
             for d in done_rx.iter() {
+                let d = d.ok_or_else(|| anyhow::anyhow!("a parser thread panicked"))?;
                 pending.insert(d.seq, d);
                 while let Some(d) = pending.remove(&next) {
                     next += 1;
@@ -473,6 +485,7 @@ mod par {
                 }
             }
             drop(slot_tx);
+            anyhow::ensure!(pending.is_empty(), "parsed chunks missing after {next}");
             reader
                 .join()
                 .map_err(|_| anyhow::anyhow!("reader thread panicked"))?
