@@ -148,3 +148,67 @@ fn same_output_for_one_and_many_threads_across_new_year() {
         assert_eq!(sn, s1, "statistics with --threads {threads}");
     }
 }
+
+/// Size of one parse chunk (`pipeline::par::CHUNK_BYTES`): the test puts the new year exactly on
+/// a chunk boundary, where a parser thread cannot know that the previous line was in December.
+const CHUNK_BYTES: usize = 1 << 20;
+
+#[test]
+fn new_year_on_a_chunk_boundary() {
+    let bodies = corpus_bodies();
+    let mut out = Vec::with_capacity(3 << 20);
+    let mut i = 0usize;
+    // December lines up to just under one chunk...
+    loop {
+        let line = format!(
+            "{} {}\n",
+            stamp((i as u64 * 14_000 / 5_000).min(3 * 3600 + 3599)),
+            bodies[i % bodies.len()]
+        );
+        if out.len() + line.len() > CHUNK_BYTES - 100 {
+            break;
+        }
+        out.extend_from_slice(line.as_bytes());
+        i += 1;
+    }
+    // ...one line that fills the chunk exactly...
+    let head = "Dec 31 23:59:59 mx1 cron[1]: ";
+    let pad = CHUNK_BYTES - out.len() - head.len() - 1;
+    out.extend_from_slice(format!("{head}{}\n", "x".repeat(pad)).as_bytes());
+    assert_eq!(out.len(), CHUNK_BYTES);
+    // ...and the next chunk starts in January with a password-guessing burst.
+    for k in 0..30u64 {
+        out.extend_from_slice(
+            format!(
+                "{} mx1 postfix/smtpd[{}]: warning: unknown[198.51.100.9]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\n",
+                stamp(4 * 3600 + k),
+                5000 + k
+            )
+            .as_bytes(),
+        );
+    }
+    for j in 0..8_000u64 {
+        out.extend_from_slice(
+            format!(
+                "{} {}\n",
+                stamp(4 * 3600 + 30 + j / 4),
+                bodies[j as usize % bodies.len()]
+            )
+            .as_bytes(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    std::fs::write(&log, &out).unwrap();
+
+    let (one, s1) = analyze(&log, 1);
+    assert!(
+        one.lines()
+            .any(|l| l.contains("\"detector\":\"auth-bruteforce\"")
+                && l.contains("\"ts\":\"2027-01-01T00:00:")),
+        "the burst is dated in the new year: {one}"
+    );
+    let (two, s2) = analyze(&log, 2);
+    assert_eq!(two, one, "alerts with --threads 2");
+    assert_eq!(s2, s1, "statistics with --threads 2");
+}
