@@ -40,11 +40,45 @@ struct AccountState {
     success_alerted: Option<Ts>,
 }
 
+#[derive(Debug, Default)]
+struct NetState {
+    failures: Counter,
+    ips: Distinct,
+    sample_ips: Vec<String>,
+    first: Option<Ts>,
+    alerted: Option<Ts>,
+}
+
+#[derive(Debug, Default)]
+struct Wave {
+    failures: Counter,
+    ips: Distinct,
+    top: Vec<(IpAddr, u64)>,
+    first: Option<Ts>,
+    alerted: Option<Ts>,
+}
+
 /// The detector.
 #[derive(Debug)]
 pub struct Bruteforce {
     ips: BoundedMap<IpAddr, IpState>,
+    nets: BoundedMap<u64, NetState>,
     accounts: BoundedMap<String, AccountState>,
+    wave: Wave,
+}
+
+/// The /24 (IPv4) or /48 (IPv6) network of an address, as text.
+fn net_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
 }
 
 impl Bruteforce {
@@ -52,7 +86,9 @@ impl Bruteforce {
     pub fn new(cfg: &Config) -> Self {
         Bruteforce {
             ips: BoundedMap::new(cfg.limits.max_entities),
+            nets: BoundedMap::new(cfg.limits.max_entities),
             accounts: BoundedMap::new(cfg.limits.max_entities),
+            wave: Wave::default(),
         }
     }
 
@@ -119,6 +155,10 @@ impl Bruteforce {
                 });
             }
         }
+        if let Some(ip) = ip {
+            self.network(cfg, ts, ip, out);
+            self.wave(cfg, ts, ip, out);
+        }
         if let Some(u) = user.filter(|u| !u.is_empty()) {
             let st = self
                 .accounts
@@ -157,6 +197,104 @@ impl Bruteforce {
                     }),
                 });
             }
+        }
+    }
+
+    /// Guessing spread over one network: each address stays under the per-IP limit, the /24
+    /// (/48) does not.
+    fn network(&mut self, cfg: &Config, ts: Ts, ip: IpAddr, out: &mut Vec<Alert>) {
+        let c = &cfg.bruteforce;
+        let w = c.window.0;
+        let key = geo::prefix_key(ip);
+        let st = self.nets.get_or_insert_with(&key, ts, NetState::default);
+        st.failures.add(ts, 1, w);
+        st.first.get_or_insert(ts);
+        let h = crate::distinct::mix(match ip {
+            IpAddr::V4(a) => u32::from(a) as u64,
+            IpAddr::V6(a) => u128::from(a) as u64 ^ (u128::from(a) >> 64) as u64,
+        });
+        if !st.ips.contains(h) && st.sample_ips.len() < SAMPLES {
+            st.sample_ips.push(ip.to_string());
+        }
+        st.ips.insert(h);
+        let n = st.failures.get();
+        let ips = st.ips.count();
+        if n > c.max_failures_per_network
+            && ips >= 2
+            && st.alerted.is_none_or(|t| t.plus_secs(w) < ts)
+        {
+            st.alerted = Some(ts);
+            out.push(Alert {
+                ts,
+                detector: Detector::AuthBruteforce,
+                entity: Entity::new(EntityKind::Client, net_name(ip)),
+                score: 0.75,
+                summary: format!(
+                    "{n} failed logins within {} from {ips} addresses of one network",
+                    c.window.to_string_h()
+                ),
+                evidence: json!({
+                    "failures": n,
+                    "threshold": c.max_failures_per_network,
+                    "addresses": ips,
+                    "sample_addresses": st.sample_ips,
+                    "first": st.first.map(|t| t.rfc3339()),
+                    "last": ts.rfc3339(),
+                }),
+            });
+        }
+    }
+
+    /// A wave of guessing against the server from many networks (a botnet), each address
+    /// under every per-IP limit. Reported once per window as a `campaign`.
+    fn wave(&mut self, cfg: &Config, ts: Ts, ip: IpAddr, out: &mut Vec<Alert>) {
+        let c = &cfg.bruteforce;
+        let w = c.window.0;
+        let wv = &mut self.wave;
+        wv.failures.add(ts, 1, w);
+        if wv.first.is_none_or(|f| f.plus_secs(w) < ts) {
+            wv.first = Some(ts);
+            wv.ips = Distinct::default();
+            wv.top.clear();
+        }
+        wv.ips.insert(crate::distinct::mix(match ip {
+            IpAddr::V4(a) => u32::from(a) as u64,
+            IpAddr::V6(a) => u128::from(a) as u64 ^ (u128::from(a) >> 64) as u64,
+        }));
+        if let Some(e) = wv.top.iter_mut().find(|(x, _)| *x == ip) {
+            e.1 += 1;
+        } else if wv.top.len() < 64 {
+            wv.top.push((ip, 1));
+        }
+        let n = wv.failures.get();
+        let ips = wv.ips.count();
+        if n > c.max_failures_total
+            && ips >= c.min_wave_ips
+            && wv.alerted.is_none_or(|t| t.plus_secs(w) < ts)
+        {
+            wv.alerted = Some(ts);
+            let mut top = wv.top.clone();
+            top.sort_by(|a, b| b.1.cmp(&a.1));
+            top.truncate(10);
+            let id = format!("guessing-{}", ts.rfc3339().replace([':', '-'], ""));
+            out.push(Alert {
+                ts,
+                detector: Detector::AuthBruteforce,
+                entity: Entity::new(EntityKind::Campaign, id),
+                score: 0.8,
+                summary: format!(
+                    "{n} failed logins within {} from {ips} addresses: distributed password guessing against the server",
+                    c.window.to_string_h()
+                ),
+                evidence: json!({
+                    "failures": n,
+                    "threshold": c.max_failures_total,
+                    "addresses": ips,
+                    "top_addresses": top.iter().map(|(i, k)| json!({"ip": i.to_string(), "failures": k})).collect::<Vec<_>>(),
+                    "first": wv.first.map(|t| t.rfc3339()),
+                    "last": ts.rfc3339(),
+                }),
+            });
         }
     }
 

@@ -326,6 +326,13 @@ pub struct Bruteforce {
     /// Alert on an IP with more failed logins than this in the window (fail2ban's default is
     /// 5 in 10 minutes; we are less trigger-happy because we report, not ban).
     pub max_failures_per_ip: u64,
+    /// Alert on one /24 (IPv6: /48) with more failed logins than this in the window, from at
+    /// least two of its addresses (a botnet's or a hoster's range rotating addresses).
+    pub max_failures_per_network: u64,
+    /// Alert on the server as a whole when failed logins in the window exceed this…
+    pub max_failures_total: u64,
+    /// …from at least this many addresses (a distributed guessing wave).
+    pub min_wave_ips: u64,
     /// Alert on an account with failed logins from more distinct IPs than this in the window.
     pub max_ips_per_account: u64,
     /// A successful login after at least this many failures (same account, or same IP) within
@@ -339,6 +346,9 @@ impl Default for Bruteforce {
             enabled: true,
             window: Duration(3600),
             max_failures_per_ip: 20,
+            max_failures_per_network: 40,
+            max_failures_total: 500,
+            min_wave_ips: 50,
             max_ips_per_account: 10,
             success_after_failures: 5,
         }

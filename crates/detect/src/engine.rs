@@ -126,6 +126,7 @@ pub struct Engine {
     campaigns: Campaigns,
     geo: GeoRef,
     policy_active: bool,
+    policy_instances: BoundedMap<String, ()>,
     alerts: Vec<Alert>,
     stats: EngineStats,
     records_buf: Vec<MessageRecord>,
@@ -157,6 +158,7 @@ impl Engine {
             campaigns: Campaigns::new(&cfg),
             geo,
             policy_active: false,
+            policy_instances: BoundedMap::new(100_000),
             own_names,
             cfg,
             alerts: Vec::new(),
@@ -490,13 +492,27 @@ impl Engine {
                 sasl_username: Some(user),
                 recipient,
                 protocol_state,
+                instance,
                 ..
             } if !user.is_empty() => {
                 self.policy_active = true;
                 let ip = ip_of(client);
                 let rc: Vec<&str> = recipient.iter().copied().collect();
-                // One message per transaction: count it at its first RCPT.
-                let msgs = u32::from(*protocol_state == "RCPT");
+                // One message per transaction: Postfix gives every request of one SMTP
+                // transaction the same `instance`; count the message at its first RCPT.
+                let msgs = if *protocol_state == "RCPT" {
+                    let key = instance.unwrap_or("").to_string();
+                    if key.is_empty() || self.policy_instances.get(&key).is_none() {
+                        if !key.is_empty() {
+                            self.policy_instances.get_or_insert_with(&key, ts, || ());
+                        }
+                        1
+                    } else {
+                        0
+                    }
+                } else {
+                    0
+                };
                 self.send(ts, user, ip, msgs, &rc, 0);
                 return;
             }

@@ -277,12 +277,16 @@ impl Hijack {
         let hc = &cfg.hijack;
         let w = hc.window.0;
         let (cc, asn) = match s.ip {
-            Some(ip) if !ip.is_loopback() => {
+            Some(ip) => {
                 let (c, a) = geo.lookup_fast(ip);
                 (c.map(|c| c.0), a)
             }
-            _ => (None, None),
+            None => (None, None),
         };
+        // A loopback source is a local webmail or content filter, unless the operator's geo
+        // overrides give it a country or network (test rigs map 127.x ranges that way).
+        let src_ip =
+            s.ip.filter(|i| !i.is_loopback() || cc.is_some() || asn.is_some());
         if let Some(c) = cc {
             if s.msgs > 0 {
                 *self.countries.entry(c).or_default() += 1;
@@ -333,7 +337,7 @@ impl Hijack {
         let hour = (s.ts.secs().rem_euclid(86_400) / 3600) as usize;
         a.day.msgs += s.msgs as u64;
         a.day.hours[hour] = a.day.hours[hour].saturating_add(s.msgs);
-        if let Some(ip) = s.ip {
+        if let Some(ip) = src_ip {
             a.day.ips.insert(ip_key(ip));
         }
         if let Some(asn) = asn {
@@ -374,7 +378,7 @@ impl Hijack {
             a.recent.pop_front();
         }
         let mut new_ip = false;
-        if let Some(ip) = s.ip.filter(|i| !i.is_loopback()) {
+        if let Some(ip) = src_ip {
             if let Some(o) = a.recent.iter_mut().rev().find(|o| o.ip == ip) {
                 o.last = s.ts;
                 o.msgs += s.msgs;
@@ -410,7 +414,8 @@ impl Hijack {
         }
         // Only evaluate when something that can raise the score changed.
         let minute_top = if s.msgs > 0 {
-            s.ip.map(|ip| a.minute.iter().filter(|(_, x)| *x == ip).count() as u64)
+            src_ip
+                .map(|ip| a.minute.iter().filter(|(_, x)| *x == ip).count() as u64)
                 .unwrap_or(0)
         } else {
             0

@@ -485,3 +485,38 @@ fn memory_stays_bounded_under_adversarial_cardinality() {
         bytes / n.max(1)
     );
 }
+
+#[test]
+fn guessing_spread_over_one_network_and_a_botnet_wave_are_reported() {
+    let mut f = F::new();
+    // 20 addresses of one /24, 3 failures each within the hour: every IP under its limit.
+    for i in 0..60usize {
+        f.fail_login(
+            i as f64 * 50.0,
+            &format!("u{}@isp.example", i % 30),
+            &format!("10.9.9.{}", 1 + i % 20),
+            Service::Smtp,
+        );
+    }
+    let b = f.of(Detector::AuthBruteforce);
+    assert_eq!(b.len(), 1, "{b:#?}");
+    assert_eq!(b[0].entity.id, "10.9.9.0/24");
+    assert_eq!(b[0].entity.kind, EntityKind::Client);
+    // A wave: 600 failures from 300 addresses in 30 countries within the hour.
+    let mut g = F::new();
+    for i in 0..600usize {
+        g.fail_login(
+            10_000.0 + i as f64 * 5.0,
+            "",
+            &ip(i % 30, (i / 30) % 10, i),
+            Service::Smtp,
+        );
+    }
+    let w: Vec<_> = g
+        .of(Detector::AuthBruteforce)
+        .into_iter()
+        .filter(|a| a.entity.kind == EntityKind::Campaign)
+        .collect();
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(w[0].evidence["failures"], 501);
+}

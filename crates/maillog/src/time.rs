@@ -23,9 +23,9 @@ impl Ts {
     pub const fn secs(self) -> i64 {
         self.0.div_euclid(MICROS)
     }
-    /// This time plus `s` seconds.
+    /// This time plus `s` seconds (saturating at the ends of the range).
     pub const fn plus_secs(self, s: i64) -> Ts {
-        Ts(self.0 + s * MICROS)
+        Ts(self.0.saturating_add(s.saturating_mul(MICROS)))
     }
     /// RFC 3339 in UTC, `2026-11-20T10:47:15Z` (fraction only when non-zero).
     pub fn rfc3339(self) -> String {
