@@ -17,6 +17,10 @@ use crate::config::Config;
 use crate::distinct::Distinct;
 use crate::window::Counter;
 
+/// A continuing attack from one IP, network or against one account is reported again after
+/// this long (a slow attack runs for days; one alert an hour would drown the report).
+const REALERT_SECS: i64 = 86_400;
+
 /// Sample users / IPs kept per entity.
 const SAMPLES: usize = 10;
 
@@ -126,7 +130,7 @@ impl Bruteforce {
             let n = st.failures.get();
             let due = match st.alerted {
                 None => true,
-                Some((t, at)) => n >= at * 4 || t.plus_secs(w) < ts,
+                Some((t, at)) => n >= at * 4 || t.plus_secs(REALERT_SECS) < ts,
             };
             if n > c.max_failures_per_ip && due {
                 st.alerted = Some((ts, n));
@@ -176,7 +180,9 @@ impl Bruteforce {
                 st.ips.insert(h);
             }
             let ips = st.ips.count();
-            if ips > c.max_ips_per_account && st.alerted.is_none_or(|t| t.plus_secs(w) < ts) {
+            if ips > c.max_ips_per_account
+                && st.alerted.is_none_or(|t| t.plus_secs(REALERT_SECS) < ts)
+            {
                 st.alerted = Some(ts);
                 out.push(Alert {
                     ts,
@@ -221,7 +227,7 @@ impl Bruteforce {
         let ips = st.ips.count();
         if n > c.max_failures_per_network
             && ips >= 2
-            && st.alerted.is_none_or(|t| t.plus_secs(w) < ts)
+            && st.alerted.is_none_or(|t| t.plus_secs(REALERT_SECS) < ts)
         {
             st.alerted = Some(ts);
             out.push(Alert {
