@@ -235,8 +235,9 @@ fn cap(s: &str) -> String {
 /// Hash state of the correlator's maps. Their keys (queue ids, host names, host and pid) are
 /// hashed several times per log line; the standard SipHash costs about 5 % of `analyze`. This is a
 /// multiply-xor hash over 8-byte words with a folded 128-bit multiply at the end, seeded per map
-/// from the standard library's random keys, so the bucket order still differs from run to run and
-/// log text cannot be chosen to collide without knowing the seed.
+/// from the standard library's random keys, so the bucket order differs from run to run and
+/// colliding keys depend on a seed that log text cannot see (not a keyed PRF like SipHash, but the
+/// maps are bounded: `max_in_flight`, 65,536 hosts, `MAX_SESSIONS`).
 #[derive(Debug, Clone)]
 struct FastState(u64);
 
