@@ -280,7 +280,7 @@ impl Bruteforce {
         {
             wv.alerted = Some(ts);
             let mut top = wv.top.clone();
-            top.sort_by(|a, b| b.1.cmp(&a.1));
+            top.sort_by_key(|x| std::cmp::Reverse(x.1));
             top.truncate(10);
             let id = format!("guessing-{}", ts.rfc3339().replace([':', '-'], ""));
             out.push(Alert {

@@ -33,6 +33,8 @@ use crate::config::Config;
 use crate::distinct::{mix, Distinct};
 use crate::window::Counter;
 
+/// The fast window of the evidence (first sightings within it), seconds.
+pub const FAST_WINDOW_SECS: i64 = 600;
 /// Messages remembered per account for the one-minute burst count.
 pub const MAX_MINUTE_MSGS: usize = 1024;
 /// Countries kept in a baseline.
@@ -594,6 +596,27 @@ impl Hijack {
         let mut top_asn: Vec<(u32, u64)> = by_asn.into_iter().collect();
         top_asn.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
         let first = a.recent.front().map(|o| o.first).unwrap_or(s.ts);
+        // The fast window: first sightings within the last ten minutes.
+        let fast = s.ts.plus_secs(-FAST_WINDOW_SECS);
+        let ips_fast = a.recent.iter().filter(|o| o.first >= fast).count();
+        let mut ccs_fast: Vec<[u8; 2]> = a
+            .recent
+            .iter()
+            .filter(|o| o.first >= fast)
+            .map(|o| o.cc)
+            .collect();
+        ccs_fast.sort_unstable();
+        ccs_fast.dedup();
+        // Shannon entropy (bits) of the source IPs' countries: 0 for one country, ~4–5 for a
+        // botnet spread evenly over 20–30.
+        let total = a.recent.len().max(1) as f64;
+        let entropy: f64 = top_cc
+            .iter()
+            .map(|(_, n)| {
+                let p = *n as f64 / total;
+                -p * p.log2()
+            })
+            .sum();
         let shape_name = if burst_now || max_per_ip as u64 >= hc.burst_per_minute * 10 {
             "burst"
         } else if ips >= 20 && shape[0] + shape[1] >= ips * 8 / 10 {
@@ -632,6 +655,9 @@ impl Hijack {
                 "signals": signals,
                 "source_ips": ips,
                 "source_ips_day": a.day.ips.count(),
+                "source_ips_10m": ips_fast,
+                "countries_10m": ccs_fast.len(),
+                "country_entropy_bits": round3(entropy),
                 "prefixes": prefixes.count(),
                 "new_asns": n_asn,
                 "new_countries": n_cc,

@@ -223,6 +223,8 @@ fn spread_hijack_is_caught_early() {
     assert!(ev["new_countries"].as_u64().unwrap() >= 10, "{ev}");
     assert_eq!(ev["shape"], "spread");
     assert!(ev["countries"].as_array().unwrap().len() >= 10);
+    assert!(ev["country_entropy_bits"].as_f64().unwrap() > 3.0, "{ev}");
+    assert!(ev["source_ips_10m"].as_u64().unwrap() >= 10, "{ev}");
     assert!(h[0].summary.contains("source IPs"), "{}", h[0].summary);
     // Ordinary users stay quiet.
     assert!(

@@ -324,8 +324,8 @@ fn render_hijack(s: &mut String, als: &[&Alert], a: &Alert) {
     };
     let _ = writeln!(
         s,
-        "  source IPs {} in the window ({} today, {} networks /24 or /48), {} new ASNs, {} new countries",
-        e["source_ips"], e["source_ips_day"], e["prefixes"], e["new_asns"], e["new_countries"]
+        "  source IPs {} in the window ({} in the last 10 min from {} countries, {} today, {} networks /24 or /48), {} new ASNs, {} new countries, country entropy {} bits",
+        e["source_ips"], e["source_ips_10m"], e["countries_10m"], e["source_ips_day"], e["prefixes"], e["new_asns"], e["new_countries"], e["country_entropy_bits"]
     );
     let _ = writeln!(s, "  countries (IPs): {}", list("countries", "country", ""));
     let _ = writeln!(s, "  networks (IPs):  {}", list("asns", "asn", "AS"));
