@@ -45,6 +45,8 @@ pub enum Msg {
         /// Attribute lines.
         raw: String,
     },
+    /// Alerts raised outside the engine (the sFlow analysis): committed like the engine's.
+    Alerts(Vec<detect::Alert>),
     /// Once a second: idle flush, periodic baseline save.
     Tick,
     /// Drain, save, stop; then signal.
@@ -166,6 +168,7 @@ impl Core {
     ) {
         let m = &shared.metrics;
         let mut pos = None;
+        let mut outside = Vec::new();
         match msg {
             Msg::Line { src, line } => {
                 let k = kind(src);
@@ -185,6 +188,7 @@ impl Core {
                 pos = p;
             }
             Msg::Policy { ts, raw } => self.feed_policy(ts, &raw),
+            Msg::Alerts(a) => outside = a,
             Msg::Tick => {
                 *ticks += 1;
                 // (Only once there was an event: the correlator has no "now" before.)
@@ -197,7 +201,8 @@ impl Core {
             }
             Msg::Shutdown(_) => {}
         }
-        let alerts = self.take_alerts();
+        let mut alerts = outside;
+        alerts.extend(self.take_alerts());
         if !alerts.is_empty() || pos.is_some() {
             self.commit(shared, sinks, alerts, pos);
         }

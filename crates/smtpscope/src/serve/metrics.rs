@@ -87,6 +87,20 @@ pub struct Metrics {
     pub policy_latency: Histogram,
     /// Syslog datagrams or frames dropped (queue full, too long).
     pub syslog_dropped: Counter,
+    /// sFlow datagrams received.
+    pub sflow_datagrams: Counter,
+    /// sFlow datagrams accepted (agent allowed, header decoded).
+    pub sflow_accepted: Counter,
+    /// sFlow datagrams rejected (agent not allowed, or malformed).
+    pub sflow_rejected: Counter,
+    /// Flow samples in accepted sFlow datagrams.
+    pub sflow_flow_samples: Counter,
+    /// Sampled TCP packets to an SMTP port.
+    pub sflow_smtp_samples: Counter,
+    /// sFlow datagrams lost on the way, by the agents' sequence numbers.
+    pub sflow_lost: Counter,
+    /// sFlow alerts dropped because the engine queue was full.
+    pub sflow_alerts_dropped: Counter,
     /// Alerts written to the JSONL file.
     pub jsonl_written: Counter,
     /// Webhook posts that succeeded / finally failed.
@@ -219,6 +233,41 @@ impl Metrics {
                 "smtpscope_syslog_dropped_total",
                 "Syslog messages dropped (queue full or too long).",
                 self.syslog_dropped.get(),
+            ),
+            (
+                "smtpscope_sflow_datagrams_total",
+                "sFlow datagrams received.",
+                self.sflow_datagrams.get(),
+            ),
+            (
+                "smtpscope_sflow_accepted_total",
+                "sFlow datagrams accepted (agent allowed, header decoded).",
+                self.sflow_accepted.get(),
+            ),
+            (
+                "smtpscope_sflow_rejected_total",
+                "sFlow datagrams rejected (agent not allowed, or malformed).",
+                self.sflow_rejected.get(),
+            ),
+            (
+                "smtpscope_sflow_flow_samples_total",
+                "Flow samples in accepted sFlow datagrams.",
+                self.sflow_flow_samples.get(),
+            ),
+            (
+                "smtpscope_sflow_smtp_samples_total",
+                "Sampled TCP packets to an SMTP port.",
+                self.sflow_smtp_samples.get(),
+            ),
+            (
+                "smtpscope_sflow_lost_total",
+                "sFlow datagrams lost on the way (agents' sequence numbers).",
+                self.sflow_lost.get(),
+            ),
+            (
+                "smtpscope_sflow_alerts_dropped_total",
+                "sFlow alerts dropped because the engine queue was full.",
+                self.sflow_alerts_dropped.get(),
             ),
             (
                 "smtpscope_alerts_jsonl_written_total",

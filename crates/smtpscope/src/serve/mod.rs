@@ -3,7 +3,8 @@
 //! ```text
 //!  follow (threads) ─┐                           ┌─> store thread (SQLite: incidents, containment,
 //!  syslog UDP/TCP ───┼─> bounded channel ─> engine thread        positions, baselines) ─┐
-//!  policy server ────┘   (try_send: never waits)    │                                    │
+//!  policy server ────┤   (try_send: never waits)
+//!  sFlow UDP (alerts)┘    │                                    │
 //!        ^                                          └─> sinks (JSONL, webhook)           │
 //!        └──────────── containment snapshot (ArcSwap, lock-free) <──────────────────────┘
 //! ```
@@ -19,6 +20,7 @@ pub mod follow;
 pub mod http;
 pub mod metrics;
 pub mod policy;
+pub mod sflow;
 pub mod sinks;
 pub mod store;
 pub mod syslog;
@@ -157,6 +159,12 @@ pub struct ServeConfig {
     pub syslog: Vec<String>,
     /// Log files to follow.
     pub follow: Vec<PathBuf>,
+    /// sFlow collector listen addresses (UDP), e.g. "0.0.0.0:6343".
+    pub sflow: Vec<String>,
+    /// sFlow agents accepted (empty: all); datagrams from others are counted and dropped.
+    pub sflow_agents: Vec<std::net::IpAddr>,
+    /// Destination ports counted as SMTP in sFlow samples (empty: 25).
+    pub sflow_smtp_ports: Vec<u16>,
     /// Where a newly seen file is first read from.
     pub follow_start: FollowStart,
     /// SQLite store.
@@ -194,6 +202,9 @@ impl Default for ServeConfig {
             policy: Vec::new(),
             syslog: Vec::new(),
             follow: Vec::new(),
+            sflow: Vec::new(),
+            sflow_agents: Vec::new(),
+            sflow_smtp_ports: Vec::new(),
             follow_start: FollowStart::End,
             store: PathBuf::from("smtpscope.db"),
             http: "127.0.0.1:8025".into(),
@@ -227,6 +238,9 @@ pub struct ServeArgs {
     /// Log file to follow; repeatable.
     #[arg(long)]
     pub follow: Vec<PathBuf>,
+    /// sFlow collector address, UDP (host:port); repeatable.
+    #[arg(long, value_name = "ADDR")]
+    pub sflow: Vec<String>,
     /// SQLite store file.
     #[arg(long)]
     pub store: Option<PathBuf>,
@@ -270,6 +284,9 @@ impl ServeArgs {
         }
         if !self.follow.is_empty() {
             s.follow = self.follow.clone();
+        }
+        if !self.sflow.is_empty() {
+            s.sflow = self.sflow.clone();
         }
         if let Some(v) = &self.store {
             s.store = v.clone();
@@ -377,8 +394,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     init_logging();
     let file = args.settings()?;
     let s = file.serve.clone();
-    if s.policy.is_empty() && s.syslog.is_empty() && s.follow.is_empty() {
-        bail!("nothing to do: give at least one of --policy, --syslog, --follow (or [serve] policy/syslog/follow)");
+    if s.policy.is_empty() && s.syslog.is_empty() && s.follow.is_empty() && s.sflow.is_empty() {
+        bail!("nothing to do: give at least one of --policy, --syslog, --follow, --sflow (or [serve] policy/syslog/follow/sflow)");
     }
     let tz = time_zone(&s.tz.clone().or_else(|| file.input.tz.clone()))?;
     let geo = geo_ref(&file)?;
@@ -447,6 +464,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         for a in &s.syslog {
             tasks.extend(syslog::listen(a, shared.clone(), &s.limits, stop_rx.clone()).await?);
+        }
+        for a in &s.sflow {
+            tasks.push(sflow::listen(a, sflow::config(&s), shared.clone(), stop_rx.clone()).await?);
         }
         if !s.http.is_empty() {
             tasks.push(http::listen(&s.http, shared.clone(), stop_rx.clone()).await?);
