@@ -119,3 +119,21 @@ pub async fn listen(
         sync(&shared, &src, &mut seen);
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_from_serve_keys() {
+        let mut s = ServeConfig::default();
+        let c = config(&s);
+        assert!(c.collector.agents.is_empty());
+        assert_eq!(c.activity.smtp_ports, vec![25]);
+        s.sflow_agents = vec!["192.0.2.1".parse().unwrap()];
+        s.sflow_smtp_ports = vec![25, 587];
+        let c = config(&s);
+        assert_eq!(c.collector.agents, s.sflow_agents);
+        assert_eq!(c.activity.smtp_ports, vec![25, 587]);
+    }
+}
