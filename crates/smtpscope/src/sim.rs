@@ -50,9 +50,23 @@ pub struct EvaluateArgs {
     /// alerts.jsonl written by `analyze --format jsonl`.
     #[arg(long)]
     pub alerts: PathBuf,
-    /// timeline.jsonl (default: beside the labels) for "spam leaked".
+    /// timeline.jsonl (default: beside the labels) for "spam leaked". Ignored when `--log` is
+    /// given.
     #[arg(long)]
     pub timeline: Option<PathBuf>,
+    /// Mail log(s) to take the accept times for "spam leaked" from, for labels without a
+    /// timeline.jsonl (e.g. real logs labelled by hand). Repeatable. Takes precedence over
+    /// `--timeline` and over a timeline.jsonl beside the labels. An accept is a Postfix
+    /// `client=` line (entity: its `sasl_username` account, else the client IP) or an Exim `<=`
+    /// line (its `A=` user, else the `H=` IP).
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Year of year-less syslog stamps in `--log` (default: the year of the earliest label start).
+    #[arg(long)]
+    pub year: Option<i64>,
+    /// Zone of zone-less stamps in `--log`, e.g. Europe/Berlin (default: UTC).
+    #[arg(long)]
+    pub tz: Option<String>,
     /// summary.json (default: beside the labels) for the legitimate-account count and days.
     #[arg(long)]
     pub summary: Option<PathBuf>,
@@ -134,21 +148,100 @@ fn beside(labels: &Path, name: &str) -> PathBuf {
     labels.parent().unwrap_or(Path::new(".")).join(name)
 }
 
+/// Where `evaluate` takes the accept times for "spam leaked" from.
+enum TimelineSource<'a> {
+    /// A timeline.jsonl (default: beside the labels; skipped when absent).
+    File(Option<&'a Path>),
+    /// Mail logs, read with these time options (year `None`: from the labels).
+    Logs(&'a [PathBuf], Option<i64>, Option<jiff::tz::TimeZone>),
+}
+
+/// The year of the earliest label start (labels are RFC 3339 UTC).
+fn labels_year(labels: &[simulate::Label]) -> Option<i64> {
+    labels
+        .iter()
+        .filter_map(|l| l.start.get(..4)?.parse::<i64>().ok())
+        .min()
+}
+
+/// Accept times per entity read from mail logs, kept only for labelled entities.
+fn timeline_from_logs(
+    labels: &[simulate::Label],
+    logs: &[PathBuf],
+    t: &TimeOpts,
+) -> Result<simulate::evaluate::Timeline> {
+    use maillog::Event;
+    use simulate::Entity;
+    let wanted: std::collections::HashSet<&Entity> = labels.iter().map(|l| &l.entity).collect();
+    let mut accepts: Vec<(Entity, i64)> = Vec::new();
+    let srcs: Vec<Source> = logs.iter().cloned().map(Source::File).collect();
+    pipeline::run(&srcs, t, false, |p, _| {
+        let (Some(h), Some(ev)) = (&p.header, &p.event) else {
+            return;
+        };
+        let e = match ev {
+            Event::Client {
+                sasl_username: Some(u),
+                ..
+            } => Entity::account(u),
+            Event::Client {
+                client,
+                sasl_username: None,
+                ..
+            } => match client.ip {
+                Some(ip) => Entity::client(ip),
+                None => return,
+            },
+            Event::Queued {
+                auth_user: Some(u), ..
+            } => Entity::account(u),
+            Event::Queued {
+                client: Some(c),
+                auth_user: None,
+                ..
+            } => match c.ip {
+                Some(ip) => Entity::client(ip),
+                None => return,
+            },
+            _ => return,
+        };
+        if wanted.contains(&e) {
+            accepts.push((e, h.ts.secs()));
+        }
+    })?;
+    Ok(simulate::evaluate::timeline_from_accepts(labels, accepts))
+}
+
 fn run_evaluation(
     labels: &Path,
     alerts: &Path,
-    timeline: Option<&Path>,
+    timeline: TimelineSource<'_>,
     summary: Option<&Path>,
 ) -> Result<simulate::evaluate::Evaluation> {
     let l = simulate::evaluate::load_labels(labels).map_err(|e| anyhow::anyhow!("{e}"))?;
     let a = simulate::evaluate::load_alerts(alerts).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let tl_path = timeline
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| beside(labels, "timeline.jsonl"));
-    let tl = if tl_path.exists() {
-        Some(simulate::evaluate::load_timeline(&tl_path).map_err(|e| anyhow::anyhow!("{e}"))?)
-    } else {
-        None
+    let tl = match timeline {
+        TimelineSource::Logs(logs, year, tz) if !logs.is_empty() => {
+            let t = TimeOpts {
+                year: year.or_else(|| labels_year(&l)),
+                tz: Some(tz.unwrap_or(jiff::tz::TimeZone::UTC)),
+            };
+            Some(timeline_from_logs(&l, logs, &t)?)
+        }
+        TimelineSource::Logs(..) => None,
+        TimelineSource::File(p) => {
+            let tl_path = p
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| beside(labels, "timeline.jsonl"));
+            if tl_path.exists() {
+                Some(
+                    simulate::evaluate::load_timeline(&tl_path)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                )
+            } else {
+                None
+            }
+        }
     };
     let sum_path = summary
         .map(Path::to_path_buf)
@@ -165,12 +258,19 @@ fn run_evaluation(
 
 /// `smtpscope evaluate`.
 pub fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
-    let ev = run_evaluation(
-        &a.labels,
-        &a.alerts,
-        a.timeline.as_deref(),
-        a.summary.as_deref(),
-    )?;
+    let tz = match a.tz.as_deref() {
+        None => None,
+        Some(n) if n.eq_ignore_ascii_case("utc") => Some(jiff::tz::TimeZone::UTC),
+        Some(n) => {
+            Some(jiff::tz::TimeZone::get(n).with_context(|| format!("unknown time zone {n:?}"))?)
+        }
+    };
+    let source = if a.logs.is_empty() {
+        TimelineSource::File(a.timeline.as_deref())
+    } else {
+        TimelineSource::Logs(&a.logs, a.year, tz)
+    };
+    let ev = run_evaluation(&a.labels, &a.alerts, source, a.summary.as_deref())?;
     match a.format {
         EvalFormat::Text => print!("{}", ev.to_text()),
         EvalFormat::Json => println!("{}", serde_json::to_string_pretty(&ev)?),
@@ -234,7 +334,12 @@ pub fn demo_cmd(a: DemoArgs) -> Result<()> {
     let alerts = dir.join("alerts.jsonl");
     let report = analyze_to(&log, &alerts, 2026)?;
     println!("{report}");
-    let ev = run_evaluation(&dir.join("labels.jsonl"), &alerts, None, None)?;
+    let ev = run_evaluation(
+        &dir.join("labels.jsonl"),
+        &alerts,
+        TimelineSource::File(None),
+        None,
+    )?;
     println!("\nScores against the simulator's ground truth\n============================================");
     print!("{}", ev.to_text());
     if temp {
