@@ -43,11 +43,19 @@ fn leaked(v: &serde_json::Value) -> (u64, f64, f64) {
 fn leaked_from_log_matches_timeline() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    run(bin()
-        .args([
-            "simulate", "--users", "300", "--days", "1", "--seed", "3", "--out",
-        ])
-        .arg(dir));
+    // A light day (the default hijack rate writes ~200 MB even for 300 users, too slow for a
+    // debug test): three hijacks, one infected client.
+    let cfg = simulate::SimConfig {
+        users: 300,
+        days: 1,
+        seed: 3,
+        hijacks_per_day: 3.0,
+        heavy_day_prob: 0.0,
+        infected_per_day: 1.0,
+        start: simulate::Date::parse("2026-11-16").expect("valid date"),
+        ..simulate::SimConfig::default()
+    };
+    simulate::run(&cfg, dir).expect("simulate");
     let log = dir.join("mail.log");
     run(bin()
         .args(["analyze", "--format", "jsonl", "-o"])
