@@ -52,7 +52,7 @@ fn alerts_go_to_jsonl_and_webhook_with_retry() {
     let jsonl = d.path().join("alerts.jsonl");
     let (hook, rx) = webhook();
     let mut lines = sasl_failures("192.0.2.77", 25, 1);
-    lines.extend(sasl_failures("192.0.2.78", 25, 2));
+    lines.extend(sasl_failures("198.51.100.78", 25, 2));
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();
     let srv = Server::start(
         d.path(),
@@ -71,7 +71,7 @@ fn alerts_go_to_jsonl_and_webhook_with_retry() {
     let a: serde_json::Value = serde_json::from_str(&got[1].1).unwrap();
     let b: serde_json::Value = serde_json::from_str(&got[2].1).unwrap();
     assert_eq!(a["entity"]["id"], "192.0.2.77");
-    assert_eq!(b["entity"]["id"], "192.0.2.78");
+    assert_eq!(b["entity"]["id"], "198.51.100.78");
     assert_eq!(a["detector"], "auth-bruteforce");
     wait_for(10, "webhook_ok 2", || {
         (srv.metric("smtpscope_webhook_ok_total") == 2.0).then_some(())
@@ -87,7 +87,7 @@ fn alerts_go_to_jsonl_and_webhook_with_retry() {
                 .to_string()
         })
         .collect();
-    assert_eq!(ids, ["192.0.2.77", "192.0.2.78"]);
+    assert_eq!(ids, ["192.0.2.77", "198.51.100.78"]);
 }
 
 #[test]
@@ -102,7 +102,8 @@ fn a_dead_webhook_does_not_hold_up_detection() {
     );
     let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for ip in 1..=5 {
-        for l in sasl_failures(&format!("192.0.2.{ip}"), 21, 3) {
+        // One client per /24, so that only the per-address rule fires.
+        for l in sasl_failures(&format!("198.51.{ip}.9"), 21, 3) {
             u.send_to(format!("<38>{l}").as_bytes(), ("127.0.0.1", srv.syslog))
                 .unwrap();
         }
@@ -114,7 +115,7 @@ fn a_dead_webhook_does_not_hold_up_detection() {
     });
     for ip in 1..=5 {
         assert!(
-            ask(&mut c, &rcpt("x", &format!("192.0.2.{ip}"), "a@b.c")).starts_with("action=HOLD")
+            ask(&mut c, &rcpt("x", &format!("198.51.{ip}.9"), "a@b.c")).starts_with("action=HOLD")
         );
     }
     assert_eq!(srv.metric("smtpscope_webhook_ok_total"), 0.0);
