@@ -198,14 +198,6 @@ fn stats_json(run: &pipeline::RunStats) -> serde_json::Value {
     })
 }
 
-/// A message with no log line for this long is gone from the queue (rotated out of the log, or
-/// the log was cut): a deferred message is retried at least every 67 minutes by Postfix
-/// (`maximal_backoff_time`) and every 6 hours by Exim's default retry rule. Closing such
-/// messages keeps memory flat in the length of the input.
-const IDLE_CLOSE_SECS: i64 = 86_400;
-/// Lines between sweeps for idle messages (a sweep looks at every message in flight).
-const IDLE_SWEEP_LINES: u32 = 1 << 18;
-
 #[allow(clippy::too_many_arguments)] // one per command-line option of `analyze`
 fn analyze(
     files: Vec<PathBuf>,
@@ -241,24 +233,12 @@ fn analyze(
             .with_context(|| format!("{} is not a smtpscope state file", p.display()))?;
         engine.restore_state(st);
     }
-    let mut alerts = Vec::new();
     let mut out = out_writer(&output)?;
     let progress = !quiet && std::io::stderr().is_terminal();
     let threads = threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let mut fed = 0u32;
-    let run = pipeline::run_threads(&srcs, &t, progress, threads, |p, _| {
-        pipeline::feed(&mut engine, p);
-        fed += 1;
-        if fed == IDLE_SWEEP_LINES {
-            fed = 0;
-            engine.flush_idle(IDLE_CLOSE_SECS);
-        }
-        alerts.extend(engine.take_alerts());
-    })?;
-    engine.finish();
-    alerts.extend(engine.take_alerts());
+    let (run, alerts) = pipeline::analyze(&mut engine, &srcs, &t, progress, threads)?;
     if let Some(p) = &state {
         // Write beside and rename, so a crash never leaves half a state file.
         let tmp = p.with_extension("tmp");

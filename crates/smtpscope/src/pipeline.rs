@@ -183,6 +183,39 @@ pub fn run_threads(
     Ok(stats)
 }
 
+/// A message with no log line for this long is gone from the queue (rotated out of the log, or
+/// the log was cut): a deferred message is retried at least every 67 minutes by Postfix
+/// (`maximal_backoff_time`) and every 6 hours by Exim's default retry rule. Closing such
+/// messages keeps memory flat in the length of the input.
+pub const IDLE_CLOSE_SECS: i64 = 86_400;
+/// Lines between sweeps for idle messages (a sweep looks at every message in flight).
+pub const IDLE_SWEEP_LINES: u32 = 1 << 18;
+
+/// The batch analysis: every source through `engine`, idle messages swept, the end of input
+/// closing what is left. Returns what was read and every alert, in order.
+pub fn analyze(
+    engine: &mut detect::Engine,
+    srcs: &[Source],
+    t: &TimeOpts,
+    progress: bool,
+    threads: usize,
+) -> Result<(RunStats, Vec<detect::Alert>)> {
+    let mut alerts = Vec::new();
+    let mut fed = 0u32;
+    let run = run_threads(srcs, t, progress, threads, |p, _| {
+        feed(engine, p);
+        fed += 1;
+        if fed == IDLE_SWEEP_LINES {
+            fed = 0;
+            engine.flush_idle(IDLE_CLOSE_SECS);
+        }
+        alerts.extend(engine.take_alerts());
+    })?;
+    engine.finish();
+    alerts.extend(engine.take_alerts());
+    Ok((run, alerts))
+}
+
 /// Feed a parsed line to the engine.
 pub fn feed(engine: &mut detect::Engine, p: &Parsed<'_>) {
     if let (Some(h), Some(ev)) = (&p.header, &p.event) {

@@ -286,13 +286,14 @@ pub fn analyze_to(log: &Path, alerts_path: &Path, year: i64) -> Result<String> {
         tz: Some(jiff::tz::TimeZone::UTC),
     };
     let mut engine = detect::Engine::new(detect::Config::default());
-    let mut alerts = Vec::new();
-    let run = pipeline::run(&[Source::File(log.to_path_buf())], &t, false, |p, _| {
-        pipeline::feed(&mut engine, p);
-        alerts.extend(engine.take_alerts());
-    })?;
-    engine.finish();
-    alerts.extend(engine.take_alerts());
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let (run, alerts) = pipeline::analyze(
+        &mut engine,
+        &[Source::File(log.to_path_buf())],
+        &t,
+        false,
+        threads,
+    )?;
     let mut f = std::io::BufWriter::new(std::fs::File::create(alerts_path)?);
     for a in &alerts {
         serde_json::to_writer(&mut f, a)?;
