@@ -1,88 +1,172 @@
 //! A map with a size cap, for per-entity state under adversarial cardinality.
+//!
+//! Entries live in one of two segments, as in a segmented LRU cache: **probation** for newcomers
+//! and **protected** for entries the owner has marked as established with
+//! [`BoundedMap::protect`] (an account with a learned baseline). When the map is full, a
+//! newcomer takes the place of the least recently touched newcomers; protected entries are only
+//! evicted when they themselves crowd the map (more than all but [`PROBATION_SHARE`] of it), so
+//! a flood of new keys — half a million invented user names — can churn through probation but
+//! never flush what was learned. Every eviction is counted, per segment.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
 use maillog::Ts;
 
-/// A `HashMap` that never holds more than `cap` entries: when full, the least recently touched
-/// half is dropped (their state is forgotten, which only delays a detection; it never invents one).
+/// Share of the cap (1/n) kept for newcomers however many entries are protected: a newcomer
+/// evicts protected entries only while probation holds less than `cap / PROBATION_SHARE`
+/// entries. Our own idea: a quarter leaves room for a day's new accounts at an ISP whose
+/// established accounts fill the rest.
+pub const PROBATION_SHARE: usize = 4;
+
+/// Share (1/n) of a segment dropped when it must make room: evicting in batches keeps the cost
+/// per insert constant (one linear pass per `len / EVICT_SHARE` inserts).
+pub const EVICT_SHARE: usize = 2;
+
+/// Which segment an entry is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// Newcomers: evicted first, least recently touched first.
+    Probation,
+    /// Established entries: evicted only when they crowd the map.
+    Protected,
+}
+
+/// A `HashMap` that never holds more than `cap` entries (see the module docs for who is evicted).
+/// Eviction only forgets state, which delays a detection; it never invents one.
 #[derive(Debug, Clone)]
 pub struct BoundedMap<K, V> {
-    map: HashMap<K, (Ts, V)>,
+    probation: HashMap<K, (Ts, V)>,
+    protected: HashMap<K, (Ts, V)>,
     cap: usize,
-    evicted: u64,
+    evicted_probation: u64,
+    evicted_protected: u64,
 }
 
 impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// Empty, holding at most `cap` entries.
     pub fn new(cap: usize) -> Self {
         BoundedMap {
-            map: HashMap::new(),
+            probation: HashMap::new(),
+            protected: HashMap::new(),
             cap: cap.max(2),
-            evicted: 0,
+            evicted_probation: 0,
+            evicted_protected: 0,
         }
     }
 
-    /// Entry for `k`, created with `make` when absent, touched at `ts`.
+    /// Entry for `k`, created with `make` (in probation) when absent, touched at `ts`.
     pub fn get_or_insert_with(&mut self, k: &K, ts: Ts, make: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains_key(k) {
-            if self.map.len() >= self.cap {
-                self.evict();
+        // One hash lookup on the common paths (hashbrown skips hashing an empty segment).
+        let e = if !self.protected.is_empty() && self.protected.contains_key(k) {
+            self.protected
+                .get_mut(k)
+                .expect("present: contains_key just said so")
+        } else {
+            if self.len() >= self.cap && !self.probation.contains_key(k) {
+                self.make_room();
             }
-            self.map.insert(k.clone(), (ts, make()));
-        }
-        let e = self.map.get_mut(k).expect("present: inserted above");
+            self.probation
+                .entry(k.clone())
+                .or_insert_with(|| (ts, make()))
+        };
         if ts > e.0 {
             e.0 = ts;
         }
         &mut e.1
     }
 
+    /// Move `k` to the protected segment (no-op when absent or already there).
+    pub fn protect(&mut self, k: &K) {
+        if let Some((key, v)) = self.probation.remove_entry(k) {
+            self.protected.insert(key, v);
+        }
+    }
+
+    /// The segment `k` is in.
+    pub fn segment(&self, k: &K) -> Option<Segment> {
+        if self.protected.contains_key(k) {
+            Some(Segment::Protected)
+        } else if self.probation.contains_key(k) {
+            Some(Segment::Probation)
+        } else {
+            None
+        }
+    }
+
     /// Look up without touching.
     pub fn get(&self, k: &K) -> Option<&V> {
-        self.map.get(k).map(|(_, v)| v)
+        self.protected
+            .get(k)
+            .or_else(|| self.probation.get(k))
+            .map(|(_, v)| v)
     }
 
     /// Look up mutably without touching.
     pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
-        self.map.get_mut(k).map(|(_, v)| v)
+        match self.protected.get_mut(k) {
+            Some((_, v)) => Some(v),
+            None => self.probation.get_mut(k).map(|(_, v)| v),
+        }
     }
 
     /// Entries.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.probation.len() + self.protected.len()
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
-    /// Entries dropped so far because of the cap.
+    /// Entries dropped so far because of the cap (both segments).
     pub fn evicted(&self) -> u64 {
-        self.evicted
+        self.evicted_probation + self.evicted_protected
     }
 
-    /// Drop entries not touched since `before`.
+    /// Protected entries dropped so far because of the cap.
+    pub fn evicted_protected(&self) -> u64 {
+        self.evicted_protected
+    }
+
+    /// Drop entries (of both segments) not touched since `before`.
     pub fn retain_since(&mut self, before: Ts) {
-        self.map.retain(|_, (t, _)| *t >= before);
+        self.probation.retain(|_, (t, _)| *t >= before);
+        self.protected.retain(|_, (t, _)| *t >= before);
     }
 
-    /// Iterate.
+    /// Iterate (protected entries first; order within a segment is unspecified).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.iter().map(|(k, (_, v))| (k, v))
+        self.protected
+            .iter()
+            .chain(self.probation.iter())
+            .map(|(k, (_, v))| (k, v))
     }
 
-    fn evict(&mut self) {
-        let mut ts: Vec<Ts> = self.map.values().map(|(t, _)| *t).collect();
-        let mid = ts.len() / 2;
-        ts.select_nth_unstable(mid);
-        let cut = ts[mid];
-        let before = self.map.len();
-        self.map.retain(|_, (t, _)| *t > cut);
-        self.evicted += (before - self.map.len()) as u64;
+    fn make_room(&mut self) {
+        let floor = self.cap / PROBATION_SHARE;
+        if self.probation.len() >= floor.max(1) || self.protected.is_empty() {
+            self.evicted_probation += evict_oldest(&mut self.probation);
+        } else {
+            self.evicted_protected += evict_oldest(&mut self.protected);
+        }
     }
+}
+
+/// Drop the least recently touched `1 / EVICT_SHARE` of `map` (at least one entry; all entries
+/// touched at the cut time go together, so the result never depends on iteration order).
+fn evict_oldest<K: Hash + Eq, V>(map: &mut HashMap<K, (Ts, V)>) -> u64 {
+    if map.is_empty() {
+        return 0;
+    }
+    let mut ts: Vec<Ts> = map.values().map(|(t, _)| *t).collect();
+    let k = (ts.len() / EVICT_SHARE).saturating_sub(1);
+    let (_, cut, _) = ts.select_nth_unstable(k);
+    let cut = *cut;
+    let before = map.len();
+    map.retain(|_, (t, _)| *t > cut);
+    (before - map.len()) as u64
 }
 
 #[cfg(test)]
@@ -99,5 +183,38 @@ mod tests {
         assert!(m.get(&9_999).is_some());
         assert!(m.get(&0).is_none());
         assert!(m.evicted() >= 9_900);
+        assert_eq!(m.evicted_protected(), 0);
+    }
+
+    #[test]
+    fn newcomers_never_flush_protected_entries() {
+        let mut m = BoundedMap::new(1_000);
+        for i in 0..600i64 {
+            m.get_or_insert_with(&i, Ts::from_secs(i), || 0u32);
+            m.protect(&i);
+        }
+        // A flood of newer keys, each touched later than every protected entry.
+        for i in 1_000..200_000i64 {
+            m.get_or_insert_with(&i, Ts::from_secs(i), || 0u32);
+        }
+        assert!(m.len() <= 1_000);
+        assert!((0..600).all(|i| m.segment(&i) == Some(Segment::Protected)));
+        assert_eq!(m.evicted_protected(), 0);
+        assert!(m.evicted() >= 199_000 - 400);
+    }
+
+    #[test]
+    fn protected_entries_that_crowd_the_map_make_room_for_newcomers() {
+        let mut m = BoundedMap::new(100);
+        for i in 0..100i64 {
+            m.get_or_insert_with(&i, Ts::from_secs(i), || 0u32);
+            m.protect(&i);
+        }
+        m.get_or_insert_with(&1_000, Ts::from_secs(1_000), || 0u32);
+        assert!(m.len() <= 100);
+        assert_eq!(m.segment(&1_000), Some(Segment::Probation));
+        assert!(m.evicted_protected() > 0);
+        // The least recently touched went.
+        assert!(m.get(&0).is_none() && m.get(&99).is_some());
     }
 }
