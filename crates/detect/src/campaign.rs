@@ -1,12 +1,19 @@
 //! `campaign`: accounts hijacked by one botnet at once.
 //!
-//! Botnets reuse bots, and a stolen password list often holds several accounts of one domain.
-//! So flagged accounts that share source IPs, or flagged accounts of one domain within a short
-//! time, are one incident: the campaign lists its accounts, the IPs they share and when it
-//! started. Its IPs are remembered for a while, and an account seen from them is suspicious
-//! sooner (the `campaign-ips` signal of `auth-hijack`).
+//! Botnets reuse bots, and a stolen password list often holds several accounts of one domain
+//! (IIJ: several accounts of one domain at once). So flagged accounts that share source IPs, or
+//! flagged accounts of one domain within a short time, are one incident: the campaign lists its
+//! accounts, the IPs they share and when it started. Its IPs are remembered for a while, and an
+//! account seen from them is suspicious sooner (the `campaign-ips` signal of `auth-hijack`).
+//!
+//! The correlator is linear in the flagged accounts: groups are a union–find over account
+//! numbers, an index maps each remembered IP to the last flagged account that used it, and a
+//! domain remembers only its latest flagged account (joining that one joins the whole group,
+//! since groups are transitive). An alert lists at most [`MAX_MEMBERS`] accounts, and a large
+//! campaign is re-alerted only when it has doubled, so 8,000 accounts of one domain cost a few
+//! alerts, not 8,000 ever-longer ones.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use maillog::Ts;
@@ -16,29 +23,47 @@ use crate::alert::{Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
 use crate::config::Config;
 
-/// Most member accounts listed per campaign.
+/// Most member accounts listed per campaign (and per alert); the alert also gives the total.
 pub const MAX_MEMBERS: usize = 1000;
+/// Most sender domains listed per campaign.
+pub const MAX_DOMAINS: usize = 50;
+/// A campaign of up to this many accounts is re-alerted for every new member; a larger one only
+/// when it has doubled since its last alert (our own idea: every member of a small campaign
+/// matters to the desk; a large one needs a few updates, not one per account).
+pub const SMALL_CAMPAIGN: u64 = 8;
+/// Remembered IPs older than `ip_memory` are swept at most once per this many seconds of event
+/// time (each lookup also checks the age, so the sweep only frees memory).
+pub const SWEEP_SECS: i64 = 3600;
 
 #[derive(Debug, Clone)]
 struct Group {
     id: String,
-    members: Vec<(String, Ts)>,
+    /// Listed members (at most [`MAX_MEMBERS`]).
+    members: Vec<(u32, Ts)>,
+    /// All members.
+    size: u64,
     shared_ips: u64,
     domains: Vec<String>,
     first: Ts,
-    alerted_members: usize,
+    alerted_size: u64,
 }
 
 /// The correlator.
 #[derive(Debug)]
 pub struct Campaigns {
-    /// IP -> index of the flagged account that used it most recently.
-    ip_owner: BoundedMap<IpAddr, u32>,
+    /// IP -> (index of the flagged account that used it most recently, when).
+    ip_owner: BoundedMap<IpAddr, (u32, Ts)>,
     accounts: Vec<String>,
     account_idx: HashMap<String, u32>,
-    group_of: HashMap<u32, usize>,
+    /// Union–find parent of each account number.
+    parent: Vec<u32>,
+    /// Group of each root account number.
+    group_of_root: HashMap<u32, usize>,
     groups: Vec<Group>,
-    by_domain: HashMap<String, Vec<(u32, Ts)>>,
+    /// Domain -> its latest flagged account and when.
+    by_domain: HashMap<String, (u32, Ts)>,
+    last_sweep: Option<Ts>,
+    steps: u64,
 }
 
 fn domain(account: &str) -> Option<&str> {
@@ -55,15 +80,20 @@ impl Campaigns {
             ip_owner: BoundedMap::new(cfg.campaign.max_ips),
             accounts: Vec::new(),
             account_idx: HashMap::new(),
-            group_of: HashMap::new(),
+            parent: Vec::new(),
+            group_of_root: HashMap::new(),
             groups: Vec::new(),
             by_domain: HashMap::new(),
+            last_sweep: None,
+            steps: 0,
         }
     }
 
-    /// Is this IP one a flagged account used recently?
-    pub fn is_campaign_ip(&self, ip: IpAddr) -> bool {
-        self.ip_owner.get(&ip).is_some()
+    /// Is this IP one a flagged account used within `ip_memory` before `now`?
+    pub fn is_campaign_ip(&self, cfg: &Config, ip: IpAddr, now: Ts) -> bool {
+        self.ip_owner
+            .get(&ip)
+            .is_some_and(|(_, t)| t.plus_secs(cfg.campaign.ip_memory.0) >= now)
     }
 
     fn idx(&mut self, account: &str) -> u32 {
@@ -73,68 +103,104 @@ impl Campaigns {
         let i = self.accounts.len() as u32;
         self.accounts.push(account.to_string());
         self.account_idx.insert(account.to_string(), i);
+        self.parent.push(i);
         i
     }
 
-    fn join(&mut self, a: u32, b: u32, ts: Ts, shared: u64) {
-        let ga = self.group_of.get(&a).copied();
-        let gb = self.group_of.get(&b).copied();
-        let g = match (ga, gb) {
-            (Some(x), Some(y)) if x == y => x,
-            (Some(x), Some(y)) => {
-                // Merge y into x.
-                let moved = std::mem::take(&mut self.groups[y].members);
-                for (m, _) in &moved {
-                    if let Some(&i) = self.account_idx.get(m) {
-                        self.group_of.insert(i, x);
-                    }
-                }
-                let first = self.groups[y].first;
-                let gx = &mut self.groups[x];
-                gx.members.extend(moved);
-                gx.members.truncate(MAX_MEMBERS);
-                gx.first = gx.first.min(first);
-                x
-            }
-            (Some(x), None) | (None, Some(x)) => x,
-            (None, None) => {
-                let id = format!(
-                    "campaign-{}-{}",
-                    ts.display_utc().replace([' ', ':'], "").replace('-', ""),
-                    self.groups.len() + 1
-                );
-                self.groups.push(Group {
-                    id,
-                    members: Vec::new(),
-                    shared_ips: 0,
-                    domains: Vec::new(),
-                    first: ts,
-                    alerted_members: 0,
-                });
-                self.groups.len() - 1
-            }
-        };
-        for i in [a, b] {
-            if self.group_of.get(&i) != Some(&g)
-                || !self.groups[g]
-                    .members
-                    .iter()
-                    .any(|(m, _)| *m == self.accounts[i as usize])
-            {
-                self.group_of.insert(i, g);
-                let name = self.accounts[i as usize].clone();
-                let grp = &mut self.groups[g];
-                if !grp.members.iter().any(|(m, _)| *m == name) && grp.members.len() < MAX_MEMBERS {
-                    if let Some(d) = domain(&name) {
-                        if !grp.domains.iter().any(|x| x == d) && grp.domains.len() < 50 {
-                            grp.domains.push(d.to_string());
-                        }
-                    }
-                    grp.members.push((name, ts));
-                }
-            }
+    /// Elementary steps of correlation so far (IP index look-ups, union–find hops, members
+    /// moved or listed in alerts): the measure of its linear cost, build-independent.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The campaign an account belongs to: its id and how many accounts it has.
+    pub fn campaign_of(&self, account: &str) -> Option<(&str, u64)> {
+        let mut i = *self.account_idx.get(account)?;
+        while self.parent[i as usize] != i {
+            i = self.parent[i as usize];
         }
-        self.groups[g].shared_ips += shared;
+        let g = &self.groups[*self.group_of_root.get(&i)?];
+        Some((g.id.as_str(), g.size))
+    }
+
+    fn root(&mut self, mut i: u32) -> u32 {
+        while self.parent[i as usize] != i {
+            self.steps += 1;
+            let p = self.parent[i as usize];
+            // Path halving keeps the trees flat.
+            self.parent[i as usize] = self.parent[p as usize];
+            i = p;
+        }
+        i
+    }
+
+    /// The group of `i`, created (with `i` as its only member) when it has none.
+    fn group(&mut self, i: u32, ts: Ts) -> usize {
+        let r = self.root(i);
+        if let Some(&g) = self.group_of_root.get(&r) {
+            return g;
+        }
+        let id = format!(
+            "campaign-{}-{}",
+            ts.display_utc().replace([' ', ':'], "").replace('-', ""),
+            self.groups.len() + 1
+        );
+        let mut g = Group {
+            id,
+            members: Vec::new(),
+            size: 0,
+            shared_ips: 0,
+            domains: Vec::new(),
+            first: ts,
+            alerted_size: 0,
+        };
+        add_member(&self.accounts, &mut g, i, ts);
+        self.groups.push(g);
+        self.group_of_root.insert(r, self.groups.len() - 1);
+        self.groups.len() - 1
+    }
+
+    /// Put `a` and `b` in one group (`b` was flagged before, `a` now).
+    fn join(&mut self, a: u32, b: u32, ts: Ts, shared: u64) -> usize {
+        let gb = self.group(b, ts);
+        let rb = self.root(b);
+        let ra = self.root(a);
+        let Some(&ga) = self.group_of_root.get(&ra) else {
+            // `a` is alone: it joins b's group.
+            self.parent[ra as usize] = rb;
+            add_member(&self.accounts, &mut self.groups[gb], a, ts);
+            self.groups[gb].shared_ips += shared;
+            return gb;
+        };
+        if ga == gb {
+            self.groups[ga].shared_ips += shared;
+            return ga;
+        }
+        // Merge the smaller group into the larger (ties: into the older).
+        let (keep, gone, rkeep, rgone) = if (self.groups[ga].size, gb) > (self.groups[gb].size, ga)
+        {
+            (ga, gb, ra, rb)
+        } else {
+            (gb, ga, rb, ra)
+        };
+        self.parent[rgone as usize] = rkeep;
+        self.group_of_root.remove(&rgone);
+        let g = std::mem::replace(
+            &mut self.groups[gone],
+            Group {
+                id: String::new(),
+                members: Vec::new(),
+                size: 0,
+                shared_ips: 0,
+                domains: Vec::new(),
+                first: ts,
+                alerted_size: 0,
+            },
+        );
+        self.steps += g.members.len() as u64;
+        absorb(&mut self.groups[keep], g);
+        self.groups[keep].shared_ips += shared;
+        keep
     }
 
     /// An account was flagged at `ts`, having used `ips`.
@@ -149,19 +215,26 @@ impl Campaigns {
         if !cfg.campaign.enabled {
             return;
         }
-        let me = self.idx(account);
-        // Shared IPs with other flagged accounts.
-        let mut shared: HashMap<u32, u64> = HashMap::new();
-        for ip in ips {
-            if let Some(&o) = self.ip_owner.get(ip) {
-                if o != me {
-                    *shared.entry(o).or_default() += 1;
-                }
-            }
-            self.ip_owner.get_or_insert_with(ip, ts, || me);
+        let memory = cfg.campaign.ip_memory.0;
+        if self
+            .last_sweep
+            .is_none_or(|t| t.plus_secs(SWEEP_SECS) <= ts)
+        {
+            self.ip_owner.retain_since(ts.plus_secs(-memory));
+            self.last_sweep = Some(ts);
         }
-        self.ip_owner
-            .retain_since(ts.plus_secs(-cfg.campaign.ip_memory.0));
+        let me = self.idx(account);
+        self.steps += ips.len() as u64 + 1;
+        // Shared IPs with other flagged accounts (ordered, so merges never depend on a hash).
+        let mut shared: BTreeMap<u32, u64> = BTreeMap::new();
+        for ip in ips {
+            let slot = self.ip_owner.get_or_insert_with(ip, ts, || (me, ts));
+            let (o, t) = *slot;
+            if o != me && t.plus_secs(memory) >= ts {
+                *shared.entry(o).or_default() += 1;
+            }
+            *slot = (me, ts);
+        }
         let mut touched = false;
         for (o, n) in shared {
             if n >= cfg.campaign.min_shared_ips {
@@ -169,33 +242,44 @@ impl Campaigns {
                 touched = true;
             }
         }
-        // Same domain within the window.
-        if let Some(d) = domain(account).map(str::to_string) {
+        // Same domain within the window: joining its latest flagged account joins its group.
+        if let Some(d) = domain(account) {
             let w = cfg.campaign.domain_window.0;
-            let list = self.by_domain.entry(d).or_default();
-            list.retain(|(_, t)| t.plus_secs(w) >= ts);
-            if !list.iter().any(|(i, _)| *i == me) {
-                list.push((me, ts));
-            }
-            let others: Vec<u32> = list.iter().map(|(i, _)| *i).filter(|i| *i != me).collect();
-            for o in others {
+            let prev = self.by_domain.get(d).copied();
+            if let Some((o, _)) = prev.filter(|(o, t)| *o != me && t.plus_secs(w) >= ts) {
                 self.join(me, o, ts, 0);
                 touched = true;
+            }
+            match self.by_domain.get_mut(d) {
+                Some(e) => *e = (me, ts),
+                None => {
+                    self.by_domain.insert(d.to_string(), (me, ts));
+                }
             }
         }
         if !touched {
             return;
         }
-        let Some(&g) = self.group_of.get(&me) else {
-            return;
-        };
-        let grp = &mut self.groups[g];
-        if grp.members.len() < 2 || grp.members.len() <= grp.alerted_members {
-            return;
+        let g = self.group(me, ts);
+        if let Some(a) = self.alert(g, ts) {
+            out.push(a);
         }
-        grp.alerted_members = grp.members.len();
-        let n = grp.members.len();
-        out.push(Alert {
+    }
+
+    /// The alert for group `g` when it grew enough since its last one.
+    fn alert(&mut self, g: usize, ts: Ts) -> Option<Alert> {
+        let grp = &mut self.groups[g];
+        let n = grp.size;
+        let grown = n > grp.alerted_size
+            && (n <= SMALL_CAMPAIGN || n >= grp.alerted_size.saturating_mul(2));
+        if n < 2 || !grown {
+            return None;
+        }
+        grp.alerted_size = n;
+        self.steps += grp.members.len() as u64;
+        let grp = &self.groups[g];
+        let name = |i: u32| self.accounts[i as usize].as_str();
+        Some(Alert {
             ts,
             detector: Detector::Campaign,
             entity: Entity::new(EntityKind::Campaign, grp.id.clone()),
@@ -206,13 +290,89 @@ impl Campaigns {
                 grp.domains.join(", ")
             ),
             evidence: json!({
-                "accounts": grp.members.iter().map(|(m, _)| m).collect::<Vec<_>>(),
-                "entities": grp.members.iter().map(|(m, _)| json!({"kind": "account", "id": m})).collect::<Vec<_>>(),
-                "joined": grp.members.iter().map(|(m, t)| json!({"account": m, "at": t.rfc3339()})).collect::<Vec<_>>(),
+                "accounts": grp.members.iter().map(|(m, _)| name(*m)).collect::<Vec<_>>(),
+                "accounts_total": n,
+                "entities": grp.members.iter().map(|(m, _)| json!({"kind": "account", "id": name(*m)})).collect::<Vec<_>>(),
+                "joined": grp.members.iter().map(|(m, t)| json!({"account": name(*m), "at": t.rfc3339()})).collect::<Vec<_>>(),
                 "shared_ips": grp.shared_ips,
                 "domains": grp.domains,
                 "first": grp.first.rfc3339(),
             }),
-        });
+        })
+    }
+}
+
+/// Add account `i` to `g` (listed while there is room).
+fn add_member(accounts: &[String], g: &mut Group, i: u32, ts: Ts) {
+    g.size += 1;
+    if g.members.len() < MAX_MEMBERS {
+        g.members.push((i, ts));
+    }
+    if let Some(d) = domain(&accounts[i as usize]) {
+        if g.domains.len() < MAX_DOMAINS && !g.domains.iter().any(|x| x == d) {
+            g.domains.push(d.to_string());
+        }
+    }
+}
+
+/// Move a merged group into `keep` (the listing stays capped).
+fn absorb(keep: &mut Group, gone: Group) {
+    keep.size += gone.size;
+    keep.shared_ips += gone.shared_ips;
+    let room = MAX_MEMBERS.saturating_sub(keep.members.len());
+    keep.members.extend(gone.members.into_iter().take(room));
+    keep.first = keep.first.min(gone.first);
+    for d in gone.domains {
+        if keep.domains.len() >= MAX_DOMAINS {
+            break;
+        }
+        if !keep.domains.contains(&d) {
+            keep.domains.push(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(i: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
+    #[test]
+    fn shared_ips_and_domains_join_transitively() {
+        let cfg = Config::default();
+        let mut c = Campaigns::new(&cfg);
+        let mut out = Vec::new();
+        let t = Ts::from_secs(1_000_000);
+        c.flagged(&cfg, t, "a@x.example", &[ip(1), ip(2)], &mut out);
+        assert!(out.is_empty());
+        c.flagged(
+            &cfg,
+            t.plus_secs(10),
+            "b@y.example",
+            &[ip(1), ip(2), ip(3)],
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].evidence["accounts_total"], 2);
+        // c shares the domain of a: one campaign of three.
+        c.flagged(&cfg, t.plus_secs(20), "c@x.example", &[ip(9)], &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].evidence["accounts_total"], 3);
+        assert_eq!(out[1].entity, out[0].entity);
+        // Outside the domain window and with no shared IP: a campaign of its own, no alert.
+        c.flagged(
+            &cfg,
+            t.plus_secs(90_000),
+            "d@x.example",
+            &[ip(50)],
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        // Remembered IPs expire after ip_memory.
+        assert!(!c.is_campaign_ip(&cfg, ip(1), t.plus_secs(200_000)));
+        assert!(c.is_campaign_ip(&cfg, ip(50), t.plus_secs(90_001)));
     }
 }

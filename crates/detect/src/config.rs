@@ -239,8 +239,8 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// `auth-hijack`: accounts used from far more networks and countries than their history, or in
-/// bursts from a foreign network.
+/// `auth-hijack`: accounts used from far more networks than their history (geography lowers the
+/// count needed), or in sustained bursts from an address new to them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Hijack {
@@ -250,15 +250,25 @@ pub struct Hijack {
     pub min_score: f64,
     /// Window for the spread features.
     pub window: Duration,
-    /// Spread: at least this many autonomous systems not in the account's baseline within the
-    /// window…
+    /// Spread: at least this many source networks (/24 for IPv4, /48 for IPv6) not in the
+    /// account's baseline within the window, with or without geo data (IIJ: the number of source
+    /// addresses is the first sign). A person's phone, laptop and office show a handful per hour;
+    /// a botnet hundreds.
+    pub min_new_networks: u64,
+    /// Geo-spread (geography lowers the count needed): at least this many autonomous systems not
+    /// in the account's baseline within the window…
     pub min_new_asns: u64,
     /// …in at least this many countries not in its baseline. A traveller adds one country and
     /// an ASN or two; a phone on a carrier adds IPs but stays in one ASN; a botnet adds dozens.
     pub min_new_countries: u64,
-    /// Burst: this many messages from one IP within one minute…
+    /// Burst: messages from one address new to the account at an average of at least this many
+    /// per minute (IIJ: several per second; we take one per second as the floor)…
     pub burst_per_minute: u64,
-    /// …from a country that is neither the account's nor one of `home_countries`.
+    /// …sustained for at least this long without a minute's pause (longer than a mail client's
+    /// outbox flush; a one-minute spike is not a burst).
+    pub burst_sustain: Duration,
+    /// Countries that are never foreign: a burst from an account without history counts only
+    /// from a country that is neither the account's nor one of these.
     pub home_countries: Vec<String>,
     /// Countries with at least this share of all authenticated logins count as home countries
     /// too (learned from the population).
@@ -276,9 +286,11 @@ impl Default for Hijack {
             enabled: true,
             min_score: 0.8,
             window: Duration(3600),
+            min_new_networks: 20,
             min_new_asns: 6,
             min_new_countries: 4,
-            burst_per_minute: 30,
+            burst_per_minute: 60,
+            burst_sustain: Duration(30),
             home_countries: Vec::new(),
             home_country_share: 0.2,
             max_recent_ips: 512,

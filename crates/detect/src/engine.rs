@@ -49,6 +49,20 @@ pub struct State {
     pub baselines: Vec<(String, Baseline)>,
 }
 
+impl State {
+    /// Merge a newer snapshot into this saved state: the newer baseline of an account replaces
+    /// the older one; a baseline absent from the snapshot (evicted from memory, or not seen in
+    /// this run) is kept. Sorted by account, as snapshots are.
+    pub fn merge(&mut self, newer: State) {
+        let mut all: std::collections::BTreeMap<String, Baseline> =
+            std::mem::take(&mut self.baselines).into_iter().collect();
+        all.extend(newer.baselines);
+        self.baselines = all.into_iter().collect();
+        self.version = newer.version;
+        self.taken_at = self.taken_at.max(newer.taken_at);
+    }
+}
+
 /// Which way a message went, as far as the log tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -617,7 +631,15 @@ impl Engine {
         (self.hijack.tracked(), self.hijack.approx_bytes())
     }
 
-    /// The state worth keeping across runs (account baselines).
+    /// Counters of the hijack detector's state (tracked and evicted accounts, failed logins for
+    /// names without state, the population norm's size).
+    pub fn hijack_stats(&self) -> crate::hijack::HijackStats {
+        self.hijack.stats()
+    }
+
+    /// The state worth keeping across runs (account baselines). It holds the baselines in
+    /// memory; one evicted from memory is not in it, so a saver merges it into what was saved
+    /// before ([`State::merge`]) and never deletes a baseline for being absent.
     pub fn snapshot_state(&self) -> State {
         State {
             version: 1,
@@ -643,7 +665,7 @@ impl Engine {
         failed: u32,
     ) {
         let mut out = Vec::new();
-        let campaigns = &self.campaigns;
+        let (campaigns, cfg) = (&self.campaigns, &self.cfg);
         self.hijack.observe(
             &self.cfg,
             &self.geo,
@@ -655,7 +677,7 @@ impl Engine {
                 rcpts,
                 failed,
             },
-            |ip| campaigns.is_campaign_ip(ip),
+            |ip| campaigns.is_campaign_ip(cfg, ip, ts),
             &mut out,
         );
         let mut camp = Vec::new();

@@ -1,50 +1,111 @@
 //! `auth-hijack`: fraudulent SMTP AUTH with stolen passwords.
 //!
-//! A hijacked account in a botnet's hands is used from hundreds to thousands of source IPs in up
-//! to ~30 countries: either a few messages from each of very many IPs ("spread", ~90% of cases),
-//! or thousands from single IPs at several per second for about an hour ("burst", ~10%). The
-//! features here are per account, over event-time windows, against the account's own baseline
-//! (the countries, networks and rhythm of its past, learned from days without alerts) and the
-//! population's norm (how many new networks an account normally shows in an hour):
+//! A hijacked account in a botnet's hands is used from hundreds to thousands of source addresses
+//! in up to ~30 countries: either a few messages from each of very many addresses ("spread",
+//! ~90% of cases), or thousands from single addresses new to the account at several per second
+//! for about an hour ("burst", ~10%) (IIJ, Hu et al.). The first sign is therefore the
+//! **number of source networks new to the account** within a window, against the account's own
+//! history and the population's norm; geography and autonomous systems strengthen it — they
+//! lower the count needed — but are never required (a domestic botnet, or networks the geo data
+//! does not know, still shows as many new /24s). A burst is a **sustained rate from one address
+//! new to the account**, never a spike from an address the account always uses.
 //!
-//! - spread: autonomous systems and countries not in the baseline within the window;
-//! - burst: messages from one IP within a minute, from a country that is neither the account's
-//!   nor a home country of the population;
-//! - supporting signals: failed logins to the account before it sent, IPs shared with accounts
-//!   already flagged (a botnet reuses bots), a high failure rate of its recipients, activity at
-//!   an hour the account is never active.
+//! The code follows that reasoning in three seams:
+//! - **baseline learning** ([`Baseline`], [`learn_day`]): the networks, countries, ASNs and
+//!   hours of the account's past days, learned only from days without alerts;
+//! - **features** ([`Features`]) of the account's window, and **signals** as a pure function of
+//!   them ([`signals`]), each with a named score;
+//! - **evidence** ([`HijackEvidence`]): what the abuse desk reads.
 //!
-//! Signals combine as `1 - Π(1 - s)`; the alert says which fired and the numbers behind them.
-//! Memory per account is bounded: at most `max_recent_ips` first-sightings in the window, a
-//! one-minute ring of at most [`MAX_MINUTE_MSGS`] messages, capped baseline sets, and
-//! [`Distinct`] counters that switch to a 256-byte sketch past 64 values.
+//! Signals combine as `1 - Π(1 - s)`. Supporting signals (failed logins before, shared botnet
+//! addresses, failed recipients, an unusual hour, a foreign country) count only when a primary
+//! one (spread, geo-spread, spread-partial, burst) fired.
+//!
+//! Memory per account is bounded: at most `max_recent_ips` first sightings in the window, capped
+//! baseline and day sets, and [`Distinct`] counters that switch to a 256-byte sketch past 64
+//! values. Accounts get state only when they send (a failed login for a name never seen creates
+//! nothing), and accounts with a learned baseline are protected from eviction by newcomers
+//! ([`BoundedMap`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::fmt;
 use std::net::IpAddr;
 
 use geo::{Country, GeoDb};
 use maillog::Ts;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::distinct::{mix, Distinct};
 use crate::window::Counter;
 
 /// The fast window of the evidence (first sightings within it), seconds.
 pub const FAST_WINDOW_SECS: i64 = 600;
-/// Messages remembered per account for the one-minute burst count.
-pub const MAX_MINUTE_MSGS: usize = 1024;
 /// Countries kept in a baseline.
 pub const BASELINE_COUNTRIES: usize = 16;
 /// ASNs kept in a baseline.
 pub const BASELINE_ASNS: usize = 32;
+/// Source networks (/24, /48) kept in a baseline; when full, the one seen on the fewest days
+/// gives way.
+pub const BASELINE_NETWORKS: usize = 32;
 /// Sample recipients kept per account.
 pub const SAMPLE_RCPTS: usize = 8;
-/// A day whose source networks are more diverse than this is not learned into the baseline.
+/// A day whose source ASNs are more diverse than this is not learned into the baseline.
 pub const LEARN_MAX_ASNS: usize = 12;
+/// A day with more source networks (/24, /48) than this is not learned into the baseline (a
+/// person's devices use a handful; a botnet hundreds). Our own idea, like [`LEARN_MAX_ASNS`].
+pub const LEARN_MAX_NETWORKS: usize = 32;
+/// Countries counted per day.
+pub const DAY_COUNTRIES: usize = 64;
+/// A minute without a message from an address ends its run: a burst is a rate *sustained*
+/// without pause (IIJ: several per second for about an hour).
+pub const BURST_RUN_GAP_SECS: i64 = 60;
+/// The population norm is this quantile of each account's largest count of new networks (and
+/// new ASNs) in a window.
+pub const POPULATION_QUANTILE: f64 = 0.999;
+/// Account-days with a known country needed before a country's share of them makes it a home
+/// country.
+pub const HOME_SHARE_MIN_LOGINS: u64 = 100;
+
+/// Score of `spread` at its threshold (reaches [`SPREAD_MAX`] at four times the threshold).
+pub const SPREAD_SCORE: f64 = 0.8;
+/// Highest score of `spread` and `geo-spread`.
+pub const SPREAD_MAX: f64 = 0.99;
+/// Score of `geo-spread` on many ASNs in few countries (twice `min_new_asns`).
+pub const GEO_SPREAD_ASNS_ONLY_SCORE: f64 = 0.8;
+/// Score of `spread-partial`: not enough alone, enough with two supporting signals.
+pub const SPREAD_PARTIAL_SCORE: f64 = 0.4;
+/// Score of `burst`: enough alone.
+pub const BURST_SCORE: f64 = 0.85;
+/// Score of `new-country` (the burst's address is in a country foreign to the account and the
+/// population).
+pub const NEW_COUNTRY_SCORE: f64 = 0.3;
+/// Score of `campaign-ips`.
+pub const CAMPAIGN_IPS_SCORE: f64 = 0.6;
+/// Score of `auth-failures-before`.
+pub const AUTH_FAILURES_SCORE: f64 = 0.3;
+/// Score of `failures` (failed recipients).
+pub const FAILURES_SCORE: f64 = 0.3;
+/// Score of `unusual-hour`.
+pub const UNUSUAL_HOUR_SCORE: f64 = 0.1;
+
+/// `spread-partial`: at least this many addresses…
+pub const PARTIAL_MIN_IPS: u64 = 4;
+/// …from this many new ASNs…
+pub const PARTIAL_MIN_ASNS: u64 = 3;
+/// …in this many new countries (or half of `min_new_networks` new networks without geo).
+pub const PARTIAL_MIN_COUNTRIES: u64 = 2;
+/// `auth-failures-before`: failed logins to the account within the window.
+pub const AUTH_FAILURES_MIN: u64 = 5;
+/// `campaign-ips`: addresses shared with accounts already flagged.
+pub const CAMPAIGN_IPS_MIN: u32 = 2;
+/// `failures`: recipients in the window before their failure share counts…
+pub const FAILURES_MIN_RCPTS: u64 = 10;
+/// `unusual-hour`: days learned before an unused hour of day means something.
+pub const UNUSUAL_HOUR_MIN_DAYS: u32 = 7;
 
 /// What an account normally looks like, learned from days without alerts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -59,6 +120,10 @@ pub struct Baseline {
     pub msgs_per_day: f64,
     /// Messages per hour of day (UTC), learned days only.
     pub hours: Vec<u32>,
+    /// Source networks (`geo::prefix_key`: /24 for IPv4, /48 for IPv6) with the days each was
+    /// seen. Absent in state files written before it existed.
+    #[serde(default)]
+    pub networks: Vec<(u64, u32)>,
 }
 
 impl Baseline {
@@ -68,35 +133,140 @@ impl Baseline {
     fn has_asn(&self, a: u32) -> bool {
         self.asns.contains(&a)
     }
+    fn has_network(&self, n: u64) -> bool {
+        self.networks.iter().any(|(x, _)| *x == n)
+    }
 }
 
+/// One source address of an account within the window.
 #[derive(Debug, Clone)]
 struct Obs {
     first: Ts,
     last: Ts,
     ip: IpAddr,
+    net: u64,
     asn: u32,
     cc: [u8; 2],
     msgs: u32,
     rcpts: u32,
+    /// Start of the current run of messages (no gap over [`BURST_RUN_GAP_SECS`]).
+    run_start: Ts,
+    /// Messages in the current run.
+    run_msgs: u64,
 }
 
+/// The account's current day, learned into the baseline when it ends.
 #[derive(Debug, Default)]
 struct Day {
     start: Option<Ts>,
     ips: Distinct,
     asns: Vec<u32>,
     asns_overflow: bool,
+    /// Networks used this day, with when each was first used.
+    networks: Vec<(u64, Ts)>,
+    networks_overflow: bool,
     countries: Vec<([u8; 2], u32)>,
     msgs: u64,
     hours: [u32; 24],
     alerted: bool,
 }
 
+impl Day {
+    fn note(&mut self, ts: Ts, msgs: u32, src: Option<&Source>) {
+        let hour = (ts.secs().rem_euclid(86_400) / 3600) as usize;
+        self.msgs += msgs as u64;
+        self.hours[hour] = self.hours[hour].saturating_add(msgs);
+        let Some(src) = src else { return };
+        self.ips.insert(ip_key(src.ip));
+        if !self.networks.iter().any(|(n, _)| *n == src.net) {
+            if self.networks.len() < LEARN_MAX_NETWORKS {
+                self.networks.push((src.net, ts));
+            } else {
+                self.networks_overflow = true;
+            }
+        }
+        if let Some(asn) = src.asn {
+            if !self.asns.contains(&asn) {
+                if self.asns.len() < LEARN_MAX_ASNS {
+                    self.asns.push(asn);
+                } else {
+                    self.asns_overflow = true;
+                }
+            }
+        }
+        if let Some(c) = src.cc {
+            if let Some(e) = self.countries.iter_mut().find(|(x, _)| *x == c) {
+                e.1 += 1;
+            } else if self.countries.len() < DAY_COUNTRIES {
+                self.countries.push((c, 1));
+            }
+        }
+    }
+
+    /// Whether the day is fit to learn: no alert, and no more networks than a person uses.
+    fn learnable(&self) -> bool {
+        !self.alerted
+            && !self.asns_overflow
+            && !self.networks_overflow
+            && self.asns.len() <= LEARN_MAX_ASNS
+    }
+}
+
+/// Learn a finished day into the baseline (when [`Day::learnable`]).
+fn learn_day(b: &mut Baseline, d: &Day) {
+    if !d.learnable() {
+        return;
+    }
+    for (c, _) in &d.countries {
+        let cs = cc_str(c).to_string();
+        if let Some(e) = b.countries.iter_mut().find(|(x, _)| *x == cs) {
+            e.1 += 1;
+        } else if b.countries.len() < BASELINE_COUNTRIES {
+            b.countries.push((cs, 1));
+        }
+    }
+    for asn in &d.asns {
+        if !b.asns.contains(asn) && b.asns.len() < BASELINE_ASNS {
+            b.asns.push(*asn);
+        }
+    }
+    for (n, _) in &d.networks {
+        if let Some(e) = b.networks.iter_mut().find(|(x, _)| x == n) {
+            e.1 += 1;
+        } else if b.networks.len() < BASELINE_NETWORKS {
+            b.networks.push((*n, 1));
+        } else if let Some(least) = b.networks.iter_mut().min_by_key(|(_, days)| *days) {
+            *least = (*n, 1);
+        }
+    }
+    b.days += 1;
+    b.msgs_per_day = if b.days == 1 {
+        d.msgs as f64
+    } else {
+        0.8 * b.msgs_per_day + 0.2 * d.msgs as f64
+    };
+    if b.hours.len() != 24 {
+        b.hours = vec![0; 24];
+    }
+    for (h, n) in d.hours.iter().enumerate() {
+        b.hours[h] = b.hours[h].saturating_add(*n);
+    }
+}
+
+/// Where an account's population-norm contribution stands.
+#[derive(Debug, Default, Clone, Copy)]
+struct NormShare {
+    /// Largest count of new networks in one window so far.
+    max_new_networks: u32,
+    /// Largest count of new ASNs in one window so far.
+    max_new_asns: u32,
+    /// Taken out of the norm (the account was flagged: a hijack is not the population's norm).
+    withdrawn: bool,
+}
+
 #[derive(Debug, Default)]
 struct Account {
     recent: VecDeque<Obs>,
-    minute: VecDeque<(Ts, IpAddr)>,
     day: Day,
     baseline: Baseline,
     rcpts: Counter,
@@ -107,42 +277,42 @@ struct Account {
     domains: Distinct,
     alerted_ips: u64,
     alerted_at: Option<Ts>,
-    max_new_asns: u32,
+    norm: NormShare,
     campaign_hits: u32,
 }
 
-/// Population histogram of each account's largest count of new ASNs in a window.
+/// Histogram of one per-account maximum over the population.
 #[derive(Debug, Clone)]
-struct Population {
+struct Histogram {
     buckets: [u64; 65],
-    accounts: u64,
 }
 
-impl Default for Population {
+impl Default for Histogram {
     fn default() -> Self {
-        Population {
-            buckets: [0; 65],
-            accounts: 0,
-        }
+        Histogram { buckets: [0; 65] }
     }
 }
 
-impl Population {
+impl Histogram {
+    fn slot(v: u32) -> usize {
+        (v as usize).min(64)
+    }
+    fn add(&mut self, v: u32) {
+        self.buckets[Self::slot(v)] += 1;
+    }
+    fn remove(&mut self, v: u32) {
+        let s = Self::slot(v);
+        self.buckets[s] = self.buckets[s].saturating_sub(1);
+    }
     fn raise(&mut self, from: u32, to: u32) {
-        let (f, t) = ((from as usize).min(64), (to as usize).min(64));
-        if f == t {
-            return;
+        if Self::slot(from) != Self::slot(to) {
+            self.remove(from);
+            self.add(to);
         }
-        self.buckets[f] = self.buckets[f].saturating_sub(1);
-        self.buckets[t] += 1;
     }
-    fn add_account(&mut self) {
-        self.accounts += 1;
-        self.buckets[0] += 1;
-    }
-    /// Smallest value v such that at least `q` of accounts are ≤ v.
-    fn quantile(&self, q: f64) -> u32 {
-        let need = (self.accounts as f64 * q).ceil() as u64;
+    /// Smallest value v such that at least `q` of the `n` accounts are ≤ v.
+    fn quantile(&self, n: u64, q: f64) -> u32 {
+        let need = (n as f64 * q).ceil() as u64;
         let mut acc = 0;
         for (v, c) in self.buckets.iter().enumerate() {
             acc += c;
@@ -151,6 +321,59 @@ impl Population {
             }
         }
         64
+    }
+}
+
+/// The population's norm: how many new networks and ASNs an ordinary account shows in a window.
+#[derive(Debug, Clone, Default)]
+struct Population {
+    networks: Histogram,
+    asns: Histogram,
+    accounts: u64,
+}
+
+/// The population's norm at one moment (its [`POPULATION_QUANTILE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Norm {
+    /// New networks (/24, /48) per window.
+    pub new_networks: u32,
+    /// New ASNs per window.
+    pub new_asns: u32,
+}
+
+impl Population {
+    fn add_account(&mut self) {
+        self.accounts += 1;
+        self.networks.add(0);
+        self.asns.add(0);
+    }
+    fn update(&mut self, share: &mut NormShare, new_networks: u32, new_asns: u32) {
+        if share.withdrawn {
+            return;
+        }
+        if new_networks > share.max_new_networks {
+            self.networks.raise(share.max_new_networks, new_networks);
+            share.max_new_networks = new_networks;
+        }
+        if new_asns > share.max_new_asns {
+            self.asns.raise(share.max_new_asns, new_asns);
+            share.max_new_asns = new_asns;
+        }
+    }
+    fn withdraw(&mut self, share: &mut NormShare) {
+        if share.withdrawn {
+            return;
+        }
+        self.networks.remove(share.max_new_networks);
+        self.asns.remove(share.max_new_asns);
+        self.accounts = self.accounts.saturating_sub(1);
+        share.withdrawn = true;
+    }
+    fn norm(&self, min_accounts: u64) -> Option<Norm> {
+        (self.accounts >= min_accounts).then(|| Norm {
+            new_networks: self.networks.quantile(self.accounts, POPULATION_QUANTILE),
+            new_asns: self.asns.quantile(self.accounts, POPULATION_QUANTILE),
+        })
     }
 }
 
@@ -172,6 +395,21 @@ pub struct Send<'a> {
     pub failed: u32,
 }
 
+/// Counters of the detector's state, for `--stats` and the service's metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HijackStats {
+    /// Accounts with state.
+    pub tracked: u64,
+    /// Accounts whose state was dropped because of `[detect.limits] max_entities`.
+    pub evicted: u64,
+    /// …of which had a learned baseline.
+    pub evicted_established: u64,
+    /// Failed logins for names without state, not counted against any account.
+    pub failures_unknown_account: u64,
+    /// Accounts in the population norm.
+    pub population_accounts: u64,
+}
+
 /// The detector's state.
 #[derive(Debug)]
 pub struct Hijack {
@@ -179,6 +417,7 @@ pub struct Hijack {
     population: Population,
     countries: HashMap<[u8; 2], u64>,
     logins: u64,
+    failures_unknown: u64,
 }
 
 fn cc_str(c: &[u8; 2]) -> &str {
@@ -195,15 +434,452 @@ fn ip_key(ip: IpAddr) -> u64 {
     }
 }
 
-/// Signals that fired, with their partial scores.
+/// The network of an address as text: `192.0.2.0/24`, `2001:db8:1::/48`.
+fn network_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+/// The signals of `auth-hijack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalKind {
+    /// Many source networks new to the account within the window (geography not needed).
+    Spread,
+    /// Many ASNs and countries new to the account within the window.
+    GeoSpread,
+    /// Some new networks: not enough alone.
+    SpreadPartial,
+    /// A sustained rate from one address new to the account.
+    Burst,
+    /// The burst's address is in a country foreign to the account and the population.
+    NewCountry,
+    /// Source addresses used by accounts already flagged.
+    CampaignIps,
+    /// Failed logins to the account before it sent.
+    AuthFailuresBefore,
+    /// Many failed recipients.
+    Failures,
+    /// Active at an hour the account never uses.
+    UnusualHour,
+}
+
+impl SignalKind {
+    /// The name in alerts and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Spread => "spread",
+            SignalKind::GeoSpread => "geo-spread",
+            SignalKind::SpreadPartial => "spread-partial",
+            SignalKind::Burst => "burst",
+            SignalKind::NewCountry => "new-country",
+            SignalKind::CampaignIps => "campaign-ips",
+            SignalKind::AuthFailuresBefore => "auth-failures-before",
+            SignalKind::Failures => "failures",
+            SignalKind::UnusualHour => "unusual-hour",
+        }
+    }
+}
+
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SignalKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A signal that fired, with its partial score.
 #[derive(Debug, Clone, Serialize)]
 pub struct Signal {
-    /// Name.
-    pub name: &'static str,
+    /// Which.
+    pub name: SignalKind,
     /// Partial score.
     pub score: f64,
     /// Why, in words.
     pub detail: String,
+}
+
+/// How an address stands to the account's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Novelty {
+    /// Its network is in the learned baseline, or was used earlier the same day.
+    Known,
+    /// The account has a history, and this network is not in it.
+    New,
+    /// The account has no history before this address: newness cannot be told.
+    NoHistory,
+}
+
+/// A run of messages from one address at a sustained rate (the burst candidate).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Run {
+    /// The address.
+    pub ip: IpAddr,
+    /// Messages in the run.
+    pub msgs: u64,
+    /// Seconds from the run's first message to its latest.
+    pub secs: f64,
+    /// The address against the account's history.
+    pub novelty: Novelty,
+    /// Its country, when foreign to the account and not a home country of the population.
+    pub foreign_country: Option<[u8; 2]>,
+    /// Its AS (0 unknown).
+    pub asn: u32,
+}
+
+/// Features of an account's window: the input of [`signals`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    /// Source addresses in the window.
+    pub ips: u64,
+    /// Source networks (/24, /48) in the window not in the baseline.
+    pub new_networks: u64,
+    /// ASNs in the window not in the baseline (0 without geo data).
+    pub new_asns: u64,
+    /// Countries in the window not in the baseline (0 without geo data).
+    pub new_countries: u64,
+    /// The current address's run, when it lasted `burst_sustain` at `burst_per_minute` or more.
+    pub run: Option<Run>,
+    /// Failed logins to the account in the window.
+    pub auth_failures: u64,
+    /// Its addresses used by accounts already flagged.
+    pub campaign_hits: u32,
+    /// Recipients in the window…
+    pub rcpts: u64,
+    /// …of which failed.
+    pub failed: u64,
+    /// Days in the baseline.
+    pub baseline_days: u32,
+    /// The hour of day (UTC) now, when the account never used it in its learned days.
+    pub unused_hour: Option<usize>,
+    /// The population's norm, once enough accounts are seen.
+    pub norm: Option<Norm>,
+}
+
+/// Score growing from `base` at `threshold` to [`SPREAD_MAX`] at four times `threshold`.
+fn graded(base: f64, n: u64, threshold: u64) -> f64 {
+    let extra = n.saturating_sub(threshold) as f64 / (3.0 * threshold.max(1) as f64);
+    base + (SPREAD_MAX - base) * extra.min(1.0)
+}
+
+/// The signals that fire on `f` with settings `hc`: a pure function of the window.
+pub fn signals(f: &Features, hc: &config::Hijack) -> Vec<Signal> {
+    let mut out = Vec::new();
+    let win = hc.window.to_string_h();
+    let above_norm_nets = f
+        .norm
+        .is_none_or(|p| f.new_networks > p.new_networks as u64);
+    let above_norm_asns = f.norm.is_none_or(|p| f.new_asns > p.new_asns as u64);
+    // Spread: new networks counted without any geography.
+    if above_norm_nets && f.new_networks >= hc.min_new_networks {
+        out.push(Signal {
+            name: SignalKind::Spread,
+            score: graded(SPREAD_SCORE, f.new_networks, hc.min_new_networks),
+            detail: format!(
+                "{} IPs from {} networks (/24, /48) new to the account within {win}",
+                f.ips, f.new_networks
+            ),
+        });
+    }
+    // Geography lowers the count needed: few networks, but in many new ASNs and countries.
+    if above_norm_asns && f.new_asns >= hc.min_new_asns && f.new_countries >= hc.min_new_countries {
+        out.push(Signal {
+            name: SignalKind::GeoSpread,
+            score: graded(SPREAD_SCORE, f.new_asns, hc.min_new_asns),
+            detail: format!(
+                "{} IPs from {} new networks (ASNs) in {} new countries within {win}",
+                f.ips, f.new_asns, f.new_countries
+            ),
+        });
+    } else if above_norm_asns && f.new_asns >= 2 * hc.min_new_asns {
+        out.push(Signal {
+            name: SignalKind::GeoSpread,
+            score: GEO_SPREAD_ASNS_ONLY_SCORE,
+            detail: format!(
+                "{} IPs from {} new networks (ASNs) within {win}",
+                f.ips, f.new_asns
+            ),
+        });
+    }
+    if out.is_empty()
+        && ((f.new_asns >= PARTIAL_MIN_ASNS
+            && f.new_countries >= PARTIAL_MIN_COUNTRIES
+            && f.ips >= PARTIAL_MIN_IPS)
+            || f.new_networks >= hc.min_new_networks.div_ceil(2).max(PARTIAL_MIN_IPS))
+    {
+        out.push(Signal {
+            name: SignalKind::SpreadPartial,
+            score: SPREAD_PARTIAL_SCORE,
+            detail: format!(
+                "{} IPs from {} new networks ({} new ASNs) in {} new countries",
+                f.ips, f.new_networks, f.new_asns, f.new_countries
+            ),
+        });
+    }
+    if let Some(r) = &f.run {
+        let rate = r.msgs as f64 * 60.0 / r.secs.max(1.0);
+        let why = match (r.novelty, r.foreign_country) {
+            (Novelty::New, _) => Some("an address new to the account"),
+            (Novelty::NoHistory, Some(_)) => {
+                Some("an account without history, from a country foreign to the population")
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            out.push(Signal {
+                name: SignalKind::Burst,
+                score: BURST_SCORE,
+                detail: format!(
+                    "{} messages in {:.0}s ({rate:.0} per minute, sustained) from {}, {why}",
+                    r.msgs, r.secs, r.ip
+                ),
+            });
+            if let Some(c) = r.foreign_country {
+                out.push(Signal {
+                    name: SignalKind::NewCountry,
+                    score: NEW_COUNTRY_SCORE,
+                    detail: format!(
+                        "{} is in {} (AS{}), a country neither the account's nor a home country",
+                        r.ip,
+                        cc_str(&c),
+                        r.asn
+                    ),
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    if f.auth_failures >= AUTH_FAILURES_MIN {
+        out.push(Signal {
+            name: SignalKind::AuthFailuresBefore,
+            score: AUTH_FAILURES_SCORE,
+            detail: format!(
+                "{} failed logins to the account within {win}",
+                f.auth_failures
+            ),
+        });
+    }
+    if f.campaign_hits >= CAMPAIGN_IPS_MIN {
+        out.push(Signal {
+            name: SignalKind::CampaignIps,
+            score: CAMPAIGN_IPS_SCORE,
+            detail: format!(
+                "{} of its source IPs were used by accounts already flagged",
+                f.campaign_hits
+            ),
+        });
+    }
+    if f.rcpts >= FAILURES_MIN_RCPTS && f.failed * 2 >= f.rcpts {
+        out.push(Signal {
+            name: SignalKind::Failures,
+            score: FAILURES_SCORE,
+            detail: format!("{} of {} recipients failed within {win}", f.failed, f.rcpts),
+        });
+    }
+    if let Some(hour) = f.unused_hour {
+        out.push(Signal {
+            name: SignalKind::UnusualHour,
+            score: UNUSUAL_HOUR_SCORE,
+            detail: format!(
+                "active at {hour:02}:00 UTC, an hour it never used in {} days",
+                f.baseline_days
+            ),
+        });
+    }
+    out
+}
+
+/// The combined score `1 - Π(1 - s)`.
+pub fn combined(signals: &[Signal]) -> f64 {
+    1.0 - signals.iter().fold(1.0, |k, s| k * (1.0 - s.score))
+}
+
+/// How the account's sending is spread over its addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    /// Most messages from one address at a high rate.
+    Burst,
+    /// Few messages from each of many addresses.
+    Spread,
+    /// Neither.
+    Mixed,
+}
+
+/// Source addresses of one country.
+#[derive(Debug, Clone, Serialize)]
+pub struct CountryIps {
+    /// ISO code (`--` unknown).
+    pub country: String,
+    /// Addresses.
+    pub ips: u64,
+}
+
+/// Source addresses of one AS.
+#[derive(Debug, Clone, Serialize)]
+pub struct AsnIps {
+    /// AS number (0 unknown).
+    pub asn: u32,
+    /// Addresses.
+    pub ips: u64,
+}
+
+/// Addresses by messages sent from each.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PerIp {
+    /// One message.
+    #[serde(rename = "1")]
+    pub one: u64,
+    /// 2–5.
+    #[serde(rename = "2-5")]
+    pub few: u64,
+    /// 6–20.
+    #[serde(rename = "6-20")]
+    pub some: u64,
+    /// 21–100.
+    #[serde(rename = "21-100")]
+    pub many: u64,
+    /// More.
+    #[serde(rename = ">100")]
+    pub lots: u64,
+}
+
+/// One of the latest source addresses.
+#[derive(Debug, Clone, Serialize)]
+pub struct IpSample {
+    /// Address.
+    pub ip: String,
+    /// Its network (/24, /48).
+    pub network: String,
+    /// Country (`--` unknown).
+    pub country: String,
+    /// AS (0 unknown).
+    pub asn: u32,
+    /// Messages.
+    pub messages: u32,
+    /// Recipients.
+    pub recipients: u32,
+    /// First seen in the window.
+    pub first: String,
+    /// Last seen.
+    pub last: String,
+}
+
+/// The current burst run of the address that triggered the alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct BurstRun {
+    /// Address.
+    pub ip: String,
+    /// Messages in the run.
+    pub messages: u64,
+    /// Seconds it lasted so far.
+    pub secs: f64,
+    /// Messages per minute over the run.
+    pub per_minute: f64,
+    /// `known`, `new` or `no-history`.
+    pub address: &'static str,
+}
+
+/// The baseline, summarised.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineSummary {
+    /// Days learned.
+    pub days: u32,
+    /// Countries with days seen.
+    pub countries: Vec<(String, u32)>,
+    /// ASNs known.
+    pub asns: usize,
+    /// Networks known.
+    pub networks: usize,
+    /// Messages per day.
+    pub msgs_per_day: f64,
+}
+
+/// Evidence of an `auth-hijack` alert (its `evidence` JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct HijackEvidence {
+    /// The signals that fired.
+    pub signals: Vec<Signal>,
+    /// Source addresses in the window.
+    pub source_ips: u64,
+    /// Source addresses today.
+    pub source_ips_day: u64,
+    /// First seen in the last ten minutes.
+    pub source_ips_10m: u64,
+    /// Their countries.
+    pub countries_10m: u64,
+    /// Shannon entropy (bits) of the addresses' countries: 0 for one country, ~4–5 for a botnet
+    /// spread evenly over 20–30.
+    pub country_entropy_bits: f64,
+    /// Networks (/24, /48) in the window.
+    pub prefixes: u64,
+    /// …new to the account.
+    pub new_networks: u64,
+    /// ASNs new to the account.
+    pub new_asns: u64,
+    /// Countries new to the account.
+    pub new_countries: u64,
+    /// Top countries.
+    pub countries: Vec<CountryIps>,
+    /// Top ASNs.
+    pub asns: Vec<AsnIps>,
+    /// Shape.
+    pub shape: Shape,
+    /// Addresses by messages sent.
+    pub messages_per_ip: PerIp,
+    /// Most messages from one address in the window.
+    pub max_messages_one_ip: u32,
+    /// The triggering address's sustained run, when it has one.
+    pub burst_run: Option<BurstRun>,
+    /// First sighting in the window.
+    pub first: String,
+    /// Now.
+    pub last: String,
+    /// Window, seconds.
+    pub window_secs: i64,
+    /// Messages in the window.
+    pub messages: u64,
+    /// Recipients.
+    pub recipients: u64,
+    /// Failed recipients.
+    pub failed_recipients: u64,
+    /// Distinct recipient domains.
+    pub recipient_domains: u64,
+    /// Sample recipients.
+    pub sample_recipients: Vec<String>,
+    /// Failed logins in the window.
+    pub auth_failures: u64,
+    /// The baseline.
+    pub baseline: BaselineSummary,
+    /// Population norm of new ASNs.
+    pub population_p999_new_asns: Option<u32>,
+    /// Population norm of new networks.
+    pub population_p999_new_networks: Option<u32>,
+    /// Latest addresses.
+    pub recent_ips: Vec<IpSample>,
+}
+
+/// What the geo data says about a source address.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    ip: IpAddr,
+    net: u64,
+    cc: Option<[u8; 2]>,
+    asn: Option<u32>,
 }
 
 impl Hijack {
@@ -214,6 +890,7 @@ impl Hijack {
             population: Population::default(),
             countries: HashMap::new(),
             logins: 0,
+            failures_unknown: 0,
         }
     }
 
@@ -222,20 +899,29 @@ impl Hijack {
         self.accounts.len()
     }
 
-    /// Count a failed login against an account (credential guessing before a hijack).
+    /// Counters.
+    pub fn stats(&self) -> HijackStats {
+        HijackStats {
+            tracked: self.accounts.len() as u64,
+            evicted: self.accounts.evicted(),
+            evicted_established: self.accounts.evicted_protected(),
+            failures_unknown_account: self.failures_unknown,
+            population_accounts: self.population.accounts,
+        }
+    }
+
+    /// The population's norm now (None until `population_min_accounts` accounts are seen).
+    pub fn norm(&self, cfg: &Config) -> Option<Norm> {
+        self.population.norm(cfg.hijack.population_min_accounts)
+    }
+
+    /// Count a failed login against an account (credential guessing before a hijack). Only
+    /// accounts that already have state (they sent mail) count it: a failure for a name never
+    /// seen creates nothing, so invented names cannot flush real accounts.
     pub fn auth_failure(&mut self, cfg: &Config, ts: Ts, account: &str) {
-        if let Some(a) = self.accounts.get_mut(&account.to_string()) {
-            a.auth_failures.add(ts, 1, cfg.hijack.window.0);
-        } else {
-            let w = cfg.hijack.window.0;
-            let pop = &mut self.population;
-            let a = self
-                .accounts
-                .get_or_insert_with(&account.to_string(), ts, || {
-                    pop.add_account();
-                    Account::default()
-                });
-            a.auth_failures.add(ts, 1, w);
+        match self.accounts.get_mut(&account.to_string()) {
+            Some(a) => a.auth_failures.add(ts, 1, cfg.hijack.window.0),
+            None => self.failures_unknown += 1,
         }
     }
 
@@ -260,7 +946,27 @@ impl Hijack {
                 Account::default()
             });
             a.baseline = b;
+            if a.baseline.days > 0 {
+                self.accounts.protect(&k);
+            }
         }
+    }
+
+    fn source(&self, geo: &GeoDb, ip: Option<IpAddr>) -> Option<Source> {
+        let ip = ip?;
+        let (cc, asn) = geo.lookup_fast(ip);
+        let cc = cc.map(|c| c.0);
+        // A loopback source is a local webmail or content filter, unless the operator's geo
+        // overrides give it a country or network (test rigs map 127.x ranges that way).
+        if ip.is_loopback() && cc.is_none() && asn.is_none() {
+            return None;
+        }
+        Some(Source {
+            ip,
+            net: geo::prefix_key(ip),
+            cc,
+            asn,
+        })
     }
 
     /// Observe one send. Alerts go to `out`; the returned value says whether the account is
@@ -277,285 +983,46 @@ impl Hijack {
             return false;
         }
         let hc = &cfg.hijack;
-        let w = hc.window.0;
-        let (cc, asn) = match s.ip {
-            Some(ip) => {
-                let (c, a) = geo.lookup_fast(ip);
-                (c.map(|c| c.0), a)
-            }
-            None => (None, None),
-        };
-        // A loopback source is a local webmail or content filter, unless the operator's geo
-        // overrides give it a country or network (test rigs map 127.x ranges that way).
-        let src_ip =
-            s.ip.filter(|i| !i.is_loopback() || cc.is_some() || asn.is_some());
-        if let Some(c) = cc {
-            if s.msgs > 0 {
-                *self.countries.entry(c).or_default() += 1;
-                self.logins += 1;
-            }
-        }
+        let src = self.source(geo, s.ip);
         let key = s.account.to_string();
         let pop = &mut self.population;
         let a = self.accounts.get_or_insert_with(&key, s.ts, || {
             pop.add_account();
             Account::default()
         });
-
-        // Day roll-over: learn the finished day into the baseline unless it was alerted.
-        let day_start = *a.day.start.get_or_insert(s.ts);
-        if s.ts.secs() - day_start.secs() >= 86_400 {
-            let d = std::mem::take(&mut a.day);
-            if !d.alerted && !d.asns_overflow && d.asns.len() <= LEARN_MAX_ASNS {
-                let b = &mut a.baseline;
-                for (c, _) in &d.countries {
-                    let cs = cc_str(c).to_string();
-                    if let Some(e) = b.countries.iter_mut().find(|(x, _)| *x == cs) {
-                        e.1 += 1;
-                    } else if b.countries.len() < BASELINE_COUNTRIES {
-                        b.countries.push((cs, 1));
-                    }
-                }
-                for asn in &d.asns {
-                    if !b.asns.contains(asn) && b.asns.len() < BASELINE_ASNS {
-                        b.asns.push(*asn);
-                    }
-                }
-                b.days += 1;
-                b.msgs_per_day = if b.days == 1 {
-                    d.msgs as f64
-                } else {
-                    0.8 * b.msgs_per_day + 0.2 * d.msgs as f64
-                };
-                if b.hours.len() != 24 {
-                    b.hours = vec![0; 24];
-                }
-                for (h, n) in d.hours.iter().enumerate() {
-                    b.hours[h] = b.hours[h].saturating_add(*n);
-                }
-            }
-            a.day.start = Some(s.ts);
+        if roll_day(a, s.ts) {
+            self.accounts.protect(&key);
         }
-        let hour = (s.ts.secs().rem_euclid(86_400) / 3600) as usize;
-        a.day.msgs += s.msgs as u64;
-        a.day.hours[hour] = a.day.hours[hour].saturating_add(s.msgs);
-        if let Some(ip) = src_ip {
-            a.day.ips.insert(ip_key(ip));
-        }
-        if let Some(asn) = asn {
-            if !a.day.asns.contains(&asn) {
-                if a.day.asns.len() < LEARN_MAX_ASNS {
-                    a.day.asns.push(asn);
-                } else {
-                    a.day.asns_overflow = true;
-                }
+        let a = self
+            .accounts
+            .get_mut(&key)
+            .expect("present: inserted or found above");
+        // A country counts once per account and day toward the home countries, so that one
+        // account's burst cannot make its own country "home".
+        if let Some(c) = src.and_then(|x| x.cc) {
+            if s.msgs > 0 && !a.day.countries.iter().any(|(x, _)| *x == c) {
+                *self.countries.entry(c).or_default() += 1;
+                self.logins += 1;
             }
         }
-        if let Some(c) = cc {
-            if let Some(e) = a.day.countries.iter_mut().find(|(x, _)| *x == c) {
-                e.1 += 1;
-            } else if a.day.countries.len() < 64 {
-                a.day.countries.push((c, 1));
-            }
+        let changed = note_send(a, hc, s, src.as_ref(), &campaign_ip);
+        let flagged_now = a
+            .alerted_at
+            .is_some_and(|t| t.plus_secs(hc.window.0) >= s.ts);
+        if !changed {
+            return flagged_now;
         }
-
-        a.msgs.add(s.ts, s.msgs, w);
-        a.rcpts.add(s.ts, s.rcpts.len() as u32, w);
-        a.failed.add(s.ts, s.failed, w);
-        a.auth_failures.expire(s.ts, w);
-        for r in s.rcpts.iter().take(4) {
-            if let Some(d) = r.rsplit_once('@').map(|(_, d)| d) {
-                a.domains.insert(mix(d
-                    .bytes()
-                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))));
-            }
-            if a.sample_rcpts.len() >= SAMPLE_RCPTS {
-                a.sample_rcpts.pop_front();
-            }
-            a.sample_rcpts.push_back(r.to_string());
-        }
-
-        // Window of first sightings.
-        while a.recent.front().is_some_and(|o| o.last.plus_secs(w) < s.ts) {
-            a.recent.pop_front();
-        }
-        let mut new_ip = false;
-        if let Some(ip) = src_ip {
-            if let Some(o) = a.recent.iter_mut().rev().find(|o| o.ip == ip) {
-                o.last = s.ts;
-                o.msgs += s.msgs;
-                o.rcpts += s.rcpts.len() as u32;
-            } else if a.recent.len() < hc.max_recent_ips {
-                a.recent.push_back(Obs {
-                    first: s.ts,
-                    last: s.ts,
-                    ip,
-                    asn: asn.unwrap_or(0),
-                    cc: cc.unwrap_or(*b"--"),
-                    msgs: s.msgs,
-                    rcpts: s.rcpts.len() as u32,
-                });
-                new_ip = true;
-                if campaign_ip(ip) {
-                    a.campaign_hits += 1;
-                }
-            }
-            if s.msgs > 0 {
-                while a
-                    .minute
-                    .front()
-                    .is_some_and(|(t, _)| t.plus_secs(60) < s.ts)
-                {
-                    a.minute.pop_front();
-                }
-                if a.minute.len() >= MAX_MINUTE_MSGS {
-                    a.minute.pop_front();
-                }
-                a.minute.push_back((s.ts, ip));
-            }
-        }
-        // Only evaluate when something that can raise the score changed.
-        let minute_top = if s.msgs > 0 {
-            src_ip
-                .map(|ip| a.minute.iter().filter(|(_, x)| *x == ip).count() as u64)
-                .unwrap_or(0)
-        } else {
-            0
+        let features = self.features(cfg, &key, s, src.as_ref());
+        let sigs = signals(&features, hc);
+        let score = combined(&sigs);
+        let Some(a) = self.accounts.get_mut(&key) else {
+            return false;
         };
-        let burst_now = minute_top >= hc.burst_per_minute;
-        if !new_ip && !burst_now {
-            return a.alerted_at.is_some_and(|t| t.plus_secs(w) >= s.ts);
-        }
-
-        // Spread features over the window, relative to the baseline.
-        let b = &a.baseline;
-        let mut new_asns: Vec<u32> = Vec::new();
-        let mut new_ccs: Vec<[u8; 2]> = Vec::new();
-        for o in &a.recent {
-            if o.asn != 0 && !b.has_asn(o.asn) && !new_asns.contains(&o.asn) {
-                new_asns.push(o.asn);
-            }
-            if o.cc != *b"--" && !b.has_country(cc_str(&o.cc)) && !new_ccs.contains(&o.cc) {
-                new_ccs.push(o.cc);
-            }
-        }
-        let (n_asn, n_cc) = (new_asns.len() as u64, new_ccs.len() as u64);
-        if n_asn as u32 > a.max_new_asns {
-            self.population.raise(a.max_new_asns, n_asn as u32);
-            a.max_new_asns = n_asn as u32;
-        }
-        let pop_p999 = if self.population.accounts >= cfg.hijack.population_min_accounts {
-            Some(self.population.quantile(0.999))
-        } else {
-            None
-        };
-        let a = self.accounts.get_mut(&key).expect("inserted above");
-        let mut signals: Vec<Signal> = Vec::new();
-        let above_pop = pop_p999.is_none_or(|p| n_asn > p as u64);
-        if above_pop && n_asn >= hc.min_new_asns && n_cc >= hc.min_new_countries {
-            let extra = (n_asn - hc.min_new_asns) as f64 / (3.0 * hc.min_new_asns.max(1) as f64);
-            signals.push(Signal {
-                name: "spread",
-                score: 0.8 + 0.19 * extra.min(1.0),
-                detail: format!(
-                    "{} IPs from {n_asn} new networks (ASNs) in {n_cc} new countries within {}",
-                    a.recent.len(),
-                    hc.window.to_string_h()
-                ),
-            });
-        } else if above_pop && n_asn >= 2 * hc.min_new_asns {
-            signals.push(Signal {
-                name: "spread",
-                score: 0.8,
-                detail: format!(
-                    "{} IPs from {n_asn} new networks (ASNs) within {}",
-                    a.recent.len(),
-                    hc.window.to_string_h()
-                ),
-            });
-        } else if n_asn >= 3 && n_cc >= 2 && a.recent.len() >= 4 {
-            signals.push(Signal {
-                name: "spread-partial",
-                score: 0.4,
-                detail: format!(
-                    "{} IPs from {n_asn} new networks in {n_cc} new countries",
-                    a.recent.len()
-                ),
-            });
-        }
-        if burst_now {
-            let ip = s.ip.expect("burst needs an ip");
-            let foreign = cc.is_some_and(|c| {
-                !a.baseline.has_country(cc_str(&c))
-                    && !self_is_home(&self.countries, self.logins, cfg, &c)
-            });
-            let known_net = asn.is_some_and(|x| a.baseline.has_asn(x));
-            if foreign && !known_net {
-                signals.push(Signal {
-                    name: "burst",
-                    score: 0.85,
-                    detail: format!(
-                        "{minute_top} messages within one minute from {ip} ({}, AS{}), a country new to the account",
-                        cc.map(|c| cc_str(&c).to_string()).unwrap_or_default(),
-                        asn.unwrap_or(0)
-                    ),
-                });
-            } else if !known_net && a.baseline.days > 0 {
-                signals.push(Signal {
-                    name: "burst-new-network",
-                    score: 0.5,
-                    detail: format!("{minute_top} messages within one minute from {ip}, a network new to the account"),
-                });
-            }
-        }
-        if !signals.is_empty() {
-            let af = a.auth_failures.get();
-            if af >= 5 {
-                signals.push(Signal {
-                    name: "auth-failures-before",
-                    score: 0.3,
-                    detail: format!(
-                        "{af} failed logins to the account within {}",
-                        hc.window.to_string_h()
-                    ),
-                });
-            }
-            if a.campaign_hits >= 2 {
-                signals.push(Signal {
-                    name: "campaign-ips",
-                    score: 0.6,
-                    detail: format!(
-                        "{} of its source IPs were used by accounts already flagged",
-                        a.campaign_hits
-                    ),
-                });
-            }
-            let (rc, fl) = (a.rcpts.get(), a.failed.get());
-            if rc >= 10 && fl * 2 >= rc {
-                signals.push(Signal {
-                    name: "failures",
-                    score: 0.3,
-                    detail: format!(
-                        "{fl} of {rc} recipients failed within {}",
-                        hc.window.to_string_h()
-                    ),
-                });
-            }
-            if a.baseline.days >= 7 && a.baseline.hours.get(hour).is_some_and(|h| *h == 0) {
-                signals.push(Signal {
-                    name: "unusual-hour",
-                    score: 0.1,
-                    detail: format!(
-                        "active at {hour:02}:00 UTC, an hour it never used in {} days",
-                        a.baseline.days
-                    ),
-                });
-            }
-        }
-        let score = 1.0 - signals.iter().fold(1.0, |k, s| k * (1.0 - s.score));
         if score < hc.min_score {
-            return a.alerted_at.is_some_and(|t| t.plus_secs(w) >= s.ts);
+            return flagged_now;
         }
+        a.day.alerted = true;
+        self.population.withdraw(&mut a.norm);
         let ips = a.recent.len() as u64;
         let again = match a.alerted_at {
             None => true,
@@ -564,124 +1031,112 @@ impl Hijack {
                     || t.plus_secs(86_400) < s.ts
             }
         };
-        a.day.alerted = true;
         if !again {
             return true;
         }
         a.alerted_at = Some(s.ts);
         a.alerted_ips = ips;
-
-        // Evidence.
-        let mut by_cc: HashMap<&str, u64> = HashMap::new();
-        let mut by_asn: HashMap<u32, u64> = HashMap::new();
-        let mut prefixes = Distinct::default();
-        let mut shape = [0u64; 5];
-        let mut max_per_ip = 0u32;
-        for o in &a.recent {
-            *by_cc.entry(cc_str(&o.cc)).or_default() += 1;
-            *by_asn.entry(o.asn).or_default() += 1;
-            prefixes.insert(geo::prefix_key(o.ip));
-            let i = match o.msgs {
-                0..=1 => 0,
-                2..=5 => 1,
-                6..=20 => 2,
-                21..=100 => 3,
-                _ => 4,
-            };
-            shape[i] += 1;
-            max_per_ip = max_per_ip.max(o.msgs);
-        }
-        let mut top_cc: Vec<(&str, u64)> = by_cc.into_iter().collect();
-        top_cc.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(y.0)));
-        let mut top_asn: Vec<(u32, u64)> = by_asn.into_iter().collect();
-        top_asn.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-        let first = a.recent.front().map(|o| o.first).unwrap_or(s.ts);
-        // The fast window: first sightings within the last ten minutes.
-        let fast = s.ts.plus_secs(-FAST_WINDOW_SECS);
-        let ips_fast = a.recent.iter().filter(|o| o.first >= fast).count();
-        let mut ccs_fast: Vec<[u8; 2]> = a
-            .recent
-            .iter()
-            .filter(|o| o.first >= fast)
-            .map(|o| o.cc)
-            .collect();
-        ccs_fast.sort_unstable();
-        ccs_fast.dedup();
-        // Shannon entropy (bits) of the source IPs' countries: 0 for one country, ~4–5 for a
-        // botnet spread evenly over 20–30.
-        let total = a.recent.len().max(1) as f64;
-        let entropy: f64 = top_cc
-            .iter()
-            .map(|(_, n)| {
-                let p = *n as f64 / total;
-                -p * p.log2()
-            })
-            .sum();
-        let shape_name = if burst_now || max_per_ip as u64 >= hc.burst_per_minute * 10 {
-            "burst"
-        } else if ips >= 20 && shape[0] + shape[1] >= ips * 8 / 10 {
-            "spread"
-        } else {
-            "mixed"
-        };
-        let names: Vec<&str> = signals.iter().map(|s| s.name).collect();
+        let ev = evidence(a, hc, s, &features, sigs);
         let summary = format!(
             "{} source IPs in {} countries and {} networks within {} ({} messages, {} shape); signals: {}",
-            ips,
-            top_cc.len(),
-            top_asn.len(),
+            ev.source_ips,
+            ev.countries.len(),
+            ev.prefixes,
             hc.window.to_string_h(),
-            a.msgs.get(),
-            shape_name,
-            names.join(", ")
+            ev.messages,
+            ev.shape,
+            ev.signals
+                .iter()
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        let samples: Vec<serde_json::Value> = a
-            .recent
-            .iter()
-            .rev()
-            .take(10)
-            .map(|o| {
-                json!({"ip": o.ip.to_string(), "country": cc_str(&o.cc), "asn": o.asn, "messages": o.msgs, "recipients": o.rcpts,
-                       "first": o.first.rfc3339(), "last": o.last.rfc3339()})
-            })
-            .collect();
         out.push(Alert {
             ts: s.ts,
             detector: Detector::AuthHijack,
             entity: Entity::new(EntityKind::Account, s.account),
             score: round3(score),
             summary,
-            evidence: json!({
-                "signals": signals,
-                "source_ips": ips,
-                "source_ips_day": a.day.ips.count(),
-                "source_ips_10m": ips_fast,
-                "countries_10m": ccs_fast.len(),
-                "country_entropy_bits": round3(entropy),
-                "prefixes": prefixes.count(),
-                "new_asns": n_asn,
-                "new_countries": n_cc,
-                "countries": top_cc.iter().take(15).map(|(c, n)| json!({"country": c, "ips": n})).collect::<Vec<_>>(),
-                "asns": top_asn.iter().take(15).map(|(x, n)| json!({"asn": x, "ips": n})).collect::<Vec<_>>(),
-                "shape": shape_name,
-                "messages_per_ip": {"1": shape[0], "2-5": shape[1], "6-20": shape[2], "21-100": shape[3], ">100": shape[4]},
-                "max_messages_one_ip": max_per_ip,
-                "max_messages_one_ip_minute": minute_top,
-                "first": first.rfc3339(),
-                "last": s.ts.rfc3339(),
-                "window_secs": w,
-                "messages": a.msgs.get(),
-                "recipients": a.rcpts.get(),
-                "failed_recipients": a.failed.get(),
-                "recipient_domains": a.domains.count(),
-                "sample_recipients": a.sample_rcpts.iter().collect::<Vec<_>>(),
-                "auth_failures": a.auth_failures.get(),
-                "baseline": {"days": a.baseline.days, "countries": a.baseline.countries, "asns": a.baseline.asns.len(), "msgs_per_day": round3(a.baseline.msgs_per_day)},
-                "population_p999_new_asns": pop_p999,
-                "recent_ips": samples,
-            }),
+            evidence: serde_json::to_value(&ev).unwrap_or(serde_json::Value::Null),
         });
         true
+    }
+
+    /// The features of `key`'s window after the send `s` (and update the population norm).
+    fn features(
+        &mut self,
+        cfg: &Config,
+        key: &String,
+        s: &Send<'_>,
+        src: Option<&Source>,
+    ) -> Features {
+        let hc = &cfg.hijack;
+        let home = |c: &[u8; 2]| is_home(&self.countries, self.logins, hc, c);
+        let Some(a) = self.accounts.get(key) else {
+            return Features::empty();
+        };
+        let b = &a.baseline;
+        let mut nets: Vec<u64> = Vec::new();
+        let mut asns: Vec<u32> = Vec::new();
+        let mut ccs: Vec<[u8; 2]> = Vec::new();
+        for o in &a.recent {
+            if !b.has_network(o.net) {
+                nets.push(o.net);
+            }
+            if o.asn != 0 && !b.has_asn(o.asn) {
+                asns.push(o.asn);
+            }
+            if o.cc != *b"--" && !b.has_country(cc_str(&o.cc)) {
+                ccs.push(o.cc);
+            }
+        }
+        nets.sort_unstable();
+        nets.dedup();
+        asns.sort_unstable();
+        asns.dedup();
+        ccs.sort_unstable();
+        ccs.dedup();
+        let run = src.and_then(|src| {
+            let o = a.recent.iter().rev().find(|o| o.ip == src.ip)?;
+            sustained(o, hc)?;
+            let foreign_country = src.cc.filter(|c| {
+                !b.has_country(cc_str(c)) && !home(c) && src.asn.is_none_or(|x| !b.has_asn(x))
+            });
+            Some(Run {
+                ip: o.ip,
+                msgs: o.run_msgs,
+                secs: run_secs(o),
+                novelty: novelty(a, o),
+                foreign_country,
+                asn: o.asn,
+            })
+        });
+        let hour = (s.ts.secs().rem_euclid(86_400) / 3600) as usize;
+        let unused_hour = (b.days >= UNUSUAL_HOUR_MIN_DAYS
+            && b.hours.get(hour).is_some_and(|h| *h == 0))
+        .then_some(hour);
+        let f = Features {
+            ips: a.recent.len() as u64,
+            new_networks: nets.len() as u64,
+            new_asns: asns.len() as u64,
+            new_countries: ccs.len() as u64,
+            run,
+            auth_failures: a.auth_failures.get(),
+            campaign_hits: a.campaign_hits,
+            rcpts: a.rcpts.get(),
+            failed: a.failed.get(),
+            baseline_days: b.days,
+            unused_hour,
+            norm: None,
+        };
+        if let Some(a) = self.accounts.get_mut(key) {
+            self.population
+                .update(&mut a.norm, f.new_networks as u32, f.new_asns as u32);
+        }
+        Features {
+            norm: self.population.norm(hc.population_min_accounts),
+            ..f
+        }
     }
 
     /// The IPs an account used within the window (for campaign correlation).
@@ -700,37 +1155,302 @@ impl Hijack {
                 k.len()
                     + std::mem::size_of::<Account>()
                     + a.recent.capacity() * std::mem::size_of::<Obs>()
-                    + a.minute.capacity() * std::mem::size_of::<(Ts, IpAddr)>()
                     + a.day.ips.heap_bytes()
+                    + a.day.networks.capacity() * 16
                     + a.domains.heap_bytes()
                     + a.sample_rcpts.iter().map(|s| s.len() + 24).sum::<usize>()
                     + a.baseline.countries.len() * 32
                     + a.baseline.asns.len() * 4
+                    + a.baseline.networks.len() * 16
             })
             .sum()
     }
 }
 
-fn self_is_home(
+impl Features {
+    fn empty() -> Features {
+        Features {
+            ips: 0,
+            new_networks: 0,
+            new_asns: 0,
+            new_countries: 0,
+            run: None,
+            auth_failures: 0,
+            campaign_hits: 0,
+            rcpts: 0,
+            failed: 0,
+            baseline_days: 0,
+            unused_hour: None,
+            norm: None,
+        }
+    }
+}
+
+/// Day roll-over: learn the finished day into the baseline unless it was alerted. True when the
+/// account now has a baseline it did not have (it becomes established).
+fn roll_day(a: &mut Account, ts: Ts) -> bool {
+    let day_start = *a.day.start.get_or_insert(ts);
+    if ts.secs() - day_start.secs() < 86_400 {
+        return false;
+    }
+    let had = a.baseline.days > 0;
+    let d = std::mem::take(&mut a.day);
+    learn_day(&mut a.baseline, &d);
+    a.day.start = Some(ts);
+    !had && a.baseline.days > 0
+}
+
+/// Count the send into the account's day, counters and window of addresses. True when something
+/// that can raise the score changed (a new address, or an address whose run is sustained).
+fn note_send(
+    a: &mut Account,
+    hc: &config::Hijack,
+    s: &Send<'_>,
+    src: Option<&Source>,
+    campaign_ip: &impl Fn(IpAddr) -> bool,
+) -> bool {
+    let w = hc.window.0;
+    a.day.note(s.ts, s.msgs, src);
+    a.msgs.add(s.ts, s.msgs, w);
+    a.rcpts.add(s.ts, s.rcpts.len() as u32, w);
+    a.failed.add(s.ts, s.failed, w);
+    a.auth_failures.expire(s.ts, w);
+    for r in s.rcpts.iter().take(4) {
+        if let Some(d) = r.rsplit_once('@').map(|(_, d)| d) {
+            a.domains.insert(mix(d
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))));
+        }
+        if a.sample_rcpts.len() >= SAMPLE_RCPTS {
+            a.sample_rcpts.pop_front();
+        }
+        a.sample_rcpts.push_back(r.to_string());
+    }
+    while a.recent.front().is_some_and(|o| o.last.plus_secs(w) < s.ts) {
+        a.recent.pop_front();
+    }
+    let Some(src) = src else { return false };
+    if let Some(o) = a.recent.iter_mut().rev().find(|o| o.ip == src.ip) {
+        if s.msgs > 0 {
+            if o.last.plus_secs(BURST_RUN_GAP_SECS) < s.ts {
+                o.run_start = s.ts;
+                o.run_msgs = 0;
+            }
+            o.run_msgs += s.msgs as u64;
+        }
+        o.last = s.ts;
+        o.msgs += s.msgs;
+        o.rcpts += s.rcpts.len() as u32;
+        return s.msgs > 0 && sustained(o, hc).is_some();
+    }
+    if a.recent.len() >= hc.max_recent_ips {
+        return false;
+    }
+    a.recent.push_back(Obs {
+        first: s.ts,
+        last: s.ts,
+        ip: src.ip,
+        net: src.net,
+        asn: src.asn.unwrap_or(0),
+        cc: src.cc.unwrap_or(*b"--"),
+        msgs: s.msgs,
+        rcpts: s.rcpts.len() as u32,
+        run_start: s.ts,
+        run_msgs: s.msgs as u64,
+    });
+    if campaign_ip(src.ip) {
+        a.campaign_hits += 1;
+    }
+    true
+}
+
+fn run_secs(o: &Obs) -> f64 {
+    (o.last.0 - o.run_start.0) as f64 / 1e6
+}
+
+/// `Some(())` when the address's current run has lasted `burst_sustain` at an average of at
+/// least `burst_per_minute`.
+fn sustained(o: &Obs, hc: &config::Hijack) -> Option<()> {
+    let secs = run_secs(o);
+    let need = hc.burst_sustain.0.max(1) as f64;
+    (secs >= need && o.run_msgs as f64 * 60.0 >= hc.burst_per_minute as f64 * secs).then_some(())
+}
+
+/// How the address of `o` stands to the account's history: its learned networks, and the
+/// networks it used earlier the same day.
+fn novelty(a: &Account, o: &Obs) -> Novelty {
+    let b = &a.baseline;
+    let d = &a.day;
+    if b.has_network(o.net) || d.networks.iter().any(|(n, t)| *n == o.net && *t < o.first) {
+        return Novelty::Known;
+    }
+    if b.days > 0 || d.networks_overflow || d.networks.iter().any(|(_, t)| *t < o.first) {
+        Novelty::New
+    } else {
+        Novelty::NoHistory
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Shape::Burst => "burst",
+            Shape::Spread => "spread",
+            Shape::Mixed => "mixed",
+        })
+    }
+}
+
+/// The evidence of an alert on `a` now.
+fn evidence(
+    a: &Account,
+    hc: &config::Hijack,
+    s: &Send<'_>,
+    f: &Features,
+    signals: Vec<Signal>,
+) -> HijackEvidence {
+    let mut by_cc: HashMap<&str, u64> = HashMap::new();
+    let mut by_asn: HashMap<u32, u64> = HashMap::new();
+    let mut prefixes = Distinct::default();
+    let mut per_ip = PerIp::default();
+    let mut max_per_ip = 0u32;
+    for o in &a.recent {
+        *by_cc.entry(cc_str(&o.cc)).or_default() += 1;
+        *by_asn.entry(o.asn).or_default() += 1;
+        prefixes.insert(o.net);
+        match o.msgs {
+            0..=1 => per_ip.one += 1,
+            2..=5 => per_ip.few += 1,
+            6..=20 => per_ip.some += 1,
+            21..=100 => per_ip.many += 1,
+            _ => per_ip.lots += 1,
+        }
+        max_per_ip = max_per_ip.max(o.msgs);
+    }
+    let mut top_cc: Vec<(&str, u64)> = by_cc.into_iter().collect();
+    top_cc.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(y.0)));
+    let mut top_asn: Vec<(u32, u64)> = by_asn.into_iter().collect();
+    top_asn.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let first = a.recent.front().map(|o| o.first).unwrap_or(s.ts);
+    let fast = s.ts.plus_secs(-FAST_WINDOW_SECS);
+    let ips_fast = a.recent.iter().filter(|o| o.first >= fast).count() as u64;
+    let mut ccs_fast: Vec<[u8; 2]> = a
+        .recent
+        .iter()
+        .filter(|o| o.first >= fast)
+        .map(|o| o.cc)
+        .collect();
+    ccs_fast.sort_unstable();
+    ccs_fast.dedup();
+    let ips = a.recent.len() as u64;
+    let total = ips.max(1) as f64;
+    let entropy: f64 = top_cc
+        .iter()
+        .map(|(_, n)| {
+            let p = *n as f64 / total;
+            -p * p.log2()
+        })
+        .sum();
+    let shape = if f.run.is_some() || max_per_ip as u64 >= hc.burst_per_minute * 10 {
+        Shape::Burst
+    } else if ips >= 20 && per_ip.one + per_ip.few >= ips * 8 / 10 {
+        Shape::Spread
+    } else {
+        Shape::Mixed
+    };
+    let norm = f.norm;
+    HijackEvidence {
+        signals,
+        source_ips: ips,
+        source_ips_day: a.day.ips.count(),
+        source_ips_10m: ips_fast,
+        countries_10m: ccs_fast.len() as u64,
+        country_entropy_bits: round3(entropy),
+        prefixes: prefixes.count(),
+        new_networks: f.new_networks,
+        new_asns: f.new_asns,
+        new_countries: f.new_countries,
+        countries: top_cc
+            .iter()
+            .take(15)
+            .map(|(c, n)| CountryIps {
+                country: c.to_string(),
+                ips: *n,
+            })
+            .collect(),
+        asns: top_asn
+            .iter()
+            .take(15)
+            .map(|(x, n)| AsnIps { asn: *x, ips: *n })
+            .collect(),
+        shape,
+        messages_per_ip: per_ip,
+        max_messages_one_ip: max_per_ip,
+        burst_run: f.run.map(|r| BurstRun {
+            ip: r.ip.to_string(),
+            messages: r.msgs,
+            secs: round3(r.secs),
+            per_minute: round3(r.msgs as f64 * 60.0 / r.secs.max(1.0)),
+            address: match r.novelty {
+                Novelty::Known => "known",
+                Novelty::New => "new",
+                Novelty::NoHistory => "no-history",
+            },
+        }),
+        first: first.rfc3339(),
+        last: s.ts.rfc3339(),
+        window_secs: hc.window.0,
+        messages: a.msgs.get(),
+        recipients: a.rcpts.get(),
+        failed_recipients: a.failed.get(),
+        recipient_domains: a.domains.count(),
+        sample_recipients: a.sample_rcpts.iter().cloned().collect(),
+        auth_failures: a.auth_failures.get(),
+        baseline: BaselineSummary {
+            days: a.baseline.days,
+            countries: a.baseline.countries.clone(),
+            asns: a.baseline.asns.len(),
+            networks: a.baseline.networks.len(),
+            msgs_per_day: round3(a.baseline.msgs_per_day),
+        },
+        population_p999_new_asns: norm.map(|n| n.new_asns),
+        population_p999_new_networks: norm.map(|n| n.new_networks),
+        recent_ips: a
+            .recent
+            .iter()
+            .rev()
+            .take(10)
+            .map(|o| IpSample {
+                ip: o.ip.to_string(),
+                network: network_text(o.ip),
+                country: cc_str(&o.cc).to_string(),
+                asn: o.asn,
+                messages: o.msgs,
+                recipients: o.rcpts,
+                first: o.first.rfc3339(),
+                last: o.last.rfc3339(),
+            })
+            .collect(),
+    }
+}
+
+/// Whether `cc` is a home country: configured, or the country of at least `home_country_share`
+/// of all account-days once [`HOME_SHARE_MIN_LOGINS`] were seen.
+fn is_home(
     countries: &HashMap<[u8; 2], u64>,
     logins: u64,
-    cfg: &Config,
+    hc: &config::Hijack,
     cc: &[u8; 2],
 ) -> bool {
     let s = cc_str(cc);
-    if cfg
-        .hijack
-        .home_countries
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(s))
-    {
+    if hc.home_countries.iter().any(|h| h.eq_ignore_ascii_case(s)) {
         return true;
     }
-    if logins < 100 {
+    if logins < HOME_SHARE_MIN_LOGINS {
         return false;
     }
     let n = countries.get(cc).copied().unwrap_or(0);
-    (n as f64) / (logins as f64) >= cfg.hijack.home_country_share
+    (n as f64) / (logins as f64) >= hc.home_country_share
 }
 
 /// The country of an IP as text, for evidence.

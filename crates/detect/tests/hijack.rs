@@ -21,6 +21,8 @@ fn geo() -> GeoRef {
             csv.push_str(&format!("10.{c}.{a}.0/24,{cc},{},\n", 64500 + c * 100 + a));
         }
     }
+    // A mobile carrier: one AS over many /24s (its carrier-grade NAT pools).
+    csv.push_str("10.41.0.0/16,DE,64999,\n");
     let o = geo::Overrides::parse_csv(&csv, "test").unwrap();
     GeoRef::Owned(Arc::new(geo::GeoDb::empty().with_overrides(o)))
 }
@@ -40,8 +42,18 @@ impl F {
         Self::with(Config::default())
     }
     fn with(cfg: Config) -> F {
+        Self::with_geo(cfg, geo())
+    }
+    /// With a geo database that knows no address (no country, no AS for anything).
+    fn without_geo() -> F {
+        Self::with_geo(
+            Config::default(),
+            GeoRef::Owned(Arc::new(geo::GeoDb::empty())),
+        )
+    }
+    fn with_geo(cfg: Config, g: GeoRef) -> F {
         F {
-            e: Engine::with_geo(cfg, geo()),
+            e: Engine::with_geo(cfg, g),
             n: 0,
             alerts: Vec::new(),
         }
@@ -247,10 +259,14 @@ fn burst_from_abroad_is_caught_within_a_minute() {
             first = Some(i + 1);
         }
     }
+    // An account without history: the address cannot be told new, but the country is foreign to
+    // the account and the population, so the sustained run counts once it lasted `burst_sustain`
+    // (30 s at 5 per second).
     let n = first.expect("burst not detected");
-    assert!(n <= 40, "after {n} messages");
+    assert!(n <= 160, "after {n} messages");
     let h = f.of(Detector::AuthHijack);
     assert_eq!(h[0].evidence["shape"], "burst");
+    assert_eq!(h[0].evidence["burst_run"]["address"], "no-history");
 }
 
 #[test]
@@ -521,4 +537,353 @@ fn guessing_spread_over_one_network_and_a_botnet_wave_are_reported() {
         .collect();
     assert_eq!(w.len(), 1, "{w:#?}");
     assert_eq!(w[0].evidence["failures"], 501);
+}
+
+/// Seconds from T0 of day `d`, hour `h`.
+fn at(d: usize, h: f64) -> f64 {
+    d as f64 * 86_400.0 + h * 3600.0
+}
+
+/// `n` messages from `ip` spread over the working hours of each of `days` days.
+fn ordinary_days(f: &mut F, user: &str, ip: &str, days: usize, n: usize) {
+    for d in 0..days {
+        for m in 0..n {
+            f.send(at(d, 8.0 + m as f64), user, ip, 0);
+        }
+    }
+}
+
+/// Issue 9, class 5: a small business sends its newsletter from the one address it always uses
+/// (in NL, a country that is neither its baseline's — it has none yet — nor the population's
+/// home). 30 messages in a minute and then 2,000 at five per second are its own normal: no
+/// hijack. A burst needs an address new to the account.
+#[test]
+fn newsletter_burst_from_the_home_address_is_quiet() {
+    let mut f = F::new();
+    f.home_population();
+    let shop = "shop@smallbiz.example";
+    let home = ip(30, 4, 4);
+    for m in 0..3 {
+        f.send(1_000.0 + m as f64 * 600.0, shop, &home, 0);
+    }
+    for m in 0..30 {
+        f.send(5_000.0 + m as f64 * 2.0, shop, &home, 0);
+    }
+    for m in 0..2_000 {
+        f.send(9_000.0 + m as f64 * 0.2, shop, &home, 0);
+    }
+    // The same without geo data, for an account with a learned baseline.
+    let mut g = F::without_geo();
+    ordinary_days(&mut g, shop, "192.0.2.10", 2, 4);
+    for m in 0..2_000 {
+        g.send(at(2, 9.0) + m as f64 * 0.2, shop, "192.0.2.10", 0);
+    }
+    for f in [f.finish(), g.finish()] {
+        let h = f.of(Detector::AuthHijack);
+        assert!(h.is_empty(), "{h:#?}");
+    }
+}
+
+/// Issue 9, class 5 (the true burst): thousands of messages at several per second from one
+/// address new to the account, with no geo data at all: caught within `burst_sustain`.
+#[test]
+fn burst_from_an_address_new_to_the_account_is_caught_without_geo() {
+    let mut f = F::without_geo();
+    let user = "clerk@isp.example";
+    ordinary_days(&mut f, user, "192.0.2.10", 2, 5);
+    let start = at(2, 10.0);
+    let mut first = None;
+    for i in 0..3_000 {
+        f.send(start + i as f64 * 0.25, user, "198.51.100.7", 0);
+        if first.is_none() && !f.of(Detector::AuthHijack).is_empty() {
+            first = Some(i + 1);
+        }
+    }
+    let n = first.expect("burst from a new address not detected");
+    let h = f.of(Detector::AuthHijack);
+    let secs = h[0].ts.secs() - (T0 + start as i64);
+    assert!(secs <= 60, "alerted {secs} s after the first spam");
+    assert!(n <= 4 * 60, "{n} messages leaked");
+    assert_eq!(h[0].evidence["shape"], "burst");
+    assert_eq!(h[0].evidence["burst_run"]["address"], "new");
+    let names: Vec<&str> = h[0].evidence["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["burst"], "no geo, so no geo signal");
+}
+
+/// Issue 9, class 8: an account used from 300 addresses in three minutes, then for 500 messages
+/// in a minute from one more, and the geo data knows none of them (a domestic botnet, networks
+/// the data does not know). The number of new networks is the sign; it must be caught fast (the
+/// precision issue's goal: ≤ 50 spam leaked, ≤ 5 minutes).
+#[test]
+fn spread_over_300_addresses_without_geo_is_caught() {
+    let mut f = F::without_geo();
+    for u in 0..200 {
+        f.send(
+            u as f64 * 3.0,
+            &format!("user{u}@isp.example"),
+            &format!("192.0.2.{}", 1 + u % 200),
+            0,
+        );
+    }
+    let user = "victim@isp.example";
+    ordinary_days(&mut f, user, "192.0.2.77", 1, 4);
+    let start = at(1, 10.0);
+    let mut sent = 0;
+    let mut first = None;
+    for b in 0..300usize {
+        for k in 0..(1 + b % 2) {
+            sent += 1;
+            let bot = format!("{}.{}.{}.{}", 11 + b % 180, b / 180, 7 + b % 3, 20 + b % 50);
+            f.send(start + b as f64 * 0.6 + k as f64 * 0.1, user, &bot, 1);
+            if first.is_none() && !f.of(Detector::AuthHijack).is_empty() {
+                first = Some(sent);
+            }
+        }
+    }
+    for i in 0..500 {
+        f.send(start + 180.0 + i as f64 * 0.12, user, "203.0.113.99", 1);
+    }
+    let n = first.expect("300 new networks without geo not detected");
+    assert!(n <= 50, "{n} spam leaked before the alert");
+    let h = f.of(Detector::AuthHijack);
+    assert!(h[0].ts.secs() - (T0 + start as i64) <= 300);
+    assert!(h[0].evidence["new_networks"].as_u64().unwrap() >= 20);
+    assert_eq!(h[0].evidence["new_asns"], 0);
+    assert_eq!(h[0].evidence["new_countries"], 0);
+    assert_eq!(h[0].evidence["signals"][0]["name"], "spread");
+}
+
+/// Issue 9, class 8, the burst alone: 500 messages in one minute from one address new to the
+/// account, without geo data, are held before the minute is over.
+#[test]
+fn burst_of_500_in_a_minute_from_a_new_address_without_geo_is_caught() {
+    let mut f = F::without_geo();
+    let user = "victim@isp.example";
+    ordinary_days(&mut f, user, "192.0.2.77", 1, 4);
+    let start = at(1, 10.0);
+    let mut first = None;
+    for i in 0..500 {
+        f.send(start + i as f64 * 0.12, user, "203.0.113.99", 0);
+        if first.is_none() && !f.of(Detector::AuthHijack).is_empty() {
+            first = Some(i + 1);
+        }
+    }
+    let n = first.expect("500 messages in a minute from a new address not detected");
+    assert!(n < 500, "held only after {n} messages");
+}
+
+/// The benign look-alikes, without geo data (where only the count of networks speaks) and with
+/// it: webmail (hundreds of accounts from one internal address), mobile carrier-grade NAT (many
+/// users per address; a phone moving through a dozen of the carrier's networks in an hour),
+/// multi-device owners, a traveller and a VPN user (one exit per session). Supporting signals
+/// (addresses shared with a flagged account) never alert alone.
+#[test]
+fn webmail_and_carrier_nat_look_alikes_stay_quiet() {
+    for with_geo in [false, true] {
+        let mut f = if with_geo { F::new() } else { F::without_geo() };
+        f.home_population();
+        // Webmail: 300 accounts submitting from one internal address, two days.
+        for d in 0..2 {
+            for u in 0..300usize {
+                for m in 0..3 {
+                    f.send(
+                        at(d, 8.0) + (u * 3 + m) as f64 * 20.0,
+                        &format!("web{u}@isp.example"),
+                        "10.0.250.5",
+                        0,
+                    );
+                }
+            }
+        }
+        // Carrier-grade NAT: 150 phones share 6 addresses; each phone's address changes every
+        // 5 minutes through 12 of the carrier's networks in an hour.
+        for u in 0..150usize {
+            for m in 0..12usize {
+                let t = at(1, 12.0) + (m * 300 + u) as f64;
+                let a = (u + m) % 6;
+                let cgnat = if with_geo {
+                    format!("10.41.{m}.{}", 1 + a)
+                } else {
+                    format!("100.64.{m}.{}", 1 + a)
+                };
+                f.send(t, &format!("phone{u}@isp.example"), &cgnat, 0);
+            }
+        }
+        // A hijacked account also used two of the carrier's addresses: their other users get
+        // the campaign-ips signal, which only supports.
+        for b in 0..60usize {
+            let bot = if with_geo {
+                ip(1 + b % 30, b % 60, b)
+            } else {
+                format!("{}.{}.9.9", 11 + b, b)
+            };
+            f.send(at(1, 11.0) + b as f64 * 5.0, "stolen@isp.example", &bot, 1);
+        }
+        let cg = |a: usize| {
+            if with_geo {
+                format!("10.41.0.{}", 1 + a)
+            } else {
+                format!("100.64.0.{}", 1 + a)
+            }
+        };
+        f.send(at(1, 11.6), "stolen@isp.example", &cg(0), 1);
+        f.send(at(1, 11.61), "stolen@isp.example", &cg(1), 1);
+        // Multi-device: home, office, phone; a traveller and a VPN user, one exit per session.
+        for m in 0..9 {
+            f.send(
+                at(1, 9.0) + m as f64 * 900.0,
+                "busy@isp.example",
+                &format!("198.51.{}.{}", 100 + m % 3, 10 + m),
+                0,
+            );
+        }
+        for s in 0..4 {
+            for m in 0..5 {
+                let exit = if with_geo {
+                    ip(27 + s, 3, 3)
+                } else {
+                    format!("203.0.{}.8", 10 + s)
+                };
+                f.send(
+                    at(1, 6.0 + 3.0 * s as f64) + m as f64 * 300.0,
+                    "traveller@isp.example",
+                    &exit,
+                    0,
+                );
+            }
+        }
+        let f = f.finish();
+        let wrong: Vec<_> = f
+            .alerts
+            .iter()
+            .filter(|a| a.detector == Detector::AuthHijack && a.entity.id != "stolen@isp.example")
+            .collect();
+        assert!(wrong.is_empty(), "geo {with_geo}: {wrong:#?}");
+        assert!(
+            f.of(Detector::AuthHijack)
+                .iter()
+                .any(|a| a.entity.id == "stolen@isp.example"),
+            "geo {with_geo}: the real hijack beside them is still caught"
+        );
+    }
+}
+
+/// Issue 10.4: half a million invented user names failing to log in between a victim's
+/// messages neither create state, nor evict the victim or any learned baseline, nor dilute the
+/// population norm; the victim's 7-country hijack is still found.
+#[test]
+fn invented_user_names_neither_hide_a_hijack_nor_delete_baselines() {
+    let mut f = F::new();
+    // Fifty accounts with two learned days each, and the victim.
+    for u in 0..50usize {
+        ordinary_days(
+            &mut f,
+            &format!("known{u}@isp.example"),
+            &ip(0, u % 20, u),
+            3,
+            1,
+        );
+    }
+    ordinary_days(&mut f, "victim@isp.example", &ip(0, 3, 3), 3, 2);
+    let before = f.e.snapshot_state().baselines.len();
+    assert!(before >= 51, "{before} baselines learned");
+    // The norm counts every account that sent, but not a flagged one (the victim, below).
+    let pop_before = f.e.hijack_stats().population_accounts;
+    let start = at(3, 12.0);
+    let names = 500_000usize;
+    let per_gap = names / 7;
+    let mut k = 0usize;
+    for c in 0..7usize {
+        f.send(
+            start + c as f64 * 120.0,
+            "victim@isp.example",
+            &ip(5 + c, 9, c),
+            1,
+        );
+        for _ in 0..per_gap {
+            k += 1;
+            let ts =
+                Ts(((T0 as f64 + start + c as f64 * 120.0 + 1.0) * 1e6) as i64
+                    + (k % 100_000) as i64);
+            f.e.feed(
+                ts,
+                "smtp",
+                "dovecot",
+                None,
+                &Event::AuthFailure {
+                    client: Peer {
+                        host: None,
+                        ip: Some("10.39.1.1"),
+                        port: None,
+                    },
+                    user: Some(&format!("invented{k}@isp.example")),
+                    mechanism: Some("PLAIN"),
+                    service: Service::Imap,
+                    reason: "auth failed",
+                },
+            );
+        }
+        f.alerts.extend(f.e.take_alerts());
+    }
+    let stats = f.e.hijack_stats();
+    assert_eq!(stats.evicted, 0, "{stats:?}");
+    assert_eq!(stats.failures_unknown_account, (per_gap * 7) as u64);
+    assert_eq!(stats.population_accounts, pop_before - 1, "{stats:?}");
+    let h: Vec<_> = f
+        .of(Detector::AuthHijack)
+        .into_iter()
+        .filter(|a| a.entity.id == "victim@isp.example")
+        .collect();
+    assert!(!h.is_empty(), "7-country hijack hidden by invented names");
+    assert!(h[0].evidence["new_countries"].as_u64().unwrap() >= 4);
+    assert_eq!(f.e.snapshot_state().baselines.len(), before);
+}
+
+/// Issue 10.4: the campaign correlator is linear. 8,000 hijacked accounts of one domain within
+/// the domain window, reusing bots from one pool, are correlated in under a second (a debug
+/// build included: the quadratic correlator took over a minute in release), with a handful of
+/// alerts whose member lists are capped.
+#[test]
+fn eight_thousand_accounts_of_one_domain_are_correlated_in_under_a_second() {
+    use detect::campaign::{Campaigns, MAX_MEMBERS};
+    use std::net::{IpAddr, Ipv4Addr};
+    let cfg = Config::default();
+    let mut c = Campaigns::new(&cfg);
+    let mut out = Vec::new();
+    let t0 = Ts::from_secs(T0);
+    let started = std::time::Instant::now();
+    for i in 0..8_000u32 {
+        let ips: Vec<IpAddr> = (0..20u32)
+            .map(|k| IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + (i * 7 + k * 13) % 3_000)))
+            .collect();
+        c.flagged(
+            &cfg,
+            t0.plus_secs(i as i64 / 4),
+            &format!("user{i}@hit.example"),
+            &ips,
+            &mut out,
+        );
+    }
+    let took = started.elapsed();
+    // Wall time is the issue's measure in a release build; a debug build is ~50x slower per
+    // step, so there the work itself is the measure: linear means a bounded number of steps per
+    // account (its 20 IPs, a few union-find hops, and the alerts' capped member lists amortised),
+    // where the quadratic correlator compared every account with every other (32 M pairs).
+    let limit = if cfg!(debug_assertions) { 10.0 } else { 1.0 };
+    assert!(took.as_secs_f64() < limit, "took {took:?}");
+    let steps = c.steps();
+    assert!(steps <= 8_000 * 40, "{steps} steps for 8,000 accounts");
+    assert!(out.len() <= 25, "{} alerts", out.len());
+    let last = out.last().unwrap();
+    // Re-alerted each time it doubled: the last alert at 4,096 accounts.
+    assert_eq!(last.evidence["accounts_total"], 4_096);
+    let (id, size) = c.campaign_of("user7999@hit.example").unwrap();
+    assert_eq!((id, size), (last.entity.id.as_str(), 8_000));
+    assert!(last.evidence["accounts"].as_array().unwrap().len() <= MAX_MEMBERS);
+    assert!(out.iter().all(|a| a.entity == last.entity), "one campaign");
 }

@@ -226,11 +226,15 @@ fn analyze(
         OutFormat::Jsonl
     });
     let mut engine = detect::Engine::with_geo(file.detect_config(), file.geo_db()?);
+    // What was saved before: the new snapshot is merged into it, so a baseline evicted from
+    // memory during this run is kept, never deleted.
+    let mut saved = detect::State::default();
     if let Some(p) = state.as_ref().filter(|p| p.exists()) {
         let text = std::fs::read_to_string(p)
             .with_context(|| format!("cannot read state {}", p.display()))?;
         let st: detect::State = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a smtpscope state file", p.display()))?;
+        saved = st.clone();
         engine.restore_state(st);
     }
     let mut out = out_writer(&output)?;
@@ -242,7 +246,8 @@ fn analyze(
     if let Some(p) = &state {
         // Write beside and rename, so a crash never leaves half a state file.
         let tmp = p.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&engine.snapshot_state())?)
+        saved.merge(engine.snapshot_state());
+        std::fs::write(&tmp, serde_json::to_vec(&saved)?)
             .with_context(|| format!("cannot write state {}", tmp.display()))?;
         std::fs::rename(&tmp, p).with_context(|| format!("cannot write state {}", p.display()))?;
     }

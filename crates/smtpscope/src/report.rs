@@ -324,8 +324,8 @@ fn render_hijack(s: &mut String, als: &[&Alert], a: &Alert) {
     };
     let _ = writeln!(
         s,
-        "  source IPs {} in the window ({} in the last 10 min from {} countries, {} today, {} networks /24 or /48), {} new ASNs, {} new countries, country entropy {} bits",
-        e["source_ips"], e["source_ips_10m"], e["countries_10m"], e["source_ips_day"], e["prefixes"], e["new_asns"], e["new_countries"], e["country_entropy_bits"]
+        "  source IPs {} in the window ({} in the last 10 min from {} countries, {} today, {} networks /24 or /48, {} of them new), {} new ASNs, {} new countries, country entropy {} bits",
+        e["source_ips"], e["source_ips_10m"], e["countries_10m"], e["source_ips_day"], e["prefixes"], e["new_networks"], e["new_asns"], e["new_countries"], e["country_entropy_bits"]
     );
     let _ = writeln!(s, "  countries (IPs): {}", list("countries", "country", ""));
     let _ = writeln!(s, "  networks (IPs):  {}", list("asns", "asn", "AS"));
@@ -336,11 +336,21 @@ fn render_hijack(s: &mut String, als: &[&Alert], a: &Alert) {
         .join(", ");
     let _ = writeln!(
         s,
-        "  shape: {}; IPs by messages sent ({per_ip}); most from one IP {} (in one minute {})",
+        "  shape: {}; IPs by messages sent ({per_ip}); most from one IP {}",
         str_of(e, "shape").unwrap_or("?"),
         e["max_messages_one_ip"],
-        e["max_messages_one_ip_minute"]
     );
+    if let Some(r) = e.get("burst_run").filter(|r| !r.is_null()) {
+        let _ = writeln!(
+            s,
+            "  sustained run: {} messages in {}s from {} ({} per minute; address {} to the account)",
+            r["messages"],
+            r["secs"],
+            str_of(r, "ip").unwrap_or("?"),
+            r["per_minute"],
+            str_of(r, "address").unwrap_or("?")
+        );
+    }
     let _ = writeln!(
         s,
         "  {} messages, {} recipients ({} failed, {} domains); failed logins before: {}",

@@ -772,7 +772,8 @@ fn save_baselines(tx: &Connection, mut v: serde_json::Value, now: i64) -> Result
         .get_mut("baselines")
         .map(serde_json::Value::take)
         .unwrap_or_default();
-    tx.execute("DELETE FROM baselines", [])?;
+    // Upsert only: a baseline missing from the snapshot was evicted from the engine's memory,
+    // not forgotten by the account; deleting it would lose what was learned.
     if let serde_json::Value::Array(items) = list {
         let mut st = tx.prepare_cached(
             "INSERT OR REPLACE INTO baselines(account, value, updated_at) VALUES(?1, ?2, ?3)",
