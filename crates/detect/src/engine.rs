@@ -14,6 +14,7 @@ use crate::alert::{Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
 use crate::bruteforce::Bruteforce;
 use crate::campaign::Campaigns;
+use crate::claims::{Claim, ClaimStats, PolicyClaims};
 use crate::config::Config;
 use crate::extrusion::Extrusion;
 use crate::helo::{HeloDetector, Observation};
@@ -122,6 +123,11 @@ fn domain_hash(addr: &str) -> u64 {
     h
 }
 
+/// An address as logs write it (`IPv6:` prefix allowed).
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.strip_prefix("IPv6:").unwrap_or(s).parse().ok()
+}
+
 /// Most host names learned from log headers as "our names".
 const MAX_OWN_NAMES: usize = 64;
 
@@ -139,8 +145,8 @@ pub struct Engine {
     brute: Bruteforce,
     campaigns: Campaigns,
     geo: GeoRef,
-    policy_active: bool,
-    policy_instances: BoundedMap<String, ()>,
+    /// Policy requests' messages waiting for their log line (see [`crate::claims`]).
+    claims: PolicyClaims,
     alerts: Vec<Alert>,
     stats: EngineStats,
     records_buf: Vec<MessageRecord>,
@@ -171,8 +177,7 @@ impl Engine {
             brute: Bruteforce::new(&cfg),
             campaigns: Campaigns::new(&cfg),
             geo,
-            policy_active: false,
-            policy_instances: BoundedMap::new(100_000),
+            claims: PolicyClaims::default(),
             own_names,
             cfg,
             alerts: Vec::new(),
@@ -213,7 +218,14 @@ impl Engine {
     }
 
     /// Feed one event from a line of `host` (log host), `program` and `pid`, at `ts`.
+    ///
+    /// A policy request ([`Event::Policy`]) goes to [`Engine::feed_policy`]: it is stamped by
+    /// the policy clock and never moves the log's event time.
     pub fn feed(&mut self, ts: Ts, host: &str, program: &str, pid: Option<u32>, ev: &Event<'_>) {
+        if matches!(ev, Event::Policy { .. }) {
+            self.feed_policy(ts, ev);
+            return;
+        }
         self.stats.events += 1;
         if self.stats.first_ts.is_none_or(|f| ts < f) {
             self.stats.first_ts = Some(ts);
@@ -238,8 +250,65 @@ impl Engine {
         }
     }
 
-    /// Close every message in flight (end of batch input) and run the detectors on them.
+    /// Feed one policy request, stamped `ts` by the policy clock (its arrival). Its message is
+    /// claimed and counted once: from the log when the log shows it within
+    /// [`crate::claims::POLICY_LINK_SECS`], else from the request (see [`crate::claims`]).
+    pub fn feed_policy(&mut self, ts: Ts, ev: &Event<'_>) {
+        let Event::Policy {
+            client,
+            sasl_username: Some(user),
+            recipient,
+            protocol_state,
+            instance,
+            ..
+        } = ev
+        else {
+            return;
+        };
+        self.policy_tick(ts);
+        // One message per transaction: Postfix gives every request of one SMTP transaction the
+        // same `instance`; the message is claimed at its first RCPT.
+        if user.is_empty() || *protocol_state != "RCPT" {
+            return;
+        }
+        let ip = client.ip.and_then(parse_ip);
+        let now = self
+            .claims
+            .request(ts, user, ip, instance.unwrap_or(""), *recipient);
+        self.count_claims(now);
+    }
+
+    /// Move the policy clock to `now` (the service's tick): count the policy requests' messages
+    /// that no log line took in time.
+    pub fn policy_tick(&mut self, now: Ts) {
+        let due = self.claims.due(now);
+        self.count_claims(due);
+    }
+
+    /// De-duplication counters of policy requests and log lines.
+    pub fn claim_stats(&self) -> ClaimStats {
+        self.claims.stats()
+    }
+
+    fn count_claims(&mut self, claims: Vec<Claim>) {
+        for c in claims {
+            let rcpts: Vec<&str> = c.rcpts.iter().map(String::as_str).collect();
+            self.send(c.ts, &c.account, c.ip, 1, &rcpts, 0);
+        }
+    }
+
+    /// The log showed `user` submitting a message from `ip`: counted from the log, taking the
+    /// policy request's claim on it if there is one.
+    fn log_submission(&mut self, ts: Ts, user: &str, ip: Option<IpAddr>) {
+        self.claims.log_submission(user, ip);
+        self.send(ts, user, ip, 1, &[], 0);
+    }
+
+    /// Close every message in flight (end of batch input) and run the detectors on them; count
+    /// every policy claim still waiting.
     pub fn finish(&mut self) {
+        let rest = self.claims.drain();
+        self.count_claims(rest);
         self.corr.finish();
         let recs: Vec<MessageRecord> = self.corr.drain().collect();
         for r in recs {
@@ -406,7 +475,7 @@ impl Engine {
         if ent.kind == EntityKind::Client {
             self.helo.mark_ours(&ent, r.finished);
         }
-        if ent.kind == EntityKind::Account && !self.policy_active {
+        if ent.kind == EntityKind::Account {
             // Recipients and their outcomes reach the hijack features when the message is done
             // (the submission itself was counted when it happened).
             let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr.as_str()).collect();
@@ -439,9 +508,7 @@ impl Engine {
 
     /// Events used directly (not through records).
     fn direct(&mut self, ts: Ts, program: &str, ev: &Event<'_>) {
-        let ip_of = |p: &maillog::Peer<'_>| {
-            p.ip.and_then(|i| i.strip_prefix("IPv6:").unwrap_or(i).parse::<IpAddr>().ok())
-        };
+        let ip_of = |p: &maillog::Peer<'_>| p.ip.and_then(parse_ip);
         match ev {
             Event::AuthFailure {
                 client,
@@ -481,9 +548,7 @@ impl Engine {
                 self.brute
                     .success(&self.cfg, ts, ip, user, maillog::Service::Smtp, &mut out);
                 self.push(out);
-                if !self.policy_active {
-                    self.send(ts, user, ip, 1, &[], 0);
-                }
+                self.log_submission(ts, user, ip);
                 return;
             }
             Event::Queued {
@@ -496,38 +561,7 @@ impl Engine {
                 self.brute
                     .success(&self.cfg, ts, ip, user, maillog::Service::Smtp, &mut out);
                 self.push(out);
-                if !self.policy_active {
-                    self.send(ts, user, ip, 1, &[], 0);
-                }
-                return;
-            }
-            Event::Policy {
-                client,
-                sasl_username: Some(user),
-                recipient,
-                protocol_state,
-                instance,
-                ..
-            } if !user.is_empty() => {
-                self.policy_active = true;
-                let ip = ip_of(client);
-                let rc: Vec<&str> = recipient.iter().copied().collect();
-                // One message per transaction: Postfix gives every request of one SMTP
-                // transaction the same `instance`; count the message at its first RCPT.
-                let msgs = if *protocol_state == "RCPT" {
-                    let key = instance.unwrap_or("").to_string();
-                    if key.is_empty() || self.policy_instances.get(&key).is_none() {
-                        if !key.is_empty() {
-                            self.policy_instances.get_or_insert_with(&key, ts, || ());
-                        }
-                        1
-                    } else {
-                        0
-                    }
-                } else {
-                    0
-                };
-                self.send(ts, user, ip, msgs, &rc, 0);
+                self.log_submission(ts, user, ip);
                 return;
             }
             _ => {}

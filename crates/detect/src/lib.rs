@@ -10,6 +10,7 @@ pub mod alert;
 pub mod bounded;
 pub mod bruteforce;
 pub mod campaign;
+pub mod claims;
 pub mod config;
 pub mod distinct;
 pub mod engine;

@@ -4,10 +4,12 @@
 //! epoch. Syslog's RFC 3164 stamp (`Nov 20 10:47:15`) has neither year nor zone: the caller gives
 //! both ([`TimeContext`]), and a jump back from December to January moves to the next year.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Microseconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Ts(pub i64);
 

@@ -242,7 +242,9 @@ fn analyze(
     let threads = threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let (run, alerts) = pipeline::analyze(&mut engine, &srcs, &t, progress, threads)?;
+    let mut driver = pipeline::Driver::new(engine);
+    let (run, alerts) = pipeline::analyze(&mut driver, &srcs, &t, progress, threads)?;
+    let engine = driver.engine();
     if let Some(p) = &state {
         // Write beside and rename, so a crash never leaves half a state file.
         let tmp = p.with_extension("tmp");

@@ -185,38 +185,112 @@ pub fn run_threads(
 
 /// A message with no log line for this long is gone from the queue (rotated out of the log, or
 /// the log was cut): a deferred message is retried at least every 67 minutes by Postfix
-/// (`maximal_backoff_time`) and every 6 hours by Exim's default retry rule. Closing such
-/// messages keeps memory flat in the length of the input.
+/// (`maximal_backoff_time`) and every 6 hours by Exim's default retry rule, and its bounce may
+/// come days later, so a day of silence is long past any retry. Closing such messages keeps
+/// memory flat in the length of the input. The one idle policy of `analyze` and `serve`.
 pub const IDLE_CLOSE_SECS: i64 = 86_400;
-/// Lines between sweeps for idle messages (a sweep looks at every message in flight).
-pub const IDLE_SWEEP_LINES: u32 = 1 << 18;
+/// Log time between sweeps for idle messages (a sweep looks at every message in flight). A sweep
+/// happens when the log's event time has moved this far since the last one, so where sweeps fall
+/// depends on the log alone, never on how it was read (threads, chunks, ticks). Our own idea.
+pub const IDLE_SWEEP_SECS: i64 = 3_600;
 
-/// The batch analysis: every source through `engine`, idle messages swept, the end of input
-/// closing what is left. Returns what was read and every alert, in order.
+/// The one driver of the engine, for `analyze` (batch) and `serve` (real time): parsed log lines
+/// and policy requests in, the idle policy applied by log time, alerts out.
+///
+/// Everything that decides *when* the engine does something lives here, so both commands give
+/// the same alerts for the same log: the idle sweep is driven by the log's event time
+/// ([`IDLE_SWEEP_SECS`], [`IDLE_CLOSE_SECS`]); policy requests and the service's ticks move only
+/// the policy clock (see `detect::claims`), never the log's.
+#[derive(Debug)]
+pub struct Driver {
+    engine: detect::Engine,
+    /// Log time of the next idle sweep (set by the first event).
+    next_sweep: Option<Ts>,
+}
+
+impl Driver {
+    /// A driver for `engine`.
+    pub fn new(engine: detect::Engine) -> Driver {
+        Driver {
+            engine,
+            next_sweep: None,
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &detect::Engine {
+        &self.engine
+    }
+
+    /// The engine, to restore or configure it.
+    pub fn engine_mut(&mut self) -> &mut detect::Engine {
+        &mut self.engine
+    }
+
+    /// Feed one parsed log line (lines without a header or event are skipped).
+    pub fn feed(&mut self, p: &Parsed<'_>) {
+        let (Some(h), Some(ev)) = (&p.header, &p.event) else {
+            return;
+        };
+        self.engine.feed(h.ts, h.host, h.program, h.pid, ev);
+        if matches!(ev, maillog::Event::Policy { .. }) {
+            return;
+        }
+        let Some(now) = self.engine.stats().last_ts else {
+            return;
+        };
+        match self.next_sweep {
+            None => self.next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS)),
+            Some(t) if now >= t => {
+                self.engine.flush_idle(IDLE_CLOSE_SECS);
+                self.next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS));
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Feed one policy request, stamped at its arrival (policy clock).
+    pub fn feed_policy(&mut self, ts: Ts, ev: &maillog::Event<'_>) {
+        self.engine.feed_policy(ts, ev);
+    }
+
+    /// The service's tick: the policy clock moves to `now` (wall clock). Log-fed state is not
+    /// touched: without new log lines the log's time does not move.
+    pub fn tick(&mut self, now: Ts) {
+        self.engine.policy_tick(now);
+    }
+
+    /// End of batch input: close every message in flight.
+    pub fn finish(&mut self) {
+        self.engine.finish();
+    }
+
+    /// Alerts raised since the last call.
+    pub fn take_alerts(&mut self) -> Vec<detect::Alert> {
+        self.engine.take_alerts()
+    }
+}
+
+/// The batch analysis: every source through the [`Driver`], the end of input closing what is
+/// left. Returns what was read and every alert, in order.
 pub fn analyze(
-    engine: &mut detect::Engine,
+    driver: &mut Driver,
     srcs: &[Source],
     t: &TimeOpts,
     progress: bool,
     threads: usize,
 ) -> Result<(RunStats, Vec<detect::Alert>)> {
     let mut alerts = Vec::new();
-    let mut fed = 0u32;
     let run = run_threads(srcs, t, progress, threads, |p, _| {
-        feed(engine, p);
-        fed += 1;
-        if fed == IDLE_SWEEP_LINES {
-            fed = 0;
-            engine.flush_idle(IDLE_CLOSE_SECS);
-        }
-        alerts.extend(engine.take_alerts());
+        driver.feed(p);
+        alerts.extend(driver.take_alerts());
     })?;
-    engine.finish();
-    alerts.extend(engine.take_alerts());
+    driver.finish();
+    alerts.extend(driver.take_alerts());
     Ok((run, alerts))
 }
 
-/// Feed a parsed line to the engine.
+/// Feed a parsed line to the engine directly, without the idle policy (`parse --records`).
 pub fn feed(engine: &mut detect::Engine, p: &Parsed<'_>) {
     if let (Some(h), Some(ev)) = (&p.header, &p.event) {
         engine.feed(h.ts, h.host, h.program, h.pid, ev);

@@ -285,10 +285,10 @@ pub fn analyze_to(log: &Path, alerts_path: &Path, year: i64) -> Result<String> {
         year: Some(year),
         tz: Some(jiff::tz::TimeZone::UTC),
     };
-    let mut engine = detect::Engine::new(detect::Config::default());
+    let mut driver = pipeline::Driver::new(detect::Engine::new(detect::Config::default()));
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let (run, alerts) = pipeline::analyze(
-        &mut engine,
+        &mut driver,
         &[Source::File(log.to_path_buf())],
         &t,
         false,
@@ -300,7 +300,7 @@ pub fn analyze_to(log: &Path, alerts_path: &Path, year: i64) -> Result<String> {
         f.write_all(b"\n")?;
     }
     f.flush()?;
-    let mut s = crate::report::summary(&run, engine.stats(), &alerts);
+    let mut s = crate::report::summary(&run, driver.engine().stats(), &alerts);
     s.push_str(&crate::report::entities(&alerts));
     Ok(s)
 }

@@ -1,5 +1,5 @@
-//! The engine thread: one `detect::Engine`, fed from every source through one bounded
-//! channel, with the parser and feed function `analyze` uses.
+//! The engine thread: one `detect::Engine` behind the [`Driver`] `analyze` uses, fed from every
+//! source through one bounded channel, with the same parser.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use super::metrics::SourceKind;
 use super::sinks::Sinks;
 use super::store::{Cmd, FilePos};
 use super::Shared;
+use crate::pipeline::Driver;
 
 /// Source id of policy requests.
 pub const POLICY_SRC: u32 = 0;
@@ -47,15 +48,15 @@ pub enum Msg {
     },
     /// Alerts raised outside the engine (the sFlow analysis): committed like the engine's.
     Alerts(Vec<detect::Alert>),
-    /// Once a second: idle flush, periodic baseline save.
+    /// Once a second: the policy clock moves on, periodic baseline save.
     Tick,
     /// Drain, save, stop; then signal.
     Shutdown(std::sync::mpsc::Sender<()>),
 }
 
-/// The engine and one parser per source.
+/// The driver and one parser per source.
 pub struct Core {
-    engine: detect::Engine,
+    driver: Driver,
     parsers: Vec<LineParser>,
     tz: jiff::tz::TimeZone,
 }
@@ -64,7 +65,7 @@ impl Core {
     /// An engine with parsers for the fixed sources and `files` followed files.
     pub fn new(engine: detect::Engine, tz: jiff::tz::TimeZone, files: usize) -> Core {
         let mut c = Core {
-            engine,
+            driver: Driver::new(engine),
             parsers: Vec::new(),
             tz,
         };
@@ -82,37 +83,37 @@ impl Core {
 
     /// Restore saved account baselines.
     pub fn restore(&mut self, state: detect::State) {
-        self.engine.restore_state(state);
+        self.driver.engine_mut().restore_state(state);
     }
 
-    /// The engine (tests).
+    /// The driver (tests).
     #[cfg(test)]
-    pub fn engine(&mut self) -> &mut detect::Engine {
-        &mut self.engine
+    pub fn driver(&mut self) -> &mut Driver {
+        &mut self.driver
     }
 
     /// Feed one log line of source `src`; false when it had no recognizable header.
     pub fn feed_line(&mut self, src: u32, line: &str) -> bool {
         self.ensure(src as usize + 1);
         let p = self.parsers[src as usize].parse(line);
-        crate::pipeline::feed(&mut self.engine, &p);
+        self.driver.feed(&p);
         p.header.is_some()
     }
 
     /// Feed one policy request.
     pub fn feed_policy(&mut self, ts: Ts, raw: &str) {
         if let Ok(req) = super::policy::Request::parse(raw) {
-            self.engine.feed(ts, "", "policy", None, &req.event());
+            self.driver.feed_policy(ts, &req.event());
         }
     }
 
     /// Alerts raised since the last call.
     pub fn take_alerts(&mut self) -> Vec<detect::Alert> {
-        self.engine.take_alerts()
+        self.driver.take_alerts()
     }
 
     fn save_baselines(&self, shared: &Shared) {
-        let st = self.engine.snapshot_state();
+        let st = self.driver.engine().snapshot_state();
         match serde_json::to_value(&st) {
             Ok(v) => {
                 if shared.store_tx.send(Cmd::Baselines(v)).is_err() {
@@ -130,7 +131,6 @@ impl Core {
         shared: &Arc<Shared>,
         sinks: Sinks,
         baseline_secs: i64,
-        idle_secs: i64,
     ) {
         let mut ticks: i64 = 0;
         while let Some(msg) = rx.blocking_recv() {
@@ -148,7 +148,7 @@ impl Core {
             }
             // A bug on one strange event must not stop detection for everything else.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.step(msg, shared, &sinks, &mut ticks, baseline_secs, idle_secs)
+                self.step(msg, shared, &sinks, &mut ticks, baseline_secs)
             }));
             if r.is_err() {
                 shared.metrics.engine_panics.inc();
@@ -164,7 +164,6 @@ impl Core {
         sinks: &Sinks,
         ticks: &mut i64,
         baseline_secs: i64,
-        idle_secs: i64,
     ) {
         let m = &shared.metrics;
         let mut pos = None;
@@ -191,10 +190,9 @@ impl Core {
             Msg::Alerts(a) => outside = a,
             Msg::Tick => {
                 *ticks += 1;
-                // (Only once there was an event: the correlator has no "now" before.)
-                if self.engine.stats().last_ts.is_some() {
-                    self.engine.flush_idle(idle_secs);
-                }
+                // Only the policy clock moves: messages close by log time (the driver's idle
+                // policy), exactly as in `analyze`.
+                self.driver.tick(super::now_ts());
                 if *ticks % baseline_secs == 0 {
                     self.save_baselines(shared);
                 }
@@ -255,15 +253,8 @@ mod tests {
             tz: Some(tz.clone()),
         };
         let src = Source::File(path.clone().into());
-        let mut batch = detect::Engine::new(cfg.clone());
-        let mut a = Vec::new();
-        pipeline::run(&[src], &t, false, |p, _| {
-            pipeline::feed(&mut batch, p);
-            a.extend(batch.take_alerts());
-        })
-        .unwrap();
-        batch.finish();
-        a.extend(batch.take_alerts());
+        let mut batch = Driver::new(detect::Engine::new(cfg.clone()));
+        let (_, a) = pipeline::analyze(&mut batch, &[src], &t, false, 1).unwrap();
 
         let mut core = Core::new(detect::Engine::new(cfg), tz.clone(), 1);
         core.parsers[FIRST_FILE_SRC as usize] = LineParser::new(TimeContext::new(year, tz));
@@ -276,7 +267,7 @@ mod tests {
             core.feed_line(FIRST_FILE_SRC, &String::from_utf8_lossy(line));
             b.extend(core.take_alerts());
         }
-        core.engine().finish();
+        core.driver().finish();
         b.extend(core.take_alerts());
         assert_eq!(a, b, "{rel}");
         a.len()

@@ -8,8 +8,8 @@
 //!        ^                                          └─> sinks (JSONL, webhook)           │
 //!        └──────────── containment snapshot (ArcSwap, lock-free) <──────────────────────┘
 //! ```
-//! The engine is the one `analyze` uses, fed by the same parser and [`crate::pipeline::feed`]:
-//! one code path. It runs on one thread and only ever sees event time. The policy server
+//! The engine is the one `analyze` uses, fed by the same parser and [`crate::pipeline::Driver`]:
+//! one code path, one idle policy by log time. It runs on one thread and only ever sees event time. The policy server
 //! answers from the containment snapshot alone, so a slow store or a busy engine never delays
 //! Postfix: when the engine's queue is full the request is not analysed (counted as fail-open)
 //! but still answered.
@@ -131,8 +131,6 @@ pub struct ServeLimits {
     pub policy_idle: Duration,
     /// A started request must be complete within this time (slow clients are dropped).
     pub request_timeout: Duration,
-    /// Messages idle this long (event time) are closed by the engine.
-    pub message_idle: Duration,
 }
 
 impl Default for ServeLimits {
@@ -142,7 +140,6 @@ impl Default for ServeLimits {
             connections: 1000,
             policy_idle: Duration(330),
             request_timeout: Duration(10),
-            message_idle: Duration(900),
         }
     }
 }
@@ -450,10 +447,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
             core.restore(b);
         }
         let bint = s.baseline_interval.0.max(1);
-        let idle = s.limits.message_idle.0;
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || core.run(engine_rx, &sh, sinks, bint, idle))?
+            .spawn(move || core.run(engine_rx, &sh, sinks, bint))?
     };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
