@@ -47,11 +47,16 @@ struct Req {
     instance: String,
 }
 
+/// A log line with its time and sequence number.
+type Line = (i64, u64, String);
+/// A policy request with the time and sequence number of the message it asks about.
+type Timed = (i64, u64, Req);
+
 /// The log being written: lines with their time, and policy requests by the line they precede.
 struct Log {
     base: i64,
-    lines: Vec<(i64, u64, String)>,
-    reqs: Vec<(i64, u64, Req)>,
+    lines: Vec<Line>,
+    reqs: Vec<Timed>,
     n: u64,
 }
 
@@ -116,7 +121,7 @@ impl Log {
     }
 
     /// The lines and requests in time order (lines of one message keep their order).
-    fn sorted(mut self) -> (Vec<(i64, u64, String)>, Vec<(i64, u64, Req)>) {
+    fn sorted(mut self) -> (Vec<Line>, Vec<Timed>) {
         self.lines.sort_by_key(|(t, n, _)| (*t, *n));
         self.reqs.sort_by_key(|(t, n, _)| (*t, *n));
         (self.lines, self.reqs)
@@ -204,7 +209,7 @@ fn read_alerts(p: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn append(p: &Path, lines: &[(i64, u64, String)]) {
+fn append(p: &Path, lines: &[Line]) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
