@@ -17,6 +17,8 @@ pub enum EntityKind {
     Sender,
     /// A group of entities tied together (shared botnet IPs, one domain hit at once).
     Campaign,
+    /// A network of client addresses, id in CIDR form: `192.0.2.0/24`, `2001:db8:1::/48`.
+    Network,
 }
 
 impl EntityKind {
@@ -27,6 +29,7 @@ impl EntityKind {
             EntityKind::Client => "client",
             EntityKind::Sender => "sender",
             EntityKind::Campaign => "campaign",
+            EntityKind::Network => "network",
         }
     }
 }

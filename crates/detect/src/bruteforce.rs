@@ -1,78 +1,97 @@
 //! `auth-bruteforce`: password guessing against SMTP AUTH, IMAP and POP3 — how accounts get
 //! stolen before they are abused.
 //!
-//! Three shapes: many failures from one IP (classic guessing, fail2ban's territory); failures
-//! against one account from many IPs (distributed guessing that stays under per-IP limits); and
-//! the one that matters most to an abuse desk, a successful login after failures (a password was
-//! probably guessed).
+//! On the real internet every server is guessed at all day: thousands of addresses try `admin`,
+//! `info`, `test` and the names of real users. An alert per guessed name, or per hour of the same
+//! attack, is noise nobody can act on. So this detector reports two things only:
+//!
+//! - **the attackers**, which an operator can block: one address with many failures (entity
+//!   `client`), one /24 or /48 with failures from several of its addresses (`network`), a wave
+//!   against the whole server from many networks (`campaign`); and an **existing account** (one
+//!   that has logged in successfully or sent mail) that is the target of guessing from many
+//!   addresses, far more than the other names guessed at the same time;
+//! - **a password that was probably guessed**: a successful login that came from where the
+//!   failures came from (the same address, /24 or /48, AS, or an address of an attacking
+//!   network or campaign), or from a place new to an account with history while it was being
+//!   guessed, or one that was followed by changed sending (auth-hijack). The owner logging in
+//!   from their usual place while somebody else guesses from elsewhere is not suspicious.
+//!
+//! Every count is over a true sliding window of event time. Every alert belongs to an
+//! [`attack::Attack`]: one alert when it starts, one more only when it has grown by
+//! `escalation_factor`, and a new one only after it has been quiet for `attack_quiet`.
+//!
+//! Failures against names that never logged in create no per-account state: they are counted
+//! per attacker (address, network, wave) and per guessed name in a table of their own, capped
+//! by `max_attackers`, which cannot evict the state of real accounts. Failures against an
+//! account from one of its own places (a device with a stale password, a typo) are the owner's
+//! and count for nothing.
+
+pub mod attack;
+pub mod places;
+pub mod sliding;
 
 use std::net::IpAddr;
 
 use maillog::{Service, Ts};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
 use crate::config::Config;
 use crate::distinct::Distinct;
 use crate::window::Counter;
+use attack::{Attack, Step};
+use places::Places;
+use sliding::{Recent, SlidingHll};
 
-/// A continuing attack from one IP, network or against one account is reported again after
-/// this long (a slow attack runs for days; one alert an hour would drown the report).
-const REALERT_SECS: i64 = 86_400;
+/// Sample names or addresses kept per attacker as evidence.
+const SAMPLES: usize = 8;
 
-/// Sample users / IPs kept per entity.
-const SAMPLES: usize = 10;
+/// Longest sample name kept (names come from the attacker).
+const SAMPLE_NAME_CHARS: usize = 64;
 
-#[derive(Debug, Default)]
-struct IpState {
-    failures: Counter,
-    users: Distinct,
-    sample_users: Vec<String>,
-    services: Vec<Service>,
-    first: Option<Ts>,
-    alerted: Option<(Ts, u64)>,
+/// Failing addresses remembered per existing account: enough to count far past
+/// `max_ips_per_account` exactly, small enough for every account under background guessing.
+const ACCOUNT_SOURCES: usize = 64;
+
+/// Failing addresses remembered per guessed name that never logged in (only for judging a later
+/// first success of that name).
+const NAME_SOURCES: usize = 8;
+
+/// Addresses remembered per network: every address of an IPv4 /24, so its count is exact.
+const NETWORK_ADDRESSES: usize = 256;
+
+/// Addresses of one network with an attack of their own, remembered to see a second one.
+const NETWORK_ATTACKERS: usize = 16;
+
+/// Heaviest addresses of a wave kept for its evidence (Space-Saving counters).
+const WAVE_TOP: usize = 64;
+
+/// Score of an alert on an attacking network (several addresses: deliberate).
+const SCORE_NETWORK: f64 = 0.75;
+/// Score of an alert on a server-wide guessing wave.
+const SCORE_CAMPAIGN: f64 = 0.8;
+/// Score of an alert on an existing account targeted by guessing (nothing stolen yet).
+const SCORE_TARGETED: f64 = 0.7;
+/// Score of a successful login from where the guessing came from.
+const SCORE_GUESSED: f64 = 0.9;
+/// Score of a successful login from a new place while the account was being guessed.
+const SCORE_NEW_PLACE: f64 = 0.8;
+/// Score of a login during guessing followed by changed sending.
+const SCORE_SENDING: f64 = 0.85;
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
-#[derive(Debug, Default)]
-struct AccountState {
-    failures: Counter,
-    ips: Distinct,
-    sample_ips: Vec<String>,
-    first: Option<Ts>,
-    alerted: Option<Ts>,
-    success_alerted: Option<Ts>,
-}
-
-#[derive(Debug, Default)]
-struct NetState {
-    failures: Counter,
-    ips: Distinct,
-    sample_ips: Vec<String>,
-    first: Option<Ts>,
-    alerted: Option<Ts>,
-}
-
-#[derive(Debug, Default)]
-struct Wave {
-    failures: Counter,
-    ips: Distinct,
-    top: Vec<(IpAddr, u64)>,
-    first: Option<Ts>,
-    alerted: Option<Ts>,
-}
-
-/// The detector.
-#[derive(Debug)]
-pub struct Bruteforce {
-    ips: BoundedMap<IpAddr, IpState>,
-    nets: BoundedMap<u64, NetState>,
-    accounts: BoundedMap<String, AccountState>,
-    wave: Wave,
-}
-
-/// The /24 (IPv4) or /48 (IPv6) network of an address, as text.
-fn net_name(ip: IpAddr) -> String {
+/// The /24 (IPv4, also IPv4-mapped) or /48 (IPv6) network of an address, in CIDR form.
+pub fn network_of(ip: IpAddr) -> String {
+    let ip = match ip {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
     match ip {
         IpAddr::V4(a) => {
             let o = a.octets();
@@ -80,28 +99,314 @@ fn net_name(ip: IpAddr) -> String {
         }
         IpAddr::V6(a) => {
             let s = a.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+            format!("{net}/48")
         }
     }
+}
+
+/// Where a suspicious successful login came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// An address that failed against this account.
+    GuessingAddress,
+    /// The /24 (/48) of an address that failed against this account.
+    GuessingNetwork,
+    /// The AS of an address that failed against this account, new to the account.
+    GuessingAs,
+    /// An address with an attack of its own (over the per-address limit).
+    AttackingAddress,
+    /// An address of a network with an attack going on.
+    AttackingNetwork,
+    /// An address that failed during a server-wide guessing wave.
+    Campaign,
+    /// A place (address, network and AS) new to an account with history, while it was guessed.
+    NewPlace,
+    /// A login during guessing, then sending changed (auth-hijack raised an alert).
+    ChangedSending,
+}
+
+impl Origin {
+    fn describe(self) -> &'static str {
+        match self {
+            Origin::GuessingAddress => "from an address that failed against it",
+            Origin::GuessingNetwork => "from the network of an address that failed against it",
+            Origin::GuessingAs => "from the AS of an address that failed against it, new to it",
+            Origin::AttackingAddress => "from an address guessing passwords",
+            Origin::AttackingNetwork => "from a network guessing passwords",
+            Origin::Campaign => "from an address of a guessing campaign",
+            Origin::NewPlace => "from a place new to the account while it was being guessed",
+            Origin::ChangedSending => "during guessing, and its sending changed afterwards",
+        }
+    }
+
+    fn score(self) -> f64 {
+        match self {
+            Origin::NewPlace => SCORE_NEW_PLACE,
+            Origin::ChangedSending => SCORE_SENDING,
+            _ => SCORE_GUESSED,
+        }
+    }
+}
+
+/// One attacking address.
+#[derive(Debug)]
+struct Address {
+    failures: Counter,
+    attack: Attack,
+    total: u64,
+    names: Distinct,
+    sample_names: Vec<String>,
+    services: Vec<Service>,
+    first: Ts,
+    last: Ts,
+}
+
+impl Address {
+    fn new(ts: Ts) -> Address {
+        Address {
+            failures: Counter::default(),
+            attack: Attack::default(),
+            total: 0,
+            names: Distinct::default(),
+            sample_names: Vec::new(),
+            services: Vec::new(),
+            first: ts,
+            last: ts,
+        }
+    }
+}
+
+/// One /24 or /48 with failures.
+#[derive(Debug)]
+struct Network {
+    failures: Counter,
+    addresses: Recent<IpAddr, ()>,
+    attackers: Recent<IpAddr, ()>,
+    attack: Attack,
+}
+
+impl Network {
+    fn new() -> Network {
+        Network {
+            failures: Counter::default(),
+            addresses: Recent::new(NETWORK_ADDRESSES),
+            attackers: Recent::new(NETWORK_ATTACKERS),
+            attack: Attack::default(),
+        }
+    }
+}
+
+/// Guessing against one name: failures in the window and where they came from (value: AS and
+/// failures from that address).
+#[derive(Debug, Clone)]
+struct Guessing {
+    failures: Counter,
+    sources: Recent<IpAddr, (Option<u32>, u64)>,
+    attack: Attack,
+}
+
+impl Guessing {
+    fn new(cap: usize) -> Guessing {
+        Guessing {
+            failures: Counter::default(),
+            sources: Recent::new(cap),
+            attack: Attack::default(),
+        }
+    }
+
+    fn add(&mut self, ts: Ts, ip: Option<IpAddr>, asn: Option<u32>, w: i64) {
+        self.failures.add(ts, 1, w);
+        if let Some(ip) = ip {
+            self.sources.touch(ip, ts, (asn, 1), |v| v.1 += 1);
+        }
+    }
+}
+
+/// An account that exists: it has logged in successfully or sent mail.
+#[derive(Debug)]
+struct Account {
+    places: Places,
+    guessing: Option<Box<Guessing>>,
+    /// Last alert that its password was probably guessed.
+    guessed_alerted: Option<Ts>,
+    /// Last unremarkable login while it was being guessed (for changed sending).
+    login_during_guessing: Option<Ts>,
+}
+
+/// A server-wide wave of guessing from many addresses.
+#[derive(Debug, Default)]
+struct Wave {
+    failures: Counter,
+    addresses: SlidingHll,
+    top: Vec<(IpAddr, u64)>,
+    attack: Attack,
+}
+
+impl Wave {
+    /// Space-Saving heavy hitters: a new address replaces the lightest when full.
+    fn count_top(&mut self, ip: IpAddr) {
+        if let Some(e) = self.top.iter_mut().find(|(x, _)| *x == ip) {
+            e.1 += 1;
+        } else if self.top.len() < WAVE_TOP {
+            self.top.push((ip, 1));
+        } else if let Some(min) = self.top.iter_mut().min_by_key(|(x, n)| (*n, *x)) {
+            *min = (ip, min.1 + 1);
+        }
+    }
+}
+
+/// The detector.
+#[derive(Debug)]
+pub struct Bruteforce {
+    addresses: BoundedMap<IpAddr, Address>,
+    networks: BoundedMap<u64, Network>,
+    names: BoundedMap<u64, Guessing>,
+    accounts: BoundedMap<String, Account>,
+    wave: Wave,
+    /// Failures that named a user, server-wide, in the window, and the distinct names.
+    named_failures: Counter,
+    named: SlidingHll,
+}
+
+/// Evidence of an attacking address.
+#[derive(Debug, Serialize)]
+struct AddressEvidence<'a> {
+    failures: u64,
+    threshold: u64,
+    window: String,
+    attack_failures: u64,
+    accounts_tried: u64,
+    sample_accounts: &'a [String],
+    services: &'a [Service],
+    first: String,
+    last: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalated_from: Option<u64>,
+}
+
+/// Evidence of an attacking network.
+#[derive(Debug, Serialize)]
+struct NetworkEvidence {
+    failures: u64,
+    threshold: u64,
+    window: String,
+    addresses: u64,
+    sample_ips: Vec<String>,
+    attacking_addresses: Vec<String>,
+    attack_start: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalated_from: Option<u64>,
+}
+
+/// Evidence of a guessing wave.
+#[derive(Debug, Serialize)]
+struct WaveEvidence {
+    failures: u64,
+    threshold: u64,
+    window: String,
+    addresses: u64,
+    min_addresses: u64,
+    top_addresses: Vec<TopAddress>,
+    attack_start: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalated_from: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct TopAddress {
+    ip: String,
+    failures: u64,
+}
+
+/// Evidence of a targeted account.
+#[derive(Debug, Serialize)]
+struct TargetEvidence {
+    failures: u64,
+    source_ips: u64,
+    threshold: u64,
+    window: String,
+    sample_ips: Vec<String>,
+    failures_per_other_name: f64,
+    min_target_ratio: f64,
+    attack_start: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    escalated_from: Option<u64>,
+}
+
+/// Evidence of a probably guessed password.
+#[derive(Debug, Serialize)]
+struct GuessedEvidence {
+    origin: Origin,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    success_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<Service>,
+    account_failures: u64,
+    failing_addresses: u64,
+    sample_failure_ips: Vec<String>,
+    places_known: usize,
+    history: bool,
+}
+
+/// What a successful login looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// From one of the account's own places.
+    Usual,
+    /// Nothing links it to guessing.
+    Unremarkable,
+    /// Probably a guessed password.
+    Suspicious(Origin),
 }
 
 impl Bruteforce {
     /// Empty.
     pub fn new(cfg: &Config) -> Self {
+        let cap = cfg.bruteforce.max_attackers;
         Bruteforce {
-            ips: BoundedMap::new(cfg.limits.max_entities),
-            nets: BoundedMap::new(cfg.limits.max_entities),
+            addresses: BoundedMap::new(cap),
+            networks: BoundedMap::new(cap),
+            names: BoundedMap::new(cap),
             accounts: BoundedMap::new(cfg.limits.max_entities),
             wave: Wave::default(),
+            named_failures: Counter::default(),
+            named: SlidingHll::default(),
         }
     }
 
-    /// A failed login.
+    /// Whether `user` is an existing account (logged in successfully or sent mail).
+    pub fn knows(&self, user: &str) -> bool {
+        self.accounts.get(&user.to_string()).is_some()
+    }
+
+    /// Accounts, attacker addresses, networks and guessed names with state.
+    pub fn tracked(&self) -> (usize, usize, usize, usize) {
+        (
+            self.accounts.len(),
+            self.addresses.len(),
+            self.networks.len(),
+            self.names.len(),
+        )
+    }
+
+    /// Entries dropped because of the caps (accounts, attacker tables together).
+    pub fn evicted(&self) -> (u64, u64) {
+        (
+            self.accounts.evicted(),
+            self.addresses.evicted() + self.networks.evicted() + self.names.evicted(),
+        )
+    }
+
+    /// A failed login from `ip` (in `asn`) for `user` (when logged).
+    #[allow(clippy::too_many_arguments)]
     pub fn failure(
         &mut self,
         cfg: &Config,
         ts: Ts,
         ip: Option<IpAddr>,
+        asn: Option<u32>,
         user: Option<&str>,
         service: Service,
         out: &mut Vec<Alert>,
@@ -110,261 +415,559 @@ impl Bruteforce {
         if !c.enabled {
             return;
         }
-        let w = c.window.0;
-        if let Some(ip) = ip {
-            let st = self.ips.get_or_insert_with(&ip, ts, IpState::default);
-            st.failures.add(ts, 1, w);
-            st.first.get_or_insert(ts);
-            if !st.services.contains(&service) {
-                st.services.push(service);
-            }
-            if let Some(u) = user {
-                let h = u.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                    (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-                });
-                if !st.users.contains(h) && st.sample_users.len() < SAMPLES {
-                    st.sample_users.push(u.chars().take(128).collect());
-                }
-                st.users.insert(h);
-            }
-            let n = st.failures.get();
-            let due = match st.alerted {
-                None => true,
-                Some((t, at)) => n >= at * 4 || t.plus_secs(REALERT_SECS) < ts,
-            };
-            if n > c.max_failures_per_ip && due {
-                st.alerted = Some((ts, n));
-                let users = st.users.count();
-                out.push(Alert {
-                    ts,
-                    detector: Detector::AuthBruteforce,
-                    entity: Entity::new(EntityKind::Client, ip.to_string()),
-                    score: round3(
-                        (0.6 + 0.1 * ((n as f64) / (c.max_failures_per_ip.max(1) as f64)).log2())
-                            .clamp(0.6, 0.95),
-                    ),
-                    summary: format!(
-                        "{n} failed logins within {} against {users} accounts",
-                        c.window.to_string_h()
-                    ),
-                    evidence: json!({
-                        "failures": n,
-                        "threshold": c.max_failures_per_ip,
-                        "accounts_tried": users,
-                        "sample_accounts": st.sample_users,
-                        "services": st.services,
-                        "first": st.first.map(|t| t.rfc3339()),
-                        "last": ts.rfc3339(),
-                    }),
-                });
+        let user = user.filter(|u| !u.is_empty());
+        let key = user.map(str::to_string);
+        // The owner's own place: a device with a stale password or a typo, not an attack.
+        if let (Some(ip), Some(k)) = (ip, &key) {
+            if self
+                .accounts
+                .get(k)
+                .is_some_and(|a| a.places.knows_address(ip))
+            {
+                return;
             }
         }
         if let Some(ip) = ip {
-            self.network(cfg, ts, ip, out);
+            let step = self.address(cfg, ts, ip, user, service);
+            let covered = self.network(cfg, ts, ip, step == Some(Step::Started), out);
+            if let Some(step) = step.filter(|s| s.reports() && !covered) {
+                self.address_alert(cfg, ts, ip, step, out);
+            }
             self.wave(cfg, ts, ip, out);
         }
-        if let Some(u) = user.filter(|u| !u.is_empty()) {
-            let st = self
-                .accounts
-                .get_or_insert_with(&u.to_string(), ts, AccountState::default);
-            st.failures.add(ts, 1, w);
-            st.first.get_or_insert(ts);
-            if let Some(ip) = ip {
-                let h = crate::distinct::mix(match ip {
-                    IpAddr::V4(a) => u32::from(a) as u64,
-                    IpAddr::V6(a) => u128::from(a) as u64 ^ (u128::from(a) >> 64) as u64,
-                });
-                if !st.ips.contains(h) && st.sample_ips.len() < SAMPLES {
-                    st.sample_ips.push(ip.to_string());
-                }
-                st.ips.insert(h);
-            }
-            let ips = st.ips.count();
-            if ips > c.max_ips_per_account
-                && st.alerted.is_none_or(|t| t.plus_secs(REALERT_SECS) < ts)
-            {
-                st.alerted = Some(ts);
-                out.push(Alert {
-                    ts,
-                    detector: Detector::AuthBruteforce,
-                    entity: Entity::new(EntityKind::Account, u),
-                    score: 0.7,
-                    summary: format!(
-                        "failed logins from {ips} IPs within {} ({} failures): distributed password guessing",
-                        c.window.to_string_h(),
-                        st.failures.get()
-                    ),
-                    evidence: json!({
-                        "failures": st.failures.get(),
-                        "source_ips": ips,
-                        "sample_ips": st.sample_ips,
-                        "first": st.first.map(|t| t.rfc3339()),
-                        "last": ts.rfc3339(),
-                    }),
-                });
-            }
-        }
-    }
-
-    /// Guessing spread over one network: each address stays under the per-IP limit, the /24
-    /// (/48) does not.
-    fn network(&mut self, cfg: &Config, ts: Ts, ip: IpAddr, out: &mut Vec<Alert>) {
-        let c = &cfg.bruteforce;
+        let (Some(u), Some(k)) = (user, key) else {
+            return;
+        };
         let w = c.window.0;
-        let key = geo::prefix_key(ip);
-        let st = self.nets.get_or_insert_with(&key, ts, NetState::default);
-        st.failures.add(ts, 1, w);
-        st.first.get_or_insert(ts);
-        let h = crate::distinct::mix(match ip {
-            IpAddr::V4(a) => u32::from(a) as u64,
-            IpAddr::V6(a) => u128::from(a) as u64 ^ (u128::from(a) >> 64) as u64,
-        });
-        if !st.ips.contains(h) && st.sample_ips.len() < SAMPLES {
-            st.sample_ips.push(ip.to_string());
+        self.named_failures.add(ts, 1, w);
+        self.named.insert(fnv(u), ts);
+        if self.accounts.get(&k).is_none() {
+            // A name that never logged in: attacker-side memory only.
+            self.names
+                .get_or_insert_with(&fnv(u), ts, || Guessing::new(NAME_SOURCES))
+                .add(ts, ip, asn, w);
+            return;
         }
-        st.ips.insert(h);
-        let n = st.failures.get();
-        let ips = st.ips.count();
-        if n > c.max_failures_per_network
-            && ips >= 2
-            && st.alerted.is_none_or(|t| t.plus_secs(REALERT_SECS) < ts)
-        {
-            st.alerted = Some(ts);
-            out.push(Alert {
-                ts,
-                detector: Detector::AuthBruteforce,
-                entity: Entity::new(EntityKind::Client, net_name(ip)),
-                score: 0.75,
-                summary: format!(
-                    "{n} failed logins within {} from {ips} addresses of one network",
-                    c.window.to_string_h()
-                ),
-                evidence: json!({
-                    "failures": n,
-                    "threshold": c.max_failures_per_network,
-                    "addresses": ips,
-                    "sample_addresses": st.sample_ips,
-                    "first": st.first.map(|t| t.rfc3339()),
-                    "last": ts.rfc3339(),
-                }),
-            });
-        }
+        self.targeted(cfg, ts, &k, ip, asn, out);
     }
 
-    /// A wave of guessing against the server from many networks (a botnet), each address
-    /// under every per-IP limit. Reported once per window as a `campaign`.
+    /// Count a failure from `ip`; the attack step when its count is over the limit.
+    fn address(
+        &mut self,
+        cfg: &Config,
+        ts: Ts,
+        ip: IpAddr,
+        user: Option<&str>,
+        service: Service,
+    ) -> Option<Step> {
+        let c = &cfg.bruteforce;
+        let st = self
+            .addresses
+            .get_or_insert_with(&ip, ts, || Address::new(ts));
+        st.failures.add(ts, 1, c.window.0);
+        st.total += 1;
+        st.last = ts;
+        if !st.services.contains(&service) {
+            st.services.push(service);
+        }
+        if let Some(u) = user {
+            let h = fnv(u);
+            if !st.names.contains(h) && st.sample_names.len() < SAMPLES {
+                st.sample_names
+                    .push(u.chars().take(SAMPLE_NAME_CHARS).collect());
+            }
+            st.names.insert(h);
+        }
+        let n = st.failures.get();
+        (n > c.max_failures_per_ip)
+            .then(|| st.attack.over(ts, n, c.attack_quiet.0, c.escalation_factor))
+    }
+
+    fn address_alert(
+        &mut self,
+        cfg: &Config,
+        ts: Ts,
+        ip: IpAddr,
+        step: Step,
+        out: &mut Vec<Alert>,
+    ) {
+        let c = &cfg.bruteforce;
+        let Some(st) = self.addresses.get(&ip) else {
+            return;
+        };
+        let n = st.failures.get();
+        let names = st.names.count().min(st.total);
+        let ratio = n as f64 / c.max_failures_per_ip.max(1) as f64;
+        let again = match step.escalated_from() {
+            Some(b) => format!(" (grown from {b})"),
+            None => String::new(),
+        };
+        let ev = AddressEvidence {
+            failures: n,
+            threshold: c.max_failures_per_ip,
+            window: c.window.to_string_h(),
+            attack_failures: st.total,
+            accounts_tried: names,
+            sample_accounts: &st.sample_names,
+            services: &st.services,
+            first: st.first.rfc3339(),
+            last: ts.rfc3339(),
+            escalated_from: step.escalated_from(),
+        };
+        out.push(Alert {
+            ts,
+            detector: Detector::AuthBruteforce,
+            entity: Entity::new(EntityKind::Client, ip.to_string()),
+            score: round3((0.6 + 0.1 * ratio.log2()).clamp(0.6, 0.95)),
+            summary: format!(
+                "{n} failed logins within {}{again}; {} failures against {names} names since {}",
+                c.window.to_string_h(),
+                st.total,
+                st.first.display_utc()
+            ),
+            evidence: serde_json::to_value(ev).unwrap_or_default(),
+        });
+    }
+
+    /// Guessing spread over one /24 (/48): each address may stay under the per-address limit,
+    /// the network does not; or a second address of a network becomes an attacker. Returns
+    /// whether the network's attack is going on (its addresses need no alerts of their own).
+    fn network(
+        &mut self,
+        cfg: &Config,
+        ts: Ts,
+        ip: IpAddr,
+        new_attacker: bool,
+        out: &mut Vec<Alert>,
+    ) -> bool {
+        let c = &cfg.bruteforce;
+        let (w, quiet) = (c.window.0, c.attack_quiet.0);
+        let st = self
+            .networks
+            .get_or_insert_with(&geo::prefix_key(ip), ts, Network::new);
+        st.failures.add(ts, 1, w);
+        st.addresses.touch(ip, ts, (), |_| {});
+        let n = st.failures.get();
+        let addrs = st.addresses.count_within(ts, w).min(n);
+        // A second address of this network starting an attack while another one's is going on.
+        let second = new_attacker && st.attackers.within(ts, quiet).iter().any(|(a, _)| *a != ip);
+        if new_attacker {
+            st.attackers.touch(ip, ts, (), |_| {});
+        }
+        let step = if (n > c.max_failures_per_network && addrs >= 2) || second {
+            st.attack.over(ts, n, quiet, c.escalation_factor)
+        } else {
+            Step::Continues
+        };
+        let active = st.attack.is_active(ts, quiet);
+        if !step.reports() {
+            return active;
+        }
+        let attackers: Vec<String> = st
+            .attackers
+            .within(ts, quiet)
+            .iter()
+            .map(|(a, _)| a.to_string())
+            .collect();
+        let net = network_of(ip);
+        let summary = if second && addrs < 2 || n <= c.max_failures_per_network {
+            format!(
+                "a second address of {net} guessing passwords ({})",
+                attackers.join(", ")
+            )
+        } else {
+            format!(
+                "{n} failed logins within {} from {addrs} addresses of one network{}",
+                c.window.to_string_h(),
+                step.escalated_from()
+                    .map(|b| format!(" (grown from {b})"))
+                    .unwrap_or_default()
+            )
+        };
+        let ev = NetworkEvidence {
+            failures: n,
+            threshold: c.max_failures_per_network,
+            window: c.window.to_string_h(),
+            addresses: addrs,
+            sample_ips: st
+                .addresses
+                .within(ts, w)
+                .iter()
+                .take(SAMPLES)
+                .map(|(a, _)| a.to_string())
+                .collect(),
+            attacking_addresses: attackers,
+            attack_start: st.attack.start(ts, quiet).unwrap_or(ts).rfc3339(),
+            escalated_from: step.escalated_from(),
+        };
+        out.push(Alert {
+            ts,
+            detector: Detector::AuthBruteforce,
+            entity: Entity::new(EntityKind::Network, net),
+            score: SCORE_NETWORK,
+            summary,
+            evidence: serde_json::to_value(ev).unwrap_or_default(),
+        });
+        active
+    }
+
+    /// A wave of guessing against the server from many addresses (a botnet), each under every
+    /// per-address limit: one `campaign` per wave.
     fn wave(&mut self, cfg: &Config, ts: Ts, ip: IpAddr, out: &mut Vec<Alert>) {
         let c = &cfg.bruteforce;
-        let w = c.window.0;
+        let (w, quiet) = (c.window.0, c.attack_quiet.0);
         let wv = &mut self.wave;
         wv.failures.add(ts, 1, w);
-        if wv.first.is_none_or(|f| f.plus_secs(w) < ts) {
-            wv.first = Some(ts);
-            wv.ips = Distinct::default();
-            wv.top.clear();
+        wv.addresses.insert(places::ip_key(ip), ts);
+        if !wv.attack.is_active(ts, quiet) && wv.failures.get() <= c.max_failures_total {
+            // Between waves the heavy hitters describe the next one only.
+            if wv.top.len() >= WAVE_TOP && !wv.attack.is_active(ts, w) {
+                wv.top.clear();
+            }
         }
-        wv.ips.insert(crate::distinct::mix(match ip {
-            IpAddr::V4(a) => u32::from(a) as u64,
-            IpAddr::V6(a) => u128::from(a) as u64 ^ (u128::from(a) >> 64) as u64,
-        }));
-        if let Some(e) = wv.top.iter_mut().find(|(x, _)| *x == ip) {
-            e.1 += 1;
-        } else if wv.top.len() < 64 {
-            wv.top.push((ip, 1));
-        }
+        wv.count_top(ip);
         let n = wv.failures.get();
-        let ips = wv.ips.count();
-        if n > c.max_failures_total
-            && ips >= c.min_wave_ips
-            && wv.alerted.is_none_or(|t| t.plus_secs(w) < ts)
-        {
-            wv.alerted = Some(ts);
-            let mut top = wv.top.clone();
-            top.sort_by_key(|x| std::cmp::Reverse(x.1));
-            top.truncate(10);
-            let id = format!("guessing-{}", ts.rfc3339().replace([':', '-'], ""));
-            out.push(Alert {
-                ts,
-                detector: Detector::AuthBruteforce,
-                entity: Entity::new(EntityKind::Campaign, id),
-                score: 0.8,
-                summary: format!(
-                    "{n} failed logins within {} from {ips} addresses: distributed password guessing against the server",
-                    c.window.to_string_h()
-                ),
-                evidence: json!({
-                    "failures": n,
-                    "threshold": c.max_failures_total,
-                    "addresses": ips,
-                    "top_addresses": top.iter().map(|(i, k)| json!({"ip": i.to_string(), "failures": k})).collect::<Vec<_>>(),
-                    "first": wv.first.map(|t| t.rfc3339()),
-                    "last": ts.rfc3339(),
-                }),
-            });
+        if n <= c.max_failures_total {
+            return;
         }
+        let addrs = wv.addresses.count(ts, w).min(n);
+        if addrs < c.min_wave_ips {
+            return;
+        }
+        let step = wv.attack.over(ts, addrs, quiet, c.escalation_factor);
+        if !step.reports() {
+            return;
+        }
+        let start = wv.attack.start(ts, quiet).unwrap_or(ts);
+        let mut top = wv.top.clone();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        top.truncate(10);
+        let id = format!("guessing-{}", start.rfc3339().replace([':', '-'], ""));
+        let ev = WaveEvidence {
+            failures: n,
+            threshold: c.max_failures_total,
+            window: c.window.to_string_h(),
+            addresses: addrs,
+            min_addresses: c.min_wave_ips,
+            top_addresses: top
+                .iter()
+                .map(|(i, k)| TopAddress {
+                    ip: i.to_string(),
+                    failures: *k,
+                })
+                .collect(),
+            attack_start: start.rfc3339(),
+            escalated_from: step.escalated_from(),
+        };
+        out.push(Alert {
+            ts,
+            detector: Detector::AuthBruteforce,
+            entity: Entity::new(EntityKind::Campaign, id),
+            score: SCORE_CAMPAIGN,
+            summary: format!(
+                "{n} failed logins within {} from about {addrs} addresses: distributed password guessing against the server{}",
+                c.window.to_string_h(),
+                step.escalated_from()
+                    .map(|b| format!(" (grown from {b} addresses)"))
+                    .unwrap_or_default()
+            ),
+            evidence: serde_json::to_value(ev).unwrap_or_default(),
+        });
     }
 
-    /// A successful login (Dovecot login, SMTP AUTH submission).
+    /// A failure against an existing account from outside its places: is it targeted?
+    fn targeted(
+        &mut self,
+        cfg: &Config,
+        ts: Ts,
+        user: &String,
+        ip: Option<IpAddr>,
+        asn: Option<u32>,
+        out: &mut Vec<Alert>,
+    ) {
+        let c = &cfg.bruteforce;
+        let (w, quiet) = (c.window.0, c.attack_quiet.0);
+        let Some(acct) = self.accounts.get_mut(user) else {
+            return;
+        };
+        let g = acct
+            .guessing
+            .get_or_insert_with(|| Box::new(Guessing::new(ACCOUNT_SOURCES)));
+        g.add(ts, ip, asn, w);
+        g.sources.prune(ts, c.source_memory.0.max(w));
+        let f = g.failures.get();
+        let ips = g.sources.count_within(ts, w).min(f);
+        if ips <= c.max_ips_per_account {
+            return;
+        }
+        // Compared with the other names guessed in the same window.
+        let total = self.named_failures.get();
+        let names = self.named.count(ts, w).min(total);
+        let per_other = if names > 1 {
+            total.saturating_sub(f) as f64 / (names - 1) as f64
+        } else {
+            0.0
+        };
+        if f as f64 <= c.min_target_ratio * per_other {
+            return;
+        }
+        let step = g.attack.over(ts, ips, quiet, c.escalation_factor);
+        if !step.reports() {
+            return;
+        }
+        let ev = TargetEvidence {
+            failures: f,
+            source_ips: ips,
+            threshold: c.max_ips_per_account,
+            window: c.window.to_string_h(),
+            sample_ips: g
+                .sources
+                .within(ts, w)
+                .iter()
+                .take(SAMPLES)
+                .map(|(a, _)| a.to_string())
+                .collect(),
+            failures_per_other_name: round3(per_other),
+            min_target_ratio: c.min_target_ratio,
+            attack_start: g.attack.start(ts, quiet).unwrap_or(ts).rfc3339(),
+            escalated_from: step.escalated_from(),
+        };
+        out.push(Alert {
+            ts,
+            detector: Detector::AuthBruteforce,
+            entity: Entity::new(EntityKind::Account, user.as_str()),
+            score: SCORE_TARGETED,
+            summary: format!(
+                "{f} failed logins from {ips} IPs within {}{}: this account is the target of distributed password guessing",
+                c.window.to_string_h(),
+                step.escalated_from()
+                    .map(|b| format!(" (grown from {b} IPs)"))
+                    .unwrap_or_default()
+            ),
+            evidence: serde_json::to_value(ev).unwrap_or_default(),
+        });
+    }
+
+    /// A successful login (Dovecot login, SMTP AUTH, an authenticated submission).
+    #[allow(clippy::too_many_arguments)]
     pub fn success(
         &mut self,
         cfg: &Config,
         ts: Ts,
         ip: Option<IpAddr>,
+        asn: Option<u32>,
         user: &str,
         service: Service,
         out: &mut Vec<Alert>,
     ) {
         let c = &cfg.bruteforce;
+        if user.is_empty() {
+            return;
+        }
+        let key = user.to_string();
+        // A name that failed before it ever logged in brings its guessing along.
+        let moved = if self.accounts.get(&key).is_none() {
+            self.names
+                .get_mut(&fnv(user))
+                .map(|g| std::mem::replace(g, Guessing::new(NAME_SOURCES)))
+        } else {
+            None
+        };
+        let acct = self.accounts.get_or_insert_with(&key, ts, || Account {
+            places: Places::new(ts),
+            guessing: None,
+            guessed_alerted: None,
+            login_during_guessing: None,
+        });
+        if let Some(g) = moved {
+            acct.guessing = Some(Box::new(g));
+        }
+        // Known even when disabled: the engine asks whether a name exists.
+        let (true, Some(ip)) = (c.enabled, ip) else {
+            return;
+        };
+        let verdict = self.judge(cfg, ts, &key, ip, asn);
+        let Some(acct) = self.accounts.get_mut(&key) else {
+            return;
+        };
+        let origin = match verdict {
+            Verdict::Usual | Verdict::Unremarkable => {
+                if verdict == Verdict::Unremarkable && under_guessing(acct, ts, c) {
+                    acct.login_during_guessing = Some(ts);
+                }
+                acct.places.learn(ip, asn);
+                return;
+            }
+            Verdict::Suspicious(o) => o,
+        };
+        self.guessed_alert(cfg, ts, &key, Some(ip), Some(service), origin, out);
+    }
+
+    /// Judge a successful login of an existing account from `ip`.
+    fn judge(
+        &mut self,
+        cfg: &Config,
+        ts: Ts,
+        user: &String,
+        ip: IpAddr,
+        asn: Option<u32>,
+    ) -> Verdict {
+        let c = &cfg.bruteforce;
+        let quiet = c.attack_quiet.0;
+        let Some(acct) = self.accounts.get(user) else {
+            return Verdict::Unremarkable;
+        };
+        let places = &acct.places;
+        if places.knows_address(ip) {
+            return Verdict::Usual;
+        }
+        let history = places.has_history(ts, c.learn_period.0);
+        // Where the failures against this account came from.
+        let mem = c.source_memory.0;
+        let sources = acct
+            .guessing
+            .as_ref()
+            .map(|g| g.sources.within(ts, mem))
+            .unwrap_or_default();
+        let recent: u64 = sources.iter().map(|(_, (_, n))| n).sum();
+        let net = geo::prefix_key(ip);
+        let from_sources = if sources.iter().any(|(a, _)| *a == ip) {
+            Some(Origin::GuessingAddress)
+        } else if sources.iter().any(|(a, _)| geo::prefix_key(*a) == net) {
+            Some(Origin::GuessingNetwork)
+        } else if asn.is_some_and(|x| {
+            !places.knows_asn(x) && sources.iter().any(|(_, (sa, _))| *sa == Some(x))
+        }) {
+            Some(Origin::GuessingAs)
+        } else {
+            None
+        };
+        // Without history, one address failing against one name is the owner's stale device as
+        // likely as a guesser: it needs a second address to be guessing.
+        let enough = recent >= c.success_after_failures && (history || sources.len() >= 2);
+        if let Some(o) = from_sources.filter(|_| enough) {
+            return Verdict::Suspicious(o);
+        }
+        if self
+            .addresses
+            .get(&ip)
+            .is_some_and(|a| a.attack.is_active(ts, quiet))
+        {
+            return Verdict::Suspicious(Origin::AttackingAddress);
+        }
+        if self
+            .networks
+            .get(&net)
+            .is_some_and(|n| n.attack.is_active(ts, quiet))
+        {
+            return Verdict::Suspicious(Origin::AttackingNetwork);
+        }
+        if let Some(start) = self.wave.attack.start(ts, quiet) {
+            if self
+                .addresses
+                .get(&ip)
+                .is_some_and(|a| a.last >= start && a.total > 0)
+            {
+                return Verdict::Suspicious(Origin::Campaign);
+            }
+        }
+        if history && places.is_new(ip, asn) && under_guessing(acct, ts, c) {
+            return Verdict::Suspicious(Origin::NewPlace);
+        }
+        Verdict::Unremarkable
+    }
+
+    /// auth-hijack raised an alert on `user`: if it logged in while being guessed, its
+    /// password was probably guessed.
+    pub fn sending_changed(&mut self, cfg: &Config, ts: Ts, user: &str, out: &mut Vec<Alert>) {
+        let c = &cfg.bruteforce;
         if !c.enabled {
             return;
         }
-        let w = c.window.0;
-        let acct_fail = self.accounts.get_mut(&user.to_string()).map(|s| {
-            s.failures.expire(ts, w);
-            s.failures.get()
-        });
-        let ip_fail = ip.and_then(|ip| self.ips.get_mut(&ip)).map(|s| {
-            s.failures.expire(ts, w);
-            s.failures.get()
-        });
-        let acct_fail = acct_fail.unwrap_or(0);
-        let ip_fail = ip_fail.unwrap_or(0);
-        if acct_fail < c.success_after_failures
-            && ip_fail < c.success_after_failures.saturating_mul(4)
-        {
-            return;
-        }
-        // One report per account per window; the account state exists when acct_fail > 0.
-        let st = self
+        let key = user.to_string();
+        let during = self
             .accounts
-            .get_or_insert_with(&user.to_string(), ts, AccountState::default);
-        if st.success_alerted.is_some_and(|t| t.plus_secs(w) >= ts) {
+            .get(&key)
+            .and_then(|a| a.login_during_guessing)
+            .is_some_and(|t| t.plus_secs(c.source_memory.0) >= ts);
+        if during {
+            self.guessed_alert(cfg, ts, &key, None, None, Origin::ChangedSending, out);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn guessed_alert(
+        &mut self,
+        cfg: &Config,
+        ts: Ts,
+        user: &String,
+        ip: Option<IpAddr>,
+        service: Option<Service>,
+        origin: Origin,
+        out: &mut Vec<Alert>,
+    ) {
+        let c = &cfg.bruteforce;
+        let Some(acct) = self.accounts.get_mut(user) else {
+            return;
+        };
+        // One alert per attack on the account.
+        if acct
+            .guessed_alerted
+            .is_some_and(|t| t.plus_secs(c.attack_quiet.0) >= ts)
+        {
+            acct.guessed_alerted = Some(ts);
             return;
         }
-        st.success_alerted = Some(ts);
+        acct.guessed_alerted = Some(ts);
+        let sources = acct
+            .guessing
+            .as_ref()
+            .map(|g| g.sources.within(ts, c.source_memory.0))
+            .unwrap_or_default();
+        let failures: u64 = sources.iter().map(|(_, (_, n))| n).sum();
+        let ev = GuessedEvidence {
+            origin,
+            success_ip: ip.map(|i| i.to_string()),
+            service,
+            account_failures: failures,
+            failing_addresses: sources.len() as u64,
+            sample_failure_ips: sources
+                .iter()
+                .take(SAMPLES)
+                .map(|(a, _)| a.to_string())
+                .collect(),
+            places_known: acct.places.addresses_known(),
+            history: acct.places.has_history(ts, c.learn_period.0),
+        };
+        let how = match service {
+            Some(Service::Smtp) => "SMTP AUTH ",
+            Some(Service::Imap) => "IMAP ",
+            Some(Service::Pop3) => "POP3 ",
+            _ => "",
+        };
+        let from = ip.map(|i| format!(" from {i}")).unwrap_or_default();
         out.push(Alert {
             ts,
             detector: Detector::AuthBruteforce,
-            entity: Entity::new(EntityKind::Account, user),
-            score: 0.9,
+            entity: Entity::new(EntityKind::Account, user.as_str()),
+            score: origin.score(),
             summary: format!(
-                "successful {} login from {} after {acct_fail} failed logins to the account and {ip_fail} from that IP within {}: password probably guessed",
-                match service {
-                    Service::Smtp => "SMTP AUTH",
-                    Service::Imap => "IMAP",
-                    Service::Pop3 => "POP3",
-                    Service::Other => "",
-                },
-                ip.map(|i| i.to_string()).unwrap_or_else(|| "?".into()),
-                c.window.to_string_h()
+                "successful {how}login{from} {} ({failures} failed logins from {} addresses within {}): password probably guessed",
+                origin.describe(),
+                sources.len(),
+                c.source_memory.to_string_h()
             ),
-            evidence: json!({
-                "success_ip": ip.map(|i| i.to_string()),
-                "service": service,
-                "account_failures": acct_fail,
-                "ip_failures": ip_fail,
-                "sample_failure_ips": st.sample_ips,
-            }),
+            evidence: serde_json::to_value(ev).unwrap_or_default(),
         });
     }
+}
+
+/// Whether the account is being guessed now: at least `success_after_failures` failures from
+/// outside its places within the window.
+fn under_guessing(acct: &Account, ts: Ts, c: &crate::config::Bruteforce) -> bool {
+    acct.guessing.as_ref().is_some_and(|g| {
+        let mut f = g.failures.clone();
+        f.expire(ts, c.window.0);
+        f.get() >= c.success_after_failures
+    })
 }

@@ -327,13 +327,15 @@ impl Default for Campaign {
     }
 }
 
-/// `auth-bruteforce`: password guessing on SMTP AUTH, IMAP and POP3.
+/// `auth-bruteforce`: password guessing on SMTP AUTH, IMAP and POP3. It reports attackers
+/// (addresses, networks, campaigns), accounts that exist and are targeted, and successful logins
+/// that came from the guessing (see docs/DETECTION.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Bruteforce {
     /// On or off.
     pub enabled: bool,
-    /// Window.
+    /// Sliding window of every count below.
     pub window: Duration,
     /// Alert on an IP with more failed logins than this in the window (fail2ban's default is
     /// 5 in 10 minutes; we are less trigger-happy because we report, not ban).
@@ -345,11 +347,29 @@ pub struct Bruteforce {
     pub max_failures_total: u64,
     /// …from at least this many addresses (a distributed guessing wave).
     pub min_wave_ips: u64,
-    /// Alert on an account with failed logins from more distinct IPs than this in the window.
+    /// Alert on an existing account with failed logins from more distinct IPs than this in the
+    /// window…
     pub max_ips_per_account: u64,
-    /// A successful login after at least this many failures (same account, or same IP) within
-    /// the window is reported as a likely guessed password.
+    /// …when it is guessed more than this many times as often as the average other guessed name
+    /// in the window (targeted, not one name of the background dictionary).
+    pub min_target_ratio: f64,
+    /// A successful login is suspicious only after at least this many failures against the
+    /// account from outside its own places (fewer are typos).
     pub success_after_failures: u64,
+    /// An attack is over once its rule's condition has not held for this long; only then does
+    /// the same attacker or account start a new attack with a new alert.
+    pub attack_quiet: Duration,
+    /// Within one attack, alert again when the attack's measure (failures, addresses) reaches
+    /// this many times the measure of its last alert. Below 2: never.
+    pub escalation_factor: u64,
+    /// How long the addresses that failed against a name are remembered for judging a later
+    /// successful login (slow guessing spreads over a day).
+    pub source_memory: Duration,
+    /// An account's places count as its history once its first successful login is this old.
+    pub learn_period: Duration,
+    /// Most attacker addresses, networks and guessed names with state (each), kept apart from
+    /// the accounts so that an attacker's cardinality cannot evict real accounts.
+    pub max_attackers: usize,
 }
 
 impl Default for Bruteforce {
@@ -362,7 +382,13 @@ impl Default for Bruteforce {
             max_failures_total: 500,
             min_wave_ips: 50,
             max_ips_per_account: 10,
+            min_target_ratio: 10.0,
             success_after_failures: 5,
+            attack_quiet: Duration(7 * 86_400),
+            escalation_factor: 10,
+            source_memory: Duration(86_400),
+            learn_period: Duration(86_400),
+            max_attackers: 100_000,
         }
     }
 }

@@ -506,6 +506,11 @@ impl Engine {
         self.alerts.extend(out);
     }
 
+    /// The autonomous system of an address, when the geo data knows it.
+    fn asn_of(&self, ip: Option<IpAddr>) -> Option<u32> {
+        ip.and_then(|i| self.geo.lookup_fast(i).1)
+    }
+
     /// Events used directly (not through records).
     fn direct(&mut self, ts: Ts, program: &str, ev: &Event<'_>) {
         let ip_of = |p: &maillog::Peer<'_>| p.ip.and_then(parse_ip);
@@ -517,10 +522,13 @@ impl Engine {
                 ..
             } => {
                 let ip = ip_of(client);
+                let asn = self.asn_of(ip);
                 let mut out = Vec::new();
                 self.brute
-                    .failure(&self.cfg, ts, ip, *user, *service, &mut out);
-                if let Some(u) = user {
+                    .failure(&self.cfg, ts, ip, asn, *user, *service, &mut out);
+                // A name that never logged in gets no per-account state (issue 10): an attacker
+                // inventing names must not evict real accounts.
+                if let Some(u) = user.filter(|u| self.brute.knows(u)) {
                     self.hijack.auth_failure(&self.cfg, ts, u);
                 }
                 self.push(out);
@@ -532,9 +540,11 @@ impl Engine {
                 service,
                 ..
             } => {
+                let ip = ip_of(client);
+                let asn = self.asn_of(ip);
                 let mut out = Vec::new();
                 self.brute
-                    .success(&self.cfg, ts, ip_of(client), user, *service, &mut out);
+                    .success(&self.cfg, ts, ip, asn, user, *service, &mut out);
                 self.push(out);
                 return;
             }
@@ -544,9 +554,17 @@ impl Engine {
                 ..
             } => {
                 let ip = ip_of(client);
+                let asn = self.asn_of(ip);
                 let mut out = Vec::new();
-                self.brute
-                    .success(&self.cfg, ts, ip, user, maillog::Service::Smtp, &mut out);
+                self.brute.success(
+                    &self.cfg,
+                    ts,
+                    ip,
+                    asn,
+                    user,
+                    maillog::Service::Smtp,
+                    &mut out,
+                );
                 self.push(out);
                 self.log_submission(ts, user, ip);
                 return;
@@ -557,9 +575,17 @@ impl Engine {
                 ..
             } => {
                 let ip = client.as_ref().and_then(ip_of);
+                let asn = self.asn_of(ip);
                 let mut out = Vec::new();
-                self.brute
-                    .success(&self.cfg, ts, ip, user, maillog::Service::Smtp, &mut out);
+                self.brute.success(
+                    &self.cfg,
+                    ts,
+                    ip,
+                    asn,
+                    user,
+                    maillog::Service::Smtp,
+                    &mut out,
+                );
                 self.push(out);
                 self.log_submission(ts, user, ip);
                 return;
@@ -717,6 +743,9 @@ impl Engine {
         let mut camp = Vec::new();
         for a in &out {
             if a.detector == Detector::AuthHijack {
+                // Sending changed: was the password guessed just before?
+                self.brute
+                    .sending_changed(&self.cfg, a.ts, &a.entity.id, &mut camp);
                 let ips = self.hijack.recent_ips(&a.entity.id);
                 self.campaigns
                     .flagged(&self.cfg, a.ts, &a.entity.id, &ips, &mut camp);

@@ -404,7 +404,9 @@ fn password_guessing_is_reported() {
     assert_eq!(b[0].entity.kind, EntityKind::Client);
     assert_eq!(b[0].entity.id, "10.6.1.1");
     assert_eq!(b[0].evidence["failures"], 21);
-    // Distributed guessing against one account, then a success: reported twice.
+    // Distributed guessing against an existing account, then a success from one of the
+    // guessing addresses: reported twice (a name that never logged in would not be).
+    f.login(500.0, "victim@isp.example", "10.0.1.9");
     for i in 0..15 {
         f.fail_login(
             1000.0 + i as f64 * 30.0,
@@ -413,7 +415,7 @@ fn password_guessing_is_reported() {
             Service::Pop3,
         );
     }
-    f.login(1600.0, "victim@isp.example", "10.7.1.1");
+    f.login(1600.0, "victim@isp.example", &ip(2 + 14 % 10, 14, 14));
     let b: Vec<_> = f
         .of(Detector::AuthBruteforce)
         .into_iter()
@@ -421,7 +423,8 @@ fn password_guessing_is_reported() {
         .collect();
     assert_eq!(b.len(), 2, "{b:#?}");
     assert!(
-        b[1].summary.contains("after 15 failed logins"),
+        b[1].summary
+            .contains("from an address that failed against it (15 failed logins"),
         "{}",
         b[1].summary
     );
@@ -519,7 +522,7 @@ fn guessing_spread_over_one_network_and_a_botnet_wave_are_reported() {
     let b = f.of(Detector::AuthBruteforce);
     assert_eq!(b.len(), 1, "{b:#?}");
     assert_eq!(b[0].entity.id, "10.9.9.0/24");
-    assert_eq!(b[0].entity.kind, EntityKind::Client);
+    assert_eq!(b[0].entity.kind, EntityKind::Network);
     // A wave: 600 failures from 300 addresses in 30 countries within the hour.
     let mut g = F::new();
     for i in 0..600usize {

@@ -67,7 +67,8 @@ fn build_log() -> (Vec<u8>, u64) {
         out.extend_from_slice(format!("{} {body}\n", stamp(secs)).as_bytes());
         lines += 1;
         if i % 1_000 == 500 {
-            let ip = format!("203.0.113.{}", i / 1_000);
+            // One /24 per burst: a second address of one network would raise the network instead.
+            let ip = format!("203.0.{}.9", i / 1_000);
             for k in 0..30 {
                 out.extend_from_slice(
                     format!(

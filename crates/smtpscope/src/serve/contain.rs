@@ -61,7 +61,7 @@ impl Set {
             EntityKind::Account => Some(&self.accounts),
             EntityKind::Client => Some(&self.clients),
             EntityKind::Sender => Some(&self.senders),
-            EntityKind::Campaign => None,
+            EntityKind::Campaign | EntityKind::Network => None,
         }
     }
 
@@ -70,7 +70,7 @@ impl Set {
             EntityKind::Account => Some(&mut self.accounts),
             EntityKind::Client => Some(&mut self.clients),
             EntityKind::Sender => Some(&mut self.senders),
-            EntityKind::Campaign => None,
+            EntityKind::Campaign | EntityKind::Network => None,
         }
     }
 

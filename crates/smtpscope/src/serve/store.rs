@@ -183,6 +183,7 @@ pub fn parse_kind(s: &str) -> Option<EntityKind> {
         "client" => EntityKind::Client,
         "sender" => EntityKind::Sender,
         "campaign" => EntityKind::Campaign,
+        "network" => EntityKind::Network,
         _ => return None,
     })
 }
