@@ -526,9 +526,8 @@ impl Engine {
                 let mut out = Vec::new();
                 self.brute
                     .failure(&self.cfg, ts, ip, asn, *user, *service, &mut out);
-                // A name that never logged in gets no per-account state (issue 10): an attacker
-                // inventing names must not evict real accounts.
-                if let Some(u) = user.filter(|u| self.brute.knows(u)) {
+                // auth-hijack keeps no state for a name that never logged in (it counts them).
+                if let Some(u) = user {
                     self.hijack.auth_failure(&self.cfg, ts, u);
                 }
                 self.push(out);
