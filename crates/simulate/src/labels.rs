@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 /// The entity an alert or label is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Entity {
-    /// `account`, `client`, `sender` or `campaign`.
+    /// `account`, `client`, `sender`, `network` or `campaign`.
     pub kind: String,
-    /// SASL user name as logged, client IP, envelope sender or campaign id.
+    /// SASL user name as logged, client IP, envelope sender (`local@domain`, or `@domain` for a
+    /// whole sender domain), network in CIDR form (`192.0.2.0/24`) or campaign id.
     pub id: String,
 }
 
@@ -26,6 +27,20 @@ impl Entity {
             id: id.into(),
         }
     }
+    /// A `sender` entity: `local@domain`, or `@domain` for a whole envelope-sender domain.
+    pub fn sender(id: &str) -> Entity {
+        Entity {
+            kind: "sender".into(),
+            id: id.into(),
+        }
+    }
+    /// A `network` entity in CIDR form.
+    pub fn network(id: &str) -> Entity {
+        Entity {
+            kind: "network".into(),
+            id: id.into(),
+        }
+    }
 }
 
 /// The kinds of abuse the simulator plants.
@@ -38,8 +53,14 @@ pub enum AbuseKind {
     InfectedClient,
     /// An abuser staying under simple rate limits.
     SlowAndLow,
-    /// Password guessing on POP/IMAP/SMTP AUTH.
+    /// Password guessing on POP/IMAP/SMTP AUTH that succeeded: the label's entity is the
+    /// account whose password was guessed and then used.
     PasswordGuessing,
+    /// A hacked script on one web site of a shared hosting server (entity `sender`, id `@site`).
+    ExploitedWebsite,
+    /// An address (`client`) or network (`network`, CIDR) that guesses passwords. Alerts on it
+    /// are true; its recall is reported apart from the abuse classes.
+    GuessingSource,
 }
 
 impl AbuseKind {
@@ -50,7 +71,39 @@ impl AbuseKind {
             AbuseKind::InfectedClient => "infected-client",
             AbuseKind::SlowAndLow => "slow-and-low",
             AbuseKind::PasswordGuessing => "password-guessing",
+            AbuseKind::ExploitedWebsite => "exploited-website",
+            AbuseKind::GuessingSource => "guessing-source",
         }
+    }
+
+    /// Every kind, in report order.
+    pub const ALL: [AbuseKind; 6] = [
+        AbuseKind::HijackedAccount,
+        AbuseKind::InfectedClient,
+        AbuseKind::ExploitedWebsite,
+        AbuseKind::PasswordGuessing,
+        AbuseKind::SlowAndLow,
+        AbuseKind::GuessingSource,
+    ];
+
+    /// The detectors whose alerts can detect a label of this kind (the shared contract in
+    /// docs/SIMULATION.md "Evaluation"): an alert by any other detector neither detects the
+    /// label nor counts against it.
+    pub fn detectors(self) -> &'static [&'static str] {
+        match self {
+            AbuseKind::HijackedAccount => &["auth-hijack", "campaign"],
+            AbuseKind::InfectedClient | AbuseKind::ExploitedWebsite => {
+                &["delivery-failures", "helo-anomaly", "multiple-lists"]
+            }
+            AbuseKind::PasswordGuessing | AbuseKind::GuessingSource => &["auth-bruteforce"],
+            AbuseKind::SlowAndLow => &["auth-hijack", "delivery-failures"],
+        }
+    }
+
+    /// Whether the kind is one of the abuse classes whose recall is a target (everything but
+    /// [`AbuseKind::GuessingSource`], which is background noise reported apart).
+    pub fn is_abuse_class(self) -> bool {
+        self != AbuseKind::GuessingSource
     }
 }
 
@@ -118,4 +171,16 @@ impl TimelineEntry {
         }
         out
     }
+}
+
+/// One line of `population.jsonl`: a benign entity that is not an ordinary user, with the
+/// simulator's profile of it (`mailing-list`, `customer-mta`, `web-hosting`, …). Entities not
+/// listed are `ordinary`. An entity may appear on several lines (a traveller who also uses a
+/// VPN); the evaluator reports all its profiles.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PopulationEntry {
+    /// The entity.
+    pub entity: Entity,
+    /// Its profile.
+    pub profile: String,
 }

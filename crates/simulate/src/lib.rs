@@ -32,7 +32,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use addr::{AddressSource, FakeSource};
-pub use labels::{AbuseKind, Entity, Label, Shape, TimelineEntry};
+pub use labels::{AbuseKind, Entity, Label, PopulationEntry, Shape, TimelineEntry};
 
 /// Length of one generation slice in seconds.
 pub const SLICE_SECS: i64 = 600;
@@ -311,4 +311,4 @@ pub fn load_summary(path: &Path) -> Result<Summary, SimError> {
     })
 }
 
-pub use evaluate::{load_alerts, load_labels, load_timeline};
+pub use evaluate::{load_alerts, load_labels, load_population, load_timeline};

@@ -132,7 +132,10 @@ fn labels_agree_with_log_postfix() {
                 );
                 assert!(l.messages > 0);
             }
-            AbuseKind::PasswordGuessing => assert!(l.rejected > 0, "{l:?}"),
+            AbuseKind::PasswordGuessing | AbuseKind::GuessingSource => {
+                assert!(l.rejected > 0, "{l:?}")
+            }
+            AbuseKind::ExploitedWebsite => assert!(l.messages > 0, "{l:?}"),
         }
     }
     let _ = std::fs::remove_dir_all(d);
@@ -204,7 +207,12 @@ fn label(kind: AbuseKind, id: &str, start: &str, end: &str, messages: u64) -> La
 fn alert(ts: &str, kind: &str, id: &str, evidence: serde_json::Value) -> AlertRecord {
     AlertRecord {
         ts: ts.into(),
-        detector: "d".into(),
+        detector: if kind == "campaign" {
+            "campaign"
+        } else {
+            "auth-hijack"
+        }
+        .into(),
         entity: Entity {
             kind: kind.into(),
             id: id.into(),

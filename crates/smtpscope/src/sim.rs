@@ -70,6 +70,14 @@ pub struct EvaluateArgs {
     /// summary.json (default: beside the labels) for the legitimate-account count and days.
     #[arg(long)]
     pub summary: Option<PathBuf>,
+    /// population.jsonl (default: beside the labels, if present): the simulator's profile of
+    /// each benign entity, shown with every false positive.
+    #[arg(long)]
+    pub population: Option<PathBuf>,
+    /// Configuration file whose `[serve.containment]` says which detectors contain
+    /// automatically (default: the built-in default, auth-hijack at score >= 0.9).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
     pub format: EvalFormat,
@@ -212,12 +220,25 @@ fn timeline_from_logs(
     Ok(simulate::evaluate::timeline_from_accepts(labels, accepts))
 }
 
+/// Where the evaluation finds its inputs besides labels and alerts.
+struct EvalInputs<'a> {
+    timeline: TimelineSource<'a>,
+    summary: Option<&'a Path>,
+    population: Option<&'a Path>,
+    containment: crate::serve::ContainmentConfig,
+}
+
 fn run_evaluation(
     labels: &Path,
     alerts: &Path,
-    timeline: TimelineSource<'_>,
-    summary: Option<&Path>,
+    inputs: EvalInputs<'_>,
 ) -> Result<simulate::evaluate::Evaluation> {
+    let EvalInputs {
+        timeline,
+        summary,
+        population,
+        containment,
+    } = inputs;
     let l = simulate::evaluate::load_labels(labels).map_err(|e| anyhow::anyhow!("{e}"))?;
     let a = simulate::evaluate::load_alerts(alerts).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tl = match timeline {
@@ -247,11 +268,21 @@ fn run_evaluation(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| beside(labels, "summary.json"));
     let s = simulate::load_summary(&sum_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(simulate::evaluate::evaluate(
+    let pop_path = population
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| beside(labels, "population.jsonl"));
+    let profiles = simulate::load_population(&pop_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scoring = simulate::evaluate::Scoring {
+        legit_accounts: s.legit_accounts,
+        days: s.days as f64,
+        containing: containment.detectors,
+        contain_min_score: containment.min_score,
+        profiles,
+    };
+    Ok(simulate::evaluate::evaluate_with(
         &l,
         &a,
-        s.legit_accounts,
-        s.days as f64,
+        &scoring,
         tl.as_ref(),
     ))
 }
@@ -270,7 +301,20 @@ pub fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
     } else {
         TimelineSource::Logs(&a.logs, a.year, tz)
     };
-    let ev = run_evaluation(&a.labels, &a.alerts, source, a.summary.as_deref())?;
+    let containment = match &a.config {
+        Some(p) => crate::config::FileConfig::load(p)?.serve.containment,
+        None => crate::serve::ContainmentConfig::default(),
+    };
+    let ev = run_evaluation(
+        &a.labels,
+        &a.alerts,
+        EvalInputs {
+            timeline: source,
+            summary: a.summary.as_deref(),
+            population: a.population.as_deref(),
+            containment,
+        },
+    )?;
     match a.format {
         EvalFormat::Text => print!("{}", ev.to_text()),
         EvalFormat::Json => println!("{}", serde_json::to_string_pretty(&ev)?),
@@ -338,8 +382,12 @@ pub fn demo_cmd(a: DemoArgs) -> Result<()> {
     let ev = run_evaluation(
         &dir.join("labels.jsonl"),
         &alerts,
-        TimelineSource::File(None),
-        None,
+        EvalInputs {
+            timeline: TimelineSource::File(None),
+            summary: None,
+            population: None,
+            containment: crate::serve::ContainmentConfig::default(),
+        },
     )?;
     println!("\nScores against the simulator's ground truth\n============================================");
     print!("{}", ev.to_text());
