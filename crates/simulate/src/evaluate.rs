@@ -469,8 +469,7 @@ pub fn evaluate_with(
             bad += 1;
             continue;
         };
-        let contains =
-            sc.containing.iter().any(|d| *d == a.detector) && a.score >= sc.contain_min_score;
+        let contains = sc.containing.contains(&a.detector) && a.score >= sc.contain_min_score;
         for e in members(a) {
             let named = ix.naming(&e);
             for &i in &named {
