@@ -134,7 +134,7 @@ pub struct Alert {
     pub evidence: serde_json::Value,
 }
 
-fn ser_ts<S: Serializer>(ts: &Ts, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_ts<S: Serializer>(ts: &Ts, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&ts.rfc3339())
 }
 

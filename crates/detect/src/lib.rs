@@ -18,6 +18,7 @@ pub mod evidence;
 pub mod extrusion;
 pub mod helo;
 pub mod hijack;
+pub mod incident;
 pub mod window;
 
 pub use alert::{Alert, Detector, Entity, EntityKind};
