@@ -34,6 +34,8 @@ enum OutFormat {
     Text,
     /// One JSON alert per line.
     Jsonl,
+    /// One JSON incident per line (alerts merged per entity, the containment policy applied).
+    Incidents,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -253,7 +255,14 @@ fn analyze(
             .with_context(|| format!("cannot write state {}", tmp.display()))?;
         std::fs::rename(&tmp, p).with_context(|| format!("cannot write state {}", p.display()))?;
     }
+    let incidents = pipeline::incidents(&alerts, file.serve.containment.policy());
     match format {
+        OutFormat::Incidents => {
+            for i in incidents.list() {
+                serde_json::to_writer(&mut out, i)?;
+                out.write_all(b"\n")?;
+            }
+        }
         OutFormat::Jsonl => {
             for a in &alerts {
                 serde_json::to_writer(&mut out, a)?;
@@ -262,6 +271,7 @@ fn analyze(
         }
         OutFormat::Text => {
             out.write_all(report::summary(&run, engine.stats(), &alerts).as_bytes())?;
+            out.write_all(report::incidents(incidents.list()).as_bytes())?;
             out.write_all(report::entities(&alerts).as_bytes())?;
         }
     }

@@ -290,6 +290,23 @@ pub fn analyze(
     Ok((run, alerts))
 }
 
+/// The incidents of a batch's alerts: each alert merged into its entity's incident, the
+/// containment policy applied, all by the alerts' own times (what `serve` would have done).
+/// Containments whose time ran out by the last alert are released by expiry.
+pub fn incidents(
+    alerts: &[detect::Alert],
+    policy: detect::incident::Policy,
+) -> detect::incident::Incidents {
+    let mut inc = detect::incident::Incidents::new(policy);
+    for a in alerts {
+        inc.on_alert(a);
+    }
+    if let Some(last) = alerts.iter().map(|a| a.ts).max() {
+        inc.expire(last.secs());
+    }
+    inc
+}
+
 /// Feed a parsed line to the engine directly, without the idle policy (`parse --records`).
 pub fn feed(engine: &mut detect::Engine, p: &Parsed<'_>) {
     if let (Some(h), Some(ev)) = (&p.header, &p.event) {

@@ -143,6 +143,47 @@ fn render_message(s: &mut String, m: &Value, show_helo: bool) {
     }
 }
 
+/// The incidents: alerts merged per entity, and what the containment policy would have done
+/// (`detect::incident`, by the alerts' own times).
+pub fn incidents(list: &[detect::incident::Incident]) -> String {
+    let mut s = String::new();
+    if list.is_empty() {
+        return s;
+    }
+    let contained = list
+        .iter()
+        .filter(|i| {
+            i.timeline
+                .iter()
+                .any(|t| t.step == detect::incident::Step::Contained)
+        })
+        .count();
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "incidents {} ({contained} contained by the policy of [serve.containment])",
+        list.len()
+    );
+    for i in list {
+        let dets: Vec<&str> = i.detectors.iter().map(|d| d.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "  #{:<4} {:<9} {} {}  {}  score {:.2}, {} alert{}, {} .. {} UTC",
+            i.id,
+            i.state.as_str(),
+            i.entity.kind,
+            i.entity.id,
+            dets.join(","),
+            i.score,
+            i.alerts,
+            if i.alerts == 1 { "" } else { "s" },
+            i.first.display_utc(),
+            i.last.display_utc()
+        );
+    }
+    s
+}
+
 /// The per-entity sections.
 pub fn entities(alerts: &[Alert]) -> String {
     let mut groups: BTreeMap<&Entity, Vec<&Alert>> = BTreeMap::new();

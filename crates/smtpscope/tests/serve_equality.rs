@@ -238,21 +238,25 @@ fn analyze_and_serve_raise_the_same_alerts_for_the_same_log() {
     let full = d.path().join("full.log");
     append(&full, &lines);
 
-    // analyze.
+    // analyze: alerts, and the same alerts as incidents.
     let cfg = d.path().join("analyze.toml");
     std::fs::write(&cfg, format!("[geo]\noverrides = \"{}\"\n", geo.display())).unwrap();
-    let batch = d.path().join("batch.jsonl");
-    let st = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
-        .args(["analyze", "--format", "jsonl", "--quiet", "--tz", "UTC"])
-        .args(["--year", &year.to_string(), "--config"])
-        .arg(&cfg)
-        .arg("-o")
-        .arg(&batch)
-        .arg(&full)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let a = read_alerts(&batch);
+    let analyze = |format: &str| {
+        let out = d.path().join(format!("batch.{format}"));
+        let st = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+            .args(["analyze", "--format", format, "--quiet", "--tz", "UTC"])
+            .args(["--year", &year.to_string(), "--config"])
+            .arg(&cfg)
+            .arg("-o")
+            .arg(&out)
+            .arg(&full)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        read_alerts(&out)
+    };
+    let a = analyze("jsonl");
+    let batch_incidents = analyze("incidents");
     let has = |det: &str, id: &str| {
         a.iter()
             .any(|x| x["detector"] == det && x["entity"]["id"] == id)
@@ -295,6 +299,67 @@ fn analyze_and_serve_raise_the_same_alerts_for_the_same_log() {
         });
     }
     assert_eq!(r, reqs.len());
+    // Incidents: the store merges the alerts by the same rules (`detect::incident`) as
+    // `analyze`; wait until it committed every alert.
+    let key =
+        |kind: &serde_json::Value,
+         id: &serde_json::Value,
+         det: &serde_json::Value,
+         n: &serde_json::Value,
+         score: &serde_json::Value| { format!("{kind} {id} {det} {n} {score}") };
+    let mut want: Vec<String> = batch_incidents
+        .iter()
+        .map(|i| {
+            key(
+                &i["entity"]["kind"],
+                &i["entity"]["id"],
+                &i["detector"],
+                &i["alerts"],
+                &i["score"],
+            )
+        })
+        .collect();
+    want.sort();
+    let live_incidents = wait_for(30, "incidents stored", || {
+        let (_, body) = srv.get("/api/incidents?limit=1000");
+        let v: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        let n: i64 = v.iter().map(|i| i["alerts"].as_i64().unwrap_or(0)).sum();
+        (n as usize >= a.len()).then_some(v)
+    });
+    let mut got: Vec<String> = live_incidents
+        .iter()
+        .map(|i| {
+            key(
+                &i["entity_kind"],
+                &i["entity_id"],
+                &i["detector"],
+                &i["alerts"],
+                &i["score"],
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(want, got);
+    // The same entities contained by the policy.
+    let mut want: Vec<String> = batch_incidents
+        .iter()
+        .filter(|i| {
+            i["timeline"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|s| s["step"] == "contained"))
+        })
+        .map(|i| format!("{} {}", i["entity"]["kind"], i["entity"]["id"]))
+        .collect();
+    want.sort();
+    let (_, body) = srv.get("/api/containment");
+    let c: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let mut got: Vec<String> = c
+        .iter()
+        .map(|e| format!("{} {}", e["kind"], e["id"]))
+        .collect();
+    got.sort();
+    assert!(!want.is_empty());
+    assert_eq!(want, got);
     // Every line is processed (the engine counts a line when it fed it, and hands its alerts to
     // the sink in the same step); the sink's file is complete once the service stopped.
     assert_eq!(srv.term(), 0);

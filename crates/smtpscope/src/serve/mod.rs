@@ -118,6 +118,24 @@ impl Default for ContainmentConfig {
     }
 }
 
+impl ContainmentConfig {
+    /// The incident lifecycle's policy (`detect::incident`); names that are no detector match
+    /// nothing.
+    pub fn policy(&self) -> detect::incident::Policy {
+        detect::incident::Policy {
+            detectors: self
+                .detectors
+                .iter()
+                .filter_map(|d| detect::Detector::ALL.iter().find(|x| x.as_str() == d))
+                .copied()
+                .collect(),
+            min_score: self.min_score,
+            duration: (self.duration.0 > 0).then_some(self.duration.0),
+            rearm: self.rearm.0,
+        }
+    }
+}
+
 /// `[serve.limits]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,6 +1,10 @@
 //! The SQLite store: incidents (with their alerts as evidence and a timeline), the
 //! containment list, account baselines and followed-file positions.
 //!
+//! The incident lifecycle's rules (merge, auto-contain, re-arm, operator commands) are
+//! `detect::incident`'s, the same `analyze` runs in memory; this module asks them and persists
+//! what they decide.
+//!
 //! One thread writes (this module's [`Store::run`]); it batches what queued up into one
 //! transaction. WAL mode with `synchronous=NORMAL`: a committed transaction survives `kill -9`
 //! of the process. Alerts and the file position after the lines that raised them are committed
@@ -12,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
+use detect::incident::{self, Actor, AutoVerdict, Refusal, State, Step};
 use detect::EntityKind;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -21,7 +26,7 @@ use super::contain::{Entry, Set};
 use super::{now_secs, PolicyAction, Shared};
 
 /// Alerts kept per incident as evidence (the count goes on).
-pub const MAX_ALERTS_PER_INCIDENT: i64 = 200;
+pub const MAX_ALERTS_PER_INCIDENT: i64 = incident::MAX_ALERTS_PER_INCIDENT as i64;
 /// Most commands written in one transaction.
 const MAX_BATCH: usize = 1024;
 
@@ -101,17 +106,8 @@ pub struct FilePos {
     pub fp: Vec<u8>,
 }
 
-/// An operator's action on an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Contain its entity.
-    Contain,
-    /// Lift containment.
-    Release,
-    /// Close as a false positive (lifts containment too).
-    Dismiss,
-}
+/// An operator's action on an incident (the lifecycle's command).
+pub use detect::incident::Command as Action;
 
 /// A reply channel.
 pub type Reply = tokio::sync::oneshot::Sender<Result<i64, String>>;
@@ -391,7 +387,14 @@ impl Store {
                     Cmd::Expire => {
                         for (k, id) in set.expired(now) {
                             if let Some(e) = set.remove(k, &id) {
-                                release(&tx, &e, "released", "expiry", "containment expired", now)?;
+                                release(
+                                    &tx,
+                                    &e,
+                                    State::Released,
+                                    Actor::Expiry.name(),
+                                    "containment expired",
+                                    now,
+                                )?;
                                 changed = true;
                             }
                         }
@@ -591,25 +594,15 @@ fn on_alert(
         "UPDATE incidents SET alerts=alerts+1, last_ts=?2, score=max(score, ?3), summary=?4, updated_at=?5 WHERE id=?1",
         params![inc, ts, a.score, a.summary, now],
     )?;
-    let wanted = policy.detectors.iter().any(|d| d == a.detector.as_str())
-        && a.score >= policy.min_score
-        && kind != EntityKind::Campaign;
-    if !wanted || set.get(kind, id).is_some_and(|e| e.active(now)) {
-        return Ok(false);
-    }
-    // The operator released or dismissed this entity recently: do not override them.
-    let recent: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM incidents WHERE entity_kind=?1 AND entity_id=?2 AND state IN ('released','dismissed')
-             AND state_by IS NOT NULL AND state_by != 'expiry' AND state_at > ?3 LIMIT 1",
-            params![kind_str(kind), id, now - policy.rearm.0],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if recent.is_some() {
-        return Ok(false);
-    }
-    let secs = (policy.duration.0 > 0).then_some(policy.duration.0);
+    let contained = set.get(kind, id).is_some_and(|e| e.active(now));
+    let closed = operator_closed_at(tx, kind, id)?;
+    let until = match incident::auto_contain(&policy.policy(), a, now, contained, closed) {
+        AutoVerdict::Contain { until } => until,
+        AutoVerdict::NotWanted | AutoVerdict::AlreadyContained | AutoVerdict::OperatorDecided => {
+            return Ok(false)
+        }
+    };
+    let secs = until.map(|u| u - now);
     contain(
         tx,
         set,
@@ -617,7 +610,7 @@ fn on_alert(
         kind,
         id,
         secs,
-        "auto",
+        Actor::Auto.name(),
         &a.summary,
         now,
         policy.action,
@@ -625,6 +618,26 @@ fn on_alert(
     shared.metrics.containments.inc();
     warn!(entity = %a.entity, incident = inc, detector = a.detector.as_str(), score = a.score, "contained");
     Ok(true)
+}
+
+/// When an operator last released or dismissed an incident of this entity (expiry is no
+/// operator's decision).
+fn operator_closed_at(tx: &Connection, kind: EntityKind, id: &str) -> Result<Option<i64>> {
+    let mut st = tx.prepare_cached(
+        "SELECT state_by, state_at FROM incidents WHERE entity_kind=?1 AND entity_id=?2
+         AND state IN ('released','dismissed') AND state_by IS NOT NULL AND state_at IS NOT NULL",
+    )?;
+    let rows = st.query_map(params![kind_str(kind), id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let mut last = None;
+    for r in rows {
+        let (by, at) = r?;
+        if Actor::parse(&by).is_operator() {
+            last = last.max(Some(at));
+        }
+    }
+    Ok(last)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -677,7 +690,8 @@ fn contain(
     Ok(())
 }
 
-fn release(tx: &Connection, e: &Entry, state: &str, by: &str, note: &str, now: i64) -> Result<()> {
+fn release(tx: &Connection, e: &Entry, state: State, by: &str, note: &str, now: i64) -> Result<()> {
+    let state = state.as_str();
     tx.execute(
         "DELETE FROM containment WHERE entity_kind=?1 AND entity_id=?2",
         params![kind_str(e.kind), e.id],
@@ -711,59 +725,47 @@ fn act(
         .optional()?
         .ok_or_else(|| anyhow!("no incident {incident}"))?;
     let kind = parse_kind(&k).ok_or_else(|| anyhow!("bad entity kind {k}"))?;
-    match action {
-        Action::Contain => {
-            if kind == EntityKind::Campaign {
-                return Err(anyhow!(
-                    "a campaign cannot be contained; contain its accounts"
-                ));
-            }
-            if state == "dismissed" || state == "released" {
-                tx.execute("UPDATE incidents SET state='open' WHERE id=?1", [incident])?;
-                timeline(tx, incident, now, "reopened", by, note)?;
-            }
-            contain(
-                tx,
-                set,
-                incident,
-                kind,
-                &id,
-                secs,
-                by,
-                note,
-                now,
-                policy_action,
-            )?;
+    let state = State::parse(&state).ok_or_else(|| anyhow!("bad incident state {state}"))?;
+    let entry = set
+        .get(kind, &id)
+        .filter(|e| e.incident == incident)
+        .cloned();
+    let t = incident::command(state, kind, action, entry.is_some()).map_err(|r| match r {
+        Refusal::NotContained => anyhow!("incident {incident} {r}"),
+        Refusal::CampaignNotContainable => anyhow!("{r}"),
+    })?;
+    if t.reopen {
+        tx.execute("UPDATE incidents SET state='open' WHERE id=?1", [incident])?;
+        timeline(tx, incident, now, Step::Reopened.as_str(), by, note)?;
+    }
+    if t.contain {
+        contain(
+            tx,
+            set,
+            incident,
+            kind,
+            &id,
+            secs,
+            by,
+            note,
+            now,
+            policy_action,
+        )?;
+        return Ok(true);
+    }
+    match entry.filter(|_| t.lift) {
+        Some(e) => {
+            set.remove(kind, &id);
+            release(tx, &e, t.state, by, note, now)?;
             Ok(true)
         }
-        Action::Release | Action::Dismiss => {
-            let word = if action == Action::Release {
-                "released"
-            } else {
-                "dismissed"
-            };
-            let entry = set
-                .get(kind, &id)
-                .filter(|e| e.incident == incident)
-                .cloned();
-            match entry {
-                Some(e) => {
-                    set.remove(kind, &id);
-                    release(tx, &e, word, by, note, now)?;
-                    Ok(true)
-                }
-                None => {
-                    if action == Action::Release && state != "contained" {
-                        return Err(anyhow!("incident {incident} is not contained"));
-                    }
-                    tx.execute(
-                        "UPDATE incidents SET state=?2, state_by=?3, state_at=?4, updated_at=?4 WHERE id=?1",
-                        params![incident, word, by, now],
-                    )?;
-                    timeline(tx, incident, now, word, by, note)?;
-                    Ok(false)
-                }
-            }
+        None => {
+            tx.execute(
+                "UPDATE incidents SET state=?2, state_by=?3, state_at=?4, updated_at=?4 WHERE id=?1",
+                params![incident, t.state.as_str(), by, now],
+            )?;
+            timeline(tx, incident, now, t.step.as_str(), by, note)?;
+            Ok(false)
         }
     }
 }
