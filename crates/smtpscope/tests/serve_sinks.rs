@@ -121,16 +121,3 @@ fn a_dead_webhook_does_not_hold_up_detection() {
     assert_eq!(srv.metric("smtpscope_webhook_ok_total"), 0.0);
     assert_eq!(srv.term(), 0);
 }
-
-#[test]
-fn unix_policy_socket_is_open_to_other_users() {
-    use std::os::unix::fs::PermissionsExt;
-    let d = tempfile::tempdir().unwrap();
-    let srv = Server::start(d.path(), "");
-    let mode = std::fs::metadata(d.path().join("policy.sock"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o666);
-    assert_eq!(srv.term(), 0);
-}

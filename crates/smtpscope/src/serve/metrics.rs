@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use detect::Detector;
 
@@ -36,6 +37,64 @@ pub enum SourceKind {
 }
 
 const SOURCES: [&str; 3] = ["policy", "syslog", "follow"];
+
+/// Why the syslog receiver refused a datagram or closed a TCP connection
+/// (`smtpscope_syslog_refused_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogRefusal {
+    /// The peer is outside `syslog_peers` (a datagram, or a TCP connection).
+    Peer = 0,
+    /// A TCP connection closed to make room for a new one (all slots taken).
+    Evicted = 1,
+    /// A TCP connection idle for `syslog_idle`, or a frame not complete within
+    /// `request_timeout`.
+    Timeout = 2,
+    /// An over-long or broken TCP frame (the connection is closed).
+    Bad = 3,
+}
+
+impl SyslogRefusal {
+    /// Every reason, in counter order.
+    pub const ALL: [SyslogRefusal; 4] = [
+        SyslogRefusal::Peer,
+        SyslogRefusal::Evicted,
+        SyslogRefusal::Timeout,
+        SyslogRefusal::Bad,
+    ];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyslogRefusal::Peer => "peer",
+            SyslogRefusal::Evicted => "evicted",
+            SyslogRefusal::Timeout => "timeout",
+            SyslogRefusal::Bad => "bad_frame",
+        }
+    }
+}
+
+/// Why the policy server refused or closed a connection (`smtpscope_policy_refused_total{reason}`;
+/// slow requests are `smtpscope_policy_timeouts_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyRefusal {
+    /// The TCP peer is outside `policy_peers`.
+    Peer = 0,
+    /// A connection closed to make room for a new one (all slots taken).
+    Evicted = 1,
+}
+
+impl PolicyRefusal {
+    /// Every reason, in counter order.
+    pub const ALL: [PolicyRefusal; 2] = [PolicyRefusal::Peer, PolicyRefusal::Evicted];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyRefusal::Peer => "peer",
+            PolicyRefusal::Evicted => "evicted",
+        }
+    }
+}
 
 /// Upper bounds (seconds) of the policy latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -85,8 +144,16 @@ pub struct Metrics {
     pub policy_timeouts: Counter,
     /// Policy latency.
     pub policy_latency: Histogram,
-    /// Syslog datagrams or frames dropped (queue full, too long).
+    /// Syslog datagrams dropped because the engine queue was full.
     pub syslog_dropped: Counter,
+    /// Syslog refused, by [`SyslogRefusal`].
+    pub syslog_refused: [Counter; 4],
+    /// Policy connections refused or closed, by [`PolicyRefusal`].
+    pub policy_refused: [Counter; 2],
+    /// Policy connections open (gauge, all policy listeners).
+    pub policy_open: Arc<AtomicU64>,
+    /// Syslog TCP connections open (gauge, all syslog listeners).
+    pub syslog_open: Arc<AtomicU64>,
     /// sFlow datagrams received.
     pub sflow_datagrams: Counter,
     /// sFlow datagrams accepted (agent allowed, header decoded).
@@ -119,11 +186,24 @@ pub struct Metrics {
     pub reloads: Counter,
     /// File rotations seen (rename or truncation).
     pub rotations: Counter,
+    /// Truncations of a followed file with no copy beside it to finish from (lines written just
+    /// before the truncation and not yet read are lost).
+    pub follow_unrecovered: Counter,
     /// Engine queue depth (set by the engine).
     pub queue_depth: AtomicU64,
 }
 
 impl Metrics {
+    /// Count a syslog refusal.
+    pub fn syslog_refused(&self, why: SyslogRefusal) {
+        self.syslog_refused[why as usize].inc();
+    }
+
+    /// Count a policy refusal.
+    pub fn policy_refused(&self, why: PolicyRefusal) {
+        self.policy_refused[why as usize].inc();
+    }
+
     /// Count an alert.
     pub fn alert(&self, d: Detector) {
         if let Some(i) = Detector::ALL.iter().position(|x| *x == d) {
@@ -208,6 +288,36 @@ impl Metrics {
             "Policy connections closed because a request was too slow.",
             self.policy_timeouts.get(),
         );
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_policy_refused_total Policy connections refused (peer outside policy_peers) or closed to make room (evicted), by reason.\n# TYPE smtpscope_policy_refused_total counter"
+        );
+        for r in PolicyRefusal::ALL {
+            let _ = writeln!(
+                o,
+                "smtpscope_policy_refused_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                self.policy_refused[r as usize].get()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_syslog_refused_total Syslog datagrams or TCP connections refused (peer outside syslog_peers) or closed (evicted, timeout, bad_frame), by reason.\n# TYPE smtpscope_syslog_refused_total counter"
+        );
+        for r in SyslogRefusal::ALL {
+            let _ = writeln!(
+                o,
+                "smtpscope_syslog_refused_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                self.syslog_refused[r as usize].get()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_connections_open Policy and syslog TCP connections open, by source.\n# TYPE smtpscope_connections_open gauge\nsmtpscope_connections_open{{source=\"policy\"}} {}\nsmtpscope_connections_open{{source=\"syslog\"}} {}",
+            self.policy_open.load(Ordering::Relaxed),
+            self.syslog_open.load(Ordering::Relaxed)
+        );
         let h = &self.policy_latency;
         let _ = writeln!(
             o,
@@ -231,7 +341,7 @@ impl Metrics {
         for (name, help, v) in [
             (
                 "smtpscope_syslog_dropped_total",
-                "Syslog messages dropped (queue full or too long).",
+                "Syslog datagrams dropped because the engine queue was full.",
                 self.syslog_dropped.get(),
             ),
             (
@@ -313,6 +423,11 @@ impl Metrics {
                 "smtpscope_file_rotations_total",
                 "Followed-file rotations and truncations seen.",
                 self.rotations.get(),
+            ),
+            (
+                "smtpscope_follow_truncations_unrecovered_total",
+                "Truncations of a followed file with no copy beside it to finish from (unread lines lost).",
+                self.follow_unrecovered.get(),
             ),
         ] {
             counter(&mut o, name, help, v);

@@ -19,9 +19,11 @@ pub mod core;
 pub mod follow;
 pub mod http;
 pub mod metrics;
+pub mod peers;
 pub mod policy;
 pub mod sflow;
 pub mod sinks;
+pub mod slots;
 pub mod store;
 pub mod syslog;
 
@@ -142,13 +144,17 @@ impl ContainmentConfig {
 pub struct ServeLimits {
     /// Events waiting for the engine; a full queue makes the policy server fail open.
     pub queue: usize,
-    /// Policy (and syslog TCP) connections open at once.
+    /// Policy (and syslog TCP) connections open at once, per listener; when all are taken, the
+    /// connection that waited longest for input is closed to make room.
     pub connections: usize,
     /// A policy connection idle this long between requests is closed (Postfix's own
     /// `smtpd_policy_service_max_idle` is 300s, so keep this above it).
     pub policy_idle: Duration,
-    /// A started request must be complete within this time (slow clients are dropped).
+    /// A started policy request or syslog TCP frame must be complete within this time (slow
+    /// clients are dropped).
     pub request_timeout: Duration,
+    /// A syslog TCP connection without a frame for this long is closed (rsyslog reconnects).
+    pub syslog_idle: Duration,
 }
 
 impl Default for ServeLimits {
@@ -158,6 +164,7 @@ impl Default for ServeLimits {
             connections: 1000,
             policy_idle: Duration(330),
             request_timeout: Duration(10),
+            syslog_idle: Duration(3600),
         }
     }
 }
@@ -172,6 +179,15 @@ pub struct ServeConfig {
     pub policy: Vec<String>,
     /// Syslog listen addresses (UDP and TCP on each).
     pub syslog: Vec<String>,
+    /// Networks syslog is accepted from (UDP datagrams and TCP connections); others are
+    /// counted and dropped.
+    pub syslog_peers: Vec<peers::PeerNet>,
+    /// Networks policy requests are accepted from over TCP; others are counted and refused.
+    pub policy_peers: Vec<peers::PeerNet>,
+    /// Permissions of a policy unix socket.
+    pub policy_socket_mode: policy::SocketMode,
+    /// Group of a policy unix socket (default: `postfix` when that group exists).
+    pub policy_socket_group: Option<String>,
     /// Log files to follow.
     pub follow: Vec<PathBuf>,
     /// sFlow collector listen addresses (UDP), e.g. "0.0.0.0:6343".
@@ -216,6 +232,10 @@ impl Default for ServeConfig {
             mode: Mode::Observe,
             policy: Vec::new(),
             syslog: Vec::new(),
+            syslog_peers: peers::loopback(),
+            policy_peers: peers::loopback(),
+            policy_socket_mode: policy::SocketMode::default(),
+            policy_socket_group: None,
             follow: Vec::new(),
             sflow: Vec::new(),
             sflow_agents: Vec::new(),
@@ -413,6 +433,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         bail!("nothing to do: give at least one of --policy, --syslog, --follow, --sflow (or [serve] policy/syslog/follow/sflow)");
     }
     let tz = time_zone(&s.tz.clone().or_else(|| file.input.tz.clone()))?;
+    let open_files = slots::raise_open_files_limit();
+    info!(?open_files, "open files limit");
     let geo = geo_ref(&file)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -474,10 +496,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let result: Result<()> = rt.block_on(async {
         let mut tasks = Vec::new();
         for a in &s.policy {
-            tasks.push(policy::listen(a, shared.clone(), &s.limits, stop_rx.clone()).await?);
+            tasks.push(policy::listen(a, shared.clone(), &s, stop_rx.clone()).await?);
         }
         for a in &s.syslog {
-            tasks.extend(syslog::listen(a, shared.clone(), &s.limits, stop_rx.clone()).await?);
+            tasks.extend(syslog::listen(a, shared.clone(), &s, stop_rx.clone()).await?);
         }
         for a in &s.sflow {
             tasks.push(sflow::listen(a, sflow::config(&s), shared.clone(), stop_rx.clone()).await?);

@@ -4,6 +4,12 @@
 //!
 //! The answer comes from the containment snapshot only; the request is handed to the engine
 //! with `try_send`, so a busy engine never delays Postfix (fail open, counted).
+//!
+//! Requests can contain accounts, so only `[serve] policy_peers` may connect over TCP, and the
+//! unix socket is mode 0660 with group `postfix`. Connections take a slot after `accept`; when
+//! all are taken the one that waited longest for input is closed (see [`super::slots`]), so
+//! idle connections cannot hold the server shut. Refusals are counted in
+//! `smtpscope_policy_refused_total{reason}`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,11 +17,14 @@ use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::{Context, Result};
 use maillog::{Event, Peer};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use super::{core::Msg, metrics::SourceKind, Mode, ServeLimits, Shared};
+use super::metrics::{PolicyRefusal, SourceKind};
+use super::peers::Allowlist;
+use super::slots::{Admission, Slot, Slots};
+use super::{core::Msg, Mode, ServeConfig, ServeLimits, Shared};
 
 /// Longest attribute line accepted (Postfix's own are far shorter; an address is ≤ 320 bytes).
 pub const MAX_LINE: usize = 8192;
@@ -240,13 +249,13 @@ async fn read_request<R: AsyncRead + Unpin>(
     }
 }
 
-/// Serve one connection until it closes, misbehaves, idles too long or we stop.
+/// Serve one connection until it closes, misbehaves, idles too long, is evicted or we stop.
 pub async fn connection<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     rd: R,
     mut wr: W,
     shared: Arc<Shared>,
-    idle: StdDuration,
-    request_timeout: StdDuration,
+    slot: Slot,
+    timeouts: Timeouts,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut r = BufReader::with_capacity(16 * 1024, rd);
@@ -254,8 +263,10 @@ pub async fn connection<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     let mut line = Vec::with_capacity(256);
     loop {
         // Wait for the first byte of a request (idle timeout), then for the whole request.
+        slot.idle();
         let first = tokio::select! {
-            r = tokio::time::timeout(idle, r.fill_buf()) => r,
+            r = tokio::time::timeout(timeouts.idle, r.fill_buf()) => r,
+            _ = slot.evicted() => return,
             _ = stop.changed() => return,
         };
         match first {
@@ -267,8 +278,11 @@ pub async fn connection<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             Ok(Ok([])) => return,
             Ok(Ok(_)) => {}
         }
-        let got =
-            tokio::time::timeout(request_timeout, read_request(&mut r, &mut buf, &mut line)).await;
+        slot.busy();
+        let got = tokio::select! {
+            g = tokio::time::timeout(timeouts.request, read_request(&mut r, &mut buf, &mut line)) => g,
+            _ = slot.evicted() => return,
+        };
         let end = match got {
             Err(_) => {
                 shared.metrics.policy_timeouts.inc();
@@ -296,50 +310,170 @@ pub async fn connection<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     }
 }
 
+/// How long a policy connection may idle between requests, and take for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Between requests (`[serve.limits] policy_idle`).
+    pub idle: StdDuration,
+    /// From a request's first byte to its end (`request_timeout`).
+    pub request: StdDuration,
+}
+
+impl Timeouts {
+    /// From `[serve.limits]`.
+    pub fn of(limits: &ServeLimits) -> Timeouts {
+        Timeouts {
+            idle: StdDuration::from_secs(limits.policy_idle.0.max(1) as u64),
+            request: StdDuration::from_secs(limits.request_timeout.0.max(1) as u64),
+        }
+    }
+}
+
+/// Pause after a failed `accept` (out of file descriptors, say), so the loop does not spin.
+pub const ACCEPT_BACKOFF: StdDuration = StdDuration::from_millis(50);
+
+/// Permissions of the policy unix socket, written as an octal string (`"0660"`).
+///
+/// Postfix's smtpd connects as user `postfix`; anyone who can connect can have accounts
+/// contained, so the socket is not world-writable: owner and group only by default, with the
+/// group `postfix` (see [`SocketMode`]'s use in [`listen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SocketMode(pub u32);
+
+impl Default for SocketMode {
+    fn default() -> Self {
+        SocketMode(0o660)
+    }
+}
+
+impl TryFrom<String> for SocketMode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let digits = s.strip_prefix("0o").unwrap_or(&s);
+        match u32::from_str_radix(digits, 8) {
+            Ok(m) if m <= 0o777 && !digits.is_empty() => Ok(SocketMode(m)),
+            _ => Err(format!(
+                "invalid socket mode {s:?} (expected octal permissions 0000 to 0777, e.g. \"0660\")"
+            )),
+        }
+    }
+}
+
+impl From<SocketMode> for String {
+    fn from(m: SocketMode) -> String {
+        format!("{:04o}", m.0)
+    }
+}
+
+/// The group Postfix's processes run as, used for the socket when no group is configured.
+pub const POSTFIX_GROUP: &str = "postfix";
+
+/// The id of a group, from /etc/group.
+fn group_id(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}
+
+/// Give the socket its mode and group: the configured group must exist and be settable; the
+/// default `postfix` is used when it exists.
+fn secure_socket(path: &str, mode: SocketMode, group: Option<&str>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode.0))
+        .with_context(|| format!("cannot set permissions of {path}"))?;
+    match group {
+        Some(g) => {
+            let gid =
+                group_id(g).with_context(|| format!("policy_socket_group {g:?}: no such group"))?;
+            std::os::unix::fs::chown(path, None, Some(gid))
+                .with_context(|| format!("cannot give {path} to group {g:?}"))?;
+        }
+        None => {
+            if let Some(gid) = group_id(POSTFIX_GROUP) {
+                if let Err(e) = std::os::unix::fs::chown(path, None, Some(gid)) {
+                    warn!(
+                        socket = path,
+                        "cannot give the socket to group postfix: {e}"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What every connection of one listener shares.
+struct Listener {
+    shared: Arc<Shared>,
+    slots: Arc<Slots>,
+    timeouts: Timeouts,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Listener {
+    /// Give an accepted connection its slot (evicting another when full) and serve it.
+    fn serve<R, W>(&self, rd: R, wr: W)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (slot, how) = self.slots.admit();
+        if let Admission::Evicted(was) = how {
+            self.shared.metrics.policy_refused(PolicyRefusal::Evicted);
+            debug!(
+                ?was,
+                "all policy connection slots taken: closed the longest waiting"
+            );
+        }
+        let sh = self.shared.clone();
+        let (t, st) = (self.timeouts, self.stop.clone());
+        tokio::spawn(connection(rd, wr, sh, slot, t, st));
+    }
+}
+
 /// Bind a policy listener ("host:port" or "unix:/path") and serve it in a task.
 pub async fn listen(
     addr: &str,
     shared: Arc<Shared>,
-    limits: &ServeLimits,
+    cfg: &ServeConfig,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let idle = StdDuration::from_secs(limits.policy_idle.0.max(1) as u64);
-    let rt = StdDuration::from_secs(limits.request_timeout.0.max(1) as u64);
-    let sem = Arc::new(Semaphore::new(limits.connections.max(1)));
+    let lst = Listener {
+        slots: Slots::new(cfg.limits.connections, shared.metrics.policy_open.clone()),
+        shared,
+        timeouts: Timeouts::of(&cfg.limits),
+        stop: stop.clone(),
+    };
+    let mut stop = stop;
     if let Some(path) = addr.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
         let l = tokio::net::UnixListener::bind(path)
             .with_context(|| format!("cannot listen on policy socket {path}"))?;
-        // Postfix's smtpd runs as another user: it needs write permission to connect.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-                .with_context(|| format!("cannot set permissions of {path}"))?;
-        }
+        secure_socket(
+            path,
+            cfg.policy_socket_mode,
+            cfg.policy_socket_group.as_deref(),
+        )?;
         info!(socket = path, "policy server listening");
-        let mut stop2 = stop.clone();
         return Ok(tokio::spawn(async move {
             loop {
-                let permit = tokio::select! {
-                    p = sem.clone().acquire_owned() => p,
-                    _ = stop2.changed() => return,
-                };
-                let Ok(permit) = permit else { return };
                 let acc = tokio::select! {
                     a = l.accept() => a,
-                    _ = stop2.changed() => return,
+                    _ = stop.changed() => return,
                 };
                 match acc {
                     Ok((s, _)) => {
-                        let sh = shared.clone();
-                        let st = stop.clone();
-                        tokio::spawn(async move {
-                            let (r, w) = s.into_split();
-                            connection(r, w, sh, idle, rt, st).await;
-                            drop(permit);
-                        });
+                        let (r, w) = s.into_split();
+                        lst.serve(r, w);
                     }
-                    Err(e) => warn!("policy accept: {e}"),
+                    Err(e) => {
+                        warn!("policy accept: {e}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
                 }
             }
         }));
@@ -347,31 +481,29 @@ pub async fn listen(
     let l = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on policy address {addr}"))?;
-    info!(addr = %l.local_addr()?, "policy server listening");
-    let mut stop2 = stop.clone();
+    let peers = Allowlist::new(&cfg.policy_peers);
+    info!(addr = %l.local_addr()?, peers = ?cfg.policy_peers, "policy server listening");
     Ok(tokio::spawn(async move {
         loop {
-            let permit = tokio::select! {
-                p = sem.clone().acquire_owned() => p,
-                _ = stop2.changed() => return,
-            };
-            let Ok(permit) = permit else { return };
             let acc = tokio::select! {
                 a = l.accept() => a,
-                _ = stop2.changed() => return,
+                _ = stop.changed() => return,
             };
             match acc {
-                Ok((s, _)) => {
+                Ok((s, peer)) => {
+                    if !peers.allows(peer.ip()) {
+                        lst.shared.metrics.policy_refused(PolicyRefusal::Peer);
+                        debug!(%peer, "policy connection from outside policy_peers refused");
+                        continue;
+                    }
                     let _ = s.set_nodelay(true);
-                    let sh = shared.clone();
-                    let st = stop.clone();
-                    tokio::spawn(async move {
-                        let (r, w) = s.into_split();
-                        connection(r, w, sh, idle, rt, st).await;
-                        drop(permit);
-                    });
+                    let (r, w) = s.into_split();
+                    lst.serve(r, w);
                 }
-                Err(e) => warn!("policy accept: {e}"),
+                Err(e) => {
+                    warn!("policy accept: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
             }
         }
     }))

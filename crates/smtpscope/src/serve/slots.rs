@@ -1,0 +1,234 @@
+//! Connection slots of a listener (policy server, syslog TCP), taken after `accept`.
+//!
+//! A slot taken before `accept` lets anyone who opens `connections` idle connections hold the
+//! listener shut: new Postfix processes then wait, give up and fall back to DUNNO, and nothing
+//! shows it. Here every accepted peer gets a slot at once; when all are taken, the connection
+//! that has waited longest for input is told to close — idle ones (between requests or frames)
+//! before those stuck in the middle of one — so a new client is always answered. Postfix and
+//! rsyslog simply reconnect when a connection of theirs is closed. Evictions are counted by the
+//! caller; the open connections are a gauge.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What a connection is doing, for the choice of whom to evict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Activity {
+    /// Waiting for the next request or frame: closing it loses nothing.
+    Idle,
+    /// Inside a request or frame (or answering it).
+    Busy,
+}
+
+struct Entry {
+    activity: Activity,
+    since: Instant,
+    kick: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Table {
+    next: u64,
+    entries: BTreeMap<u64, Entry>,
+}
+
+/// The slots of one listener.
+pub struct Slots {
+    cap: usize,
+    table: Mutex<Table>,
+    open: Arc<AtomicU64>,
+}
+
+/// How a connection got its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A slot was free.
+    Free,
+    /// Another connection was told to close to make room.
+    Evicted(Activity),
+}
+
+/// A connection's slot; dropping it frees the slot.
+pub struct Slot {
+    id: u64,
+    slots: Arc<Slots>,
+    kick: Arc<Notify>,
+}
+
+impl Slots {
+    /// `cap` slots (at least one); `open` is the gauge of open connections (shared by the
+    /// listeners of one kind).
+    pub fn new(cap: usize, open: Arc<AtomicU64>) -> Arc<Slots> {
+        Arc::new(Slots {
+            cap: cap.max(1),
+            table: Mutex::new(Table::default()),
+            open,
+        })
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves the table consistent (every change is one
+        // insert or remove), so a poisoned lock is still usable.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for a newly accepted connection, evicting the connection that has waited
+    /// longest for input when all are taken (idle ones first).
+    pub fn admit(self: &Arc<Self>) -> (Slot, Admission) {
+        let now = Instant::now();
+        let mut t = self.table();
+        let mut how = Admission::Free;
+        if t.entries.len() >= self.cap {
+            let victim = t
+                .entries
+                .iter()
+                .min_by_key(|(id, e)| (e.activity, e.since, **id))
+                .map(|(id, _)| *id);
+            if let Some(e) = victim.and_then(|id| t.entries.remove(&id)) {
+                e.kick.notify_one();
+                self.open.fetch_sub(1, Ordering::Relaxed);
+                how = Admission::Evicted(e.activity);
+            }
+        }
+        let id = t.next;
+        t.next += 1;
+        let kick = Arc::new(Notify::new());
+        t.entries.insert(
+            id,
+            Entry {
+                activity: Activity::Idle,
+                since: now,
+                kick: kick.clone(),
+            },
+        );
+        self.open.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot {
+            id,
+            slots: self.clone(),
+            kick,
+        };
+        (slot, how)
+    }
+
+    /// Connections holding a slot.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.table().entries.len()
+    }
+}
+
+impl Slot {
+    fn set(&self, activity: Activity) {
+        if let Some(e) = self.slots.table().entries.get_mut(&self.id) {
+            e.activity = activity;
+            e.since = Instant::now();
+        }
+    }
+
+    /// The connection waits for the next request or frame.
+    pub fn idle(&self) {
+        self.set(Activity::Idle);
+    }
+
+    /// The connection has started a request or frame.
+    pub fn busy(&self) {
+        self.set(Activity::Busy);
+    }
+
+    /// Completes when the connection was evicted to make room: close it.
+    pub async fn evicted(&self) {
+        self.kick.notified().await;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.slots.table().entries.remove(&self.id).is_some() {
+            self.slots.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Raise the soft limit of open files to the hard limit: `connections` slots per listener
+/// need more descriptors than the usual soft limit of 1024. Returns the limit now in force.
+pub fn raise_open_files_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and pass by valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct we pass by valid pointer.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            lim = want;
+        }
+    }
+    // rlim_t is u64 on Linux, other widths elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    Some(lim.rlim_cur as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn full_listener_evicts_oldest_idle_before_busy() {
+        let open = Arc::new(AtomicU64::new(0));
+        let s = Slots::new(3, open.clone());
+        let (a, how) = s.admit();
+        assert_eq!(how, Admission::Free);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (b, _) = s.admit();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (c, _) = s.admit();
+        assert_eq!(open.load(Ordering::Relaxed), 3);
+        // a is stuck in a request; b and c are idle, b the longer.
+        a.busy();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        c.idle();
+        let (d, how) = s.admit();
+        assert_eq!(how, Admission::Evicted(Activity::Idle));
+        tokio::time::timeout(Duration::from_millis(1), b.evicted())
+            .await
+            .expect("b is told to close");
+        assert_eq!((s.len(), open.load(Ordering::Relaxed)), (3, 3));
+        drop(b);
+        assert_eq!((s.len(), open.load(Ordering::Relaxed)), (3, 3));
+        // c (idle) goes before d (idle, admitted later).
+        let (e, how) = s.admit();
+        assert_eq!(how, Admission::Evicted(Activity::Idle));
+        tokio::time::timeout(Duration::from_millis(1), c.evicted())
+            .await
+            .expect("c is told to close");
+        // All busy: the one stuck longest (a) goes.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        d.busy();
+        e.busy();
+        let (_f, how) = s.admit();
+        assert_eq!(how, Admission::Evicted(Activity::Busy));
+        tokio::time::timeout(Duration::from_millis(1), a.evicted())
+            .await
+            .expect("a, the oldest busy one, is told to close");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1), d.evicted())
+                .await
+                .is_err(),
+            "d stays"
+        );
+        drop((a, c, d, e));
+        assert_eq!(s.len(), open.load(Ordering::Relaxed) as usize);
+    }
+}
