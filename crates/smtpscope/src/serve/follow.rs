@@ -1,16 +1,32 @@
-//! Follow a log file like `tail -F`, surviving rotation by rename and by truncation.
+//! Follow a log file like `tail -F`, through every way logs are rotated, losing and repeating
+//! nothing.
 //!
-//! The position (bytes of complete lines consumed), the file's identity (device, inode) and its
-//! first bytes are saved in the store together with the alerts those lines raised, so a
-//! restart resumes exactly there. A file renamed away while we were down is found again by its
-//! inode in the same directory and read to its end before the new file.
+//! * **Rename and create** (logrotate's default, `postfix logrotate`): the writer keeps
+//!   appending to the renamed file until it reopens its log. So when the path names another
+//!   file, the old one is read on until it has not grown for [`ROTATED_IDLE`] *and* the new
+//!   one has data; only then do we switch (the new file from its start).
+//! * **Delete and create**: the same, the deleted file read through the descriptor we hold.
+//! * **Copy and truncate** (`copytruncate`): the file keeps its identity (device, inode) and
+//!   may grow again past our position before we look. So before every read, and again after it,
+//!   the file's size and the last bytes we read (the *tail*) are checked: a file shorter than
+//!   our offset, or whose bytes before our offset are no longer the ones we read, was truncated.
+//!   What was read from it then is dropped; the lines we had not read yet are taken from the
+//!   copy (found in the same directory by its first bytes and its tail) before the file is read
+//!   again from its start.
+//! * **Plain append**: read as it grows.
+//!
+//! All reads are positioned (`pread`), never through a shared file offset. The position saved
+//! with the alerts those lines raised is always the end of a complete line (an over-long line
+//! is cut, its rest skipped, and the position moves on only at its end), together with the
+//! file's identity and first bytes, so a restart — even after `kill -9` — resumes exactly there.
+//! A file renamed away while we were down is found again by its inode in the same directory
+//! and read to its end before the new file.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tracing::{info, warn};
@@ -21,39 +37,109 @@ use super::{FollowStart, Shared};
 
 /// How often an idle file is checked for growth and rotation.
 pub const POLL: Duration = Duration::from_millis(100);
+/// After a rename or delete, the old file is read on until it has not grown for this long (and
+/// the new file has data). Writers reopen their log within moments of the rotation (syslog
+/// daemons on SIGHUP, Postfix's postlog on `postfix logrotate`); a second covers a loaded
+/// host. Our own idea.
+pub const ROTATED_IDLE: Duration = Duration::from_secs(1);
 /// Bytes read per step (and most bytes of lines sent in one message).
 const CHUNK: usize = 256 * 1024;
 /// Bytes of the file's beginning kept as its fingerprint.
 pub const FP_LEN: usize = 64;
+/// Bytes before the read offset compared on every read to detect truncation and regrowth.
+pub const TAIL_LEN: usize = 64;
 /// A line longer than this is cut (as in `analyze`).
 const MAX_LINE: usize = crate::input::MAX_LINE;
+
+/// The pace of a follower (the constants above; tests go faster).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// [`POLL`].
+    pub poll: Duration,
+    /// [`ROTATED_IDLE`].
+    pub rotated_idle: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            poll: POLL,
+            rotated_idle: ROTATED_IDLE,
+        }
+    }
+}
+
+/// The file being read, identified by what we opened (not by the path).
+struct Opened {
+    file: File,
+    dev: u64,
+    ino: u64,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Read or switched: go on at once.
+    Progress,
+    /// Nothing new: wait a poll.
+    Idle,
+}
 
 struct Follower {
     path: PathBuf,
     src: u32,
-    file: Option<File>,
-    dev: u64,
-    ino: u64,
-    /// Bytes of complete lines consumed.
+    cur: Option<Opened>,
+    /// End of the last complete line consumed (what is saved).
     pos: u64,
-    fp: Vec<u8>,
+    /// Bytes after `pos` read but not yet ended by a newline.
+    pending: u64,
+    /// Start of the incomplete line (at most [`MAX_LINE`] bytes).
     partial: Vec<u8>,
+    /// The last bytes read (up to [`TAIL_LEN`]), ending at `pos + pending`.
+    tail: Vec<u8>,
+    /// First bytes of the file.
+    fp: Vec<u8>,
+    /// The path names another file (or none): since when the old one has not grown.
+    rotated: Option<Instant>,
+    timing: Timing,
     shared: Arc<Shared>,
 }
 
 fn fingerprint(f: &File) -> Vec<u8> {
     let mut b = vec![0u8; FP_LEN];
-    let n = f.read_at(&mut b, 0).unwrap_or(0);
+    let n = read_full_at(f, &mut b, 0);
     b.truncate(n);
     b
 }
 
-fn find_by_inode(path: &Path, dev: u64, ino: u64) -> Option<PathBuf> {
-    let dir = path
-        .parent()
+/// Fill `buf` from `off` as far as the file goes; bytes read.
+fn read_full_at(f: &File, buf: &mut [u8], off: u64) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], off + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+/// Whether `f` holds exactly `want` at `off`.
+fn holds(f: &File, off: u64, want: &[u8]) -> bool {
+    let mut b = vec![0u8; want.len()];
+    read_full_at(f, &mut b, off) == want.len() && b == want
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        .unwrap_or(Path::new("."))
+}
+
+fn find_by_inode(path: &Path, dev: u64, ino: u64) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir_of(path)).ok()?.flatten() {
         if let Ok(md) = e.metadata() {
             if md.dev() == dev && md.ino() == ino && md.is_file() {
                 return Some(e.path());
@@ -64,11 +150,33 @@ fn find_by_inode(path: &Path, dev: u64, ino: u64) -> Option<PathBuf> {
 }
 
 impl Follower {
+    fn new(path: PathBuf, src: u32, timing: Timing, shared: Arc<Shared>) -> Follower {
+        Follower {
+            path,
+            src,
+            cur: None,
+            pos: 0,
+            pending: 0,
+            partial: Vec::new(),
+            tail: Vec::new(),
+            fp: Vec::new(),
+            rotated: None,
+            timing,
+            shared,
+        }
+    }
+
+    /// Offset of the next byte to read.
+    fn off(&self) -> u64 {
+        self.pos + self.pending
+    }
+
     fn send(&mut self, lines: Vec<String>) -> bool {
+        let (dev, ino) = self.cur.as_ref().map(|o| (o.dev, o.ino)).unwrap_or((0, 0));
         let pos = FilePos {
             path: self.path.display().to_string(),
-            dev: self.dev,
-            ino: self.ino,
+            dev,
+            ino,
             pos: self.pos,
             fp: self.fp.clone(),
         };
@@ -82,77 +190,240 @@ impl Follower {
             .is_ok()
     }
 
-    fn open(&mut self, f: File, pos: u64) -> std::io::Result<()> {
-        let md = f.metadata()?;
-        self.dev = md.dev();
-        self.ino = md.ino();
-        let mut f = f;
-        f.seek(SeekFrom::Start(pos))?;
-        self.pos = pos;
-        self.fp = fingerprint(&f);
+    /// Read `file` from `at` (a line end) on.
+    fn open(&mut self, file: File, at: u64) -> std::io::Result<()> {
+        let md = file.metadata()?;
+        let mut tail = vec![0u8; TAIL_LEN.min(at as usize)];
+        let from = at - tail.len() as u64;
+        let n = read_full_at(&file, &mut tail, from);
+        tail.truncate(n);
+        self.fp = fingerprint(&file);
+        self.cur = Some(Opened {
+            file,
+            dev: md.dev(),
+            ino: md.ino(),
+        });
+        self.pos = at;
+        self.pending = 0;
         self.partial.clear();
-        self.file = Some(f);
+        self.tail = tail;
+        self.rotated = None;
         Ok(())
     }
 
-    /// Read what is there; returns bytes read (0 at end of file).
-    fn read_some(&mut self, buf: &mut [u8]) -> usize {
-        let Some(f) = self.file.as_mut() else {
-            return 0;
-        };
-        let n = match f.read(buf) {
+    /// Whether the bytes before our offset are still the ones we read.
+    fn tail_intact(&self, f: &File) -> bool {
+        self.tail.is_empty() || holds(f, self.off() - self.tail.len() as u64, &self.tail)
+    }
+
+    /// Take bytes read at our offset: complete lines go to the engine.
+    fn consume(&mut self, bytes: &[u8]) {
+        let mut lines = Vec::new();
+        let mut rest = bytes;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let room = MAX_LINE.saturating_sub(self.partial.len());
+            self.partial.extend_from_slice(&rest[..i.min(room)]);
+            lines.push(String::from_utf8_lossy(&self.partial).into_owned());
+            self.partial.clear();
+            self.pos += self.pending + i as u64 + 1;
+            self.pending = 0;
+            rest = &rest[i + 1..];
+        }
+        let room = MAX_LINE.saturating_sub(self.partial.len());
+        self.partial
+            .extend_from_slice(&rest[..rest.len().min(room)]);
+        self.pending += rest.len() as u64;
+        // The tail: the last TAIL_LEN bytes read.
+        if bytes.len() >= TAIL_LEN {
+            self.tail.clear();
+            self.tail
+                .extend_from_slice(&bytes[bytes.len() - TAIL_LEN..]);
+        } else {
+            self.tail.extend_from_slice(bytes);
+            let cut = self.tail.len().saturating_sub(TAIL_LEN);
+            self.tail.drain(..cut);
+        }
+        if self.fp.len() < FP_LEN {
+            if let Some(o) = &self.cur {
+                self.fp = fingerprint(&o.file);
+            }
+        }
+        if !lines.is_empty() {
+            self.send(lines);
+        }
+    }
+
+    /// Read one chunk; `None` when the file was found truncated (nothing taken from it).
+    fn read_chunk(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let o = self.cur.as_ref()?;
+        let off = self.off();
+        let len = o.file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        if len < off || !self.tail_intact(&o.file) {
+            return None;
+        }
+        let n = match o.file.read_at(buf, off) {
             Ok(n) => n,
             Err(e) => {
                 warn!(file = %self.path.display(), "read: {e}");
                 0
             }
         };
-        if n == 0 {
-            return 0;
+        // Truncated (and regrown) between the check and the read: what we read is not ours.
+        if n > 0 && !self.tail_intact(&o.file) {
+            return None;
         }
-        let mut lines = Vec::new();
-        let mut rest = &buf[..n];
-        while let Some(i) = memchr::memchr(b'\n', rest) {
-            let consumed = self.partial.len() + i + 1;
-            self.partial.extend_from_slice(&rest[..i]);
-            self.partial.truncate(MAX_LINE);
-            lines.push(String::from_utf8_lossy(&self.partial).into_owned());
-            self.partial.clear();
-            self.pos += consumed as u64;
-            rest = &rest[i + 1..];
-        }
-        // Bytes of an incomplete line: counted in `pos` only once the line is complete.
-        let keep = rest.len();
-        if self.partial.len() < MAX_LINE {
-            self.partial.extend_from_slice(rest);
-        } else {
-            // Over-long line: skip its bytes but remember we consumed them.
-            self.pos += keep as u64;
-        }
-        if self.fp.len() < FP_LEN {
-            if let Some(f) = &self.file {
-                self.fp = fingerprint(f);
-            }
-        }
-        if !lines.is_empty() {
-            self.send(lines);
-        }
-        n
+        self.consume(&buf[..n]);
+        Some(n)
     }
 
-    /// The file's last line had no newline and the file is done (rotated away): emit it.
+    /// The last line had no newline and the file is done (rotated away): emit it.
     fn flush_partial(&mut self) {
-        if self.partial.is_empty() {
+        if self.pending == 0 {
             return;
         }
         let line = String::from_utf8_lossy(&self.partial).into_owned();
-        self.pos += self.partial.len() as u64;
+        self.pos += self.pending;
+        self.pending = 0;
         self.partial.clear();
         self.send(vec![line]);
     }
 
+    /// Read the current file to its end.
     fn drain(&mut self, buf: &mut [u8]) {
-        while self.read_some(buf) > 0 {}
+        while matches!(self.read_chunk(buf), Some(n) if n > 0) {}
+    }
+
+    /// The copy `copytruncate` made: a file beside ours, named after it, that starts with our
+    /// first bytes and holds our tail just before our offset.
+    fn find_copy(&self) -> Option<File> {
+        let name = self.path.file_name()?.to_string_lossy().into_owned();
+        let (dev, ino) = self.cur.as_ref().map(|o| (o.dev, o.ino))?;
+        let off = self.off();
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir_of(&self.path))
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(&name) && n != name
+            })
+            .map(|e| e.path())
+            .collect();
+        found.sort();
+        found.into_iter().find_map(|p| {
+            let f = File::open(&p).ok()?;
+            let md = f.metadata().ok()?;
+            let ours = md.is_file()
+                && (md.dev(), md.ino()) != (dev, ino)
+                && md.len() >= off
+                && holds(&f, 0, &self.fp)
+                && holds(&f, off - self.tail.len() as u64, &self.tail);
+            ours.then_some(f)
+        })
+    }
+
+    /// The file was truncated: finish what we had not read from its copy, then read it anew.
+    fn truncated(&mut self, buf: &mut [u8]) {
+        self.shared.metrics.rotations.inc();
+        let Some((dev, ino)) = self.cur.as_ref().map(|o| (o.dev, o.ino)) else {
+            return;
+        };
+        if self.off() > 0 {
+            match self.find_copy() {
+                Some(copy) => {
+                    // Read the copy as if it were our file (same offset, same tail).
+                    let ours = self.cur.replace(Opened {
+                        file: copy,
+                        dev,
+                        ino,
+                    });
+                    self.drain(buf);
+                    self.flush_partial();
+                    self.cur = ours;
+                    info!(file = %self.path.display(), "truncated (copytruncate): finished the copy, reading from the start");
+                }
+                None => {
+                    self.shared.metrics.follow_unrecovered.inc();
+                    warn!(file = %self.path.display(), at = self.off(), "truncated, and no copy with the unread lines found: reading from the start");
+                }
+            }
+        }
+        if let Some(o) = self.cur.take() {
+            if self.open(o.file, 0).is_ok() {
+                self.send(Vec::new());
+            }
+        }
+    }
+
+    /// One step: read what is there, else look for truncation and rotation.
+    fn step(&mut self, buf: &mut [u8]) -> Step {
+        if self.cur.is_none() {
+            return self.appeared();
+        }
+        match self.read_chunk(buf) {
+            None => {
+                self.truncated(buf);
+                return Step::Progress;
+            }
+            Some(n) if n > 0 => {
+                if self.rotated.is_some() {
+                    self.rotated = Some(Instant::now());
+                }
+                return Step::Progress;
+            }
+            Some(_) => {}
+        }
+        self.at_end()
+    }
+
+    /// No file yet: open the path when it appears.
+    fn appeared(&mut self) -> Step {
+        let Ok(f) = File::open(&self.path) else {
+            return Step::Idle;
+        };
+        if self.open(f, 0).is_ok() {
+            info!(file = %self.path.display(), "file appeared");
+            self.send(Vec::new());
+            return Step::Progress;
+        }
+        Step::Idle
+    }
+
+    /// At the end of our file: does the path still name it?
+    fn at_end(&mut self) -> Step {
+        let Some(o) = &self.cur else {
+            return Step::Idle;
+        };
+        let now = Instant::now();
+        let moved = match std::fs::metadata(&self.path) {
+            Ok(md) => (md.dev(), md.ino()) != (o.dev, o.ino),
+            Err(_) => true, // deleted (or renamed with no new file yet)
+        };
+        if !moved {
+            self.rotated = None;
+            return Step::Idle;
+        }
+        let since = *self.rotated.get_or_insert_with(|| {
+            self.shared.metrics.rotations.inc();
+            info!(file = %self.path.display(), "rotated (renamed or deleted): reading the old file until it is idle");
+            now
+        });
+        if now.duration_since(since) < self.timing.rotated_idle {
+            return Step::Idle;
+        }
+        // The old file is idle and drained; switch once the new one has data. The file is
+        // identified by the descriptor we open, not by the path (it may change again meanwhile).
+        let Ok(f) = File::open(&self.path) else {
+            return Step::Idle;
+        };
+        if f.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+            return Step::Idle;
+        }
+        self.flush_partial();
+        if self.open(f, 0).is_ok() {
+            info!(file = %self.path.display(), "reading the new file");
+            self.send(Vec::new());
+        }
+        Step::Progress
     }
 
     /// Start: resume from the saved position when it is the same file.
@@ -164,23 +435,24 @@ impl Follower {
                     FollowStart::End => f.metadata().map(|m| m.len()).unwrap_or(0),
                     FollowStart::Start => 0,
                 };
+                // From the end: from the end of the last complete line.
+                let at = line_start_before(&f, at);
                 if self.open(f, at).is_ok() {
                     info!(file = %self.path.display(), at, "following");
                 }
             }
             return;
         };
-        if let Ok(f) = &cur {
+        if let Ok(f) = cur {
             if let Ok(md) = f.metadata() {
                 if md.dev() == p.dev && md.ino() == p.ino {
-                    let fp = fingerprint(f);
-                    let same =
-                        md.len() >= p.pos && fp.starts_with(&p.fp[..p.fp.len().min(fp.len())]);
+                    let fp = fingerprint(&f);
+                    let same = md.len() >= p.pos
+                        && fp.starts_with(&p.fp[..p.fp.len().min(fp.len())])
+                        && (p.pos == 0 || holds(&f, p.pos - 1, b"\n"));
                     let at = if same { p.pos } else { 0 };
-                    if let Ok(f) = File::open(&self.path) {
-                        if self.open(f, at).is_ok() {
-                            info!(file = %self.path.display(), at, "resuming");
-                        }
+                    if self.open(f, at).is_ok() {
+                        info!(file = %self.path.display(), at, "resuming");
                     }
                     return;
                 }
@@ -197,7 +469,7 @@ impl Follower {
                 }
             }
         }
-        self.file = None;
+        self.cur = None;
         if let Ok(f) = File::open(&self.path) {
             if self.open(f, 0).is_ok() {
                 info!(file = %self.path.display(), "following new file");
@@ -206,46 +478,18 @@ impl Follower {
             }
         }
     }
+}
 
-    /// At end of file: rotation or truncation?
-    fn check(&mut self, buf: &mut [u8]) {
-        let md = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            Err(_) => return, // gone; keep the old one until a new one appears
-        };
-        if self.file.is_none() {
-            if let Ok(f) = File::open(&self.path) {
-                if self.open(f, 0).is_ok() {
-                    info!(file = %self.path.display(), "file appeared");
-                }
-            }
-            return;
-        }
-        if md.dev() != self.dev || md.ino() != self.ino {
-            self.drain(buf);
-            self.flush_partial();
-            self.shared.metrics.rotations.inc();
-            info!(file = %self.path.display(), "rotated (renamed); reading the new file");
-            if let Ok(f) = File::open(&self.path) {
-                if self.open(f, 0).is_ok() {
-                    self.send(Vec::new());
-                }
-            }
-            return;
-        }
-        let read_to = self.pos + self.partial.len() as u64;
-        let rewritten = self.file.as_ref().map(fingerprint).is_some_and(|fp| {
-            !fp.starts_with(&self.fp[..self.fp.len().min(fp.len())]) || fp.len() < self.fp.len()
-        });
-        if md.len() < read_to || rewritten {
-            self.shared.metrics.rotations.inc();
-            info!(file = %self.path.display(), "truncated; reading from the start");
-            if let Some(f) = self.file.take() {
-                if self.open(f, 0).is_ok() {
-                    self.send(Vec::new());
-                }
-            }
-        }
+/// The start of the line `at` is in (just after the newline before it), so following from
+/// the end never starts in the middle of a line.
+fn line_start_before(f: &File, at: u64) -> u64 {
+    let mut b = vec![0u8; MAX_LINE.min(at as usize)];
+    let from = at - b.len() as u64;
+    let n = read_full_at(f, &mut b, from);
+    match memchr::memrchr(b'\n', &b[..n]) {
+        Some(i) => from + i as u64 + 1,
+        None if from == 0 => 0,
+        None => at,
     }
 }
 
@@ -258,27 +502,231 @@ pub fn spawn(
     shared: Arc<Shared>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<std::thread::JoinHandle<()>> {
+    spawn_timed(path, src, saved, start, Timing::default(), shared, stop)
+}
+
+/// [`spawn`] at another pace.
+pub fn spawn_timed(
+    path: PathBuf,
+    src: u32,
+    saved: Option<FilePos>,
+    start: FollowStart,
+    timing: Timing,
+    shared: Arc<Shared>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<std::thread::JoinHandle<()>> {
     let name = format!("follow-{src}");
     Ok(std::thread::Builder::new().name(name).spawn(move || {
-        let mut fo = Follower {
-            path,
-            src,
-            file: None,
-            dev: 0,
-            ino: 0,
-            pos: 0,
-            fp: Vec::new(),
-            partial: Vec::new(),
-            shared,
-        };
+        let mut fo = Follower::new(path, src, timing, shared);
         let mut buf = vec![0u8; CHUNK];
         fo.start(saved, start, &mut buf);
         while !*stop.borrow() {
-            if fo.read_some(&mut buf) > 0 {
-                continue;
+            if fo.step(&mut buf) == Step::Idle {
+                std::thread::sleep(timing.poll);
             }
-            fo.check(&mut buf);
-            std::thread::sleep(POLL);
         }
     })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::syslog::tests::shared_with_queue;
+    use std::collections::BTreeMap;
+    use std::io::Write;
+
+    /// The follower's pace in these tests (the writer is faster than any real MTA).
+    const FAST: Timing = Timing {
+        poll: Duration::from_millis(5),
+        rotated_idle: Duration::from_millis(200),
+    };
+    /// Lines written per rotation cycle; three cycles make the 13,500.
+    const CYCLE: usize = 4500;
+
+    fn line(i: usize) -> String {
+        format!(
+            "Nov 24 05:10:00 mx1 postfix/smtpd[77]: connect from unknown[198.51.100.{}] n={i:06}\n",
+            i % 250
+        )
+    }
+
+    /// Append lines `from..to` in small batches, with a pause now and then so the follower
+    /// reads in between (a real MTA writes line by line).
+    fn write(f: &mut File, from: usize, to: usize) {
+        write_paced(f, from, to, Duration::from_micros(500));
+    }
+
+    /// [`write`] with `pause` after every 50 lines.
+    fn write_paced(f: &mut File, from: usize, to: usize, pause: Duration) {
+        for chunk in (from..to).collect::<Vec<_>>().chunks(50) {
+            let text: String = chunk.iter().map(|i| line(*i)).collect();
+            f.write_all(text.as_bytes()).unwrap();
+            std::thread::sleep(pause);
+        }
+    }
+
+    /// The writer's pace on the old file after a rename or delete: 10 ms per 50 lines, so it
+    /// keeps writing there for 200–300 ms, over many polls of the follower (and two polls of
+    /// [`POLL`]), yet never pauses as long as [`FAST`]`.rotated_idle`.
+    const OLD_FILE_PACE: Duration = Duration::from_millis(10);
+
+    fn append(p: &Path) -> File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap()
+    }
+
+    /// Blocks the writer until the follower has delivered `n` distinct lines: rotations come
+    /// hours apart in life, not before the follower has even seen the new file.
+    #[derive(Clone)]
+    struct CaughtUp(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl CaughtUp {
+        fn wait(&self, n: usize) {
+            let end = Instant::now() + Duration::from_secs(30);
+            while self.0.load(std::sync::atomic::Ordering::Relaxed) < n && Instant::now() < end {
+                std::thread::sleep(FAST.poll);
+            }
+        }
+    }
+
+    /// Follow `mail.log` in a temporary directory while `writer` writes `total` numbered lines
+    /// (rotating as it likes); every number must arrive exactly once.
+    fn follow_while(
+        total: usize,
+        writer: impl FnOnce(&Path, CaughtUp) + Send + 'static,
+    ) -> Arc<Shared> {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("mail.log");
+        append(&path);
+        let (sh, mut rx) = shared_with_queue(1 << 20);
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let fo = spawn_timed(
+            path.clone(),
+            7,
+            None,
+            FollowStart::Start,
+            FAST,
+            sh.clone(),
+            stop,
+        )
+        .unwrap();
+        let caught_up = CaughtUp(Default::default());
+        let w = {
+            let c = caught_up.clone();
+            std::thread::spawn(move || writer(&path, c))
+        };
+        let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+        let take = |rx: &mut tokio::sync::mpsc::Receiver<Msg>,
+                    seen: &mut BTreeMap<usize, usize>| {
+            while let Ok(m) = rx.try_recv() {
+                if let Msg::Lines { lines, .. } = m {
+                    for l in lines {
+                        let n: usize = l.rsplit("n=").next().unwrap().parse().unwrap();
+                        *seen.entry(n).or_default() += 1;
+                    }
+                }
+            }
+            caught_up
+                .0
+                .store(seen.len(), std::sync::atomic::Ordering::Relaxed);
+        };
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            take(&mut rx, &mut seen);
+            if (seen.len() == total && w.is_finished()) || Instant::now() > end {
+                break;
+            }
+            std::thread::sleep(FAST.poll);
+        }
+        w.join().unwrap();
+        // A quiet spell of a few polls: nothing read twice comes after.
+        std::thread::sleep(FAST.poll * 10);
+        stop_tx.send(true).unwrap();
+        fo.join().unwrap();
+        take(&mut rx, &mut seen);
+        let lost: Vec<usize> = (0..total).filter(|i| !seen.contains_key(i)).collect();
+        let repeated: Vec<(&usize, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            lost.is_empty() && repeated.is_empty(),
+            "{} lost (first {:?}), {} repeated (first {:?})",
+            lost.len(),
+            &lost[..lost.len().min(5)],
+            repeated.len(),
+            &repeated[..repeated.len().min(5)]
+        );
+        assert_eq!(sh.metrics.follow_unrecovered.get(), 0);
+        sh
+    }
+
+    #[test]
+    fn plain_append() {
+        let sh = follow_while(CYCLE, |p, _| write(&mut append(p), 0, CYCLE));
+        assert_eq!(sh.metrics.rotations.get(), 0);
+    }
+
+    #[test]
+    fn rename_and_create_while_the_writer_keeps_the_old_file() {
+        let sh = follow_while(3 * CYCLE, |p, caught_up| {
+            let mut f = append(p);
+            for c in 0..3 {
+                let base = c * CYCLE;
+                write(&mut f, base, base + 3000);
+                // The follower reads the current file before it is rotated (rotations come
+                // hours apart).
+                caught_up.wait(base + 3000);
+                // logrotate: rename, create the new empty file; the writer goes on writing
+                // to the old one until it reopens its log.
+                std::fs::rename(p, p.with_extension(format!("log.{c}"))).unwrap();
+                append(p);
+                write_paced(&mut f, base + 3000, base + 4500, OLD_FILE_PACE);
+                f = append(p);
+            }
+        });
+        assert_eq!(sh.metrics.rotations.get(), 3);
+    }
+
+    #[test]
+    fn copytruncate_with_quick_regrowth() {
+        let sh = follow_while(3 * CYCLE, |p, caught_up| {
+            let mut f = append(p);
+            for c in 0..3 {
+                let base = c * CYCLE;
+                caught_up.wait(base);
+                write(&mut f, base, base + 1500);
+                // logrotate copytruncate (the writer waits meanwhile, so no line falls between
+                // the copy and the truncation), then at once more than was there before.
+                std::fs::copy(p, p.with_extension(format!("log.{c}"))).unwrap();
+                f.set_len(0).unwrap();
+                let burst: String = (base + 1500..base + 3500).map(line).collect();
+                f.write_all(burst.as_bytes()).unwrap();
+                write(&mut f, base + 3500, base + 4500);
+            }
+        });
+        assert_eq!(sh.metrics.rotations.get(), 3);
+    }
+
+    #[test]
+    fn delete_and_create_while_the_writer_keeps_the_old_file() {
+        let sh = follow_while(3 * CYCLE, |p, caught_up| {
+            let mut f = append(p);
+            for c in 0..3 {
+                let base = c * CYCLE;
+                write(&mut f, base, base + 3000);
+                // The follower reads the current file before it is rotated (rotations come
+                // hours apart).
+                caught_up.wait(base + 3000);
+                // Delete, and something creates the new file at once; the writer goes on with
+                // the deleted one until it reopens its log.
+                std::fs::remove_file(p).unwrap();
+                append(p);
+                write_paced(&mut f, base + 3000, base + 4000, OLD_FILE_PACE);
+                f = append(p);
+                write(&mut f, base + 4000, base + 4500);
+            }
+        });
+        assert_eq!(sh.metrics.rotations.get(), 3);
+    }
 }
