@@ -8,7 +8,6 @@
 //! a flood of new keys — half a million invented user names — can churn through probation but
 //! never flush what was learned. Every eviction is counted, per segment.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 
 use maillog::Ts;
@@ -32,12 +31,12 @@ pub enum Segment {
     Protected,
 }
 
-/// A `HashMap` that never holds more than `cap` entries (see the module docs for who is evicted).
+/// A hash map (fixed-seed [`maillog::hash::Map`]) that never holds more than `cap` entries (see the module docs for who is evicted).
 /// Eviction only forgets state, which delays a detection; it never invents one.
 #[derive(Debug, Clone)]
 pub struct BoundedMap<K, V> {
-    probation: HashMap<K, (Ts, V)>,
-    protected: HashMap<K, (Ts, V)>,
+    probation: maillog::hash::Map<K, (Ts, V)>,
+    protected: maillog::hash::Map<K, (Ts, V)>,
     cap: usize,
     evicted_probation: u64,
     evicted_protected: u64,
@@ -47,8 +46,8 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// Empty, holding at most `cap` entries.
     pub fn new(cap: usize) -> Self {
         BoundedMap {
-            probation: HashMap::new(),
-            protected: HashMap::new(),
+            probation: Default::default(),
+            protected: Default::default(),
             cap: cap.max(2),
             evicted_probation: 0,
             evicted_protected: 0,
@@ -156,7 +155,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 
 /// Drop the least recently touched `1 / EVICT_SHARE` of `map` (at least one entry; all entries
 /// touched at the cut time go together, so the result never depends on iteration order).
-fn evict_oldest<K: Hash + Eq, V>(map: &mut HashMap<K, (Ts, V)>) -> u64 {
+fn evict_oldest<K: Hash + Eq, V>(map: &mut maillog::hash::Map<K, (Ts, V)>) -> u64 {
     if map.is_empty() {
         return 0;
     }

@@ -80,10 +80,9 @@ const SCORE_NEW_PLACE: f64 = 0.8;
 /// Score of a login during guessing followed by changed sending.
 const SCORE_SENDING: f64 = 0.85;
 
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
+/// A stable hash of a user name (the same in every run).
+fn name_key(s: &str) -> u64 {
+    maillog::hash::str_key(s)
 }
 
 /// The /24 (IPv4, also IPv4-mapped) or /48 (IPv6) network of an address, in CIDR form.
@@ -440,11 +439,11 @@ impl Bruteforce {
         };
         let w = c.window.0;
         self.named_failures.add(ts, 1, w);
-        self.named.insert(fnv(u), ts);
+        self.named.insert(name_key(u), ts);
         if self.accounts.get(&k).is_none() {
             // A name that never logged in: attacker-side memory only.
             self.names
-                .get_or_insert_with(&fnv(u), ts, || Guessing::new(NAME_SOURCES))
+                .get_or_insert_with(&name_key(u), ts, || Guessing::new(NAME_SOURCES))
                 .add(ts, ip, asn, w);
             return;
         }
@@ -471,7 +470,7 @@ impl Bruteforce {
             st.services.push(service);
         }
         if let Some(u) = user {
-            let h = fnv(u);
+            let h = name_key(u);
             if !st.names.contains(h) && st.sample_names.len() < SAMPLES {
                 st.sample_names
                     .push(u.chars().take(SAMPLE_NAME_CHARS).collect());
@@ -768,7 +767,7 @@ impl Bruteforce {
         // A name that failed before it ever logged in brings its guessing along.
         let moved = if self.accounts.get(&key).is_none() {
             self.names
-                .get_mut(&fnv(user))
+                .get_mut(&name_key(user))
                 .map(|g| std::mem::replace(g, Guessing::new(NAME_SOURCES)))
         } else {
             None

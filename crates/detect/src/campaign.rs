@@ -13,9 +13,10 @@
 //! campaign is re-alerted only when it has doubled, so 8,000 accounts of one domain cost a few
 //! alerts, not 8,000 ever-longer ones.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use maillog::hash::Map as HashMap;
 use maillog::Ts;
 use serde_json::json;
 
@@ -79,11 +80,11 @@ impl Campaigns {
         Campaigns {
             ip_owner: BoundedMap::new(cfg.campaign.max_ips),
             accounts: Vec::new(),
-            account_idx: HashMap::new(),
+            account_idx: HashMap::default(),
             parent: Vec::new(),
-            group_of_root: HashMap::new(),
+            group_of_root: HashMap::default(),
             groups: Vec::new(),
-            by_domain: HashMap::new(),
+            by_domain: HashMap::default(),
             last_sweep: None,
             steps: 0,
         }

@@ -20,13 +20,8 @@ impl Default for Distinct {
     }
 }
 
-/// SplitMix64 finalizer: spreads any 64-bit key over all bits.
-pub fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
+/// Spreads any 64-bit key over all bits (the sketch reads the top byte and the rest apart).
+pub use maillog::hash::mix;
 
 impl Distinct {
     /// Add a value (any 64-bit key; it is mixed here).

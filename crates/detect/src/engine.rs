@@ -115,12 +115,7 @@ struct Customer {
 
 fn domain_hash(addr: &str) -> u64 {
     let d = addr.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in d.bytes() {
-        h ^= b.to_ascii_lowercase() as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    maillog::hash::str_key_ci(d)
 }
 
 /// An address as logs write it (`IPv6:` prefix allowed).
@@ -140,7 +135,7 @@ pub struct Engine {
     helo: HeloDetector,
     own_names: Vec<String>,
     customers: BoundedMap<IpAddr, Customer>,
-    own_asns: std::collections::HashMap<u32, u64>,
+    own_asns: maillog::hash::Map<u32, u64>,
     hijack: Hijack,
     brute: Bruteforce,
     campaigns: Campaigns,
@@ -172,7 +167,7 @@ impl Engine {
             extrusion: Extrusion::new(&cfg),
             helo: HeloDetector::new(&cfg),
             customers: BoundedMap::new(cfg.limits.max_entities),
-            own_asns: std::collections::HashMap::new(),
+            own_asns: Default::default(),
             hijack: Hijack::new(&cfg),
             brute: Bruteforce::new(&cfg),
             campaigns: Campaigns::new(&cfg),

@@ -8,8 +8,6 @@
 //! (null sender), of mailing lists (most deliveries work, ~10% fail), or of rejection daemons
 //! (autoresponders answering spam whose sender was forged).
 
-use std::collections::HashMap;
-
 use maillog::record::MessageRecord;
 use maillog::Ts;
 use serde_json::json;
@@ -28,13 +26,8 @@ pub const MAX_RCPTS_PER_SENDER: usize = 4096;
 pub const MAX_REPLIES: usize = 16;
 
 fn hash_str(s: &str) -> u64 {
-    // FNV-1a over the lower-cased bytes: stable across runs, cheap.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b.to_ascii_lowercase() as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    // Case-insensitive, the same in every run.
+    maillog::hash::str_key_ci(s)
 }
 
 #[derive(Debug, Clone)]
@@ -43,7 +36,7 @@ struct SenderState {
     first: Ts,
     last: Ts,
     messages: u64,
-    rcpts: std::collections::HashSet<u64>,
+    rcpts: maillog::hash::Set<u64>,
     distinct: u64,
     repeats: u64,
     delivered: u64,
@@ -71,7 +64,7 @@ struct EntityState {
     messages: Counter,
     senders: Vec<SenderState>,
     samples: Samples,
-    replies: HashMap<String, u64>,
+    replies: maillog::hash::Map<String, u64>,
     alerted_failures: u64,
     lists_alerted: Option<Ts>,
 }

@@ -27,19 +27,19 @@
 //! nothing), and accounts with a learned baseline are protected from eviction by newcomers
 //! ([`BoundedMap`]).
 
-use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
 
 use geo::{Country, GeoDb};
+use maillog::hash::Map as HashMap;
 use maillog::Ts;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
 use crate::config::{self, Config};
-use crate::distinct::{mix, Distinct};
+use crate::distinct::Distinct;
 use crate::window::Counter;
 
 /// The fast window of the evidence (first sightings within it), seconds.
@@ -888,7 +888,7 @@ impl Hijack {
         Hijack {
             accounts: BoundedMap::new(cfg.limits.max_entities),
             population: Population::default(),
-            countries: HashMap::new(),
+            countries: HashMap::default(),
             logins: 0,
             failures_unknown: 0,
         }
@@ -1217,9 +1217,7 @@ fn note_send(
     a.auth_failures.expire(s.ts, w);
     for r in s.rcpts.iter().take(4) {
         if let Some(d) = r.rsplit_once('@').map(|(_, d)| d) {
-            a.domains.insert(mix(d
-                .bytes()
-                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))));
+            a.domains.insert(maillog::hash::str_key_ci(d));
         }
         if a.sample_rcpts.len() >= SAMPLE_RCPTS {
             a.sample_rcpts.pop_front();
@@ -1309,8 +1307,8 @@ fn evidence(
     f: &Features,
     signals: Vec<Signal>,
 ) -> HijackEvidence {
-    let mut by_cc: HashMap<&str, u64> = HashMap::new();
-    let mut by_asn: HashMap<u32, u64> = HashMap::new();
+    let mut by_cc: HashMap<&str, u64> = HashMap::default();
+    let mut by_asn: HashMap<u32, u64> = HashMap::default();
     let mut prefixes = Distinct::default();
     let mut per_ip = PerIp::default();
     let mut max_per_ip = 0u32;

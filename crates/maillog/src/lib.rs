@@ -16,6 +16,7 @@
 pub mod dovecot;
 pub mod event;
 pub mod exim;
+pub mod hash;
 pub mod header;
 pub mod parse;
 pub mod postfix;

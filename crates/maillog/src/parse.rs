@@ -1,7 +1,5 @@
 //! Line -> event dispatch and the recognition statistics.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::event::{Event, Format};
@@ -62,11 +60,11 @@ pub struct Stats {
     /// Lines that are not valid UTF-8 (they are read lossily).
     pub invalid_utf8: u64,
     /// Per format.
-    pub by_format: HashMap<Format, Counts>,
+    pub by_format: crate::hash::Map<Format, Counts>,
     /// Per normalized program (`postfix/smtpd`, `exim`, `dovecot`, `cron`…).
-    pub by_program: HashMap<String, Counts>,
+    pub by_program: crate::hash::Map<String, Counts>,
     /// Unrecognized shapes of known formats.
-    pub shapes: HashMap<(String, String), Shape>,
+    pub shapes: crate::hash::Map<(String, String), Shape>,
     /// Unrecognized lines whose shape was not recorded because [`MAX_SHAPES`] was reached.
     pub shapes_dropped: u64,
 }
@@ -100,7 +98,10 @@ impl Stats {
             e.lines += v.lines;
             e.recognized += v.recognized;
         }
-        for (k, v) in &o.by_program {
+        // Past the caps, which names are kept must not depend on a map's order: sorted.
+        let mut progs: Vec<(&String, &Counts)> = o.by_program.iter().collect();
+        progs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in progs {
             let e = if self.by_program.len() < MAX_PROGRAMS || self.by_program.contains_key(k) {
                 self.by_program.entry(k.clone()).or_default()
             } else {
@@ -109,7 +110,9 @@ impl Stats {
             e.lines += v.lines;
             e.recognized += v.recognized;
         }
-        for (k, v) in &o.shapes {
+        let mut shapes: Vec<(&(String, String), &Shape)> = o.shapes.iter().collect();
+        shapes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in shapes {
             if let Some(e) = self.shapes.get_mut(k) {
                 e.count += v.count;
             } else if self.shapes.len() < MAX_SHAPES {
