@@ -557,15 +557,18 @@ fn delivery_addresses(s: &str) -> (&str, Option<&str>, &str) {
     let sp = s.find(' ').unwrap_or(s.len());
     let to = &s[..sp];
     let mut rest = s[sp..].trim_start_matches(' ');
-    // "(parent)" marker for one-time aliases
+    // "(parent)": the address a pipe, file or one-time alias was generated from; it stands for
+    // the original when no "<original>" follows.
+    let mut orig = None;
     if rest.starts_with('(') {
         if let Some(e) = rest.find(") ") {
+            orig = Some(&rest[1..e]);
             rest = &rest[e + 2..];
         } else if rest.ends_with(')') {
+            orig = Some(&rest[1..rest.len() - 1]);
             rest = "";
         }
     }
-    let mut orig = None;
     if rest.starts_with('<') {
         if let Some(e) = rest.find('>') {
             orig = Some(&rest[1..e]);
@@ -1165,6 +1168,28 @@ mod tests {
             e,
             Event::Delivery {
                 status: DeliveryStatus::Discarded,
+                ..
+            }
+        ));
+        // A pipe generated from a .forward: "(parent)" names the user it was made for.
+        let e = q(parse(
+            "10HmaX-000000005vi-0000 => |/usr/bin/procmail (kim@test.ex) <kim@test.ex> R=userforward T=address_pipe",
+        ));
+        assert!(matches!(
+            e,
+            Event::Delivery {
+                to: "|/usr/bin/procmail",
+                orig_to: Some("kim@test.ex"),
+                ..
+            }
+        ));
+        let e = q(parse(
+            "10HmaX-000000005vi-0000 => /home/kim/mbox (kim@test.ex) R=userforward T=address_file",
+        ));
+        assert!(matches!(
+            e,
+            Event::Delivery {
+                orig_to: Some("kim@test.ex"),
                 ..
             }
         ));

@@ -86,6 +86,26 @@ pub struct Recipient {
 }
 
 impl Recipient {
+    /// True when our own aliasing or forwarding rewrote this recipient: the log names an original
+    /// address (Postfix `orig_to=<…>`, Exim `<original>` or `(parent)`) that is a bare local part
+    /// or sits in another domain than the final address. Such mail was sent to one of our users
+    /// and passed on by us (aliases, `.forward`, virtual aliases to external mailboxes), so what
+    /// happens to it downstream says nothing about whoever sent it (Clayton, CEAS 2004, discounts
+    /// forwarding for that reason).
+    pub fn is_forwarded(&self) -> bool {
+        let Some(orig) = self.orig.as_deref() else {
+            return false;
+        };
+        if orig.eq_ignore_ascii_case(&self.addr) {
+            return false;
+        }
+        match (orig.rsplit_once('@'), self.addr.rsplit_once('@')) {
+            (None, _) => true,
+            (Some((_, od)), Some((_, ad))) => !od.eq_ignore_ascii_case(ad),
+            (Some(_), None) => false,
+        }
+    }
+
     /// True when the last attempt went to a local mailbox (local, virtual, lmtp, pipe to a local
     /// delivery agent) rather than across the internet.
     pub fn is_local_delivery(&self) -> bool {
@@ -1050,6 +1070,29 @@ mod tests {
         assert!(c.stats().evicted >= 900);
         c.finish();
         assert_eq!(c.drain().count(), 1000);
+    }
+
+    #[test]
+    fn forwarded_recipients() {
+        let rc = |addr: &str, orig: Option<&str>| Recipient {
+            addr: addr.into(),
+            orig: orig.map(str::to_string),
+            outcome: Outcome::Bounced,
+            dsn: None,
+            relay: None,
+            transport: None,
+            reply: None,
+            deferrals: 0,
+            ts: Ts::from_secs(0),
+        };
+        // .forward / virtual alias of one of our users to an external mailbox.
+        assert!(rc("kim.w@gmail.example", Some("kim@isp.example")).is_forwarded());
+        // Local alias named by its bare local part.
+        assert!(rc("kim.w@gmail.example", Some("postmaster")).is_forwarded());
+        // Not rewritten, or rewritten within the same domain (canonical maps, case).
+        assert!(!rc("a@b.example", None).is_forwarded());
+        assert!(!rc("a@b.example", Some("A@B.example")).is_forwarded());
+        assert!(!rc("a.b@b.example", Some("ab@b.example")).is_forwarded());
     }
 
     #[test]
