@@ -83,6 +83,25 @@ pub struct DeliveryFailures {
     pub threshold: u64,
     /// Sliding window.
     pub window: Duration,
+    /// …and the estimated share of the entity's recipients with a known outcome (delivered or
+    /// failed; deferred ones are not known yet) that failed for a reason spam produces must reach
+    /// this. Real senders stay below it: mailing lists lose ~10% (Clayton), bulk senders 1–7%,
+    /// heavy ISP senders are >91% delivered (Foster 2011); spam fails far more (half of a spam
+    /// bot's failures are invalid addresses, Stone-Gross et al.). The same boundary as
+    /// `mailing_lists.max_failure_ratio`.
+    pub min_failure_share: f64,
+    /// The failure share of a typical sender, used as the prior of an entity without history
+    /// (Foster 2011: ≈2% undelivered for the sources sending under 250 messages a week).
+    pub typical_failure_share: f64,
+    /// How many recipients' worth of prior the estimate carries: the entity's own history
+    /// (shrunk toward `typical_failure_share`), so a handful of outcomes early in a window cannot
+    /// decide the verdict on their own. Our own idea.
+    pub prior_weight: f64,
+    /// Most envelope senders (addresses, and domains, each) tracked per client or account that
+    /// relays for several, so that one exploited web site on a shared host is judged on its own.
+    /// When full, a sender without failures makes room; failing ones are never pushed out by
+    /// new ones. Senders not tracked are counted in the evidence (`senders_dropped`).
+    pub max_senders: usize,
 }
 
 impl Default for DeliveryFailures {
@@ -91,6 +110,10 @@ impl Default for DeliveryFailures {
             enabled: true,
             threshold: 20,
             window: Duration(86_400),
+            min_failure_share: 0.25,
+            typical_failure_share: 0.02,
+            prior_weight: 100.0,
+            max_senders: 512,
         }
     }
 }
@@ -110,6 +133,11 @@ pub struct MailingLists {
     /// …counting only lists with at least this many distinct recipients in the window, or whose
     /// recipients get its mail again and again (at least 30% repeat deliveries).
     pub multiple_min_recipients: u64,
+    /// …and, for the first kind, at least this many recipients per message on average: a list
+    /// posts one message to many, while the people behind a customer's mail server (or a
+    /// business NAT) each write to a few — two busy senders of a firm reach 200 distinct
+    /// recipients a day without being lists. Our own idea.
+    pub multiple_min_fanout: f64,
     /// Whether `multiple-lists` alerts at all.
     pub alert_multiple: bool,
 }
@@ -121,6 +149,7 @@ impl Default for MailingLists {
             max_failure_ratio: 0.25,
             max_lists: 1,
             multiple_min_recipients: 200,
+            multiple_min_fanout: 10.0,
             alert_multiple: true,
         }
     }
@@ -131,7 +160,9 @@ impl Default for MailingLists {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RejectionDaemons {
-    /// Sender local parts (case-insensitive substrings) that mark automatic replies.
+    /// Sender local parts (case-insensitive substrings) that mark automatic replies. Not
+    /// `noreply` and its kin: those name senders that take no replies (newsletters, web forms,
+    /// and the `noreply@site` of a hacked script or a phish), not daemons that reply.
     pub sender_patterns: Vec<String>,
     /// A message to an address that mailed this sender within this time is a reply.
     pub reply_window: Duration,
@@ -149,10 +180,6 @@ impl Default for RejectionDaemons {
                 "auto-reply",
                 "autoresponder",
                 "vacation",
-                "noreply",
-                "no-reply",
-                "donotreply",
-                "do-not-reply",
                 "bounce",
                 "challenge",
             ]

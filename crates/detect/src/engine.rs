@@ -347,7 +347,7 @@ impl Engine {
         if r.auth_user.is_some() || r.is_null_sender() || matches!(r.origin, Origin::Notice(_)) {
             return;
         }
-        let Some(ip) = r.client_ip.filter(|i| !i.is_loopback()) else {
+        let Some(ip) = r.client_ip.filter(|i| self.may_be_customer(*i)) else {
             return;
         };
         let need = self.cfg.network.auto_customer_domains;
@@ -361,6 +361,10 @@ impl Engine {
                 !x.is_local_delivery()
                     && !self.is_local_domain(&x.addr)
                     && x.outcome != Outcome::Filtered
+                    // Mail for our own users that we forward elsewhere is not relayed for the
+                    // client: an internet sender writing to three users who forward to three
+                    // freemail providers is not our customer.
+                    && !x.is_forwarded()
             })
             .map(|x| domain_hash(&x.addr))
             .collect();
@@ -386,6 +390,13 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A loopback client is this host itself (a content filter re-injecting, a local script):
+    /// never a customer, unless the operator put it in `own_networks` (a test bed, or customers
+    /// behind a local proxy).
+    fn may_be_customer(&self, ip: IpAddr) -> bool {
+        !ip.is_loopback() || self.in_own_networks(ip)
     }
 
     fn is_customer(&self, ip: IpAddr) -> bool {
@@ -417,7 +428,7 @@ impl Engine {
                 Some(Entity::new(EntityKind::Account, u.clone())),
             );
         }
-        if let Some(ip) = r.client_ip.filter(|i| !i.is_loopback()) {
+        if let Some(ip) = r.client_ip.filter(|i| self.may_be_customer(*i)) {
             if self.is_customer(ip) {
                 return (
                     Direction::Outgoing,
@@ -608,7 +619,7 @@ impl Engine {
             let Some(ip) = c.ip.and_then(|i| i.parse::<IpAddr>().ok()) else {
                 return;
             };
-            if ip.is_loopback() {
+            if !self.may_be_customer(ip) {
                 return;
             }
             // A relay-access refusal says the client is NOT one of ours.

@@ -4,15 +4,30 @@
 //! The idea (Clayton, "Stopping Spam by Extrusion Detection", CEAS 2004; "Stopping Outgoing Spam
 //! by Examining Incoming Server Logs", CEAS 2005): spam fails. It goes to harvested, ancient and
 //! invented addresses and is refused by remote filters, while a real customer's mail mostly
-//! arrives. So count, per customer, the recipients that failed — but not the failures of bounces
-//! (null sender), of mailing lists (most deliveries work, ~10% fail), or of rejection daemons
-//! (autoresponders answering spam whose sender was forged).
+//! arrives. So count, per customer, the distinct recipients that failed for a reason spam produces
+//! — but not the failures of bounces (null sender), of mail we forward for our own users, of
+//! mailing lists (most deliveries work, ~10% fail), or of rejection daemons (autoresponders
+//! answering spam whose sender was forged) — and judge them against what the customer's mail
+//! does otherwise: enough failures AND a failure share real senders do not reach, estimated with
+//! the entity's own history (or a typical sender's) as a prior, so that a handful of outcomes
+//! cannot decide alone.
+//!
+//! A client or account that relays for several envelope senders (a shared web-hosting server) is
+//! also judged per sender address and per sender domain: one hacked site's failures drown in the
+//! server's legitimate mail when counted per client. When the failing senders are a minority of
+//! what the client sends, they are reported as `sender` entities and their mail is left out of
+//! the client's own verdict; when they are most of it, the client itself is the problem.
 
-use maillog::record::MessageRecord;
+use std::collections::{BTreeMap, VecDeque};
+
+use maillog::hash::Map as HashMap;
+
+use maillog::record::{MessageRecord, Outcome, Recipient};
 use maillog::Ts;
+use serde::Serialize;
 use serde_json::json;
 
-use crate::alert::{round3, Alert, Detector, Entity};
+use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
 use crate::config::Config;
 use crate::evidence::{MessageSample, Samples};
@@ -24,10 +39,255 @@ pub const MAX_SENDERS_PER_ENTITY: usize = 32;
 pub const MAX_RCPTS_PER_SENDER: usize = 4096;
 /// Most distinct failure replies counted per entity for the evidence.
 pub const MAX_REPLIES: usize = 16;
+/// Slices a [`Tally`] keeps its window in: a window of one day is kept hour by hour, so an
+/// entity's failure counts cost at most this many small records however much it sends.
+pub const TALLY_SLICES: i64 = 24;
+/// Most distinct failed recipients remembered per entity, to count each failed address once per
+/// window (a forwarder whose one external mailbox refuses its mail fails again and again on the
+/// same address; spam fails on ever new ones). Beyond this, failures count as new
+/// (`failed_rcpt_memory_full` in the evidence says how often).
+pub const MAX_FAILED_RCPTS: usize = 4096;
+/// Sample messages kept per tracked sender of a relaying client.
+pub const SENDER_SAMPLES: usize = 4;
 
 fn hash_str(s: &str) -> u64 {
     // Case-insensitive, the same in every run.
     maillog::hash::str_key_ci(s)
+}
+
+/// Why a recipient failed, as far as spam is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// No such user, no such domain, disabled mailbox: the harvested, ancient and invented
+    /// addresses spam is sent to.
+    BadAddress,
+    /// Refused as spam or malware, or because the sender or client is on a block list.
+    Refused,
+    /// A permanent failure whose reply says nothing either way (counted: Clayton counts every
+    /// failure).
+    Unexplained,
+    /// Mailbox full, message too big, a mail loop, given up after temporary errors, or refused
+    /// by our own server for the client's set-up (HELO, sender domain): real senders' failures,
+    /// not what spam is known by. Known outcomes, never counted as spam failures.
+    NotSpam,
+}
+
+/// Reply texts (lower-case substrings) of failures that are not spam's.
+const NOT_SPAM_TEXT: &[&str] = &[
+    "mailbox full",
+    "mailbox is full",
+    "over quota",
+    "quota exceeded",
+    "insufficient storage",
+    "too large",
+    "too big",
+    "size limit",
+    "exceeds size",
+    "mail loop",
+    "loops back to myself",
+    "helo command rejected",
+    "need fully-qualified",
+    "sender address rejected: domain not found",
+];
+/// Reply texts of refusals as spam, malware or by block list.
+const REFUSED_TEXT: &[&str] = &[
+    "spam",
+    "blocked",
+    "blacklist",
+    "blocklist",
+    "block list",
+    "listed",
+    "reputation",
+    "virus",
+    "malware",
+    "phish",
+    "dnsbl",
+];
+/// Reply texts of addresses that do not exist (any more).
+const BAD_ADDRESS_TEXT: &[&str] = &[
+    "user unknown",
+    "unknown user",
+    "no such user",
+    "no such recipient",
+    "no such mailbox",
+    "unknown recipient",
+    "recipient unknown",
+    "does not exist",
+    "doesn't exist",
+    "invalid recipient",
+    "invalid mailbox",
+    "mailbox unavailable",
+    "mailbox not found",
+    "recipient not found",
+    "address not found",
+    "unrouteable",
+    "unroutable",
+    "host or domain name not found",
+    "host not found",
+    "account disabled",
+    "mailbox disabled",
+];
+
+impl FailureKind {
+    /// Classify a failed recipient by its reply text, then by its enhanced status code.
+    pub fn of(rc: &Recipient) -> FailureKind {
+        Self::from_reply(rc.dsn.as_deref(), rc.reply.as_deref(), rc.outcome)
+    }
+
+    /// Classify from the enhanced status code, reply text and outcome.
+    pub fn from_reply(dsn: Option<&str>, reply: Option<&str>, outcome: Outcome) -> FailureKind {
+        let text = reply.unwrap_or("").to_ascii_lowercase();
+        let has = |list: &[&str]| list.iter().any(|p| text.contains(p));
+        if has(NOT_SPAM_TEXT) {
+            return FailureKind::NotSpam;
+        }
+        if has(REFUSED_TEXT) {
+            return FailureKind::Refused;
+        }
+        if has(BAD_ADDRESS_TEXT) {
+            return FailureKind::BadAddress;
+        }
+        match dsn {
+            Some(d) if d.starts_with("5.1.") || d == "5.4.4" || d == "5.2.1" => {
+                FailureKind::BadAddress
+            }
+            Some(d) if d.starts_with("5.7.") => FailureKind::Refused,
+            Some("5.2.2" | "5.2.3" | "5.3.4" | "5.4.6") => FailureKind::NotSpam,
+            Some(d) if d.starts_with("4.") => FailureKind::NotSpam,
+            _ if outcome == Outcome::Expired => FailureKind::NotSpam,
+            _ => FailureKind::Unexplained,
+        }
+    }
+
+    /// True for the failures that count as evidence of spam.
+    pub fn is_spam_sign(self) -> bool {
+        self != FailureKind::NotSpam
+    }
+}
+
+/// Outcomes of one entity's recipients over some time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Outcomes {
+    /// Recipients delivered.
+    pub delivered: u64,
+    /// Distinct recipients failed for a reason spam produces ([`FailureKind::is_spam_sign`]).
+    pub failed: u64,
+    /// Distinct recipients failed for other reasons.
+    pub failed_other: u64,
+    /// Messages.
+    pub messages: u64,
+}
+
+impl Outcomes {
+    /// Recipients whose outcome is known: delivered or failed (deferred ones are not known yet).
+    pub fn known(&self) -> u64 {
+        self.delivered + self.failed + self.failed_other
+    }
+    fn add(&mut self, o: &Outcomes) {
+        self.delivered += o.delivered;
+        self.failed += o.failed;
+        self.failed_other += o.failed_other;
+        self.messages += o.messages;
+    }
+    fn minus(&self, o: &Outcomes) -> Outcomes {
+        Outcomes {
+            delivered: self.delivered.saturating_sub(o.delivered),
+            failed: self.failed.saturating_sub(o.failed),
+            failed_other: self.failed_other.saturating_sub(o.failed_other),
+            messages: self.messages.saturating_sub(o.messages),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slice {
+    slot: i64,
+    o: Outcomes,
+}
+
+/// An entity's outcomes in a sliding window, kept in [`TALLY_SLICES`] slices, plus what fell out
+/// of the window (its history).
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    slices: VecDeque<Slice>,
+    /// Known outcomes that left the window.
+    past_known: u64,
+    /// Of which spam-sign failures.
+    past_failed: u64,
+}
+
+impl Tally {
+    fn slot(ts: Ts, window: i64) -> i64 {
+        ts.secs().div_euclid((window / TALLY_SLICES).max(1))
+    }
+
+    /// Move slices that left the window ending at `ts` into the history.
+    pub fn advance(&mut self, ts: Ts, window: i64) {
+        let now = Self::slot(ts, window);
+        while let Some(f) = self.slices.front() {
+            if f.slot > now - TALLY_SLICES {
+                break;
+            }
+            self.past_known += f.o.known();
+            self.past_failed += f.o.failed;
+            self.slices.pop_front();
+        }
+    }
+
+    /// Add outcomes at `ts`.
+    pub fn add(&mut self, ts: Ts, window: i64, o: &Outcomes) {
+        self.advance(ts, window);
+        let s = Self::slot(ts, window);
+        match self.slices.back_mut() {
+            // Same slice, or an out-of-order event (interleaved files): count it in the newest.
+            Some(b) if b.slot >= s => b.o.add(o),
+            _ => self.slices.push_back(Slice { slot: s, o: *o }),
+        }
+    }
+
+    /// Outcomes in the window (as of the last `add`/`advance`).
+    pub fn window(&self) -> Outcomes {
+        let mut o = Outcomes::default();
+        for s in &self.slices {
+            o.add(&s.o);
+        }
+        o
+    }
+
+    /// The prior failure share: the entity's history shrunk toward the typical sender's, so an
+    /// entity seen for long is judged against itself and a new one against a typical sender.
+    pub fn prior_share(&self, cfg: &Config) -> f64 {
+        let d = &cfg.delivery_failures;
+        let w = d.prior_weight.max(0.0);
+        let den = self.past_known as f64 + w;
+        if den <= 0.0 {
+            return d.typical_failure_share;
+        }
+        (self.past_failed as f64 + w * d.typical_failure_share) / den
+    }
+}
+
+/// The evidence-weighed failure share: the window's spam-sign failures over its known outcomes,
+/// with `prior_weight` recipients' worth of the prior share added to both.
+pub fn estimated_share(cfg: &Config, o: &Outcomes, prior_share: f64) -> f64 {
+    let w = cfg.delivery_failures.prior_weight.max(0.0);
+    let den = o.known() as f64 + w;
+    if den <= 0.0 {
+        return 0.0;
+    }
+    (o.failed as f64 + w * prior_share) / den
+}
+
+/// The `delivery-failures` verdict on some outcomes: more failures than the threshold (Clayton),
+/// and an estimated failure share that real senders do not reach.
+fn fails_like_spam(cfg: &Config, o: &Outcomes, prior_share: f64) -> bool {
+    let d = &cfg.delivery_failures;
+    o.failed > d.threshold && estimated_share(cfg, o, prior_share) >= d.min_failure_share
+}
+
+fn raw_share(o: &Outcomes) -> f64 {
+    o.failed as f64 / o.known().max(1) as f64
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +308,16 @@ struct SenderState {
 }
 
 impl SenderState {
+    /// A list for `multiple-lists`: list-like, and either a large fan-out (many distinct
+    /// recipients, many per message) or a recipient set mailed again and again.
+    fn list_beyond_doubt(&self, cfg: &Config) -> bool {
+        let ml = &cfg.mailing_lists;
+        let fanout = (self.distinct + self.repeats) as f64 / self.messages.max(1) as f64;
+        self.list_like(cfg)
+            && ((self.distinct >= ml.multiple_min_recipients && fanout >= ml.multiple_min_fanout)
+                || self.repeats * 10 >= self.distinct * 3)
+    }
+
     fn list_like(&self, cfg: &Config) -> bool {
         let done = self.delivered + self.failed;
         self.distinct >= cfg.mailing_lists.min_recipients
@@ -56,28 +326,63 @@ impl SenderState {
     }
 }
 
-#[derive(Debug, Default)]
-struct EntityState {
-    failed: Counter,
-    delivered: Counter,
-    discounted: Counter,
-    messages: Counter,
-    senders: Vec<SenderState>,
+/// One envelope sender (address, or `@domain`) of a client or account that relays for several.
+#[derive(Debug, Clone, Default)]
+struct Group {
+    tally: Tally,
+    last: Ts,
+    /// Its mail is left out of the relaying entity's verdict until then (it was reported).
+    flagged_until: Option<Ts>,
+    /// Spam-sign failures in the window when it last alerted (re-alert when they double).
+    alerted: u64,
     samples: Samples,
-    replies: maillog::hash::Map<String, u64>,
-    alerted_failures: u64,
-    lists_alerted: Option<Ts>,
 }
 
-/// The extrusion detectors' state.
-#[derive(Debug)]
-pub struct Extrusion {
-    entities: BoundedMap<Entity, EntityState>,
-    /// Incoming (sender -> local recipient) pairs, for recognising replies.
-    inbound: BoundedMap<u64, ()>,
+impl Group {
+    fn flagged(&self, ts: Ts) -> bool {
+        self.flagged_until.is_some_and(|u| u >= ts)
+    }
 }
 
-/// Why failures of a message were not counted.
+/// Per-sender accounting of a client or account, started once it used a second sender address.
+#[derive(Debug, Default)]
+struct Split {
+    first_sender: Option<String>,
+    active: bool,
+    addresses: BTreeMap<String, Group>,
+    domains: BTreeMap<String, Group>,
+    /// Senders not tracked because the tables were full of failing ones.
+    dropped: u64,
+}
+
+/// Insert-or-get in a capped table. When full, the least recently seen group with no spam-sign
+/// failures in the window makes room (deterministic: ties go to the smallest key); when every
+/// group is failing, the newcomer is not tracked.
+fn group_slot<'a>(
+    map: &'a mut BTreeMap<String, Group>,
+    key: &str,
+    cap: usize,
+    ts: Ts,
+    window: i64,
+) -> Option<&'a mut Group> {
+    if !map.contains_key(key) {
+        if map.len() >= cap.max(1) {
+            let victim = map
+                .iter_mut()
+                .filter_map(|(k, g)| {
+                    g.tally.advance(ts, window);
+                    (g.tally.window().failed == 0).then_some((g.last, k.clone()))
+                })
+                .min()
+                .map(|(_, k)| k)?;
+            map.remove(&victim);
+        }
+        map.insert(key.to_string(), Group::default());
+    }
+    map.get_mut(key)
+}
+
+/// Why a message's failures were not counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Discount {
     /// Counted.
@@ -86,6 +391,94 @@ pub enum Discount {
     DaemonSender,
     /// A reply to a message this sender received.
     Reply,
+}
+
+/// Recipients of one message, sorted by what they say about its sender.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sorted {
+    o: Outcomes,
+    forwarded: u64,
+    repeats: u64,
+    discounted: u64,
+}
+
+#[derive(Debug, Default)]
+struct EntityState {
+    tally: Tally,
+    discounted: Counter,
+    forwarded: Counter,
+    repeats: Counter,
+    /// Failed recipients (hashes) and when they last failed, to count each once per window.
+    failed_rcpts: HashMap<u64, Ts>,
+    failed_rcpt_memory_full: u64,
+    senders: Vec<SenderState>,
+    split: Split,
+    samples: Samples,
+    replies: HashMap<String, u64>,
+    alerted_failures: u64,
+    lists_alerted: Option<Ts>,
+}
+
+impl EntityState {
+    /// Sort the recipients of one message: delivered, failed (first time in the window, by
+    /// kind), forwarded by us, failed again, or discounted as a daemon's.
+    fn sort(&mut self, rec: &MessageRecord, discount: Discount, window: i64) -> Sorted {
+        let ts = rec.finished;
+        let mut out = Sorted::default();
+        out.o.messages = 1;
+        for r in &rec.recipients {
+            if r.is_forwarded() {
+                if r.outcome.is_delivered() || r.outcome.is_failure() {
+                    out.forwarded += 1;
+                }
+                continue;
+            }
+            if r.outcome.is_delivered() {
+                out.o.delivered += 1;
+                continue;
+            }
+            if !r.outcome.is_failure() {
+                continue;
+            }
+            if discount != Discount::None {
+                out.discounted += 1;
+                continue;
+            }
+            let h = hash_str(&r.addr);
+            match self.failed_rcpts.get_mut(&h) {
+                Some(t) if t.plus_secs(window) >= ts => {
+                    *t = ts.max(*t);
+                    out.repeats += 1;
+                    continue;
+                }
+                Some(t) => *t = ts,
+                None => {
+                    if self.failed_rcpts.len() >= MAX_FAILED_RCPTS {
+                        self.failed_rcpts.retain(|_, t| t.plus_secs(window) >= ts);
+                    }
+                    if self.failed_rcpts.len() < MAX_FAILED_RCPTS {
+                        self.failed_rcpts.insert(h, ts);
+                    } else {
+                        self.failed_rcpt_memory_full += 1;
+                    }
+                }
+            }
+            if FailureKind::of(r).is_spam_sign() {
+                out.o.failed += 1;
+            } else {
+                out.o.failed_other += 1;
+            }
+        }
+        out
+    }
+}
+
+/// The extrusion detectors' state.
+#[derive(Debug)]
+pub struct Extrusion {
+    entities: BoundedMap<Entity, EntityState>,
+    /// Incoming (sender -> local recipient) pairs, for recognising replies.
+    inbound: BoundedMap<u64, ()>,
 }
 
 fn local_part(addr: &str) -> &str {
@@ -111,6 +504,40 @@ fn reply_key(r: &str) -> String {
         out.push_str(w);
     }
     out
+}
+
+/// Evidence of a `delivery-failures` alert.
+#[derive(Debug, Clone, Serialize)]
+struct FailureEvidence {
+    /// Distinct recipients failed for a reason spam produces, counted against the entity.
+    failed_recipients: u64,
+    threshold: u64,
+    window_secs: i64,
+    delivered_recipients: u64,
+    /// Distinct recipients failed for other reasons (mailbox full, too big, …).
+    failed_other_reasons: u64,
+    /// `failed_recipients` over the recipients with a known outcome.
+    failure_ratio: f64,
+    /// The same, weighed with `prior_weight` recipients of the prior share.
+    estimated_failure_share: f64,
+    prior_failure_share: f64,
+    min_failure_share: f64,
+    messages: u64,
+    discounted_rejection_daemon: u64,
+    discounted_mailing_lists: u64,
+    discounted_forwarded: u64,
+    repeated_failures: u64,
+    /// Mail of senders reported on their own (as `sender` entities), left out of this verdict.
+    discounted_reported_senders: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relayed_by: Option<Entity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relaying_entity_known_outcomes: Option<u64>,
+    senders_dropped: u64,
+    failed_rcpt_memory_full: u64,
+    top_failure_replies: Vec<serde_json::Value>,
+    sample_messages: Vec<MessageSample>,
+    sampled_of: u64,
 }
 
 impl Extrusion {
@@ -170,12 +597,11 @@ impl Extrusion {
         }
         let ts = rec.finished;
         let window = cfg.delivery_failures.window.0;
-        let failed = rec.failed().count() as u64;
-        let delivered = rec.delivered().count() as u64;
-        if failed == 0 && delivered == 0 {
+        let any_failed = rec.failed().next().is_some();
+        if !any_failed && rec.delivered().next().is_none() {
             return;
         }
-        let discount = if failed > 0 {
+        let discount = if any_failed {
             self.classify(cfg, rec)
         } else {
             Discount::None
@@ -184,94 +610,34 @@ impl Extrusion {
         let st = self
             .entities
             .get_or_insert_with(entity, ts, EntityState::default);
-        st.messages.add(ts, 1, window);
-        st.delivered.add(ts, delivered as u32, window);
-        st.failed.expire(ts, window);
-        st.discounted.expire(ts, window);
+        let sorted = st.sort(rec, discount, window);
+        st.tally.add(ts, window, &sorted.o);
+        st.discounted.add(ts, sorted.discounted as u32, window);
+        st.forwarded.add(ts, sorted.forwarded as u32, window);
+        st.repeats.add(ts, sorted.repeats as u32, window);
+        let failed = sorted.o.failed;
 
         // Per-sender list tracking.
         let sender = rec.sender.as_deref().unwrap_or("");
-        st.senders.retain(|s| s.last.plus_secs(window) >= ts);
-        let idx = match st
-            .senders
-            .iter()
-            .position(|s| s.addr.eq_ignore_ascii_case(sender))
-        {
-            Some(i) => Some(i),
-            None if st.senders.len() < MAX_SENDERS_PER_ENTITY => {
-                st.senders.push(SenderState {
-                    addr: sender.to_string(),
-                    first: ts,
-                    last: ts,
-                    messages: 0,
-                    rcpts: Default::default(),
-                    distinct: 0,
-                    repeats: 0,
-                    delivered: 0,
-                    failed: 0,
-                    failed_w: Counter::default(),
-                    list_until: None,
-                });
-                Some(st.senders.len() - 1)
-            }
-            None => None,
-        };
-        let mut from_list = false;
-        if let Some(i) = idx {
-            let s = &mut st.senders[i];
-            // Tumbling window: a list is judged on what it sent within one window.
-            if s.first.plus_secs(window) < ts {
-                s.first = ts;
-                s.messages = 0;
-                s.rcpts.clear();
-                s.distinct = 0;
-                s.repeats = 0;
-                s.delivered = 0;
-                s.failed = 0;
-            }
-            s.last = ts;
-            s.messages += 1;
-            for r in &rec.recipients {
-                let h = hash_str(&r.addr);
-                if s.rcpts.contains(&h) {
-                    s.repeats += 1;
-                } else if s.rcpts.len() < MAX_RCPTS_PER_SENDER {
-                    s.rcpts.insert(h);
-                    s.distinct += 1;
-                } else {
-                    s.distinct += 1;
-                }
-            }
-            s.delivered += delivered;
-            s.failed += failed;
-            if discount == Discount::None {
-                s.failed_w.add(ts, failed as u32, window);
-            } else {
-                s.failed_w.expire(ts, window);
-            }
-            if s.list_like(cfg) {
-                s.list_until = Some(ts.plus_secs(window));
-            }
-            from_list = s.list_until.is_some_and(|u| u >= ts);
-        }
+        let from_list = track_lists(cfg, st, sender, rec, &sorted, ts, window);
 
         if failed > 0 {
-            if discount != Discount::None {
-                st.discounted.add(ts, failed as u32, window);
-            } else {
-                st.failed.add(ts, failed as u32, window);
-                for r in rec.failed() {
-                    if let Some(rep) = &r.reply {
-                        let k = reply_key(rep);
-                        if let Some(c) = st.replies.get_mut(&k) {
-                            *c += 1;
-                        } else if st.replies.len() < MAX_REPLIES {
-                            st.replies.insert(k, 1);
-                        }
+            for r in rec.failed() {
+                if let Some(rep) = &r.reply {
+                    let k = reply_key(rep);
+                    if let Some(c) = st.replies.get_mut(&k) {
+                        *c += 1;
+                    } else if st.replies.len() < MAX_REPLIES {
+                        st.replies.insert(k, 1);
                     }
                 }
-                st.samples.push(MessageSample::of(rec), n_samples);
             }
+            st.samples.push(MessageSample::of(rec), n_samples);
+        }
+
+        // Per-sender accounting of a client or account relaying for several senders.
+        if entity.kind != EntityKind::Sender && cfg.delivery_failures.enabled {
+            split_observe(cfg, entity, st, sender, rec, &sorted.o, ts, window, out);
         }
 
         // Failures of list-like senders are not the customer's fault.
@@ -285,61 +651,57 @@ impl Extrusion {
                 c.get()
             })
             .sum();
+        let whole = st.tally.window();
+        let reported = reported_senders(st, ts, window, &whole);
+        let mut counted = whole.minus(&reported);
+        counted.failed = counted.failed.saturating_sub(list_failures);
+
+        if cfg.delivery_failures.enabled
+            && failed > 0
+            && counted.failed >= st.alerted_failures.saturating_mul(2).max(1)
+            && fails_like_spam(cfg, &counted, st.tally.prior_share(cfg))
+        {
+            let ev = FailureEvidence {
+                failed_recipients: counted.failed,
+                threshold: cfg.delivery_failures.threshold,
+                window_secs: window,
+                delivered_recipients: counted.delivered,
+                failed_other_reasons: counted.failed_other,
+                failure_ratio: round3(raw_share(&counted)),
+                estimated_failure_share: round3(estimated_share(
+                    cfg,
+                    &counted,
+                    st.tally.prior_share(cfg),
+                )),
+                prior_failure_share: round3(st.tally.prior_share(cfg)),
+                min_failure_share: cfg.delivery_failures.min_failure_share,
+                messages: counted.messages,
+                discounted_rejection_daemon: st.discounted.get(),
+                discounted_mailing_lists: list_failures,
+                discounted_forwarded: st.forwarded.get(),
+                repeated_failures: st.repeats.get(),
+                discounted_reported_senders: reported.failed,
+                relayed_by: None,
+                relaying_entity_known_outcomes: None,
+                senders_dropped: st.split.dropped,
+                failed_rcpt_memory_full: st.failed_rcpt_memory_full,
+                top_failure_replies: top_replies(&st.replies),
+                sample_messages: st.samples.to_vec(),
+                sampled_of: st.samples.seen(),
+            };
+            out.push(failure_alert(cfg, ts, entity.clone(), &counted, ev));
+            st.alerted_failures = counted.failed;
+        }
+
         // For `multiple-lists`, only senders that are lists beyond doubt count: a large fan-out,
         // or a recipient set mailed again and again. Ten shop assistants each writing to fifty
-        // customers in a day are not mailing lists.
+        // customers in a day are not mailing lists, nor are a firm's busy people behind its
+        // mail server.
         let lists: Vec<&SenderState> = st
             .senders
             .iter()
-            .filter(|s| {
-                s.list_like(cfg)
-                    && (s.distinct >= cfg.mailing_lists.multiple_min_recipients
-                        || s.repeats * 10 >= s.distinct * 3)
-            })
+            .filter(|s| s.list_beyond_doubt(cfg))
             .collect();
-        let counted = st.failed.get().saturating_sub(list_failures);
-        let total_fail = st.failed.get();
-        let deliv = st.delivered.get();
-
-        if cfg.delivery_failures.enabled
-            && counted > cfg.delivery_failures.threshold
-            && counted >= st.alerted_failures.saturating_mul(2).max(1)
-        {
-            let thr = cfg.delivery_failures.threshold.max(1) as f64;
-            let ratio = total_fail as f64 / (total_fail + deliv).max(1) as f64;
-            let score = (0.5 + 0.25 * ((counted as f64) / thr).log2().min(1.0) + 0.25 * ratio)
-                .clamp(0.0, 1.0);
-            let mut replies: Vec<(&String, &u64)> = st.replies.iter().collect();
-            replies.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            replies.truncate(5);
-            out.push(Alert {
-                ts,
-                detector: Detector::DeliveryFailures,
-                entity: entity.clone(),
-                score: round3(score),
-                summary: format!(
-                    "{counted} failed recipients in {} ({} delivered, {:.0}% failed)",
-                    crate::config::Duration(window).to_string_h(),
-                    deliv,
-                    ratio * 100.0
-                ),
-                evidence: json!({
-                    "failed_recipients": counted,
-                    "threshold": cfg.delivery_failures.threshold,
-                    "window_secs": window,
-                    "delivered_recipients": deliv,
-                    "failure_ratio": round3(ratio),
-                    "messages": st.messages.get(),
-                    "discounted_rejection_daemon": st.discounted.get(),
-                    "discounted_mailing_lists": list_failures,
-                    "top_failure_replies": replies.iter().map(|(k, v)| json!({"reply": k, "count": v})).collect::<Vec<_>>(),
-                    "sample_messages": st.samples.to_vec(),
-                    "sampled_of": st.samples.seen(),
-                }),
-            });
-            st.alerted_failures = counted;
-        }
-
         if cfg.mailing_lists.alert_multiple
             && from_list
             && !lists.is_empty()
@@ -373,6 +735,269 @@ impl Extrusion {
                 }),
             });
             st.lists_alerted = Some(ts);
+        }
+    }
+}
+
+/// Update the list recognition of `sender`; true when it is recognised as a list now.
+fn track_lists(
+    cfg: &Config,
+    st: &mut EntityState,
+    sender: &str,
+    rec: &MessageRecord,
+    sorted: &Sorted,
+    ts: Ts,
+    window: i64,
+) -> bool {
+    st.senders.retain(|s| s.last.plus_secs(window) >= ts);
+    let idx = match st
+        .senders
+        .iter()
+        .position(|s| s.addr.eq_ignore_ascii_case(sender))
+    {
+        Some(i) => i,
+        None if st.senders.len() < MAX_SENDERS_PER_ENTITY => {
+            st.senders.push(SenderState {
+                addr: sender.to_string(),
+                first: ts,
+                last: ts,
+                messages: 0,
+                rcpts: Default::default(),
+                distinct: 0,
+                repeats: 0,
+                delivered: 0,
+                failed: 0,
+                failed_w: Counter::default(),
+                list_until: None,
+            });
+            st.senders.len() - 1
+        }
+        None => return false,
+    };
+    let s = &mut st.senders[idx];
+    // Tumbling window: a list is judged on what it sent within one window.
+    if s.first.plus_secs(window) < ts {
+        s.first = ts;
+        s.messages = 0;
+        s.rcpts.clear();
+        s.distinct = 0;
+        s.repeats = 0;
+        s.delivered = 0;
+        s.failed = 0;
+    }
+    s.last = ts;
+    s.messages += 1;
+    for r in &rec.recipients {
+        let h = hash_str(&r.addr);
+        if s.rcpts.contains(&h) {
+            s.repeats += 1;
+        } else if s.rcpts.len() < MAX_RCPTS_PER_SENDER {
+            s.rcpts.insert(h);
+            s.distinct += 1;
+        } else {
+            s.distinct += 1;
+        }
+    }
+    s.delivered += sorted.o.delivered;
+    s.failed += sorted.o.failed + sorted.o.failed_other;
+    s.failed_w.add(ts, sorted.o.failed as u32, window);
+    if s.list_like(cfg) {
+        s.list_until = Some(ts.plus_secs(window));
+    }
+    s.list_until.is_some_and(|u| u >= ts)
+}
+
+/// The window outcomes of the sender domains reported on their own, to leave out of the
+/// relaying entity's verdict — but only while they are a minority of what it sends: when they
+/// are most of it, the entity itself is the problem and is judged on all of it.
+fn reported_senders(st: &mut EntityState, ts: Ts, window: i64, whole: &Outcomes) -> Outcomes {
+    let mut r = Outcomes::default();
+    for g in st.split.domains.values_mut().filter(|g| g.flagged(ts)) {
+        g.tally.advance(ts, window);
+        r.add(&g.tally.window());
+    }
+    if r.known() * 2 < whole.known() {
+        r
+    } else {
+        Outcomes::default()
+    }
+}
+
+fn top_replies(replies: &HashMap<String, u64>) -> Vec<serde_json::Value> {
+    let mut v: Vec<(&String, &u64)> = replies.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.truncate(5);
+    v.iter()
+        .map(|(k, c)| json!({"reply": k, "count": c}))
+        .collect()
+}
+
+fn failure_alert(cfg: &Config, ts: Ts, entity: Entity, o: &Outcomes, ev: FailureEvidence) -> Alert {
+    let thr = cfg.delivery_failures.threshold.max(1) as f64;
+    let ratio = raw_share(o);
+    let score =
+        (0.5 + 0.25 * ((o.failed as f64) / thr).log2().min(1.0) + 0.25 * ratio).clamp(0.0, 1.0);
+    let window = cfg.delivery_failures.window;
+    let by = ev
+        .relayed_by
+        .as_ref()
+        .map(|e| format!(", relayed by {e}"))
+        .unwrap_or_default();
+    Alert {
+        ts,
+        detector: Detector::DeliveryFailures,
+        entity,
+        score: round3(score),
+        summary: format!(
+            "{} failed recipients in {} ({} delivered, {:.0}% failed){by}",
+            o.failed,
+            window.to_string_h(),
+            o.delivered,
+            ratio * 100.0
+        ),
+        evidence: serde_json::to_value(&ev).unwrap_or_default(),
+    }
+}
+
+/// Per-sender accounting of a relaying client or account: track the message's sender address
+/// and sender domain, and report a sender whose mail fails like spam while it is a minority of
+/// what the relaying entity sends.
+#[allow(clippy::too_many_arguments)]
+fn split_observe(
+    cfg: &Config,
+    entity: &Entity,
+    st: &mut EntityState,
+    sender: &str,
+    rec: &MessageRecord,
+    o: &Outcomes,
+    ts: Ts,
+    window: i64,
+    out: &mut Vec<Alert>,
+) {
+    let sender = sender.to_ascii_lowercase();
+    if sender.is_empty() {
+        return;
+    }
+    let sp = &mut st.split;
+    if !sp.active {
+        match &sp.first_sender {
+            None => {
+                sp.first_sender = Some(sender);
+                return;
+            }
+            Some(f) if *f == sender => return,
+            Some(_) => sp.active = true,
+        }
+    }
+    let cap = cfg.delivery_failures.max_senders;
+    let domain = sender.rsplit_once('@').map(|(_, d)| format!("@{d}"));
+    let mut keys: Vec<(bool, String)> = vec![(false, sender.clone())];
+    if let Some(d) = domain.clone() {
+        keys.push((true, d));
+    }
+    for (is_domain, key) in &keys {
+        let map = if *is_domain {
+            &mut sp.domains
+        } else {
+            &mut sp.addresses
+        };
+        match group_slot(map, key, cap, ts, window) {
+            Some(g) => {
+                g.tally.add(ts, window, o);
+                g.last = ts;
+                if o.failed > 0 {
+                    g.samples.push(MessageSample::of(rec), SENDER_SAMPLES);
+                }
+            }
+            None => sp.dropped += 1,
+        }
+    }
+    if o.failed == 0 {
+        return;
+    }
+    let whole = st.tally.window();
+    // Known outcomes of the senders already reported, plus this one's.
+    let flagged_known = |sp: &mut Split, extra: &str| -> u64 {
+        let mut k = 0;
+        for (key, g) in sp.domains.iter_mut() {
+            if g.flagged(ts) || key == extra {
+                g.tally.advance(ts, window);
+                k += g.tally.window().known();
+            }
+        }
+        k
+    };
+    let dkey = domain.unwrap_or_default();
+    for (is_domain, key) in &keys {
+        let g = if *is_domain {
+            sp.domains.get(key)
+        } else {
+            sp.addresses.get(key)
+        };
+        let Some(g) = g else { continue };
+        let gw = g.tally.window();
+        if !fails_like_spam(cfg, &gw, g.tally.prior_share(cfg))
+            || gw.failed < g.alerted.saturating_mul(2).max(1)
+        {
+            continue;
+        }
+        // One address already reported stands for its domain.
+        if *is_domain
+            && sp
+                .addresses
+                .get(&sender)
+                .is_some_and(|a| a.flagged(ts) && a.alerted > 0)
+        {
+            continue;
+        }
+        // A minority of what the entity sends: the sender is the problem, not the entity.
+        if flagged_known(sp, &dkey) * 2 >= whole.known() {
+            continue;
+        }
+        let g = if *is_domain {
+            sp.domains.get_mut(key)
+        } else {
+            sp.addresses.get_mut(key)
+        };
+        let Some(g) = g else { continue };
+        g.alerted = gw.failed;
+        g.flagged_until = Some(ts.plus_secs(window));
+        let ev = FailureEvidence {
+            failed_recipients: gw.failed,
+            threshold: cfg.delivery_failures.threshold,
+            window_secs: window,
+            delivered_recipients: gw.delivered,
+            failed_other_reasons: gw.failed_other,
+            failure_ratio: round3(raw_share(&gw)),
+            estimated_failure_share: round3(estimated_share(cfg, &gw, g.tally.prior_share(cfg))),
+            prior_failure_share: round3(g.tally.prior_share(cfg)),
+            min_failure_share: cfg.delivery_failures.min_failure_share,
+            messages: gw.messages,
+            discounted_rejection_daemon: 0,
+            discounted_mailing_lists: 0,
+            discounted_forwarded: 0,
+            repeated_failures: 0,
+            discounted_reported_senders: 0,
+            relayed_by: Some(entity.clone()),
+            relaying_entity_known_outcomes: Some(whole.known()),
+            senders_dropped: sp.dropped,
+            failed_rcpt_memory_full: 0,
+            top_failure_replies: Vec::new(),
+            sample_messages: g.samples.to_vec(),
+            sampled_of: g.samples.seen(),
+        };
+        out.push(failure_alert(
+            cfg,
+            ts,
+            Entity::new(EntityKind::Sender, key.clone()),
+            &gw,
+            ev,
+        ));
+        if !*is_domain {
+            // The address's domain is left out of the relaying entity's verdict with it.
+            if let Some(d) = sp.domains.get_mut(&dkey) {
+                d.flagged_until = Some(ts.plus_secs(window));
+            }
         }
     }
 }
