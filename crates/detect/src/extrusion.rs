@@ -410,6 +410,8 @@ struct EntityState {
     repeats: Counter,
     /// Failed recipients (hashes) and when they last failed, to count each once per window.
     failed_rcpts: HashMap<u64, Ts>,
+    /// When the oldest remembered failure leaves the window (next purge worth doing).
+    failed_rcpts_purge_at: Option<Ts>,
     failed_rcpt_memory_full: u64,
     senders: Vec<SenderState>,
     split: Split,
@@ -453,8 +455,17 @@ impl EntityState {
                 }
                 Some(t) => *t = ts,
                 None => {
-                    if self.failed_rcpts.len() >= MAX_FAILED_RCPTS {
+                    // Purge only when something can have left the window since the last purge,
+                    // so a spammer beyond the cap does not cost a full scan per recipient.
+                    if self.failed_rcpts.len() >= MAX_FAILED_RCPTS
+                        && self.failed_rcpts_purge_at.is_none_or(|p| ts > p)
+                    {
                         self.failed_rcpts.retain(|_, t| t.plus_secs(window) >= ts);
+                        self.failed_rcpts_purge_at = self
+                            .failed_rcpts
+                            .values()
+                            .min()
+                            .map(|t| t.plus_secs(window));
                     }
                     if self.failed_rcpts.len() < MAX_FAILED_RCPTS {
                         self.failed_rcpts.insert(h, ts);
@@ -1015,5 +1026,151 @@ impl crate::config::Duration {
         } else {
             format!("{s} s")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maillog::record::Origin;
+
+    #[test]
+    fn failure_kinds() {
+        let k = |dsn: Option<&str>, reply: &str, o: Outcome| {
+            FailureKind::from_reply(dsn, Some(reply), o)
+        };
+        use FailureKind::*;
+        use Outcome::*;
+        assert_eq!(k(Some("5.1.1"), "host mx[192.0.2.1] said: 550 5.1.1 <a@b>: Recipient address rejected: User unknown", Bounced), BadAddress);
+        assert_eq!(k(Some("5.4.4"), "Host or domain name not found. Name service error for name=x.example type=MX: Host not found", Bounced), BadAddress);
+        assert_eq!(k(None, "Unrouteable address", Bounced), BadAddress);
+        assert_eq!(
+            k(Some("5.7.1"), "554 5.7.1 Message rejected as spam", Bounced),
+            Refused
+        );
+        assert_eq!(k(Some("5.7.1"), "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", Rejected), Refused);
+        assert_eq!(k(Some("5.2.2"), "552 5.2.2 Mailbox full", Bounced), NotSpam);
+        assert_eq!(
+            k(
+                Some("5.3.4"),
+                "552 5.3.4 Message size exceeds fixed limit",
+                Bounced
+            ),
+            NotSpam
+        );
+        assert_eq!(
+            k(
+                Some("4.4.1"),
+                "connect to mx.example[192.0.2.1]:25: Connection timed out",
+                Expired
+            ),
+            NotSpam
+        );
+        assert_eq!(
+            k(
+                None,
+                "504 5.5.2 <PC1>: Helo command rejected: need fully-qualified hostname",
+                Rejected
+            ),
+            NotSpam
+        );
+        assert_eq!(k(Some("5.0.0"), "550 Rejected", Bounced), Unexplained);
+        assert_eq!(FailureKind::from_reply(None, None, Bounced), Unexplained);
+        assert_eq!(FailureKind::from_reply(None, None, Expired), NotSpam);
+    }
+
+    #[test]
+    fn prior_weighs_small_numbers() {
+        let cfg = Config::default();
+        let t = Tally::default();
+        let few = Outcomes {
+            failed: 21,
+            ..Default::default()
+        };
+        assert!(!fails_like_spam(&cfg, &few, t.prior_share(&cfg)));
+        let many = Outcomes {
+            failed: 31,
+            ..Default::default()
+        };
+        assert!(fails_like_spam(&cfg, &many, t.prior_share(&cfg)));
+        // A history of 10,000 outcomes at 1% pulls the prior down from the typical 2%.
+        let h = Tally {
+            past_known: 10_000,
+            past_failed: 100,
+            ..Default::default()
+        };
+        assert!(h.prior_share(&cfg) < cfg.delivery_failures.typical_failure_share);
+    }
+
+    fn rec(i: usize, sender: &str, ok: bool) -> MessageRecord {
+        let ts = Ts::from_secs(1_763_600_000 + i as i64);
+        MessageRecord {
+            host: String::new(),
+            qid: format!("Q{i}"),
+            accepted: ts,
+            finished: ts,
+            origin: Origin::Smtp,
+            client_ip: None,
+            client_host: None,
+            helo: None,
+            auth_user: None,
+            local_user: None,
+            sender: Some(sender.to_string()),
+            size: None,
+            nrcpt: Some(1),
+            message_id: None,
+            recipients: vec![Recipient {
+                addr: format!("r{i}@far.example"),
+                orig: None,
+                outcome: if ok {
+                    Outcome::Delivered
+                } else {
+                    Outcome::Bounced
+                },
+                dsn: Some(if ok { "2.0.0" } else { "5.1.1" }.into()),
+                relay: None,
+                transport: Some("smtp".into()),
+                reply: None,
+                deferrals: 0,
+                ts,
+            }],
+            rejected: None,
+            held: false,
+            notices: 0,
+            complete: true,
+        }
+    }
+
+    #[test]
+    fn sender_tables_are_bounded_and_count_what_they_drop() {
+        let mut cfg = Config::default();
+        cfg.delivery_failures.max_senders = 8;
+        let mut x = Extrusion::new(&cfg);
+        let e = Entity::new(EntityKind::Client, "192.0.2.1");
+        let mut out = Vec::new();
+        // 40 senders at 40 domains, every one failing: the tables keep 8 each, the rest is
+        // counted as dropped.
+        for i in 0..400 {
+            let s = format!("s{}@d{}.example", i % 40, i % 40);
+            x.on_record(&cfg, &e, &rec(i, &s, false), &mut out);
+        }
+        let st = x.entities.get(&e).unwrap();
+        assert!(st.split.addresses.len() <= 8 && st.split.domains.len() <= 8);
+        assert!(st.split.dropped > 0);
+        // Healthy senders make room for failing ones.
+        let mut x = Extrusion::new(&cfg);
+        for i in 0..100 {
+            x.on_record(
+                &cfg,
+                &e,
+                &rec(i, &format!("ok{i}@fine{i}.example"), true),
+                &mut out,
+            );
+        }
+        x.on_record(&cfg, &e, &rec(100, "bad@site.example", false), &mut out);
+        let st = x.entities.get(&e).unwrap();
+        assert!(st.split.addresses.contains_key("bad@site.example"));
+        assert!(st.split.domains.contains_key("@site.example"));
+        assert_eq!(st.split.dropped, 0);
     }
 }
