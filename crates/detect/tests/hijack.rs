@@ -781,7 +781,13 @@ fn webmail_and_carrier_nat_look_alikes_stay_quiet() {
 /// population norm; the victim's 7-country hijack is still found.
 #[test]
 fn invented_user_names_neither_hide_a_hijack_nor_delete_baselines() {
-    let mut f = F::new();
+    // A cap of a fifth of the default, so that each gap of ~71,000 names between the victim's
+    // messages is more than half of it: what half a million names do to the default cap when
+    // the victim's messages are further apart (without the change, every gap evicted the
+    // victim's window and the hijack was never seen whole).
+    let mut cfg = Config::default();
+    cfg.limits.max_entities = 100_000;
+    let mut f = F::with(cfg);
     // Fifty accounts with two learned days each, and the victim.
     for u in 0..50usize {
         ordinary_days(
@@ -889,4 +895,33 @@ fn eight_thousand_accounts_of_one_domain_are_correlated_in_under_a_second() {
     assert_eq!((id, size), (last.entity.id.as_str(), 8_000));
     assert!(last.evidence["accounts"].as_array().unwrap().len() <= MAX_MEMBERS);
     assert!(out.iter().all(|a| a.entity == last.entity), "one campaign");
+}
+
+/// Issue 10.3: saving merges the snapshot into what was saved: a baseline evicted from memory
+/// (absent from the snapshot) is kept, a newer one replaces the older.
+#[test]
+fn saving_state_never_deletes_an_evicted_baseline() {
+    let b = |days: u32| detect::hijack::Baseline {
+        days,
+        ..Default::default()
+    };
+    let mut saved = detect::State {
+        version: 1,
+        taken_at: 10,
+        baselines: vec![("a@x".into(), b(3)), ("gone@x".into(), b(9))],
+    };
+    saved.merge(detect::State {
+        version: 1,
+        taken_at: 20,
+        baselines: vec![("a@x".into(), b(4)), ("new@x".into(), b(1))],
+    });
+    assert_eq!(
+        saved.baselines,
+        vec![
+            ("a@x".to_string(), b(4)),
+            ("gone@x".to_string(), b(9)),
+            ("new@x".to_string(), b(1)),
+        ]
+    );
+    assert_eq!(saved.taken_at, 20);
 }
