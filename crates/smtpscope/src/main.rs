@@ -281,8 +281,12 @@ fn analyze(
         j["engine"] = serde_json::to_value(engine.stats())?;
         j["correlator"] = serde_json::to_value(engine.correlator_stats())?;
         let (accounts, bytes) = engine.hijack_memory();
+        let hs = engine.hijack_stats();
         j["hijack_state"] = serde_json::json!({"accounts": accounts, "approx_bytes": bytes,
-            "bytes_per_account": bytes.checked_div(accounts).unwrap_or(0)});
+            "bytes_per_account": bytes.checked_div(accounts).unwrap_or(0),
+            "evicted": hs.evicted, "evicted_established": hs.evicted_established,
+            "failures_unknown_account": hs.failures_unknown_account,
+            "population_accounts": hs.population_accounts});
         eprintln!("{}", serde_json::to_string(&j)?);
     }
     Ok(())
