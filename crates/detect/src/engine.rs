@@ -457,6 +457,11 @@ impl Engine {
             Direction::Internal => self.stats.internal += 1,
         }
         if dir == Direction::Incoming {
+            // Mail from an internet server named in its domain: that domain's servers are
+            // elsewhere, so a customer whose HELO names it is forging (helo-anomaly).
+            if let Some(h) = r.client_host.as_deref() {
+                self.helo.note_foreign_server(r.finished, h);
+            }
             if let Some(from) = r.sender.as_deref() {
                 for rc in r.recipients.iter().filter(|x| x.outcome.is_delivered()) {
                     self.extrusion.note_inbound(r.finished, from, &rc.addr);
@@ -498,6 +503,8 @@ impl Engine {
                 sender: r.sender.as_deref(),
                 rcpts,
                 client: r.client_ip,
+                client_host: r.client_host.as_deref(),
+                refusals: r.failed().filter_map(|x| x.reply.as_deref()).collect(),
                 context: "message",
                 ours: true,
             };
@@ -676,6 +683,12 @@ impl Engine {
                 sender: *from,
                 rcpts: to.iter().copied().collect(),
                 client: Some(ip),
+                client_host: c.host,
+                refusals: if *action == Action::Reject {
+                    vec![*reason]
+                } else {
+                    Vec::new()
+                },
                 context: reason,
                 ours,
             };

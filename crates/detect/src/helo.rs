@@ -7,6 +7,30 @@
 //! spam software that randomizes its HELO shows several different ones in a short time
 //! (Clayton, CEAS 2004/2005). A NetBIOS-style name such as `DESKTOP-4F2K1` is what Outlook sends
 //! and is only weak evidence on its own.
+//!
+//! A HELO that names the sender's own domain is normal: mailing-list servers and customer MTAs
+//! say `HELO acme.example` and send as `news@acme.example`. Clayton's sign is a HELO that names
+//! *somebody else's* domain — a freemail provider, a bank — matched to MAIL FROM or RCPT TO, from
+//! a host that is not that domain's server. From traffic alone a claimed domain is somebody
+//! else's when (any of):
+//! - the client's reverse-DNS name (as the MTA logged it) is not in that domain, and
+//! - the domain's owner refused the mail citing SPF or DMARC (the domain says this host is not
+//!   its server), or
+//! - the domain's own servers were seen elsewhere: mail came in from an internet client whose
+//!   reverse-DNS name is in that domain, or
+//! - clients in [`MIN_CLAIMANT_NETS`] unrelated networks (/24, /48) claimed the same domain, or
+//! - the claim follows the sender: one client's HELO matched [`MIN_FOLLOWED_DOMAINS`] different
+//!   MAIL FROM domains (a server has one name; ratware copies the sender's domain), or
+//! - the client put [`MIN_RANDOM_LABELS`] different random labels in front of the MAIL FROM
+//!   domain (`lrhnow.usa.net`, `qzxwvt.usa.net`; a list server's `lists.` never changes), or
+//! - the domain is one of the biggest freemail providers ([`FREEMAIL_DOMAINS`]), whose servers
+//!   are never on a customer line;
+//! - a HELO that names a recipient's domain (the sender's organisation being another) is the
+//!   ratware tell on its own.
+//!
+//! Many HELOs from one address are normal behind a business NAT with many PCs. Only bot-like
+//! HELOs count towards `changing`: bare IPs, address literals of another public host, random
+//! words, our own name, forged domains — not the PCs' NetBIOS names.
 
 use std::net::IpAddr;
 
@@ -28,11 +52,11 @@ pub enum Sign {
     OwnName,
     /// Not a host name at all (no dot, bad characters, `localhost`).
     NotHostname,
-    /// A random-looking label in front of the MAIL FROM domain.
+    /// The MAIL FROM domain, which is somebody else's (see the module doc).
     ForgedSenderDomain,
-    /// The domain of a recipient (the sender's domain being another).
+    /// The domain of a recipient (the sender's organisation being another).
     RecipientDomain,
-    /// More than the allowed distinct HELOs from one client in the window.
+    /// More than the allowed distinct bot-like HELOs from one entity in the window.
     Changing,
 }
 
@@ -104,6 +128,109 @@ pub fn random_looking(label: &str) -> bool {
     (vowels as f64) / (n as f64) < 0.25 || max_run >= 5
 }
 
+/// Clients in this many distinct networks (/24, /48) claiming one domain in HELO matched to their
+/// MAIL FROM make the domain somebody else's: one organisation's servers seldom sit in three
+/// customers' networks, a botnet forging one bank does. Our own idea.
+pub const MIN_CLAIMANT_NETS: usize = 3;
+/// One client whose HELO matched this many different MAIL FROM domains copies the sender's
+/// domain into its HELO (ratware; Clayton 2004: "HELOs forged to match MAIL FROM"). Three, not
+/// two, so that a host name change during a day is not enough. Our own idea.
+pub const MIN_FOLLOWED_DOMAINS: usize = 3;
+/// Different random labels in front of the MAIL FROM domain from one entity before they count
+/// as forged (`lrhnow.usa.net`, then `qzxwvt.usa.net`): a real host's first label is constant.
+pub const MIN_RANDOM_LABELS: usize = 2;
+/// Claimed domains remembered at once (across all clients), with their claimant networks.
+pub const MAX_CLAIMS: usize = 65_536;
+/// Domains of the biggest freemail providers: their outgoing servers are never a customer line
+/// of an ISP, so a HELO naming one of them (matched to MAIL FROM) is forged. Public knowledge
+/// of the providers' domains; not a list of "bad" domains.
+pub const FREEMAIL_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "aol.com",
+    "icloud.com",
+    "me.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "mail.ru",
+    "yandex.ru",
+    "qq.com",
+    "163.com",
+];
+
+/// Why a claimed domain is known to be somebody else's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Foreign {
+    /// A remote server refused mail claiming it, citing SPF or DMARC.
+    AuthRefused,
+    /// Mail came in from an internet client whose reverse-DNS name is in it.
+    ServersElsewhere,
+    /// Clients in [`MIN_CLAIMANT_NETS`] networks claimed it.
+    ManyClaimants,
+    /// One of [`FREEMAIL_DOMAINS`].
+    Freemail,
+    /// This entity's HELO followed [`MIN_FOLLOWED_DOMAINS`] sender domains.
+    FollowsSender,
+    /// This entity put [`MIN_RANDOM_LABELS`] random labels in front of it.
+    RandomLabels,
+}
+
+/// What is known about one claimed domain.
+#[derive(Debug, Default)]
+struct Claim {
+    /// Networks (hashed /24 or /48) of the clients that claimed it, capped.
+    nets: Vec<u64>,
+    /// Known to be somebody else's, and why.
+    foreign: Option<Foreign>,
+}
+
+/// The organisational part of a host or mail domain: its last two labels, or three under a
+/// two-letter country code whose second level is a generic one (`co.uk`, `com.au`, `ne.jp`).
+/// An approximation of the Public Suffix List, enough to tell `lists.univ.example` and
+/// `univ.example` apart from `bank.example`.
+pub fn org_domain(name: &str) -> &str {
+    let n = name.trim_end_matches('.');
+    let labels: Vec<&str> = n.rsplitn(4, '.').collect();
+    if labels.len() < 2 {
+        return n;
+    }
+    let tld = labels[0];
+    let sld = labels[1];
+    let generic = matches!(
+        sld,
+        "co" | "com" | "net" | "org" | "ac" | "gov" | "edu" | "ne" | "or" | "go" | "gr" | "ltd"
+    );
+    let keep = if tld.len() == 2 && generic && labels.len() >= 3 {
+        3
+    } else {
+        2
+    };
+    let drop: usize = labels[..keep].iter().map(|l| l.len() + 1).sum();
+    &n[n.len() + 1 - drop..]
+}
+
+/// True when a refusal cites sender authentication (SPF, DMARC): RFC 7372 §3.2 (5.7.23 SPF
+/// validation failed) and §3.3 (5.7.26 multiple authentication checks failed), RFC 7489.
+pub fn auth_refusal(reply: &str) -> bool {
+    let l = reply.to_ascii_lowercase();
+    l.contains("spf") || l.contains("dmarc") || l.contains("5.7.23") || l.contains("5.7.26")
+}
+
+/// A key for the client's network (/24 for IPv4, /48 for IPv6).
+fn net_key(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v) => u64::from(u32::from(v) >> 8),
+        IpAddr::V6(v) => (u128::from(v) >> 80) as u64 | 1 << 63,
+    }
+}
+
 fn domain_of(addr: &str) -> Option<&str> {
     addr.rsplit_once('@')
         .map(|(_, d)| d)
@@ -137,8 +264,16 @@ pub fn is_hostname(s: &str) -> bool {
         .is_some_and(|l| l.bytes().all(|c| c.is_ascii_digit()))
 }
 
-/// The signs one HELO shows in the context of one message.
-pub fn signs(helo: &str, sender: Option<&str>, rcpts: &[&str], own_names: &[String]) -> u8 {
+/// The signs one HELO shows by itself and against the recipients' domains (the claims matched
+/// to MAIL FROM need the detector's memory: [`HeloDetector::observe`]). `client_host` is the
+/// client's reverse-DNS name as the MTA logged it.
+pub fn signs(
+    helo: &str,
+    sender: Option<&str>,
+    rcpts: &[&str],
+    client_host: Option<&str>,
+    own_names: &[String],
+) -> u8 {
     let mut m = 0u8;
     let h = helo.trim();
     if h.is_empty() {
@@ -158,24 +293,26 @@ pub fn signs(helo: &str, sender: Option<&str>, rcpts: &[&str], own_names: &[Stri
     }) {
         m |= Sign::OwnName.bit();
     }
-    let sdom = sender.and_then(domain_of).map(|d| d.to_ascii_lowercase());
-    if let Some(sd) = &sdom {
-        if let Some(label) = lower
-            .strip_suffix(sd.as_str())
-            .and_then(|p| p.strip_suffix('.'))
-        {
-            if !label.contains('.') && random_looking(label) {
-                m |= Sign::ForgedSenderDomain.bit();
-            }
-        }
+    if m & (Sign::BareIp.bit() | Sign::NotHostname.bit()) != 0 || h.starts_with('[') {
+        return m;
     }
+    let hd = org_domain(&lower);
+    if confirmed_by_rdns(hd, client_host) {
+        return m;
+    }
+    let sorg = sender
+        .and_then(domain_of)
+        .map(|d| org_domain(&d.to_ascii_lowercase()).to_string());
     for r in rcpts {
         if let Some(rd) = domain_of(r) {
             let rd = rd.to_ascii_lowercase();
-            if sdom.as_deref() == Some(rd.as_str()) {
+            let rorg = org_domain(&rd);
+            // Mail within one organisation (a list server at `lists.univ.example` writing to
+            // `univ.example`) is not forgery.
+            if sorg.as_deref() == Some(rorg) {
                 continue;
             }
-            if lower == rd || lower.ends_with(&format!(".{rd}")) {
+            if hd == rorg {
                 m |= Sign::RecipientDomain.bit();
                 break;
             }
@@ -184,10 +321,42 @@ pub fn signs(helo: &str, sender: Option<&str>, rcpts: &[&str], own_names: &[Stri
     m
 }
 
+/// True when the client's reverse-DNS name lies in the organisational domain `org`.
+fn confirmed_by_rdns(org: &str, client_host: Option<&str>) -> bool {
+    client_host
+        .filter(|h| !h.is_empty() && *h != "unknown")
+        .is_some_and(|h| org_domain(&h.to_ascii_lowercase()) == org)
+}
+
+/// True when `helo` is an address literal of another public host than `client` (not the
+/// client's own address, nor a private one as PCs behind a NAT send).
+fn foreign_literal(helo: &str, client: Option<IpAddr>) -> bool {
+    let Some(inner) = helo.strip_prefix('[').and_then(|h| h.strip_suffix(']')) else {
+        return false;
+    };
+    let Ok(ip) = inner
+        .strip_prefix("IPv6:")
+        .unwrap_or(inner)
+        .parse::<IpAddr>()
+    else {
+        return false;
+    };
+    let private = match ip {
+        IpAddr::V4(v) => v.is_private() || v.is_loopback() || v.is_link_local(),
+        IpAddr::V6(v) => v.is_loopback() || (v.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    !private && Some(ip) != client
+}
+
 #[derive(Debug, Default)]
 struct State {
     ours: bool,
+    /// Distinct bot-like HELOs with when each was last seen.
     distinct: Vec<(String, Ts)>,
+    /// Organisational domains this entity's HELO matched to its MAIL FROM (hashed, capped).
+    followed: Vec<u64>,
+    /// Random labels it put in front of its MAIL FROM domain (hashed, capped).
+    random_labels: Vec<u64>,
     sign_counts: [u64; 6],
     events: u64,
     anomalous: u64,
@@ -215,6 +384,10 @@ pub struct Observation<'a> {
     pub rcpts: Vec<&'a str>,
     /// Client IP, if known.
     pub client: Option<IpAddr>,
+    /// The client's reverse-DNS name as the MTA logged it (`unknown` or absent when none).
+    pub client_host: Option<&'a str>,
+    /// Replies of the recipients that were refused (remote or our own server's).
+    pub refusals: Vec<&'a str>,
     /// What it came from: `message` (an accepted message) or the check's reply text.
     pub context: &'a str,
     /// Whether this entity is known to be one of our customers.
@@ -225,6 +398,7 @@ pub struct Observation<'a> {
 #[derive(Debug)]
 pub struct HeloDetector {
     state: BoundedMap<Entity, State>,
+    claims: BoundedMap<u64, Claim>,
 }
 
 impl HeloDetector {
@@ -232,6 +406,7 @@ impl HeloDetector {
     pub fn new(cfg: &Config) -> Self {
         HeloDetector {
             state: BoundedMap::new(cfg.limits.max_entities),
+            claims: BoundedMap::new(MAX_CLAIMS),
         }
     }
 
@@ -241,6 +416,75 @@ impl HeloDetector {
             s.ours = true;
         }
         let _ = ts;
+    }
+
+    /// Mail came in from an internet client whose reverse-DNS name is `client_host`: that
+    /// name's domain has its own servers elsewhere, so our customers' HELOs naming it are forged.
+    pub fn note_foreign_server(&mut self, ts: Ts, client_host: &str) {
+        let h = client_host.trim().to_ascii_lowercase();
+        if h.is_empty() || h == "unknown" || !is_hostname(&h) {
+            return;
+        }
+        let key = maillog::hash::str_key(org_domain(&h));
+        let c = self.claims.get_or_insert_with(&key, ts, Claim::default);
+        c.foreign.get_or_insert(Foreign::ServersElsewhere);
+    }
+
+    /// Whether this HELO, matched to the MAIL FROM domain, names somebody else's domain, and
+    /// why. Remembers the claim.
+    fn forged_claim(
+        &mut self,
+        entity: &Entity,
+        o: &Observation<'_>,
+        lower: &str,
+    ) -> Option<Foreign> {
+        if !is_hostname(lower) {
+            return None;
+        }
+        let sd = o.sender.and_then(domain_of)?.to_ascii_lowercase();
+        let hd = org_domain(lower);
+        if org_domain(&sd) != hd || confirmed_by_rdns(hd, o.client_host) {
+            return None;
+        }
+        let key = maillog::hash::str_key(hd);
+        let st = self.state.get_mut(entity)?;
+        if !st.followed.contains(&key) && st.followed.len() < MIN_FOLLOWED_DOMAINS {
+            st.followed.push(key);
+        }
+        // A random label in front of the sender's own domain (`lrhnow.usa.net`).
+        if let Some(label) = lower
+            .strip_suffix(sd.as_str())
+            .and_then(|p| p.strip_suffix('.'))
+        {
+            if !label.contains('.') && random_looking(label) {
+                let lk = maillog::hash::str_key(label);
+                if !st.random_labels.contains(&lk) && st.random_labels.len() < MIN_RANDOM_LABELS {
+                    st.random_labels.push(lk);
+                }
+            }
+        }
+        let follows = st.followed.len() >= MIN_FOLLOWED_DOMAINS;
+        let random = st.random_labels.len() >= MIN_RANDOM_LABELS;
+        let claim = self.claims.get_or_insert_with(&key, o.ts, Claim::default);
+        if let Some(ip) = o.client {
+            let n = net_key(ip);
+            if !claim.nets.contains(&n) && claim.nets.len() < MIN_CLAIMANT_NETS {
+                claim.nets.push(n);
+            }
+        }
+        if o.refusals.iter().any(|r| auth_refusal(r)) {
+            claim.foreign.get_or_insert(Foreign::AuthRefused);
+        }
+        if claim.nets.len() >= MIN_CLAIMANT_NETS {
+            claim.foreign.get_or_insert(Foreign::ManyClaimants);
+        }
+        if FREEMAIL_DOMAINS.contains(&hd) {
+            return Some(Foreign::Freemail);
+        }
+        claim
+            .foreign
+            .or(follows.then_some(Foreign::FollowsSender))
+            .or(random.then_some(Foreign::RandomLabels))
     }
 
     /// Observe one HELO from `entity`.
@@ -256,20 +500,31 @@ impl HeloDetector {
             return;
         }
         let window = cfg.helo.window.0;
-        let mut m = signs(o.helo, o.sender, &o.rcpts, own_names);
-        let st = self.state.get_or_insert_with(entity, o.ts, State::default);
+        let mut m = signs(o.helo, o.sender, &o.rcpts, o.client_host, own_names);
+        let lower = o.helo.trim().to_ascii_lowercase();
+        self.state.get_or_insert_with(entity, o.ts, State::default);
+        let foreign = self.forged_claim(entity, o, &lower);
+        if foreign.is_some() {
+            m |= Sign::ForgedSenderDomain.bit();
+        }
+        // Only bot-like HELOs count towards "changing": a NAT's PCs each say their own name.
+        let bot_like = (m != 0 && m != Sign::NotHostname.bit())
+            || (m == Sign::NotHostname.bit() && random_looking(&lower))
+            || foreign_literal(&lower, o.client);
+        let st = self.state.get_mut(entity).expect("present: inserted above");
         st.ours |= o.ours;
         st.events += 1;
         st.first.get_or_insert(o.ts);
         st.distinct.retain(|(_, t)| t.plus_secs(window) >= o.ts);
-        let lower = o.helo.to_ascii_lowercase();
-        if let Some(e) = st.distinct.iter_mut().find(|(h, _)| *h == lower) {
-            e.1 = o.ts;
-        } else if st.distinct.len() < MAX_DISTINCT {
-            st.distinct.push((lower, o.ts));
-        }
-        if st.distinct.len() > cfg.helo.max_distinct {
-            m |= Sign::Changing.bit();
+        if bot_like {
+            if let Some(e) = st.distinct.iter_mut().find(|(h, _)| *h == lower) {
+                e.1 = o.ts;
+            } else if st.distinct.len() < MAX_DISTINCT {
+                st.distinct.push((lower, o.ts));
+            }
+            if st.distinct.len() > cfg.helo.max_distinct {
+                m |= Sign::Changing.bit();
+            }
         }
         if m != 0 {
             st.anomalous += 1;
@@ -286,6 +541,8 @@ impl HeloDetector {
                     "mail_from": o.sender,
                     "rcpt_to": o.rcpts.iter().take(3).collect::<Vec<_>>(),
                     "signs": Sign::ALL.iter().filter(|s| m & s.bit() != 0).map(|s| s.as_str()).collect::<Vec<_>>(),
+                    "forged_because": foreign,
+                    "client_host": o.client_host,
                     "context": o.context,
                 }));
             }
@@ -356,55 +613,74 @@ mod tests {
 
     #[test]
     fn signs_of_bots() {
-        assert!(has(signs("192.0.2.7", None, &[], &own()), Sign::BareIp));
-        assert_eq!(signs("[192.0.2.7]", None, &[], &own()), 0);
+        let sg = |h: &str, from: Option<&str>, to: &[&str]| signs(h, from, to, None, &own());
+        assert!(has(sg("192.0.2.7", None, &[]), Sign::BareIp));
+        assert_eq!(sg("[192.0.2.7]", None, &[]), 0);
+        assert!(has(sg("smtp.isp.example", None, &[]), Sign::OwnName));
+        assert!(has(sg("WIN-9QL4SDRB93L", None, &[]), Sign::NotHostname));
         assert!(has(
-            signs("smtp.isp.example", None, &[], &own()),
-            Sign::OwnName
-        ));
-        assert!(has(
-            signs("WIN-9QL4SDRB93L", None, &[], &own()),
+            sg("localhost.localdomain", None, &[]),
             Sign::NotHostname
         ));
-        assert!(has(
-            signs("localhost.localdomain", None, &[], &own()),
-            Sign::NotHostname
-        ));
-        let m = signs(
-            "lrhnow.usa.net",
-            Some("kwntefsqhi@usa.net"),
-            &["a@b.example"],
-            &own(),
-        );
-        assert!(has(m, Sign::ForgedSenderDomain));
-        let m = signs("mail.usa.net", Some("bob@usa.net"), &[], &own());
-        assert_eq!(m, 0);
+        let m = sg("yahoo.com", Some("x@spam.example"), &["victim@yahoo.com"]);
+        assert!(has(m, Sign::RecipientDomain));
+        // ... unless the client's reverse DNS is in that domain.
         let m = signs(
             "yahoo.com",
             Some("x@spam.example"),
             &["victim@yahoo.com"],
+            Some("mta7.mail.yahoo.com"),
             &own(),
         );
-        assert!(has(m, Sign::RecipientDomain));
+        assert_eq!(m, 0);
         // Same domain on both sides is a company mailing itself, not forgery.
         assert_eq!(
-            signs(
-                "acme.example",
-                Some("a@acme.example"),
-                &["b@acme.example"],
-                &own()
+            sg("acme.example", Some("a@acme.example"), &["b@acme.example"]),
+            0
+        );
+        // Issue 9 class 3: a list server of one organisation writing to its members there.
+        assert_eq!(
+            sg(
+                "lists.univ.example",
+                Some("physics-bounces@lists.univ.example"),
+                &["prof@univ.example"]
             ),
             0
         );
         assert_eq!(
-            signs(
+            sg(
                 "dsl-1-2-3-4.pool.isp.example",
                 Some("a@gmail.com"),
-                &["x@y.example"],
-                &own()
+                &["x@y.example"]
             ),
             0
         );
+    }
+
+    #[test]
+    fn organisational_domains() {
+        assert_eq!(org_domain("mail.acme.example"), "acme.example");
+        assert_eq!(org_domain("acme.example"), "acme.example");
+        assert_eq!(org_domain("mx.shop.co.uk"), "shop.co.uk");
+        assert_eq!(org_domain("a.b.ne.jp"), "b.ne.jp");
+        assert_eq!(org_domain("localhost"), "localhost");
+        assert_eq!(org_domain("x.example."), "x.example");
+    }
+
+    #[test]
+    fn literals_of_other_hosts() {
+        let c: IpAddr = "198.51.100.7".parse().unwrap();
+        assert!(!foreign_literal("[198.51.100.7]", Some(c)));
+        assert!(!foreign_literal("[192.168.1.20]", Some(c)));
+        assert!(foreign_literal("[203.0.113.9]", Some(c)));
+        assert!(!foreign_literal("pc.example", Some(c)));
+    }
+
+    #[test]
+    fn auth_refusals() {
+        assert!(auth_refusal("550 5.7.23 SPF validation failed"));
+        assert!(auth_refusal("550 5.7.1 Unauthenticated email from bank.example is not accepted due to domain's DMARC policy"));
+        assert!(!auth_refusal("550 5.1.1 User unknown"));
     }
 
     #[test]

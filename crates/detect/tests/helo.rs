@@ -1,0 +1,276 @@
+//! `helo-anomaly` on Postfix log lines (issue 9, classes 3 and 7): a HELO that names somebody
+//! else's domain is flagged; a server naming its own domain, a mailing list and a business NAT's
+//! many PCs stay quiet.
+
+use detect::{Alert, Config, Detector, Engine};
+use maillog::{LineParser, TimeContext};
+
+/// A Postfix log being written: every line goes through the real parser and engine.
+struct Log {
+    engine: Engine,
+    parser: LineParser,
+    secs: u64,
+    n: u64,
+}
+
+impl Log {
+    fn new(cfg: Config) -> Self {
+        Log {
+            engine: Engine::new(cfg),
+            parser: LineParser::new(TimeContext::new(2026, jiff::tz::TimeZone::UTC)),
+            secs: 10 * 3600,
+            n: 0,
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        let (h, m, s) = (self.secs / 3600, (self.secs / 60) % 60, self.secs % 60);
+        let line = format!("Nov 20 {h:02}:{m:02}:{s:02} smtp1 {text}");
+        let p = self.parser.parse(&line);
+        if let (Some(hd), Some(ev)) = (&p.header, &p.event) {
+            self.engine.feed(hd.ts, hd.host, hd.program, hd.pid, ev);
+        }
+    }
+
+    /// One message relayed for `client` (`host[ip]`), each recipient with its remote reply
+    /// (`None`: delivered).
+    fn message(&mut self, client: &str, helo: &str, from: &str, rcpts: &[(String, Option<&str>)]) {
+        self.n += 1;
+        self.secs += 20;
+        let q = format!("{:X}B", 0x1000 + self.n);
+        let pid = 100 + self.n % 7;
+        for (to, _) in rcpts {
+            self.line(&format!(
+                "postfix/smtpd[{pid}]: NOQUEUE: permit: RCPT from {client}: action=permit_mynetworks for Client host={client}; from=<{from}> to=<{to}> proto=ESMTP helo=<{helo}>"
+            ));
+        }
+        self.line(&format!("postfix/smtpd[{pid}]: {q}: client={client}"));
+        self.line(&format!(
+            "postfix/qmgr[9]: {q}: from=<{from}>, size=2000, nrcpt={} (queue active)",
+            rcpts.len()
+        ));
+        for (to, reply) in rcpts {
+            let dom = to.rsplit_once('@').map(|x| x.1).unwrap_or("x.example");
+            let tail = match reply {
+                None => "dsn=2.0.0, status=sent (250 2.0.0 Ok)".to_string(),
+                Some(r) => format!(
+                    "dsn=5.7.1, status=bounced (host mx.{dom}[198.51.100.9] said: {r} (in reply to end of DATA command))"
+                ),
+            };
+            self.line(&format!(
+                "postfix/smtp[77]: {q}: to=<{to}>, relay=mx.{dom}[198.51.100.9]:25, delay=1, delays=0/0/0/1, {tail}"
+            ));
+        }
+        self.line(&format!("postfix/qmgr[9]: {q}: removed"));
+    }
+
+    /// One message from the internet delivered to a local mailbox over LMTP.
+    fn incoming(&mut self, client: &str, from: &str, to: &str) {
+        self.n += 1;
+        self.secs += 20;
+        let q = format!("{:X}C", 0x1000 + self.n);
+        self.line(&format!("postfix/smtpd[50]: {q}: client={client}"));
+        self.line(&format!(
+            "postfix/qmgr[9]: {q}: from=<{from}>, size=3000, nrcpt=1 (queue active)"
+        ));
+        self.line(&format!(
+            "postfix/lmtp[60]: {q}: to=<{to}>, relay=mail.isp.example[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 Saved)"
+        ));
+        self.line(&format!("postfix/qmgr[9]: {q}: removed"));
+    }
+
+    fn helo_alerts(mut self) -> Vec<Alert> {
+        self.engine.finish();
+        self.engine
+            .take_alerts()
+            .into_iter()
+            .filter(|a| a.detector == Detector::HeloAnomaly)
+            .collect()
+    }
+}
+
+fn ours() -> Config {
+    let mut cfg = Config::default();
+    cfg.network.own_networks = vec!["192.0.2.0/24".parse().expect("valid network")];
+    cfg.network.local_domains = vec!["isp.example".into()];
+    cfg
+}
+
+/// Recipients of message `i` across many domains; every `fail_every`th refused with `reply`.
+fn victims(
+    i: usize,
+    reply: &'static str,
+    fail_every: usize,
+) -> Vec<(String, Option<&'static str>)> {
+    (0..3)
+        .map(|k| {
+            let n = i * 3 + k;
+            let to = format!("p{n}@dom{}.example", n % 40);
+            (to, (n % fail_every == 0).then_some(reply))
+        })
+        .collect()
+}
+
+/// Issue 9 class 7: an infected customer on port 25, HELO and MAIL FROM forged to a bank's
+/// domain, hundreds of messages; the banks' receivers refuse it citing DMARC.
+#[test]
+fn issue_9_class_7_bank_forgery_refused_by_dmarc_is_flagged() {
+    let mut log = Log::new(ours());
+    for i in 0..200 {
+        log.message(
+            "unknown[192.0.2.50]",
+            "bank.example",
+            "security@bank.example",
+            &victims(
+                i,
+                "550 5.7.1 Unauthenticated email from bank.example is not accepted due to domain's DMARC policy",
+                4,
+            ),
+        );
+    }
+    let a = log.helo_alerts();
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].entity.id, "192.0.2.50");
+    let samples = a[0].evidence["samples"].as_array().expect("samples");
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["forged_because"] == "auth-refused"),
+        "{samples:#?}"
+    );
+}
+
+/// Class 7 again, with ordinary failures only: the bank's own servers were seen delivering to
+/// us from the internet, so `bank.example` is somebody else's.
+#[test]
+fn issue_9_class_7_bank_whose_servers_we_have_seen_is_flagged() {
+    let mut log = Log::new(ours());
+    log.incoming(
+        "mx2.bank.example[203.0.113.25]",
+        "statements@bank.example",
+        "anna@isp.example",
+    );
+    for i in 0..200 {
+        log.message(
+            "unknown[192.0.2.51]",
+            "bank.example",
+            "service@bank.example",
+            &victims(i, "550 5.1.1 User unknown", 3),
+        );
+    }
+    let a = log.helo_alerts();
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].entity.id, "192.0.2.51");
+}
+
+/// A customer line claiming to be Gmail's server.
+#[test]
+fn freemail_domain_in_helo_from_a_customer_line_is_flagged() {
+    let mut log = Log::new(ours());
+    for i in 0..20 {
+        log.message(
+            "unknown[192.0.2.52]",
+            "gmail.com",
+            &format!("jsmith{i}@gmail.com"),
+            &victims(i, "550 5.1.1 User unknown", 2),
+        );
+    }
+    assert_eq!(log.helo_alerts().len(), 1);
+}
+
+/// Ratware copies each message's sender domain into its HELO.
+#[test]
+fn helo_following_the_sender_domain_is_flagged() {
+    let mut log = Log::new(ours());
+    for i in 0..12 {
+        let d = format!("shop{}.example", i % 4);
+        log.message(
+            "unknown[192.0.2.53]",
+            &d,
+            &format!("offers@{d}"),
+            &victims(i, "550 5.1.1 User unknown", 2),
+        );
+    }
+    assert_eq!(log.helo_alerts().len(), 1);
+}
+
+/// Issue 9 class 3: a customer MTA whose HELO names its own domain, a mailing-list server of
+/// one organisation, and a list host with a constant first label stay quiet, however much they
+/// send.
+#[test]
+fn issue_9_class_3_servers_naming_their_own_domain_are_quiet() {
+    let mut log = Log::new(ours());
+    for i in 0..300 {
+        log.message(
+            "unknown[192.0.2.60]",
+            "acme.example",
+            "news@acme.example",
+            &victims(i, "550 5.1.1 User unknown", 25),
+        );
+        log.message(
+            "unknown[192.0.2.61]",
+            "lists.univ.example",
+            "physics-bounces@lists.univ.example",
+            &[
+                (format!("prof{i}@univ.example"), None),
+                (format!("alum{i}@dom{}.example", i % 30), None),
+            ],
+        );
+        log.message(
+            "unknown[192.0.2.62]",
+            "lists.shop.example",
+            "newsletter@shop.example",
+            &victims(i, "550 5.1.1 User unknown", 30),
+        );
+    }
+    let a = log.helo_alerts();
+    assert!(a.is_empty(), "{a:#?}");
+}
+
+/// Issue 9 class 3: a business NAT, thirty PCs behind one address, each with its own name.
+#[test]
+fn issue_9_class_3_business_nat_with_many_pcs_is_quiet() {
+    let mut log = Log::new(ours());
+    for i in 0..120 {
+        let pc = i % 30;
+        let helo = if pc % 3 == 0 {
+            format!("[10.0.0.{}]", 10 + pc)
+        } else {
+            format!("DESKTOP-{:04X}K{}", 0x1A2B + pc * 77, pc)
+        };
+        log.message(
+            "unknown[192.0.2.70]",
+            &helo,
+            &format!("staff{pc}@office.example"),
+            &[(format!("client{i}@dom{}.example", i % 25), None)],
+        );
+    }
+    let a = log.helo_alerts();
+    assert!(a.is_empty(), "{a:#?}");
+}
+
+/// A spam bot changing its HELO to random words and other hosts' address literals.
+#[test]
+fn bot_with_random_helos_is_flagged_as_changing() {
+    let mut log = Log::new(ours());
+    let helos = [
+        "qxkzvbwt",
+        "[203.0.113.7]",
+        "zrtplmq",
+        "[198.51.100.44]",
+        "vbnkrtzs",
+        "[203.0.113.99]",
+    ];
+    for i in 0..12 {
+        log.message(
+            "unknown[192.0.2.80]",
+            helos[i % helos.len()],
+            &format!("x{i}@sender{i}.example"),
+            &victims(i, "550 5.1.1 User unknown", 2),
+        );
+    }
+    let a = log.helo_alerts();
+    assert!(!a.is_empty());
+    let signs = a.last().expect("one").evidence["signs"].to_string();
+    assert!(signs.contains("changing"), "{signs}");
+}
