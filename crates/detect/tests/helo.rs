@@ -106,7 +106,7 @@ fn victims(
         .map(|k| {
             let n = i * 3 + k;
             let to = format!("p{n}@dom{}.example", n % 40);
-            (to, (n % fail_every == 0).then_some(reply))
+            (to, n.is_multiple_of(fail_every).then_some(reply))
         })
         .collect()
 }
