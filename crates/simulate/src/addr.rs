@@ -10,6 +10,11 @@ use crate::rng::hash;
 pub trait AddressSource {
     /// Inclusive `(first, last)` IPv4 ranges of the country (ISO 3166-1 alpha-2, upper case).
     fn ranges(&self, country: &str) -> Vec<(u32, u32)>;
+
+    /// Whether the source places `ip` in some country (`None`: it cannot tell).
+    fn placed(&self, _ip: u32) -> Option<bool> {
+        None
+    }
 }
 
 /// Smallest range kept when sampling (smaller ones are often anycast or infrastructure).
@@ -39,6 +44,11 @@ impl AddressSource for geo::GeoDb {
             None => Vec::new(),
         }
     }
+
+    fn placed(&self, ip: u32) -> Option<bool> {
+        let (country, _) = self.lookup_fast(std::net::IpAddr::V4(std::net::Ipv4Addr::from(ip)));
+        Some(country.is_some())
+    }
 }
 
 /// Ranges of several countries, cached, with weighted sampling by size.
@@ -53,7 +63,8 @@ struct Pool {
     cum: Vec<u64>,
 }
 
-fn usable(ip: u32) -> bool {
+/// Whether `ip` is public unicast space a simulated host may have.
+pub fn usable(ip: u32) -> bool {
     let o = ip >> 24;
     // Not 0/8, 10/8, 127/8, 100.64/10, 169.254/16, 172.16/12, 192.168/16, multicast and above.
     !(o == 0

@@ -18,9 +18,13 @@
 //! the same bytes.
 #![deny(missing_docs)]
 
+mod abuse;
 pub mod addr;
+mod benign;
 pub mod evaluate;
 pub mod labels;
+pub mod params;
+mod plan;
 mod render;
 pub mod rng;
 mod sim;
@@ -152,6 +156,8 @@ pub struct SimConfig {
     pub guessing_share: f64,
     /// Mean infected customer machines starting per day.
     pub infected_per_day: f64,
+    /// Mean exploited web sites (on the shared hosting servers) starting per day.
+    pub exploited_sites_per_day: f64,
     /// Slow-and-low abusers over the whole run.
     pub slow_and_low: u32,
     /// Mean minutes between two slow-and-low messages.
@@ -204,6 +210,7 @@ impl Default for SimConfig {
             group_share: 0.15,
             guessing_share: 0.3,
             infected_per_day: 1.0,
+            exploited_sites_per_day: 1.0,
             slow_and_low: 1,
             slow_mean_minutes: 12.0,
         }
@@ -292,7 +299,8 @@ pub fn run_with(
 
 /// Simulate with the built-in geo database, so every source address geolocates to the
 /// country the simulation meant. Writes `mail.log`, `labels.jsonl`, `timeline.jsonl` and
-/// `summary.json` into `out_dir`.
+/// `summary.json` into `out_dir`, and `population.jsonl` (the profile of every benign entity
+/// that is not an ordinary user).
 pub fn run(cfg: &SimConfig, out_dir: &Path) -> Result<Summary, SimError> {
     sim::run(cfg, out_dir, geo::GeoDb::builtin())
 }

@@ -34,6 +34,19 @@ pub enum Fate {
 pub struct Rcpt {
     pub addr: String,
     pub fate: Fate,
+    /// The address the mail was sent to before alias or `.forward` expansion (Postfix logs
+    /// `orig_to=<…>`, Exim `=> new <orig>`).
+    pub orig_to: Option<String>,
+}
+
+impl Rcpt {
+    pub fn new(addr: String, fate: Fate) -> Rcpt {
+        Rcpt {
+            addr,
+            fate,
+            orig_to: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +65,8 @@ pub enum Kind {
         auth: Option<String>,
         submission: bool,
         helo_rejected: bool,
+        /// Mail from the internet to a local address (our MX), not relayed for a customer.
+        inbound: bool,
         msgs: Vec<Msg>,
     },
     /// Failed SMTP AUTH attempts (no messages).
@@ -266,6 +281,7 @@ impl Out {
             auth,
             submission,
             helo_rejected,
+            inbound,
             msgs,
         } = &s.kind
         else {
@@ -297,6 +313,8 @@ impl Out {
             }
             let action = if auth.is_some() {
                 "permit_sasl_authenticated"
+            } else if *inbound {
+                "permit_auth_destination"
             } else {
                 "permit_mynetworks"
             };
@@ -309,7 +327,7 @@ impl Out {
                 let line = format!(
                     "{q}: permit: RCPT from {peer}: action={action} for Client host={peer}; from=<{f}> to=<{to}> proto=ESMTP helo=<{h}>",
                     f = m.from,
-                    to = r.addr,
+                    to = r.orig_to.as_deref().unwrap_or(&r.addr),
                     h = s.helo
                 );
                 self.push(t, prog, pid, &line);
@@ -409,12 +427,17 @@ impl Out {
             let mut t = t0 + 100_000 + self.rng.below(2_000_000) as i64;
             let lat = (t - t0) as f64 / 1e6;
             let to = &r.addr;
+            // The log's `to=<…>` field, with `orig_to=<…>` after alias expansion.
+            let tof = match &r.orig_to {
+                Some(o) => format!("{to}>, orig_to=<{o}"),
+                None => to.clone(),
+            };
             let line = match &r.fate {
                 Fate::Local => {
                     let mx = format!("mailstore1.{}[10.20.0.11]:24", self.domain_of_host());
                     let dl = self.delay_line(lat, lat * 0.3);
                     let tag = self.rng.below(1 << 32);
-                    self.push(t, "postfix/lmtp", spid, &format!("{qid}: to=<{to}>, relay={mx}, {dl}, dsn=2.0.0, status=sent (250 2.0.0 <{to}> 9Ckx{tag:08x} Saved)"));
+                    self.push(t, "postfix/lmtp", spid, &format!("{qid}: to=<{tof}>, relay={mx}, {dl}, dsn=2.0.0, status=sent (250 2.0.0 <{to}> 9Ckx{tag:08x} Saved)"));
                     None
                 }
                 Fate::Sent(mx) => Some((
@@ -440,12 +463,12 @@ impl Out {
                     bounced += 1;
                     let dom = to.rsplit('@').next().unwrap_or("");
                     let dl = self.delay_line(lat, lat * 0.5);
-                    self.push(t, "postfix/smtp", spid, &format!("{qid}: to=<{to}>, relay=none, {dl}, dsn=5.4.4, status=bounced (Host or domain name not found. Name service error for name={dom} type=MX: Host not found)"));
+                    self.push(t, "postfix/smtp", spid, &format!("{qid}: to=<{tof}>, relay=none, {dl}, dsn=5.4.4, status=bounced (Host or domain name not found. Name service error for name={dom} type=MX: Host not found)"));
                     None
                 }
                 Fate::Grey(mx) => {
                     let dl = self.delay_line(lat, lat * 0.3);
-                    self.push(t, "postfix/smtp", spid, &format!("{qid}: to=<{to}>, relay={}[{}]:25, {dl}, dsn=4.7.1, status=deferred (host {}[{}] said: 451 4.7.1 Greylisted, please try again later (in reply to RCPT TO command))", mx.host, mx.ip, mx.host, mx.ip));
+                    self.push(t, "postfix/smtp", spid, &format!("{qid}: to=<{tof}>, relay={}[{}]:25, {dl}, dsn=4.7.1, status=deferred (host {}[{}] said: 451 4.7.1 Greylisted, please try again later (in reply to RCPT TO command))", mx.host, mx.ip, mx.host, mx.ip));
                     t += (300 + self.rng.below(700) as i64) * MICRO;
                     let lat2 = (t - t0) as f64 / 1e6;
                     let dl = self.delay_line(lat2, lat2 - 1.0);
@@ -453,7 +476,7 @@ impl Out {
                     let ok = mx
                         .ok
                         .replace("<msg>", &format!("<{qid}@{}>", self.hostname));
-                    self.push(t, "postfix/smtp", spid2, &format!("{qid}: to=<{to}>, relay={}[{}]:25, {dl}, dsn=2.0.0, status=sent ({ok})", mx.host, mx.ip));
+                    self.push(t, "postfix/smtp", spid2, &format!("{qid}: to=<{tof}>, relay={}[{}]:25, {dl}, dsn=2.0.0, status=sent ({ok})", mx.host, mx.ip));
                     None
                 }
                 Fate::Dead(mx) => {
@@ -464,7 +487,7 @@ impl Out {
                         let lat = (t - t0) as f64 / 1e6;
                         let dl = self.delay_line(lat, lat - 0.5);
                         let spid = 2000 + self.rng.below(3000) as u32;
-                        self.push(t, "postfix/smtp", spid, &format!("{qid}: to=<{to}>, relay=none, {dl}, dsn=4.4.1, status=deferred (connect to {}[{}]:25: Connection timed out)", mx.host, mx.ip));
+                        self.push(t, "postfix/smtp", spid, &format!("{qid}: to=<{tof}>, relay=none, {dl}, dsn=4.4.1, status=deferred (connect to {}[{}]:25: Connection timed out)", mx.host, mx.ip));
                         t += back * MICRO + 30 * MICRO;
                         back = (back * 2).min(4000);
                         n += 1;
@@ -474,7 +497,7 @@ impl Out {
             };
             if let Some((mx, dsn, status, reply)) = line {
                 let dl = self.delay_line(lat, lat * 0.3);
-                self.push(t, "postfix/smtp", spid, &format!("{qid}: to=<{to}>, relay={}[{}]:25, {dl}, dsn={dsn}, status={status} ({reply})", mx.host, mx.ip));
+                self.push(t, "postfix/smtp", spid, &format!("{qid}: to=<{tof}>, relay={}[{}]:25, {dl}, dsn={dsn}, status={status} ({reply})", mx.host, mx.ip));
             }
             last = last.max(t);
         }
@@ -594,37 +617,42 @@ impl Out {
             for r in &m.rcpts {
                 let mut tt = t + 100_000 + self.rng.below(2_000_000) as i64;
                 let to = &r.addr;
+                // The delivery line's address, with the original one after alias expansion.
+                let tof = match &r.orig_to {
+                    Some(o) => format!("{to} <{o}>"),
+                    None => to.clone(),
+                };
                 match &r.fate {
-                    Fate::Local => self.push(tt, "", 0, &format!("{id} => {to} R=localuser T=dovecot_lmtp H=mailstore1.example-isp.de [10.20.0.11] C=\"250 2.0.0 <{to}> Saved\"")),
+                    Fate::Local => self.push(tt, "", 0, &format!("{id} => {tof} R=localuser T=dovecot_lmtp H=mailstore1.example-isp.de [10.20.0.11] C=\"250 2.0.0 <{to}> Saved\"")),
                     Fate::Sent(mx) => {
                         let ok = mx.ok.replace("<msg>", &format!("<{id}@{}>", self.hostname));
-                        self.push(tt, "", 0, &format!("{id} => {to} R=dnslookup T=remote_smtp H={} [{}] X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes C=\"{ok}\"", mx.host, mx.ip));
+                        self.push(tt, "", 0, &format!("{id} => {tof} R=dnslookup T=remote_smtp H={} [{}] X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes C=\"{ok}\"", mx.host, mx.ip));
                     }
                     Fate::Unknown(mx) => {
                         bounced = true;
-                        self.push(tt, "", 0, &format!("{id} ** {to} R=dnslookup T=remote_smtp H={} [{}]: SMTP error from remote mail server after RCPT TO:<{to}>: 550 5.1.1 <{to}>: Recipient address rejected: User unknown", mx.host, mx.ip));
+                        self.push(tt, "", 0, &format!("{id} ** {tof} R=dnslookup T=remote_smtp H={} [{}]: SMTP error from remote mail server after RCPT TO:<{to}>: 550 5.1.1 <{to}>: Recipient address rejected: User unknown", mx.host, mx.ip));
                     }
                     Fate::Spam(mx) | Fate::Malware(mx) => {
                         bounced = true;
                         let why = if matches!(r.fate, Fate::Spam(_)) { "Message rejected as spam" } else { "Message rejected: virus found in attachment" };
-                        self.push(tt, "", 0, &format!("{id} ** {to} R=dnslookup T=remote_smtp H={} [{}]: SMTP error from remote mail server after end of data: 554 5.7.1 {why}", mx.host, mx.ip));
+                        self.push(tt, "", 0, &format!("{id} ** {tof} R=dnslookup T=remote_smtp H={} [{}]: SMTP error from remote mail server after end of data: 554 5.7.1 {why}", mx.host, mx.ip));
                     }
                     Fate::NoDomain => {
                         bounced = true;
-                        self.push(tt, "", 0, &format!("{id} ** {to}: Unrouteable address"));
+                        self.push(tt, "", 0, &format!("{id} ** {tof}: Unrouteable address"));
                     }
                     Fate::Grey(mx) => {
-                        self.push(tt, "", 0, &format!("{id} == {to} R=dnslookup T=remote_smtp defer (-44) H={} [{}]: SMTP error from remote mail server after RCPT TO:<{to}>: 451 4.7.1 Greylisted, please try again later", mx.host, mx.ip));
+                        self.push(tt, "", 0, &format!("{id} == {tof} R=dnslookup T=remote_smtp defer (-44) H={} [{}]: SMTP error from remote mail server after RCPT TO:<{to}>: 451 4.7.1 Greylisted, please try again later", mx.host, mx.ip));
                         tt += (300 + self.rng.below(700) as i64) * MICRO;
                         let ok = mx.ok.replace("<msg>", &format!("<{id}@{}>", self.hostname));
-                        self.push(tt, "", 0, &format!("{id} => {to} R=dnslookup T=remote_smtp H={} [{}] X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes C=\"{ok}\"", mx.host, mx.ip));
+                        self.push(tt, "", 0, &format!("{id} => {tof} R=dnslookup T=remote_smtp H={} [{}] X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes C=\"{ok}\"", mx.host, mx.ip));
                     }
                     Fate::Dead(mx) => {
                         pending = true;
                         let mut back = 900i64;
                         let mut n = 0;
                         while tt < self.end && n < 64 {
-                            self.push(tt, "", 0, &format!("{id} == {to} R=dnslookup T=remote_smtp defer (110): Connection timed out H={} [{}]", mx.host, mx.ip));
+                            self.push(tt, "", 0, &format!("{id} == {tof} R=dnslookup T=remote_smtp defer (110): Connection timed out H={} [{}]", mx.host, mx.ip));
                             tt += back * MICRO;
                             back = (back * 3 / 2).min(7200);
                             n += 1;

@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::addr::Sampler;
+use crate::params::Params;
 use crate::rng::{hash, Rng};
 use crate::SimConfig;
 
@@ -139,14 +140,20 @@ pub const PROVIDERS: &[(&str, &str, [u8; 4], &str)] = &[
     ),
 ];
 
-/// Forged HELO names that infected machines and bots use.
-pub const FORGED_HELOS: &[&str] = &[
-    "yahoo.com",
+/// Domains infected machines forge in HELO and MAIL FROM together: banks, parcel services
+/// and freemail providers (issue 9 class 7; Clayton's "HELO names somebody else's domain").
+pub const FORGED_DOMAINS: &[&str] = &[
+    "paypal.com",
+    "sparkasse.de",
+    "deutsche-bank.de",
+    "commerzbank.de",
+    "dhl.de",
+    "amazon.de",
     "gmail.com",
-    "hotmail.com",
+    "yahoo.com",
     "outlook.com",
-    "mail.ru",
-    "163.com",
+    "gmx.de",
+    "web.de",
 ];
 
 /// Countries botnets are drawn from, most frequent first (see SIMULATION.md).
@@ -174,6 +181,10 @@ pub struct World<'a> {
     pub cfg: &'a SimConfig,
     pub seed: u64,
     pub geo: Sampler,
+    /// This seed's population parameters.
+    pub params: Params,
+    /// Public addresses the address source does not place in any country.
+    pub unplaced: Vec<Ipv4Addr>,
     pub hosted: Vec<String>,
     pub isp_blocks: u64,
     pub cgnat_ips: u64,
@@ -181,7 +192,12 @@ pub struct World<'a> {
 }
 
 impl<'a> World<'a> {
-    pub fn new(cfg: &'a SimConfig, geo: Sampler) -> World<'a> {
+    pub fn new(
+        cfg: &'a SimConfig,
+        geo: Sampler,
+        params: Params,
+        unplaced: Vec<Ipv4Addr>,
+    ) -> World<'a> {
         let seed = cfg.seed;
         let n_hosted = (cfg.users as u64 / 150).max(4);
         let hosted = (0..n_hosted)
@@ -196,6 +212,8 @@ impl<'a> World<'a> {
             cfg,
             seed,
             geo,
+            params,
+            unplaced,
             hosted,
             isp_blocks: (cfg.users as u64 / 200).max(4),
             cgnat_ips: (cfg.users as u64 / cfg.users_per_cgnat_ip.max(1) as u64).max(6),
@@ -242,6 +260,27 @@ impl<'a> World<'a> {
 
     pub fn home(&self) -> &str {
         &self.cfg.home_country
+    }
+
+    /// The home country as a static str (for a label's country set).
+    pub fn home_static(&self) -> &'static str {
+        let h = self.cfg.home_country.as_str();
+        VPN_COUNTRIES
+            .iter()
+            .chain(TRAVEL_COUNTRIES)
+            .chain(BOT_COUNTRIES)
+            .find(|c| **c == h)
+            .copied()
+            .unwrap_or("DE")
+    }
+
+    /// An address the geo data does not place (falls back to the home country when the
+    /// source places everything).
+    pub fn unplaced_ip(&self, key: u64) -> Ipv4Addr {
+        match self.unplaced.len() {
+            0 => self.ip_in(self.home(), key),
+            n => self.unplaced[(hash(&[key, 0x0e1]) % n as u64) as usize],
+        }
     }
 
     /// The dynamic home IP of account `i` at `t` (seconds): changes every few days.

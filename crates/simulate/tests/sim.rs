@@ -20,6 +20,7 @@ fn small(seed: u64, format: LogFormat) -> SimConfig {
         burst_share: 0.0,
         heavy_day_prob: 0.0,
         infected_per_day: 2.0,
+        exploited_sites_per_day: 2.0,
         ..SimConfig::default()
     }
 }
@@ -52,10 +53,13 @@ fn same_seed_same_bytes() {
         let lc = std::fs::read(c.join("mail.log")).unwrap();
         assert!(sa.lines > 1000, "{sa:?}");
         assert_eq!(fnv(&la), fnv(&lb));
-        assert_eq!(
-            std::fs::read(a.join("labels.jsonl")).unwrap(),
-            std::fs::read(b.join("labels.jsonl")).unwrap()
-        );
+        for f in ["labels.jsonl", "population.jsonl", "timeline.jsonl"] {
+            assert_eq!(
+                std::fs::read(a.join(f)).unwrap(),
+                std::fs::read(b.join(f)).unwrap(),
+                "{f}"
+            );
+        }
         assert_ne!(fnv(&la), fnv(&lc));
         for d in [a, b, c] {
             let _ = std::fs::remove_dir_all(d);
@@ -135,7 +139,19 @@ fn labels_agree_with_log_postfix() {
             AbuseKind::PasswordGuessing | AbuseKind::GuessingSource => {
                 assert!(l.rejected > 0, "{l:?}")
             }
-            AbuseKind::ExploitedWebsite => assert!(l.messages > 0, "{l:?}"),
+            AbuseKind::ExploitedWebsite => {
+                // Every labelled message is queued with a sender at the site (the site's own
+                // benign mail from the same server comes on top).
+                let site = &l.entity.id;
+                assert!(site.starts_with('@'), "{l:?}");
+                let n = log
+                    .lines()
+                    .filter(|x| {
+                        x.contains("postfix/qmgr") && x.contains(&format!("{site}>, size="))
+                    })
+                    .count() as u64;
+                assert!(l.messages > 0 && n >= l.messages, "{l:?} log={n}");
+            }
         }
     }
     let _ = std::fs::remove_dir_all(d);
@@ -363,4 +379,53 @@ fn sources_geolocate() {
             assert_eq!(got, geo::Country::parse(c), "{ip}");
         }
     }
+}
+
+/// The benign look-alikes are written with their profiles, the new abuse kinds are labelled,
+/// and forwarding deliveries carry `orig_to`.
+#[test]
+fn lookalike_populations_and_new_labels() {
+    let d = tmp("lookalikes");
+    let sum = simulate::run(&small(21, LogFormat::Postfix), &d).unwrap();
+    let pop = std::fs::read_to_string(d.join("population.jsonl")).unwrap();
+    let entries: Vec<simulate::PopulationEntry> = pop
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for p in [
+        "mailing-list",
+        "newsletter",
+        "customer-mta",
+        "business-nat",
+        "web-hosting",
+        "forwarder",
+        "webmail",
+        "cgnat",
+        "vpn-user",
+        "multi-domain",
+        "autoresponder",
+    ] {
+        assert!(entries.iter().any(|e| e.profile == p), "no {p} in population.jsonl");
+    }
+    for k in ["customer-mtas", "business-nats", "web-hosting-servers", "forwarding-aliases"] {
+        assert!(sum.populations.get(k).copied().unwrap_or(0) >= 1, "{k}: {sum:?}");
+    }
+    let labels = labels_of(&d);
+    assert!(labels
+        .iter()
+        .any(|l| l.kind == AbuseKind::ExploitedWebsite && l.entity.kind == "sender"));
+    let guessers: Vec<&Label> = labels
+        .iter()
+        .filter(|l| l.kind == AbuseKind::GuessingSource)
+        .collect();
+    assert!(!guessers.is_empty());
+    assert!(guessers
+        .iter()
+        .all(|l| (l.entity.kind == "client" || l.entity.kind == "network") && l.rejected > 0));
+    let log = std::fs::read_to_string(d.join("mail.log")).unwrap();
+    assert!(log.contains(", orig_to=<"), "no forwarded delivery");
+    assert!(log.contains("action=permit_auth_destination"));
+    // Background guessing tries generic names.
+    assert!(log.contains("user=<admin") || log.contains("user=<info") || log.contains("user=<test"));
+    let _ = std::fs::remove_dir_all(d);
 }

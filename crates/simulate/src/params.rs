@@ -1,0 +1,238 @@
+//! Population parameters drawn per seed from documented ranges (docs/SIMULATION.md
+//! "Parameters drawn per seed", grounded on /work/shared TRAFFIC-FACTS §1–§5), so the
+//! detectors are not tuned on one fixed world. Each range is a named constant `(low, high)`;
+//! `draw` picks one value per seed (uniform, or log-uniform where the range spans decades).
+
+use crate::rng::Rng;
+
+/// Share of a mailing list's subscribers whose delivery fails on each post (persistent dead
+/// set). TRAFFIC-FACTS §1: list servers 2–15% failures per post (Clayton "~10% fail"; Mailman
+/// keeps dead addresses ≥ 5 days).
+pub const LIST_FAIL: (f64, f64) = (0.02, 0.15);
+/// Subscribers of one list (log-uniform). Our own idea (no published distribution).
+pub const LIST_SUBS: (f64, f64) = (50.0, 2000.0);
+/// Posts per list and day. Our own idea.
+pub const LIST_POSTS_PER_DAY: (f64, f64) = (0.5, 8.0);
+/// Newsletter failures per campaign: hard + soft bounce 0.2–3.3% (Mailchimp) up to 7%
+/// for transactional lists (SocketLabs). TRAFFIC-FACTS §1.
+pub const NEWS_FAIL: (f64, f64) = (0.002, 0.07);
+/// Newsletter recipients (log-uniform). Our own idea.
+pub const NEWS_SUBS: (f64, f64) = (300.0, 8000.0);
+/// Failure share of ordinary-looking business mail (customer MTAs, business NATs, web sites):
+/// TRAFFIC-FACTS §1, ordinary users 0–3% (Foster, derived ≈ 2%), heavy senders up to 9%.
+pub const BIZ_FAIL: (f64, f64) = (0.0, 0.05);
+/// Customer mail servers on ISP lines (HELO = own domain, port 25, no AUTH) per 10,000
+/// accounts. Our own idea.
+pub const MTA_PER_10K: (f64, f64) = (2.0, 10.0);
+/// Messages per customer mail server and day (log-uniform): a business of 5–50 users at
+/// 10–60 messages each (TRAFFIC-FACTS §7, Radicati).
+pub const MTA_MSGS_PER_DAY: (f64, f64) = (30.0, 1500.0);
+/// Business NATs relaying on port 25 (many PCs, many HELOs, one address) per 10,000 accounts.
+/// Our own idea.
+pub const NAT_PER_10K: (f64, f64) = (2.0, 10.0);
+/// PCs behind one business NAT. Our own idea (small offices).
+pub const NAT_PCS: (f64, f64) = (5.0, 60.0);
+/// Messages per PC and day (log-uniform): business users send 10–60/day (TRAFFIC-FACTS §7).
+pub const NAT_MSGS_PER_PC: (f64, f64) = (3.0, 40.0);
+/// Shared web-hosting servers on the ISP's network per 10,000 accounts. Our own idea.
+pub const HOSTING_PER_10K: (f64, f64) = (0.5, 3.0);
+/// Clean sites per hosting server (log-uniform): TRAFFIC-FACTS §5, "10¹–10³ clean sites".
+pub const HOSTING_SITES: (f64, f64) = (10.0, 600.0);
+/// Messages per site and day (log-uniform): contact forms, shop orders. Our own idea.
+pub const SITE_MSGS_PER_DAY: (f64, f64) = (0.3, 20.0);
+/// Alias / `.forward` accounts that forward to an external mailbox, per 10,000 accounts.
+/// Our own idea.
+pub const FWD_PER_10K: (f64, f64) = (5.0, 40.0);
+/// Forwarded messages per alias and day (log-uniform). Our own idea.
+pub const FWD_MSGS_PER_DAY: (f64, f64) = (3.0, 80.0);
+/// Share of forwarded mail the external mailbox rejects: TRAFFIC-FACTS §6 ties it to the
+/// inbound spam share (40–95% unwanted before filtering); after a local filter much less gets
+/// through — unsourced, so swept wide.
+pub const FWD_REJECT: (f64, f64) = (0.03, 0.4);
+/// Share of accounts that submit part of their mail through webmail (one internal address for
+/// all of them). Our own idea.
+pub const WEBMAIL_SHARE: (f64, f64) = (0.05, 0.4);
+/// Share of accounts with a device that keeps a stale password: TRAFFIC-FACTS §2 "prevalence
+/// unsourced: sweep it".
+pub const STALE_SHARE: (f64, f64) = (0.002, 0.02);
+/// Minutes between a stale device's failed attempts: TRAFFIC-FACTS §2 (Thunderbird polls every
+/// 10 min, iOS every 15/30/60).
+pub const STALE_MINUTES: (f64, f64) = (10.0, 60.0);
+/// Hours one VPN session keeps its exit (log-uniform). TRAFFIC-FACTS §2: "exit per session",
+/// length unsourced.
+pub const VPN_SESSION_HOURS: (f64, f64) = (0.5, 8.0);
+/// Failed background logins per day on the whole server (log-uniform): TRAFFIC-FACTS §3,
+/// 10²–10⁴ per day.
+pub const BG_FAILS_PER_DAY: (f64, f64) = (300.0, 10_000.0);
+/// Background guessing campaigns running at once. Our own idea.
+pub const BG_CAMPAIGNS: (f64, f64) = (1.0, 5.0);
+/// Addresses per background campaign (log-uniform): TRAFFIC-FACTS §3, 10¹–10³ IPs, corpus 37
+/// in one /24 and 152 spread.
+pub const BG_IPS: (f64, f64) = (10.0, 600.0);
+/// Share of guessed names that are real accounts: TRAFFIC-FACTS §3, 90–99% non-existent.
+pub const BG_REAL_SHARE: (f64, f64) = (0.01, 0.10);
+/// Share of hijacks whose sources the geo data cannot place or that sit in the home country
+/// (domestic botnet, issue 9 class 8). Our own idea; swept.
+pub const HIJACK_NOGEO_SHARE: (f64, f64) = (0.1, 0.4);
+/// Spam messages of one exploited web site (log-uniform): TRAFFIC-FACTS §5, 10²–10⁴.
+pub const SITE_SPAM: (f64, f64) = (200.0, 10_000.0);
+/// Hours an exploited site sends (log-uniform): TRAFFIC-FACTS §5, 1–24 h.
+pub const SITE_SPAM_HOURS: (f64, f64) = (1.0, 24.0);
+
+/// One seed's draw: (low, high) pairs are sub-ranges each entity draws inside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// This seed's sub-range of [`LIST_FAIL`].
+    pub list_fail: (f64, f64),
+    /// This seed's sub-range of [`LIST_SUBS`].
+    pub list_subs: (f64, f64),
+    /// This seed's value in [`LIST_POSTS_PER_DAY`].
+    pub list_posts: f64,
+    /// This seed's sub-range of [`NEWS_FAIL`].
+    pub news_fail: (f64, f64),
+    /// This seed's sub-range of [`NEWS_SUBS`].
+    pub news_subs: (f64, f64),
+    /// This seed's value in [`MTA_PER_10K`].
+    pub mta_per_10k: f64,
+    /// This seed's sub-range of [`MTA_MSGS_PER_DAY`].
+    pub mta_msgs: (f64, f64),
+    /// This seed's value in [`NAT_PER_10K`].
+    pub nat_per_10k: f64,
+    /// This seed's sub-range of [`NAT_PCS`].
+    pub nat_pcs: (f64, f64),
+    /// This seed's sub-range of [`NAT_MSGS_PER_PC`].
+    pub nat_msgs_per_pc: (f64, f64),
+    /// This seed's sub-range of [`BIZ_FAIL`].
+    pub biz_fail: (f64, f64),
+    /// This seed's value in [`HOSTING_PER_10K`].
+    pub hosting_per_10k: f64,
+    /// This seed's sub-range of [`HOSTING_SITES`].
+    pub hosting_sites: (f64, f64),
+    /// This seed's sub-range of [`SITE_MSGS_PER_DAY`].
+    pub site_msgs: (f64, f64),
+    /// This seed's value in [`FWD_PER_10K`].
+    pub fwd_per_10k: f64,
+    /// This seed's sub-range of [`FWD_MSGS_PER_DAY`].
+    pub fwd_msgs: (f64, f64),
+    /// This seed's value in [`FWD_REJECT`].
+    pub fwd_reject: f64,
+    /// This seed's value in [`WEBMAIL_SHARE`].
+    pub webmail_share: f64,
+    /// This seed's value in [`STALE_SHARE`].
+    pub stale_share: f64,
+    /// This seed's sub-range of [`STALE_MINUTES`].
+    pub stale_minutes: (f64, f64),
+    /// This seed's value in [`VPN_SESSION_HOURS`].
+    pub vpn_session_hours: f64,
+    /// This seed's value in [`BG_FAILS_PER_DAY`].
+    pub bg_fails_per_day: f64,
+    /// This seed's value in [`BG_CAMPAIGNS`].
+    pub bg_campaigns: u64,
+    /// This seed's sub-range of [`BG_IPS`].
+    pub bg_ips: (f64, f64),
+    /// This seed's value in [`BG_REAL_SHARE`].
+    pub bg_real_share: f64,
+    /// This seed's value in [`HIJACK_NOGEO_SHARE`].
+    pub hijack_nogeo_share: f64,
+    /// This seed's sub-range of [`SITE_SPAM`].
+    pub site_spam: (f64, f64),
+    /// This seed's sub-range of [`SITE_SPAM_HOURS`].
+    pub site_spam_hours: (f64, f64),
+}
+
+fn uni(r: &mut Rng, (lo, hi): (f64, f64)) -> f64 {
+    lo + (hi - lo) * r.f64()
+}
+
+fn log_uni(r: &mut Rng, (lo, hi): (f64, f64)) -> f64 {
+    let (a, b) = (lo.max(1e-9).ln(), hi.max(1e-9).ln());
+    (a + (b - a) * r.f64()).exp()
+}
+
+/// A sub-range of `range` for this seed: each seed sees its own world, and entities within
+/// it still differ (each population entity draws inside the sub-range).
+fn sub(r: &mut Rng, range: (f64, f64), log: bool) -> (f64, f64) {
+    let mut x = if log {
+        log_uni(r, range)
+    } else {
+        uni(r, range)
+    };
+    let mut y = if log {
+        log_uni(r, range)
+    } else {
+        uni(r, range)
+    };
+    if y < x {
+        std::mem::swap(&mut x, &mut y);
+    }
+    (x, y)
+}
+
+impl Params {
+    /// The parameters of `seed`.
+    pub fn draw(seed: u64) -> Params {
+        let mut r = Rng::keyed(&[seed, 0x9a2a]);
+        Params {
+            list_fail: sub(&mut r, LIST_FAIL, false),
+            list_subs: sub(&mut r, LIST_SUBS, true),
+            list_posts: log_uni(&mut r, LIST_POSTS_PER_DAY),
+            news_fail: sub(&mut r, NEWS_FAIL, true),
+            news_subs: sub(&mut r, NEWS_SUBS, true),
+            mta_per_10k: uni(&mut r, MTA_PER_10K),
+            mta_msgs: sub(&mut r, MTA_MSGS_PER_DAY, true),
+            nat_per_10k: uni(&mut r, NAT_PER_10K),
+            nat_pcs: sub(&mut r, NAT_PCS, false),
+            nat_msgs_per_pc: sub(&mut r, NAT_MSGS_PER_PC, true),
+            biz_fail: sub(&mut r, BIZ_FAIL, false),
+            hosting_per_10k: uni(&mut r, HOSTING_PER_10K),
+            hosting_sites: sub(&mut r, HOSTING_SITES, true),
+            site_msgs: sub(&mut r, SITE_MSGS_PER_DAY, true),
+            fwd_per_10k: uni(&mut r, FWD_PER_10K),
+            fwd_msgs: sub(&mut r, FWD_MSGS_PER_DAY, true),
+            fwd_reject: uni(&mut r, FWD_REJECT),
+            webmail_share: uni(&mut r, WEBMAIL_SHARE),
+            stale_share: log_uni(&mut r, STALE_SHARE),
+            stale_minutes: sub(&mut r, STALE_MINUTES, false),
+            vpn_session_hours: log_uni(&mut r, VPN_SESSION_HOURS),
+            bg_fails_per_day: log_uni(&mut r, BG_FAILS_PER_DAY),
+            bg_campaigns: uni(&mut r, BG_CAMPAIGNS).round() as u64,
+            bg_ips: sub(&mut r, BG_IPS, true),
+            bg_real_share: uni(&mut r, BG_REAL_SHARE),
+            hijack_nogeo_share: uni(&mut r, HIJACK_NOGEO_SHARE),
+            site_spam: sub(&mut r, SITE_SPAM, true),
+            site_spam_hours: sub(&mut r, SITE_SPAM_HOURS, true),
+        }
+    }
+
+    /// A value inside `range` for one entity (uniform).
+    pub fn pick(r: &mut Rng, range: (f64, f64)) -> f64 {
+        uni(r, range)
+    }
+
+    /// A value inside `range` for one entity (log-uniform).
+    pub fn pick_log(r: &mut Rng, range: (f64, f64)) -> f64 {
+        log_uni(r, range)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_stay_in_range_and_differ_by_seed() {
+        let a = Params::draw(1);
+        assert_eq!(a, Params::draw(1));
+        assert_ne!(a, Params::draw(2));
+        for s in 0..200 {
+            let p = Params::draw(s);
+            assert!(p.list_fail.0 >= LIST_FAIL.0 && p.list_fail.1 <= LIST_FAIL.1);
+            assert!(p.list_fail.0 <= p.list_fail.1);
+            assert!(p.bg_ips.0 >= BG_IPS.0 * 0.999 && p.bg_ips.1 <= BG_IPS.1 * 1.001);
+            assert!((1..=5).contains(&p.bg_campaigns));
+            assert!(
+                p.stale_share >= STALE_SHARE.0 * 0.999 && p.stale_share <= STALE_SHARE.1 * 1.001
+            );
+        }
+    }
+}
