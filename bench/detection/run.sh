@@ -51,7 +51,7 @@ one() {
   "$BIN" evaluate --labels "$dir/labels.jsonl" --alerts "$dir/alerts.jsonl" > "$dir/eval.txt"
   "$BIN" evaluate --labels "$dir/labels.jsonl" --alerts "$dir/alerts.jsonl" --format json > "$dir/eval.json.tmp"
   t3=$(date +%s)
-  printf 'simulate %s s\nanalyze %s s\nevaluate %s s\nlog bytes %s\n' \
+  printf 'simulate %s\nanalyze %s\nevaluate %s\nlog_bytes %s\n' \
     $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) "$(stat -c %s "$dir/mail.log")" > "$dir/time.txt"
   [ "${KEEP_LOGS:-0}" = 1 ] || rm -f "$dir/mail.log"
   mv "$dir/eval.json.tmp" "$dir/eval.json"
