@@ -114,6 +114,34 @@ impl Populations {
         }
     }
 
+    /// Every address a benign customer relays from on port 25 during the run (customer
+    /// servers, NATs, hosting, home senders at every address they hold), so an infected
+    /// machine is never put on a benign customer's address.
+    pub fn port25_addresses(&self, w: &World) -> std::collections::HashSet<Ipv4Addr> {
+        let mut v = std::collections::HashSet::new();
+        for (hi, (_, kind)) in self.heavy.iter().enumerate() {
+            let hi = hi as u64;
+            match kind {
+                Heavy::Forwarder => v.insert(line_ip(w, 0xf0, hi)),
+                Heavy::CustomerMta => v.insert(line_ip(w, 0x3a7, hi)),
+                Heavy::BusinessNat => v.insert(line_ip(w, 0x4a7, hi)),
+                Heavy::WebHosting => v.insert(hosting(w, &w.params, hi).ip),
+                _ => false,
+            };
+        }
+        let t0 = w.cfg.start.epoch_secs();
+        let end = t0 + i64::from(w.cfg.days) * 86_400;
+        for &i in &self.port25 {
+            // Home addresses last at least 6 h (`home_ip_days` × 0.25, at least an hour).
+            let mut t = t0;
+            while t < end {
+                v.insert(w.home_ip(i, t));
+                t += 3600;
+            }
+        }
+        v
+    }
+
     /// Whether account `i` belongs to a special population (never a hijack victim).
     pub fn is_special(&self, i: u64) -> bool {
         i >= self.ordinary || self.stale.binary_search(&i).is_ok()

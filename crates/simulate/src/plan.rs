@@ -196,6 +196,7 @@ pub fn plan(w: &World, p: &Params, pops: &Populations) -> Plan {
     };
     let max_victims = (ordinary / 10).max(1);
     let mut group_no = 0;
+    let taken = pops.port25_addresses(w);
     for day in 0..cfg.days as i64 {
         let heavy_day = srng.chance(cfg.heavy_day_prob);
         let mean = cfg.hijacks_per_day * if heavy_day { cfg.heavy_day_factor } else { 1.0 };
@@ -290,7 +291,7 @@ pub fn plan(w: &World, p: &Params, pops: &Populations) -> Plan {
                 );
             }
         }
-        plan_infected(&mut plan, w, &mut srng, t0 + day * 86_400);
+        plan_infected(&mut plan, w, &taken, &mut srng, t0 + day * 86_400);
         plan_sites(&mut plan, w, p, pops, &mut srng, t0 + day * 86_400, end);
     }
     for _ in 0..cfg.slow_and_low {
@@ -354,9 +355,16 @@ fn plan_guess(plan: &mut Plan, w: &World, r: &mut Rng, account: u64, user: &str,
 }
 
 /// Infected customer machines starting on the day at `day0`.
-fn plan_infected(plan: &mut Plan, w: &World, r: &mut Rng, day0: i64) {
+fn plan_infected(plan: &mut Plan, w: &World, taken: &HashSet<Ipv4Addr>, r: &mut Rng, day0: i64) {
     for _ in 0..r.poisson(w.cfg.infected_per_day) {
-        let ip = w.isp_ip(r.next_u64());
+        // A customer line of its own: not an address a benign customer relays from.
+        let mut ip = w.isp_ip(r.next_u64());
+        for _ in 0..100 {
+            if !taken.contains(&ip) {
+                break;
+            }
+            ip = w.isp_ip(r.next_u64());
+        }
         let start = day0 + r.below(86_400) as i64;
         let dur = r.range(2 * 3600, 30 * 3600) as i64;
         let per_hour = r.range(20, 200);

@@ -405,10 +405,21 @@ fn lookalike_populations_and_new_labels() {
         "multi-domain",
         "autoresponder",
     ] {
-        assert!(entries.iter().any(|e| e.profile == p), "no {p} in population.jsonl");
+        assert!(
+            entries.iter().any(|e| e.profile == p),
+            "no {p} in population.jsonl"
+        );
     }
-    for k in ["customer-mtas", "business-nats", "web-hosting-servers", "forwarding-aliases"] {
-        assert!(sum.populations.get(k).copied().unwrap_or(0) >= 1, "{k}: {sum:?}");
+    for k in [
+        "customer-mtas",
+        "business-nats",
+        "web-hosting-servers",
+        "forwarding-aliases",
+    ] {
+        assert!(
+            sum.populations.get(k).copied().unwrap_or(0) >= 1,
+            "{k}: {sum:?}"
+        );
     }
     let labels = labels_of(&d);
     assert!(labels
@@ -426,6 +437,8 @@ fn lookalike_populations_and_new_labels() {
     assert!(log.contains(", orig_to=<"), "no forwarded delivery");
     assert!(log.contains("action=permit_auth_destination"));
     // Background guessing tries generic names.
-    assert!(log.contains("user=<admin") || log.contains("user=<info") || log.contains("user=<test"));
+    assert!(
+        log.contains("user=<admin") || log.contains("user=<info") || log.contains("user=<test")
+    );
     let _ = std::fs::remove_dir_all(d);
 }
