@@ -29,6 +29,8 @@ OUT=${OUT:-$ROOT/target/bench-detection}
 BIN=$ROOT/target/release/smtpscope
 
 start=$(date +%s)
+# The commit the binary is built from (with NO_BUILD=1 the caller vouches that it is current).
+COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- crates || echo "+dirty")
 if [ "${NO_BUILD:-0}" != 1 ]; then
   (cd "$ROOT" && cargo build --release -p smtpscope --quiet)
 fi
@@ -69,6 +71,6 @@ dirs=()
 for s in $SEEDS; do dirs+=("$OUT/u$USERS-d$DAYS-s$s"); done
 big=()
 [ "$BIG" = 1 ] && big=("$OUT/u$BIG_USERS-d$BIG_DAYS-s$BIG_SEED")
-python3 "$ROOT/bench/detection/table.py" --commit "$(cd "$ROOT" && git rev-parse --short HEAD)" \
+python3 "$ROOT/bench/detection/table.py" --commit "$COMMIT" \
   "${dirs[@]}" ${big:+--big "${big[@]}"} | tee "$OUT/table.md"
 echo "total wall time $(( $(date +%s) - start )) s" | tee -a "$OUT/table.md"
