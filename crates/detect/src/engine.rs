@@ -292,6 +292,24 @@ impl Engine {
         }
     }
 
+    /// An SMTP AUTH login seen in the log (a `client=… sasl_username=` line, or Exim's `A=`):
+    /// a success for auth-bruteforce, and a submission the policy claims may be waiting for.
+    fn smtp_login(&mut self, ts: Ts, ip: Option<IpAddr>, user: &str) {
+        let asn = self.asn_of(ip);
+        let mut out = Vec::new();
+        self.brute.success(
+            &self.cfg,
+            ts,
+            ip,
+            asn,
+            user,
+            maillog::Service::Smtp,
+            &mut out,
+        );
+        self.push(out);
+        self.log_submission(ts, user, ip);
+    }
+
     /// The log showed `user` submitting a message from `ip`: counted from the log, taking the
     /// policy request's claim on it if there is one.
     fn log_submission(&mut self, ts: Ts, user: &str, ip: Option<IpAddr>) {
@@ -566,19 +584,7 @@ impl Engine {
                 ..
             } => {
                 let ip = ip_of(client);
-                let asn = self.asn_of(ip);
-                let mut out = Vec::new();
-                self.brute.success(
-                    &self.cfg,
-                    ts,
-                    ip,
-                    asn,
-                    user,
-                    maillog::Service::Smtp,
-                    &mut out,
-                );
-                self.push(out);
-                self.log_submission(ts, user, ip);
+                self.smtp_login(ts, ip, user);
                 return;
             }
             Event::Queued {
@@ -587,19 +593,7 @@ impl Engine {
                 ..
             } => {
                 let ip = client.as_ref().and_then(ip_of);
-                let asn = self.asn_of(ip);
-                let mut out = Vec::new();
-                self.brute.success(
-                    &self.cfg,
-                    ts,
-                    ip,
-                    asn,
-                    user,
-                    maillog::Service::Smtp,
-                    &mut out,
-                );
-                self.push(out);
-                self.log_submission(ts, user, ip);
+                self.smtp_login(ts, ip, user);
                 return;
             }
             _ => {}
