@@ -33,7 +33,11 @@ pub enum Segment {
 
 /// A hash map (fixed-seed [`maillog::hash::Map`]) that never holds more than `cap` entries (see the module docs for who is evicted).
 /// Eviction only forgets state, which delays a detection; it never invents one.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "K: serde::Serialize + Hash + Eq, V: serde::Serialize",
+    deserialize = "K: serde::Deserialize<'de> + Hash + Eq, V: serde::Deserialize<'de>"
+))]
 pub struct BoundedMap<K, V> {
     probation: maillog::hash::Map<K, (Ts, V)>,
     protected: maillog::hash::Map<K, (Ts, V)>,

@@ -105,7 +105,7 @@ pub fn network_of(ip: IpAddr) -> String {
 }
 
 /// Where a suspicious successful login came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Origin {
     /// An address that failed against this account.
@@ -150,7 +150,7 @@ impl Origin {
 }
 
 /// One attacking address.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Address {
     failures: Counter,
     attack: Attack,
@@ -178,7 +178,7 @@ impl Address {
 }
 
 /// One /24 or /48 with failures.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Network {
     failures: Counter,
     addresses: Recent<IpAddr, ()>,
@@ -199,7 +199,7 @@ impl Network {
 
 /// Guessing against one name: failures in the window and where they came from (value: AS and
 /// failures from that address).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Guessing {
     failures: Counter,
     sources: Recent<IpAddr, (Option<u32>, u64)>,
@@ -224,7 +224,7 @@ impl Guessing {
 }
 
 /// An account that exists: it has logged in successfully or sent mail.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Account {
     places: Places,
     guessing: Option<Box<Guessing>>,
@@ -235,7 +235,7 @@ struct Account {
 }
 
 /// A server-wide wave of guessing from many addresses.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Wave {
     failures: Counter,
     addresses: SlidingHll,
@@ -257,7 +257,7 @@ impl Wave {
 }
 
 /// The detector.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Bruteforce {
     addresses: BoundedMap<IpAddr, Address>,
     networks: BoundedMap<u64, Network>,

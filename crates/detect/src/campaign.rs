@@ -36,7 +36,7 @@ pub const SMALL_CAMPAIGN: u64 = 8;
 /// time (each lookup also checks the age, so the sweep only frees memory).
 pub const SWEEP_SECS: i64 = 3600;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Group {
     id: String,
     /// Listed members (at most [`MAX_MEMBERS`]).
@@ -50,7 +50,7 @@ struct Group {
 }
 
 /// The correlator.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Campaigns {
     /// IP -> (index of the flagged account that used it most recently, when).
     ip_owner: BoundedMap<IpAddr, (u32, Ts)>,

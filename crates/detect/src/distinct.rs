@@ -6,12 +6,67 @@ pub const EXACT_MAX: usize = 64;
 const REGS: usize = 256;
 
 /// A distinct counter over 64-bit hashes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Distinct {
     /// Exact set (small).
     Exact(Vec<u64>),
     /// HyperLogLog registers.
-    Sketch(Box<[u8; REGS]>),
+    Sketch(#[serde(with = "registers")] Box<[u8; REGS]>),
+}
+
+/// The registers as one byte string (serde has no impls for arrays longer than 32).
+mod registers {
+    use super::REGS;
+
+    pub fn serialize<S: serde::Serializer>(r: &[u8; REGS], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(r)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Box<[u8; REGS]>, D::Error> {
+        let v: serde_bytes_buf::Buf = serde::Deserialize::deserialize(d)?;
+        let regs: [u8; REGS] = v.0.try_into().map_err(|v: Vec<u8>| {
+            serde::de::Error::invalid_length(v.len(), &"256 HyperLogLog registers")
+        })?;
+        Ok(Box::new(regs))
+    }
+
+    /// Accepts a byte string or a sequence of bytes.
+    mod serde_bytes_buf {
+        pub struct Buf(pub Vec<u8>);
+        impl<'de> serde::Deserialize<'de> for Buf {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Buf, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Buf;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<Buf, E> {
+                        Ok(Buf(b.to_vec()))
+                    }
+                    fn visit_byte_buf<E: serde::de::Error>(self, b: Vec<u8>) -> Result<Buf, E> {
+                        Ok(Buf(b))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut a: A,
+                    ) -> Result<Buf, A::Error> {
+                        let mut v = Vec::new();
+                        while let Some(b) = a.next_element::<u8>()? {
+                            if v.len() > super::REGS {
+                                return Err(serde::de::Error::invalid_length(v.len(), &self));
+                            }
+                            v.push(b);
+                        }
+                        Ok(Buf(v))
+                    }
+                }
+                d.deserialize_bytes(V)
+            }
+        }
+    }
 }
 
 impl Default for Distinct {

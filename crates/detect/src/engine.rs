@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::extrusion::Extrusion;
 use crate::helo::{HeloDetector, Observation};
 use crate::hijack::{Baseline, Hijack, Send};
+use crate::snapshot::SnapshotError;
 
 /// The geo database an engine uses: the built-in one, or one the operator loaded.
 #[derive(Debug, Clone)]
@@ -78,7 +79,7 @@ pub enum Direction {
 }
 
 /// Engine counters.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct EngineStats {
     /// Events fed.
     pub events: u64,
@@ -105,7 +106,7 @@ pub struct EngineStats {
 }
 
 /// What we learned about an unauthenticated client outside the configured networks.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Customer {
     /// Distinct recipient domains it relayed to (hashes, capped).
     domains: Vec<u64>,
@@ -125,6 +126,44 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
 
 /// Most host names learned from log headers as "our names".
 const MAX_OWN_NAMES: usize = 64;
+
+/// What [`Engine::snapshot`] writes (borrowed); [`SnapshotOwned`] is what it reads back. The
+/// two must have the same fields in the same order.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    corr: &'a Correlator,
+    extrusion: &'a Extrusion,
+    helo: &'a HeloDetector,
+    own_names: &'a Vec<String>,
+    customers: &'a BoundedMap<IpAddr, Customer>,
+    own_asns: &'a maillog::hash::Map<u32, u64>,
+    hijack: &'a Hijack,
+    brute: &'a Bruteforce,
+    campaigns: &'a Campaigns,
+    claims: &'a PolicyClaims,
+    stats: &'a EngineStats,
+    /// [`EngineStats`]' times are left out of its JSON form, so they travel here.
+    first_ts: Option<Ts>,
+    last_ts: Option<Ts>,
+}
+
+/// See [`SnapshotRef`].
+#[derive(serde::Deserialize)]
+struct SnapshotOwned {
+    corr: Correlator,
+    extrusion: Extrusion,
+    helo: HeloDetector,
+    own_names: Vec<String>,
+    customers: BoundedMap<IpAddr, Customer>,
+    own_asns: maillog::hash::Map<u32, u64>,
+    hijack: Hijack,
+    brute: Bruteforce,
+    campaigns: Campaigns,
+    claims: PolicyClaims,
+    stats: EngineStats,
+    first_ts: Option<Ts>,
+    last_ts: Option<Ts>,
+}
 
 /// The detection engine.
 #[derive(Debug)]
@@ -724,6 +763,53 @@ impl Engine {
     pub fn restore_state(&mut self, st: State) {
         let at = Ts::from_secs(st.taken_at);
         self.hijack.restore(st.baselines, at);
+    }
+
+    /// The whole detection state as a versioned, compressed snapshot (see [`crate::snapshot`]):
+    /// the correlator's open messages, every detector's windows, counters and baselines, the
+    /// policy claims and the counters. Restoring it into an engine with the same settings and
+    /// feeding it the events after it gives the same alerts as never stopping.
+    ///
+    /// Not in it: alerts and records not yet taken ([`Engine::take_alerts`],
+    /// [`Engine::take_records`]): take them first. Settings and the geo database are not in it
+    /// either; they come from the engine it is restored into.
+    pub fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
+        crate::snapshot::encode(&SnapshotRef {
+            corr: &self.corr,
+            extrusion: &self.extrusion,
+            helo: &self.helo,
+            own_names: &self.own_names,
+            customers: &self.customers,
+            own_asns: &self.own_asns,
+            hijack: &self.hijack,
+            brute: &self.brute,
+            campaigns: &self.campaigns,
+            claims: &self.claims,
+            stats: &self.stats,
+            first_ts: self.stats.first_ts,
+            last_ts: self.stats.last_ts,
+        })
+    }
+
+    /// Replace this engine's detection state with a snapshot's (before feeding events). A
+    /// snapshot of another format version, or one that does not decode, is refused and the
+    /// engine is left as it was.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let s: SnapshotOwned = crate::snapshot::decode(bytes)?;
+        self.corr = s.corr;
+        self.extrusion = s.extrusion;
+        self.helo = s.helo;
+        self.own_names = s.own_names;
+        self.customers = s.customers;
+        self.own_asns = s.own_asns;
+        self.hijack = s.hijack;
+        self.brute = s.brute;
+        self.campaigns = s.campaigns;
+        self.claims = s.claims;
+        self.stats = s.stats;
+        self.stats.first_ts = s.first_ts;
+        self.stats.last_ts = s.last_ts;
+        Ok(())
     }
 
     /// One account sent (or started sending) a message from `ip`.

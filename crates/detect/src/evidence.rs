@@ -7,7 +7,7 @@ use serde::Serialize;
 pub const SAMPLE_RECIPIENTS: usize = 8;
 
 /// One recipient in a sample.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RcptSample {
     /// Address.
     pub addr: String,
@@ -22,7 +22,7 @@ pub struct RcptSample {
 }
 
 /// One message in a sample.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct MessageSample {
     /// Accepted, `2026-11-20 10:47:15` UTC.
     pub time: String,
@@ -102,7 +102,7 @@ impl MessageSample {
 }
 
 /// A small ring of samples: keeps the first `n/2` and the latest `n - n/2`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Samples {
     first: Vec<MessageSample>,
     last: std::collections::VecDeque<MessageSample>,

@@ -167,7 +167,7 @@ impl FailureKind {
 }
 
 /// Outcomes of one entity's recipients over some time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Outcomes {
     /// Recipients delivered.
     pub delivered: u64,
@@ -200,7 +200,7 @@ impl Outcomes {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Slice {
     slot: i64,
     o: Outcomes,
@@ -208,7 +208,7 @@ struct Slice {
 
 /// An entity's outcomes in a sliding window, kept in [`TALLY_SLICES`] slices, plus what fell out
 /// of the window (its history).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Tally {
     slices: VecDeque<Slice>,
     /// Known outcomes that left the window.
@@ -290,7 +290,7 @@ fn raw_share(o: &Outcomes) -> f64 {
     o.failed as f64 / o.known().max(1) as f64
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct SenderState {
     addr: String,
     first: Ts,
@@ -327,7 +327,7 @@ impl SenderState {
 }
 
 /// One envelope sender (address, or `@domain`) of a client or account that relays for several.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Group {
     tally: Tally,
     last: Ts,
@@ -345,7 +345,7 @@ impl Group {
 }
 
 /// Per-sender accounting of a client or account, started once it used a second sender address.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Split {
     first_sender: Option<String>,
     active: bool,
@@ -402,7 +402,7 @@ struct Sorted {
     discounted: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct EntityState {
     tally: Tally,
     discounted: Counter,
@@ -485,7 +485,7 @@ impl EntityState {
 }
 
 /// The extrusion detectors' state.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Extrusion {
     entities: BoundedMap<Entity, EntityState>,
     /// Incoming (sender -> local recipient) pairs, for recognising replies.

@@ -43,7 +43,9 @@ use crate::bounded::BoundedMap;
 use crate::config::Config;
 
 /// One sign a HELO can show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sign {
     /// An IP address without the brackets RFC 5321 requires for an address literal.
@@ -165,7 +167,7 @@ pub const FREEMAIL_DOMAINS: &[&str] = &[
 ];
 
 /// Why a claimed domain is known to be somebody else's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Foreign {
     /// A remote server refused mail claiming it, citing SPF or DMARC.
@@ -183,7 +185,7 @@ pub enum Foreign {
 }
 
 /// What is known about one claimed domain.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Claim {
     /// Networks (hashed /24 or /48) of the clients that claimed it, capped.
     nets: Vec<u64>,
@@ -348,7 +350,7 @@ fn foreign_literal(helo: &str, client: Option<IpAddr>) -> bool {
     !private && Some(ip) != client
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct State {
     ours: bool,
     /// Distinct bot-like HELOs with when each was last seen.
@@ -395,7 +397,7 @@ pub struct Observation<'a> {
 }
 
 /// The detector.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct HeloDetector {
     state: BoundedMap<Entity, State>,
     claims: BoundedMap<u64, Claim>,

@@ -139,7 +139,7 @@ impl Baseline {
 }
 
 /// One source address of an account within the window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Obs {
     first: Ts,
     last: Ts,
@@ -156,7 +156,7 @@ struct Obs {
 }
 
 /// The account's current day, learned into the baseline when it ends.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Day {
     start: Option<Ts>,
     ips: Distinct,
@@ -254,7 +254,7 @@ fn learn_day(b: &mut Baseline, d: &Day) {
 }
 
 /// Where an account's population-norm contribution stands.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct NormShare {
     /// Largest count of new networks in one window so far.
     max_new_networks: u32,
@@ -264,7 +264,7 @@ struct NormShare {
     withdrawn: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Account {
     recent: VecDeque<Obs>,
     day: Day,
@@ -282,8 +282,9 @@ struct Account {
 }
 
 /// Histogram of one per-account maximum over the population.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Histogram {
+    #[serde(with = "crate::snapshot::array")]
     buckets: [u64; 65],
 }
 
@@ -325,7 +326,7 @@ impl Histogram {
 }
 
 /// The population's norm: how many new networks and ASNs an ordinary account shows in a window.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Population {
     networks: Histogram,
     asns: Histogram,
@@ -411,7 +412,7 @@ pub struct HijackStats {
 }
 
 /// The detector's state.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Hijack {
     accounts: BoundedMap<String, Account>,
     population: Population,

@@ -19,6 +19,7 @@ pub mod extrusion;
 pub mod helo;
 pub mod hijack;
 pub mod incident;
+pub mod snapshot;
 pub mod window;
 
 pub use alert::{Alert, Detector, Entity, EntityKind};

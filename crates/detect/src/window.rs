@@ -7,7 +7,7 @@ use maillog::Ts;
 pub const BUCKET_SECS: i64 = 60;
 
 /// A count of events in the last `window` seconds of event time, kept in one-minute buckets.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Counter {
     buckets: std::collections::VecDeque<(i64, u32)>,
     total: u64,

@@ -94,7 +94,7 @@ pub enum Action {
 }
 
 /// Protocol or service a login was made to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Service {
     /// SMTP AUTH (Postfix smtpd SASL, Exim authenticators, Sendmail AUTH).

@@ -21,7 +21,7 @@ use crate::event::{Action, DeliveryStatus, Event, NoticeKind, Peer};
 use crate::time::Ts;
 
 /// Final outcome of one recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Delivered at the first attempt.
@@ -58,7 +58,7 @@ impl Outcome {
 }
 
 /// One recipient of a message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Recipient {
     /// Address.
     pub addr: String,
@@ -123,7 +123,7 @@ impl Recipient {
 }
 
 /// How the message entered the queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "parent")]
 pub enum Origin {
     /// From an SMTP (or QMQP) client.
@@ -139,7 +139,7 @@ pub enum Origin {
 }
 
 /// A message and everything that happened to it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct MessageRecord {
     /// Log host that wrote the lines.
     pub host: String,
@@ -218,7 +218,9 @@ pub const MAX_FIELD: usize = 512;
 
 /// Queue id as a fixed-size key (no allocation per lookup). Ids are ≤ 23 characters in every MTA
 /// we read; longer ones are cut, which can only merge two messages in absurd input.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 struct QKey {
     host: u32,
     len: u8,
@@ -251,7 +253,7 @@ fn cap(s: &str) -> String {
     }
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct Session {
     ip: Option<IpAddr>,
     helo: Option<String>,
@@ -259,7 +261,7 @@ struct Session {
 }
 
 /// Counters of the correlator.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct CorrelatorStats {
     /// Records emitted.
     pub records: u64,
@@ -272,7 +274,7 @@ pub struct CorrelatorStats {
 }
 
 /// Joins events into [`MessageRecord`]s.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Correlator {
     hosts: crate::hash::Map<String, u32>,
     flight: crate::hash::Map<QKey, MessageRecord>,

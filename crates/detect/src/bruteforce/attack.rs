@@ -4,7 +4,7 @@
 use maillog::Ts;
 
 /// Where an attack by one attacker (address, network, campaign), or against one account, stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Attack {
     /// Never over its rule's threshold, or over it last more than `attack_quiet` ago.
     #[default]

@@ -10,8 +10,17 @@ use maillog::Ts;
 /// forgotten first.
 pub const PLACES: usize = 4;
 
-/// A small most-recently-used list.
-#[derive(Debug, Clone, Copy)]
+/// A small most-recently-used list (serialized as the list, most recent first: serde has no
+/// impls for arrays of a generic length).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(
+    into = "Vec<T>",
+    try_from = "Vec<T>",
+    bound(
+        serialize = "T: serde::Serialize",
+        deserialize = "T: serde::Deserialize<'de>"
+    )
+)]
 pub struct Mru<T: Copy + PartialEq + Default, const N: usize> {
     items: [T; N],
     len: u8,
@@ -23,6 +32,25 @@ impl<T: Copy + PartialEq + Default, const N: usize> Default for Mru<T, N> {
             items: [T::default(); N],
             len: 0,
         }
+    }
+}
+
+impl<T: Copy + PartialEq + Default, const N: usize> From<Mru<T, N>> for Vec<T> {
+    fn from(m: Mru<T, N>) -> Vec<T> {
+        m.items[..m.len as usize].to_vec()
+    }
+}
+
+impl<T: Copy + PartialEq + Default, const N: usize> TryFrom<Vec<T>> for Mru<T, N> {
+    type Error = String;
+    fn try_from(v: Vec<T>) -> Result<Self, String> {
+        if v.len() > N || v.len() > u8::MAX as usize {
+            return Err(format!("{} items in a list of at most {N}", v.len()));
+        }
+        let mut m = Mru::default();
+        m.items[..v.len()].copy_from_slice(&v);
+        m.len = v.len() as u8;
+        Ok(m)
     }
 }
 
@@ -74,7 +102,7 @@ pub fn ip_key(ip: IpAddr) -> u64 {
 }
 
 /// The places an account has logged in from successfully.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Places {
     /// First successful login seen.
     pub since: Ts,

@@ -20,7 +20,7 @@ pub fn in_window(t: Ts, now: Ts, w: i64) -> bool {
 
 /// Keys with the time each was last seen and a value, at most `cap` of them (the least recently
 /// seen is replaced when full). Counts are exact while fewer than `cap` keys are in the window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Recent<K, V> {
     items: Vec<(K, V, Ts)>,
     cap: usize,
@@ -78,7 +78,7 @@ const REGS: usize = 256;
 /// its maximum later ("list of future possible maxima", Chabchoub & Hébrail, "Sliding
 /// HyperLogLog", 2010), newest last, so expired values leave the count. Memory: at most 57
 /// small entries per register, in practice a few.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SlidingHll {
     regs: Vec<VecDeque<(i64, u8)>>,
 }
