@@ -19,7 +19,6 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 REPS=${REPS:-40}
 RUNS=${RUNS:-3}
-SRC="$ROOT/../shared/corpus/sflow/overflowd/sflow.pcap"
 
 command -v tshark >/dev/null || { echo "tshark not installed (apt-get install tshark)"; exit 1; }
 (cd "$ROOT" && cargo build -q --release -p smtpscope && cargo build -q --release -p sflow --example replicate_pcap --example bench_decode)
@@ -27,6 +26,9 @@ BIN="$TARGET/release/smtpscope"
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# The capture from the repository's corpus (tests/data/corpus/sflow.tar.zst).
+SRC="$WORK/overflowd-sflow.pcap"
+zstd -dc "$ROOT/tests/data/corpus/sflow.tar.zst" | tar -xOf - sflow/overflowd/sflow.pcap >"$SRC"
 "$TARGET/release/examples/replicate_pcap" "$SRC" "$WORK/big.pcap" "$REPS"
 SIZE=$(stat -c %s "$WORK/big.pcap")
 

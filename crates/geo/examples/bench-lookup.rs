@@ -25,13 +25,12 @@ fn cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// `(first, last)` of every row of a shared/geo ASN CSV.
+/// `(first, last)` of every row of a source ASN CSV (`tests/data/geo/`).
 fn read_rows(file: &str) -> Vec<(u128, u128)> {
-    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/geo"))
-        .join(file);
+    let path = testdata::geo().join(file);
     let text = std::fs::File::open(path)
         .and_then(zstd::stream::decode_all)
-        .expect("shared/geo ASN CSV readable");
+        .expect("tests/data/geo ASN CSV readable");
     let key = |s: &str| match s.parse::<IpAddr>().ok()? {
         IpAddr::V4(a) => Some(u32::from(a) as u128),
         IpAddr::V6(a) => Some(u128::from(a)),

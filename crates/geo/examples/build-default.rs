@@ -1,6 +1,9 @@
 //! Compiles the built-in default table from the ip-location-db files.
 //!
-//! `cargo run -p geo --example build-default --release -- /work/shared/geo data/geo-default.bin`
+//! `cargo run -p geo --example build-default --release -- - data/geo-default.bin`
+//!
+//! (`-` is the repository's copy of the sources, `tests/data/geo/`, as unpacked by the
+//! `testdata` crate; any directory holding the files can be named instead.)
 //!
 //! Reads `geo-whois-asn-country.mmdb` (country) and `asn-ipv4.csv.zst`,
 //! `asn-ipv6.csv.zst` (ASN and organisation) from the given directory.
@@ -11,10 +14,17 @@ use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
-        eprintln!("usage: build-default <ip-location-db dir> <output.bin>");
+        eprintln!(
+            "usage: build-default <ip-location-db dir, or - for tests/data/geo> <output.bin>"
+        );
         std::process::exit(2);
     }
-    let dir = Path::new(&args[1]);
+    let repo_copy = testdata::geo();
+    let dir = if args[1] == "-" {
+        repo_copy.as_path()
+    } else {
+        Path::new(&args[1])
+    };
     let t = Instant::now();
     let db = match geo::build_default_from_dir(dir) {
         Ok(db) => db,

@@ -1,5 +1,5 @@
 //! Integration tests of the geo crate against the real data in
-//! `<repo>/../shared/geo` and the shipped built-in table.
+//! `tests/data/geo` (the sources of the built-in table) and the shipped built-in table.
 //!
 //! Modules:
 //! - `known`: addresses whose answers were read from the source files;
@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 use geo::{Country, GeoDb, GeoError, Overrides};
 
-fn shared(file: &str) -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/geo")).join(file)
+/// A source file of the built-in table (`tests/data/geo/`, unpacked by `testdata`).
+fn source(file: &str) -> PathBuf {
+    testdata::geo().join(file)
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -54,7 +55,7 @@ struct Row {
 }
 
 fn read_csv_rows(file: &str) -> Vec<Row> {
-    let text = zstd::stream::decode_all(std::fs::File::open(shared(file)).unwrap()).unwrap();
+    let text = zstd::stream::decode_all(std::fs::File::open(source(file)).unwrap()).unwrap();
     let text = String::from_utf8(text).unwrap();
     let key = |s: &str| match s.parse::<IpAddr>().unwrap() {
         IpAddr::V4(a) => u32::from(a) as u128,
@@ -247,7 +248,7 @@ mod sources {
     fn check_against_sources(n: usize, seed: u64) {
         let db = GeoDb::builtin();
         let reader =
-            maxminddb::Reader::open_readfile(shared("geo-whois-asn-country.mmdb")).unwrap();
+            maxminddb::Reader::open_readfile(source("geo-whois-asn-country.mmdb")).unwrap();
         let mut v4_rows = read_csv_rows("asn-ipv4.csv.zst");
         let mut v6_rows = read_csv_rows("asn-ipv6.csv.zst");
         v4_rows.sort_by_key(|r| r.first);
@@ -300,10 +301,10 @@ mod sources {
     }
 
     #[test]
-    #[ignore = "slow: reads /work/shared/geo fully and compiles it (run with --ignored --release)"]
+    #[ignore = "slow: reads the source geo data fully and compiles it (run with --ignored --release)"]
     fn builtin_matches_sources_100k_and_fresh_build() {
         check_against_sources(100_000, 7);
-        let fresh = geo::build_default_from_dir(&shared("")).unwrap();
+        let fresh = geo::build_default_from_dir(&source("")).unwrap();
         let db = GeoDb::builtin();
         let mut rng = Rng(7);
         for _ in 0..100_000 {
@@ -329,7 +330,7 @@ mod sources {
     fn asn_csv_loader_on_source_rows() {
         // The first 3000 lines of asn-ipv4.csv, through the public loader.
         let text =
-            zstd::stream::decode_all(std::fs::File::open(shared("asn-ipv4.csv.zst")).unwrap())
+            zstd::stream::decode_all(std::fs::File::open(source("asn-ipv4.csv.zst")).unwrap())
                 .unwrap();
         let head: Vec<&[u8]> = text.split(|b| *b == b'\n').take(3000).collect();
         let head = head.join(&b'\n');
@@ -572,7 +573,7 @@ mod mmdb {
 
     #[test]
     fn shipped_ip_location_db_file() {
-        let db = GeoDb::from_mmdb_files(Some(&shared("geo-whois-asn-country.mmdb")), None).unwrap();
+        let db = GeoDb::from_mmdb_files(Some(&source("geo-whois-asn-country.mmdb")), None).unwrap();
         assert_eq!(db.lookup_fast(ip("8.8.8.8")), (cc("US"), None));
         assert_eq!(db.lookup_fast(ip("193.0.0.1")), (cc("NL"), None));
         assert_eq!(db.lookup_fast(ip("2001:67c:2e8::1")), (cc("NL"), None));
@@ -604,7 +605,7 @@ mod damaged {
 
     #[test]
     fn bad_mmdb_files_give_errors() {
-        let real = std::fs::read(shared("geo-whois-asn-country.mmdb")).unwrap();
+        let real = std::fs::read(source("geo-whois-asn-country.mmdb")).unwrap();
         assert!(matches!(no_panic_mmdb(b""), Err(GeoError::Mmdb { .. })));
         assert!(matches!(
             no_panic_mmdb(&real[..100_000]),

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 
 use maillog::{Event, Format, LineParser, TimeContext};
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/corpus/mail/dovecot"
-);
+/// The dovecot part of the corpus (`tests/data/corpus/mail.tar.zst`, unpacked by `testdata`).
+fn corpus_dir() -> PathBuf {
+    testdata::mail().join("dovecot")
+}
 
 fn path(rel: &str) -> PathBuf {
-    Path::new(CORPUS).join(rel)
+    corpus_dir().join(rel)
 }
 
 fn read(p: &Path) -> String {

@@ -1,4 +1,4 @@
-//! Exim parser against real and reference corpora (see `shared/corpus/README.md`).
+//! Exim parser against real and reference corpora (see `tests/data/corpus/README.md`).
 //!
 //! - Exim's own test suite expected main/reject logs: recognition and per-line structure;
 //! - two real main logs (ddgrey, artik292): recognition and event counts checked against
@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 
 use maillog::{DeliveryStatus, Event, Format, LineParser, TimeContext};
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/corpus/mail/exim"
-);
+/// The exim part of the corpus (`tests/data/corpus/mail.tar.zst`, unpacked by `testdata`).
+fn corpus_dir() -> PathBuf {
+    testdata::mail().join("exim")
+}
 
 fn path(rel: &str) -> PathBuf {
-    Path::new(CORPUS).join(rel)
+    corpus_dir().join(rel)
 }
 
 fn read(p: &Path) -> String {
@@ -183,7 +183,11 @@ fn testsuite_recognition_and_structure() {
         total.0 += c.lines;
         total.1 += c.recognized;
         if c.lines > 0 {
-            let name = f.strip_prefix(CORPUS).unwrap_or(f).display().to_string();
+            let name = f
+                .strip_prefix(corpus_dir())
+                .unwrap_or(f)
+                .display()
+                .to_string();
             worst.push((c.recognized as f64 / c.lines as f64, name, c.lines));
         }
     }

@@ -1,4 +1,5 @@
-//! The Postfix parser against third-party expectations and real logs in `shared/corpus/mail`.
+//! The Postfix parser against third-party expectations and real logs in the corpus
+//! (`tests/data/corpus/mail.tar.zst`).
 //!
 //! - `grok_patterns`: whyscream/postfix-grok-patterns test cases (message + expected fields);
 //! - `sekoia`: SEKOIA-IO intake-format cases (message + expected ECS fields);
@@ -24,11 +25,7 @@ use maillog::{
 const MIN_RECOGNITION: f64 = 0.99;
 
 fn corpus() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus/mail"
-    ))
-    .to_path_buf()
+    testdata::mail()
 }
 
 fn read_lossy(p: &Path) -> String {
@@ -806,7 +803,7 @@ fn crowdsec() {
 // ---------------------------------------------------------------------------------------------
 // e) recognition on real logs, and no panic anywhere
 
-/// Real Postfix logs (relative to `shared/corpus/mail`).
+/// Real Postfix logs (relative to `testdata::mail()`).
 const REAL_LOGS: [&str; 15] = [
     "postfix/pflgviewer/mail.log",
     "postfix/kdent-postfix_log_analysis/mail.log",

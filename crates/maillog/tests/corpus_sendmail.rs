@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 
 use maillog::{DeliveryStatus, Event, Format, LineParser, TimeContext};
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/corpus/mail/sendmail"
-);
+/// The sendmail part of the corpus (`tests/data/corpus/mail.tar.zst`, unpacked by `testdata`).
+fn corpus_dir() -> PathBuf {
+    testdata::mail().join("sendmail")
+}
 
 fn path(rel: &str) -> PathBuf {
-    Path::new(CORPUS).join(rel)
+    corpus_dir().join(rel)
 }
 
 fn read(p: &Path) -> String {

@@ -12,15 +12,13 @@
 use std::time::{Duration, Instant};
 
 fn main() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus/sflow/overflowd/sflow.pcap"
-    );
+    let file = testdata::sflow().join("overflowd/sflow.pcap");
+    let path = file.display();
     let secs: f64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    let buf = match std::fs::read(path) {
+    let buf = match std::fs::read(&file) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("{path}: {e}");

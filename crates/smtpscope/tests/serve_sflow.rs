@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use serve_util::*;
 
-const CAPTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/corpus/sflow/overflowd/sflow.pcap"
-);
+/// A real capture of the corpus (`tests/data/corpus/sflow.tar.zst`).
+fn capture() -> std::path::PathBuf {
+    testdata::sflow().join("overflowd/sflow.pcap")
+}
 
 /// The sFlow UDP payloads of the capture.
 fn payloads() -> Vec<Vec<u8>> {
-    let buf = std::fs::read(CAPTURE).unwrap();
+    let buf = std::fs::read(capture()).unwrap();
     sflow::Capture::new(&buf)
         .unwrap()
         .filter_map(|f| {

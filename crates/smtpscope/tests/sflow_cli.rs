@@ -9,13 +9,11 @@
 //!   with labels: verdicts, label table and plot.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/sflow");
-
 fn corpus(p: &str) -> PathBuf {
-    Path::new(CORPUS).join(p)
+    testdata::sflow().join(p)
 }
 
 fn smtpscope(args: &[&str]) -> String {

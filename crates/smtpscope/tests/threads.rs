@@ -5,10 +5,6 @@ use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_smtpscope");
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/corpus/mail/postfix/"
-);
 
 /// Real Postfix lines from the corpus, stamps cut off ("host program[pid]: msg").
 fn corpus_bodies() -> Vec<String> {
@@ -21,7 +17,7 @@ fn corpus_bodies() -> Vec<String> {
         "infohtreasure-maillog-dump/maillog",
         "fail2ban-postfix.log",
     ] {
-        let raw = std::fs::read(Path::new(CORPUS).join(f)).expect("corpus file");
+        let raw = std::fs::read(testdata::mail().join("postfix").join(f)).expect("corpus file");
         for line in String::from_utf8_lossy(&raw).lines() {
             let b = line.as_bytes();
             if b.len() > 16 && b[3] == b' ' && b[0].is_ascii_uppercase() && b[15] == b' ' {

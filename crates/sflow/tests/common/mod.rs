@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 
-/// Root of the shared third-party corpus (`<repo>/../shared/corpus/sflow`).
+/// Root of the third-party sFlow corpus (`tests/data/corpus/sflow.tar.zst`, unpacked by the
+/// `testdata` crate).
 pub fn corpus() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus/sflow"
-    ))
+    testdata::sflow()
 }
 
 pub fn read(rel: &str) -> Vec<u8> {

@@ -243,10 +243,7 @@ mod tests {
     /// One log through `analyze`'s pipeline and through the service's engine core: the same
     /// alerts (issue: one code path).
     fn same_alerts(rel: &str, year: i64, cfg: detect::Config) -> usize {
-        let path = format!(
-            "{}/../../../shared/corpus/mail/{rel}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = testdata::mail().join(rel).display().to_string();
         let tz = jiff::tz::TimeZone::UTC;
         let t = TimeOpts {
             year: Some(year),

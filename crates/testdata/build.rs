@@ -1,0 +1,42 @@
+//! Unpacks `tests/data/` (the repository's copy of the third-party corpus and geo data, see
+//! `tests/data/README.md`) into `OUT_DIR`, so tests read plain files without any decompression
+//! of their own: `corpus/mail.tar.zst` → `corpus/mail/…`, `corpus/sflow.tar.zst` →
+//! `corpus/sflow/…`, `geo/*.mmdb.zst` → `geo/*.mmdb`, other files copied as they are.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+fn main() -> io::Result<()> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("data");
+    println!("cargo:rerun-if-changed={}", src.display());
+    if out.exists() {
+        fs::remove_dir_all(&out)?;
+    }
+    unpack_dir(&src, &out)
+}
+
+/// Mirror `src` into `dst`, unpacking `.tar.zst` archives and decompressing `.zst` files.
+fn unpack_dir(src: &Path, dst: &Path) -> io::Result<()> {
+    fs::create_dir_all(dst)?;
+    let mut entries = fs::read_dir(src)?.collect::<io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        println!("cargo:rerun-if-changed={}", path.display());
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type()?.is_dir() {
+            unpack_dir(&path, &dst.join(&name))?;
+        } else if name.ends_with(".tar.zst") {
+            let dec = zstd::stream::read::Decoder::new(fs::File::open(&path)?)?;
+            tar::Archive::new(dec).unpack(dst)?;
+        } else if let Some(stem) = name.strip_suffix(".zst").filter(|s| s.ends_with(".mmdb")) {
+            let mut dec = zstd::stream::read::Decoder::new(fs::File::open(&path)?)?;
+            io::copy(&mut dec, &mut fs::File::create(dst.join(stem))?)?;
+        } else {
+            fs::copy(&path, dst.join(&name))?;
+        }
+    }
+    Ok(())
+}
