@@ -3,13 +3,7 @@
 //! A thin binary over the library crates: it turns command-line arguments and the config file
 //! into settings (here, in one place), does the I/O (files, stdin, stdout), and runs the engine.
 
-mod config;
-mod input;
-mod pipeline;
-mod report;
-mod serve;
-mod sflow_cmd;
-mod sim;
+use smtpscope::{config, input, pipeline, report, serve, sflow_cmd, sim};
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
