@@ -1,7 +1,9 @@
 //! Detector settings: every threshold has a name, a default, and a reason (see docs/DETECTION.md).
 //!
 //! The structures deserialize from the `[detect]` and `[network]` tables of smtpscope.toml with
-//! `deny_unknown_fields`, so a misspelt key is an error that names it.
+//! `deny_unknown_fields`, so a misspelt key is an error that names it. Each structure then
+//! checks its own values ([`Validate`]): ranges, finite numbers, no zero where zero means
+//! nothing, no duration or size that overflows; an error names the key, the value and the range.
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -417,5 +419,368 @@ impl Default for Bruteforce {
             learn_period: Duration(86_400),
             max_attackers: 100_000,
         }
+    }
+}
+
+/// One configuration value outside what it may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The full key, e.g. `detect.hijack.burst_per_minute`.
+    pub key: String,
+    /// The value, as it would be written in the file.
+    pub value: String,
+    /// What is allowed, e.g. `an integer in 1..=1000000000`.
+    pub allowed: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} = {}: must be {}", self.key, self.value, self.allowed)
+    }
+}
+
+/// Every invalid value of a configuration (one per line when shown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalids(pub Vec<Invalid>);
+
+impl std::fmt::Display for Invalids {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Invalids {}
+
+/// Largest count or threshold accepted. Counters are `u64` and are compared, added and
+/// multiplied with these; a billion is far above any real threshold and keeps that arithmetic
+/// away from overflow. Our own idea.
+pub const MAX_COUNT: u64 = 1_000_000_000;
+
+/// Largest table size accepted (entities, remembered pairs or IPs). Tables hold at least tens
+/// of bytes per entry, so 100 million entries is already several GiB; more is a typing error,
+/// and a capacity near `usize::MAX` makes allocation abort. Our own idea.
+pub const MAX_TABLE: u64 = 100_000_000;
+
+/// Longest detection window: 31 days. The longest default window is 7 days
+/// (`reply_window`); state is kept per entity for a whole window, so a longer one is memory
+/// that never ends up in a verdict. Our own idea.
+pub const MAX_WINDOW: i64 = 31 * 86_400;
+
+/// Longest duration of any kind (retention, containment): 100 years. Times are microseconds in
+/// an `i64` (±292,000 years), so event time plus this never overflows, where a duration near
+/// `i64::MAX` seconds wrapped and made a containment end at once. Our own idea.
+pub const MAX_DURATION: i64 = 100 * 365 * 86_400;
+
+/// Collects the invalid values of a configuration. Each configuration structure checks its own
+/// keys in [`Validate::validate`]; [`Checker::section`] prefixes the keys of a nested table.
+#[derive(Debug, Default)]
+pub struct Checker {
+    prefix: String,
+    errors: Vec<Invalid>,
+}
+
+impl Checker {
+    /// A checker whose keys are reported under `prefix` (e.g. `detect.hijack`; "" for none).
+    pub fn new(prefix: &str) -> Self {
+        Checker {
+            prefix: prefix.to_string(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Check `v` with its keys under `name` (appended to this checker's prefix).
+    pub fn section(&mut self, name: &str, v: &dyn Validate) {
+        let saved = self.prefix.clone();
+        self.prefix = if saved.is_empty() {
+            name.to_string()
+        } else {
+            format!("{saved}.{name}")
+        };
+        v.validate(self);
+        self.prefix = saved;
+    }
+
+    /// Record an invalid value of `key` (relative to the prefix).
+    pub fn invalid(
+        &mut self,
+        key: &str,
+        value: impl std::fmt::Display,
+        allowed: impl Into<String>,
+    ) {
+        let key = if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.prefix)
+        };
+        self.errors.push(Invalid {
+            key,
+            value: value.to_string(),
+            allowed: allowed.into(),
+        });
+    }
+
+    /// An integer in `min..=max`.
+    pub fn count(&mut self, key: &str, v: u64, min: u64, max: u64) {
+        if !(min..=max).contains(&v) {
+            self.invalid(key, v, format!("an integer in {min}..={max}"));
+        }
+    }
+
+    /// A size or table capacity (`usize`) in `min..=max`.
+    pub fn size(&mut self, key: &str, v: usize, min: u64, max: u64) {
+        self.count(key, u64::try_from(v).unwrap_or(u64::MAX), min, max);
+    }
+
+    /// A finite number in `min..=max` (NaN and infinities are refused).
+    pub fn number(&mut self, key: &str, v: f64, min: f64, max: f64) {
+        if !v.is_finite() || v < min || v > max {
+            self.invalid(key, v, format!("a finite number in {min}..={max}"));
+        }
+    }
+
+    /// A duration of `min..=max` seconds.
+    pub fn duration(&mut self, key: &str, d: Duration, min: i64, max: i64) {
+        if !(min..=max).contains(&d.0) {
+            self.invalid(
+                key,
+                format!("\"{}\"", String::from(d)),
+                format!(
+                    "a duration from {} to {}",
+                    String::from(Duration(min)),
+                    String::from(Duration(max))
+                ),
+            );
+        }
+    }
+
+    /// A detection window: 1 second to [`MAX_WINDOW`].
+    pub fn window(&mut self, key: &str, d: Duration) {
+        self.duration(key, d, 1, MAX_WINDOW);
+    }
+
+    /// What was found: `Ok` when every value was valid.
+    pub fn finish(self) -> Result<(), Invalids> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalids(self.errors))
+        }
+    }
+}
+
+/// A configuration structure that checks its own values.
+pub trait Validate {
+    /// Record every invalid value in `c` (keys relative to the structure's table).
+    fn validate(&self, c: &mut Checker);
+
+    /// Check this structure alone, its keys under `prefix`.
+    fn check(&self, prefix: &str) -> Result<(), Invalids>
+    where
+        Self: Sized,
+    {
+        let mut c = Checker::new(prefix);
+        self.validate(&mut c);
+        c.finish()
+    }
+}
+
+impl Validate for Network {
+    fn validate(&self, c: &mut Checker) {
+        // 0 turns each inference off.
+        c.size(
+            "auto_customer_domains",
+            self.auto_customer_domains,
+            0,
+            MAX_COUNT,
+        );
+        c.count(
+            "auto_own_asn_customers",
+            self.auto_own_asn_customers,
+            0,
+            MAX_COUNT,
+        );
+    }
+}
+
+impl Validate for DeliveryFailures {
+    fn validate(&self, c: &mut Checker) {
+        c.count("threshold", self.threshold, 1, MAX_COUNT);
+        c.window("window", self.window);
+    }
+}
+
+impl Validate for MailingLists {
+    fn validate(&self, c: &mut Checker) {
+        c.count("min_recipients", self.min_recipients, 1, MAX_COUNT);
+        c.number("max_failure_ratio", self.max_failure_ratio, 0.0, 1.0);
+        c.count("max_lists", self.max_lists, 0, MAX_COUNT);
+        c.count(
+            "multiple_min_recipients",
+            self.multiple_min_recipients,
+            1,
+            MAX_COUNT,
+        );
+    }
+}
+
+impl Validate for RejectionDaemons {
+    fn validate(&self, c: &mut Checker) {
+        for (i, p) in self.sender_patterns.iter().enumerate() {
+            if p.is_empty() {
+                // An empty substring matches every sender: no failure would ever count.
+                c.invalid(&format!("sender_patterns[{i}]"), "\"\"", "a non-empty text");
+            }
+        }
+        c.window("reply_window", self.reply_window);
+        c.size("max_pairs", self.max_pairs, 1, MAX_TABLE);
+    }
+}
+
+impl Validate for Helo {
+    fn validate(&self, c: &mut Checker) {
+        // Scores combine signs as 1 - Π(1 - weight): always in 0..=1.
+        c.number("min_score", self.min_score, 0.0, 1.0);
+        c.count("min_events", self.min_events, 1, MAX_COUNT);
+        // One name is no change: "changing HELOs" needs at least two.
+        c.size("max_distinct", self.max_distinct, 2, MAX_COUNT);
+        c.window("window", self.window);
+    }
+}
+
+impl Validate for Hijack {
+    fn validate(&self, c: &mut Checker) {
+        c.number("min_score", self.min_score, 0.0, 1.0);
+        c.window("window", self.window);
+        c.count("min_new_asns", self.min_new_asns, 1, MAX_COUNT);
+        c.count("min_new_countries", self.min_new_countries, 0, MAX_COUNT);
+        // 0 would make every message a burst, with no IP to name.
+        c.count("burst_per_minute", self.burst_per_minute, 1, MAX_COUNT);
+        for (i, cc) in self.home_countries.iter().enumerate() {
+            if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_alphabetic()) {
+                c.invalid(
+                    &format!("home_countries[{i}]"),
+                    format!("{cc:?}"),
+                    "a two-letter ISO 3166 country code",
+                );
+            }
+        }
+        // A share of 0 would make every country a home country.
+        c.number(
+            "home_country_share",
+            self.home_country_share,
+            f64::MIN_POSITIVE,
+            1.0,
+        );
+        c.size("max_recent_ips", self.max_recent_ips, 1, MAX_TABLE);
+        c.count(
+            "population_min_accounts",
+            self.population_min_accounts,
+            0,
+            MAX_COUNT,
+        );
+    }
+}
+
+impl Validate for Campaign {
+    fn validate(&self, c: &mut Checker) {
+        c.count("min_shared_ips", self.min_shared_ips, 1, MAX_COUNT);
+        c.window("domain_window", self.domain_window);
+        c.window("ip_memory", self.ip_memory);
+        c.size("max_ips", self.max_ips, 1, MAX_TABLE);
+    }
+}
+
+impl Validate for Bruteforce {
+    fn validate(&self, c: &mut Checker) {
+        c.window("window", self.window);
+        c.count(
+            "max_failures_per_ip",
+            self.max_failures_per_ip,
+            1,
+            MAX_COUNT,
+        );
+        c.count(
+            "max_failures_per_network",
+            self.max_failures_per_network,
+            1,
+            MAX_COUNT,
+        );
+        c.count("max_failures_total", self.max_failures_total, 1, MAX_COUNT);
+        c.count("min_wave_ips", self.min_wave_ips, 1, MAX_COUNT);
+        c.count(
+            "max_ips_per_account",
+            self.max_ips_per_account,
+            1,
+            MAX_COUNT,
+        );
+        c.count(
+            "success_after_failures",
+            self.success_after_failures,
+            1,
+            MAX_COUNT,
+        );
+    }
+}
+
+impl Validate for Limits {
+    fn validate(&self, c: &mut Checker) {
+        c.size("max_entities", self.max_entities, 1, MAX_TABLE);
+        c.size("max_in_flight", self.max_in_flight, 1, MAX_TABLE);
+        c.size("samples", self.samples, 0, 10_000);
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self, c: &mut Checker) {
+        c.section("network", &self.network);
+        c.section("delivery_failures", &self.delivery_failures);
+        c.section("mailing_lists", &self.mailing_lists);
+        c.section("rejection_daemons", &self.rejection_daemons);
+        c.section("helo", &self.helo);
+        c.section("hijack", &self.hijack);
+        c.section("campaign", &self.campaign);
+        c.section("bruteforce", &self.bruteforce);
+        c.section("limits", &self.limits);
+    }
+}
+
+#[cfg(test)]
+mod validate_tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().check(""), Ok(()));
+    }
+
+    #[test]
+    fn errors_name_key_value_and_range() {
+        let mut cfg = Config::default();
+        cfg.hijack.burst_per_minute = 0;
+        cfg.hijack.min_score = f64::NAN;
+        cfg.helo.min_score = -0.5;
+        cfg.limits.max_entities = 0;
+        cfg.campaign.ip_memory = Duration(i64::MAX);
+        let e = cfg.check("detect").unwrap_err();
+        let text = e.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(lines
+            .contains(&"detect.hijack.burst_per_minute = 0: must be an integer in 1..=1000000000"));
+        assert!(lines.contains(&"detect.hijack.min_score = NaN: must be a finite number in 0..=1"));
+        assert!(lines.contains(&"detect.helo.min_score = -0.5: must be a finite number in 0..=1"));
+        assert!(
+            lines.contains(&"detect.limits.max_entities = 0: must be an integer in 1..=100000000")
+        );
+        assert!(
+            text.contains("detect.campaign.ip_memory = \"9223372036854775807s\": must be a duration from 1s to 31d"),
+            "{text}"
+        );
     }
 }

@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use detect::config::{Checker, Invalids, Validate, MAX_DURATION, MAX_WINDOW};
 use serde::{Deserialize, Serialize};
+
+use crate::serve::{ContainmentConfig, ServeConfig, ServeLimits};
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,9 +73,17 @@ pub struct Input {
 }
 
 impl FileConfig {
-    /// Parse TOML text; `name` is used in errors.
+    /// Parse TOML text and check every value; `name` is used in errors.
     pub fn parse(text: &str, name: &str) -> Result<FileConfig> {
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))
+        let cfg: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("{name}: invalid configuration:\n{e}"))?;
+        Ok(cfg)
+    }
+
+    /// Check every value (what [`FileConfig::parse`] and `config --check` do).
+    pub fn validate(&self) -> Result<(), Invalids> {
+        self.check("")
     }
 
     /// Load a file.
@@ -130,6 +141,108 @@ impl FileConfig {
     }
 }
 
+/// The zone of zone-less stamps named in the configuration or on the command line: the one
+/// parser of zone names (the system's time zone database, e.g. `Europe/Berlin`, `UTC`).
+/// `utc` in any case is UTC.
+pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone> {
+    if name.eq_ignore_ascii_case("utc") {
+        return Ok(jiff::tz::TimeZone::UTC);
+    }
+    jiff::tz::TimeZone::get(name).with_context(|| format!("unknown time zone {name:?}"))
+}
+
+/// Largest `[serve.limits] queue`: the engine's queue is allocated as events arrive, so the
+/// bound is about time, not memory at start: 16 Mi events is minutes of the busiest source we
+/// know of waiting behind the engine, past which failing open sooner is better. Tokio's channel
+/// panics at start on a capacity near `usize::MAX >> 3` (issue 10). Our own idea.
+pub const MAX_QUEUE: u64 = 1 << 24;
+
+/// Largest `[serve.limits] connections`: 1 Mi, Linux's default `fs.nr_open`, the most file
+/// descriptors one process can hold; tokio's semaphore panics at start past `usize::MAX >> 3`.
+pub const MAX_CONNECTIONS: u64 = 1 << 20;
+
+/// Largest rotation size of the alerts file, 1 TiB in MiB (the size in bytes stays far from
+/// overflowing `u64`). Our own idea.
+pub const MAX_ALERTS_MIB: u64 = 1 << 20;
+
+impl Validate for FileConfig {
+    fn validate(&self, c: &mut Checker) {
+        c.section("network", &self.network);
+        c.section("detect", &self.detect);
+        c.section("input", &self.input);
+        c.section("serve", &self.serve);
+    }
+}
+
+impl Validate for DetectTables {
+    fn validate(&self, c: &mut Checker) {
+        c.section("delivery_failures", &self.delivery_failures);
+        c.section("mailing_lists", &self.mailing_lists);
+        c.section("rejection_daemons", &self.rejection_daemons);
+        c.section("helo", &self.helo);
+        c.section("hijack", &self.hijack);
+        c.section("campaign", &self.campaign);
+        c.section("bruteforce", &self.bruteforce);
+        c.section("limits", &self.limits);
+    }
+}
+
+/// A zone name that the one parser ([`time_zone`]) refuses.
+fn check_tz(c: &mut Checker, key: &str, tz: &Option<String>) {
+    if let Some(n) = tz {
+        if time_zone(n).is_err() {
+            c.invalid(
+                key,
+                format!("{n:?}"),
+                "a zone of the system's time zone database, e.g. \"Europe/Berlin\"",
+            );
+        }
+    }
+}
+
+impl Validate for Input {
+    fn validate(&self, c: &mut Checker) {
+        if let Some(y) = self.year {
+            // Syslog stamps name no year before Unix time began; past 9999 RFC 3339 has no form.
+            if !(1970..=9999).contains(&y) {
+                c.invalid("year", y, "a year in 1970..=9999");
+            }
+        }
+        check_tz(c, "tz", &self.tz);
+    }
+}
+
+impl Validate for ServeConfig {
+    fn validate(&self, c: &mut Checker) {
+        c.count("alerts_max_mib", self.alerts_max_mib, 1, MAX_ALERTS_MIB);
+        c.count("alerts_keep", u64::from(self.alerts_keep), 0, 1000);
+        c.duration("retention", self.retention, 3600, MAX_DURATION);
+        c.duration("baseline_interval", self.baseline_interval, 1, MAX_WINDOW);
+        check_tz(c, "tz", &self.tz);
+        c.section("containment", &self.containment);
+        c.section("limits", &self.limits);
+    }
+}
+
+impl Validate for ContainmentConfig {
+    fn validate(&self, c: &mut Checker) {
+        c.number("min_score", self.min_score, 0.0, 1.0);
+        // 0s means "until released by hand"; a longer one must still end in representable time.
+        c.duration("duration", self.duration, 0, MAX_DURATION);
+        c.duration("rearm", self.rearm, 0, MAX_DURATION);
+    }
+}
+
+impl Validate for ServeLimits {
+    fn validate(&self, c: &mut Checker) {
+        c.size("queue", self.queue, 1, MAX_QUEUE);
+        c.size("connections", self.connections, 1, MAX_CONNECTIONS);
+        c.duration("policy_idle", self.policy_idle, 1, 86_400);
+        c.duration("request_timeout", self.request_timeout, 1, 3600);
+        c.duration("message_idle", self.message_idle, 1, MAX_WINDOW);
+    }
+}
+
 /// The default configuration, every key shown and explained (`smtpscope config --default`).
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
@@ -159,5 +272,91 @@ mod tests {
         let e = FileConfig::parse("[network]\nown_networks = [\"10.0.0.0/33\"]\n", "x.toml")
             .unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    /// Every bad value of issue 10 is refused when the file is loaded, by key, value and range.
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        for (text, want) in [
+            (
+                "[detect.hijack]\nburst_per_minute = 0\n",
+                "detect.hijack.burst_per_minute = 0: must be an integer in 1..=1000000000",
+            ),
+            (
+                "[detect.hijack]\nmin_score = nan\n",
+                "detect.hijack.min_score = NaN: must be a finite number in 0..=1",
+            ),
+            (
+                "[detect.helo]\nmin_score = -0.5\n",
+                "detect.helo.min_score = -0.5: must be a finite number in 0..=1",
+            ),
+            (
+                "[serve.containment]\nmin_score = -1.0\n",
+                "serve.containment.min_score = -1: must be a finite number in 0..=1",
+            ),
+            (
+                "[detect.mailing_lists]\nmax_failure_ratio = inf\n",
+                "detect.mailing_lists.max_failure_ratio = inf: must be a finite number in 0..=1",
+            ),
+            (
+                "[detect.limits]\nmax_entities = 0\n",
+                "detect.limits.max_entities = 0: must be an integer in 1..=100000000",
+            ),
+            (
+                "[serve.limits]\nqueue = 9223372036854775807\n",
+                "serve.limits.queue = 9223372036854775807: must be an integer in 1..=16777216",
+            ),
+            (
+                "[serve.limits]\nconnections = 4611686018427387904\n",
+                "serve.limits.connections = 4611686018427387904: must be an integer in 1..=1048576",
+            ),
+            (
+                "[serve.limits]\nconnections = 0\n",
+                "serve.limits.connections = 0: must be an integer in 1..=1048576",
+            ),
+            (
+                "[serve.containment]\nduration = \"100000000000d\"\n",
+                "serve.containment.duration = \"100000000000d\": must be a duration from 0s to 36500d",
+            ),
+            (
+                "[detect.bruteforce]\nwindow = \"0s\"\n",
+                "detect.bruteforce.window = \"0s\": must be a duration from 1s to 31d",
+            ),
+            (
+                "[input]\ntz = \"Mars/Olympus\"\n",
+                "input.tz = \"Mars/Olympus\": must be a zone of the system's time zone database",
+            ),
+        ] {
+            let e = FileConfig::parse(text, "x.toml").unwrap_err().to_string();
+            assert!(e.starts_with("x.toml: invalid configuration:\n"), "{e}");
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        // All of them at once: one line each.
+        let all = "[detect.hijack]\nburst_per_minute = 0\nmin_score = nan\n[detect.limits]\nmax_entities = 0\n";
+        let e = FileConfig::parse(all, "x.toml").unwrap_err().to_string();
+        assert_eq!(e.lines().count(), 4, "{e}");
+    }
+
+    /// A duration that overflows while parsing is refused there, naming the key.
+    #[test]
+    fn overflowing_duration_is_refused() {
+        let e = FileConfig::parse(
+            "[serve.containment]\nduration = \"106751991167301d\"\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("invalid duration") && e.contains("duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn one_time_zone_parser() {
+        assert_eq!(time_zone("UTC").unwrap(), jiff::tz::TimeZone::UTC);
+        assert_eq!(time_zone("utc").unwrap(), jiff::tz::TimeZone::UTC);
+        assert!(time_zone("Europe/Berlin").is_ok());
+        assert!(time_zone("Mars/Olympus").is_err());
     }
 }
