@@ -67,25 +67,63 @@ impl Source {
         let head = br
             .fill_buf()
             .with_context(|| format!("cannot read {}", self.name()))?;
-        let r: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
-            Box::new(BufReader::with_capacity(
-                BUF,
-                flate2::bufread::MultiGzDecoder::new(br),
-            ))
+        let decoder: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::bufread::MultiGzDecoder::new(br))
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Box::new(BufReader::with_capacity(
-                BUF,
-                zstd::stream::read::Decoder::with_buffer(br).context("zstd stream")?,
-            ))
+            Box::new(zstd::stream::read::Decoder::with_buffer(br).context("zstd stream")?)
         } else if head.starts_with(b"BZh") {
-            Box::new(BufReader::with_capacity(
-                BUF,
-                bzip2::bufread::MultiBzDecoder::new(br),
-            ))
+            Box::new(bzip2::bufread::MultiBzDecoder::new(br))
         } else {
-            Box::new(br)
+            return Ok(Box::new(br));
         };
-        Ok(r)
+        Ok(Box::new(BufReader::with_capacity(
+            BUF,
+            Damaged {
+                inner: decoder,
+                name: self.name(),
+                out: 0,
+                done: false,
+            },
+        )))
+    }
+}
+
+/// A decompressor whose input may be truncated or damaged (a log archive cut short by a full
+/// disk or an interrupted copy): the first error is reported on stderr, naming the file and
+/// how much of it was read, and ends that file; the lines before it are kept and the other
+/// inputs are still read.
+struct Damaged {
+    inner: Box<dyn Read + Send>,
+    name: String,
+    /// Decompressed bytes delivered so far.
+    out: u64,
+    /// An error was reported: nothing more is read.
+    done: bool,
+}
+
+impl Read for Damaged {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        loop {
+            match self.inner.read(buf) {
+                Ok(k) => {
+                    self.out += k as u64;
+                    return Ok(k);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.done = true;
+                    eprintln!(
+                        "smtpscope: warning: {}: damaged or truncated compressed data after {} \
+                         bytes ({e}); the rest of this file is skipped",
+                        self.name, self.out
+                    );
+                    return Ok(0);
+                }
+            }
+        }
     }
 }
 
@@ -107,37 +145,23 @@ impl Read for Counting {
 /// false at end of input.
 pub fn read_line(r: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<bool> {
     buf.clear();
-    let mut got_any = false;
-    loop {
-        let avail = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            return Ok(got_any);
-        }
-        got_any = true;
-        match memchr::memchr(b'\n', avail) {
-            Some(i) => {
-                let room = MAX_LINE.saturating_sub(buf.len());
-                buf.extend_from_slice(&avail[..i.min(room)]);
-                r.consume(i + 1);
-                return Ok(true);
-            }
-            None => {
-                let n = avail.len();
-                let room = MAX_LINE.saturating_sub(buf.len());
-                buf.extend_from_slice(&avail[..n.min(room)]);
-                r.consume(n);
-            }
-        }
-    }
+    Ok(capped_line(r, buf)?.is_some())
 }
 
 /// Append one line to `out` as [`read_line`] reads it (cut at [`MAX_LINE`]), followed by `\n`.
 /// Returns the length kept, or `None` at end of input (then `out` is unchanged).
 pub fn append_line(r: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let n = capped_line(r, out)?;
+    if n.is_some() {
+        out.push(b'\n');
+    }
+    Ok(n)
+}
+
+/// The one capped line reader: appends one line (without `\n`) to `out`, keeping at most
+/// [`MAX_LINE`] bytes of it and skipping the rest. Returns the length kept, or `None` at end of
+/// input.
+fn capped_line(r: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<Option<usize>> {
     let start = out.len();
     let mut got_any = false;
     loop {
@@ -167,9 +191,7 @@ pub fn append_line(r: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<Option<
     if !got_any {
         return Ok(None);
     }
-    let n = out.len() - start;
-    out.push(b'\n');
-    Ok(Some(n))
+    Ok(Some(out.len() - start))
 }
 
 /// The year to assume for the first year-less stamp of a file: the year of its modification
@@ -265,5 +287,45 @@ mod tests {
         assert!(read_line(&mut *r, &mut buf).unwrap());
         assert_eq!(buf, b"next");
         assert!(!read_line(&mut *r, &mut buf).unwrap());
+    }
+
+    /// A compressed file cut short ends like a file: what was decoded is read, then end of
+    /// input, no error (the warning names the file on stderr).
+    #[test]
+    fn truncated_archives_end_without_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let zs = zstd::encode_all(text.as_bytes(), 1).unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(text.as_bytes()).unwrap();
+        let bz = bz.finish().unwrap();
+        for (name, whole) in [("a.gz", gz), ("a.zst", zs), ("a.bz2", bz)] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, &whole[..whole.len() / 2]).unwrap();
+            let mut r = Source::File(p).open(None).unwrap();
+            let mut buf = Vec::new();
+            let mut n = 0;
+            while read_line(&mut *r, &mut buf).unwrap() {
+                n += 1;
+            }
+            assert!(n < 20_000, "{name}: {n}");
+            assert!(!read_line(&mut *r, &mut buf).unwrap(), "{name}");
+        }
+    }
+
+    #[test]
+    fn append_line_cuts_like_read_line() {
+        let text = format!("{}\nnext\nlast", "y".repeat(MAX_LINE + 5));
+        let mut r = std::io::Cursor::new(text.into_bytes());
+        let mut out = b"keep".to_vec();
+        assert_eq!(append_line(&mut r, &mut out).unwrap(), Some(MAX_LINE));
+        assert_eq!(out.len(), 4 + MAX_LINE + 1);
+        assert_eq!(append_line(&mut r, &mut out).unwrap(), Some(4));
+        assert_eq!(append_line(&mut r, &mut out).unwrap(), Some(4));
+        assert!(out.ends_with(b"\nnext\nlast\n"));
+        assert_eq!(append_line(&mut r, &mut out).unwrap(), None);
     }
 }

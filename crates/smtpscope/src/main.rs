@@ -112,13 +112,7 @@ enum Cmd {
 
 fn time_opts(t: &TimeArgs, file: &FileConfig) -> Result<TimeOpts> {
     let tzname = t.tz.clone().or_else(|| file.input.tz.clone());
-    let tz = match tzname {
-        None => None,
-        Some(n) if n.eq_ignore_ascii_case("utc") => Some(jiff::tz::TimeZone::UTC),
-        Some(n) => {
-            Some(jiff::tz::TimeZone::get(&n).with_context(|| format!("unknown time zone {n:?}"))?)
-        }
-    };
+    let tz = tzname.as_deref().map(config::time_zone).transpose()?;
     Ok(TimeOpts {
         year: t.year.or(file.input.year),
         tz,
@@ -397,12 +391,27 @@ fn main() {
     };
     if let Err(e) = r {
         // Broken pipe (e.g. `| head`) is not an error.
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        {
+        if is_broken_pipe(&e) {
             std::process::exit(0);
         }
         eprintln!("smtpscope: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Whether the error comes from writing to a reader that went away (`smtpscope analyze | head`),
+/// directly or wrapped by the JSON writer or a context.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    let json_pipe = |j: &serde_json::Error| j.io_error_kind() == Some(BrokenPipe);
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            io.kind() == BrokenPipe
+                // A JSON writer's error carried in an `io::Error::other`.
+                || io
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<serde_json::Error>())
+                    .is_some_and(json_pipe)
+        }) || c.downcast_ref::<serde_json::Error>().is_some_and(json_pipe)
+    })
 }

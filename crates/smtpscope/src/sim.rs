@@ -289,13 +289,7 @@ fn run_evaluation(
 
 /// `smtpscope evaluate`.
 pub fn evaluate_cmd(a: EvaluateArgs) -> Result<()> {
-    let tz = match a.tz.as_deref() {
-        None => None,
-        Some(n) if n.eq_ignore_ascii_case("utc") => Some(jiff::tz::TimeZone::UTC),
-        Some(n) => {
-            Some(jiff::tz::TimeZone::get(n).with_context(|| format!("unknown time zone {n:?}"))?)
-        }
-    };
+    let tz = a.tz.as_deref().map(crate::config::time_zone).transpose()?;
     let source = if a.logs.is_empty() {
         TimelineSource::File(a.timeline.as_deref())
     } else {

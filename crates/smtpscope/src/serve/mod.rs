@@ -406,10 +406,7 @@ pub fn now_secs() -> i64 {
 fn time_zone(tz: &Option<String>) -> Result<jiff::tz::TimeZone> {
     Ok(match tz {
         None => jiff::tz::TimeZone::system(),
-        Some(n) if n.eq_ignore_ascii_case("utc") => jiff::tz::TimeZone::UTC,
-        Some(n) => {
-            jiff::tz::TimeZone::get(n).with_context(|| format!("unknown time zone {n:?}"))?
-        }
+        Some(n) => crate::config::time_zone(n)?,
     })
 }
 
