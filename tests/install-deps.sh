@@ -4,8 +4,17 @@
 #   chromium              — the dashboard's browser test
 #   pmacct                — the independent sFlow exporter of the sFlow end-to-end test
 #   python3, curl         — test drivers
+#   zstd, g++             — the fuzz run: unpacking its seeds from tests/data, building libFuzzer
+# and, through rustup, the rustfmt and clippy components that tests/run.sh runs.
 set -euo pipefail
-PKGS="postfix dovecot-core dovecot-imapd chromium pmacct python3 curl"
+if command -v rustup >/dev/null; then
+    for c in rustfmt clippy; do
+        if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
+            rustup component add "$c" || { echo "install-deps: cannot install the $c component" >&2; exit 1; }
+        fi
+    done
+fi
+PKGS="postfix dovecot-core dovecot-imapd chromium pmacct python3 curl zstd g++"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1,0 +1,8 @@
+//! Fuzz target: the Postfix line parser, through `maillog::LineParser` (header, dispatch) and the
+//! message correlator, and each message straight into `maillog::postfix::parse`
+//! (see `smtpscope_fuzz::mail_log`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| smtpscope_fuzz::mail_log(data, maillog::Format::Postfix));
