@@ -657,10 +657,13 @@ impl Validate for Hijack {
     fn validate(&self, c: &mut Checker) {
         c.number("min_score", self.min_score, 0.0, 1.0);
         c.window("window", self.window);
+        c.count("min_new_networks", self.min_new_networks, 1, MAX_COUNT);
         c.count("min_new_asns", self.min_new_asns, 1, MAX_COUNT);
         c.count("min_new_countries", self.min_new_countries, 0, MAX_COUNT);
         // 0 would make every message a burst, with no IP to name.
         c.count("burst_per_minute", self.burst_per_minute, 1, MAX_COUNT);
+        // 0s would make a single busy minute a burst; the rule is about sustained sending.
+        c.duration("burst_sustain", self.burst_sustain, 1, MAX_WINDOW);
         for (i, cc) in self.home_countries.iter().enumerate() {
             if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_alphabetic()) {
                 c.invalid(
@@ -719,12 +722,24 @@ impl Validate for Bruteforce {
             1,
             MAX_COUNT,
         );
+        c.number(
+            "min_target_ratio",
+            self.min_target_ratio,
+            0.0,
+            MAX_COUNT as f64,
+        );
         c.count(
             "success_after_failures",
             self.success_after_failures,
             1,
             MAX_COUNT,
         );
+        c.duration("attack_quiet", self.attack_quiet, 1, MAX_WINDOW);
+        // Below 2 means "never alert again within an attack", as documented.
+        c.count("escalation_factor", self.escalation_factor, 0, MAX_COUNT);
+        c.window("source_memory", self.source_memory);
+        c.duration("learn_period", self.learn_period, 0, MAX_WINDOW);
+        c.size("max_attackers", self.max_attackers, 1, MAX_TABLE);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Cross-check against tshark 4.0.17's view of every corpus datagram
-//! (`shared/corpus/sflow/tshark-reference/*.summary.jsonl`), datagram by datagram and
+//! (`tests/data/corpus/sflow.tar.zst`: `tshark-reference/*.summary.jsonl`), datagram by datagram and
 //! field list by field list.
 //!
 //! Known tshark defects (corpus README, "Caveat: tshark 4.0.17 is not an oracle"), handled

@@ -239,7 +239,6 @@ impl Validate for ServeLimits {
         c.size("connections", self.connections, 1, MAX_CONNECTIONS);
         c.duration("policy_idle", self.policy_idle, 1, 86_400);
         c.duration("request_timeout", self.request_timeout, 1, 3600);
-        c.duration("message_idle", self.message_idle, 1, MAX_WINDOW);
     }
 }
 
