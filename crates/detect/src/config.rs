@@ -612,6 +612,18 @@ impl Validate for DeliveryFailures {
     fn validate(&self, c: &mut Checker) {
         c.count("threshold", self.threshold, 1, MAX_COUNT);
         c.window("window", self.window);
+        // Shares of recipients: 0..=1 (a share above 1 never alerts, NaN never compares).
+        c.number("min_failure_share", self.min_failure_share, 0.0, 1.0);
+        c.number(
+            "typical_failure_share",
+            self.typical_failure_share,
+            0.0,
+            1.0,
+        );
+        // A count of recipients' worth of prior; 0 means the entity's own outcomes alone.
+        c.number("prior_weight", self.prior_weight, 0.0, MAX_COUNT as f64);
+        // The table always keeps at least one sender, so 0 would silently mean 1.
+        c.size("max_senders", self.max_senders, 1, MAX_TABLE);
     }
 }
 
@@ -625,6 +637,13 @@ impl Validate for MailingLists {
             self.multiple_min_recipients,
             1,
             MAX_COUNT,
+        );
+        // Recipients per message; 0 leaves the list size alone to decide.
+        c.number(
+            "multiple_min_fanout",
+            self.multiple_min_fanout,
+            0.0,
+            MAX_COUNT as f64,
         );
     }
 }
@@ -782,10 +801,24 @@ mod validate_tests {
         cfg.helo.min_score = -0.5;
         cfg.limits.max_entities = 0;
         cfg.campaign.ip_memory = Duration(i64::MAX);
+        cfg.delivery_failures.min_failure_share = 1.5;
+        cfg.delivery_failures.typical_failure_share = f64::NAN;
+        cfg.delivery_failures.prior_weight = -1.0;
+        cfg.delivery_failures.max_senders = 0;
+        cfg.mailing_lists.multiple_min_fanout = f64::INFINITY;
         let e = cfg.check("detect").unwrap_err();
         let text = e.to_string();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines.len(), 10, "{text}");
+        for want in [
+            "detect.delivery_failures.min_failure_share = 1.5: must be a finite number in 0..=1",
+            "detect.delivery_failures.typical_failure_share = NaN: must be a finite number in 0..=1",
+            "detect.delivery_failures.prior_weight = -1: must be a finite number in 0..=1000000000",
+            "detect.delivery_failures.max_senders = 0: must be an integer in 1..=100000000",
+            "detect.mailing_lists.multiple_min_fanout = inf: must be a finite number in 0..=1000000000",
+        ] {
+            assert!(lines.contains(&want), "{want} not in {text}");
+        }
         assert!(lines
             .contains(&"detect.hijack.burst_per_minute = 0: must be an integer in 1..=1000000000"));
         assert!(lines.contains(&"detect.hijack.min_score = NaN: must be a finite number in 0..=1"));

@@ -219,6 +219,22 @@ impl Validate for ServeConfig {
         c.duration("retention", self.retention, 3600, MAX_DURATION);
         c.duration("baseline_interval", self.baseline_interval, 1, MAX_WINDOW);
         check_tz(c, "tz", &self.tz);
+        let mode = self.policy_socket_mode.0;
+        // Postfix connects as its own user or group; others that may write can forge requests
+        // (issue 10: a 0666 socket let anyone on the host put an account on HOLD), and an owner
+        // without read and write cannot serve the socket it made.
+        if mode & 0o002 != 0 || mode & 0o600 != 0o600 {
+            c.invalid(
+                "policy_socket_mode",
+                format!("\"{:04o}\"", mode),
+                "octal permissions with owner read and write and no write for others, e.g. \"0660\"",
+            );
+        }
+        if let Some(g) = &self.policy_socket_group {
+            if g.trim().is_empty() || g.contains(':') {
+                c.invalid("policy_socket_group", format!("{g:?}"), "a group name");
+            }
+        }
         c.section("containment", &self.containment);
         c.section("limits", &self.limits);
     }
@@ -239,6 +255,8 @@ impl Validate for ServeLimits {
         c.size("connections", self.connections, 1, MAX_CONNECTIONS);
         c.duration("policy_idle", self.policy_idle, 1, 86_400);
         c.duration("request_timeout", self.request_timeout, 1, 3600);
+        // rsyslog reconnects after a close; idle longer than a window only holds a slot.
+        c.duration("syslog_idle", self.syslog_idle, 1, MAX_WINDOW);
     }
 }
 
@@ -271,6 +289,14 @@ mod tests {
         let e = FileConfig::parse("[network]\nown_networks = [\"10.0.0.0/33\"]\n", "x.toml")
             .unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
+        // Peer networks are checked as they are read: the line and the value are named.
+        let e = FileConfig::parse("[serve]\nsyslog_peers = [\"10.0.0.0/33\"]\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("syslog_peers") && e.contains("10.0.0.0/33"),
+            "{e}"
+        );
     }
 
     /// Every bad value of issue 10 is refused when the file is loaded, by key, value and range.
@@ -320,6 +346,30 @@ mod tests {
             (
                 "[detect.bruteforce]\nwindow = \"0s\"\n",
                 "detect.bruteforce.window = \"0s\": must be a duration from 1s to 31d",
+            ),
+            (
+                "[serve.limits]\nsyslog_idle = \"0s\"\n",
+                "serve.limits.syslog_idle = \"0s\": must be a duration from 1s to 31d",
+            ),
+            (
+                "[serve]\npolicy_socket_mode = \"0666\"\n",
+                "serve.policy_socket_mode = \"0666\": must be octal permissions with owner read and write and no write for others",
+            ),
+            (
+                "[serve]\npolicy_socket_mode = \"0060\"\n",
+                "serve.policy_socket_mode = \"0060\": must be octal permissions",
+            ),
+            (
+                "[serve]\npolicy_socket_group = \"\"\n",
+                "serve.policy_socket_group = \"\": must be a group name",
+            ),
+            (
+                "[detect.delivery_failures]\nmin_failure_share = 2.0\n",
+                "detect.delivery_failures.min_failure_share = 2: must be a finite number in 0..=1",
+            ),
+            (
+                "[detect.mailing_lists]\nmultiple_min_fanout = -1.0\n",
+                "detect.mailing_lists.multiple_min_fanout = -1: must be a finite number in 0..=1000000000",
             ),
             (
                 "[input]\ntz = \"Mars/Olympus\"\n",
