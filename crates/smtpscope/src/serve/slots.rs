@@ -116,7 +116,7 @@ impl Slots {
 
     /// Connections holding a slot.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.table().entries.len()
     }
 }
