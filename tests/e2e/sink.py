@@ -2,7 +2,8 @@
 """A tiny SMTP sink that plays "the internet" for the e2e test.
 
 Accepts every recipient except local parts starting with "bad" (550 5.1.1, like a remote
-server rejecting unknown users). Each accepted message is appended as one JSON line
+server rejecting unknown users) and "dmarc" (550 5.7.26, like a big provider refusing mail that
+fails the sender domain's DMARC policy). Each accepted message is appended as one JSON line
 (sender, recipients) to the file given as the second argument.
 Usage: sink.py PORT OUTFILE
 """
@@ -33,6 +34,9 @@ async def session(reader, writer):
                 addr = cmd[8:].strip().split(" ")[0].strip("<>")
                 if addr.lower().startswith("bad"):
                     w("550 5.1.1 <%s>: Recipient address rejected: User unknown" % addr)
+                elif addr.lower().startswith("dmarc"):
+                    dom = (sender or "").rpartition("@")[2]
+                    w("550 5.7.26 Unauthenticated email from %s is not accepted due to domain's DMARC policy" % dom)
                 else:
                     rcpts.append(addr)
                     w("250 2.1.5 Ok")

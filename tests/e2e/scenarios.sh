@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# The scenario library (issue 9, Build 4): REAL Postfix + Dovecot on loopback, driven by Python
+# SMTP and IMAP clients from many 127.x.y.z addresses, with `smtpscope serve` in its DEFAULT
+# detection and containment configuration (only [network] own_networks = Postfix's mynetworks,
+# and a geo override for the 127.x ranges) as Postfix's policy server, following the one mail
+# log that Postfix (maillog_file) and Dovecot (log_path, syslog-style time stamp) both write.
+#
+#   clients on 127.x.y.z --SMTP, SASL via Dovecot--> Postfix 127.0.0.1:$SMTP --> sink.py ("the internet")
+#                        --IMAP--> Dovecot 127.0.0.1:$IMAP
+#   Postfix --check_policy_service--> smtpscope serve (follows $T/maillog from its start)
+#
+# The scenarios are tests/e2e/scenarios/s*.py (see scenarios/README.md). All run against one
+# set of servers, each with its own accounts and addresses; a scenario may also write log lines
+# of the day BEFORE the run into the log (generated, in the servers' own format) — they are
+# written before anything starts, so the log stays in time order. Then every scenario drives its
+# live traffic, the queue drains, and each scenario's expectations are checked against the
+# alerts (alerts.jsonl), the incidents (API) and Postfix's hold queue.
+#
+# Needs (Debian): postfix dovecot-core dovecot-imapd python3 curl; runs as root. SMTPSCOPE_BIN
+# selects the binary (default: build the debug one). KEEP=1 keeps the temp dir;
+# ONLY=s3_hosting,s5_list runs some scenarios.
+set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BIN=${SMTPSCOPE_BIN:-}
+if [ -z "$BIN" ]; then
+    (cd "$ROOT" && cargo build -q -p smtpscope)
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/smtpscope
+fi
+START=$(date +%s)
+
+T=$(mktemp -d /tmp/smtpscope-scen.XXXXXX)
+chmod 755 "$T"
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+SMTP=$(port); IMAP=$(port); SINK=$(port); POLICY=$(port); HTTP=$(port)
+PF=$T/postfix
+SINK_PID=; SCOPE_PID=; PF_UP=; DC_UP=
+log() { echo "scenarios: $*"; }
+cleanup() {
+    set +e
+    [ -n "$PF_UP" ] && postfix -c "$PF" stop >/dev/null 2>&1
+    [ -n "$DC_UP" ] && dovecot -c "$T/dovecot/dovecot.conf" stop >/dev/null 2>&1
+    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null
+    [ -n "$SCOPE_PID" ] && kill "$SCOPE_PID" 2>/dev/null
+    wait 2>/dev/null
+    if [ -n "${KEEP:-}" ]; then log "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+fail() {
+    echo "scenarios: FAIL: $*" >&2
+    echo "--- smtpscope log (tail)" >&2; tail -n 30 "$T/smtpscope.log" >&2 || true
+    echo "--- maillog (tail)" >&2; tail -n 30 "$T/maillog" >&2 || true
+    exit 1
+}
+export SCEN_T=$T SCEN_SMTP=$SMTP SCEN_IMAP=$IMAP SCEN_HTTP=$HTTP SCEN_PF=$PF
+
+# ---- accounts (password "secret") and the day before, from the scenarios ----
+mkdir -p "$T/dovecot/run" "$T/dovecot/state" "$T/spool" "$T/mail"
+chmod 1777 "$T/mail"
+python3 "$HERE/scenarios/run.py" setup || fail "scenario setup"
+
+# ---- Dovecot: SASL for Postfix and IMAP on loopback, logging into the mail log ----
+cat > "$T/dovecot/dovecot.conf" <<EOF
+protocols = imap
+listen = 127.0.0.1
+base_dir = $T/dovecot/run
+state_dir = $T/dovecot/state
+log_path = $T/maillog
+# The syslog shape (time stamp, host, program) so that one file holds both servers' lines,
+# as /var/log/mail.log does on a Debian mail server.
+log_timestamp = "%b %d %H:%M:%S mx dovecot: "
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+# Answer failed logins at once (default 2 s), so a dictionary attack takes seconds.
+auth_failure_delay = 0
+mail_location = maildir:$T/mail/%u
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $T/dovecot/users
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$T/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $IMAP
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+# No auth penalty either (Dovecot delays every login from an address with recent failures by up
+# to 15 s; documented way to turn it off): the servers' log lines are the same, the run faster.
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+service auth {
+  unix_listener $T/spool/private/auth {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+EOF
+
+# ---- Postfix: private config and queue, loopback, relay everything to the sink ----
+# 127.60.0.0/16 is "our customers' network" (mynetworks = own_networks): web hosting, an
+# infected PC, a list server, webmail.
+mkdir -p "$PF" "$T/data"
+chown postfix "$T/data"
+cat > "$PF/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $T/spool
+data_directory = $T/data
+maillog_file = $T/maillog
+maillog_file_prefixes = $T
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mx.e2e.test
+mydomain = e2e.test
+myorigin = e2e.test
+mydestination =
+mynetworks = 127.0.0.1/32 127.60.0.0/16
+relayhost = [127.0.0.1]:$SINK
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtputf8_enable = no
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = private/auth
+smtpd_sasl_security_options = noanonymous
+smtpd_tls_security_level = none
+smtp_tls_security_level = none
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:$POLICY, permit_mynetworks, permit_sasl_authenticated, reject
+smtpd_policy_service_default_action = DUNNO
+smtpd_policy_service_timeout = 10s
+queue_run_delay = 5s
+minimal_backoff_time = 5s
+EOF
+cat > "$PF/master.cf" <<EOF
+127.0.0.1:$SMTP inet n - n - - smtpd
+pickup    unix n - n 60 1 pickup
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp      unix - - n - - smtp
+relay     unix - - n - - smtp
+showq     unix n - n - - showq
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+local     unix - n n - - local
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+
+# ---- geo override: the 127.x ranges as countries and networks ----
+cat > "$T/geo.csv" <<EOF
+cidr,country,asn,label
+127.20.0.0/16,JP,64500,e2e-home-isp
+127.21.0.0/16,JP,64500,e2e-home-isp
+127.22.0.0/16,JP,64500,e2e-home-isp
+127.41.0.0/16,RU,64541,e2e-ru
+127.42.0.0/16,CN,64542,e2e-cn
+127.51.0.0/16,VN,64551,e2e-vn
+127.52.0.0/16,BR,64552,e2e-br
+127.60.0.0/16,JP,64510,e2e-our-isp
+EOF
+
+# ---- smtpscope: default detection and containment ----
+cat > "$T/smtpscope.toml" <<EOF
+[network]
+own_networks = ["127.60.0.0/16"]
+
+[serve]
+mode = "enforce"
+policy = ["127.0.0.1:$POLICY"]
+follow = ["$T/maillog"]
+follow_start = "start"
+store = "$T/smtpscope.db"
+http = "127.0.0.1:$HTTP"
+token = "e2e-token"
+geo_override = "$T/geo.csv"
+alerts_jsonl = "$T/alerts.jsonl"
+EOF
+NO_COLOR=1 "$BIN" serve --config "$T/smtpscope.toml" 2> "$T/smtpscope.log" &
+SCOPE_PID=$!
+for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$HTTP/health" >/dev/null 2>&1 && break
+    kill -0 "$SCOPE_PID" 2>/dev/null || fail "smtpscope exited"
+    sleep 0.1
+done
+curl -sf "http://127.0.0.1:$HTTP/health" >/dev/null || fail "smtpscope did not start"
+# The day before must be read before live lines follow it.
+want=$(wc -l < "$T/maillog")
+for _ in $(seq 1 600); do
+    got=$(curl -sf "http://127.0.0.1:$HTTP/metrics" | sed -n 's/^smtpscope_lines_total{source="follow"} //p')
+    [ "${got:-0}" -ge "$want" ] && break
+    sleep 0.1
+done
+log "smtpscope up (policy $POLICY, http $HTTP); read ${got:-0} of $want lines of the day before"
+
+python3 "$HERE/sink.py" "$SINK" "$T/sink.jsonl" &
+SINK_PID=$!
+postfix -c "$PF" check 2>&1 | grep -v "^$" || true
+postfix -c "$PF" start >/dev/null 2>&1 || { postfix -c "$PF" start; fail "postfix did not start"; }
+PF_UP=1
+dovecot -c "$T/dovecot/dovecot.conf" || fail "dovecot did not start"
+DC_UP=1
+for _ in $(seq 1 100); do
+    [ -S "$T/spool/private/auth" ] && python3 -c "import socket; [socket.create_connection(('127.0.0.1',p)).close() for p in ($SMTP,$IMAP)]" 2>/dev/null && break
+    sleep 0.1
+done
+log "postfix (smtp $SMTP), dovecot (imap $IMAP) up; sink on $SINK"
+
+# ---- traffic ----
+python3 "$HERE/scenarios/run.py" drive || fail "driver failed"
+log "traffic sent; waiting for the queue to drain"
+for _ in $(seq 1 600); do
+    n=$(postqueue -c "$PF" -j | python3 -c 'import sys,json; print(sum(1 for l in sys.stdin if json.loads(l)["queue_name"]!="hold"))')
+    [ "$n" = 0 ] && break
+    sleep 0.2
+done
+# Let smtpscope read the last delivery lines.
+sleep 2
+postqueue -c "$PF" -j > "$T/queue.jsonl"
+curl -sf -H "Authorization: Bearer e2e-token" "http://127.0.0.1:$HTTP/api/incidents" > "$T/incidents.json" || fail "API"
+curl -sf "http://127.0.0.1:$HTTP/metrics" > "$T/metrics.txt" || fail "metrics"
+
+# ---- checks ----
+rc=0
+python3 "$HERE/scenarios/run.py" check || rc=$?
+log "took $(( $(date +%s) - START )) s"
+[ "$rc" = 0 ] || fail "scenario checks failed"
