@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of smtpscope: formatting and clippy, the Rust tests of all crates (unit,
 # corpus, integration), then the end-to-end tests with real servers on loopback (Postfix +
-# Dovecot + smtpscope serve + headless Chromium; pmacct + smtpscope sflow), then every fuzz
+# Dovecot + smtpscope serve + headless Chromium; the scenario library tests/e2e/scenarios/;
+# pmacct + smtpscope sflow), then every fuzz
 # target for FUZZ_SECS seconds (coverage-guided libFuzzer on the stable toolchain, fuzz/run.sh).
 # Missing Debian packages are installed when run as root. Everything it reads is in the
 # repository (tests/data/) or made by the tests.
@@ -41,7 +42,7 @@ cargo build -q -p smtpscope
 export SMTPSCOPE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/smtpscope"
 export SMTPSCOPE="$SMTPSCOPE_BIN"
 e2e_pass=0; e2e_fail=0
-for t in tests/e2e/run.sh tests/e2e/sflow_pmacct.sh; do
+for t in tests/e2e/run.sh tests/e2e/scenarios.sh tests/e2e/sflow_pmacct.sh; do
     echo "== $t"
     if timeout 600 bash "$t"; then e2e_pass=$((e2e_pass+1)); else echo "FAILED: $t"; e2e_fail=$((e2e_fail+1)); fi
 done
