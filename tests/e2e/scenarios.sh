@@ -210,14 +210,22 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 curl -sf "http://127.0.0.1:$HTTP/health" >/dev/null || fail "smtpscope did not start"
+# Wait until smtpscope has read every line of the mail log and its engine queue is empty.
+caught_up() {
+    local want got depth
+    for _ in $(seq 1 600); do
+        want=$(wc -l < "$T/maillog")
+        curl -sf "http://127.0.0.1:$HTTP/metrics" > "$T/metrics.now" || true
+        got=$(sed -n 's/^smtpscope_lines_total{source="follow"} //p' "$T/metrics.now")
+        depth=$(sed -n 's/^smtpscope_engine_queue_depth //p' "$T/metrics.now")
+        [ "${got:-0}" -ge "$want" ] && [ "${depth:-1}" = 0 ] && return 0
+        sleep 0.1
+    done
+    fail "smtpscope read ${got:-0} of $want mail log lines within 60 s"
+}
 # The day before must be read before live lines follow it.
-want=$(wc -l < "$T/maillog")
-for _ in $(seq 1 600); do
-    got=$(curl -sf "http://127.0.0.1:$HTTP/metrics" | sed -n 's/^smtpscope_lines_total{source="follow"} //p')
-    [ "${got:-0}" -ge "$want" ] && break
-    sleep 0.1
-done
-log "smtpscope up (policy $POLICY, http $HTTP); read ${got:-0} of $want lines of the day before"
+caught_up
+log "smtpscope up (policy $POLICY, http $HTTP); read the $(wc -l < "$T/maillog") lines of the day before"
 
 python3 "$HERE/sink.py" "$SINK" "$T/sink.jsonl" &
 SINK_PID=$!
@@ -240,8 +248,9 @@ for _ in $(seq 1 600); do
     [ "$n" = 0 ] && break
     sleep 0.2
 done
-# Let smtpscope read the last delivery lines.
-sleep 2
+# Let smtpscope read the last delivery lines (Postfix writes them once the queue is empty).
+sleep 1
+caught_up
 postqueue -c "$PF" -j > "$T/queue.jsonl"
 curl -sf -H "Authorization: Bearer e2e-token" "http://127.0.0.1:$HTTP/api/incidents" > "$T/incidents.json" || fail "API"
 curl -sf "http://127.0.0.1:$HTTP/metrics" > "$T/metrics.txt" || fail "metrics"
