@@ -265,8 +265,9 @@ fn success_from_the_guessing_address_network_or_as_is_reported() {
     }
 }
 
-/// A name guessed from several addresses that logs in for the first time from one of them: no
-/// history needed. A single address failing against one name and then succeeding is a stale
+/// A name guessed from several addresses in several autonomous systems that logs in for the
+/// first time from one of them: no history needed. Failures from one address (or one AS: a
+/// renumbered home line, a phone's carrier) against one name and then a success are a stale
 /// password on the owner's own device as likely as a guesser: quiet.
 #[test]
 fn first_login_from_the_guessing_addresses() {
@@ -275,10 +276,10 @@ fn first_login_from_the_guessing_addresses() {
         f.fail(
             i as f64 * 400.0,
             Some("carl@isp.example"),
-            &ip(8, 1 + i % 5, i),
+            &ip(8 + i % 3, 1 + i % 5, i),
         );
     }
-    f.login(5000.0, "carl@isp.example", &ip(8, 2, 11));
+    f.login(5000.0, "carl@isp.example", &ip(8, 2, 6));
     let a = f.on(EntityKind::Account, "carl@isp.example");
     assert_eq!(a.len(), 1, "{:#?}", f.brute());
     assert_eq!(a[0].evidence["origin"], "guessing-address");
@@ -599,4 +600,139 @@ fn a_few_typos_are_not_guessing() {
     }
     f.login(2.0 * DAY + 20.0, "ivo@isp.example", &ip(31, 1, 1));
     assert!(f.brute().is_empty(), "{:#?}", f.brute());
+}
+
+/// Issue 9 class 1: the owner's home line was renumbered into another /24 of the same ISP (the
+/// same AS); a mis-set client retries a mistyped password several times, then the owner gets it
+/// right from the same new address. That is the owner at home, not a guessed password.
+#[test]
+fn owner_typos_then_success_from_a_renumbered_home_line_are_quiet() {
+    let mut f = F::new();
+    f.routine(0.0, 2.0, "jana@isp.example", &ip(0, 10, 10));
+    let new_home = ip(0, 11, 20);
+    for i in 0..6usize {
+        f.fail(
+            2.0 * DAY + i as f64 * 10.0,
+            Some("jana@isp.example"),
+            &new_home,
+        );
+    }
+    f.login(2.0 * DAY + 120.0, "jana@isp.example", &new_home);
+    assert!(f.brute().is_empty(), "{:#?}", f.brute());
+}
+
+/// Issue 9 class 1: a phone with a stale password polls every 15 minutes from the owner's home
+/// line, which is renumbered during the day inside the ISP; the owner then logs in from the
+/// same home address — with history, and on the first day (no history) too. Quiet.
+#[test]
+fn stale_device_and_owner_success_from_the_same_home_address_are_quiet() {
+    // With history: known home, the line renumbered into a new /24 of the same AS.
+    let mut f = F::new();
+    f.routine(0.0, 2.0, "kai@isp.example", &ip(0, 12, 12));
+    let new_home = ip(0, 13, 30);
+    for i in 0..12usize {
+        f.fail(
+            2.0 * DAY + i as f64 * 900.0,
+            Some("kai@isp.example"),
+            &new_home,
+        );
+    }
+    f.login(2.0 * DAY + 12.0 * 900.0, "kai@isp.example", &new_home);
+    assert!(f.brute().is_empty(), "with history: {:#?}", f.brute());
+
+    // First day: the stale phone fails from the old and then the renumbered home address
+    // before the owner's first login is ever seen, from the renumbered address.
+    let mut g = F::new();
+    for i in 0..16usize {
+        let home = if i < 8 { ip(0, 14, 40) } else { ip(0, 15, 41) };
+        g.fail(i as f64 * 900.0, Some("lea@isp.example"), &home);
+    }
+    g.login(16.0 * 900.0, "lea@isp.example", &ip(0, 15, 41));
+    // ...and the phone keeps failing from there afterwards.
+    for i in 0..8usize {
+        g.fail(
+            17.0 * 900.0 + i as f64 * 900.0,
+            Some("lea@isp.example"),
+            &ip(0, 15, 41),
+        );
+    }
+    assert!(g.brute().is_empty(), "first day: {:#?}", g.brute());
+}
+
+/// Issue 9 class 1: an attacker guesses from a few addresses abroad and logs in from one of
+/// them, new to the account: reported with history, and on the first day (no history) when the
+/// failures came from more than one AS.
+#[test]
+fn attacker_guessing_then_logging_in_from_its_address_is_reported() {
+    let mut f = F::new();
+    f.routine(0.0, 2.0, "max@isp.example", &ip(0, 16, 16));
+    for i in 0..20usize {
+        f.fail(
+            2.0 * DAY + i as f64 * 600.0,
+            Some("max@isp.example"),
+            &ip(7 + i % 3, 4, 9),
+        );
+    }
+    f.login(2.0 * DAY + 20.0 * 600.0, "max@isp.example", &ip(7, 4, 9));
+    let a = f.on(EntityKind::Account, "max@isp.example");
+    assert_eq!(a.len(), 1, "{:#?}", f.brute());
+    assert_eq!(a[0].evidence["origin"], "guessing-address");
+
+    let mut g = F::new();
+    for i in 0..20usize {
+        g.fail(
+            i as f64 * 600.0,
+            Some("nele@isp.example"),
+            &ip(7 + i % 3, 4, 9),
+        );
+    }
+    g.login(20.0 * 600.0, "nele@isp.example", &ip(8, 4, 9));
+    let a = g.on(EntityKind::Account, "nele@isp.example");
+    assert_eq!(a.len(), 1, "{:#?}", g.brute());
+    assert_eq!(a[0].evidence["origin"], "guessing-address");
+    assert_eq!(a[0].evidence["history"], false);
+}
+
+/// Issue 9 class 1: during a distributed guessing wave, a success from an address of the wave
+/// (one that tried many names) new to the account is reported; an owner whose own stale device
+/// failed from its address during the wave, against its own name only, is not a wave member.
+#[test]
+fn campaign_address_is_one_that_guessed_many_names() {
+    let mut f = F::new();
+    f.routine(0.0, 2.0, "olga@isp.example", &ip(0, 17, 17));
+    // The wave: 600 failures within 50 minutes from 120 addresses in 12 countries, each against
+    // five generic names.
+    for k in 0..600usize {
+        let a = k % 120;
+        f.fail(
+            2.0 * DAY + k as f64 * 5.0,
+            Some(&format!("name{}@isp.example", (k / 120) + 5 * (a % 7))),
+            &ip(10 + a % 12, 20 + a / 12, a),
+        );
+    }
+    assert!(f
+        .brute()
+        .iter()
+        .any(|a| a.entity.kind == EntityKind::Campaign));
+    // A first-time user whose stale phone failed from its home address during the wave, then
+    // the owner from the same address.
+    for i in 0..3usize {
+        f.fail(
+            2.0 * DAY + 3000.0 + i as f64 * 300.0,
+            Some("paul@isp.example"),
+            &ip(0, 18, 18),
+        );
+    }
+    f.login(2.0 * DAY + 4000.0, "paul@isp.example", &ip(0, 18, 18));
+    assert!(
+        f.on(EntityKind::Account, "paul@isp.example").is_empty(),
+        "{:#?}",
+        f.brute()
+    );
+    // Olga's password from an address of the wave: it never failed against her.
+    let wave_ip = ip(10 + 7 % 12, 20 + 7 / 12, 7);
+    f.login(2.0 * DAY + 4100.0, "olga@isp.example", &wave_ip);
+    let a = f.on(EntityKind::Account, "olga@isp.example");
+    assert_eq!(a.len(), 1, "{:#?}", f.brute());
+    assert_eq!(a[0].evidence["origin"], "campaign");
 }

@@ -132,6 +132,14 @@ impl Places {
         self.asns.contains(asn)
     }
 
+    /// Whether the place is one of the account's own: an address or network it used, or an
+    /// address in an autonomous system it used. A home line is renumbered inside its ISP (half
+    /// of the changes move to another BGP prefix, TRAFFIC-FACTS §2) and a phone changes address
+    /// inside its carrier's network within minutes, so the AS is what stays the owner's.
+    pub fn owns(&self, ip: IpAddr, asn: Option<u32>) -> bool {
+        self.knows_address(ip) || asn.is_some_and(|a| self.knows_asn(a))
+    }
+
     /// Whether the place (address, network, or AS when known) is new to the account.
     pub fn is_new(&self, ip: IpAddr, asn: Option<u32>) -> bool {
         !self.knows_address(ip) && asn.is_none_or(|a| !self.knows_asn(a))
@@ -182,6 +190,9 @@ mod tests {
         assert!(!p.is_new("198.51.100.1".parse().unwrap(), Some(64500)));
         assert!(p.is_new("198.51.100.1".parse().unwrap(), Some(64501)));
         assert!(p.is_new("198.51.100.1".parse().unwrap(), None));
+        assert!(p.owns("198.51.100.1".parse().unwrap(), Some(64500)));
+        assert!(!p.owns("198.51.100.1".parse().unwrap(), Some(64501)));
+        assert!(!p.owns("198.51.100.1".parse().unwrap(), None));
         assert!(!p.has_history(Ts::from_secs(100), 86_400));
         assert!(p.has_history(Ts::from_secs(86_400), 86_400));
     }
