@@ -730,7 +730,8 @@ fn campaign_address_is_one_that_guessed_many_names() {
         f.brute()
     );
     // Olga's password from an address of the wave: it never failed against her.
-    let wave_ip = ip(10 + 7 % 12, 20 + 7 / 12, 7);
+    let a = 7usize;
+    let wave_ip = ip(10 + a % 12, 20 + a / 12, a);
     f.login(2.0 * DAY + 4100.0, "olga@isp.example", &wave_ip);
     let a = f.on(EntityKind::Account, "olga@isp.example");
     assert_eq!(a.len(), 1, "{:#?}", f.brute());
