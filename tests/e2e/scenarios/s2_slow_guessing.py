@@ -9,14 +9,16 @@ the running service, the default configuration). Two slow attacks over 24 hours:
   corpus's exim/artik292 log. Documented rule: more than 40 failures in 1 h from 2+ addresses of
   a /24 → `network 127.51.3.0/24`, ONE alert for the whole day (one attack, re-alerted only at
   ten times its measure), none on its addresses (at most 3 an hour each);
-- carol's password is guessed 3 times an hour, each time from a new address in a new /24 of one
-  AS (127.52.x.7, AS64552): below every attacker rule (1 failure per address and per /24, 3
-  addresses an hour against the account), so nothing is reported while it lasts; carol herself
-  reads mail from home every hour. At hour 23 the attacker logs in with the guessed password
-  from yet another address of that AS. Documented rule: a success from the AS the failures
-  came from, new to the account, after 5+ such failures → `auth-bruteforce` on
-  `account carol@e2e.test`, at that login and not before, once. Carol's logins from home, before
-  and after (also live), stay unsuspicious.
+- carol's password is guessed 3 times an hour, each time from a new address in a new /24, the
+  three rotating over three autonomous systems (127.52-54.h.7, AS64552-64554): below every
+  attacker rule (1 failure per address and per /24, 3 addresses an hour against the account),
+  so nothing is reported while it lasts; carol herself reads mail from home twice an hour. At
+  hour 23.5 the attacker logs in with the guessed password from yet another address of AS64552.
+  Documented rule: a success from the AS the failures came from, new to the account, after 5+
+  such failures — and, as carol's first login is under a day old (no history), the failures
+  came from at least 2 ASes (from one AS they could be her own stale device on a renumbered
+  line) → `auth-bruteforce` on `account carol@e2e.test`, at that login and not before, once.
+  Carol's logins from home, before and after (also live), stay unsuspicious.
 """
 import time
 
@@ -42,8 +44,8 @@ def before(day):
             day.imap_fail(day.t(h, j * 1.2), GENERIC[k % len(GENERIC)], BOTNET[k % len(BOTNET)])
             k += 1
         if h < 23:
-            for j in range(3):  # carol, 3 an hour, each from a new /24 of AS64552
-                day.imap_fail(day.t(h, 10 + 20 * j), CAROL, "127.52.%d.7" % (h * 3 + j))
+            for j in range(3):  # carol, 3 an hour, each from a new /24, over 3 ASes
+                day.imap_fail(day.t(h, 10 + 20 * j), CAROL, "127.%d.%d.7" % (52 + j, h))
     day.imap_login(day.t(SUCCESS_HOUR), CAROL, "127.52.200.7")
 
 
@@ -73,7 +75,8 @@ def expect(x):
     x.check("carol's guessed password is reported once, at the attacker's login, not during the slow guessing", _guessed)
     x.quiet("client", CAROL_HOME, "carol's home")
     x.quiet("client", harness.in_net("127.51.3."), "one botnet address, at most 3 failures an hour")
-    x.quiet("client", harness.in_net("127.52."), "one slow guessing address, 1 failure")
-    x.quiet("network", harness.in_net("127.52."), "a slow guessing /24, 1 failure")
+    for net in ("127.52.", "127.53.", "127.54."):
+        x.quiet("client", harness.in_net(net), "one slow guessing address, 1 failure")
+        x.quiet("network", harness.in_net(net), "a slow guessing /24, 1 failure")
     for n in GENERIC:
         x.quiet("account", n, "a guessed name that is no account")
