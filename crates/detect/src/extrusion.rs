@@ -49,6 +49,12 @@ pub const TALLY_SLICES: i64 = 24;
 pub const MAX_FAILED_RCPTS: usize = 4096;
 /// Sample messages kept per tracked sender of a relaying client.
 pub const SENDER_SAMPLES: usize = 4;
+/// Other sender domains with mail delivered in the window that make a client a relay for
+/// several senders, so that one failing sender domain is reported on its own (a shared
+/// web-hosting server) rather than the client. One is enough: an infected PC sends only its
+/// own (forged) senders, and a bot rotating forged domains fails on all of them, so the rest
+/// of its mail is no cleaner. Our own idea.
+pub const MIN_OTHER_SENDER_DOMAINS: usize = 1;
 
 fn hash_str(s: &str) -> u64 {
     // Case-insensitive, the same in every run.
@@ -258,14 +264,27 @@ impl Tally {
     /// The prior failure share: the entity's history shrunk toward the typical sender's, so an
     /// entity seen for long is judged against itself and a new one against a typical sender.
     pub fn prior_share(&self, cfg: &Config) -> f64 {
-        let d = &cfg.delivery_failures;
-        let w = d.prior_weight.max(0.0);
-        let den = self.past_known as f64 + w;
-        if den <= 0.0 {
-            return d.typical_failure_share;
-        }
-        (self.past_failed as f64 + w * d.typical_failure_share) / den
+        prior_from(cfg, self.past_known, self.past_failed)
     }
+
+    /// Take outcomes `o` added last out of the newest slice again.
+    fn remove_newest(&mut self, o: &Outcomes) {
+        if let Some(b) = self.slices.back_mut() {
+            b.o = b.o.minus(o);
+        }
+    }
+}
+
+/// A history of `known` outcomes of which `failed` spam-sign failures, shrunk toward
+/// `typical_failure_share` with `prior_weight` recipients' worth of it.
+fn prior_from(cfg: &Config, known: u64, failed: u64) -> f64 {
+    let d = &cfg.delivery_failures;
+    let w = d.prior_weight.max(0.0);
+    let den = known as f64 + w;
+    if den <= 0.0 {
+        return d.typical_failure_share;
+    }
+    (failed as f64 + w * d.typical_failure_share) / den
 }
 
 /// The evidence-weighed failure share: the window's spam-sign failures over its known outcomes,
@@ -335,6 +354,8 @@ struct Group {
     flagged_until: Option<Ts>,
     /// Spam-sign failures in the window when it last alerted (re-alert when they double).
     alerted: u64,
+    /// Reported (itself, or one of its addresses): its history is not the relaying entity's.
+    reported: bool,
     samples: Samples,
 }
 
@@ -663,14 +684,15 @@ impl Extrusion {
             })
             .sum();
         let whole = st.tally.window();
-        let reported = reported_senders(st, ts, window, &whole);
+        let reported = reported_senders(st, ts, window);
         let mut counted = whole.minus(&reported);
         counted.failed = counted.failed.saturating_sub(list_failures);
+        let prior = entity_prior(cfg, st, ts, window);
 
         if cfg.delivery_failures.enabled
             && failed > 0
             && counted.failed >= st.alerted_failures.saturating_mul(2).max(1)
-            && fails_like_spam(cfg, &counted, st.tally.prior_share(cfg))
+            && fails_like_spam(cfg, &counted, prior)
         {
             let ev = FailureEvidence {
                 failed_recipients: counted.failed,
@@ -679,12 +701,8 @@ impl Extrusion {
                 delivered_recipients: counted.delivered,
                 failed_other_reasons: counted.failed_other,
                 failure_ratio: round3(raw_share(&counted)),
-                estimated_failure_share: round3(estimated_share(
-                    cfg,
-                    &counted,
-                    st.tally.prior_share(cfg),
-                )),
-                prior_failure_share: round3(st.tally.prior_share(cfg)),
+                estimated_failure_share: round3(estimated_share(cfg, &counted, prior)),
+                prior_failure_share: round3(prior),
                 min_failure_share: cfg.delivery_failures.min_failure_share,
                 messages: counted.messages,
                 discounted_rejection_daemon: st.discounted.get(),
@@ -818,20 +836,61 @@ fn track_lists(
     s.list_until.is_some_and(|u| u >= ts)
 }
 
-/// The window outcomes of the sender domains reported on their own, to leave out of the
-/// relaying entity's verdict — but only while they are a minority of what it sends: when they
-/// are most of it, the entity itself is the problem and is judged on all of it.
-fn reported_senders(st: &mut EntityState, ts: Ts, window: i64, whole: &Outcomes) -> Outcomes {
+/// The window outcomes of the sender domains reported on their own, left out of the relaying
+/// entity's verdict (they were reported only while the rest of its mail was fine; should the
+/// rest fail like spam too, the entity is judged on the rest).
+fn reported_senders(st: &mut EntityState, ts: Ts, window: i64) -> Outcomes {
     let mut r = Outcomes::default();
     for g in st.split.domains.values_mut().filter(|g| g.flagged(ts)) {
         g.tally.advance(ts, window);
         r.add(&g.tally.window());
     }
-    if r.known() * 2 < whole.known() {
-        r
-    } else {
-        Outcomes::default()
+    r
+}
+
+/// Whether sender domain `dkey` (with the domains already reported) is one tenant of a client
+/// that relays for others: at least [`MIN_OTHER_SENDER_DOMAINS`] other sender domains had mail
+/// delivered in the window, and the client's mail without the failing domains does not fail
+/// like spam (its estimated failure share, with the client's own prior, stays below
+/// `min_failure_share`). How much of the client's volume the failing domain makes up does not
+/// matter: a hacked site's thousands of messages outnumber a small hosting server's form mails.
+/// An infected PC forging one sender, or a bot rotating forged domains that all fail, is no
+/// tenant: the client itself is the problem. Our own idea.
+fn is_one_tenant_of_many(
+    cfg: &Config,
+    sp: &mut Split,
+    whole: &Outcomes,
+    prior: f64,
+    dkey: &str,
+    ts: Ts,
+    window: i64,
+) -> bool {
+    let mut failing = Outcomes::default();
+    let mut others = 0usize;
+    for (key, g) in sp.domains.iter_mut() {
+        g.tally.advance(ts, window);
+        let w = g.tally.window();
+        if g.flagged(ts) || key == dkey {
+            failing.add(&w);
+        } else if w.delivered > 0 {
+            others += 1;
+        }
     }
+    let rest = whole.minus(&failing);
+    others >= MIN_OTHER_SENDER_DOMAINS
+        && estimated_share(cfg, &rest, prior) < cfg.delivery_failures.min_failure_share
+}
+
+/// The relaying entity's prior failure share without the history of the sender domains reported
+/// on their own: a hacked site's spam of yesterday is not the hosting server's record.
+fn entity_prior(cfg: &Config, st: &mut EntityState, ts: Ts, window: i64) -> f64 {
+    let (mut known, mut failed) = (st.tally.past_known, st.tally.past_failed);
+    for g in st.split.domains.values_mut().filter(|g| g.reported) {
+        g.tally.advance(ts, window);
+        known = known.saturating_sub(g.tally.past_known);
+        failed = failed.saturating_sub(g.tally.past_failed);
+    }
+    prior_from(cfg, known, failed)
 }
 
 fn top_replies(replies: &HashMap<String, u64>) -> Vec<serde_json::Value> {
@@ -897,7 +956,23 @@ fn split_observe(
                 return;
             }
             Some(f) if *f == sender => return,
-            Some(_) => sp.active = true,
+            Some(f) => {
+                // Until now all of the entity's mail was the first sender's: its groups start
+                // with that, so a hacked site that sent first is not judged on a late start.
+                let f = f.clone();
+                sp.active = true;
+                let mut first = st.tally.clone();
+                first.remove_newest(o);
+                let fd = f.rsplit_once('@').map(|(_, d)| format!("@{d}"));
+                let cap = cfg.delivery_failures.max_senders;
+                for (map, key) in [(&mut sp.addresses, Some(f)), (&mut sp.domains, fd)] {
+                    let Some(key) = key else { continue };
+                    if let Some(g) = group_slot(map, &key, cap, ts, window) {
+                        g.tally = first.clone();
+                        g.last = ts;
+                    }
+                }
+            }
         }
     }
     let cap = cfg.delivery_failures.max_senders;
@@ -927,29 +1002,39 @@ fn split_observe(
         return;
     }
     let whole = st.tally.window();
-    // Known outcomes of the senders already reported, plus this one's.
-    let flagged_known = |sp: &mut Split, extra: &str| -> u64 {
-        let mut k = 0;
-        for (key, g) in sp.domains.iter_mut() {
-            if g.flagged(ts) || key == extra {
-                g.tally.advance(ts, window);
-                k += g.tally.window().known();
+    let prior = entity_prior(cfg, st, ts, window);
+    let sp = &mut st.split;
+    let dkey = domain.unwrap_or_default();
+    let tenant = is_one_tenant_of_many(cfg, sp, &whole, prior, &dkey, ts, window);
+    for (is_domain, key) in &keys {
+        let g = if *is_domain {
+            sp.domains.get_mut(key)
+        } else {
+            sp.addresses.get_mut(key)
+        };
+        let Some(g) = g else { continue };
+        let gw = g.tally.window();
+        if !fails_like_spam(cfg, &gw, g.tally.prior_share(cfg)) {
+            continue;
+        }
+        // A reported sender that keeps failing like spam stays out of the relaying entity's
+        // verdict for a window after its latest failures (records closed late, at the end of a
+        // log or after long deferrals, included), alerting again only when they double.
+        if tenant && g.reported {
+            g.flagged_until = Some(ts.plus_secs(window));
+            if !*is_domain {
+                if let Some(d) = sp.domains.get_mut(&dkey) {
+                    d.flagged_until = Some(ts.plus_secs(window));
+                }
             }
         }
-        k
-    };
-    let dkey = domain.unwrap_or_default();
-    for (is_domain, key) in &keys {
         let g = if *is_domain {
             sp.domains.get(key)
         } else {
             sp.addresses.get(key)
         };
         let Some(g) = g else { continue };
-        let gw = g.tally.window();
-        if !fails_like_spam(cfg, &gw, g.tally.prior_share(cfg))
-            || gw.failed < g.alerted.saturating_mul(2).max(1)
-        {
+        if gw.failed < g.alerted.saturating_mul(2).max(1) {
             continue;
         }
         // One address already reported stands for its domain.
@@ -961,8 +1046,9 @@ fn split_observe(
         {
             continue;
         }
-        // A minority of what the entity sends: the sender is the problem, not the entity.
-        if flagged_known(sp, &dkey) * 2 >= whole.known() {
+        // One tenant of a client that relays for others whose mail is fine: the sender is the
+        // problem, not the client. Otherwise the client is judged on all of its mail.
+        if !tenant {
             continue;
         }
         let g = if *is_domain {
@@ -972,6 +1058,7 @@ fn split_observe(
         };
         let Some(g) = g else { continue };
         g.alerted = gw.failed;
+        g.reported = true;
         g.flagged_until = Some(ts.plus_secs(window));
         let ev = FailureEvidence {
             failed_recipients: gw.failed,
@@ -1008,6 +1095,7 @@ fn split_observe(
             // The address's domain is left out of the relaying entity's verdict with it.
             if let Some(d) = sp.domains.get_mut(&dkey) {
                 d.flagged_until = Some(ts.plus_secs(window));
+                d.reported = true;
             }
         }
     }

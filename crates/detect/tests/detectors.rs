@@ -942,3 +942,160 @@ fn our_own_helo_refusals_of_a_business_nat_are_not_spam_failures() {
     let a = f.alerts();
     assert!(delivery_failures(&a).is_empty(), "{a:#?}");
 }
+
+#[test]
+fn exploited_site_outnumbering_a_small_hosting_servers_mail_is_reported_as_a_sender() {
+    // Issue 9, class 6: a small shared web-hosting server (ten sites, a form mail every half
+    // hour) whose one hacked site sends 1,500 spam messages: the site's mail is most of what
+    // the server sends, yet the server's other senders' mail is fine. Reported: the site; not
+    // the hosting server.
+    let mut f = Feed::new(own(&["10.0.0.0/8"]));
+    for i in 0..3000usize {
+        let t = i as i64 * 20; // 16.7 hours
+        if i % 60 == 0 {
+            let site = (i / 60) % 10;
+            let from = format!("{}@site{site}.example", ["wordpress", "info"][i % 2]);
+            f.msg(Msg {
+                t,
+                user: None,
+                ip: "10.6.6.6",
+                helo: Some("web6.hoster.example"),
+                from: &from,
+                rcpts: vec![rcpt(i, &format!("visitor{}.example", i % 97), true)],
+            });
+        } else if i >= 300 && i.is_multiple_of(2) {
+            f.msg_rc(
+                Msg {
+                    t,
+                    user: None,
+                    ip: "10.6.6.6",
+                    helo: Some("web6.hoster.example"),
+                    from: &format!("anna{}@hacked-shop.example", i * 7919 % 65_521),
+                    rcpts: vec![],
+                },
+                site_spam(i),
+            );
+        }
+    }
+    let a = f.alerts();
+    let df = delivery_failures(&a);
+    assert!(!df.is_empty(), "{a:#?}");
+    assert!(
+        df.iter()
+            .any(|x| x.entity.kind == EntityKind::Sender && x.entity.id == "@hacked-shop.example"),
+        "{df:#?}"
+    );
+    assert!(a.iter().all(|x| x.entity.id != "10.6.6.6"), "{a:#?}");
+}
+
+#[test]
+fn bot_rotating_forged_sender_domains_is_flagged_as_the_client() {
+    // The trap of the rule above: an infected PC making up a sender domain per batch of
+    // messages, all failing alike — no domain is one tenant among healthy ones.
+    let mut f = Feed::new(own(&["10.0.0.0/8"]));
+    for i in 0..600usize {
+        f.msg_rc(
+            Msg {
+                t: i as i64 * 30,
+                user: None,
+                ip: "10.7.7.7",
+                helo: Some("[10.7.7.7]"),
+                from: &format!("service@bank{}.example", i / 100),
+                rcpts: vec![],
+            },
+            site_spam(i),
+        );
+    }
+    let a = f.alerts();
+    let df = delivery_failures(&a);
+    assert!(!df.is_empty(), "{a:#?}");
+    assert!(
+        df.iter()
+            .any(|x| x.entity.kind == EntityKind::Client && x.entity.id == "10.7.7.7"),
+        "{df:#?}"
+    );
+    assert!(
+        df.iter().all(|x| x.entity.kind == EntityKind::Client),
+        "{df:#?}"
+    );
+}
+
+/// A small shared web-hosting server at 10.6.6.6 (ten sites, a form mail every 20 minutes from
+/// message `legit_from` on) whose hacked site sends spam with random local parts from message
+/// `spam_from` on, every other message slot, 20 s apart, `n` slots from `t0`; as `noreply@` when
+/// `noreply`, else with random local parts.
+fn small_web_host(
+    f: &mut Feed,
+    t0: i64,
+    n: usize,
+    legit_from: usize,
+    spam_from: usize,
+    noreply: bool,
+) {
+    for i in 0..n {
+        let t = t0 + i as i64 * 20;
+        if i >= legit_from && i % 60 == 0 {
+            let site = (i / 60) % 10;
+            let from = format!("{}@site{site}.example", ["wordpress", "info"][i % 2]);
+            f.msg(Msg {
+                t,
+                user: None,
+                ip: "10.6.6.6",
+                helo: Some("web6.hoster.example"),
+                from: &from,
+                rcpts: vec![rcpt(i, &format!("visitor{}.example", i % 97), true)],
+            });
+        } else if i >= spam_from && i.is_multiple_of(2) {
+            f.msg_rc(
+                Msg {
+                    t,
+                    user: None,
+                    ip: "10.6.6.6",
+                    helo: Some("web6.hoster.example"),
+                    from: &if noreply {
+                        "noreply@hacked-shop.example".to_string()
+                    } else {
+                        format!("anna{}@hacked-shop.example", i * 7919 % 65_521)
+                    },
+                    rcpts: vec![],
+                },
+                site_spam(i + t0 as usize),
+            );
+        }
+    }
+}
+
+#[test]
+fn hacked_site_whose_spam_came_first_is_still_reported_as_a_sender() {
+    // The site's spam, all from `noreply@`, is the server's first mail: 30 messages (18
+    // failures) before the first form mail of another site. Those failures are the site's, not
+    // the server's: the site's count starts with them, not at the second sender.
+    let mut f = Feed::new(own(&["10.0.0.0/8"]));
+    small_web_host(&mut f, 0, 1500, 60, 0, true);
+    let a = f.alerts();
+    let df = delivery_failures(&a);
+    assert!(
+        df.iter()
+            .any(|x| x.entity.id.ends_with("@hacked-shop.example")),
+        "{df:#?}"
+    );
+    assert!(a.iter().all(|x| x.entity.id != "10.6.6.6"), "{a:#?}");
+}
+
+#[test]
+fn hacked_sites_mail_closing_days_later_does_not_condemn_the_server() {
+    // The site was reported on day one; two days later, after its flag ran out, 300 of its
+    // messages close late (deferred for days, or the end of the log) among the server's
+    // ordinary mail. They are the site's, and yesterday's spam is not the server's record.
+    let mut f = Feed::new(own(&["10.0.0.0/8"]));
+    small_web_host(&mut f, 0, 3000, 0, 300, false);
+    small_web_host(&mut f, 2 * 86_400, 600, 0, 0, false);
+    let a = f.alerts();
+    assert!(
+        delivery_failures(&a)
+            .iter()
+            .any(|x| x.entity.id == "@hacked-shop.example"),
+        "{a:#?}"
+    );
+    assert!(a.iter().all(|x| x.entity.id != "10.6.6.6"), "{a:#?}");
+}

@@ -274,3 +274,66 @@ fn bot_with_random_helos_is_flagged_as_changing() {
     let signs = a.last().expect("one").evidence["signs"].to_string();
     assert!(signs.contains("changing"), "{signs}");
 }
+
+impl Log {
+    /// One message our own server refused at RCPT for the client's HELO (Postfix
+    /// `reject_non_fqdn_helo_hostname`): no queue id, nothing delivered or bounced.
+    fn refused_for_helo(&mut self, client: &str, helo: &str, from: &str, rcpts: &[String]) {
+        self.n += 1;
+        self.secs += 20;
+        let pid = 100 + self.n % 7;
+        for to in rcpts {
+            self.line(&format!(
+                "postfix/smtpd[{pid}]: NOQUEUE: reject: RCPT from {client}: 504 5.5.2 <{helo}>: Helo command rejected: need fully-qualified hostname; from=<{from}> to=<{to}> proto=ESMTP helo=<{helo}>"
+            ));
+        }
+    }
+}
+
+/// Issue 9 class 7: an infected customer PC on port 25 greeting with a Windows name, every
+/// RCPT refused by our own server for that HELO, so no recipient ever fails elsewhere; the bot
+/// makes up a new sender at a new domain for every message.
+#[test]
+fn issue_9_class_7_bot_refused_for_its_helo_rotating_senders_is_flagged() {
+    let mut log = Log::new(ours());
+    for i in 0..60 {
+        let rcpts: Vec<String> = (0..2)
+            .map(|k| format!("v{i}x{k}@dom{}.example", (i + k) % 30))
+            .collect();
+        log.refused_for_helo(
+            "dsl-192-0-2-90.pool.isp.example[192.0.2.90]",
+            "WIN-K3P2QX7",
+            &format!("garten{}@werk{}.example", i * 37 % 1000, i),
+            &rcpts,
+        );
+    }
+    let a = log.helo_alerts();
+    assert!(!a.is_empty(), "the bot is missed");
+    assert_eq!(a[0].entity.id, "192.0.2.90");
+    let signs = a.last().expect("one").evidence["signs"].to_string();
+    assert!(signs.contains("rotating-senders"), "{signs}");
+}
+
+/// The trap of the rule above: a business NAT whose PCs greet with their Windows names and are
+/// refused for it (a set-up fault), each PC's user sending as their work address and two
+/// private ones — three sender domains per PC, thirty PCs behind one address.
+#[test]
+fn business_nat_refused_for_helo_with_a_few_identities_per_pc_is_quiet() {
+    let mut log = Log::new(ours());
+    for i in 0..240 {
+        let pc = i % 30;
+        let from = match (i / 30) % 3 {
+            0 => format!("staff{pc}@office.example"),
+            1 => format!("person{pc}@freemail{}.example", pc % 4),
+            _ => format!("p{pc}@club{}.example", pc % 5),
+        };
+        log.refused_for_helo(
+            "unknown[192.0.2.71]",
+            &format!("DESKTOP-{:04X}K{}", 0x1A2B + pc * 77, pc),
+            &from,
+            &[format!("client{i}@dom{}.example", i % 25)],
+        );
+    }
+    let a = log.helo_alerts();
+    assert!(a.is_empty(), "{a:#?}");
+}
