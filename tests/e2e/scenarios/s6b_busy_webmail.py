@@ -6,7 +6,7 @@ the webmail address: one per typo, as the webmail logs in over IMAP first), then
 a message; every one of the 40 logs in and sends. A webmail with thousands of users sees more
 than 20 typos an hour as a matter of course. The issue says webmail must stay quiet.
 
-PENDING (fails on main at 2b25a6d, auth-bruteforce): the address rule counts the users' typos
+PENDING (fails on main at 2b25a6d and ce775d7, auth-bruteforce): the address rule counts the users' typos
 as one attacker's failures ("more than 20 in 1 h" → `client 127.60.9.20`, a limit
 docs/DETECTION.md names), and from then on every user's successful login from that address is
 "from an address guessing passwords" (rule 3, `attacking-address`) → a "password probably
