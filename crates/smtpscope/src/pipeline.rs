@@ -217,6 +217,17 @@ impl Driver {
         }
     }
 
+    /// Log time of the next idle sweep (kept in a checkpoint with the engine's state, so a
+    /// restored service sweeps where an uninterrupted one would).
+    pub fn next_sweep(&self) -> Option<Ts> {
+        self.next_sweep
+    }
+
+    /// Set the next idle sweep (restoring a checkpoint).
+    pub fn set_next_sweep(&mut self, t: Option<Ts>) {
+        self.next_sweep = t;
+    }
+
     /// The engine.
     pub fn engine(&self) -> &detect::Engine {
         &self.engine

@@ -1,15 +1,17 @@
 //! The engine thread: one `detect::Engine` behind the [`Driver`] `analyze` uses, fed from every
 //! source through one bounded channel, with the same parser.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use detect::snapshot::SnapshotError;
 use maillog::{LineParser, TimeContext, Ts};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::metrics::SourceKind;
 use super::sinks::Sinks;
-use super::store::{Cmd, FilePos};
+use super::store::{Checkpoint, Cmd, FilePos};
 use super::Shared;
 use crate::pipeline::Driver;
 
@@ -38,6 +40,11 @@ pub enum Msg {
         lines: Vec<String>,
         /// Position to save once they are processed.
         pos: Option<FilePos>,
+        /// Lines read again after a restart from the last checkpoint: they were already fed
+        /// (and their alerts committed) before the service stopped, so they rebuild state but
+        /// their alerts are not raised again, and their position is not saved (it is behind the
+        /// saved one).
+        replay: bool,
     },
     /// A policy request (raw attribute lines), stamped at arrival.
     Policy {
@@ -48,7 +55,7 @@ pub enum Msg {
     },
     /// Alerts raised outside the engine (the sFlow analysis): committed like the engine's.
     Alerts(Vec<detect::Alert>),
-    /// Once a second: the policy clock moves on, periodic baseline save.
+    /// Once a second: the policy clock moves on, periodic baseline save and checkpoint.
     Tick,
     /// Drain, save, stop; then signal.
     Shutdown(std::sync::mpsc::Sender<()>),
@@ -59,6 +66,9 @@ pub struct Core {
     driver: Driver,
     parsers: Vec<LineParser>,
     tz: jiff::tz::TimeZone,
+    /// Per followed file, the position after the last line fed to the engine (what a
+    /// checkpoint saves with the engine's state).
+    fed: BTreeMap<u32, FilePos>,
 }
 
 impl Core {
@@ -68,6 +78,7 @@ impl Core {
             driver: Driver::new(engine),
             parsers: Vec::new(),
             tz,
+            fed: BTreeMap::new(),
         };
         c.ensure(FIRST_FILE_SRC as usize + files);
         c
@@ -84,6 +95,49 @@ impl Core {
     /// Restore saved account baselines.
     pub fn restore(&mut self, state: detect::State) {
         self.driver.engine_mut().restore_state(state);
+    }
+
+    /// Restore the engine's state from a checkpoint; on error (another format version, a
+    /// corrupt snapshot) the engine is left fresh.
+    pub fn restore_checkpoint(&mut self, cp: &Checkpoint) -> Result<(), SnapshotError> {
+        self.driver.engine_mut().restore(&cp.engine)?;
+        self.driver.set_next_sweep(cp.next_sweep.map(Ts));
+        Ok(())
+    }
+
+    /// The position the engine has been fed to in the file of source `src` (at start: where
+    /// its follower starts).
+    pub fn set_fed(&mut self, src: u32, pos: FilePos) {
+        self.fed.insert(src, pos);
+    }
+
+    /// Write a checkpoint: the engine's state and the positions of exactly the lines fed to it,
+    /// taken here, between two messages, so they correspond.
+    fn checkpoint(&self, shared: &Shared) {
+        let started = std::time::Instant::now();
+        let engine = match self.driver.engine().snapshot() {
+            Ok(b) => b,
+            Err(e) => {
+                warn!("cannot take a checkpoint: {e}");
+                return;
+            }
+        };
+        let bytes = engine.len();
+        let cp = Checkpoint {
+            engine,
+            next_sweep: self.driver.next_sweep().map(|t| t.0),
+            positions: self.fed.values().cloned().collect(),
+        };
+        if shared.store_tx.send(Cmd::Checkpoint(cp)).is_err() {
+            warn!("store is gone; checkpoint not saved");
+            return;
+        }
+        shared.metrics.checkpoints.inc();
+        debug!(
+            bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "checkpoint taken"
+        );
     }
 
     /// The driver (tests).
@@ -130,7 +184,7 @@ impl Core {
         mut rx: tokio::sync::mpsc::Receiver<Msg>,
         shared: &Arc<Shared>,
         sinks: Sinks,
-        baseline_secs: i64,
+        every: Every,
     ) {
         let mut ticks: i64 = 0;
         while let Some(msg) = rx.blocking_recv() {
@@ -142,13 +196,14 @@ impl Core {
                 let alerts = self.take_alerts();
                 self.commit(shared, &sinks, alerts, None);
                 self.save_baselines(shared);
+                self.checkpoint(shared);
                 info!("engine stopped");
                 let _ = done.send(());
                 return;
             }
             // A bug on one strange event must not stop detection for everything else.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.step(msg, shared, &sinks, &mut ticks, baseline_secs)
+                self.step(msg, shared, &sinks, &mut ticks, every)
             }));
             if r.is_err() {
                 shared.metrics.engine_panics.inc();
@@ -157,14 +212,7 @@ impl Core {
         }
     }
 
-    fn step(
-        &mut self,
-        msg: Msg,
-        shared: &Shared,
-        sinks: &Sinks,
-        ticks: &mut i64,
-        baseline_secs: i64,
-    ) {
+    fn step(&mut self, msg: Msg, shared: &Shared, sinks: &Sinks, ticks: &mut i64, every: Every) {
         let m = &shared.metrics;
         let mut pos = None;
         let mut outside = Vec::new();
@@ -176,15 +224,32 @@ impl Core {
                     m.parse_failures[k].inc();
                 }
             }
-            Msg::Lines { src, lines, pos: p } => {
+            Msg::Lines {
+                src,
+                lines,
+                pos: p,
+                replay,
+            } => {
                 let k = kind(src);
-                m.lines[k].add(lines.len() as u64);
+                // Replayed lines were counted before the stop.
+                if !replay {
+                    m.lines[k].add(lines.len() as u64);
+                }
                 for l in &lines {
-                    if !self.feed_line(src, l) {
+                    if !self.feed_line(src, l) && !replay {
                         m.parse_failures[k].inc();
                     }
                 }
-                pos = p;
+                if let Some(p) = &p {
+                    self.fed.insert(src, p.clone());
+                }
+                if replay {
+                    m.replayed_lines.add(lines.len() as u64);
+                    let again = self.take_alerts();
+                    m.replayed_alerts.add(again.len() as u64);
+                } else {
+                    pos = p;
+                }
             }
             Msg::Policy { ts, raw } => self.feed_policy(ts, &raw),
             Msg::Alerts(a) => outside = a,
@@ -193,8 +258,11 @@ impl Core {
                 // Only the policy clock moves: messages close by log time (the driver's idle
                 // policy), exactly as in `analyze`.
                 self.driver.tick(super::now_ts());
-                if *ticks % baseline_secs == 0 {
+                if *ticks % every.baselines == 0 {
                     self.save_baselines(shared);
+                }
+                if *ticks % every.checkpoint == 0 {
+                    self.checkpoint(shared);
                 }
             }
             Msg::Shutdown(_) => {}
@@ -224,6 +292,15 @@ impl Core {
             warn!("store is gone; alerts not stored");
         }
     }
+}
+
+/// Periods of the engine thread's periodic work, in ticks (seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Every {
+    /// Save account baselines.
+    pub baselines: i64,
+    /// Write a checkpoint.
+    pub checkpoint: i64,
 }
 
 fn kind(src: u32) -> usize {

@@ -85,6 +85,25 @@ enum Step {
     Idle,
 }
 
+/// After a restart from a checkpoint: the lines between the checkpoint's position and where the
+/// engine had been fed before it stopped are read again, to rebuild the engine's state, but were
+/// already counted (their alerts committed): they are sent as replay.
+#[derive(Debug, Clone)]
+struct Replay {
+    /// The checkpoint's file, when the engine had gone on to another file before it stopped
+    /// (all of its lines had been fed).
+    done: Option<(u64, u64)>,
+    /// Where the engine had been fed to (the saved position).
+    until: FilePos,
+}
+
+impl Replay {
+    /// Whether the line ending at `end` of the file `id` was fed before the stop.
+    fn covers(&self, id: (u64, u64), end: u64) -> bool {
+        Some(id) == self.done || (id == (self.until.dev, self.until.ino) && end <= self.until.pos)
+    }
+}
+
 struct Follower {
     path: PathBuf,
     src: u32,
@@ -101,6 +120,8 @@ struct Follower {
     fp: Vec<u8>,
     /// The path names another file (or none): since when the old one has not grown.
     rotated: Option<Instant>,
+    /// Lines to replay after a restart (see [`Replay`]); `None` once past them.
+    replay: Option<Replay>,
     timing: Timing,
     shared: Arc<Shared>,
 }
@@ -161,8 +182,28 @@ impl Follower {
             tail: Vec::new(),
             fp: Vec::new(),
             rotated: None,
+            replay: None,
             timing,
             shared,
+        }
+    }
+
+    fn id(&self) -> (u64, u64) {
+        self.cur.as_ref().map(|o| (o.dev, o.ino)).unwrap_or((0, 0))
+    }
+
+    /// Whether the line ending at `end` of the current file is a replay; the first one that is
+    /// not ends the replay.
+    fn replaying(&mut self, end: u64) -> bool {
+        let id = self.id();
+        match &self.replay {
+            Some(r) if r.covers(id, end) => true,
+            Some(_) => {
+                info!(file = %self.path.display(), at = end, "replay after restart done");
+                self.replay = None;
+                false
+            }
+            None => false,
         }
     }
 
@@ -171,13 +212,22 @@ impl Follower {
         self.pos + self.pending
     }
 
+    /// Send lines that end at our position (none: record a switch of file).
     fn send(&mut self, lines: Vec<String>) -> bool {
-        let (dev, ino) = self.cur.as_ref().map(|o| (o.dev, o.ino)).unwrap_or((0, 0));
+        let replay = match &self.replay {
+            Some(r) => r.covers(self.id(), self.pos),
+            None => false,
+        };
+        self.send_at(lines, self.pos, replay)
+    }
+
+    fn send_at(&mut self, lines: Vec<String>, at: u64, replay: bool) -> bool {
+        let (dev, ino) = self.id();
         let pos = FilePos {
             path: self.path.display().to_string(),
             dev,
             ino,
-            pos: self.pos,
+            pos: at,
             fp: self.fp.clone(),
         };
         self.shared
@@ -186,6 +236,7 @@ impl Follower {
                 src: self.src,
                 lines,
                 pos: Some(pos),
+                replay,
             })
             .is_ok()
     }
@@ -223,9 +274,15 @@ impl Follower {
         while let Some(i) = memchr::memchr(b'\n', rest) {
             let room = MAX_LINE.saturating_sub(self.partial.len());
             self.partial.extend_from_slice(&rest[..i.min(room)]);
+            let before = self.pos;
+            let end = self.pos + self.pending + i as u64 + 1;
+            if self.replay.is_some() && !self.replaying(end) && !lines.is_empty() {
+                // The replay ends inside this chunk: what came before is sent as replay.
+                self.send_at(std::mem::take(&mut lines), before, true);
+            }
             lines.push(String::from_utf8_lossy(&self.partial).into_owned());
             self.partial.clear();
-            self.pos += self.pending + i as u64 + 1;
+            self.pos = end;
             self.pending = 0;
             rest = &rest[i + 1..];
         }
@@ -282,10 +339,12 @@ impl Follower {
             return;
         }
         let line = String::from_utf8_lossy(&self.partial).into_owned();
-        self.pos += self.pending;
+        let end = self.pos + self.pending;
+        let replay = self.replaying(end);
+        self.pos = end;
         self.pending = 0;
         self.partial.clear();
-        self.send(vec![line]);
+        self.send_at(vec![line], end, replay);
     }
 
     /// Read the current file to its end.
@@ -347,6 +406,8 @@ impl Follower {
                 }
             }
         }
+        // Lines after a truncation are new whatever their offset: no replay past it.
+        self.replay = None;
         if let Some(o) = self.cur.take() {
             if self.open(o.file, 0).is_ok() {
                 self.send(Vec::new());
@@ -498,18 +559,40 @@ pub fn spawn(
     path: PathBuf,
     src: u32,
     saved: Option<FilePos>,
+    replay_until: Option<FilePos>,
     start: FollowStart,
     shared: Arc<Shared>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    spawn_timed(path, src, saved, start, Timing::default(), shared, stop)
+    spawn_timed(
+        path,
+        src,
+        Resume {
+            saved,
+            replay_until,
+        },
+        start,
+        Timing::default(),
+        shared,
+        stop,
+    )
+}
+
+/// Where a follower resumes.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// The position to read from (the checkpoint's, or the last saved one).
+    pub saved: Option<FilePos>,
+    /// Where the engine had been fed to before the stop, when it is past `saved`: the lines
+    /// in between are sent as replay.
+    pub replay_until: Option<FilePos>,
 }
 
 /// [`spawn`] at another pace.
 pub fn spawn_timed(
     path: PathBuf,
     src: u32,
-    saved: Option<FilePos>,
+    resume: Resume,
     start: FollowStart,
     timing: Timing,
     shared: Arc<Shared>,
@@ -519,7 +602,13 @@ pub fn spawn_timed(
     Ok(std::thread::Builder::new().name(name).spawn(move || {
         let mut fo = Follower::new(path, src, timing, shared);
         let mut buf = vec![0u8; CHUNK];
-        fo.start(saved, start, &mut buf);
+        if let (Some(s), Some(u)) = (&resume.saved, resume.replay_until) {
+            if (s.dev, s.ino, s.pos) != (u.dev, u.ino, u.pos) {
+                let done = ((s.dev, s.ino) != (u.dev, u.ino)).then_some((s.dev, s.ino));
+                fo.replay = Some(Replay { done, until: u });
+            }
+        }
+        fo.start(resume.saved, start, &mut buf);
         while !*stop.borrow() {
             if fo.step(&mut buf) == Step::Idle {
                 std::thread::sleep(timing.poll);
@@ -606,7 +695,7 @@ mod tests {
         let fo = spawn_timed(
             path.clone(),
             7,
-            None,
+            Resume::default(),
             FollowStart::Start,
             FAST,
             sh.clone(),

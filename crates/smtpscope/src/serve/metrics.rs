@@ -189,6 +189,13 @@ pub struct Metrics {
     /// Truncations of a followed file with no copy beside it to finish from (lines written just
     /// before the truncation and not yet read are lost).
     pub follow_unrecovered: Counter,
+    /// Checkpoints of the engine's state written.
+    pub checkpoints: Counter,
+    /// Lines read again after a restart, from the last checkpoint's positions up to where the
+    /// engine had been fed before it stopped.
+    pub replayed_lines: Counter,
+    /// Alerts those lines raised again (already committed before the stop; not raised twice).
+    pub replayed_alerts: Counter,
     /// Engine queue depth (set by the engine).
     pub queue_depth: AtomicU64,
 }
@@ -428,6 +435,21 @@ impl Metrics {
                 "smtpscope_follow_truncations_unrecovered_total",
                 "Truncations of a followed file with no copy beside it to finish from (unread lines lost).",
                 self.follow_unrecovered.get(),
+            ),
+            (
+                "smtpscope_checkpoints_total",
+                "Checkpoints of the engine's detection state (with the file positions) written.",
+                self.checkpoints.get(),
+            ),
+            (
+                "smtpscope_replayed_lines_total",
+                "Followed-file lines read again after a restart, from the last checkpoint up to where the engine had been fed.",
+                self.replayed_lines.get(),
+            ),
+            (
+                "smtpscope_replayed_alerts_suppressed_total",
+                "Alerts raised again by replayed lines and not sent twice.",
+                self.replayed_alerts.get(),
             ),
         ] {
             counter(&mut o, name, help, v);

@@ -13,6 +13,14 @@
 //! answers from the containment snapshot alone, so a slow store or a busy engine never delays
 //! Postfix: when the engine's queue is full the request is not analysed (counted as fail-open)
 //! but still answered.
+//!
+//! Every `checkpoint_interval` and at shutdown the engine thread takes a checkpoint between two
+//! messages: the engine's whole detection state (`detect::Engine::snapshot`) and the position
+//! of every followed file after the last line it fed, written by the store in one transaction.
+//! A restart restores both; the lines fed after the checkpoint (up to the position saved with
+//! the last alerts) are read again as *replay*: they rebuild the state, their alerts are not
+//! raised twice. Syslog and policy requests have no position: what arrived after the last
+//! checkpoint is not in the restored state.
 
 pub mod contain;
 pub mod core;
@@ -38,6 +46,15 @@ use tracing::{error, info, warn};
 
 use crate::config::FileConfig;
 use detect::config::Duration;
+
+/// Default of `[serve] checkpoint_interval`: a minute. After `kill -9` at most a minute of log
+/// is read again (a few seconds of work), and a checkpoint of a 20,000-user ISP's state every
+/// minute costs well under 1% of the engine thread (docs/PERFORMANCE.md). Our own idea.
+pub const DEFAULT_CHECKPOINT_SECS: i64 = 60;
+
+/// Longest `[serve] checkpoint_interval` accepted: a day. Past it a crash would re-read more
+/// log than the detectors' longest window (24 h) holds, so a longer interval only loses.
+pub const MAX_CHECKPOINT_SECS: i64 = 86_400;
 
 /// Observe (log what would be done) or enforce (answer Postfix with the action).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -218,6 +235,11 @@ pub struct ServeConfig {
     pub retention: Duration,
     /// Save account baselines this often.
     pub baseline_interval: Duration,
+    /// Write a checkpoint of the engine's detection state, with the followed-file positions,
+    /// this often (and at shutdown). After `kill -9` the lines since the last checkpoint are
+    /// read again; a shorter interval re-reads less and costs a snapshot more often (see
+    /// docs/PERFORMANCE.md for its size and time).
+    pub checkpoint_interval: Duration,
     /// Zone of zone-less stamps in followed logs and syslog (default: the system's).
     pub tz: Option<String>,
     /// Containment policy.
@@ -251,6 +273,7 @@ impl Default for ServeConfig {
             webhook: None,
             retention: Duration(90 * 86_400),
             baseline_interval: Duration(60),
+            checkpoint_interval: Duration(DEFAULT_CHECKPOINT_SECS),
             tz: None,
             containment: ContainmentConfig::default(),
             limits: ServeLimits::default(),
@@ -429,6 +452,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if s.policy.is_empty() && s.syslog.is_empty() && s.follow.is_empty() && s.sflow.is_empty() {
         bail!("nothing to do: give at least one of --policy, --syslog, --follow, --sflow (or [serve] policy/syslog/follow/sflow)");
     }
+    if !(1..=MAX_CHECKPOINT_SECS).contains(&s.checkpoint_interval.0) {
+        bail!(
+            "[serve] checkpoint_interval = {}s: allowed 1s to {MAX_CHECKPOINT_SECS}s",
+            s.checkpoint_interval.0
+        );
+    }
     let tz = time_zone(&s.tz.clone().or_else(|| file.input.tz.clone()))?;
     let open_files = slots::raise_open_files_limit();
     info!(?open_files, "open files limit");
@@ -444,7 +473,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot open store {}", s.store.display()))?;
     let contained = st.load_containment()?;
     let baselines = st.load_baselines()?;
-    let positions = st.load_positions()?;
+    let saved_positions = st.load_positions()?;
+    let checkpoint = st.load_checkpoint()?;
     let (engine_tx, engine_rx) = tokio::sync::mpsc::channel(s.limits.queue.max(16));
     let (store_tx, store_rx) = std::sync::mpsc::sync_channel(4096);
     let shared = Arc::new(Shared {
@@ -473,6 +503,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .spawn(move || st.run(store_rx, &sh))?
     };
     let sinks = rt.block_on(async { sinks::start(&s, shared.clone()) })?;
+    let resumes;
     let engine_thread = {
         let sh = shared.clone();
         let mut core = core::Core::new(
@@ -480,13 +511,44 @@ pub fn run(args: ServeArgs) -> Result<()> {
             tz.clone(),
             s.follow.len(),
         );
-        if let Some(b) = baselines {
-            core.restore(b);
+        let restored = match &checkpoint {
+            Some(cp) => match core.restore_checkpoint(cp) {
+                Ok(()) => {
+                    info!(
+                        bytes = cp.engine.len(),
+                        "detection state restored from the last checkpoint"
+                    );
+                    true
+                }
+                Err(e) => {
+                    warn!("the last checkpoint is not used, detection starts fresh: {e}");
+                    false
+                }
+            },
+            None => false,
+        };
+        if !restored {
+            if let Some(b) = baselines {
+                core.restore(b);
+            }
         }
-        let bint = s.baseline_interval.0.max(1);
+        resumes = resume_points(
+            &s.follow,
+            restored.then_some(()).and(checkpoint.as_ref()),
+            &saved_positions,
+        );
+        for (i, r) in resumes.iter().enumerate() {
+            if let Some(p) = &r.saved {
+                core.set_fed(core::FIRST_FILE_SRC + i as u32, p.clone());
+            }
+        }
+        let every = core::Every {
+            baselines: s.baseline_interval.0.max(1),
+            checkpoint: s.checkpoint_interval.0.max(1),
+        };
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || core.run(engine_rx, &sh, sinks, bint))?
+            .spawn(move || core.run(engine_rx, &sh, sinks, every))?
     };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -505,12 +567,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
             tasks.push(http::listen(&s.http, shared.clone(), stop_rx.clone()).await?);
         }
         let mut followers = Vec::new();
-        for (i, p) in s.follow.iter().enumerate() {
-            let pos = positions.get(&p.display().to_string()).cloned();
+        for (i, (p, r)) in s.follow.iter().zip(&resumes).enumerate() {
             followers.push(follow::spawn(
                 p.clone(),
                 core::FIRST_FILE_SRC + i as u32,
-                pos,
+                r.saved.clone(),
+                r.replay_until.clone(),
                 s.follow_start,
                 shared.clone(),
                 stop_rx.clone(),
@@ -547,6 +609,36 @@ pub fn run(args: ServeArgs) -> Result<()> {
     rt.shutdown_timeout(StdDuration::from_secs(2));
     info!("stopped");
     result
+}
+
+/// Where each followed file resumes. With a restored checkpoint: from the checkpoint's position
+/// (the engine's state is that of the lines before it), replaying up to the last saved position
+/// (the lines the engine had been fed before it stopped, whose alerts are committed). Without
+/// one (first start, or a checkpoint refused): from the last saved position, with a fresh engine.
+fn resume_points(
+    follow: &[PathBuf],
+    checkpoint: Option<&store::Checkpoint>,
+    saved: &std::collections::HashMap<String, store::FilePos>,
+) -> Vec<follow::Resume> {
+    follow
+        .iter()
+        .map(|p| {
+            let key = p.display().to_string();
+            let last = saved.get(&key).cloned();
+            let at_checkpoint =
+                checkpoint.and_then(|c| c.positions.iter().find(|x| x.path == key).cloned());
+            match at_checkpoint {
+                Some(c) => follow::Resume {
+                    saved: Some(c),
+                    replay_until: last,
+                },
+                None => follow::Resume {
+                    saved: last,
+                    replay_until: None,
+                },
+            }
+        })
+        .collect()
 }
 
 /// Wait for SIGTERM/SIGINT; reload on SIGHUP.

@@ -89,7 +89,32 @@ const MIGRATIONS: &[&str] = &[
         pos INTEGER NOT NULL,
         fingerprint BLOB NOT NULL,
         updated_at INTEGER NOT NULL);",
+    // 2: the engine checkpoint (detection state) and the file positions it corresponds to.
+    "CREATE TABLE checkpoint(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        engine BLOB NOT NULL,
+        next_sweep INTEGER,
+        taken_at INTEGER NOT NULL);
+     CREATE TABLE checkpoint_positions(
+        path TEXT PRIMARY KEY,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        pos INTEGER NOT NULL,
+        fingerprint BLOB NOT NULL);",
 ];
+
+/// The engine's detection state and the followed-file positions of exactly the lines fed to it
+/// before it was taken (see `docs/OPERATIONS.md`, "Checkpoints").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    /// `detect::Engine::snapshot`.
+    pub engine: Vec<u8>,
+    /// The driver's next idle sweep (log time, microseconds).
+    pub next_sweep: Option<i64>,
+    /// Position of every followed file after the last of its lines the engine was fed.
+    pub positions: Vec<FilePos>,
+}
 
 /// Where a followed file was read to, and which file it was.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -124,6 +149,8 @@ pub enum Cmd {
     },
     /// `detect::State` as JSON.
     Baselines(serde_json::Value),
+    /// The engine's state and its file positions, written in one transaction.
+    Checkpoint(Checkpoint),
     /// Release containments whose time ran out.
     Expire,
     /// Delete closed incidents older than this many seconds.
@@ -302,20 +329,38 @@ impl Store {
         }
     }
 
+    /// The last checkpoint, if any.
+    pub fn load_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        let row: Option<(Vec<u8>, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT engine, next_sweep FROM checkpoint WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((engine, next_sweep)) = row else {
+            return Ok(None);
+        };
+        let mut st = self
+            .conn
+            .prepare("SELECT path, dev, ino, pos, fingerprint FROM checkpoint_positions")?;
+        let positions = st
+            .query_map([], file_pos)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(Checkpoint {
+            engine,
+            next_sweep,
+            positions,
+        }))
+    }
+
     /// Saved file positions by path.
     pub fn load_positions(&self) -> Result<HashMap<String, FilePos>> {
         let mut st = self
             .conn
             .prepare("SELECT path, dev, ino, pos, fingerprint FROM file_positions")?;
-        let rows = st.query_map([], |r| {
-            Ok(FilePos {
-                path: r.get(0)?,
-                dev: r.get::<_, i64>(1)? as u64,
-                ino: r.get::<_, i64>(2)? as u64,
-                pos: r.get::<_, i64>(3)? as u64,
-                fp: r.get(4)?,
-            })
-        })?;
+        let rows = st.query_map([], file_pos)?;
         let mut m = HashMap::new();
         for r in rows {
             let r = r?;
@@ -384,6 +429,7 @@ impl Store {
                         }
                     }
                     Cmd::Baselines(v) => save_baselines(&tx, v, now)?,
+                    Cmd::Checkpoint(c) => save_checkpoint(&tx, &c, now)?,
                     Cmd::Expire => {
                         for (k, id) in set.expired(now) {
                             if let Some(e) = set.remove(k, &id) {
@@ -768,6 +814,42 @@ fn act(
             Ok(false)
         }
     }
+}
+
+/// A `FilePos` from `path, dev, ino, pos, fingerprint`.
+fn file_pos(r: &rusqlite::Row<'_>) -> rusqlite::Result<FilePos> {
+    Ok(FilePos {
+        path: r.get(0)?,
+        dev: r.get::<_, i64>(1)? as u64,
+        ino: r.get::<_, i64>(2)? as u64,
+        pos: r.get::<_, i64>(3)? as u64,
+        fp: r.get(4)?,
+    })
+}
+
+/// The checkpoint replaces the last one, with its positions, in the caller's transaction. A
+/// position of a file not in this checkpoint (no longer followed) is kept: it is only read for
+/// a path that is followed again, and then it is that file's last known state.
+fn save_checkpoint(tx: &Connection, c: &Checkpoint, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO checkpoint(id, version, engine, next_sweep, taken_at)
+         VALUES(1, ?1, ?2, ?3, ?4)",
+        params![detect::snapshot::VERSION, c.engine, c.next_sweep, now],
+    )?;
+    let mut st = tx.prepare_cached(
+        "INSERT OR REPLACE INTO checkpoint_positions(path, dev, ino, pos, fingerprint)
+         VALUES(?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for p in &c.positions {
+        st.execute(params![
+            p.path,
+            p.dev as i64,
+            p.ino as i64,
+            p.pos as i64,
+            p.fp
+        ])?;
+    }
+    Ok(())
 }
 
 fn save_baselines(tx: &Connection, mut v: serde_json::Value, now: i64) -> Result<()> {
