@@ -218,6 +218,12 @@ impl Validate for ServeConfig {
         c.count("alerts_keep", u64::from(self.alerts_keep), 0, 1000);
         c.duration("retention", self.retention, 3600, MAX_DURATION);
         c.duration("baseline_interval", self.baseline_interval, 1, MAX_WINDOW);
+        c.duration(
+            "checkpoint_interval",
+            self.checkpoint_interval,
+            1,
+            crate::serve::MAX_CHECKPOINT_SECS,
+        );
         check_tz(c, "tz", &self.tz);
         let mode = self.policy_socket_mode.0;
         // Postfix connects as its own user or group; others that may write can forge requests
@@ -370,6 +376,14 @@ mod tests {
             (
                 "[detect.mailing_lists]\nmultiple_min_fanout = -1.0\n",
                 "detect.mailing_lists.multiple_min_fanout = -1: must be a finite number in 0..=1000000000",
+            ),
+            (
+                "[serve]\ncheckpoint_interval = \"0s\"\n",
+                "serve.checkpoint_interval = \"0s\": must be a duration from 1s to 1d",
+            ),
+            (
+                "[serve]\ncheckpoint_interval = \"2d\"\n",
+                "serve.checkpoint_interval = \"2d\": must be a duration from 1s to 1d",
             ),
             (
                 "[input]\ntz = \"Mars/Olympus\"\n",

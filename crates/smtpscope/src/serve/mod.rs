@@ -453,12 +453,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if s.policy.is_empty() && s.syslog.is_empty() && s.follow.is_empty() && s.sflow.is_empty() {
         bail!("nothing to do: give at least one of --policy, --syslog, --follow, --sflow (or [serve] policy/syslog/follow/sflow)");
     }
-    if !(1..=MAX_CHECKPOINT_SECS).contains(&s.checkpoint_interval.0) {
-        bail!(
-            "[serve] checkpoint_interval = {}s: allowed 1s to {MAX_CHECKPOINT_SECS}s",
-            s.checkpoint_interval.0
-        );
-    }
     let tz = time_zone(&s.tz.clone().or_else(|| file.input.tz.clone()))?;
     let open_files = slots::raise_open_files_limit();
     info!(?open_files, "open files limit");
