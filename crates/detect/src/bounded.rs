@@ -189,6 +189,39 @@ mod tests {
         assert_eq!(m.evicted_protected(), 0);
     }
 
+    /// A snapshot keeps both segments, the touch times, the cap and the eviction counts, so a
+    /// restored map evicts exactly what the original would have.
+    #[test]
+    fn round_trips_through_a_snapshot_and_evicts_alike() {
+        let mut m = BoundedMap::new(100);
+        for i in 0..300i64 {
+            *m.get_or_insert_with(&i, Ts::from_secs(i), || 0u32) += 1;
+            if i % 7 == 0 {
+                m.protect(&i);
+            }
+        }
+        let bytes = crate::snapshot::encode(&m).unwrap();
+        let mut r: BoundedMap<i64, u32> = crate::snapshot::decode(&bytes).unwrap();
+        assert_eq!((r.len(), r.cap), (m.len(), m.cap));
+        assert_eq!(r.evicted_protected(), m.evicted_protected());
+        assert_eq!(r.evicted(), m.evicted());
+        for i in 0..300i64 {
+            assert_eq!(r.segment(&i), m.segment(&i), "{i}");
+            assert_eq!(r.get(&i), m.get(&i), "{i}");
+        }
+        for i in 300..1_000i64 {
+            m.get_or_insert_with(&i, Ts::from_secs(i), || 0u32);
+            r.get_or_insert_with(&i, Ts::from_secs(i), || 0u32);
+        }
+        let keys = |m: &BoundedMap<i64, u32>| {
+            let mut k: Vec<i64> = m.iter().map(|(k, _)| *k).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&r), keys(&m));
+        assert_eq!(r.evicted(), m.evicted());
+    }
+
     #[test]
     fn newcomers_never_flush_protected_entries() {
         let mut m = BoundedMap::new(1_000);

@@ -1072,6 +1072,33 @@ mod tests {
         tx.commit().unwrap();
         assert_eq!(s.load_baselines().unwrap(), Some(st));
     }
+
+    #[test]
+    fn a_checkpoint_replaces_the_last_one_with_its_positions() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&d.path().join("s.db")).unwrap();
+        assert!(s.load_checkpoint().unwrap().is_none());
+        let pos = |path: &str, at: u64| FilePos {
+            path: path.into(),
+            dev: 1,
+            ino: 2,
+            pos: at,
+            fp: b"Nov 24".to_vec(),
+        };
+        for (engine, at) in [(b"first".to_vec(), 10), (b"second".to_vec(), 20)] {
+            let cp = Checkpoint {
+                engine,
+                next_sweep: Some(at as i64),
+                positions: vec![pos("/var/log/mail.log", at), pos("/var/log/b.log", at + 1)],
+            };
+            let tx = s.conn.transaction().unwrap();
+            save_checkpoint(&tx, &cp, 5).unwrap();
+            tx.commit().unwrap();
+            let mut got = s.load_checkpoint().unwrap().unwrap();
+            got.positions.sort_by(|a, b| b.path.cmp(&a.path));
+            assert_eq!(got, cp);
+        }
+    }
 }
 
 #[cfg(test)]
