@@ -79,6 +79,10 @@ const MIN_GUESSING_SYSTEMS: usize = 2;
 /// dictionary guesser tries many (TRAFFIC-FACTS §3: 4,324 names from 37 addresses). Our own idea.
 const GUESSER_MIN_NAMES: u64 = 3;
 
+/// Score of an alert on a slow guesser (many names over a day, no login from it): deliberate,
+/// but each try far apart.
+const SCORE_SLOW: f64 = 0.7;
+
 /// Score of an alert on an attacking network (several addresses: deliberate).
 const SCORE_NETWORK: f64 = 0.75;
 /// Score of an alert on a server-wide guessing wave.
@@ -168,6 +172,12 @@ struct Address {
     attack: Attack,
     total: u64,
     names: Distinct,
+    /// The most recent distinct names it failed against, with when (for the slow rule; at most
+    /// `slow_min_names`).
+    day_names: Recent<u64, ()>,
+    /// Some account logged in successfully from it: a user's address (a NAT, a CGNAT, a VPN
+    /// exit), not a slow guesser's.
+    logged_in: bool,
     sample_names: Vec<String>,
     services: Vec<Service>,
     first: Ts,
@@ -175,12 +185,14 @@ struct Address {
 }
 
 impl Address {
-    fn new(ts: Ts) -> Address {
+    fn new(ts: Ts, slow_names: u64) -> Address {
         Address {
             failures: Counter::default(),
             attack: Attack::default(),
             total: 0,
             names: Distinct::default(),
+            day_names: Recent::new(slow_names as usize),
+            logged_in: false,
             sample_names: Vec::new(),
             services: Vec::new(),
             first: ts,
@@ -196,15 +208,22 @@ struct Network {
     addresses: Recent<IpAddr, ()>,
     attackers: Recent<IpAddr, ()>,
     attack: Attack,
+    /// The most recent distinct names its addresses failed against (for the slow rule; at most
+    /// `slow_min_network_names`).
+    day_names: Recent<u64, ()>,
+    /// Its first failure.
+    first: Ts,
 }
 
 impl Network {
-    fn new() -> Network {
+    fn new(ts: Ts, slow_names: u64) -> Network {
         Network {
             failures: Counter::default(),
             addresses: Recent::new(NETWORK_ADDRESSES),
             attackers: Recent::new(NETWORK_ATTACKERS),
             attack: Attack::default(),
+            day_names: Recent::new(slow_names as usize),
+            first: ts,
         }
     }
 }
@@ -281,9 +300,22 @@ pub struct Bruteforce {
     named: SlidingHll,
 }
 
+/// Which rule made an address an attacker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum AddressRule {
+    /// More than `max_failures_per_ip` failures in the window.
+    Rate,
+    /// At least `slow_min_names` names within `slow_window`, nobody logged in from it.
+    SlowNames,
+}
+
 /// Evidence of an attacking address.
 #[derive(Debug, Serialize)]
 struct AddressEvidence<'a> {
+    rule: AddressRule,
+    names_in_slow_window: u64,
+    slow_window: String,
     failures: u64,
     threshold: u64,
     window: String,
@@ -297,9 +329,25 @@ struct AddressEvidence<'a> {
     escalated_from: Option<u64>,
 }
 
+/// Which rule made a network an attacker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum NetworkRule {
+    /// More than `max_failures_per_network` failures in the window from two of its addresses.
+    Rate,
+    /// A second address of the network started an attack while another one's goes on.
+    SecondAttacker,
+    /// At least `slow_min_network_names` names within `slow_window` from two of its addresses.
+    SlowNames,
+}
+
 /// Evidence of an attacking network.
 #[derive(Debug, Serialize)]
 struct NetworkEvidence {
+    rule: NetworkRule,
+    names_in_slow_window: u64,
+    addresses_in_slow_window: u64,
+    slow_window: String,
     failures: u64,
     threshold: u64,
     window: String,
@@ -436,8 +484,10 @@ impl Bruteforce {
             }
         }
         if let Some(ip) = ip {
-            let step = self.address(cfg, ts, ip, user, service);
-            let covered = self.network(cfg, ts, ip, step == Some(Step::Started), out);
+            // A wave's addresses are covered by its `campaign` alert, as a network's are by its.
+            let wave_on = self.wave.attack.is_active(ts, c.attack_quiet.0);
+            let step = self.address(cfg, ts, ip, user, service, wave_on);
+            let covered = self.network(cfg, ts, ip, user, step == Some(Step::Started), out);
             if let Some(step) = step.filter(|s| s.reports() && !covered) {
                 self.address_alert(cfg, ts, ip, step, out);
             }
@@ -467,11 +517,12 @@ impl Bruteforce {
         ip: IpAddr,
         user: Option<&str>,
         service: Service,
+        wave_on: bool,
     ) -> Option<Step> {
         let c = &cfg.bruteforce;
         let st = self
             .addresses
-            .get_or_insert_with(&ip, ts, || Address::new(ts));
+            .get_or_insert_with(&ip, ts, || Address::new(ts, c.slow_min_names));
         st.failures.add(ts, 1, c.window.0);
         st.total += 1;
         st.last = ts;
@@ -485,10 +536,28 @@ impl Bruteforce {
                     .push(u.chars().take(SAMPLE_NAME_CHARS).collect());
             }
             st.names.insert(h);
+            st.day_names.touch(h, ts, (), |_| {});
         }
         let n = st.failures.get();
-        (n > c.max_failures_per_ip)
-            .then(|| st.attack.over(ts, n, c.attack_quiet.0, c.escalation_factor))
+        if n > c.max_failures_per_ip {
+            return Some(st.attack.over(ts, n, c.attack_quiet.0, c.escalation_factor));
+        }
+        // Slow guessing: going on for longer than the rate window without passing the rate
+        // limit, but many names within the day, each try far apart. It starts (or continues)
+        // the address's attack as if it had been reported at the rate limit, so that only a rate
+        // ten times that limit escalates it.
+        let slow = !wave_on
+            && !st.logged_in
+            && st.first.plus_secs(c.window.0) <= ts
+            && st.day_names.count_within(ts, c.slow_window.0) >= c.slow_min_names;
+        slow.then(|| {
+            st.attack.over(
+                ts,
+                c.max_failures_per_ip,
+                c.attack_quiet.0,
+                c.escalation_factor,
+            )
+        })
     }
 
     fn address_alert(
@@ -510,7 +579,16 @@ impl Bruteforce {
             Some(b) => format!(" (grown from {b})"),
             None => String::new(),
         };
+        let rule = if n > c.max_failures_per_ip {
+            AddressRule::Rate
+        } else {
+            AddressRule::SlowNames
+        };
+        let day_names = st.day_names.count_within(ts, c.slow_window.0);
         let ev = AddressEvidence {
+            rule,
+            names_in_slow_window: day_names,
+            slow_window: c.slow_window.to_string_h(),
             failures: n,
             threshold: c.max_failures_per_ip,
             window: c.window.to_string_h(),
@@ -526,13 +604,24 @@ impl Bruteforce {
             ts,
             detector: Detector::AuthBruteforce,
             entity: Entity::new(EntityKind::Client, ip.to_string()),
-            score: round3((0.6 + 0.1 * ratio.log2()).clamp(0.6, 0.95)),
-            summary: format!(
-                "{n} failed logins within {}{again}; {} failures against {names} names since {}",
-                c.window.to_string_h(),
-                st.total,
-                st.first.display_utc()
-            ),
+            score: match rule {
+                AddressRule::Rate => round3((0.6 + 0.1 * ratio.log2()).clamp(0.6, 0.95)),
+                AddressRule::SlowNames => SCORE_SLOW,
+            },
+            summary: match rule {
+                AddressRule::Rate => format!(
+                    "{n} failed logins within {}{again}; {} failures against {names} names since {}",
+                    c.window.to_string_h(),
+                    st.total,
+                    st.first.display_utc()
+                ),
+                AddressRule::SlowNames => format!(
+                    "failed logins against {day_names} names within {}, none logged in from it ({} failures against {names} names since {}): slow password guessing",
+                    c.slow_window.to_string_h(),
+                    st.total,
+                    st.first.display_utc()
+                ),
+            },
             evidence: serde_json::to_value(ev).unwrap_or_default(),
         });
     }
@@ -545,6 +634,7 @@ impl Bruteforce {
         cfg: &Config,
         ts: Ts,
         ip: IpAddr,
+        user: Option<&str>,
         new_attacker: bool,
         out: &mut Vec<Alert>,
     ) -> bool {
@@ -552,25 +642,49 @@ impl Bruteforce {
         let (w, quiet) = (c.window.0, c.attack_quiet.0);
         let st = self
             .networks
-            .get_or_insert_with(&geo::prefix_key(ip), ts, Network::new);
+            .get_or_insert_with(&geo::prefix_key(ip), ts, || {
+                Network::new(ts, c.slow_min_network_names)
+            });
         st.failures.add(ts, 1, w);
         st.addresses.touch(ip, ts, (), |_| {});
+        if let Some(u) = user {
+            st.day_names.touch(name_key(u), ts, (), |_| {});
+        }
         let n = st.failures.get();
         let addrs = st.addresses.count_within(ts, w).min(n);
+        // Slow guessing spread over the network's addresses: many names within the day.
+        let slow_names = st.day_names.count_within(ts, c.slow_window.0);
+        let slow = st.first.plus_secs(w) <= ts
+            && slow_names >= c.slow_min_network_names
+            && st.addresses.count_within(ts, c.slow_window.0) >= 2;
         // A second address of this network starting an attack while another one's is going on.
         let second = new_attacker && st.attackers.within(ts, quiet).iter().any(|(a, _)| *a != ip);
         if new_attacker {
             st.attackers.touch(ip, ts, (), |_| {});
         }
-        let step = if (n > c.max_failures_per_network && addrs >= 2) || second {
-            st.attack.over(ts, n, quiet, c.escalation_factor)
+        let rule = if n > c.max_failures_per_network && addrs >= 2 {
+            Some(NetworkRule::Rate)
+        } else if second {
+            Some(NetworkRule::SecondAttacker)
+        } else if slow {
+            Some(NetworkRule::SlowNames)
         } else {
-            Step::Continues
+            None
+        };
+        // A slow attack counts as reported at the rate limit (see `address`).
+        let step = match rule {
+            Some(NetworkRule::SlowNames) => {
+                st.attack
+                    .over(ts, c.max_failures_per_network, quiet, c.escalation_factor)
+            }
+            Some(_) => st.attack.over(ts, n, quiet, c.escalation_factor),
+            None => Step::Continues,
         };
         let active = st.attack.is_active(ts, quiet);
-        if !step.reports() {
+        let Some(rule) = rule.filter(|_| step.reports()) else {
             return active;
-        }
+        };
+        let slow_addrs = st.addresses.count_within(ts, c.slow_window.0);
         let attackers: Vec<String> = st
             .attackers
             .within(ts, quiet)
@@ -578,21 +692,28 @@ impl Bruteforce {
             .map(|(a, _)| a.to_string())
             .collect();
         let net = network_of(ip);
-        let summary = if second && addrs < 2 || n <= c.max_failures_per_network {
-            format!(
+        let summary = match rule {
+            NetworkRule::SecondAttacker => format!(
                 "a second address of {net} guessing passwords ({})",
                 attackers.join(", ")
-            )
-        } else {
-            format!(
+            ),
+            NetworkRule::Rate => format!(
                 "{n} failed logins within {} from {addrs} addresses of one network{}",
                 c.window.to_string_h(),
                 step.escalated_from()
                     .map(|b| format!(" (grown from {b})"))
                     .unwrap_or_default()
-            )
+            ),
+            NetworkRule::SlowNames => format!(
+                "failed logins against {slow_names} names within {} from {slow_addrs} addresses of one network: slow password guessing",
+                c.slow_window.to_string_h()
+            ),
         };
         let ev = NetworkEvidence {
+            rule,
+            names_in_slow_window: slow_names,
+            addresses_in_slow_window: slow_addrs,
+            slow_window: c.slow_window.to_string_h(),
             failures: n,
             threshold: c.max_failures_per_network,
             window: c.window.to_string_h(),
@@ -794,6 +915,9 @@ impl Bruteforce {
         let (true, Some(ip)) = (c.enabled, ip) else {
             return;
         };
+        if let Some(a) = self.addresses.get_mut(&ip) {
+            a.logged_in = true;
+        }
         let verdict = self.judge(cfg, ts, &key, ip, asn);
         let Some(acct) = self.accounts.get_mut(&key) else {
             return;

@@ -399,6 +399,16 @@ pub struct Bruteforce {
     /// Most attacker addresses, networks and guessed names with state (each), kept apart from
     /// the accounts so that an attacker's cardinality cannot evict real accounts.
     pub max_attackers: usize,
+    /// Window of the slow rules: guessers that stay under every rate limit (one try every
+    /// 5–20 minutes for days, TRAFFIC-FACTS §3) still try many names within a day.
+    pub slow_window: Duration,
+    /// Alert on an address that failed against at least this many distinct names within
+    /// `slow_window` and from which nobody logged in (more than a household's accounts behind
+    /// one line; a user's NAT or VPN exit has successful logins).
+    pub slow_min_names: u64,
+    /// Alert on a /24 (/48) whose addresses (at least two) failed against at least this many
+    /// distinct names within `slow_window`.
+    pub slow_min_network_names: u64,
 }
 
 impl Default for Bruteforce {
@@ -418,6 +428,9 @@ impl Default for Bruteforce {
             source_memory: Duration(86_400),
             learn_period: Duration(86_400),
             max_attackers: 100_000,
+            slow_window: Duration(86_400),
+            slow_min_names: 4,
+            slow_min_network_names: 10,
         }
     }
 }
@@ -759,8 +772,21 @@ impl Validate for Bruteforce {
         c.window("source_memory", self.source_memory);
         c.duration("learn_period", self.learn_period, 0, MAX_WINDOW);
         c.size("max_attackers", self.max_attackers, 1, MAX_TABLE);
+        c.window("slow_window", self.slow_window);
+        // Each address and network keeps this many recent names: bounded memory.
+        c.count("slow_min_names", self.slow_min_names, 1, MAX_SLOW_NAMES);
+        c.count(
+            "slow_min_network_names",
+            self.slow_min_network_names,
+            1,
+            MAX_SLOW_NAMES,
+        );
     }
 }
+
+/// Most distinct names an address or network remembers for the slow rules (the largest
+/// `slow_min_names` / `slow_min_network_names`): 256 × 16 bytes per attacker at most.
+pub const MAX_SLOW_NAMES: u64 = 256;
 
 impl Validate for Limits {
     fn validate(&self, c: &mut Checker) {

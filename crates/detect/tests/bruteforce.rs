@@ -701,12 +701,12 @@ fn campaign_address_is_one_that_guessed_many_names() {
     let mut f = F::new();
     f.routine(0.0, 2.0, "olga@isp.example", &ip(0, 17, 17));
     // The wave: 600 failures within 50 minutes from 120 addresses in 12 countries, each against
-    // five generic names.
+    // three generic names (too few for the slow rule of an address of its own).
     for k in 0..600usize {
         let a = k % 120;
         f.fail(
             2.0 * DAY + k as f64 * 5.0,
-            Some(&format!("name{}@isp.example", (k / 120) + 5 * (a % 7))),
+            Some(&format!("name{}@isp.example", (k / 120) % 3 + 5 * (a % 7))),
             &ip(10 + a % 12, 20 + a / 12, a),
         );
     }
@@ -736,4 +736,57 @@ fn campaign_address_is_one_that_guessed_many_names() {
     let a = f.on(EntityKind::Account, "olga@isp.example");
     assert_eq!(a.len(), 1, "{:#?}", f.brute());
     assert_eq!(a[0].evidence["origin"], "campaign");
+}
+
+/// Issue 9 class 2: a low-and-slow guesser (one try every 20 minutes for three days, a new name
+/// each time) never passes a rate limit, but tries far more names within a day than any user's
+/// line: one alert on the address for the whole attack. A NAT address whose users log in
+/// successfully and mistype a few names is not one.
+#[test]
+fn slow_guesser_trying_many_names_is_reported_once() {
+    let mut f = F::new();
+    let nat = ip(0, 20, 20);
+    let slow = ip(11, 5, 5);
+    for i in 0..(3 * 72usize) {
+        let t = i as f64 * 1200.0;
+        if i % 3 == 0 {
+            f.login(t, "quinn@isp.example", &nat);
+        }
+        f.fail(t + 1.0, Some(&format!("guess{i}@isp.example")), &slow);
+        if i % 20 == 0 {
+            // Somebody behind the NAT mistypes a name now and then.
+            f.fail(t + 5.0, Some(&format!("quin{}@isp.example", i / 20)), &nat);
+        }
+    }
+    let a = f.on(EntityKind::Client, &slow);
+    assert_eq!(a.len(), 1, "{:#?}", f.brute());
+    assert_eq!(a[0].evidence["rule"], "slow-names");
+    assert!(
+        f.on(EntityKind::Client, &nat).is_empty(),
+        "{:#?}",
+        f.brute()
+    );
+    assert!(f.brute().iter().all(|a| a.entity.id != "quinn@isp.example"));
+}
+
+/// Issue 9 class 2: twenty addresses of one /24 each try one name an hour for two days (20
+/// failures an hour from the network, under its rate limit): one alert on the network, none
+/// on its addresses.
+#[test]
+fn slow_network_is_reported_once_and_covers_its_addresses() {
+    let mut f = F::new();
+    for h in 0..48usize {
+        for a in 0..20usize {
+            f.fail(
+                h as f64 * HOUR + a as f64 * 170.0,
+                Some(&format!("n{h}-{a}@isp.example")),
+                &ip(12, 7, a),
+            );
+        }
+    }
+    let b = f.brute();
+    assert_eq!(b.len(), 1, "{b:#?}");
+    assert_eq!(b[0].entity.kind, EntityKind::Network);
+    assert_eq!(b[0].entity.id, "10.12.7.0/24");
+    assert_eq!(b[0].evidence["rule"], "slow-names");
 }
