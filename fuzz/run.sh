@@ -24,9 +24,13 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 # An explicit --target keeps RUSTFLAGS off build scripts and proc macros (they are not linked
 # with libFuzzer), as cargo-fuzz does.
 HOST=$(rustc -vV | sed -n 's/^host: //p')
+# The targets build with the workspace's lock file, i.e. the crate versions the tests use; cargo
+# adds only libFuzzer's own crates (libfuzzer-sys is pinned in Cargo.toml). A lock file of its
+# own went stale, and the build refused, whenever a workspace crate gained a dependency.
+cp "$ROOT/Cargo.lock" "$FUZZ/Cargo.lock"
 echo "fuzz: building ($(rustc --version), $HOST)"
 build_start=$(date +%s)
-cargo build -q --release --locked --target "$HOST" --bins
+cargo build -q --release --target "$HOST" --bins
 echo "fuzz: built in $(( $(date +%s) - build_start )) s"
 BIN="$CARGO_TARGET_DIR/$HOST/release"
 
