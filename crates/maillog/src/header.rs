@@ -329,10 +329,14 @@ pub fn parse_header<'a>(line: &'a str, ctx: &mut TimeContext) -> Option<Header<'
         let nanos = u32::from_str_radix(std::str::from_utf8(&b[17..25]).ok()?, 16).ok()?;
         // TAI64 label 2^62 + seconds; TAI is ahead of UTC by 10 s at the epoch plus leap
         // seconds. multilog's stamps are in practice written as UTC + 10, so subtract 10.
-        let unix = secs.checked_sub(1u64 << 62)? as i64 - 10;
+        // A label far past 2^62 is not a time: refused, never wrapped (found by fuzzing).
+        let unix = i64::try_from(secs.checked_sub(1u64 << 62)?).ok()? - 10;
+        let ts = unix
+            .checked_mul(MICROS)?
+            .checked_add((nanos / 1000) as i64)?;
         let (host, program, pid, msg) = host_prog(line, 26, false)?;
         return Some(Header {
-            ts: Ts(unix * MICROS + (nanos / 1000) as i64),
+            ts: Ts(ts),
             host,
             program,
             pid,
@@ -491,6 +495,10 @@ mod tests {
         .unwrap();
         assert_eq!(h.program, "dovecot-auth");
         assert_eq!(h.ts.secs(), 0x4c91b044 - 10);
+        // Seconds whose microseconds overflow i64: no header (this panicked in debug builds).
+        for label in ["@450000004c91b044077a9e94", "@ffffffffffffffff077a9e94"] {
+            assert!(parse_header(&format!("{label} dovecot: x"), &mut ctx()).is_none());
+        }
     }
 
     #[test]
