@@ -44,7 +44,9 @@ python3 "$FUZZ/seeds.py" "$SEEDS/data" "$ROOT" "$SEEDS"
 
 fail=0
 for t in $TARGETS; do
-    mkdir -p "corpus/$t" "artifacts/$t"
+    # A target may have hand-written seeds only (policy_request): libFuzzer refuses a missing
+    # directory.
+    mkdir -p "corpus/$t" "artifacts/$t" "$SEEDS/$t"
     seeds=("$SEEDS/$t")
     [ -d "seeds/$t" ] && seeds+=("seeds/$t")
     log="$CARGO_TARGET_DIR/fuzz-$t.log"
