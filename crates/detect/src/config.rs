@@ -5,7 +5,7 @@
 //! checks its own values ([`Validate`]): ranges, finite numbers, no zero where zero means
 //! nothing, no duration or size that overflows; an error names the key, the value and the range.
 
-use ipnet::IpNet;
+use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use crate::window::parse_duration;
@@ -46,7 +46,7 @@ pub struct Network {
     /// Customer and server networks whose unauthenticated clients are ours (Postfix
     /// `mynetworks`). Mail from elsewhere that is not authenticated and not relayed out is
     /// incoming mail and never makes its sender look like a customer.
-    pub own_networks: Vec<IpNet>,
+    pub own_networks: Vec<IpNetwork>,
     /// Domains we deliver locally (Postfix `mydestination`, virtual domains). Used to tell
     /// incoming mail from outgoing when the transports do not.
     pub local_domains: Vec<String>,

@@ -381,11 +381,7 @@ impl Engine {
     }
 
     fn in_own_networks(&self, ip: IpAddr) -> bool {
-        self.cfg
-            .network
-            .own_networks
-            .iter()
-            .any(|n| n.contains(&ip))
+        self.cfg.network.own_networks.iter().any(|n| n.contains(ip))
     }
 
     fn is_local_domain(&self, addr: &str) -> bool {

@@ -10,27 +10,24 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 /// One allowed network, written in the configuration as a CIDR (`192.0.2.0/24`,
 /// `2001:db8::/32`) or a single address (`192.0.2.7`, taken as `/32` or `/128`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct PeerNet(pub IpNet);
+pub struct PeerNet(pub IpNetwork);
 
 impl TryFrom<String> for PeerNet {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let t = s.trim();
-        let net = if t.contains('/') {
-            t.parse::<IpNet>().map_err(|e| e.to_string())
-        } else {
-            t.parse::<IpAddr>()
-                .map(IpNet::from)
-                .map_err(|e| e.to_string())
-        };
-        net.map(|n| PeerNet(n.trunc())).map_err(|e| {
+        // An address without a prefix is one host (/32 or /128); host bits are cleared.
+        s.trim()
+            .parse::<IpNetwork>()
+            .and_then(|n| IpNetwork::new(n.network(), n.prefix()))
+            .map(PeerNet)
+            .map_err(|e| {
             format!("invalid peer network {s:?} ({e}; expected an address or a CIDR such as 192.0.2.0/24)")
         })
     }
@@ -51,15 +48,15 @@ impl fmt::Display for PeerNet {
 /// The default allowlist: this host only (127.0.0.1/32 and ::1/128).
 pub fn loopback() -> Vec<PeerNet> {
     vec![
-        PeerNet(IpNet::from(IpAddr::from([127, 0, 0, 1]))),
-        PeerNet(IpNet::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST))),
+        PeerNet(IpNetwork::from(IpAddr::from([127, 0, 0, 1]))),
+        PeerNet(IpNetwork::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST))),
     ]
 }
 
 /// The networks a listener accepts peers from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowlist {
-    nets: Vec<IpNet>,
+    nets: Vec<IpNetwork>,
 }
 
 impl Allowlist {
@@ -74,7 +71,7 @@ impl Allowlist {
     /// is judged as the IPv4 address it is.
     pub fn allows(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.nets.iter().any(|n| n.contains(&ip))
+        self.nets.iter().any(|n| n.contains(ip))
     }
 }
 
