@@ -10,6 +10,12 @@
 //! read) is then counted on its own, at its own time. So adding a policy source adds events, it
 //! never switches another source off, and a message both sources saw counts once.
 //!
+//! Postfix logs no HELO for mail it accepts (only its reject lines carry `helo=<…>`), but every
+//! policy request carries `helo_name`. The HELO of a client's session is therefore kept here
+//! ([`SessionHelos`]) for [`POLICY_LINK_SECS`]: the log's `client=` line of the same address (and
+//! the same SASL name, or none), within that time, lends it to its message when the log gave
+//! the message none, so helo-anomaly sees accepted mail's HELO in a Postfix deployment.
+//!
 //! The policy clock (request arrival and the service's ticks) is kept apart from the log clock:
 //! a policy request never moves the log's event time, so the correlator's idle policy and every
 //! log-fed window stay a function of the log alone.
@@ -30,6 +36,14 @@ pub const POLICY_LINK_SECS: i64 = 60;
 pub const MAX_PENDING_CLAIMS: usize = 100_000;
 /// Recipients kept per claim (one per `RCPT` request); more are counted but not kept.
 pub const MAX_CLAIM_RCPTS: usize = 1000;
+/// Client sessions whose policy-request HELO is remembered at once; beyond, the oldest is
+/// dropped (counted in [`ClaimStats::helo_dropped`]). A request is untrusted input; a busy ISP
+/// sees a few thousand sessions a minute, the time one is kept ([`POLICY_LINK_SECS`]). Our own
+/// idea.
+pub const MAX_SESSION_HELOS: usize = 65_536;
+/// Longest HELO kept from a policy request (bytes; longer ones are cut): a domain name is at
+/// most 255 octets (RFC 1035, 2.3.4), an address literal shorter.
+pub const MAX_HELO_LEN: usize = 255;
 
 /// A message announced by policy requests, not yet seen in the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +78,87 @@ pub struct ClaimStats {
     pub policy_only: u64,
     /// …counted early because too many were waiting.
     pub overflowed: u64,
+    /// Messages whose HELO came from their session's policy request (the log had none).
+    #[serde(default)]
+    pub helo_lent: u64,
+    /// Sessions' HELOs forgotten early because [`MAX_SESSION_HELOS`] were kept.
+    #[serde(default)]
+    pub helo_dropped: u64,
+}
+
+/// Whose session a HELO belongs to: the client address and the lower-cased SASL login name
+/// (empty when not authenticated). The name keeps apart the users behind one carrier-NAT
+/// address, whose messages are each counted under their own account.
+type SessionKey = (IpAddr, String);
+
+/// The latest policy-request HELO of each client session, for [`POLICY_LINK_SECS`] of policy
+/// clock, at most [`MAX_SESSION_HELOS`] of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionHelos {
+    /// By session: the latest request's time, its HELO and its arrival sequence number.
+    by_session: BTreeMap<SessionKey, (Ts, String, u64)>,
+    /// Sessions by the sequence number of their latest request (oldest first).
+    order: BTreeMap<u64, SessionKey>,
+    next_seq: u64,
+}
+
+impl SessionHelos {
+    /// Sessions remembered.
+    pub fn len(&self) -> usize {
+        self.by_session.len()
+    }
+
+    /// None remembered?
+    pub fn is_empty(&self) -> bool {
+        self.by_session.is_empty()
+    }
+
+    /// A request of `ip`'s session (logged in as `account`, or `""`) said `HELO helo` at `ts`.
+    /// Returns how many sessions were dropped to stay within [`MAX_SESSION_HELOS`].
+    fn note(&mut self, ts: Ts, ip: IpAddr, account: &str, helo: &str) -> u64 {
+        let mut end = helo.len().min(MAX_HELO_LEN);
+        while !helo.is_char_boundary(end) {
+            end -= 1;
+        }
+        let k = (ip, account.to_ascii_lowercase());
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some((_, _, old)) = self.by_session.get(&k) {
+            self.order.remove(old);
+        }
+        self.order.insert(seq, k.clone());
+        self.by_session
+            .insert(k, (ts, helo[..end].to_string(), seq));
+        let mut dropped = 0;
+        while self.by_session.len() > MAX_SESSION_HELOS {
+            let Some((_, k)) = self.order.pop_first() else {
+                break;
+            };
+            self.by_session.remove(&k);
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Forget sessions whose latest request is [`POLICY_LINK_SECS`] older than `now`.
+    fn expire(&mut self, now: Ts) {
+        while let Some((_, k)) = self.order.first_key_value() {
+            match self.by_session.get(k) {
+                Some((ts, _, _)) if ts.secs() + POLICY_LINK_SECS > now.secs() => break,
+                _ => {}
+            }
+            if let Some((_, k)) = self.order.pop_first() {
+                self.by_session.remove(&k);
+            }
+        }
+    }
+
+    /// The HELO of `ip`'s session logged in as `account` (or `""`), when its latest request
+    /// is within [`POLICY_LINK_SECS`] of the log's `ts` either way (the two clocks are apart).
+    fn lookup(&self, ts: Ts, ip: IpAddr, account: &str) -> Option<&str> {
+        let (at, helo, _) = self.by_session.get(&(ip, account.to_ascii_lowercase()))?;
+        ((at.secs() - ts.secs()).abs() <= POLICY_LINK_SECS).then_some(helo.as_str())
+    }
 }
 
 /// Claims waiting for their log line, in arrival order.
@@ -76,6 +171,9 @@ pub struct PolicyClaims {
     now: Option<Ts>,
     /// Counters.
     stats: ClaimStats,
+    /// The client sessions' HELOs from their policy requests.
+    #[serde(default)]
+    helos: SessionHelos,
     /// Sequence numbers of pending claims by account and address (rebuilt from `pending`).
     #[serde(skip)]
     by_key: BTreeMap<Key, VecDeque<u64>>,
@@ -98,6 +196,33 @@ impl PolicyClaims {
     /// None waiting?
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Client sessions whose HELO is remembered.
+    pub fn session_helos(&self) -> usize {
+        self.helos.len()
+    }
+
+    /// A policy request of `ip`'s session (SASL name `account`, `""` when none) said
+    /// `HELO helo` at `ts` (policy clock).
+    pub fn helo(&mut self, ts: Ts, ip: IpAddr, account: &str, helo: &str) {
+        self.advance(ts);
+        if helo.is_empty() {
+            return;
+        }
+        self.stats.helo_dropped += self.helos.note(ts, ip, account, helo);
+    }
+
+    /// The HELO of the session of a log's `client=` line at `ts` (log clock) from `ip`, logged
+    /// in as `account` (`""` when not), if a policy request of that session gave one within
+    /// [`POLICY_LINK_SECS`].
+    pub fn session_helo(&self, ts: Ts, ip: IpAddr, account: &str) -> Option<&str> {
+        self.helos.lookup(ts, ip, account)
+    }
+
+    /// A message took its HELO from [`PolicyClaims::session_helo`] (counted).
+    pub fn helo_lent(&mut self) {
+        self.stats.helo_lent += 1;
     }
 
     /// Rebuild the indexes after deserializing.
@@ -214,6 +339,9 @@ impl PolicyClaims {
         if self.now.is_none_or(|n| ts > n) {
             self.now = Some(ts);
         }
+        if let Some(now) = self.now {
+            self.helos.expire(now);
+        }
     }
 
     fn remove(&mut self, seq: u64) -> Option<Claim> {
@@ -309,5 +437,44 @@ mod tests {
         );
         assert_eq!(back.len(), 1);
         assert!(back.log_submission("BOB", ip("192.0.2.1")));
+    }
+
+    #[test]
+    fn session_helos_expire_and_stay_bounded() {
+        let mut c = PolicyClaims::default();
+        let a = ip("192.0.2.1").unwrap();
+        c.helo(Ts::from_secs(1_000), a, "", "pc.example");
+        c.helo(Ts::from_secs(1_000), a, "Bob", "laptop");
+        assert_eq!(
+            c.session_helo(Ts::from_secs(1_002), a, ""),
+            Some("pc.example")
+        );
+        assert_eq!(
+            c.session_helo(Ts::from_secs(1_002), a, "bob"),
+            Some("laptop")
+        );
+        assert_eq!(c.session_helo(Ts::from_secs(1_002), a, "eve"), None);
+        // Too far from the log's time, either way.
+        let far = POLICY_LINK_SECS + 1;
+        assert_eq!(c.session_helo(Ts::from_secs(1_000 + far), a, ""), None);
+        assert_eq!(c.session_helo(Ts::from_secs(1_000 - far), a, ""), None);
+        // The policy clock moving on forgets it.
+        c.due(Ts::from_secs(1_000 + POLICY_LINK_SECS));
+        assert_eq!(c.session_helos(), 0);
+        // A flood of sessions keeps at most MAX_SESSION_HELOS, counting the dropped ones.
+        for n in 0..(MAX_SESSION_HELOS as u32 + 10) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            c.helo(Ts::from_secs(5_000), ip, "", &"x".repeat(1000));
+        }
+        assert_eq!(c.session_helos(), MAX_SESSION_HELOS);
+        assert_eq!(c.stats().helo_dropped, 10);
+        let last = IpAddr::from(std::net::Ipv4Addr::from(
+            0x0a00_0000 + MAX_SESSION_HELOS as u32 + 9,
+        ));
+        let h = c.session_helo(Ts::from_secs(5_000), last, "").unwrap();
+        assert_eq!(h.len(), MAX_HELO_LEN, "cut");
+        // They survive serialization.
+        let back: PolicyClaims = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.session_helo(Ts::from_secs(5_000), last, ""), Some(h));
     }
 }

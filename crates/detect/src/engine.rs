@@ -275,6 +275,7 @@ impl Engine {
         }
         self.direct(ts, program, ev);
         self.corr.feed(ts, host, pid, ev);
+        self.lend_session_helo(ts, host, ev);
         let recs: Vec<MessageRecord> = self.corr.drain().collect();
         for r in recs {
             self.on_record(&r);
@@ -287,16 +288,27 @@ impl Engine {
     /// Feed one policy request, stamped `ts` by the policy clock (its arrival). Its message is
     /// claimed and counted once: from the log when the log shows it within
     /// [`crate::claims::POLICY_LINK_SECS`], else from the request (see [`crate::claims`]).
+    ///
+    /// Any request's `helo_name` is kept as the HELO of its client's session (see
+    /// [`crate::claims`]): Postfix logs none for the mail it accepts, so the log's message from
+    /// that session takes it for helo-anomaly.
     pub fn feed_policy(&mut self, ts: Ts, ev: &Event<'_>) {
         let Event::Policy {
             client,
-            sasl_username: Some(user),
+            helo,
+            sasl_username,
             recipient,
             protocol_state,
             instance,
             ..
         } = ev
         else {
+            return;
+        };
+        if let (Some(ip), Some(h)) = (client.ip.and_then(parse_ip), helo) {
+            self.claims.helo(ts, ip, sasl_username.unwrap_or(""), h);
+        }
+        let Some(user) = sasl_username else {
             return;
         };
         self.policy_tick(ts);
@@ -310,6 +322,35 @@ impl Engine {
             .claims
             .request(ts, user, ip, instance.unwrap_or(""), *recipient);
         self.count_claims(now);
+    }
+
+    /// A log's `client=` line of a message received over SMTP: when the log gave the message no
+    /// HELO (Postfix logs none for mail it accepts), it takes its session's HELO from the policy
+    /// requests (same address and SASL name, within [`crate::claims::POLICY_LINK_SECS`]).
+    fn lend_session_helo(&mut self, ts: Ts, host: &str, ev: &Event<'_>) {
+        let Event::Client {
+            qid,
+            client,
+            sasl_username,
+            uid: None,
+            orig_qid: None,
+            ..
+        } = ev
+        else {
+            return;
+        };
+        let Some(ip) = client.ip.and_then(parse_ip) else {
+            return;
+        };
+        let Some(h) = self
+            .claims
+            .session_helo(ts, ip, sasl_username.unwrap_or(""))
+        else {
+            return;
+        };
+        if self.corr.hint_helo(host, qid, h) {
+            self.claims.helo_lent();
+        }
     }
 
     /// Move the policy clock to `now` (the service's tick): count the policy requests' messages

@@ -79,6 +79,77 @@ impl Log {
         self.line(&format!("postfix/qmgr[9]: {q}: removed"));
     }
 
+    /// The time the next line will carry.
+    fn now(&self) -> maillog::Ts {
+        let (h, m, s) = (self.secs / 3600, (self.secs / 60) % 60, self.secs % 60);
+        let t = jiff::civil::date(2026, 11, 20)
+            .at(h as i8, m as i8, s as i8, 0)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .expect("valid time");
+        maillog::Ts::from_secs(t.timestamp().as_second())
+    }
+
+    /// One message relayed for unauthenticated `ip` as Postfix logs mail it accepts: no HELO
+    /// anywhere in the log (`client=unknown[ip]` only). Its session's HELO reaches us in the
+    /// policy requests (one per recipient, at `RCPT`), `policy_lag` seconds before the log's
+    /// `client=` line; `policy_ip` is the address the requests give.
+    fn postfix_message(
+        &mut self,
+        ip: &str,
+        policy_ip: &str,
+        policy_lag: u64,
+        helo: &str,
+        from: &str,
+        rcpts: &[(String, Option<&str>)],
+    ) {
+        self.n += 1;
+        self.secs += 20;
+        let q = format!("{:X}D", 0x1000 + self.n);
+        let pid = 100 + self.n % 7;
+        self.secs -= policy_lag;
+        let at = self.now();
+        self.secs += policy_lag;
+        for (k, (to, _)) in rcpts.iter().enumerate() {
+            let instance = format!("{pid}.{}.{k}", self.n);
+            let ev = maillog::Event::Policy {
+                protocol_state: "RCPT",
+                client: maillog::Peer {
+                    host: Some("unknown"),
+                    ip: Some(policy_ip),
+                    port: None,
+                },
+                helo: Some(helo),
+                sender: Some(from),
+                recipient: Some(to),
+                recipient_count: Some(0),
+                sasl_username: None,
+                sasl_method: None,
+                qid: None,
+                instance: Some(&instance),
+                size: None,
+            };
+            self.engine.feed_policy(at, &ev);
+        }
+        self.line(&format!("postfix/smtpd[{pid}]: {q}: client=unknown[{ip}]"));
+        self.line(&format!(
+            "postfix/qmgr[9]: {q}: from=<{from}>, size=2000, nrcpt={} (queue active)",
+            rcpts.len()
+        ));
+        for (to, reply) in rcpts {
+            let dom = to.rsplit_once('@').map(|x| x.1).unwrap_or("x.example");
+            let tail = match reply {
+                None => "dsn=2.0.0, status=sent (250 2.0.0 Ok)".to_string(),
+                Some(r) => format!(
+                    "dsn=5.7.26, status=bounced (host mx.{dom}[198.51.100.9] said: {r} (in reply to end of DATA command))"
+                ),
+            };
+            self.line(&format!(
+                "postfix/smtp[77]: {q}: to=<{to}>, relay=mx.{dom}[198.51.100.9]:25, delay=1, delays=0/0/0/1, {tail}"
+            ));
+        }
+        self.line(&format!("postfix/qmgr[9]: {q}: removed"));
+    }
+
     fn helo_alerts(mut self) -> Vec<Alert> {
         self.engine.finish();
         self.engine
@@ -336,4 +407,68 @@ fn business_nat_refused_for_helo_with_a_few_identities_per_pc_is_quiet() {
     }
     let a = log.helo_alerts();
     assert!(a.is_empty(), "{a:#?}");
+}
+
+const DMARC_REFUSAL: &str =
+    "550 5.7.26 Unauthenticated email from securebank.example is not accepted due to domain's DMARC policy";
+
+/// Tests e2e s4b on log lines: an infected customer forges HELO and MAIL FROM to a bank's
+/// domain; Postfix accepts the mail and logs no HELO for it, the bank's receivers refuse a third
+/// citing DMARC. The HELO is in the policy requests of the client's sessions, and the log's
+/// messages from that address take it: flagged.
+#[test]
+fn forged_helo_only_in_policy_requests_is_flagged() {
+    let mut log = Log::new(ours());
+    for i in 0..60 {
+        log.postfix_message(
+            "192.0.2.8",
+            "192.0.2.8",
+            1,
+            "securebank.example",
+            "alerts@securebank.example",
+            &[(
+                format!("user{i}@dom{}.example", i % 20),
+                (i % 3 == 0).then_some(DMARC_REFUSAL),
+            )],
+        );
+    }
+    let lent = log.engine.claim_stats().helo_lent;
+    let a = log.helo_alerts();
+    assert_eq!(lent, 60, "every message took its session's HELO");
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].entity.id, "192.0.2.8");
+    let samples = a[0].evidence["samples"].as_array().expect("samples");
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["forged_because"] == "auth-refused"),
+        "{samples:#?}"
+    );
+}
+
+/// A policy request's HELO belongs to its own client's session: another address's messages,
+/// and messages logged more than the link time after the request, do not take it.
+#[test]
+fn policy_helo_of_another_client_or_too_old_is_not_lent() {
+    for (policy_ip, lag) in [
+        ("192.0.2.9", 1),
+        ("192.0.2.8", detect::claims::POLICY_LINK_SECS as u64 + 5),
+    ] {
+        let mut log = Log::new(ours());
+        for i in 0..60 {
+            log.postfix_message(
+                "192.0.2.8",
+                policy_ip,
+                lag,
+                "securebank.example",
+                "alerts@securebank.example",
+                &[(
+                    format!("user{i}@dom{}.example", i % 20),
+                    (i % 3 == 0).then_some(DMARC_REFUSAL),
+                )],
+            );
+        }
+        assert_eq!(log.engine.claim_stats().helo_lent, 0, "{policy_ip} {lag}");
+        assert!(log.helo_alerts().is_empty(), "{policy_ip} {lag}");
+    }
 }

@@ -746,6 +746,22 @@ impl Correlator {
         s.last = ts;
     }
 
+    /// A HELO learned outside the log for the in-flight message `qid` of `host` (the Postfix
+    /// policy request of its SMTP session: Postfix logs no HELO for mail it accepts). The
+    /// message takes it only when the log gave it none. True when it took it.
+    pub fn hint_helo(&mut self, host: &str, qid: &str, helo: &str) -> bool {
+        let Some(&hid) = self.hosts.get(host) else {
+            return false;
+        };
+        match self.flight.get_mut(&QKey::new(hid, qid)) {
+            Some(r) if r.helo.is_none() => {
+                r.helo = Some(cap(helo));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Close messages with no activity for `idle_secs` of event time (the real-time service calls
     /// this periodically; messages in the deferred queue live for days, so use a long time-out).
     pub fn flush_idle(&mut self, idle_secs: i64) {

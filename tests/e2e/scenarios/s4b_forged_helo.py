@@ -8,16 +8,15 @@ somebody else's — here a remote server refused mail claiming it citing DMARC (
 is `forged-sender-domain` (0.9), alerting from 3 such messages → `client 127.60.2.8` ("flagged
 as soon as the bank's receivers refuse it for DMARC").
 
-PENDING (fails on main at 56af3fa, 2b25a6d and ce775d7, after extrusion's 9ce67ac): Postfix logs no HELO for mail it accepts (only on reject
-lines, `helo=<…>`); smtpscope gets it in every policy request (`helo_name`), but a message's
-record is taken from the log and the request's HELO is not carried into it, so helo-anomaly
-never sees an accepted message's HELO in a real Postfix deployment. Run with RUN_PENDING=1.
+Postfix logs no HELO for mail it accepts (only on reject lines, `helo=<…>`): the HELO reaches
+helo-anomaly from the policy requests of the client's session (`helo_name`), lent to the log's
+messages from the same address within POLICY_LINK_SECS (detect::claims). Before that (main at
+8b44db7) this scenario failed: no alert.
 """
 import harness
 
 PC = "127.60.2.8"
 BANK = "securebank.example"
-PENDING = "helo-anomaly never sees the HELO of mail Postfix accepted (not in its log; the policy request's helo_name is not used)"
 
 
 def drive(d):
