@@ -91,15 +91,53 @@ pub struct ClaimStats {
 /// address, whose messages are each counted under their own account.
 type SessionKey = (IpAddr, String);
 
+/// One session's HELO as [`SessionHelos`] is written (a list, oldest first: the maps' tuple keys
+/// are no string keys, which JSON needs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionHelo {
+    ip: IpAddr,
+    account: String,
+    ts: Ts,
+    helo: String,
+}
+
 /// The latest policy-request HELO of each client session, for [`POLICY_LINK_SECS`] of policy
 /// clock, at most [`MAX_SESSION_HELOS`] of them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<SessionHelo>", into = "Vec<SessionHelo>")]
 pub struct SessionHelos {
     /// By session: the latest request's time, its HELO and its arrival sequence number.
     by_session: BTreeMap<SessionKey, (Ts, String, u64)>,
     /// Sessions by the sequence number of their latest request (oldest first).
     order: BTreeMap<u64, SessionKey>,
     next_seq: u64,
+}
+
+impl From<SessionHelos> for Vec<SessionHelo> {
+    fn from(h: SessionHelos) -> Self {
+        h.order
+            .values()
+            .filter_map(|k| {
+                let (ts, helo, _) = h.by_session.get(k)?;
+                Some(SessionHelo {
+                    ip: k.0,
+                    account: k.1.clone(),
+                    ts: *ts,
+                    helo: helo.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl From<Vec<SessionHelo>> for SessionHelos {
+    fn from(v: Vec<SessionHelo>) -> Self {
+        let mut h = SessionHelos::default();
+        for e in v {
+            h.note(e.ts, e.ip, &e.account, &e.helo);
+        }
+        h
+    }
 }
 
 impl SessionHelos {
