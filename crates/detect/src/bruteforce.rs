@@ -175,9 +175,10 @@ struct Address {
     /// The most recent distinct names it failed against, with when (for the slow rule; at most
     /// `slow_min_names`).
     day_names: Recent<u64, ()>,
-    /// Some account logged in successfully from it: a user's address (a NAT, a CGNAT, a VPN
-    /// exit), not a slow guesser's.
-    logged_in: bool,
+    /// The accounts that logged in successfully from it since its first failure: some means a
+    /// user's address (a NAT, a CGNAT, a VPN exit), not a slow guesser's; many, compared with
+    /// the names that failed, a shared login point (see [`Address::is_shared`]).
+    logins: Distinct,
     sample_names: Vec<String>,
     services: Vec<Service>,
     first: Ts,
@@ -192,12 +193,22 @@ impl Address {
             total: 0,
             names: Distinct::default(),
             day_names: Recent::new(slow_names as usize),
-            logged_in: false,
+            logins: Distinct::default(),
             sample_names: Vec::new(),
             services: Vec::new(),
             first: ts,
             last: ts,
         }
+    }
+}
+
+impl Address {
+    /// Whether it is a shared login point (a webmail, a NAT, a CGNAT) rather than a guesser:
+    /// accounts logged in from it successfully number at least [`SHARED_MIN_LOGIN_SHARE`] of
+    /// the names that failed from it. Its failures are its users' typos, not an attack.
+    fn is_shared(&self) -> bool {
+        let logins = self.logins.count();
+        logins > 0 && logins as f64 >= SHARED_MIN_LOGIN_SHARE * self.names.count() as f64
     }
 }
 
@@ -286,6 +297,13 @@ impl Wave {
         }
     }
 }
+
+/// An address from which the accounts that logged in successfully number at least this share
+/// of the names that failed from it is a shared login point (a webmail, a NAT, a CGNAT), not a
+/// guesser, for the per-address rate rule and for `attacking-address`: a guesser succeeds for
+/// few of the names it tries, while the users of a shared login point mistype now and then and
+/// then log in. Our own idea; one half leaves a wide margin on both sides.
+const SHARED_MIN_LOGIN_SHARE: f64 = 0.5;
 
 /// The detector.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -539,7 +557,7 @@ impl Bruteforce {
             st.day_names.touch(h, ts, (), |_| {});
         }
         let n = st.failures.get();
-        if n > c.max_failures_per_ip {
+        if n > c.max_failures_per_ip && !st.is_shared() {
             return Some(st.attack.over(ts, n, c.attack_quiet.0, c.escalation_factor));
         }
         // Slow guessing: going on for longer than the rate window without passing the rate
@@ -547,7 +565,7 @@ impl Bruteforce {
         // the address's attack as if it had been reported at the rate limit, so that only a rate
         // ten times that limit escalates it.
         let slow = !wave_on
-            && !st.logged_in
+            && st.logins.count() == 0
             && st.first.plus_secs(c.window.0) <= ts
             && st.day_names.count_within(ts, c.slow_window.0) >= c.slow_min_names;
         slow.then(|| {
@@ -916,7 +934,7 @@ impl Bruteforce {
             return;
         };
         if let Some(a) = self.addresses.get_mut(&ip) {
-            a.logged_in = true;
+            a.logins.insert(name_key(user));
         }
         let verdict = self.judge(cfg, ts, &key, ip, asn);
         let Some(acct) = self.accounts.get_mut(&key) else {
@@ -986,18 +1004,25 @@ impl Bruteforce {
         if let Some(o) = from_sources.filter(|_| enough) {
             return Verdict::Suspicious(o);
         }
-        if self
-            .addresses
-            .get(&ip)
-            .is_some_and(|a| a.attack.is_active(ts, quiet))
+        // An attacker's address or network logging in to an account it guessed: the place is
+        // new to the account (an owned place returned above) and the guessing involved this
+        // account — its failures came from there, or its name was among those tried there. Any
+        // other account logging in from a place called an attacker is one of the users behind
+        // it (a customer of the ISP's /24, a webmail user), not a guessed password.
+        let key = name_key(user);
+        let address = self.addresses.get(&ip);
+        let tried_here = address.is_some_and(|a| a.names.contains(key));
+        if address.is_some_and(|a| a.attack.is_active(ts, quiet) && !a.is_shared())
+            && (tried_here || sources.iter().any(|(a, _)| *a == ip))
         {
             return Verdict::Suspicious(Origin::AttackingAddress);
         }
-        if self
-            .networks
-            .get(&net)
-            .is_some_and(|n| n.attack.is_active(ts, quiet))
-        {
+        if self.networks.get(&net).is_some_and(|n| {
+            n.attack.is_active(ts, quiet)
+                && (tried_here
+                    || n.day_names.within(ts, mem).iter().any(|(k, _)| *k == key)
+                    || sources.iter().any(|(a, _)| geo::prefix_key(*a) == net))
+        }) {
             return Verdict::Suspicious(Origin::AttackingNetwork);
         }
         // A member of the wave: it failed against several names within the wave (whose first

@@ -790,3 +790,101 @@ fn slow_network_is_reported_once_and_covers_its_addresses() {
     assert_eq!(b[0].entity.id, "10.12.7.0/24");
     assert_eq!(b[0].evidence["rule"], "slow-names");
 }
+
+/// A busy webmail (tests/e2e/scenarios/s6b_busy_webmail.py): 40 users log in from its one
+/// address within the hour, 25 of them after one typo each. Most names that failed there also
+/// logged in: a shared login point, not a guesser — no alert on the address, none on the users.
+#[test]
+fn busy_webmail_typos_are_quiet() {
+    let mut f = F::new();
+    let webmail = ip(0, 60, 20);
+    for i in 0..40usize {
+        let u = format!("wb{i:02}@isp.example");
+        let t = i as f64 * 90.0;
+        if i < 25 {
+            f.fail(t, Some(&u), &webmail);
+        }
+        f.login(t + 10.0, &u, &webmail);
+    }
+    assert!(f.brute().is_empty(), "{:#?}", f.brute());
+}
+
+/// An address guessing many names (one of them `max`, who has history at home) logs in to
+/// `max`, new to it: still `attacking-address`. Another account with history that logs in
+/// from the same address but whose name was never tried there is one of the users behind it
+/// (a CGNAT, a NAT): quiet.
+#[test]
+fn attacking_address_alerts_only_the_accounts_it_tried() {
+    let mut f = F::new();
+    f.routine(0.0, 2.0, "max@isp.example", &ip(0, 16, 16));
+    f.routine(0.0, 2.0, "eva@isp.example", &ip(1, 16, 16));
+    let x = ip(7, 4, 9);
+    for k in 0..30usize {
+        let name = if k == 15 {
+            "max@isp.example".to_string()
+        } else {
+            format!("guess{k}")
+        };
+        f.fail(2.0 * DAY + k as f64 * 60.0, Some(&name), &x);
+    }
+    f.login(2.0 * DAY + 1900.0, "eva@isp.example", &x);
+    f.login(2.0 * DAY + 2000.0, "max@isp.example", &x);
+    assert!(
+        f.on(EntityKind::Account, "eva@isp.example").is_empty(),
+        "{:#?}",
+        f.brute()
+    );
+    let a = f.on(EntityKind::Account, "max@isp.example");
+    assert_eq!(a.len(), 1, "{:#?}", f.brute());
+    assert_eq!(a[0].evidence["origin"], "attacking-address");
+    assert_eq!(f.on(EntityKind::Client, &x).len(), 1, "{:#?}", f.brute());
+}
+
+/// A /24 with two guessing addresses is an attacking network. A customer of the same ISP
+/// network logging in from a new address in it (its name never tried there) is quiet; so is
+/// an owner logging in from its established address inside it; an account the network's
+/// addresses tried that logs in from another address of it is `attacking-network`.
+#[test]
+fn attacking_network_alerts_only_the_accounts_it_tried() {
+    let mut f = F::new();
+    f.routine(0.0, 2.0, "kai@isp.example", &ip(0, 16, 16));
+    f.routine(0.0, 2.0, "lea@isp.example", "10.32.10.40");
+    f.routine(0.0, 2.0, "tom@isp.example", &ip(2, 16, 16));
+    for (n, host) in [(0, 159), (1, 151)] {
+        for k in 0..31usize {
+            let name = if n == 1 && k == 3 {
+                "tom@isp.example".to_string()
+            } else {
+                format!("n{n}-{k}")
+            };
+            f.fail(
+                2.0 * DAY + (n * 31 + k) as f64 * 50.0,
+                Some(&name),
+                &format!("10.32.10.{host}"),
+            );
+        }
+    }
+    assert_eq!(
+        f.on(EntityKind::Network, "10.32.10.0/24").len(),
+        1,
+        "{:#?}",
+        f.brute()
+    );
+    let t = 2.0 * DAY + 3200.0;
+    f.login(t, "kai@isp.example", "10.32.10.77");
+    f.login(t + 10.0, "lea@isp.example", "10.32.10.40");
+    f.login(t + 20.0, "tom@isp.example", "10.32.10.78");
+    assert!(
+        f.on(EntityKind::Account, "kai@isp.example").is_empty(),
+        "{:#?}",
+        f.brute()
+    );
+    assert!(
+        f.on(EntityKind::Account, "lea@isp.example").is_empty(),
+        "{:#?}",
+        f.brute()
+    );
+    let a = f.on(EntityKind::Account, "tom@isp.example");
+    assert_eq!(a.len(), 1, "{:#?}", f.brute());
+    assert_eq!(a[0].evidence["origin"], "attacking-network");
+}
