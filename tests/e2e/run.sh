@@ -30,7 +30,7 @@ MAX_LEAKED=${MAX_LEAKED:-12}
 
 T=$(mktemp -d /tmp/smtpscope-e2e.XXXXXX)
 chmod 755 "$T"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$HERE/postfix.sh"   # port, write_postfix_config
 SMTP=$(port); SINK=$(port); POLICY=$(port); HTTP=$(port)
 PF=$T/postfix
 SINK_PID=; SCOPE_PID=; PF_UP=; DC_UP=
@@ -86,65 +86,7 @@ service auth {
 EOF
 
 # ---- Postfix: private config and queue, loopback, relay everything to the sink ----
-mkdir -p "$PF" "$T/data"
-chown postfix "$T/data"
-cat > "$PF/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $T/spool
-data_directory = $T/data
-maillog_file = $T/maillog
-maillog_file_prefixes = $T
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = mx.e2e.test
-mydomain = e2e.test
-myorigin = e2e.test
-mydestination =
-mynetworks = 127.0.0.1/32
-relayhost = [127.0.0.1]:$SINK
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtputf8_enable = no
-smtpd_sasl_auth_enable = yes
-smtpd_sasl_type = dovecot
-smtpd_sasl_path = private/auth
-smtpd_sasl_security_options = noanonymous
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
-smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
-smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:$POLICY, permit_sasl_authenticated, reject
-smtpd_policy_service_default_action = DUNNO
-smtpd_policy_service_timeout = 10s
-queue_run_delay = 5s
-minimal_backoff_time = 5s
-EOF
-cat > "$PF/master.cf" <<EOF
-127.0.0.1:$SMTP inet n - n - - smtpd
-pickup    unix n - n 60 1 pickup
-cleanup   unix n - n - 0 cleanup
-qmgr      unix n - n 300 1 qmgr
-rewrite   unix - - n - - trivial-rewrite
-bounce    unix - - n - 0 bounce
-defer     unix - - n - 0 bounce
-trace     unix - - n - 0 bounce
-verify    unix - - n - 1 verify
-flush     unix n - n 1000? 0 flush
-proxymap  unix - - n - - proxymap
-proxywrite unix - - n - 1 proxymap
-smtp      unix - - n - - smtp
-relay     unix - - n - - smtp
-showq     unix n - n - - showq
-error     unix - - n - - error
-retry     unix - - n - - error
-discard   unix - - n - - discard
-local     unix - n n - - local
-anvil     unix - - n - 1 anvil
-scache    unix - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-EOF
+write_postfix_config "$PF" "$T" "$SMTP" "$SINK" "$POLICY" "127.0.0.1/32" no
 
 # ---- geo override: the clients' 127.x ranges as countries and networks ----
 cat > "$T/geo.csv" <<EOF
