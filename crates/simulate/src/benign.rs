@@ -558,6 +558,20 @@ fn fwd_source(w: &World, k: u64) -> (Ipv4Addr, String) {
     )
 }
 
+/// Subscriber `k` of list or newsletter `hi` (`salt` tells the two populations apart): a
+/// provider mailbox, unknown there with probability `fail`, the same on every post.
+fn subscriber(w: &World, hi: u64, k: u64, salt: u64, fail: f64) -> Rcpt {
+    let kh = hash(&[hi, k, salt]);
+    let mut rr = Rng::new(kh);
+    let (addr, mx) = w.provider_rcpt(&mut rr);
+    let fate = if frac(kh) < fail {
+        Fate::Unknown(mx)
+    } else {
+        Fate::Sent(mx)
+    };
+    Rcpt::new(addr, fate)
+}
+
 fn heavy_sessions(
     w: &World,
     acct: u64,
@@ -587,19 +601,7 @@ fn heavy_sessions(
             let n = r.poisson(posts / 24.0 * span * DIURNAL[local_h]);
             let list = format!("list{hi}@{dom}");
             for _ in 0..n {
-                let rcpts: Vec<Rcpt> = (0..subs)
-                    .map(|k| {
-                        let kh = hash(&[hi, k, 3]);
-                        let mut rr = Rng::new(kh);
-                        let (addr, mx) = w.provider_rcpt(&mut rr);
-                        let fate = if frac(kh) < fail {
-                            Fate::Unknown(mx)
-                        } else {
-                            Fate::Sent(mx)
-                        };
-                        Rcpt::new(addr, fate)
-                    })
-                    .collect();
+                let rcpts: Vec<Rcpt> = (0..subs).map(|k| subscriber(w, hi, k, 3, fail)).collect();
                 let m = Msg {
                     from: list.clone(),
                     size: msg_size(r),
@@ -626,17 +628,7 @@ fn heavy_sessions(
                 for _ in 0..n {
                     let b = r.below(batches);
                     let rcpts: Vec<Rcpt> = (b * 50..((b + 1) * 50).min(subs))
-                        .map(|k| {
-                            let kh = hash(&[hi, k, 6]);
-                            let mut rr = Rng::new(kh);
-                            let (addr, mx) = w.provider_rcpt(&mut rr);
-                            let fate = if frac(kh) < fail {
-                                Fate::Unknown(mx)
-                            } else {
-                                Fate::Sent(mx)
-                            };
-                            Rcpt::new(addr, fate)
-                        })
+                        .map(|k| subscriber(w, hi, k, 6, fail))
                         .collect();
                     let m = Msg {
                         from: acct_name.clone(),
