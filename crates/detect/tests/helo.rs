@@ -32,6 +32,28 @@ impl Log {
         }
     }
 
+    /// Queue id `q` from `from` goes out: each recipient with its remote reply (`None`:
+    /// delivered; otherwise bounced with `dsn`), then removed.
+    fn deliver(&mut self, q: &str, from: &str, rcpts: &[(String, Option<&str>)], dsn: &str) {
+        self.line(&format!(
+            "postfix/qmgr[9]: {q}: from=<{from}>, size=2000, nrcpt={} (queue active)",
+            rcpts.len()
+        ));
+        for (to, reply) in rcpts {
+            let dom = to.rsplit_once('@').map(|x| x.1).unwrap_or("x.example");
+            let tail = match reply {
+                None => "dsn=2.0.0, status=sent (250 2.0.0 Ok)".to_string(),
+                Some(r) => format!(
+                    "dsn={dsn}, status=bounced (host mx.{dom}[198.51.100.9] said: {r} (in reply to end of DATA command))"
+                ),
+            };
+            self.line(&format!(
+                "postfix/smtp[77]: {q}: to=<{to}>, relay=mx.{dom}[198.51.100.9]:25, delay=1, delays=0/0/0/1, {tail}"
+            ));
+        }
+        self.line(&format!("postfix/qmgr[9]: {q}: removed"));
+    }
+
     /// One message relayed for `client` (`host[ip]`), each recipient with its remote reply
     /// (`None`: delivered).
     fn message(&mut self, client: &str, helo: &str, from: &str, rcpts: &[(String, Option<&str>)]) {
@@ -45,23 +67,7 @@ impl Log {
             ));
         }
         self.line(&format!("postfix/smtpd[{pid}]: {q}: client={client}"));
-        self.line(&format!(
-            "postfix/qmgr[9]: {q}: from=<{from}>, size=2000, nrcpt={} (queue active)",
-            rcpts.len()
-        ));
-        for (to, reply) in rcpts {
-            let dom = to.rsplit_once('@').map(|x| x.1).unwrap_or("x.example");
-            let tail = match reply {
-                None => "dsn=2.0.0, status=sent (250 2.0.0 Ok)".to_string(),
-                Some(r) => format!(
-                    "dsn=5.7.1, status=bounced (host mx.{dom}[198.51.100.9] said: {r} (in reply to end of DATA command))"
-                ),
-            };
-            self.line(&format!(
-                "postfix/smtp[77]: {q}: to=<{to}>, relay=mx.{dom}[198.51.100.9]:25, delay=1, delays=0/0/0/1, {tail}"
-            ));
-        }
-        self.line(&format!("postfix/qmgr[9]: {q}: removed"));
+        self.deliver(&q, from, rcpts, "5.7.1");
     }
 
     /// One message from the internet delivered to a local mailbox over LMTP.
@@ -131,23 +137,7 @@ impl Log {
             self.engine.feed_policy(at, &ev);
         }
         self.line(&format!("postfix/smtpd[{pid}]: {q}: client=unknown[{ip}]"));
-        self.line(&format!(
-            "postfix/qmgr[9]: {q}: from=<{from}>, size=2000, nrcpt={} (queue active)",
-            rcpts.len()
-        ));
-        for (to, reply) in rcpts {
-            let dom = to.rsplit_once('@').map(|x| x.1).unwrap_or("x.example");
-            let tail = match reply {
-                None => "dsn=2.0.0, status=sent (250 2.0.0 Ok)".to_string(),
-                Some(r) => format!(
-                    "dsn=5.7.26, status=bounced (host mx.{dom}[198.51.100.9] said: {r} (in reply to end of DATA command))"
-                ),
-            };
-            self.line(&format!(
-                "postfix/smtp[77]: {q}: to=<{to}>, relay=mx.{dom}[198.51.100.9]:25, delay=1, delays=0/0/0/1, {tail}"
-            ));
-        }
-        self.line(&format!("postfix/qmgr[9]: {q}: removed"));
+        self.deliver(&q, from, rcpts, "5.7.26");
     }
 
     fn helo_alerts(mut self) -> Vec<Alert> {
