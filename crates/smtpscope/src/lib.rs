@@ -3,6 +3,7 @@
 //! protocol and the configuration loader through them.
 
 pub mod config;
+pub mod ecs;
 pub mod input;
 pub mod pipeline;
 pub mod report;

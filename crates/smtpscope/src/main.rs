@@ -3,7 +3,7 @@
 //! A thin binary over the library crates: it turns command-line arguments and the config file
 //! into settings (here, in one place), does the I/O (files, stdin, stdout), and runs the engine.
 
-use smtpscope::{config, input, pipeline, report, serve, sflow_cmd, sim};
+use smtpscope::{config, ecs, input, pipeline, report, serve, sflow_cmd, sim};
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -30,6 +30,8 @@ enum OutFormat {
     Jsonl,
     /// One JSON incident per line (alerts merged per entity, the containment policy applied).
     Incidents,
+    /// Elastic Common Schema: every alert, then every incident, one JSON document per line.
+    Ecs,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -215,7 +217,8 @@ fn analyze(
     } else {
         OutFormat::Jsonl
     });
-    let mut engine = detect::Engine::with_geo(file.detect_config(), file.geo_db()?);
+    let geo = file.geo_db()?;
+    let mut engine = detect::Engine::with_geo(file.detect_config(), geo.clone());
     // What was saved before: the new snapshot is merged into it, so a baseline evicted from
     // memory during this run is kept, never deleted.
     let mut saved = detect::State::default();
@@ -254,6 +257,13 @@ fn analyze(
         OutFormat::Jsonl => {
             for a in &alerts {
                 serde_json::to_writer(&mut out, a)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        OutFormat::Ecs => {
+            let docs = alerts.iter().map(|a| ecs::alert(a, &geo));
+            for d in docs.chain(incidents.list().iter().map(|i| ecs::incident(i, &geo))) {
+                serde_json::to_writer(&mut out, &d)?;
                 out.write_all(b"\n")?;
             }
         }
