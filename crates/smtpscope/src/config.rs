@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub geo: Geo,
     /// The real-time service.
     pub serve: crate::serve::ServeConfig,
+    /// Who sends abuse reports (`analyze --abuse-reports`).
+    pub abuse: crate::abuse::Reporter,
 }
 
 /// The `[detect.*]` tables.

@@ -2,6 +2,7 @@
 //! calls these modules; the fuzz targets (`fuzz/`) reach the syslog framing, the policy
 //! protocol and the configuration loader through them.
 
+pub mod abuse;
 pub mod config;
 pub mod ecs;
 pub mod input;

@@ -3,7 +3,7 @@
 //! A thin binary over the library crates: it turns command-line arguments and the config file
 //! into settings (here, in one place), does the I/O (files, stdin, stdout), and runs the engine.
 
-use smtpscope::{config, ecs, input, pipeline, report, serve, sflow_cmd, sim};
+use smtpscope::{abuse, config, ecs, input, pipeline, report, serve, sflow_cmd, sim};
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -77,6 +77,10 @@ enum Cmd {
         /// Geo overrides: CSV of `cidr,country,asn,label` (own customers, NAT gateways, ...).
         #[arg(long)]
         geo_override: Option<PathBuf>,
+        /// Also write abuse reports into this directory: per incident and attacking source, XARF
+        /// JSON (login attacks, spam) and an ARF mail (spam). Needs `[abuse]` in the config.
+        #[arg(long, value_name = "DIR")]
+        abuse_reports: Option<PathBuf>,
     },
     /// Print normalized events (or message records) as JSON Lines.
     Parse {
@@ -202,11 +206,17 @@ fn analyze(
     threads: Option<usize>,
     state: Option<PathBuf>,
     geo_override: Option<PathBuf>,
+    abuse_reports: Option<PathBuf>,
 ) -> Result<()> {
     let mut file = match &config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
+    // Checked before the work, so a missing key costs no analysis.
+    let reporter = abuse_reports
+        .as_ref()
+        .map(|_| file.abuse.complete())
+        .transpose()?;
     if geo_override.is_some() {
         file.geo.overrides = geo_override;
     }
@@ -247,6 +257,12 @@ fn analyze(
         std::fs::rename(&tmp, p).with_context(|| format!("cannot write state {}", p.display()))?;
     }
     let incidents = pipeline::incidents(&alerts, file.serve.containment.policy());
+    if let (Some(dir), Some(us)) = (&abuse_reports, &reporter) {
+        let files = abuse::write_dir(dir, us, incidents.list())?;
+        if !quiet {
+            eprintln!("{} abuse report files in {}", files.len(), dir.display());
+        }
+    }
     match format {
         OutFormat::Incidents => {
             for i in incidents.list() {
@@ -365,6 +381,7 @@ fn main() {
             threads,
             state,
             geo_override,
+            abuse_reports,
         } => analyze(
             files,
             format,
@@ -376,6 +393,7 @@ fn main() {
             threads,
             state,
             geo_override,
+            abuse_reports,
         ),
         Cmd::Parse {
             files,
