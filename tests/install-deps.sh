@@ -5,6 +5,7 @@
 #   pmacct                — the independent sFlow exporter of the sFlow end-to-end test
 #   python3, curl         — test drivers
 #   zstd, g++             — the fuzz run: unpacking its seeds from tests/data, building libFuzzer
+#   prometheus            — promtool, which checks docs/examples/prometheus-rules.yml
 # and, through rustup, the rustfmt and clippy components that tests/run.sh runs.
 set -euo pipefail
 if command -v rustup >/dev/null; then
@@ -14,7 +15,7 @@ if command -v rustup >/dev/null; then
         fi
     done
 fi
-PKGS="postfix dovecot-core dovecot-imapd chromium pmacct python3 curl zstd g++"
+PKGS="postfix dovecot-core dovecot-imapd chromium pmacct python3 curl zstd g++ prometheus"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

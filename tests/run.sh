@@ -42,7 +42,7 @@ cargo build -q -p smtpscope
 export SMTPSCOPE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/smtpscope"
 export SMTPSCOPE="$SMTPSCOPE_BIN"
 e2e_pass=0; e2e_fail=0
-for t in tests/e2e/run.sh tests/e2e/scenarios.sh tests/e2e/sflow_pmacct.sh; do
+for t in tests/e2e/run.sh tests/e2e/scenarios.sh tests/e2e/sflow_pmacct.sh tests/e2e/prometheus_rules.sh; do
     echo "== $t"
     if timeout 600 bash "$t"; then e2e_pass=$((e2e_pass+1)); else echo "FAILED: $t"; e2e_fail=$((e2e_fail+1)); fi
 done
