@@ -275,7 +275,7 @@ pub fn parse_header<'a>(line: &'a str, ctx: &mut TimeContext) -> Option<Header<'
         i += 8;
         let (us, fl) = fraction(&b[i..]);
         i += fl;
-        let y = ctx.year_for_month(mo);
+        let y = ctx.year_for_date(mo, d);
         let ts = ctx.local_to_utc(y, mo, d, h, mi, s, us);
         let (host, program, pid, msg) = host_prog(line, i, true)?;
         return Some(Header {

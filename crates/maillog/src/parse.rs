@@ -226,6 +226,11 @@ impl LineParser {
         &self.ctx
     }
 
+    /// The year/zone context, to move its reference time (see [`TimeContext::set_reference`]).
+    pub fn time_context_mut(&mut self) -> &mut TimeContext {
+        &mut self.ctx
+    }
+
     /// Count a line that was not valid UTF-8 (the caller reads it lossily and still parses it).
     pub fn note_invalid_utf8(&mut self) {
         self.stats.invalid_utf8 += 1;

@@ -91,12 +91,22 @@ pub const fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// How far after the reference time a year-less stamp may lie before it is taken to be from
+/// the year before. A log line is never written in the future, but the reference (the reader's
+/// clock, a file's modification time) and the writer's local wall clock differ by the zone
+/// offset (up to 14 h) and by clock skew, and the stamp is compared by its date alone: one day
+/// covers all of that. Our own idea.
+pub const FUTURE_TOLERANCE_SECS: i64 = 86_400;
+
 /// How local wall-clock stamps without a zone become UTC, and which year a stamp without a year
 /// belongs to.
 #[derive(Debug, Clone)]
 pub struct TimeContext {
     year: i64,
     last_month: u32,
+    /// Seconds since the epoch of "now" for the reader: a year-less date more than
+    /// [`FUTURE_TOLERANCE_SECS`] after it belongs to the year before.
+    reference: Option<i64>,
     tz: jiff::tz::TimeZone,
     /// Cache: local hour (as seconds since epoch, wall clock) -> offset seconds.
     cache_key: i64,
@@ -109,6 +119,7 @@ impl TimeContext {
         TimeContext {
             year,
             last_month: 0,
+            reference: None,
             tz,
             cache_key: i64::MIN,
             cache_off: 0,
@@ -135,6 +146,24 @@ impl TimeContext {
             self.year += 1;
         }
         self.last_month = m;
+        self.year
+    }
+    /// Set (or move) the reference time: from now on a year-less date that would lie more than
+    /// [`FUTURE_TOLERANCE_SECS`] after it is taken to be from the year before.
+    pub fn set_reference(&mut self, now: Ts) {
+        self.reference = Some(now.secs());
+    }
+    /// Year for a year-less stamp of month `m`, day `d`: [`TimeContext::year_for_month`], then,
+    /// with a reference time, a date that would lie in the future moves the context back one
+    /// year (so a December line read in January is last December's, and the January lines
+    /// after it roll over into this year again).
+    pub fn year_for_date(&mut self, m: u32, d: u32) -> i64 {
+        let y = self.year_for_month(m);
+        if let Some(r) = self.reference {
+            if days_from_civil(y, m, d) * 86_400 > r + FUTURE_TOLERANCE_SECS {
+                self.year = y - 1;
+            }
+        }
         self.year
     }
     /// Local wall-clock time to UTC.
@@ -212,6 +241,29 @@ mod tests {
         assert_eq!(c.year_for_month(12), 2025);
         assert_eq!(c.year_for_month(1), 2026);
         assert_eq!(c.year_for_month(1), 2026);
+    }
+
+    #[test]
+    fn a_date_in_the_future_is_last_year() {
+        // Read on 2027-01-01 12:00 UTC, with the year guessed from the clock.
+        let now = Ts::from_secs(days_from_civil(2027, 1, 1) * 86_400 + 12 * 3600);
+        let mut c = TimeContext::utc(2027);
+        c.set_reference(now);
+        // A backlog from December: last year's; then the new year rolls over as usual.
+        assert_eq!(c.year_for_date(12, 31), 2026);
+        assert_eq!(c.year_for_date(1, 1), 2027);
+        assert_eq!(
+            c.year_for_date(1, 2),
+            2027,
+            "tomorrow is within the tolerance"
+        );
+        // Without a reference nothing moves back (analyze with a year, the old behaviour).
+        let mut c = TimeContext::utc(2027);
+        assert_eq!(c.year_for_date(12, 31), 2027);
+        // A date two days ahead is in the future.
+        let mut c = TimeContext::utc(2027);
+        c.set_reference(now);
+        assert_eq!(c.year_for_date(1, 3), 2026);
     }
 
     #[test]

@@ -91,7 +91,12 @@ impl FileConfig {
     /// Load a file.
     pub fn load(path: &Path) -> Result<FileConfig> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot read config {} (check the path given to --config; `smtpscope config --default` prints a file to start from)",
+                    path.display()
+                )
+            })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -150,7 +155,9 @@ pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone> {
     if name.eq_ignore_ascii_case("utc") {
         return Ok(jiff::tz::TimeZone::UTC);
     }
-    jiff::tz::TimeZone::get(name).with_context(|| format!("unknown time zone {name:?}"))
+    jiff::tz::TimeZone::get(name).with_context(|| {
+        format!("unknown time zone {name:?} (use a name of the system's zone database, e.g. Europe/Berlin, or UTC)")
+    })
 }
 
 /// Largest `[serve.limits] queue`: the engine's queue is allocated as events arrive, so the

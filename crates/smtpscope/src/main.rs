@@ -133,10 +133,18 @@ fn sources(files: &[PathBuf]) -> Result<Vec<Source>> {
     for f in files {
         let s = Source::from_arg(f);
         if let Source::File(p) = &s {
-            let md =
-                std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let md = std::fs::metadata(p).with_context(|| {
+                format!(
+                    "cannot read {} (give existing log files, or `-` for standard input)",
+                    p.display()
+                )
+            })?;
             if md.is_dir() {
-                bail!("{} is a directory", p.display());
+                bail!(
+                    "{} is a directory: give the log files in it, e.g. {}/mail.log*",
+                    p.display(),
+                    p.display()
+                );
             }
         }
         v.push(s);
@@ -147,7 +155,12 @@ fn sources(files: &[PathBuf]) -> Result<Vec<Source>> {
 fn out_writer(output: &Option<PathBuf>) -> Result<Box<dyn Write>> {
     Ok(match output {
         Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+            std::fs::File::create(p).with_context(|| {
+                format!(
+                    "cannot create {} (check that its directory exists and is writable)",
+                    p.display()
+                )
+            })?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     })
@@ -236,7 +249,12 @@ fn analyze(
         let text = std::fs::read_to_string(p)
             .with_context(|| format!("cannot read state {}", p.display()))?;
         let st: detect::State = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a smtpscope state file", p.display()))?;
+            .with_context(|| {
+                format!(
+                    "{} is not a smtpscope state file (give the file an earlier --state run wrote, or a new path to start one)",
+                    p.display()
+                )
+            })?;
         saved = st.clone();
         engine.restore_state(st);
     }

@@ -66,6 +66,10 @@ pub struct Core {
     driver: Driver,
     parsers: Vec<LineParser>,
     tz: jiff::tz::TimeZone,
+    /// Year of year-less stamps given by the operator (`--year`, `[input] year`); without it the
+    /// current year, and a date that would lie in the future is last year's
+    /// (`maillog::time::FUTURE_TOLERANCE_SECS`).
+    year: Option<i64>,
     /// Per followed file, the position after the last line fed to the engine (what a
     /// checkpoint saves with the engine's state).
     fed: BTreeMap<u32, FilePos>,
@@ -78,6 +82,7 @@ impl Core {
             driver: Driver::new(engine),
             parsers: Vec::new(),
             tz,
+            year: None,
             fed: BTreeMap::new(),
         };
         c.ensure(FIRST_FILE_SRC as usize + files);
@@ -85,11 +90,31 @@ impl Core {
     }
 
     fn ensure(&mut self, n: usize) {
-        let year = jiff::Zoned::now().year() as i64;
         while self.parsers.len() < n {
-            self.parsers
-                .push(LineParser::new(TimeContext::new(year, self.tz.clone())));
+            let ctx = self.time_context();
+            self.parsers.push(LineParser::new(ctx));
         }
+    }
+
+    /// A fresh year/zone context for a new source.
+    fn time_context(&self) -> TimeContext {
+        match self.year {
+            Some(y) => TimeContext::new(y, self.tz.clone()),
+            None => {
+                let mut c = TimeContext::new(jiff::Zoned::now().year() as i64, self.tz.clone());
+                c.set_reference(Ts::from_secs(jiff::Timestamp::now().as_second()));
+                c
+            }
+        }
+    }
+
+    /// Take year-less stamps to be of this year (the operator's `--year`): every source starts
+    /// again from it, and dates in the future are no longer moved back.
+    pub fn set_year(&mut self, year: i64) {
+        self.year = Some(year);
+        let n = self.parsers.len();
+        self.parsers.clear();
+        self.ensure(n);
     }
 
     /// Restore saved account baselines.
@@ -149,7 +174,13 @@ impl Core {
     /// Feed one log line of source `src`; false when it had no recognizable header.
     pub fn feed_line(&mut self, src: u32, line: &str) -> bool {
         self.ensure(src as usize + 1);
-        let p = self.parsers[src as usize].parse(line);
+        let parser = &mut self.parsers[src as usize];
+        if self.year.is_none() {
+            // "Now" moves on while we run: a line is in the future only against the clock.
+            let now = Ts::from_secs(jiff::Timestamp::now().as_second());
+            parser.time_context_mut().set_reference(now);
+        }
+        let p = parser.parse(line);
         self.driver.feed(&p);
         p.header.is_some()
     }
@@ -317,6 +348,36 @@ mod tests {
     use crate::input::Source;
     use crate::pipeline::{self, TimeOpts};
 
+    /// Without `--year`, a year-less date more than a day ahead of the clock is last year's
+    /// (a December backlog read in January); with it, the operator's year holds.
+    #[test]
+    fn year_less_dates_in_the_future_are_last_years() {
+        let line = "Dec 31 23:59:59 mx1 postfix/qmgr[9]: A1B2C3: removed";
+        let now = jiff::Timestamp::now();
+        let this_year = now.to_zoned(jiff::tz::TimeZone::UTC).year() as i64;
+        let future = maillog::time::days_from_civil(this_year, 12, 31) * 86_400
+            > now.as_second() + maillog::time::FUTURE_TOLERANCE_SECS;
+        let mut core = Core::new(
+            detect::Engine::new(detect::Config::default()),
+            jiff::tz::TimeZone::UTC,
+            1,
+        );
+        assert!(core.feed_line(FIRST_FILE_SRC, line));
+        let year = core.parsers[FIRST_FILE_SRC as usize].time_context().year();
+        assert_eq!(year, if future { this_year - 1 } else { this_year });
+        let mut core = Core::new(
+            detect::Engine::new(detect::Config::default()),
+            jiff::tz::TimeZone::UTC,
+            1,
+        );
+        core.set_year(2030);
+        assert!(core.feed_line(FIRST_FILE_SRC, line));
+        assert_eq!(
+            core.parsers[FIRST_FILE_SRC as usize].time_context().year(),
+            2030
+        );
+    }
+
     /// One log through `analyze`'s pipeline and through the service's engine core: the same
     /// alerts (issue: one code path).
     fn same_alerts(rel: &str, year: i64, cfg: detect::Config) -> usize {
@@ -331,7 +392,7 @@ mod tests {
         let (_, a) = pipeline::analyze(&mut batch, &[src], &t, false, 1).unwrap();
 
         let mut core = Core::new(detect::Engine::new(cfg), tz.clone(), 1);
-        core.parsers[FIRST_FILE_SRC as usize] = LineParser::new(TimeContext::new(year, tz));
+        core.set_year(year);
         let text = std::fs::read(&path).unwrap();
         let mut b = Vec::new();
         for line in text.split(|c| *c == b'\n') {

@@ -321,6 +321,13 @@ pub struct ServeArgs {
     /// API token (prefer the config file or the SMTPSCOPE_TOKEN environment variable).
     #[arg(long)]
     pub token: Option<String>,
+    /// Year of year-less syslog stamps (`[input] year`; default: the current year, and a date
+    /// more than a day in the future is last year's).
+    #[arg(long)]
+    pub year: Option<i64>,
+    /// Zone of zone-less stamps, e.g. Europe/Berlin or UTC (`[serve] tz`; default: the system's).
+    #[arg(long)]
+    pub tz: Option<String>,
 }
 
 impl ServeArgs {
@@ -331,6 +338,15 @@ impl ServeArgs {
             None => FileConfig::default(),
         };
         self.apply(&mut f.serve);
+        if let Some(y) = self.year {
+            f.input.year = Some(y);
+        }
+        if let Some(tz) = &self.tz {
+            f.serve.tz = Some(tz.clone());
+        }
+        // The flags are checked like the file's keys.
+        f.validate()
+            .map_err(|e| anyhow::anyhow!("invalid option:\n{e}"))?;
         Ok(f)
     }
 
@@ -506,6 +522,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
             tz.clone(),
             s.follow.len(),
         );
+        if let Some(y) = file.input.year {
+            core.set_year(y);
+        }
         let restored = match &checkpoint {
             Some(cp) => match core.restore_checkpoint(cp) {
                 Ok(()) => {
