@@ -28,6 +28,7 @@
 //! count for nothing.
 
 pub mod attack;
+pub mod evidence;
 pub mod places;
 pub mod sliding;
 
@@ -42,6 +43,10 @@ use crate::config::Config;
 use crate::distinct::Distinct;
 use crate::window::Counter;
 use attack::{Attack, Step};
+use evidence::{
+    AddressEvidence, AddressRule, GuessedEvidence, NetworkEvidence, NetworkRule, TargetEvidence,
+    TopAddress, WaveEvidence,
+};
 use places::Places;
 use sliding::{Recent, SlidingHll};
 
@@ -318,115 +323,6 @@ pub struct Bruteforce {
     named: SlidingHll,
 }
 
-/// Which rule made an address an attacker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-enum AddressRule {
-    /// More than `max_failures_per_ip` failures in the window.
-    Rate,
-    /// At least `slow_min_names` names within `slow_window`, nobody logged in from it.
-    SlowNames,
-}
-
-/// Evidence of an attacking address.
-#[derive(Debug, Serialize)]
-struct AddressEvidence<'a> {
-    rule: AddressRule,
-    names_in_slow_window: u64,
-    slow_window: String,
-    failures: u64,
-    threshold: u64,
-    window: String,
-    attack_failures: u64,
-    accounts_tried: u64,
-    sample_accounts: &'a [String],
-    services: &'a [Service],
-    first: String,
-    last: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    escalated_from: Option<u64>,
-}
-
-/// Which rule made a network an attacker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-enum NetworkRule {
-    /// More than `max_failures_per_network` failures in the window from two of its addresses.
-    Rate,
-    /// A second address of the network started an attack while another one's goes on.
-    SecondAttacker,
-    /// At least `slow_min_network_names` names within `slow_window` from two of its addresses.
-    SlowNames,
-}
-
-/// Evidence of an attacking network.
-#[derive(Debug, Serialize)]
-struct NetworkEvidence {
-    rule: NetworkRule,
-    names_in_slow_window: u64,
-    addresses_in_slow_window: u64,
-    slow_window: String,
-    failures: u64,
-    threshold: u64,
-    window: String,
-    addresses: u64,
-    sample_ips: Vec<String>,
-    attacking_addresses: Vec<String>,
-    attack_start: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    escalated_from: Option<u64>,
-}
-
-/// Evidence of a guessing wave.
-#[derive(Debug, Serialize)]
-struct WaveEvidence {
-    failures: u64,
-    threshold: u64,
-    window: String,
-    addresses: u64,
-    min_addresses: u64,
-    top_addresses: Vec<TopAddress>,
-    attack_start: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    escalated_from: Option<u64>,
-}
-
-#[derive(Debug, Serialize)]
-struct TopAddress {
-    ip: String,
-    failures: u64,
-}
-
-/// Evidence of a targeted account.
-#[derive(Debug, Serialize)]
-struct TargetEvidence {
-    failures: u64,
-    source_ips: u64,
-    threshold: u64,
-    window: String,
-    sample_ips: Vec<String>,
-    failures_per_other_name: f64,
-    min_target_ratio: f64,
-    attack_start: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    escalated_from: Option<u64>,
-}
-
-/// Evidence of a probably guessed password.
-#[derive(Debug, Serialize)]
-struct GuessedEvidence {
-    origin: Origin,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    success_ip: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    service: Option<Service>,
-    account_failures: u64,
-    failing_addresses: u64,
-    sample_failure_ips: Vec<String>,
-    places_known: usize,
-    history: bool,
-}
-
 /// What a successful login looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -612,8 +508,8 @@ impl Bruteforce {
             window: c.window.to_string_h(),
             attack_failures: st.total,
             accounts_tried: names,
-            sample_accounts: &st.sample_names,
-            services: &st.services,
+            sample_accounts: st.sample_names.clone(),
+            services: st.services.clone(),
             first: st.first.rfc3339(),
             last: ts.rfc3339(),
             escalated_from: step.escalated_from(),

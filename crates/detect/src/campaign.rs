@@ -18,7 +18,6 @@ use std::net::IpAddr;
 
 use maillog::hash::Map as HashMap;
 use maillog::Ts;
-use serde_json::json;
 
 use crate::alert::{Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
@@ -47,6 +46,34 @@ struct Group {
     domains: Vec<String>,
     first: Ts,
     alerted_size: u64,
+}
+
+/// Evidence of a `campaign` alert (its `evidence` JSON).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CampaignEvidence {
+    /// Listed member accounts (at most [`MAX_MEMBERS`]).
+    pub accounts: Vec<String>,
+    /// All members.
+    pub accounts_total: u64,
+    /// The listed members as entities (for tools that read any alert's members).
+    pub entities: Vec<Entity>,
+    /// When each listed member joined.
+    pub joined: Vec<Joined>,
+    /// Source IPs shared by members.
+    pub shared_ips: u64,
+    /// Domains of the members hit at once.
+    pub domains: Vec<String>,
+    /// When the campaign began, RFC 3339.
+    pub first: String,
+}
+
+/// One member of a campaign and when it joined.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Joined {
+    /// The account.
+    pub account: String,
+    /// When, RFC 3339.
+    pub at: String,
 }
 
 /// The correlator.
@@ -290,15 +317,31 @@ impl Campaigns {
                 grp.shared_ips,
                 grp.domains.join(", ")
             ),
-            evidence: json!({
-                "accounts": grp.members.iter().map(|(m, _)| name(*m)).collect::<Vec<_>>(),
-                "accounts_total": n,
-                "entities": grp.members.iter().map(|(m, _)| json!({"kind": "account", "id": name(*m)})).collect::<Vec<_>>(),
-                "joined": grp.members.iter().map(|(m, t)| json!({"account": name(*m), "at": t.rfc3339()})).collect::<Vec<_>>(),
-                "shared_ips": grp.shared_ips,
-                "domains": grp.domains,
-                "first": grp.first.rfc3339(),
-            }),
+            evidence: serde_json::to_value(CampaignEvidence {
+                accounts: grp
+                    .members
+                    .iter()
+                    .map(|(m, _)| name(*m).to_string())
+                    .collect(),
+                accounts_total: n,
+                entities: grp
+                    .members
+                    .iter()
+                    .map(|(m, _)| Entity::new(EntityKind::Account, name(*m)))
+                    .collect(),
+                joined: grp
+                    .members
+                    .iter()
+                    .map(|(m, t)| Joined {
+                        account: name(*m).to_string(),
+                        at: t.rfc3339(),
+                    })
+                    .collect(),
+                shared_ips: grp.shared_ips,
+                domains: grp.domains.clone(),
+                first: grp.first.rfc3339(),
+            })
+            .unwrap_or_default(),
         })
     }
 }

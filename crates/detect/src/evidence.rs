@@ -1,13 +1,90 @@
-//! Evidence kept with alerts: compact samples of messages, as the abuse desk's report shows them.
+//! Evidence kept with alerts: one serde struct per detector, and compact samples of messages as
+//! the abuse desk's report shows them.
+//!
+//! An [`Alert`] carries its evidence as JSON (`evidence` in the alert contract, stored as is by
+//! `serve` and written by `analyze`). Each detector builds it from its own struct, re-exported
+//! here, and readers (the report, the dashboard, the evaluator) read it back through [`Evidence`]
+//! rather than by string keys, so a renamed field breaks the build, not the report.
 
 use maillog::record::{MessageRecord, Outcome};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, Detector};
+
+pub use crate::bruteforce::evidence::{
+    AddressEvidence, AddressRule, BruteforceEvidence, GuessedEvidence, NetworkEvidence,
+    NetworkRule, TargetEvidence, TopAddress, WaveEvidence,
+};
+pub use crate::campaign::{CampaignEvidence, Joined};
+pub use crate::extrusion::{FailureEvidence, ListSender, ListsEvidence, ReplyCount};
+pub use crate::helo::{HeloEvidence, HeloSample, SignCount};
+pub use crate::hijack::{
+    AsnIps, BaselineSummary, BurstRun, CountryIps, HijackEvidence, IpSample, PerIp, Signal,
+};
+
+/// The evidence of one alert, typed by its detector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Evidence {
+    /// `delivery-failures`.
+    DeliveryFailures(Box<FailureEvidence>),
+    /// `multiple-lists`.
+    MultipleLists(ListsEvidence),
+    /// `helo-anomaly`.
+    HeloAnomaly(HeloEvidence),
+    /// `auth-hijack`.
+    AuthHijack(Box<HijackEvidence>),
+    /// `auth-bruteforce`.
+    AuthBruteforce(BruteforceEvidence),
+    /// `campaign`.
+    Campaign(CampaignEvidence),
+    /// `sflow-activity`: the sflow crate's `HostSummary`, which this crate does not depend on,
+    /// so it stays JSON here.
+    SflowActivity(serde_json::Value),
+}
+
+impl Evidence {
+    /// Read `evidence` as the evidence of `detector`. Fails when it does not have that
+    /// detector's shape (an alert of an older or foreign format).
+    pub fn decode(
+        detector: Detector,
+        evidence: &serde_json::Value,
+    ) -> serde_json::Result<Evidence> {
+        Ok(match detector {
+            Detector::DeliveryFailures => {
+                Evidence::DeliveryFailures(Box::new(FailureEvidence::deserialize(evidence)?))
+            }
+            Detector::MultipleLists => {
+                Evidence::MultipleLists(ListsEvidence::deserialize(evidence)?)
+            }
+            Detector::HeloAnomaly => Evidence::HeloAnomaly(HeloEvidence::deserialize(evidence)?),
+            Detector::AuthHijack => {
+                Evidence::AuthHijack(Box::new(HijackEvidence::deserialize(evidence)?))
+            }
+            Detector::AuthBruteforce => {
+                Evidence::AuthBruteforce(BruteforceEvidence::deserialize(evidence)?)
+            }
+            Detector::Campaign => Evidence::Campaign(CampaignEvidence::deserialize(evidence)?),
+            Detector::SflowActivity => Evidence::SflowActivity(evidence.clone()),
+        })
+    }
+
+    /// The alert's evidence, typed; `None` when it does not have its detector's shape.
+    pub fn of(a: &Alert) -> Option<Evidence> {
+        Evidence::decode(a.detector, &a.evidence).ok()
+    }
+
+    /// The evidence as the alert carries it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
 
 /// Most recipients listed per sample message (the rest are counted).
 pub const SAMPLE_RECIPIENTS: usize = 8;
 
 /// One recipient in a sample.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RcptSample {
     /// Address.
     pub addr: String,
@@ -22,7 +99,7 @@ pub struct RcptSample {
 }
 
 /// One message in a sample.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageSample {
     /// Accepted, `2026-11-20 10:47:15` UTC.
     pub time: String,

@@ -25,7 +25,6 @@ use maillog::hash::Map as HashMap;
 use maillog::record::{MessageRecord, Outcome, Recipient};
 use maillog::Ts;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
@@ -538,38 +537,96 @@ fn reply_key(r: &str) -> String {
     out
 }
 
-/// Evidence of a `delivery-failures` alert.
-#[derive(Debug, Clone, Serialize)]
-struct FailureEvidence {
+/// Evidence of a `delivery-failures` alert (its `evidence` JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct FailureEvidence {
     /// Distinct recipients failed for a reason spam produces, counted against the entity.
-    failed_recipients: u64,
-    threshold: u64,
-    window_secs: i64,
-    delivered_recipients: u64,
+    pub failed_recipients: u64,
+    /// `delivery_failures.threshold`.
+    pub threshold: u64,
+    /// The window, seconds.
+    pub window_secs: i64,
+    /// Distinct recipients delivered.
+    pub delivered_recipients: u64,
     /// Distinct recipients failed for other reasons (mailbox full, too big, …).
-    failed_other_reasons: u64,
+    pub failed_other_reasons: u64,
     /// `failed_recipients` over the recipients with a known outcome.
-    failure_ratio: f64,
+    pub failure_ratio: f64,
     /// The same, weighed with `prior_weight` recipients of the prior share.
-    estimated_failure_share: f64,
-    prior_failure_share: f64,
-    min_failure_share: f64,
-    messages: u64,
-    discounted_rejection_daemon: u64,
-    discounted_mailing_lists: u64,
-    discounted_forwarded: u64,
-    repeated_failures: u64,
+    pub estimated_failure_share: f64,
+    /// The entity's own failure share before the window.
+    pub prior_failure_share: f64,
+    /// `delivery_failures.min_failure_share`.
+    pub min_failure_share: f64,
+    /// Messages in the window.
+    pub messages: u64,
+    /// Failures left out as replies of a rejection daemon.
+    pub discounted_rejection_daemon: u64,
+    /// Failures left out as mailing-list mail.
+    pub discounted_mailing_lists: u64,
+    /// Failures left out as forwarded mail.
+    pub discounted_forwarded: u64,
+    /// Failures to recipients that had failed before.
+    pub repeated_failures: u64,
     /// Mail of senders reported on their own (as `sender` entities), left out of this verdict.
-    discounted_reported_senders: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    relayed_by: Option<Entity>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    relaying_entity_known_outcomes: Option<u64>,
-    senders_dropped: u64,
-    failed_rcpt_memory_full: u64,
-    top_failure_replies: Vec<serde_json::Value>,
-    sample_messages: Vec<MessageSample>,
-    sampled_of: u64,
+    pub discounted_reported_senders: u64,
+    /// The client or account that relayed a `sender` entity's mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayed_by: Option<Entity>,
+    /// Recipients with a known outcome of the relaying entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relaying_entity_known_outcomes: Option<u64>,
+    /// Senders no longer tracked (cap reached).
+    pub senders_dropped: u64,
+    /// Failed recipients not remembered (cap reached).
+    pub failed_rcpt_memory_full: u64,
+    /// The most frequent failure replies.
+    pub top_failure_replies: Vec<ReplyCount>,
+    /// Sample messages with failures.
+    pub sample_messages: Vec<MessageSample>,
+    /// Messages offered to the sample.
+    pub sampled_of: u64,
+}
+
+/// One failure reply and how often it came, in [`FailureEvidence`].
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ReplyCount {
+    /// The reply text.
+    pub reply: String,
+    /// Failed recipients that got it.
+    pub count: u64,
+}
+
+/// Evidence of a `multiple-lists` alert (its `evidence` JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ListsEvidence {
+    /// The list-like senders.
+    pub lists: Vec<ListSender>,
+    /// `mailing_lists.min_recipients`.
+    pub min_recipients: u64,
+    /// `mailing_lists.max_failure_ratio`.
+    pub max_failure_ratio: f64,
+}
+
+/// One list-like sender in [`ListsEvidence`].
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ListSender {
+    /// Envelope sender.
+    pub sender: String,
+    /// Messages.
+    pub messages: u64,
+    /// Distinct recipients.
+    pub distinct_recipients: u64,
+    /// Deliveries to recipients already mailed.
+    pub repeat_deliveries: u64,
+    /// Recipients delivered.
+    pub delivered: u64,
+    /// Recipients failed.
+    pub failed: u64,
+    /// First message, RFC 3339.
+    pub first: String,
+    /// Latest message, RFC 3339.
+    pub last: String,
 }
 
 impl Extrusion {
@@ -748,20 +805,24 @@ impl Extrusion {
                     crate::config::Duration(window).to_string_h(),
                     cfg.mailing_lists.max_lists
                 ),
-                evidence: json!({
-                    "lists": lists.iter().map(|s| json!({
-                        "sender": s.addr,
-                        "messages": s.messages,
-                        "distinct_recipients": s.distinct,
-                        "repeat_deliveries": s.repeats,
-                        "delivered": s.delivered,
-                        "failed": s.failed,
-                        "first": s.first.rfc3339(),
-                        "last": s.last.rfc3339(),
-                    })).collect::<Vec<_>>(),
-                    "min_recipients": cfg.mailing_lists.min_recipients,
-                    "max_failure_ratio": cfg.mailing_lists.max_failure_ratio,
-                }),
+                evidence: serde_json::to_value(ListsEvidence {
+                    lists: lists
+                        .iter()
+                        .map(|s| ListSender {
+                            sender: s.addr.clone(),
+                            messages: s.messages,
+                            distinct_recipients: s.distinct,
+                            repeat_deliveries: s.repeats,
+                            delivered: s.delivered,
+                            failed: s.failed,
+                            first: s.first.rfc3339(),
+                            last: s.last.rfc3339(),
+                        })
+                        .collect(),
+                    min_recipients: cfg.mailing_lists.min_recipients,
+                    max_failure_ratio: cfg.mailing_lists.max_failure_ratio,
+                })
+                .unwrap_or_default(),
             });
             st.lists_alerted = Some(ts);
         }
@@ -893,12 +954,15 @@ fn entity_prior(cfg: &Config, st: &mut EntityState, ts: Ts, window: i64) -> f64 
     prior_from(cfg, known, failed)
 }
 
-fn top_replies(replies: &HashMap<String, u64>) -> Vec<serde_json::Value> {
+fn top_replies(replies: &HashMap<String, u64>) -> Vec<ReplyCount> {
     let mut v: Vec<(&String, &u64)> = replies.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     v.truncate(5);
     v.iter()
-        .map(|(k, c)| json!({"reply": k, "count": c}))
+        .map(|(k, c)| ReplyCount {
+            reply: k.to_string(),
+            count: **c,
+        })
         .collect()
 }
 

@@ -36,7 +36,6 @@ use std::net::IpAddr;
 
 use maillog::Ts;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::alert::{round3, Alert, Detector, Entity};
 use crate::bounded::BoundedMap;
@@ -382,10 +381,61 @@ struct State {
     sign_counts: [u64; 7],
     events: u64,
     anomalous: u64,
-    samples: Vec<serde_json::Value>,
+    samples: Vec<HeloSample>,
     alerted: Option<Ts>,
     alerted_mask: u8,
     first: Option<Ts>,
+}
+
+/// Evidence of a `helo-anomaly` alert (its `evidence` JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct HeloEvidence {
+    /// Each sign seen, with how often and its weight.
+    pub signs: Vec<SignCount>,
+    /// Anomalous HELOs seen from the entity.
+    pub anomalous: u64,
+    /// HELOs seen from the entity.
+    pub observed: u64,
+    /// Distinct bot-like HELOs in the window.
+    pub distinct_helos: Vec<String>,
+    /// First HELO seen, RFC 3339.
+    pub first: Option<String>,
+    /// The first [`MAX_SAMPLES`] anomalous HELOs.
+    pub samples: Vec<HeloSample>,
+}
+
+/// One sign in [`HeloEvidence`].
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SignCount {
+    /// Which.
+    pub sign: Sign,
+    /// Anomalous HELOs that showed it.
+    pub count: u64,
+    /// Its weight in the score.
+    pub weight: f64,
+}
+
+/// One anomalous HELO, as kept in the detector's state and shown in [`HeloEvidence`].
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct HeloSample {
+    /// When, `2026-11-20 10:47:15` UTC.
+    pub time: String,
+    /// The HELO as given.
+    pub helo: String,
+    /// Client IP.
+    pub client: Option<String>,
+    /// Envelope sender.
+    pub mail_from: Option<String>,
+    /// The first three recipients.
+    pub rcpt_to: Vec<String>,
+    /// The signs it showed.
+    pub signs: Vec<Sign>,
+    /// Why its claimed domain is somebody else's, when it is.
+    pub forged_because: Option<Foreign>,
+    /// The client's reverse-DNS name as logged.
+    pub client_host: Option<String>,
+    /// `message` or the check's reply text.
+    pub context: String,
 }
 
 /// Most distinct HELOs remembered per client.
@@ -560,17 +610,21 @@ impl HeloDetector {
                 }
             }
             if st.samples.len() < MAX_SAMPLES {
-                st.samples.push(json!({
-                    "time": o.ts.display_utc(),
-                    "helo": o.helo,
-                    "client": o.client.map(|c| c.to_string()),
-                    "mail_from": o.sender,
-                    "rcpt_to": o.rcpts.iter().take(3).collect::<Vec<_>>(),
-                    "signs": Sign::ALL.iter().filter(|s| m & s.bit() != 0).map(|s| s.as_str()).collect::<Vec<_>>(),
-                    "forged_because": foreign,
-                    "client_host": o.client_host,
-                    "context": o.context,
-                }));
+                st.samples.push(HeloSample {
+                    time: o.ts.display_utc(),
+                    helo: o.helo.to_string(),
+                    client: o.client.map(|c| c.to_string()),
+                    mail_from: o.sender.map(str::to_string),
+                    rcpt_to: o.rcpts.iter().take(3).map(|r| r.to_string()).collect(),
+                    signs: Sign::ALL
+                        .iter()
+                        .copied()
+                        .filter(|s| m & s.bit() != 0)
+                        .collect(),
+                    forged_because: foreign,
+                    client_host: o.client_host.map(str::to_string),
+                    context: o.context.to_string(),
+                });
             }
         }
         if !st.ours {
@@ -610,14 +664,23 @@ impl HeloDetector {
                     st.distinct.len(),
                     cfg.helo.window.to_string_h()
                 ),
-                evidence: json!({
-                    "signs": Sign::ALL.iter().filter(|s| st.sign_counts[**s as usize] > 0).map(|s| json!({"sign": s.as_str(), "count": st.sign_counts[*s as usize], "weight": s.weight()})).collect::<Vec<_>>(),
-                    "anomalous": st.anomalous,
-                    "observed": st.events,
-                    "distinct_helos": st.distinct.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
-                    "first": st.first.map(|t| t.rfc3339()),
-                    "samples": st.samples,
-                }),
+                evidence: serde_json::to_value(HeloEvidence {
+                    signs: Sign::ALL
+                        .iter()
+                        .filter(|s| st.sign_counts[**s as usize] > 0)
+                        .map(|s| SignCount {
+                            sign: *s,
+                            count: st.sign_counts[*s as usize],
+                            weight: s.weight(),
+                        })
+                        .collect(),
+                    anomalous: st.anomalous,
+                    observed: st.events,
+                    distinct_helos: st.distinct.iter().map(|(h, _)| h.clone()).collect(),
+                    first: st.first.map(|t| t.rfc3339()),
+                    samples: st.samples.clone(),
+                })
+                .unwrap_or_default(),
             });
             st.alerted = Some(o.ts);
             st.alerted_mask = mask;
@@ -661,6 +724,32 @@ mod tests {
 
     fn has(m: u8, s: Sign) -> bool {
         m & s.bit() != 0
+    }
+
+    /// Snapshots written while samples were kept as JSON values (snapshot format 3) hold each
+    /// sample as a map with the same keys: they still decode into [`HeloSample`], so the
+    /// snapshot format did not change.
+    #[test]
+    fn samples_of_snapshots_kept_as_json_decode_typed() {
+        let old = serde_json::json!({
+            "time": "2026-11-20 10:47:15",
+            "helo": "192.0.2.7",
+            "client": "192.0.2.7",
+            "mail_from": null,
+            "rcpt_to": ["a@example.org"],
+            "signs": ["bare-ip", "forged-sender-domain"],
+            "forged_because": "freemail",
+            "client_host": null,
+            "context": "message",
+        });
+        let mut buf = Vec::new();
+        let mut ser = rmp_serde::Serializer::new(&mut buf).with_struct_map();
+        serde::Serialize::serialize(&vec![old.clone()], &mut ser).expect("encodes");
+        let back: Vec<HeloSample> = rmp_serde::from_slice(&buf).expect("decodes typed");
+        assert_eq!(back[0].signs, [Sign::BareIp, Sign::ForgedSenderDomain]);
+        assert_eq!(back[0].forged_because, Some(Foreign::Freemail));
+        assert_eq!(back[0].mail_from, None);
+        assert_eq!(serde_json::to_value(&back[0]).expect("json"), old);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use std::net::IpAddr;
 use geo::{Country, GeoDb};
 use maillog::hash::Map as HashMap;
 use maillog::Ts;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
@@ -450,7 +450,8 @@ fn network_text(ip: IpAddr) -> String {
 }
 
 /// The signals of `auth-hijack`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SignalKind {
     /// Many source networks new to the account within the window (geography not needed).
     Spread,
@@ -495,14 +496,8 @@ impl fmt::Display for SignalKind {
     }
 }
 
-impl Serialize for SignalKind {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
 /// A signal that fired, with its partial score.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
     /// Which.
     pub name: SignalKind,
@@ -513,7 +508,8 @@ pub struct Signal {
 }
 
 /// How an address stands to the account's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Novelty {
     /// Its network is in the learned baseline, or was used earlier the same day.
     Known,
@@ -521,6 +517,23 @@ pub enum Novelty {
     New,
     /// The account has no history before this address: newness cannot be told.
     NoHistory,
+}
+
+impl Novelty {
+    /// The name in evidence: `known`, `new` or `no-history`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Novelty::Known => "known",
+            Novelty::New => "new",
+            Novelty::NoHistory => "no-history",
+        }
+    }
+}
+
+impl fmt::Display for Novelty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A run of messages from one address at a sustained rate (the burst candidate).
@@ -710,7 +723,7 @@ pub fn combined(signals: &[Signal]) -> f64 {
 }
 
 /// How the account's sending is spread over its addresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Shape {
     /// Most messages from one address at a high rate.
@@ -722,7 +735,7 @@ pub enum Shape {
 }
 
 /// Source addresses of one country.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CountryIps {
     /// ISO code (`--` unknown).
     pub country: String,
@@ -731,7 +744,7 @@ pub struct CountryIps {
 }
 
 /// Source addresses of one AS.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsnIps {
     /// AS number (0 unknown).
     pub asn: u32,
@@ -740,7 +753,7 @@ pub struct AsnIps {
 }
 
 /// Addresses by messages sent from each.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerIp {
     /// One message.
     #[serde(rename = "1")]
@@ -760,7 +773,7 @@ pub struct PerIp {
 }
 
 /// One of the latest source addresses.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IpSample {
     /// Address.
     pub ip: String,
@@ -781,7 +794,7 @@ pub struct IpSample {
 }
 
 /// The current burst run of the address that triggered the alert.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BurstRun {
     /// Address.
     pub ip: String,
@@ -791,12 +804,12 @@ pub struct BurstRun {
     pub secs: f64,
     /// Messages per minute over the run.
     pub per_minute: f64,
-    /// `known`, `new` or `no-history`.
-    pub address: &'static str,
+    /// The address against the account's history: `known`, `new` or `no-history`.
+    pub address: Novelty,
 }
 
 /// The baseline, summarised.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineSummary {
     /// Days learned.
     pub days: u32,
@@ -811,7 +824,7 @@ pub struct BaselineSummary {
 }
 
 /// Evidence of an `auth-hijack` alert (its `evidence` JSON).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HijackEvidence {
     /// The signals that fired.
     pub signals: Vec<Signal>,
@@ -1390,11 +1403,7 @@ fn evidence(
             messages: r.msgs,
             secs: round3(r.secs),
             per_minute: round3(r.msgs as f64 * 60.0 / r.secs.max(1.0)),
-            address: match r.novelty {
-                Novelty::Known => "known",
-                Novelty::New => "new",
-                Novelty::NoHistory => "no-history",
-            },
+            address: r.novelty,
         }),
         first: first.rfc3339(),
         last: s.ts.rfc3339(),

@@ -308,6 +308,32 @@ fn two_lists_from_one_customer_raise_multiple_lists() {
         .collect();
     assert_eq!(ml.len(), 1, "{a:#?}");
     assert_eq!(ml[0].evidence["lists"].as_array().unwrap().len(), 2);
+    // The wire names stay those alerts were stored with before the evidence was typed.
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(
+        keys(&ml[0].evidence),
+        ["lists", "max_failure_ratio", "min_recipients"]
+    );
+    assert_eq!(
+        keys(&ml[0].evidence["lists"][0]),
+        [
+            "delivered",
+            "distinct_recipients",
+            "failed",
+            "first",
+            "last",
+            "messages",
+            "repeat_deliveries",
+            "sender"
+        ]
+    );
+    let Some(detect::evidence::Evidence::MultipleLists(e)) = detect::evidence::Evidence::of(ml[0])
+    else {
+        panic!("not typed: {:?}", ml[0].evidence);
+    };
+    let senders: Vec<&str> = e.lists.iter().map(|l| l.sender.as_str()).collect();
+    assert_eq!(senders, ["offers@shop-a.example", "deals@shop-b.example"]);
     assert!(a.iter().all(|a| a.detector != Detector::DeliveryFailures));
 }
 

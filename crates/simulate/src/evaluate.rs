@@ -21,6 +21,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
 
+use detect::evidence::CampaignEvidence;
+use detect::Detector;
 use serde::{Deserialize, Serialize};
 
 pub use crate::labels::{AbuseKind, Entity, Label, PopulationEntry, TimelineEntry};
@@ -56,7 +58,7 @@ pub struct AlertRecord {
     /// One-line summary.
     #[serde(default)]
     pub summary: String,
-    /// Detector evidence; campaign members in `accounts` / `entities`.
+    /// Detector evidence (`detect::evidence`); a campaign's members in `accounts` / `entities`.
     #[serde(default)]
     pub evidence: serde_json::Value,
 }
@@ -235,26 +237,25 @@ fn ts_secs(s: &str) -> Option<i64> {
     maillog::Ts::parse_rfc3339(s).map(|t| t.secs())
 }
 
-/// The entities an alert is about: its own (unless a campaign) plus listed members.
+/// The entities an alert is about: its own (unless a campaign) plus, for a campaign, its listed
+/// members (read through `detect`'s [`CampaignEvidence`]).
 fn members(a: &AlertRecord) -> Vec<Entity> {
     let mut v = Vec::new();
     if a.entity.kind != "campaign" {
         v.push(a.entity.clone());
     }
-    if let Some(arr) = a.evidence.get("accounts").and_then(|x| x.as_array()) {
-        for x in arr {
-            if let Some(id) = x.as_str() {
-                v.push(Entity::account(id));
-            }
-        }
-    }
-    if let Some(arr) = a.evidence.get("entities").and_then(|x| x.as_array()) {
-        for x in arr {
-            if let Ok(e) = serde_json::from_value::<Entity>(x.clone()) {
-                if e.kind != "campaign" {
-                    v.push(e);
-                }
-            }
+    if a.detector == Detector::Campaign.as_str() {
+        if let Ok(e) = CampaignEvidence::deserialize(&a.evidence) {
+            v.extend(e.accounts.iter().map(|id| Entity::account(id)));
+            v.extend(
+                e.entities
+                    .iter()
+                    .filter(|x| x.kind != detect::EntityKind::Campaign)
+                    .map(|x| Entity {
+                        kind: x.kind.as_str().to_string(),
+                        id: x.id.clone(),
+                    }),
+            );
         }
     }
     v.sort();

@@ -280,7 +280,16 @@ fn evaluation_metrics() {
             "2026-11-20T10:30:00Z",
             "campaign",
             "camp-1",
-            serde_json::json!({"accounts": ["b@x"], "entities": [{"kind":"account","id":"c@x"}]}),
+            serde_json::to_value(detect::evidence::CampaignEvidence {
+                accounts: vec!["b@x".into()],
+                accounts_total: 2,
+                entities: vec![detect::Entity::new(detect::EntityKind::Account, "c@x")],
+                joined: Vec::new(),
+                shared_ips: 2,
+                domains: vec!["x".into()],
+                first: "2026-11-20T10:30:00Z".into(),
+            })
+            .expect("serializable"),
         ),
         // d: too late (more than 24 h after end) -> miss.
         alert(

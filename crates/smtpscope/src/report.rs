@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use detect::engine::EngineStats;
+use detect::evidence::{BruteforceEvidence, Evidence, HijackEvidence, MessageSample};
 use detect::{Alert, Entity};
-use serde_json::Value;
+use maillog::record::Outcome;
 
 use crate::pipeline::RunStats;
 
@@ -83,60 +84,47 @@ pub fn summary(run: &RunStats, eng: &EngineStats, alerts: &[Alert]) -> String {
     s
 }
 
-fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(Value::as_str)
-}
-
-fn render_message(s: &mut String, m: &Value, show_helo: bool) {
-    let time = str_of(m, "time").unwrap_or("?");
-    let sender = str_of(m, "sender").unwrap_or("");
-    let sender = if sender.is_empty() { "<>" } else { sender };
-    let size = m
-        .get("size")
-        .and_then(Value::as_u64)
-        .map(|x| format!(" Size={x}"))
-        .unwrap_or_default();
+fn render_message(s: &mut String, m: &MessageSample, show_helo: bool) {
+    let sender = if m.sender.is_empty() {
+        "<>"
+    } else {
+        m.sender.as_str()
+    };
+    let size = m.size.map(|x| format!(" Size={x}")).unwrap_or_default();
     let mut extra = String::new();
-    if let Some(c) = str_of(m, "client") {
+    if let Some(c) = &m.client {
         let _ = write!(extra, " [{c}]");
     }
     if show_helo {
-        if let Some(h) = str_of(m, "helo") {
+        if let Some(h) = &m.helo {
             let _ = write!(extra, " HELO={h}");
         }
     }
-    let _ = writeln!(s, "  {time} {sender}{size}{extra}");
+    let _ = writeln!(s, "  {} {sender}{size}{extra}", m.time);
     let mut shown = 0;
-    let mut hidden_ok = m.get("more_delivered").and_then(Value::as_u64).unwrap_or(0);
-    let hidden_fail = m.get("more_failed").and_then(Value::as_u64).unwrap_or(0);
-    for r in m
-        .get("recipients")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let addr = str_of(r, "addr").unwrap_or("?");
-        let outcome = str_of(r, "outcome").unwrap_or("");
-        let failed = matches!(outcome, "bounced" | "expired" | "rejected");
-        if failed {
-            let reply = str_of(r, "reply")
+    let mut hidden_ok = m.more_delivered;
+    for r in &m.recipients {
+        if r.outcome.is_failure() {
+            let reply = r
+                .reply
+                .as_ref()
                 .map(|x| format!(" ({x})"))
                 .unwrap_or_default();
-            let _ = writeln!(s, "     !!! {addr}{reply}");
+            let _ = writeln!(s, "     !!! {}{reply}", r.addr);
         } else if shown < RCPTS_SHOWN {
-            let note = match outcome {
-                "deferred" => " (still deferred)",
-                "deferred_then_delivered" => " (after deferral)",
+            let note = match r.outcome {
+                Outcome::Deferred => " (still deferred)",
+                Outcome::DeferredThenDelivered => " (after deferral)",
                 _ => "",
             };
-            let _ = writeln!(s, "     ->  {addr}{note}");
+            let _ = writeln!(s, "     ->  {}{note}", r.addr);
             shown += 1;
         } else {
             hidden_ok += 1;
         }
     }
-    if hidden_fail > 0 {
-        let _ = writeln!(s, "     !!! and {hidden_fail} more failed destinations");
+    if m.more_failed > 0 {
+        let _ = writeln!(s, "     !!! and {} more failed destinations", m.more_failed);
     }
     if hidden_ok > 0 {
         let _ = writeln!(s, "     and {hidden_ok} more valid destinations");
@@ -222,207 +210,148 @@ pub fn entities(alerts: &[Alert]) -> String {
                 a.summary
             );
         }
+        let ev = |d: detect::Detector| latest.get(&d).and_then(|a| Evidence::of(a));
         if let Some(a) = latest.get(&detect::Detector::AuthHijack) {
-            render_hijack(&mut s, &als, a);
+            if let Some(Evidence::AuthHijack(e)) = Evidence::of(a) {
+                render_hijack(&mut s, &als, &e);
+            }
         }
-        if let Some(a) = latest.get(&detect::Detector::Campaign) {
-            let e = &a.evidence;
+        if let Some(Evidence::Campaign(e)) = ev(detect::Detector::Campaign) {
             let _ = writeln!(
                 s,
                 "  campaign since {} UTC; accounts and when they joined:",
-                str_of(e, "first").unwrap_or("?")
+                e.first
             );
-            for j in e
-                .get("joined")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for j in &e.joined {
+                let _ = writeln!(s, "    {}  {}", j.at, j.account);
+            }
+        }
+        if let Some(Evidence::AuthBruteforce(e)) = ev(detect::Detector::AuthBruteforce) {
+            if let BruteforceEvidence::Address(x) = &e {
+                let _ = writeln!(s, "  accounts tried: {}", x.sample_accounts.join(", "));
+            }
+            let ips = e.sample_failing_ips();
+            if !ips.is_empty() {
+                let _ = writeln!(s, "  failing from: {}", ips.join(", "));
+            }
+        }
+        if let Some(Evidence::HeloAnomaly(e)) = ev(detect::Detector::HeloAnomaly) {
+            let _ = writeln!(s, "  HELO evidence:");
+            for m in e.samples.iter().take(MESSAGES_SHOWN) {
+                let signs: Vec<&str> = m.signs.iter().map(|x| x.as_str()).collect();
                 let _ = writeln!(
                     s,
-                    "    {}  {}",
-                    str_of(j, "at").unwrap_or("?"),
-                    str_of(j, "account").unwrap_or("?")
+                    "  {} HELO={} MAIL FROM=<{}> [{}] {}",
+                    m.time,
+                    m.helo,
+                    m.mail_from.as_deref().unwrap_or(""),
+                    m.client.as_deref().unwrap_or("?"),
+                    signs.join(",")
                 );
             }
         }
-        if let Some(a) = latest.get(&detect::Detector::AuthBruteforce) {
-            let e = &a.evidence;
-            if let Some(u) = e.get("sample_accounts").and_then(Value::as_array) {
-                let names: Vec<&str> = u.iter().filter_map(Value::as_str).collect();
-                let _ = writeln!(s, "  accounts tried: {}", names.join(", "));
-            }
-            if let Some(u) = e
-                .get("sample_ips")
-                .and_then(Value::as_array)
-                .or_else(|| e.get("sample_failure_ips").and_then(Value::as_array))
-            {
-                let ips: Vec<&str> = u.iter().filter_map(Value::as_str).collect();
-                if !ips.is_empty() {
-                    let _ = writeln!(s, "  failing from: {}", ips.join(", "));
-                }
-            }
-        }
-        if let Some(a) = latest.get(&detect::Detector::HeloAnomaly) {
-            if let Some(samples) = a.evidence.get("samples").and_then(Value::as_array) {
-                let _ = writeln!(s, "  HELO evidence:");
-                for m in samples.iter().take(MESSAGES_SHOWN) {
-                    let signs: Vec<&str> = m
-                        .get("signs")
-                        .and_then(Value::as_array)
-                        .map(|v| v.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        s,
-                        "  {} HELO={} MAIL FROM=<{}> [{}] {}",
-                        str_of(m, "time").unwrap_or("?"),
-                        str_of(m, "helo").unwrap_or("?"),
-                        str_of(m, "mail_from").unwrap_or(""),
-                        str_of(m, "client").unwrap_or("?"),
-                        signs.join(",")
-                    );
-                }
-            }
-        }
-        if let Some(a) = latest.get(&detect::Detector::MultipleLists) {
-            for l in a
-                .evidence
-                .get("lists")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+        if let Some(Evidence::MultipleLists(e)) = ev(detect::Detector::MultipleLists) {
+            for l in &e.lists {
                 let _ = writeln!(
                     s,
                     "  list {}: {} messages, {} distinct recipients, {} delivered, {} failed",
-                    str_of(l, "sender").unwrap_or("?"),
-                    l["messages"],
-                    l["distinct_recipients"],
-                    l["delivered"],
-                    l["failed"]
+                    l.sender, l.messages, l.distinct_recipients, l.delivered, l.failed
                 );
             }
         }
-        if let Some(a) = latest.get(&detect::Detector::DeliveryFailures) {
-            if let Some(reps) = a
-                .evidence
-                .get("top_failure_replies")
-                .and_then(Value::as_array)
-            {
-                if !reps.is_empty() {
-                    let _ = writeln!(s, "  top failure replies:");
-                    for r in reps {
-                        let _ = writeln!(
-                            s,
-                            "    {:>5}  {}",
-                            r["count"],
-                            str_of(r, "reply").unwrap_or("")
-                        );
-                    }
+        if let Some(Evidence::DeliveryFailures(e)) = ev(detect::Detector::DeliveryFailures) {
+            if !e.top_failure_replies.is_empty() {
+                let _ = writeln!(s, "  top failure replies:");
+                for r in &e.top_failure_replies {
+                    let _ = writeln!(s, "    {}  {}", r.count, r.reply);
                 }
             }
             let show_helo = latest.contains_key(&detect::Detector::HeloAnomaly);
-            if let Some(ms) = a.evidence.get("sample_messages").and_then(Value::as_array) {
-                let seen = a
-                    .evidence
-                    .get("sampled_of")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(ms.len() as u64);
-                let _ = writeln!(
-                    s,
-                    "  messages with failures ({} shown of {}):",
-                    ms.len().min(MESSAGES_SHOWN),
-                    seen
-                );
-                for m in ms.iter().take(MESSAGES_SHOWN) {
-                    render_message(&mut s, m, show_helo);
-                }
+            let ms = &e.sample_messages;
+            let _ = writeln!(
+                s,
+                "  messages with failures ({} shown of {}):",
+                ms.len().min(MESSAGES_SHOWN),
+                e.sampled_of
+            );
+            for m in ms.iter().take(MESSAGES_SHOWN) {
+                render_message(&mut s, m, show_helo);
             }
         }
     }
     s
 }
 
+/// A number as the alert's JSON shows it (`2.0`, not `2`), so the report reads like the evidence.
+fn num(x: f64) -> String {
+    serde_json::Value::from(x).to_string()
+}
+
 /// The section of a hijacked account: countries with counts, networks, per-IP shape, timeline.
-fn render_hijack(s: &mut String, als: &[&Alert], a: &Alert) {
-    let e = &a.evidence;
-    let list = |k: &str, name: &str, label: &str| -> String {
-        e.get(k)
-            .and_then(Value::as_array)
-            .map(|v| {
-                v.iter()
-                    .map(|x| {
-                        let n = x
-                            .get(name)
-                            .map(|n| n.to_string().trim_matches('"').to_string())
-                            .unwrap_or_default();
-                        format!("{label}{n} {}", x["ips"])
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    };
+fn render_hijack(s: &mut String, als: &[&Alert], e: &HijackEvidence) {
+    let countries: Vec<String> = e
+        .countries
+        .iter()
+        .map(|c| format!("{} {}", c.country, c.ips))
+        .collect();
+    let asns: Vec<String> = e
+        .asns
+        .iter()
+        .map(|a| format!("AS{} {}", a.asn, a.ips))
+        .collect();
     let _ = writeln!(
         s,
         "  source IPs {} in the window ({} in the last 10 min from {} countries, {} today, {} networks /24 or /48, {} of them new), {} new ASNs, {} new countries, country entropy {} bits",
-        e["source_ips"], e["source_ips_10m"], e["countries_10m"], e["source_ips_day"], e["prefixes"], e["new_networks"], e["new_asns"], e["new_countries"], e["country_entropy_bits"]
+        e.source_ips,
+        e.source_ips_10m,
+        e.countries_10m,
+        e.source_ips_day,
+        e.prefixes,
+        e.new_networks,
+        e.new_asns,
+        e.new_countries,
+        num(e.country_entropy_bits)
     );
-    let _ = writeln!(s, "  countries (IPs): {}", list("countries", "country", ""));
-    let _ = writeln!(s, "  networks (IPs):  {}", list("asns", "asn", "AS"));
-    let per_ip = ["1", "2-5", "6-20", "21-100", ">100"]
-        .iter()
-        .map(|k| format!("{k}: {}", e["messages_per_ip"][k]))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let _ = writeln!(s, "  countries (IPs): {}", countries.join(", "));
+    let _ = writeln!(s, "  networks (IPs):  {}", asns.join(", "));
+    let p = &e.messages_per_ip;
     let _ = writeln!(
         s,
-        "  shape: {}; IPs by messages sent ({per_ip}); most from one IP {}",
-        str_of(e, "shape").unwrap_or("?"),
-        e["max_messages_one_ip"],
+        "  shape: {}; IPs by messages sent (1: {}, 2-5: {}, 6-20: {}, 21-100: {}, >100: {}); most from one IP {}",
+        e.shape, p.one, p.few, p.some, p.many, p.lots, e.max_messages_one_ip,
     );
-    if let Some(r) = e.get("burst_run").filter(|r| !r.is_null()) {
+    if let Some(r) = &e.burst_run {
         let _ = writeln!(
             s,
             "  sustained run: {} messages in {}s from {} ({} per minute; address {} to the account)",
-            r["messages"],
-            r["secs"],
-            str_of(r, "ip").unwrap_or("?"),
-            r["per_minute"],
-            str_of(r, "address").unwrap_or("?")
+            r.messages,
+            num(r.secs),
+            r.ip,
+            num(r.per_minute),
+            r.address
         );
     }
     let _ = writeln!(
         s,
         "  {} messages, {} recipients ({} failed, {} domains); failed logins before: {}",
-        e["messages"],
-        e["recipients"],
-        e["failed_recipients"],
-        e["recipient_domains"],
-        e["auth_failures"]
+        e.messages, e.recipients, e.failed_recipients, e.recipient_domains, e.auth_failures
     );
-    if let Some(r) = e.get("sample_recipients").and_then(Value::as_array) {
-        let v: Vec<&str> = r.iter().filter_map(Value::as_str).collect();
-        let _ = writeln!(s, "  sample recipients: {}", v.join(", "));
-    }
-    let b = &e["baseline"];
+    let _ = writeln!(s, "  sample recipients: {}", e.sample_recipients.join(", "));
+    let b = &e.baseline;
     let _ = writeln!(
         s,
         "  baseline: {} days learned, countries {}, {} ASNs",
-        b["days"], b["countries"], b["asns"]
+        b.days,
+        serde_json::to_string(&b.countries).unwrap_or_default(),
+        b.asns
     );
-    for sig in e
-        .get("signals")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for sig in &e.signals {
         let _ = writeln!(
             s,
             "  signal {} ({}): {}",
-            str_of(sig, "name").unwrap_or("?"),
-            sig["score"],
-            str_of(sig, "detail").unwrap_or("")
+            sig.name,
+            num(sig.score),
+            sig.detail
         );
     }
     let _ = writeln!(s, "  timeline:");
@@ -435,21 +364,104 @@ fn render_hijack(s: &mut String, als: &[&Alert], a: &Alert) {
         let _ = writeln!(s, "    {} UTC  {}", h.ts.display_utc(), h.summary);
     }
     let _ = writeln!(s, "  latest IPs:");
-    for ip in e
-        .get("recent_ips")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for ip in &e.recent_ips {
         let _ = writeln!(
             s,
-            "    {:<39} {} AS{:<7} {} msgs  {} .. {}",
-            str_of(ip, "ip").unwrap_or("?"),
-            str_of(ip, "country").unwrap_or("--"),
-            ip["asn"],
-            ip["messages"],
-            str_of(ip, "first").unwrap_or(""),
-            str_of(ip, "last").unwrap_or("")
+            "    {:<39} {} AS{} {} msgs  {} .. {}",
+            ip.ip, ip.country, ip.asn, ip.messages, ip.first, ip.last
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use detect::evidence::{ListSender, ListsEvidence};
+    use detect::{Detector, EntityKind};
+
+    /// Real alerts of every detector, as `analyze` wrote them before the evidence was typed
+    /// (see `crates/detect/tests/evidence.rs`).
+    const STORED: &str = include_str!("../../detect/tests/data/evidence-alerts.jsonl");
+
+    fn stored() -> Vec<Alert> {
+        STORED
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+                Alert {
+                    ts: maillog::Ts::parse_rfc3339(v["ts"].as_str().expect("ts")).expect("time"),
+                    detector: serde_json::from_value(v["detector"].clone()).expect("detector"),
+                    entity: serde_json::from_value(v["entity"].clone()).expect("entity"),
+                    score: v["score"].as_f64().expect("score"),
+                    summary: v["summary"].as_str().expect("summary").to_string(),
+                    evidence: v["evidence"].clone(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entity_sections_render_from_typed_evidence() {
+        let text = entities(&stored());
+        for want in [
+            "  campaign since ",
+            "  failing from: ",
+            "  accounts tried: ",
+            "  HELO evidence:",
+            "  top failure replies:",
+            "  messages with failures (",
+            "     !!! ",
+            "  source IPs ",
+            "  signal ",
+            "  baseline: ",
+            "  latest IPs:",
+        ] {
+            assert!(text.contains(want), "no {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn multiple_lists_section_lists_each_sender() {
+        let ev = ListsEvidence {
+            lists: ["offers@shop-a.example", "deals@shop-b.example"]
+                .iter()
+                .map(|s| ListSender {
+                    sender: s.to_string(),
+                    messages: 4,
+                    distinct_recipients: 200,
+                    repeat_deliveries: 0,
+                    delivered: 183,
+                    failed: 17,
+                    first: "2026-11-20T10:00:00Z".into(),
+                    last: "2026-11-20T10:10:30Z".into(),
+                })
+                .collect(),
+            min_recipients: 20,
+            max_failure_ratio: 0.2,
+        };
+        let a = Alert {
+            ts: maillog::Ts::from_secs(1_795_168_800),
+            detector: Detector::MultipleLists,
+            entity: Entity::new(EntityKind::Account, "reseller@isp.example"),
+            score: 0.6,
+            summary: "2 list-like senders".into(),
+            evidence: serde_json::to_value(&ev).expect("serializable"),
+        };
+        let text = entities(&[a]);
+        assert!(text.contains(
+            "  list offers@shop-a.example: 4 messages, 200 distinct recipients, 183 delivered, 17 failed\n  list deals@shop-b.example: "
+        ), "{text}");
+    }
+
+    #[test]
+    fn evidence_of_an_unknown_shape_leaves_out_the_details_only() {
+        let mut a = stored()
+            .into_iter()
+            .find(|a| a.detector == Detector::Campaign)
+            .expect("a campaign alert");
+        a.evidence = serde_json::json!({"n": 1});
+        let text = entities(&[a]);
+        assert!(text.contains("== campaign "), "{text}");
+        assert!(!text.contains("campaign since"), "{text}");
     }
 }

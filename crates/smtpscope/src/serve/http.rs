@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use detect::evidence::Evidence;
 use serde::Deserialize;
 use tracing::info;
 
@@ -455,7 +456,7 @@ async fn incident_page(
     }
     b.push_str("</tbody></table><h2>Evidence</h2>");
     for a in &alerts {
-        let ev = serde_json::to_string_pretty(&a.alert["evidence"]).unwrap_or_default();
+        let ev = evidence_text(a);
         let _ = write!(
             b,
             "<h3>{} &middot; {} &middot; score {:.2}</h3><p>{}</p><pre>{}</pre>",
@@ -467,6 +468,24 @@ async fn incident_page(
         );
     }
     page(&format!("Incident {id}"), &b).into_response()
+}
+
+/// A stored alert's evidence as the incident page shows it: read through its detector's type
+/// (`detect::evidence::Evidence`), or as stored, marked, when it has no known shape (an alert
+/// stored by an older version).
+fn evidence_text(a: &store::StoredAlert) -> String {
+    let raw = a.alert.get("evidence").unwrap_or(&serde_json::Value::Null);
+    let typed = detect::Detector::ALL
+        .into_iter()
+        .find(|d| d.as_str() == a.detector)
+        .and_then(|d| Evidence::decode(d, raw).ok());
+    match typed {
+        Some(e) => serde_json::to_string_pretty(&e).unwrap_or_default(),
+        None => format!(
+            "(evidence of an unknown shape, as stored)\n{}",
+            serde_json::to_string_pretty(raw).unwrap_or_default()
+        ),
+    }
 }
 
 #[derive(Debug, Deserialize)]
