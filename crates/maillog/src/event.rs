@@ -107,6 +107,18 @@ pub enum Service {
     Other,
 }
 
+impl Service {
+    /// The name as in JSON: `smtp`, `imap`, `pop3`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Smtp => "smtp",
+            Service::Imap => "imap",
+            Service::Pop3 => "pop3",
+            Service::Other => "other",
+        }
+    }
+}
+
 /// Which notice Postfix's bounce daemon created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
-use detect::evidence::MessageSample;
+use detect::evidence::{BruteforceEvidence, Evidence, MessageSample};
 use detect::incident::Incident;
 use detect::{Detector, EntityKind};
 use maillog::Ts;
@@ -487,10 +487,13 @@ fn spam_detector(d: Detector) -> bool {
     )
 }
 
-fn samples_of(v: &serde_json::Value) -> Vec<MessageSample> {
-    v.get("sample_messages")
-        .and_then(|s| serde_json::from_value(s.clone()).ok())
-        .unwrap_or_default()
+/// The sample messages of a `delivery-failures` alert's evidence (the only evidence that has
+/// them).
+fn samples_of(e: &Option<Evidence>) -> Vec<MessageSample> {
+    match e {
+        Some(Evidence::DeliveryFailures(f)) => f.sample_messages.clone(),
+        _ => Vec::new(),
+    }
 }
 
 /// The reports an incident warrants:
@@ -501,11 +504,7 @@ fn samples_of(v: &serde_json::Value) -> Vec<MessageSample> {
 ///   line: both are reported to whoever runs the sending address). Source addresses are
 ///   grouped per address: the abuse desk of each address's network gets its own lines.
 pub fn cases(i: &Incident) -> Vec<Case> {
-    let ev: Vec<serde_json::Value> = i
-        .evidence
-        .iter()
-        .map(|a| serde_json::to_value(&a.evidence).unwrap_or_default())
-        .collect();
+    let ev: Vec<Option<Evidence>> = i.evidence.iter().map(Evidence::of).collect();
     let mut out = Vec::new();
     if i.detector == Detector::AuthBruteforce
         && matches!(i.entity.kind, EntityKind::Client | EntityKind::Network)
@@ -515,28 +514,30 @@ pub fn cases(i: &Incident) -> Vec<Case> {
         let mut attempts = 0u64;
         for (a, e) in i.evidence.iter().zip(&ev) {
             lines.push(format!("{} {}", a.ts.display_utc(), a.summary));
-            for k in ["sample_accounts", "sample_ips"] {
-                if let Some(v) = e.get(k).and_then(|v| v.as_array()) {
-                    let names: Vec<&str> = v.iter().filter_map(|x| x.as_str()).collect();
-                    if !names.is_empty() {
-                        lines.push(format!("  {}: {}", k.replace('_', " "), names.join(" ")));
-                    }
+            let Some(Evidence::AuthBruteforce(b)) = e else {
+                continue;
+            };
+            let (accounts, ips): (&[String], &[String]) = match b {
+                BruteforceEvidence::Address(x) => (&x.sample_accounts, &[]),
+                BruteforceEvidence::Network(x) => (&[], &x.sample_ips),
+                BruteforceEvidence::Target(x) => (&[], &x.sample_ips),
+                BruteforceEvidence::Wave(_) | BruteforceEvidence::Guessed(_) => (&[], &[]),
+            };
+            for (what, names) in [("sample accounts", accounts), ("sample ips", ips)] {
+                if !names.is_empty() {
+                    lines.push(format!("  {what}: {}", names.join(" ")));
                 }
             }
-            for s in e
-                .get("services")
-                .and_then(|v| v.as_array())
-                .into_iter()
-                .flatten()
-            {
-                if let Some(s) = s.as_str() {
-                    services.insert(s.to_owned());
-                }
+            if let BruteforceEvidence::Address(x) = b {
+                services.extend(x.services.iter().map(|s| s.as_str().to_owned()));
             }
-            let n = ["attack_failures", "failures"]
-                .iter()
-                .find_map(|k| e.get(*k).and_then(|v| v.as_u64()))
-                .unwrap_or(0);
+            let n = match b {
+                BruteforceEvidence::Address(x) => x.attack_failures,
+                BruteforceEvidence::Network(x) => x.failures,
+                BruteforceEvidence::Wave(x) => x.failures,
+                BruteforceEvidence::Target(x) => x.failures,
+                BruteforceEvidence::Guessed(_) => 0,
+            };
             attempts = attempts.max(n);
         }
         out.push(Case {
