@@ -46,6 +46,17 @@ pub fn emit_slice(plan: &mut Plan, w: &World, out: &mut Out, slice_end: i64, r: 
                     ..
                 }
                 | Kind::AuthFail { attempts, .. } => b.label.rejected += u64::from(*attempts),
+                Kind::Smtp {
+                    inbound: true,
+                    msgs,
+                    ..
+                } => {
+                    b.label.rejected += msgs
+                        .iter()
+                        .flat_map(|m| &m.rcpts)
+                        .filter(|x| matches!(x.fate, Fate::LocalUnknown))
+                        .count() as u64
+                }
                 _ => {}
             }
             for a in acc {
@@ -362,6 +373,21 @@ fn session(
                 Some(w.home_static()),
             )
         }
+        AbuseAct::InboundSpam {
+            ip,
+            literal,
+            style,
+            fixed,
+            real,
+            country,
+        } => (
+            crate::incoming::spam_session(w, *ip, *literal, *style, fixed, *real, at, key, r),
+            Some(*country),
+        ),
+        AbuseAct::LoopedBack { ip, forged, real } => (
+            crate::incoming::looped_session(w, *ip, *forged, *real, at, key, r),
+            Some(w.home_static()),
+        ),
         AbuseAct::BgGuess {
             ip,
             country,

@@ -397,7 +397,7 @@ impl Slice {
             wd: ((t.div_euclid(86_400) + 3).rem_euclid(7)) as usize, // 1970-01-01: Thursday
         }
     }
-    fn act(&self) -> f64 {
+    pub(crate) fn act(&self) -> f64 {
         DIURNAL[self.local_h] * WEEKLY[self.wd]
     }
     fn hours(&self) -> f64 {

@@ -317,7 +317,7 @@ struct LabelIndex<'a> {
     /// Account-kind labels by id (a `sender` alert on a hijacked account's own address is
     /// about that account's abuse, not a false entity).
     accounts: HashMap<&'a str, Vec<usize>>,
-    /// Guessing-source labels with their address or network.
+    /// Guessing-source and incoming-spam-source labels with their address or network.
     guessers: Vec<(usize, Net)>,
 }
 
@@ -336,7 +336,7 @@ impl<'a> LabelIndex<'a> {
                 AbuseKind::ExploitedWebsite if l.entity.id.starts_with('@') => {
                     ix.sites.entry(l.entity.id.as_str()).or_default().push(i);
                 }
-                AbuseKind::GuessingSource => {
+                AbuseKind::GuessingSource | AbuseKind::IncomingSpamSource => {
                     if let Some(n) = Net::parse(&l.entity.id) {
                         ix.guessers.push((i, n));
                     }
@@ -391,7 +391,9 @@ impl<'a> LabelIndex<'a> {
         match l.kind {
             // Only the site's own sender entities, never the account of the same name.
             AbuseKind::ExploitedWebsite => e.kind == "sender",
-            AbuseKind::GuessingSource => e.kind == "client" || e.kind == "network",
+            AbuseKind::GuessingSource | AbuseKind::IncomingSpamSource => {
+                e.kind == "client" || e.kind == "network"
+            }
             _ => e.kind == l.entity.kind && e.id == l.entity.id,
         }
     }
@@ -1062,6 +1064,45 @@ mod tests {
         assert_eq!(ev.false_positives[0].entity.id, "203.0.114.0/24");
         // Overall is over the abuse classes only: the hijack is missed.
         assert_eq!((ev.overall.labels, ev.overall.detected), (1, 0));
+    }
+
+    /// Incoming spam sources (issue 14): a labelled /24 is found by an alert on one of its hosts
+    /// or on the network, only by the incoming detectors; a looped-back customer also by the
+    /// outgoing detectors that see it.
+    #[test]
+    fn incoming_sources_by_address_and_network() {
+        let labels = vec![
+            label(
+                Entity::network("203.0.113.0/24"),
+                AbuseKind::IncomingSpamSource,
+                S,
+                E,
+            ),
+            label(
+                Entity::client("198.51.100.9"),
+                AbuseKind::IncomingSpamSource,
+                S,
+                E,
+            ),
+            label(Entity::client("192.0.2.5"), AbuseKind::LoopedBack, S, E),
+        ];
+        let alerts = [
+            alert(IN, "incoming-failures", Entity::client("203.0.113.77"), 0.8),
+            // Not an incoming detector: neither finds the label nor counts against it.
+            alert(IN, "auth-bruteforce", Entity::client("198.51.100.9"), 0.8),
+            alert(IN, "delivery-failures", Entity::client("192.0.2.5"), 0.8),
+            alert(
+                IN,
+                "incoming-failures",
+                Entity::network("203.0.114.0/24"),
+                0.8,
+            ),
+        ];
+        let ev = evaluate(&labels, &alerts, 1000, 1.0, None);
+        assert_eq!(ev.by_kind["incoming-spam-source"].detected, 1);
+        assert_eq!(ev.by_kind["looped-back"].detected, 1);
+        assert_eq!(ev.fp_entities, 1);
+        assert_eq!(ev.false_positives[0].entity.id, "203.0.114.0/24");
     }
 
     /// False entities per detector, per day, per profile, and those a containing detector

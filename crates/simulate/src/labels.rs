@@ -61,6 +61,11 @@ pub enum AbuseKind {
     /// An address (`client`) or network (`network`, CIDR) that guesses passwords. Alerts on it
     /// are true; its recall is reported apart from the abuse classes.
     GuessingSource,
+    /// A host (`client`) or a /24 of hosts (`network`, CIDR) on the internet sending spam to
+    /// our MX: stale and invented recipients, forged HELOs (issue 14).
+    IncomingSpamSource,
+    /// An infected machine of our own customers writing straight to our MX (`client`).
+    LoopedBack,
 }
 
 impl AbuseKind {
@@ -73,16 +78,20 @@ impl AbuseKind {
             AbuseKind::PasswordGuessing => "password-guessing",
             AbuseKind::ExploitedWebsite => "exploited-website",
             AbuseKind::GuessingSource => "guessing-source",
+            AbuseKind::IncomingSpamSource => "incoming-spam-source",
+            AbuseKind::LoopedBack => "looped-back",
         }
     }
 
     /// Every kind, in report order.
-    pub const ALL: [AbuseKind; 6] = [
+    pub const ALL: [AbuseKind; 8] = [
         AbuseKind::HijackedAccount,
         AbuseKind::InfectedClient,
         AbuseKind::ExploitedWebsite,
         AbuseKind::PasswordGuessing,
         AbuseKind::SlowAndLow,
+        AbuseKind::IncomingSpamSource,
+        AbuseKind::LoopedBack,
         AbuseKind::GuessingSource,
     ];
 
@@ -97,6 +106,15 @@ impl AbuseKind {
             }
             AbuseKind::PasswordGuessing | AbuseKind::GuessingSource => &["auth-bruteforce"],
             AbuseKind::SlowAndLow => &["auth-hijack", "delivery-failures"],
+            AbuseKind::IncomingSpamSource => &["incoming-failures", "incoming-helo", "looped-back"],
+            // A customer's machine is ours: the outgoing detectors that see it count too.
+            AbuseKind::LoopedBack => &[
+                "looped-back",
+                "incoming-failures",
+                "incoming-helo",
+                "delivery-failures",
+                "helo-anomaly",
+            ],
         }
     }
 

@@ -22,6 +22,7 @@ mod abuse;
 pub mod addr;
 mod benign;
 pub mod evaluate;
+mod incoming;
 pub mod labels;
 pub mod params;
 mod plan;

@@ -215,6 +215,129 @@ impl Params {
     }
 }
 
+/// Internet hosts (or /24 clusters of them) sending spam to our MX, per 10,000 accounts and day.
+/// Our own guess: TRAFFIC-FACTS §6 has 40–95% of inbound unwanted and "dark traffic" 64–83% of
+/// enterprise inbound, but no count of sources per mailbox.
+pub const IN_SOURCES_PER_10K_DAY: (f64, f64) = (3.0, 15.0);
+/// Share of those sources that are a cluster of hosts in one /24 (labelled as the network):
+/// TRAFFIC-FACTS §6, the corpus's dictionary attack came from 6 IPs of one /24 and snowshoe
+/// spam uses blocks of 8–16 IPs; the share is our own guess.
+pub const IN_CLUSTER_SHARE: (f64, f64) = (0.2, 0.5);
+/// Hosts of one cluster: TRAFFIC-FACTS §6 (6 IPs in the corpus, 8–16 per snowshoe block).
+pub const IN_CLUSTER_HOSTS: (f64, f64) = (3.0, 16.0);
+/// Recipients one source tries over its run (log-uniform): TRAFFIC-FACTS §6, dictionary bursts
+/// of 10²–10³ an hour, 1,104 in 9 h in the corpus; the low end (a few dozen) is our own guess.
+pub const IN_SOURCE_RCPTS: (f64, f64) = (40.0, 2000.0);
+/// Hours one source sends (log-uniform). Our own guess (the corpus's attack lasted 9 h).
+pub const IN_SOURCE_HOURS: (f64, f64) = (0.5, 12.0);
+/// Share of a source's recipients that exist (harvested real addresses); the rest are stale
+/// (former customers) or invented. Our own guess: TRAFFIC-FACTS §6 "NOT FOUND: share of inbound
+/// RCPTs to unknown users".
+pub const IN_SOURCE_REAL: (f64, f64) = (0.05, 0.4);
+/// Forwarding partners (a university or another provider relaying our users' mail) per 10,000
+/// accounts. Our own guess.
+pub const IN_PARTNERS_PER_10K: (f64, f64) = (0.5, 3.0);
+/// Messages one forwarding partner relays to us per day (log-uniform). Our own guess.
+pub const IN_PARTNER_MSGS: (f64, f64) = (30.0, 1000.0);
+/// Share of a partner's recipients that no longer exist (a user left us but the forward
+/// stayed). Our own guess.
+pub const IN_PARTNER_UNKNOWN: (f64, f64) = (0.0, 0.05);
+/// Messages from the big providers' outbound servers per account and day (log-uniform): a part
+/// of the 30–150 a business user receives (TRAFFIC-FACTS §7, Radicati), scaled down to keep runs
+/// small; our own guess.
+pub const IN_PROVIDER_MSGS_PER_ACCOUNT: (f64, f64) = (0.3, 2.0);
+/// Share of big-provider recipients unknown here (typos, departed users): like the outgoing
+/// typo rate (TRAFFIC-FACTS §1, ordinary users 0–3%).
+pub const IN_PROVIDER_UNKNOWN: (f64, f64) = (0.002, 0.03);
+/// External bulk senders (an ESP's servers sending newsletters to our users) per 10,000
+/// accounts. Our own guess.
+pub const IN_ESP_PER_10K: (f64, f64) = (1.0, 5.0);
+/// Messages per ESP server and day to us (log-uniform). Our own guess.
+pub const IN_ESP_MSGS: (f64, f64) = (50.0, 2000.0);
+/// Share of an ESP's recipients here that are dead: TRAFFIC-FACTS §1, list failures 2–15% per post.
+pub const IN_ESP_UNKNOWN: (f64, f64) = (0.02, 0.15);
+/// Small external mail servers (companies, clubs) writing to our users, per 10,000 accounts.
+/// Our own guess.
+pub const IN_SMALL_PER_10K: (f64, f64) = (20.0, 100.0);
+/// Messages per small server and day (log-uniform). Our own guess.
+pub const IN_SMALL_MSGS: (f64, f64) = (1.0, 30.0);
+/// Share of small servers whose HELO is their bare mail domain (= the MAIL FROM domain of
+/// their mail): legitimate, and the reason a HELO equal to the sender domain alone proves
+/// nothing. Our own guess.
+pub const IN_SMALL_BARE_HELO: (f64, f64) = (0.05, 0.3);
+/// Infected customer machines sending straight to our MX (looped back), per 10,000 accounts and
+/// day. Our own guess (half the rate of `infected_per_day` at 20,000 accounts).
+pub const IN_LOOPED_PER_10K_DAY: (f64, f64) = (0.1, 0.5);
+
+/// One seed's draw of the incoming-mail populations (a stream of its own, so the outgoing
+/// populations of a seed are the same with or without them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncomingParams {
+    /// This seed's value in [`IN_SOURCES_PER_10K_DAY`].
+    pub sources_per_10k_day: f64,
+    /// This seed's value in [`IN_CLUSTER_SHARE`].
+    pub cluster_share: f64,
+    /// This seed's sub-range of [`IN_CLUSTER_HOSTS`].
+    pub cluster_hosts: (f64, f64),
+    /// This seed's sub-range of [`IN_SOURCE_RCPTS`].
+    pub source_rcpts: (f64, f64),
+    /// This seed's sub-range of [`IN_SOURCE_HOURS`].
+    pub source_hours: (f64, f64),
+    /// This seed's sub-range of [`IN_SOURCE_REAL`].
+    pub source_real: (f64, f64),
+    /// This seed's value in [`IN_PARTNERS_PER_10K`].
+    pub partners_per_10k: f64,
+    /// This seed's sub-range of [`IN_PARTNER_MSGS`].
+    pub partner_msgs: (f64, f64),
+    /// This seed's sub-range of [`IN_PARTNER_UNKNOWN`].
+    pub partner_unknown: (f64, f64),
+    /// This seed's value in [`IN_PROVIDER_MSGS_PER_ACCOUNT`].
+    pub provider_msgs_per_account: f64,
+    /// This seed's sub-range of [`IN_PROVIDER_UNKNOWN`].
+    pub provider_unknown: (f64, f64),
+    /// This seed's value in [`IN_ESP_PER_10K`].
+    pub esp_per_10k: f64,
+    /// This seed's sub-range of [`IN_ESP_MSGS`].
+    pub esp_msgs: (f64, f64),
+    /// This seed's sub-range of [`IN_ESP_UNKNOWN`].
+    pub esp_unknown: (f64, f64),
+    /// This seed's value in [`IN_SMALL_PER_10K`].
+    pub small_per_10k: f64,
+    /// This seed's sub-range of [`IN_SMALL_MSGS`].
+    pub small_msgs: (f64, f64),
+    /// This seed's value in [`IN_SMALL_BARE_HELO`].
+    pub small_bare_helo: f64,
+    /// This seed's value in [`IN_LOOPED_PER_10K_DAY`].
+    pub looped_per_10k_day: f64,
+}
+
+impl IncomingParams {
+    /// The incoming parameters of `seed`.
+    pub fn draw(seed: u64) -> IncomingParams {
+        let mut r = Rng::keyed(&[seed, 0x1c0e]);
+        IncomingParams {
+            sources_per_10k_day: uni(&mut r, IN_SOURCES_PER_10K_DAY),
+            cluster_share: uni(&mut r, IN_CLUSTER_SHARE),
+            cluster_hosts: sub(&mut r, IN_CLUSTER_HOSTS, false),
+            source_rcpts: sub(&mut r, IN_SOURCE_RCPTS, true),
+            source_hours: sub(&mut r, IN_SOURCE_HOURS, true),
+            source_real: sub(&mut r, IN_SOURCE_REAL, false),
+            partners_per_10k: uni(&mut r, IN_PARTNERS_PER_10K),
+            partner_msgs: sub(&mut r, IN_PARTNER_MSGS, true),
+            partner_unknown: sub(&mut r, IN_PARTNER_UNKNOWN, false),
+            provider_msgs_per_account: log_uni(&mut r, IN_PROVIDER_MSGS_PER_ACCOUNT),
+            provider_unknown: sub(&mut r, IN_PROVIDER_UNKNOWN, true),
+            esp_per_10k: uni(&mut r, IN_ESP_PER_10K),
+            esp_msgs: sub(&mut r, IN_ESP_MSGS, true),
+            esp_unknown: sub(&mut r, IN_ESP_UNKNOWN, false),
+            small_per_10k: uni(&mut r, IN_SMALL_PER_10K),
+            small_msgs: sub(&mut r, IN_SMALL_MSGS, true),
+            small_bare_helo: uni(&mut r, IN_SMALL_BARE_HELO),
+            looped_per_10k_day: uni(&mut r, IN_LOOPED_PER_10K_DAY),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,21 @@ pub enum Place {
     Unplaced,
 }
 
+/// How a spam source to our MX names itself (Clayton, CEAS 2005: HELOs forged "to mislead").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeloStyle {
+    /// One plausible host name, always the same.
+    Fixed,
+    /// An address literal (in a cluster, often a sibling's address).
+    Literal,
+    /// The MAIL FROM domain of each message (changes with it).
+    FromDomain,
+    /// The domain of the first recipient: our own domain.
+    RcptDomain,
+    /// A new random word each session.
+    Rotating,
+}
+
 pub enum AbuseAct {
     Hijack {
         user: String,
@@ -106,6 +121,21 @@ pub enum AbuseAct {
         site: String,
         style: u64,
     },
+    /// One host of a spam source on the internet writing to our MX (session key = recipients).
+    InboundSpam {
+        ip: Ipv4Addr,
+        literal: Ipv4Addr,
+        style: HeloStyle,
+        fixed: String,
+        real: f64,
+        country: &'static str,
+    },
+    /// An infected customer machine writing straight to our MX (session key = recipients).
+    LoopedBack {
+        ip: Ipv4Addr,
+        forged: Option<&'static str>,
+        real: f64,
+    },
     /// Background password guessing from one address.
     BgGuess {
         ip: Ipv4Addr,
@@ -122,7 +152,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn book(&mut self, entity: Entity, kind: AbuseKind, shape: Option<Shape>) -> usize {
+    pub(crate) fn book(&mut self, entity: Entity, kind: AbuseKind, shape: Option<Shape>) -> usize {
         self.books.push(Book {
             label: Label {
                 entity,
@@ -145,7 +175,12 @@ impl Plan {
         self.books.len() - 1
     }
 
-    fn push(&mut self, label: Option<usize>, mut sessions: Vec<(i64, u64)>, act: AbuseAct) {
+    pub(crate) fn push(
+        &mut self,
+        label: Option<usize>,
+        mut sessions: Vec<(i64, u64)>,
+        act: AbuseAct,
+    ) {
         sessions.sort_unstable();
         self.abuses.push(Abuse {
             label,

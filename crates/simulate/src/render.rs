@@ -28,6 +28,8 @@ pub enum Fate {
     Grey(Mx),
     /// The host never answers: deferred on every try.
     Dead(Mx),
+    /// Our own MX refuses the recipient at RCPT time: no such local user (incoming mail).
+    LocalUnknown,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +104,27 @@ pub struct Out {
     pub end: i64,
 }
 
+/// The rendering randomness and id counters of one family of populations. The incoming-mail
+/// populations render on a stream of their own ([`Out::swap_stream`]), so adding them leaves
+/// every line of the other populations byte-identical.
+pub struct Stream {
+    rng: Rng,
+    inode: u64,
+    exim_seq: u64,
+}
+
+impl Stream {
+    /// A stream keyed by `seed` and `tag`, its queue ids counted from `inode` (far from the
+    /// main stream's, so ids never collide).
+    pub fn new(seed: u64, tag: u64, inode: u64, exim_seq: u64) -> Stream {
+        Stream {
+            rng: Rng::keyed(&[seed, tag]),
+            inode,
+            exim_seq,
+        }
+    }
+}
+
 const MICRO: i64 = 1_000_000;
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -120,6 +143,13 @@ impl Out {
             year_day_cache: (i64::MIN, String::new()),
             end,
         }
+    }
+
+    /// Exchange this output's randomness and id counters with `st` (call again to swap back).
+    pub fn swap_stream(&mut self, st: &mut Stream) {
+        std::mem::swap(&mut self.rng, &mut st.rng);
+        std::mem::swap(&mut self.inode, &mut st.inode);
+        std::mem::swap(&mut self.exim_seq, &mut st.exim_seq);
     }
 
     /// Lines due before `t` (micros), in order.
@@ -311,6 +341,40 @@ impl Out {
                 }
                 continue;
             }
+            // Recipients our MX refuses at RCPT time (incoming mail to unknown local users).
+            let kept;
+            let m = if m.rcpts.iter().any(|r| matches!(r.fate, Fate::LocalUnknown)) {
+                for r in m
+                    .rcpts
+                    .iter()
+                    .filter(|r| matches!(r.fate, Fate::LocalUnknown))
+                {
+                    rcpt_all += 1;
+                    t += 30_000;
+                    let line = format!(
+                        "NOQUEUE: reject: RCPT from {peer}: 550 5.1.1 <{to}>: Recipient address rejected: User unknown in virtual mailbox table; from=<{f}> to=<{to}> proto=ESMTP helo=<{h}>",
+                        h = s.helo,
+                        f = m.from,
+                        to = r.addr
+                    );
+                    self.push(t, prog, pid, &line);
+                }
+                kept = Msg {
+                    rcpts: m
+                        .rcpts
+                        .iter()
+                        .filter(|r| !matches!(r.fate, Fate::LocalUnknown))
+                        .cloned()
+                        .collect(),
+                    ..m.clone()
+                };
+                if kept.rcpts.is_empty() {
+                    continue;
+                }
+                &kept
+            } else {
+                m
+            };
             let action = if auth.is_some() {
                 "permit_sasl_authenticated"
             } else if *inbound {
@@ -479,6 +543,7 @@ impl Out {
                     self.push(t, "postfix/smtp", spid2, &format!("{qid}: to=<{tof}>, relay={}[{}]:25, {dl}, dsn=2.0.0, status=sent ({ok})", mx.host, mx.ip));
                     None
                 }
+                Fate::LocalUnknown => None,
                 Fate::Dead(mx) => {
                     pending = true;
                     let mut back = 300i64;
@@ -601,6 +666,34 @@ impl Out {
                 ),
                 None => (25, "esmtp", String::new()),
             };
+            // Recipients our MX refuses at RCPT time (incoming mail to unknown local users):
+            // Exim's router finds no local user, "Unrouteable address".
+            let kept;
+            let m = if m.rcpts.iter().any(|r| matches!(r.fate, Fate::LocalUnknown)) {
+                for r in m
+                    .rcpts
+                    .iter()
+                    .filter(|r| matches!(r.fate, Fate::LocalUnknown))
+                {
+                    self.push(t, "", 0, &format!("H={hpart} [{}]:{port} I=[10.20.0.2]:25 F=<{}> rejected RCPT <{}>: Unrouteable address", s.ip, m.from, r.addr));
+                    t += 30_000;
+                }
+                kept = Msg {
+                    rcpts: m
+                        .rcpts
+                        .iter()
+                        .filter(|r| !matches!(r.fate, Fate::LocalUnknown))
+                        .cloned()
+                        .collect(),
+                    ..m.clone()
+                };
+                if kept.rcpts.is_empty() {
+                    continue;
+                }
+                &kept
+            } else {
+                m
+            };
             let mid = format!(
                 "{}.{}@{}",
                 t / MICRO,
@@ -647,6 +740,7 @@ impl Out {
                         let ok = mx.ok.replace("<msg>", &format!("<{id}@{}>", self.hostname));
                         self.push(tt, "", 0, &format!("{id} => {tof} R=dnslookup T=remote_smtp H={} [{}] X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes C=\"{ok}\"", mx.host, mx.ip));
                     }
+                    Fate::LocalUnknown => {}
                     Fate::Dead(mx) => {
                         pending = true;
                         let mut back = 900i64;

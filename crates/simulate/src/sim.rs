@@ -7,15 +7,24 @@ use std::path::Path;
 
 use crate::addr::{AddressSource, Sampler};
 use crate::benign::{self, Populations, Slice};
+use crate::incoming::{self, InPops};
 use crate::labels::{Entity, TimelineEntry};
+use crate::params::IncomingParams;
 use crate::params::Params;
 use crate::plan::{self, Plan};
-use crate::render::Out;
+use crate::render::{Out, Stream};
 use crate::rng::Rng;
 use crate::world::{World, BOT_COUNTRIES, TRAVEL_COUNTRIES, VPN_COUNTRIES};
 use crate::{LogFormat, SimConfig, SimError, Summary, SLICE_SECS};
 
 const MICRO: i64 = 1_000_000;
+
+/// The incoming-mail populations, their abuse plan and their rendering stream.
+struct Incoming {
+    pops: InPops,
+    plan: Plan,
+    stream: Stream,
+}
 
 /// What the slices produced.
 struct Written {
@@ -29,9 +38,20 @@ pub fn run(cfg: &SimConfig, out_dir: &Path, src: &dyn AddressSource) -> Result<S
     std::fs::create_dir_all(out_dir).map_err(|e| io(out_dir, e))?;
     let pops = Populations::new(&w, &w.params);
     let mut plan = plan::plan(&w, &w.params, &pops);
-    let written = write_log(&w, &pops, &mut plan, out_dir)?;
+    // Incoming mail: its own parameters, plan and rendering stream (see `incoming`).
+    let ip = IncomingParams::draw(cfg.seed);
+    let mut inc = Incoming {
+        pops: InPops::new(&w, &ip),
+        plan: incoming::plan(&w, &ip, &pops.port25_addresses(&w)),
+        stream: Stream::new(cfg.seed, 0x1c07, 0x900_0000, 7_000_000),
+    };
+    let written = write_log(&w, &pops, &mut plan, &mut inc, out_dir)?;
+    plan.books.append(&mut inc.plan.books);
     let (labelled_accounts, by_kind, abusive) = write_labels(&mut plan, out_dir)?;
-    let entries = benign::population(&w, &pops);
+    let mut entries = benign::population(&w, &pops);
+    entries.extend(inc.pops.population());
+    entries.sort();
+    entries.dedup();
     let mut pop_out = String::new();
     for e in &entries {
         pop_out.push_str(&serde_json::to_string(e).unwrap_or_default());
@@ -41,6 +61,7 @@ pub fn run(cfg: &SimConfig, out_dir: &Path, src: &dyn AddressSource) -> Result<S
     let populations: BTreeMap<String, u64> = pops
         .counts()
         .into_iter()
+        .chain(inc.pops.counts())
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     let summary = Summary {
@@ -111,6 +132,7 @@ fn write_log(
     w: &World,
     pops: &Populations,
     plan: &mut Plan,
+    inc: &mut Incoming,
     out_dir: &Path,
 ) -> Result<Written, SimError> {
     let cfg = w.cfg;
@@ -132,6 +154,13 @@ fn write_log(
         let mut r = Rng::keyed(&[cfg.seed, 0x511ce, t as u64]);
         wr.messages += benign::emit_slice(w, pops, &mut out, Slice::new(t, slice_end), &mut r);
         wr.messages += crate::abuse::emit_slice(plan, w, &mut out, slice_end, &mut r);
+        // Incoming mail on its own random streams: the lines above stay the same.
+        out.swap_stream(&mut inc.stream);
+        let mut ir = Rng::keyed(&[cfg.seed, 0x1c0e5, t as u64]);
+        wr.messages +=
+            incoming::emit_benign(w, &inc.pops, &mut out, Slice::new(t, slice_end), &mut ir);
+        wr.messages += crate::abuse::emit_slice(&mut inc.plan, w, &mut out, slice_end, &mut ir);
+        out.swap_stream(&mut inc.stream);
         out.drain_before(slice_end * MICRO, |line| {
             if werr.is_none() {
                 if let Err(e) = log

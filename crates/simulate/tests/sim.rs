@@ -139,6 +139,21 @@ fn labels_agree_with_log_postfix() {
             AbuseKind::PasswordGuessing | AbuseKind::GuessingSource => {
                 assert!(l.rejected > 0, "{l:?}")
             }
+            AbuseKind::IncomingSpamSource | AbuseKind::LoopedBack => {
+                // Every refused recipient is one RCPT reject line of the source's address(es).
+                let prefix = match l.entity.id.strip_suffix(".0/24") {
+                    Some(net) => format!("[{net}."),
+                    None => format!("[{}]", l.entity.id),
+                };
+                let n = log
+                    .lines()
+                    .filter(|x| {
+                        x.contains("User unknown in virtual mailbox table") && x.contains(&prefix)
+                    })
+                    .count() as u64;
+                assert_eq!(n, l.rejected, "{l:?}");
+                assert!(l.rejected + l.messages > 0, "{l:?}");
+            }
             AbuseKind::ExploitedWebsite => {
                 // Every labelled message is queued with a sender at the site (the site's own
                 // benign mail from the same server comes on top).
