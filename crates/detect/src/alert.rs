@@ -83,6 +83,12 @@ pub enum Detector {
     Campaign,
     /// sFlow port-25 activity pattern.
     SflowActivity,
+    /// An internet host or network whose mail to our MX names mostly unknown local users.
+    IncomingFailures,
+    /// An internet host whose HELO to our MX is forged or changing.
+    IncomingHelo,
+    /// One of our own customers' machines sending spam-like mail straight to our MX.
+    LoopedBack,
 }
 
 impl Detector {
@@ -96,10 +102,13 @@ impl Detector {
             Detector::AuthBruteforce => "auth-bruteforce",
             Detector::Campaign => "campaign",
             Detector::SflowActivity => "sflow-activity",
+            Detector::IncomingFailures => "incoming-failures",
+            Detector::IncomingHelo => "incoming-helo",
+            Detector::LoopedBack => "looped-back",
         }
     }
     /// All detectors.
-    pub const ALL: [Detector; 7] = [
+    pub const ALL: [Detector; 10] = [
         Detector::DeliveryFailures,
         Detector::MultipleLists,
         Detector::HeloAnomaly,
@@ -107,6 +116,9 @@ impl Detector {
         Detector::AuthBruteforce,
         Detector::Campaign,
         Detector::SflowActivity,
+        Detector::IncomingFailures,
+        Detector::IncomingHelo,
+        Detector::LoopedBack,
     ];
 }
 

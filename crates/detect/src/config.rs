@@ -222,6 +222,77 @@ impl Default for Helo {
     }
 }
 
+/// `incoming-failures`, `incoming-helo`, `looped-back`: mail from the internet (and from our own
+/// customers' machines) to our MX (issue 14; see [`crate::incoming`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Incoming {
+    /// On or off (all three rules).
+    pub enabled: bool,
+    /// Sliding window of every count below, and the time before the same entity is reported
+    /// again by the same rule. A day, as for `delivery-failures` (Clayton 2004 counted failures
+    /// per day).
+    pub window: Duration,
+    /// `incoming-failures` on a host: at least this many recipients refused as unknown local
+    /// users in the window. The smarthost's boundary (Clayton 2004: more than 20 failures a day
+    /// separates spam sources from customers); Clayton 2005 found the same heuristics work on
+    /// the MX.
+    pub min_unknown: u64,
+    /// …and at least this share of the host's recipients refused (unknown / (unknown +
+    /// delivered)). Real senders stay far below: mailing lists and newsletters lose 2–15% to
+    /// dead addresses (TRAFFIC-FACTS §1), a forwarding partner a few percent; a dictionary
+    /// attack or a stale list mostly fails. The same boundary rule as the smarthost's
+    /// `mailing_lists.max_failure_ratio`, doubled to stay clear of the dirtiest real lists:
+    /// our own choice.
+    pub min_unknown_share: f64,
+    /// `incoming-failures` on a /24 (IPv6 /48): at least this many refused recipients from the
+    /// network in the window (the host rule's count: a cluster splitting its attack over its
+    /// addresses is one source)…
+    pub network_min_unknown: u64,
+    /// …from at least this many of its addresses (one host is reported on its own).
+    pub network_min_hosts: u64,
+    /// `incoming-helo`: this many distinct HELO names from one host in the window. A mail
+    /// server has one name (two behind one address happen); the existing `helo.max_distinct`
+    /// is for customers' NATs, which the MX does not see.
+    pub max_helos: usize,
+    /// `incoming-helo`: the other signs (HELO = recipient's domain, HELO following the MAIL
+    /// FROM domain, a foreign address literal) need at least this many events (one stray line
+    /// is not a habit).
+    pub helo_min_events: u64,
+    /// A host that delivered at least this many recipients in the window…
+    pub good_min_delivered: u64,
+    /// …with at least this share of its recipients delivered behaves as a real sender (a big
+    /// provider's outbound server, a forwarding partner) and is never reported while it does.
+    pub good_min_success: f64,
+    /// Networks of known good senders (partners, providers): never reported.
+    pub known_good_networks: Vec<IpNetwork>,
+    /// Verified host names (as the MTA logs them) of known good senders: a listed name and its
+    /// subdomains are never reported (e.g. `google.com` covers `mail-x.google.com`).
+    pub known_good_hosts: Vec<String>,
+    /// Most hosts, and most networks, with state (each).
+    pub max_hosts: usize,
+}
+
+impl Default for Incoming {
+    fn default() -> Self {
+        Incoming {
+            enabled: true,
+            window: Duration(86_400),
+            min_unknown: 20,
+            min_unknown_share: 0.5,
+            network_min_unknown: 20,
+            network_min_hosts: 2,
+            max_helos: 3,
+            helo_min_events: 2,
+            good_min_delivered: 100,
+            good_min_success: 0.9,
+            known_good_networks: Vec::new(),
+            known_good_hosts: Vec::new(),
+            max_hosts: 200_000,
+        }
+    }
+}
+
 /// Memory bounds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -264,6 +335,8 @@ pub struct Config {
     pub campaign: Campaign,
     /// `auth-bruteforce`.
     pub bruteforce: Bruteforce,
+    /// `incoming-failures`, `incoming-helo`, `looped-back`.
+    pub incoming: Incoming,
     /// Memory bounds.
     pub limits: Limits,
 }
@@ -788,6 +861,56 @@ impl Validate for Bruteforce {
 /// `slow_min_names` / `slow_min_network_names`): 256 × 16 bytes per attacker at most.
 pub const MAX_SLOW_NAMES: u64 = 256;
 
+impl Validate for Incoming {
+    fn validate(&self, c: &mut Checker) {
+        c.window("window", self.window);
+        c.count("min_unknown", self.min_unknown, 1, MAX_COUNT);
+        // A share of recipients; 0 would report every host that ever named an unknown user.
+        c.number(
+            "min_unknown_share",
+            self.min_unknown_share,
+            f64::MIN_POSITIVE,
+            1.0,
+        );
+        c.count(
+            "network_min_unknown",
+            self.network_min_unknown,
+            1,
+            MAX_COUNT,
+        );
+        // One host is the host rule's business.
+        c.count(
+            "network_min_hosts",
+            self.network_min_hosts,
+            2,
+            MAX_NET_HOSTS as u64,
+        );
+        // One name is no change; more than the names remembered could never be reached.
+        c.size(
+            "max_helos",
+            self.max_helos,
+            2,
+            crate::incoming::MAX_HELOS as u64,
+        );
+        c.count("helo_min_events", self.helo_min_events, 1, MAX_COUNT);
+        c.count("good_min_delivered", self.good_min_delivered, 1, MAX_COUNT);
+        c.number("good_min_success", self.good_min_success, 0.0, 1.0);
+        for (i, h) in self.known_good_hosts.iter().enumerate() {
+            if h.trim_start_matches('.').is_empty() {
+                // An empty suffix would match every named host.
+                c.invalid(
+                    &format!("known_good_hosts[{i}]"),
+                    format!("{h:?}"),
+                    "a host or domain name",
+                );
+            }
+        }
+        c.size("max_hosts", self.max_hosts, 1, MAX_TABLE);
+    }
+}
+
+use crate::incoming::MAX_NET_HOSTS;
+
 impl Validate for Limits {
     fn validate(&self, c: &mut Checker) {
         c.size("max_entities", self.max_entities, 1, MAX_TABLE);
@@ -806,6 +929,7 @@ impl Validate for Config {
         c.section("hijack", &self.hijack);
         c.section("campaign", &self.campaign);
         c.section("bruteforce", &self.bruteforce);
+        c.section("incoming", &self.incoming);
         c.section("limits", &self.limits);
     }
 }

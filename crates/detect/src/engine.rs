@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::extrusion::Extrusion;
 use crate::helo::{HeloDetector, Observation};
 use crate::hijack::{Baseline, Hijack, Send};
+use crate::incoming::{is_unknown_user, Incoming, Seen};
 use crate::snapshot::SnapshotError;
 
 /// The geo database an engine uses: the built-in one, or one the operator loaded.
@@ -140,6 +141,7 @@ struct SnapshotRef<'a> {
     hijack: &'a Hijack,
     brute: &'a Bruteforce,
     campaigns: &'a Campaigns,
+    incoming: &'a Incoming,
     claims: &'a PolicyClaims,
     stats: &'a EngineStats,
     /// [`EngineStats`]' times are left out of its JSON form, so they travel here.
@@ -159,6 +161,7 @@ struct SnapshotOwned {
     hijack: Hijack,
     brute: Bruteforce,
     campaigns: Campaigns,
+    incoming: Incoming,
     claims: PolicyClaims,
     stats: EngineStats,
     first_ts: Option<Ts>,
@@ -178,6 +181,8 @@ pub struct Engine {
     hijack: Hijack,
     brute: Bruteforce,
     campaigns: Campaigns,
+    /// `incoming-failures`, `incoming-helo`, `looped-back`.
+    incoming: Incoming,
     geo: GeoRef,
     /// Policy requests' messages waiting for their log line (see [`crate::claims`]).
     claims: PolicyClaims,
@@ -210,6 +215,7 @@ impl Engine {
             hijack: Hijack::new(&cfg),
             brute: Bruteforce::new(&cfg),
             campaigns: Campaigns::new(&cfg),
+            incoming: Incoming::new(&cfg),
             geo,
             claims: PolicyClaims::default(),
             own_names,
@@ -551,6 +557,11 @@ impl Engine {
             Direction::Internal => self.stats.internal += 1,
         }
         if dir == Direction::Incoming {
+            // Only mail for our own mailboxes: a record relayed out for a client not yet known
+            // as ours is not the MX's business.
+            if self.for_our_mailboxes(r) {
+                self.incoming_record(r, false);
+            }
             // Mail from an internet server named in its domain: that domain's servers are
             // elsewhere, so a customer whose HELO names it is forging (helo-anomaly).
             if let Some(h) = r.client_host.as_deref() {
@@ -579,6 +590,11 @@ impl Engine {
         self.stats.delivered_recipients += r.delivered().count() as u64;
         if ent.kind == EntityKind::Client {
             self.helo.mark_ours(&ent, r.finished);
+            // A customer's machine writing only to our own mailboxes talks to us as an MX does
+            // to the internet: looked at by the incoming rules as our own (`looped-back`).
+            if self.for_our_mailboxes(r) {
+                self.incoming_record(r, true);
+            }
         }
         if ent.kind == EntityKind::Account {
             // Recipients and their outcomes reach the hijack features when the message is done
@@ -605,6 +621,49 @@ impl Engine {
             self.helo
                 .observe(&self.cfg, &self.own_names, &ent, &obs, &mut out);
         }
+        self.push(out);
+    }
+
+    /// Whether every recipient of a record is one of our mailboxes (delivered locally, in a
+    /// local domain, or an alias we forward).
+    fn for_our_mailboxes(&self, r: &MessageRecord) -> bool {
+        !r.recipients.is_empty()
+            && r.recipients
+                .iter()
+                .all(|x| x.is_local_delivery() || x.is_forwarded() || self.is_local_domain(&x.addr))
+    }
+
+    /// A message from an incoming host (or, `ours`, from a customer to our mailboxes) for the
+    /// incoming rules: its delivered and refused recipients and its HELO.
+    fn incoming_record(&mut self, r: &MessageRecord, ours: bool) {
+        let Some(ip) = r.client_ip else { return };
+        let unknown: Vec<&str> = r
+            .recipients
+            .iter()
+            .filter(|x| {
+                x.outcome == Outcome::Rejected && x.reply.as_deref().is_some_and(is_unknown_user)
+            })
+            .map(|x| x.addr.as_str())
+            .collect();
+        let first = r
+            .recipients
+            .first()
+            .map(|x| x.orig.as_deref().unwrap_or(&x.addr));
+        let seen = Seen {
+            ts: r.finished,
+            ip,
+            asn: self.asn_of(Some(ip)),
+            host: r.client_host.as_deref(),
+            helo: r.helo.as_deref(),
+            from: r.sender.as_deref(),
+            rcpt: first,
+            unknown: unknown.len() as u32,
+            unknown_addrs: unknown,
+            delivered: r.delivered().count() as u32,
+            ours,
+        };
+        let mut out = Vec::new();
+        self.incoming.observe(&self.cfg, &seen, &mut out);
         self.push(out);
     }
 
@@ -706,6 +765,42 @@ impl Engine {
             let ours =
                 self.is_customer(ip) || program.contains("submission") || program.contains("smtps");
             let ent = Entity::new(EntityKind::Client, ip.to_string());
+            // A recipient our MX refused at RCPT time, sent without authentication: the
+            // incoming rules count unknown local users and the HELO (`looped-back` when the
+            // client is ours).
+            if *action == Action::Reject
+                && stage.is_none_or(|s| s == "RCPT")
+                && !program.contains("submission")
+                && !program.contains("smtps")
+            {
+                let unknown = is_unknown_user(reason);
+                let ours = self.is_customer(ip);
+                // An unknown local user names one of our domains; any other refusal of an
+                // internet host is about mail to us too (a relay attempt was left out above),
+                // but a customer's other refusals are about its outgoing mail.
+                if unknown || !ours {
+                    let seen = Seen {
+                        ts,
+                        ip,
+                        asn: self.asn_of(Some(ip)),
+                        host: c.host,
+                        helo: Some(h),
+                        from: *from,
+                        rcpt: *to,
+                        unknown: u32::from(unknown),
+                        unknown_addrs: if unknown {
+                            to.iter().copied().collect()
+                        } else {
+                            Vec::new()
+                        },
+                        delivered: 0,
+                        ours,
+                    };
+                    let mut out = Vec::new();
+                    self.incoming.observe(&self.cfg, &seen, &mut out);
+                    self.push(out);
+                }
+            }
             // A recipient our own server refused from one of our customers failed as surely as
             // one a remote server refused: count it (spam bots on customer lines are mostly
             // stopped here, before any message exists).
@@ -821,6 +916,7 @@ impl Engine {
             hijack: &self.hijack,
             brute: &self.brute,
             campaigns: &self.campaigns,
+            incoming: &self.incoming,
             claims: &self.claims,
             stats: &self.stats,
             first_ts: self.stats.first_ts,
@@ -842,6 +938,7 @@ impl Engine {
         self.hijack = s.hijack;
         self.brute = s.brute;
         self.campaigns = s.campaigns;
+        self.incoming = s.incoming;
         self.claims = s.claims;
         self.stats = s.stats;
         self.stats.first_ts = s.first_ts;

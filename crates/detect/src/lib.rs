@@ -19,6 +19,7 @@ pub mod extrusion;
 pub mod helo;
 pub mod hijack;
 pub mod incident;
+pub mod incoming;
 pub mod snapshot;
 pub mod window;
 

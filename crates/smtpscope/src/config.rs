@@ -45,6 +45,8 @@ pub struct DetectTables {
     pub campaign: detect::config::Campaign,
     /// `[detect.bruteforce]`
     pub bruteforce: detect::config::Bruteforce,
+    /// `[detect.incoming]`
+    pub incoming: detect::config::Incoming,
     /// `[detect.limits]`
     pub limits: detect::config::Limits,
 }
@@ -143,6 +145,7 @@ impl FileConfig {
             hijack: self.detect.hijack.clone(),
             campaign: self.detect.campaign.clone(),
             bruteforce: self.detect.bruteforce.clone(),
+            incoming: self.detect.incoming.clone(),
             limits: self.detect.limits.clone(),
         }
     }
@@ -192,6 +195,7 @@ impl Validate for DetectTables {
         c.section("hijack", &self.hijack);
         c.section("campaign", &self.campaign);
         c.section("bruteforce", &self.bruteforce);
+        c.section("incoming", &self.incoming);
         c.section("limits", &self.limits);
     }
 }
