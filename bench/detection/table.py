@@ -7,9 +7,13 @@ from collections import defaultdict
 
 CLASSES = ["hijacked-account", "infected-client", "exploited-website", "password-guessing",
            "slow-and-low"]
+# Issue 14: the incoming classes and detectors, reported in a table of their own.
+IN_CLASSES = ["incoming-spam-source", "looped-back"]
+IN_DETECTORS = {"incoming-failures", "incoming-helo", "looped-back"}
 SHORT = {"hijacked-account": "hijack", "infected-client": "infected",
          "exploited-website": "website", "password-guessing": "pw-guess",
-         "slow-and-low": "slow", "guessing-source": "guess-src"}
+         "slow-and-low": "slow", "guessing-source": "guess-src",
+         "incoming-spam-source": "in-spam", "looped-back": "looped"}
 
 
 def load(d):
@@ -139,6 +143,63 @@ def main():
                   f" | {cont.get(p, 0)} |")
         print("| **all** | " + " | ".join(str(dets[d]) for d in detnames) +
               f" | {sum(cont.values())} |")
+    incoming_table(allev)
+
+
+def incoming_table(allev):
+    """Issue 14: recall of the incoming classes and the false entities of the incoming
+    detectors (entities one of them alerted on), networks apart, per 10,000 accounts per day."""
+    if not allev:
+        return
+    print("\nIncoming mail (issue 14): recall, and false entities of the incoming detectors "
+          "(incoming-failures, incoming-helo, looped-back):\n")
+    head = ["run", "in-spam", "looped", "false", "false networks", "networks per 10k/day",
+            "false per 10k/day", "forwarding-partner / big-provider false"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    rates = []
+    for name, ev in allev:
+        fps = [f for f in ev.get("false_positives", [])
+               if IN_DETECTORS & set(f.get("detectors", []))]
+        nets = [f for f in fps if f["entity"]["kind"] == "network"]
+        good = [f for f in fps if "forwarding-partner" in f.get("profile", "")
+                or "big-provider" in f.get("profile", "")]
+        acc, days = ev.get("legit_accounts", 0), ev.get("days", 0)
+        per = (lambda n: n / acc * 10_000 / days if acc and days else 0.0)
+        rates.append((per(len(nets)), per(len(fps)), name))
+        cells = [name]
+        for k in IN_CLASSES:
+            r, s_ = recall(ev, k)
+            cells.append(s_ if r is None else f"{r:.2f} ({s_})")
+        cells += [str(len(fps)), str(len(nets)), f"{per(len(nets)):.2f}", f"{per(len(fps)):.2f}",
+                  str(len(good))]
+        print("| " + " | ".join(cells) + " |")
+    n = len(rates)
+    mean = ["**mean**"]
+    worst = ["**worst**"]
+    for k in IN_CLASSES:
+        rs = [(recall(e, k)[0], nm) for nm, e in allev if recall(e, k)[0] is not None]
+        if rs:
+            mean.append(f"{sum(r for r, _ in rs) / len(rs):.3f}")
+            lo = min(rs)
+            worst.append(f"{lo[0]:.2f} ({lo[1]})")
+        else:
+            mean.append("–")
+            worst.append("–")
+    mean += ["", "", f"{sum(r[0] for r in rates) / n:.2f}", f"{sum(r[1] for r in rates) / n:.2f}", ""]
+    wn = max(rates, key=lambda r: r[0])
+    wa = max(rates, key=lambda r: r[1])
+    worst += ["", "", f"{wn[0]:.2f} ({wn[2]})", f"{wa[1]:.2f} ({wa[2]})", ""]
+    print("| " + " | ".join(mean) + " |")
+    print("| " + " | ".join(worst) + " |")
+    fp_prof = defaultdict(int)
+    for _, ev in allev:
+        for f in ev.get("false_positives", []):
+            if IN_DETECTORS & set(f.get("detectors", [])):
+                fp_prof[(f.get("profile", "?"), f["entity"]["kind"])] += 1
+    if fp_prof:
+        print("\nFalse entities of the incoming detectors by profile and kind: " +
+              ", ".join(f"{p} {k} {c}" for (p, k), c in sorted(fp_prof.items())))
 
 
 if __name__ == "__main__":

@@ -523,3 +523,220 @@ fn failure_score(share: f64, min_share: f64) -> f64 {
             .clamp(0.0, 1.0),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_763_280_000;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    /// One event from `host`: `unknown` refused, `delivered` delivered, with `helo`.
+    fn seen<'a>(t: i64, host: &str, helo: &'a str, unknown: u32, delivered: u32) -> Seen<'a> {
+        Seen {
+            ts: Ts::from_secs(T0 + t),
+            ip: ip(host),
+            asn: Some(64_500),
+            host: None,
+            helo: Some(helo),
+            from: Some("x@sender.example"),
+            rcpt: Some("user@our.example"),
+            unknown,
+            unknown_addrs: Vec::new(),
+            delivered,
+            ours: false,
+        }
+    }
+
+    fn run(cfg: &Config, events: &[Seen<'_>]) -> Vec<Alert> {
+        let mut d = Incoming::new(cfg);
+        let mut out = Vec::new();
+        for e in events {
+            d.observe(cfg, e, &mut out);
+        }
+        out
+    }
+
+    fn names(v: &[Alert]) -> Vec<(Detector, EntityKind, String)> {
+        v.iter()
+            .map(|a| (a.detector, a.entity.kind, a.entity.id.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn unknown_users_from_one_host_alert_once_at_the_threshold() {
+        let cfg = Config::default();
+        let ev: Vec<Seen> = (0..30)
+            .map(|i| seen(i * 60, "198.51.100.7", "mx.spam.example", 1, 0))
+            .collect();
+        let out = run(&cfg, &ev[..19]);
+        assert!(out.is_empty(), "{:?}", names(&out));
+        let out = run(&cfg, &ev);
+        assert_eq!(
+            names(&out),
+            vec![(
+                Detector::IncomingFailures,
+                EntityKind::Client,
+                "198.51.100.7".into()
+            )]
+        );
+        let e: IncomingEvidence = serde_json::from_value(out[0].evidence.clone()).unwrap();
+        assert_eq!((e.unknown_rcpts, e.delivered_rcpts), (20, 0));
+    }
+
+    #[test]
+    fn a_cluster_under_the_host_limit_is_found_as_its_network() {
+        let cfg = Config::default();
+        let ev: Vec<Seen> = (0..24)
+            .map(|i| {
+                let host = format!("203.0.113.{}", 10 + i % 4);
+                seen(i * 60, Box::leak(host.into_boxed_str()), "x.example", 1, 0)
+            })
+            .collect();
+        let out = run(&cfg, &ev);
+        assert_eq!(
+            names(&out),
+            vec![(
+                Detector::IncomingFailures,
+                EntityKind::Network,
+                "203.0.113.0/24".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn real_senders_with_dead_addresses_are_not_reported() {
+        let cfg = Config::default();
+        // A newsletter sender: 15% of its recipients here are dead (the dirtiest real lists).
+        let ev: Vec<Seen> = (0..400)
+            .map(|i| {
+                seen(
+                    i * 60,
+                    "192.0.2.50",
+                    "o1.mailer.example",
+                    u32::from(i % 7 == 0),
+                    u32::from(i % 7 != 0),
+                )
+            })
+            .collect();
+        assert!(run(&cfg, &ev).is_empty());
+        // A big provider's server refused a burst of unknowns after much delivered mail: its
+        // behaviour is a real sender's (≥ 100 delivered at ≥ 90%).
+        let mut ev: Vec<Seen> = (0..300)
+            .map(|i| seen(i * 10, "192.0.2.60", "mail-10.provider.example", 0, 1))
+            .collect();
+        ev.extend((0..25).map(|i| seen(4000 + i, "192.0.2.60", "mail-10.provider.example", 1, 0)));
+        assert!(run(&cfg, &ev).is_empty());
+    }
+
+    #[test]
+    fn listed_good_senders_are_never_reported() {
+        let mut cfg = Config::default();
+        let mut ev: Vec<Seen> = (0..40)
+            .map(|i| seen(i * 60, "198.51.100.8", "a.example", 1, 0))
+            .collect();
+        for e in ev.iter_mut() {
+            e.host = Some("mail-40.outbound.provider.example");
+        }
+        assert!(!run(&cfg, &ev).is_empty());
+        cfg.incoming.known_good_hosts = vec!["provider.example".into()];
+        assert!(run(&cfg, &ev).is_empty());
+        cfg.incoming.known_good_hosts.clear();
+        cfg.incoming.known_good_networks = vec!["198.51.100.0/24".parse().unwrap()];
+        assert!(run(&cfg, &ev).is_empty());
+    }
+
+    #[test]
+    fn helo_signs() {
+        let cfg = Config::default();
+        // Rotating names.
+        let rot = ["mta1.x.example", "mta2.x.example", "mta3.x.example"];
+        let ev: Vec<Seen> = rot
+            .iter()
+            .enumerate()
+            .map(|(i, h)| seen(i as i64, "198.51.100.9", h, 0, 0))
+            .collect();
+        let out = run(&cfg, &ev);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].detector, Detector::IncomingHelo);
+        // Our recipient's domain as HELO, twice.
+        let ev: Vec<Seen> = (0..2)
+            .map(|i| seen(i, "198.51.100.10", "our.example", 0, 0))
+            .collect();
+        assert_eq!(run(&cfg, &ev).len(), 1);
+        // A server whose HELO is its bare domain, the domain of its own mail: legitimate.
+        let mut ev: Vec<Seen> = (0..20)
+            .map(|i| seen(i, "198.51.100.11", "sender.example", 0, 1))
+            .collect();
+        assert!(run(&cfg, &ev).is_empty());
+        // …but following the sender domain as it changes is forging.
+        ev[5].helo = Some("other.example");
+        ev[5].from = Some("y@other.example");
+        ev[6].helo = Some("other.example");
+        ev[6].from = Some("y@other.example");
+        assert_eq!(run(&cfg, &ev).len(), 1);
+        // A machine behind NAT announcing its private address is no forger; another public
+        // address is.
+        let ev: Vec<Seen> = (0..5)
+            .map(|i| seen(i, "198.51.100.12", "[192.168.178.20]", 0, 0))
+            .collect();
+        assert!(run(&cfg, &ev).is_empty());
+        let ev: Vec<Seen> = (0..5)
+            .map(|i| seen(i, "198.51.100.12", "[93.184.216.34]", 0, 0))
+            .collect();
+        assert_eq!(run(&cfg, &ev).len(), 1);
+    }
+
+    #[test]
+    fn our_own_addresses_are_looped_back_and_never_a_network() {
+        let cfg = Config::default();
+        let ev: Vec<Seen> = (0..30)
+            .map(|i| {
+                let mut s = seen(i * 60, "192.0.2.77", "paypal.com", 1, 0);
+                s.from = Some("service@paypal.com");
+                s.ours = true;
+                s
+            })
+            .collect();
+        let out = run(&cfg, &ev);
+        assert_eq!(
+            names(&out),
+            vec![(
+                Detector::LoopedBack,
+                EntityKind::Client,
+                "192.0.2.77".into()
+            ),]
+        );
+        // A customer's NAT with many HELO names writing to our users is not looped back.
+        let ev: Vec<Seen> = (0..10)
+            .map(|i| {
+                let h = format!("DESKTOP-{i}.firm.local");
+                let mut s = seen(i, "192.0.2.78", Box::leak(h.into_boxed_str()), 0, 1);
+                s.ours = true;
+                s
+            })
+            .collect();
+        assert!(run(&cfg, &ev).is_empty());
+    }
+
+    #[test]
+    fn refusal_wordings() {
+        for r in [
+            "550 5.1.1 <a@b>: Recipient address rejected: User unknown in virtual mailbox table",
+            "Unrouteable address",
+            "550 5.1.1 <a@b>: Recipient address rejected: User unknown in local recipient table",
+        ] {
+            assert!(is_unknown_user(r), "{r}");
+        }
+        for r in [
+            "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+            "450 4.7.1 <x>: Helo command rejected: Host not found",
+            "relay not permitted",
+        ] {
+            assert!(!is_unknown_user(r), "{r}");
+        }
+    }
+}
