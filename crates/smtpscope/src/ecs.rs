@@ -58,9 +58,12 @@ pub fn categories(d: Detector) -> Vec<Category> {
         Detector::AuthHijack | Detector::Campaign => {
             vec![Category::Authentication, Category::Email]
         }
-        Detector::DeliveryFailures | Detector::MultipleLists | Detector::HeloAnomaly => {
-            vec![Category::Email]
-        }
+        Detector::DeliveryFailures
+        | Detector::MultipleLists
+        | Detector::HeloAnomaly
+        | Detector::IncomingFailures
+        | Detector::IncomingHelo
+        | Detector::LoopedBack => vec![Category::Email],
         Detector::SflowActivity => vec![Category::Network],
     }
 }
@@ -81,6 +84,13 @@ pub fn description(d: Detector) -> &'static str {
         }
         Detector::Campaign => "Accounts hijacked together (shared source addresses, one domain hit at once)",
         Detector::SflowActivity => "A port-25 sender whose activity pattern in sFlow looks like a spam bot's",
+        Detector::IncomingFailures => {
+            "An internet host or network whose mail to our MX names mostly unknown local users: a dictionary attack or a stale list"
+        }
+        Detector::IncomingHelo => "An internet host whose HELO to our MX is forged or changing",
+        Detector::LoopedBack => {
+            "One of our own customers' machines sending spam-like mail straight to our MX"
+        }
     }
 }
 

@@ -129,7 +129,7 @@ pub struct Metrics {
     /// Lines without a recognizable header, by source kind.
     pub parse_failures: [Counter; 3],
     /// Alerts by detector (index in `Detector::ALL`).
-    pub alerts: [Counter; 7],
+    pub alerts: [Counter; Detector::ALL.len()],
     /// Policy requests answered DUNNO.
     pub policy_dunno: Counter,
     /// Policy requests answered with the containment action.
