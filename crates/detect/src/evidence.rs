@@ -18,6 +18,7 @@ pub use crate::bruteforce::evidence::{
 pub use crate::campaign::{CampaignEvidence, Joined};
 pub use crate::extrusion::{FailureEvidence, ListSender, ListsEvidence, ReplyCount};
 pub use crate::helo::{HeloEvidence, HeloSample, SignCount};
+pub use crate::incoming::{HeloSign, IncomingEvidence};
 pub use crate::hijack::{
     AsnIps, BaselineSummary, BurstRun, CountryIps, HijackEvidence, IpSample, PerIp, Signal,
 };
@@ -41,6 +42,8 @@ pub enum Evidence {
     /// `sflow-activity`: the sflow crate's `HostSummary`, which this crate does not depend on,
     /// so it stays JSON here.
     SflowActivity(serde_json::Value),
+    /// `incoming-failures`, `incoming-helo`, `looped-back`.
+    Incoming(Box<IncomingEvidence>),
 }
 
 impl Evidence {
@@ -66,6 +69,9 @@ impl Evidence {
             }
             Detector::Campaign => Evidence::Campaign(CampaignEvidence::deserialize(evidence)?),
             Detector::SflowActivity => Evidence::SflowActivity(evidence.clone()),
+            Detector::IncomingFailures | Detector::IncomingHelo | Detector::LoopedBack => {
+                Evidence::Incoming(Box::new(IncomingEvidence::deserialize(evidence)?))
+            }
         })
     }
 

@@ -583,6 +583,7 @@ mod tests {
                 "198.51.100.7".into()
             )]
         );
+        assert!(crate::evidence::Evidence::of(&out[0]).is_some());
         let e: IncomingEvidence = serde_json::from_value(out[0].evidence.clone()).unwrap();
         assert_eq!((e.unknown_rcpts, e.delivered_rcpts), (20, 0));
     }
