@@ -18,10 +18,10 @@ pub use crate::bruteforce::evidence::{
 pub use crate::campaign::{CampaignEvidence, Joined};
 pub use crate::extrusion::{FailureEvidence, ListSender, ListsEvidence, ReplyCount};
 pub use crate::helo::{HeloEvidence, HeloSample, SignCount};
-pub use crate::incoming::{HeloSign, IncomingEvidence};
 pub use crate::hijack::{
     AsnIps, BaselineSummary, BurstRun, CountryIps, HijackEvidence, IpSample, PerIp, Signal,
 };
+pub use crate::incoming::{HeloSign, IncomingEvidence};
 
 /// The evidence of one alert, typed by its detector.
 #[derive(Debug, Clone, PartialEq, Serialize)]
