@@ -6,6 +6,7 @@
 #   python3, curl         — test drivers
 #   zstd, g++             — the fuzz run: unpacking its seeds from tests/data, building libFuzzer
 #   prometheus            — promtool, which checks docs/examples/prometheus-rules.yml
+#   systemd               — systemd-analyze, which verifies the Debian package's unit
 # and, through rustup, the rustfmt and clippy components that tests/run.sh runs.
 set -euo pipefail
 if command -v rustup >/dev/null; then
@@ -15,7 +16,7 @@ if command -v rustup >/dev/null; then
         fi
     done
 fi
-PKGS="postfix dovecot-core dovecot-imapd chromium pmacct python3 curl zstd g++ prometheus"
+PKGS="postfix dovecot-core dovecot-imapd chromium pmacct python3 curl zstd g++ prometheus systemd"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -2,7 +2,8 @@
 # Runs every test of smtpscope: formatting and clippy, the Rust tests of all crates (unit,
 # corpus, integration), then the end-to-end tests with real servers on loopback (Postfix +
 # Dovecot + smtpscope serve + headless Chromium; the scenario library tests/e2e/scenarios/;
-# pmacct + smtpscope sflow), then every fuzz
+# pmacct + smtpscope sflow; promtool on the example alerting rules; the Debian package built,
+# installed and its unit's command started: tests/e2e/package.sh), then every fuzz
 # target for FUZZ_SECS seconds (coverage-guided libFuzzer on the stable toolchain, fuzz/run.sh).
 # Missing Debian packages are installed when run as root. Everything it reads is in the
 # repository (tests/data/) or made by the tests.
@@ -42,9 +43,11 @@ cargo build -q -p smtpscope
 export SMTPSCOPE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/smtpscope"
 export SMTPSCOPE="$SMTPSCOPE_BIN"
 e2e_pass=0; e2e_fail=0
-for t in tests/e2e/run.sh tests/e2e/scenarios.sh tests/e2e/sflow_pmacct.sh tests/e2e/prometheus_rules.sh; do
+for t in tests/e2e/run.sh tests/e2e/scenarios.sh tests/e2e/sflow_pmacct.sh tests/e2e/prometheus_rules.sh tests/e2e/package.sh; do
     echo "== $t"
-    if timeout 600 bash "$t"; then e2e_pass=$((e2e_pass+1)); else echo "FAILED: $t"; e2e_fail=$((e2e_fail+1)); fi
+    # The package test builds the release binary (and cargo-deb, once): more time.
+    limit=600; [ "$t" = tests/e2e/package.sh ] && limit=1800
+    if timeout "$limit" bash "$t"; then e2e_pass=$((e2e_pass+1)); else echo "FAILED: $t"; e2e_fail=$((e2e_fail+1)); fi
 done
 
 echo "== fuzz (every target ${FUZZ_SECS:=25} s, fuzz/run.sh)"

@@ -105,6 +105,19 @@ enum Cmd {
     Sflow(sflow_cmd::SflowArgs),
     /// Run in real time: follow logs, receive syslog, answer Postfix policy requests, keep state.
     Serve(serve::ServeArgs),
+    /// Write the man pages (smtpscope.1 and one per subcommand), generated from this command
+    /// line's definition, into DIR (for packagers).
+    #[command(hide = true)]
+    Man {
+        /// Directory to write into (created if missing).
+        dir: PathBuf,
+    },
+    /// Print the completion script for a shell (for packagers).
+    #[command(hide = true)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Print the configuration file format.
     Config {
         /// Print the fully commented default configuration.
@@ -424,6 +437,16 @@ fn main() {
         Cmd::Simulate(a) => sim::simulate_cmd(a),
         Cmd::Evaluate(a) => sim::evaluate_cmd(a),
         Cmd::Demo(a) => sim::demo_cmd(a),
+        Cmd::Man { dir } => man_pages(&dir),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "smtpscope",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Cmd::Config { default, check } => match (default, check) {
             (_, Some(p)) => FileConfig::load(&p).and_then(|c| {
                 println!("{}", toml::to_string(&c)?);
@@ -443,6 +466,20 @@ fn main() {
         eprintln!("smtpscope: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// The man pages of the command and its visible subcommands, from the clap definition.
+fn man_pages(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create {} (check the path and its rights)",
+            dir.display()
+        )
+    })?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(cmd, dir)
+        .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+    Ok(())
 }
 
 /// Whether the error comes from writing to a reader that went away (`smtpscope analyze | head`),

@@ -1,5 +1,6 @@
 //! Every CLI error names the file (or value) and says what to do; `serve` takes `--year` and
-//! `--tz` like `analyze` and refuses bad ones the same way.
+//! `--tz` like `analyze` and refuses bad ones the same way; the hidden `man` and `completions`
+//! commands the Debian package is built with.
 
 use std::process::Command;
 
@@ -91,4 +92,22 @@ fn errors_name_the_file_and_what_to_do() {
         assert!(e.contains(names), "{args:?}: {e}");
         assert!(e.contains(fix), "{args:?}: {e}");
     }
+}
+
+/// The packagers' hidden commands: man pages and completions from the clap definition.
+#[test]
+fn man_pages_and_completions_come_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin().arg("man").arg(dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let top = std::fs::read_to_string(dir.path().join("smtpscope.1")).unwrap();
+    assert!(top.contains(".TH smtpscope 1"), "{top}");
+    let analyze = std::fs::read_to_string(dir.path().join("smtpscope-analyze.1")).unwrap();
+    assert!(analyze.contains("abuse\\-reports"), "{analyze}");
+    let o = bin().args(["completions", "bash"]).output().unwrap();
+    let b = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && b.contains("smtpscope") && b.contains("--abuse-reports"));
+    // Hidden from the help.
+    let h = bin().arg("--help").output().unwrap();
+    assert!(!String::from_utf8_lossy(&h.stdout).contains("completions"));
 }
