@@ -45,8 +45,8 @@ export SMTPSCOPE="$SMTPSCOPE_BIN"
 e2e_pass=0; e2e_fail=0
 for t in tests/e2e/run.sh tests/e2e/scenarios.sh tests/e2e/sflow_pmacct.sh tests/e2e/prometheus_rules.sh tests/e2e/package.sh; do
     echo "== $t"
-    # The package test builds the release binary (and cargo-deb, once): more time.
-    limit=600; [ "$t" = tests/e2e/package.sh ] && limit=1800
+    # The package test may install cargo-deb from source first: more time.
+    limit=600; [ "$t" = tests/e2e/package.sh ] && limit=1200
     if timeout "$limit" bash "$t"; then e2e_pass=$((e2e_pass+1)); else echo "FAILED: $t"; e2e_fail=$((e2e_fail+1)); fi
 done
 
