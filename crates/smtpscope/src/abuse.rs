@@ -554,6 +554,46 @@ pub fn cases(i: &Incident) -> Vec<Case> {
             incident: Some(i.id),
         });
     }
+    // Spam received at our MX (issue 14): the host or network that sent it, with the refused
+    // recipients and HELO names as evidence (no message samples: its mail was refused).
+    if matches!(
+        i.detector,
+        Detector::IncomingFailures | Detector::IncomingHelo
+    ) && matches!(i.entity.kind, EntityKind::Client | EntityKind::Network)
+    {
+        let mut lines = Vec::new();
+        for (a, e) in i.evidence.iter().zip(&ev) {
+            lines.push(format!("{} {}", a.ts.display_utc(), a.summary));
+            let Some(Evidence::Incoming(x)) = e else {
+                continue;
+            };
+            if !x.sample_unknown.is_empty() {
+                lines.push(format!(
+                    "  refused recipients: {}",
+                    x.sample_unknown.join(" ")
+                ));
+            }
+            if !x.helos.is_empty() {
+                lines.push(format!("  helo names: {}", x.helos.join(" ")));
+            }
+            if !x.hosts.is_empty() {
+                lines.push(format!("  hosts: {}", x.hosts.join(" ")));
+            }
+        }
+        out.push(Case {
+            kind: ReportKind::Spam,
+            source: i.entity.id.clone(),
+            first: i.first,
+            last: i.last,
+            description: i.summary.clone(),
+            confidence: i.score,
+            attempts: None,
+            services: vec!["smtp".into()],
+            messages: Vec::new(),
+            evidence: lines,
+            incident: Some(i.id),
+        });
+    }
     if i.detectors.iter().any(|d| spam_detector(*d)) {
         let mut by_source: BTreeMap<String, Vec<MessageSample>> = BTreeMap::new();
         for e in &ev {

@@ -76,3 +76,54 @@ fn kdent_snowshoe_helo_rotation_only() {
     }
     assert_eq!(got.len(), 8, "{got:?}");
 }
+
+/// The dictionary attack's network gets a spam report an abuse desk can act on (XARF; the
+/// evidence lines name the refused recipients and the HELO the hosts announced).
+#[test]
+fn ddgrey_network_gets_an_abuse_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("smtpscope.toml");
+    std::fs::write(
+        &cfg,
+        "[abuse]\norg = \"Example ISP\"\ncontact = \"abuse@example-isp.net\"\ndomain = \"example-isp.net\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("reports");
+    let o = Command::new(BIN)
+        .args(["analyze", "-q", "--format", "jsonl", "-o", "/dev/null"])
+        .args(["--year", "2026", "--tz", "UTC", "-c"])
+        .arg(&cfg)
+        .arg("--abuse-reports")
+        .arg(&out_dir)
+        .arg(testdata::mail().join("exim/ddgrey/mainlog"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut found = false;
+    for f in std::fs::read_dir(&out_dir).unwrap() {
+        let p = f.unwrap().path();
+        if !p.to_string_lossy().ends_with(".xarf.json") {
+            continue;
+        }
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        if r["source_identifier"] == "185.143.223.0/24" {
+            assert_eq!(r["type"], "spam", "{r}");
+            use base64::Engine as _;
+            let payload = r["evidence"][0]["payload"].as_str().unwrap_or_default();
+            let text = base64::engine::general_purpose::STANDARD
+                .decode(payload)
+                .map(|b| String::from_utf8_lossy(&b).to_string())
+                .unwrap_or_default();
+            assert!(
+                text.contains("refused recipients: explain@dissonantia.se"),
+                "{text}"
+            );
+            assert!(
+                text.contains("hosts: 185.143.223.168 185.143.223.166"),
+                "{text}"
+            );
+            found = true;
+        }
+    }
+    assert!(found, "no report for 185.143.223.0/24");
+}
