@@ -985,6 +985,10 @@ impl Hijack {
 
     /// Observe one send. Alerts go to `out`; the returned value says whether the account is
     /// (now) flagged, for campaign correlation.
+    ///
+    /// The steps: `enter` (the account's state, its finished day learned into the baseline),
+    /// `note_send` (the window), `features` and [`signals`] (the judgement), `again` (whether
+    /// it is worth another alert) and `hijack_alert`.
     pub fn observe(
         &mut self,
         cfg: &Config,
@@ -999,30 +1003,16 @@ impl Hijack {
         let hc = &cfg.hijack;
         let src = self.source(geo, s.ip);
         let key = s.account.to_string();
-        let pop = &mut self.population;
-        let a = self.accounts.get_or_insert_with(&key, s.ts, || {
-            pop.add_account();
-            Account::default()
-        });
-        if roll_day(a, s.ts) {
-            self.accounts.protect(&key);
-        }
-        let a = self
-            .accounts
-            .get_mut(&key)
-            .expect("present: inserted or found above");
-        // A country counts once per account and day toward the home countries, so that one
-        // account's burst cannot make its own country "home".
-        if let Some(c) = src.and_then(|x| x.cc) {
-            if s.msgs > 0 && !a.day.countries.iter().any(|(x, _)| *x == c) {
-                *self.countries.entry(c).or_default() += 1;
-                self.logins += 1;
-            }
-        }
+        let a = self.enter(&key, s.ts);
+        let new_country_today = new_country_today(a, src.as_ref(), s.msgs);
         let changed = note_send(a, hc, s, src.as_ref(), &campaign_ip);
         let flagged_now = a
             .alerted_at
             .is_some_and(|t| t.plus_secs(hc.window.0) >= s.ts);
+        if let Some(c) = new_country_today {
+            *self.countries.entry(c).or_default() += 1;
+            self.logins += 1;
+        }
         if !changed {
             return flagged_now;
         }
@@ -1037,43 +1027,29 @@ impl Hijack {
         }
         a.day.alerted = true;
         self.population.withdraw(&mut a.norm);
-        let ips = a.recent.len() as u64;
-        let again = match a.alerted_at {
-            None => true,
-            Some(t) => {
-                ips >= a.alerted_ips.saturating_mul(2).max(ips.min(1) + 1)
-                    || t.plus_secs(86_400) < s.ts
-            }
-        };
-        if !again {
+        if !again(a, s.ts) {
             return true;
         }
         a.alerted_at = Some(s.ts);
-        a.alerted_ips = ips;
-        let ev = evidence(a, hc, s, &features, sigs);
-        let summary = format!(
-            "{} source IPs in {} countries and {} networks within {} ({} messages, {} shape); signals: {}",
-            ev.source_ips,
-            ev.countries.len(),
-            ev.prefixes,
-            hc.window.to_string_h(),
-            ev.messages,
-            ev.shape,
-            ev.signals
-                .iter()
-                .map(|x| x.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        out.push(Alert {
-            ts: s.ts,
-            detector: Detector::AuthHijack,
-            entity: Entity::new(EntityKind::Account, s.account),
-            score: round3(score),
-            summary,
-            evidence: serde_json::to_value(&ev).unwrap_or(serde_json::Value::Null),
-        });
+        a.alerted_ips = a.recent.len() as u64;
+        out.push(hijack_alert(a, hc, s, &features, sigs, score));
         true
+    }
+
+    /// The state of account `key` at `ts`, created when new, with a finished day learned into
+    /// its baseline (an account that now has a baseline is protected from eviction).
+    fn enter(&mut self, key: &String, ts: Ts) -> &mut Account {
+        let pop = &mut self.population;
+        let a = self.accounts.get_or_insert_with(key, ts, || {
+            pop.add_account();
+            Account::default()
+        });
+        if roll_day(a, ts) {
+            self.accounts.protect(key);
+        }
+        self.accounts
+            .get_mut(key)
+            .expect("present: inserted or found above")
     }
 
     /// The features of `key`'s window after the send `s` (and update the population norm).
@@ -1197,6 +1173,60 @@ impl Features {
             unused_hour: None,
             norm: None,
         }
+    }
+}
+
+/// The country of `src` when the account sends from it for the first time today: a country
+/// counts once per account and day toward the home countries, so that one account's burst
+/// cannot make its own country "home".
+fn new_country_today(a: &Account, src: Option<&Source>, msgs: u32) -> Option<[u8; 2]> {
+    let c = src.and_then(|x| x.cc)?;
+    (msgs > 0 && !a.day.countries.iter().any(|(x, _)| *x == c)).then_some(c)
+}
+
+/// Whether an account over the score deserves another alert at `ts`: its first, or its source
+/// addresses at least doubled since the last one, or a day passed.
+fn again(a: &Account, ts: Ts) -> bool {
+    let ips = a.recent.len() as u64;
+    match a.alerted_at {
+        None => true,
+        Some(t) => {
+            ips >= a.alerted_ips.saturating_mul(2).max(ips.min(1) + 1) || t.plus_secs(86_400) < ts
+        }
+    }
+}
+
+/// The `auth-hijack` alert on `a` now, from its signals and score.
+fn hijack_alert(
+    a: &Account,
+    hc: &config::Hijack,
+    s: &Send<'_>,
+    f: &Features,
+    sigs: Vec<Signal>,
+    score: f64,
+) -> Alert {
+    let ev = evidence(a, hc, s, f, sigs);
+    let summary = format!(
+        "{} source IPs in {} countries and {} networks within {} ({} messages, {} shape); signals: {}",
+        ev.source_ips,
+        ev.countries.len(),
+        ev.prefixes,
+        hc.window.to_string_h(),
+        ev.messages,
+        ev.shape,
+        ev.signals
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Alert {
+        ts: s.ts,
+        detector: Detector::AuthHijack,
+        entity: Entity::new(EntityKind::Account, s.account),
+        score: round3(score),
+        summary,
+        evidence: serde_json::to_value(&ev).unwrap_or(serde_json::Value::Null),
     }
 }
 
