@@ -73,15 +73,17 @@ const NETWORK_ATTACKERS: usize = 16;
 /// Heaviest addresses of a wave kept for its evidence (Space-Saving counters).
 const WAVE_TOP: usize = 64;
 
-/// Autonomous systems the failures against an account without history must come from before a
-/// success from one of them is a guessed password. An owner's devices fail from one ISP's
-/// addresses (its home line renumbered inside the ISP, TRAFFIC-FACTS §2); guessers rent or infect
-/// machines in several networks. Our own idea.
-const MIN_GUESSING_SYSTEMS: usize = 2;
+/// Addresses one device can fail from, one after another, within `source_memory` (1 day): its
+/// home line renumbered once. Fixed-line ISPs renumber on a fixed period of a multiple of 24
+/// hours (TRAFFIC-FACTS §2, Padmanabhan et al.), so a stale-password device at home fails from
+/// at most two addresses in a day, never from two at once. Failures against one name from more
+/// addresses, or from two at once, are several machines: distributed guessing. Our own idea.
+const DEVICE_MAX_ADDRESSES: usize = 2;
 
-/// Distinct names an address must have failed against to count as an address of a guessing
-/// campaign: one name is one owner's stale device, two can be a household sharing a line; a
-/// dictionary guesser tries many (TRAFFIC-FACTS §3: 4,324 names from 37 addresses). Our own idea.
+/// Distinct names an address must have failed against to count as a guesser (for a success
+/// from it, and as an address of a guessing campaign): one name is one owner's stale device, two
+/// can be a household sharing a line; a dictionary guesser tries many (TRAFFIC-FACTS §3: 4,324
+/// names from 37 addresses). Our own idea.
 const GUESSER_MIN_NAMES: u64 = 3;
 
 /// Score of an alert on a slow guesser (many names over a day, no login from it): deliberate,
@@ -244,12 +246,22 @@ impl Network {
     }
 }
 
-/// Guessing against one name: failures in the window and where they came from (value: AS and
-/// failures from that address).
+/// Failures against one name from one address.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Source {
+    /// The address's autonomous system, when known.
+    asn: Option<u32>,
+    /// Failures against the name from it.
+    failures: u64,
+    /// The first of them (the last is the time [`Recent`] keeps).
+    first: Ts,
+}
+
+/// Guessing against one name: failures in the window and where they came from.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Guessing {
     failures: Counter,
-    sources: Recent<IpAddr, (Option<u32>, u64)>,
+    sources: Recent<IpAddr, Source>,
     attack: Attack,
 }
 
@@ -265,9 +277,36 @@ impl Guessing {
     fn add(&mut self, ts: Ts, ip: Option<IpAddr>, asn: Option<u32>, w: i64) {
         self.failures.add(ts, 1, w);
         if let Some(ip) = ip {
-            self.sources.touch(ip, ts, (asn, 1), |v| v.1 += 1);
+            let new = Source {
+                asn,
+                failures: 1,
+                first: ts,
+            };
+            self.sources.touch(ip, ts, new, |v| v.failures += 1);
         }
     }
+}
+
+/// An address that failed against an account from outside the account's places.
+#[derive(Debug, Clone, Copy)]
+struct Failing {
+    ip: IpAddr,
+    src: Source,
+    last: Ts,
+}
+
+/// What the failures against one account look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// From one device at a time: one address, or a line renumbered once, failing against this
+    /// name only — the owner's device with an old password, or typos.
+    OneDevice,
+    /// An address among them failed against [`GUESSER_MIN_NAMES`] names or more: a guesser.
+    Guesser,
+    /// From two addresses at once, or from more than one device moves through: several machines
+    /// guessing this one name.
+    Distributed,
 }
 
 /// An account that exists: it has logged in successfully or sent mail.
@@ -330,6 +369,9 @@ enum Verdict {
     Usual,
     /// Nothing links it to guessing.
     Unremarkable,
+    /// From where one device alone failed against it: the owner's device with an old password
+    /// (remembered for changed sending).
+    OneDevice,
     /// Probably a guessed password.
     Suspicious(Origin),
 }
@@ -837,8 +879,13 @@ impl Bruteforce {
             return;
         };
         let origin = match verdict {
-            Verdict::Usual | Verdict::Unremarkable => {
-                if verdict == Verdict::Unremarkable && under_guessing(acct, ts, c) {
+            Verdict::Usual | Verdict::Unremarkable | Verdict::OneDevice => {
+                let during = match verdict {
+                    Verdict::OneDevice => true,
+                    Verdict::Unremarkable => under_guessing(acct, ts, c),
+                    _ => false,
+                };
+                if during {
                     acct.login_during_guessing = Some(ts);
                 }
                 acct.places.learn(ip, asn);
@@ -871,34 +918,39 @@ impl Bruteforce {
         // Where the failures against this account came from, but for its own places (failures
         // from an AS it was not yet known to use when they happened).
         let mem = c.source_memory.0;
-        let sources: Vec<(IpAddr, (Option<u32>, u64))> = acct
-            .guessing
-            .as_ref()
-            .map(|g| g.sources.within(ts, mem))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(a, (sa, _))| !places.owns(*a, *sa))
-            .collect();
-        let recent: u64 = sources.iter().map(|(_, (_, n))| n).sum();
+        let sources = failing(acct, ts, mem);
+        let recent: u64 = sources.iter().map(|f| f.src.failures).sum();
         let net = geo::prefix_key(ip);
-        let from_sources = if sources.iter().any(|(a, _)| *a == ip) {
-            Some(Origin::GuessingAddress)
-        } else if sources.iter().any(|(a, _)| geo::prefix_key(*a) == net) {
-            Some(Origin::GuessingNetwork)
-        } else if asn.is_some_and(|x| {
-            !places.knows_asn(x) && sources.iter().any(|(_, (sa, _))| *sa == Some(x))
-        }) {
-            Some(Origin::GuessingAs)
-        } else {
-            None
+        let at_address: Vec<&Failing> = sources.iter().filter(|f| f.ip == ip).collect();
+        let in_network: Vec<&Failing> = sources
+            .iter()
+            .filter(|f| geo::prefix_key(f.ip) == net)
+            .collect();
+        let in_as: Vec<&Failing> = match asn {
+            Some(x) if !places.knows_asn(x) => {
+                sources.iter().filter(|f| f.src.asn == Some(x)).collect()
+            }
+            _ => Vec::new(),
         };
-        // Without history nothing is known to be the owner's: failures from one AS are the
-        // owner's stale device on a renumbered home line as likely as a guesser. Guessing is
-        // failures from several autonomous systems.
-        let enough = recent >= c.success_after_failures
-            && (history || systems(&sources) >= MIN_GUESSING_SYSTEMS);
-        if let Some(o) = from_sources.filter(|_| enough) {
-            return Verdict::Suspicious(o);
+        let (from_sources, matched) = if !at_address.is_empty() {
+            (Some(Origin::GuessingAddress), at_address)
+        } else if !in_network.is_empty() {
+            (Some(Origin::GuessingNetwork), in_network)
+        } else if !in_as.is_empty() {
+            (Some(Origin::GuessingAs), in_as)
+        } else {
+            (None, Vec::new())
+        };
+        // Guessing is a guesser (an address trying many names) or several machines trying this
+        // one: a success from where one device alone failed against this name only is the
+        // owner's device with an old password (or typos), with or without history.
+        let distributed = self.distributed(&sources);
+        let mut one_device = false;
+        if let Some(o) = from_sources.filter(|_| recent >= c.success_after_failures) {
+            if distributed || matched.iter().any(|f| self.is_guesser(f.ip)) {
+                return Verdict::Suspicious(o);
+            }
+            one_device = true;
         }
         // An attacker's address or network logging in to an account it guessed: the place is
         // new to the account (an owned place returned above) and the guessing involved this
@@ -909,7 +961,7 @@ impl Bruteforce {
         let address = self.addresses.get(&ip);
         let tried_here = address.is_some_and(|a| a.names.contains(key));
         if address.is_some_and(|a| a.attack.is_active(ts, quiet) && !a.is_shared())
-            && (tried_here || sources.iter().any(|(a, _)| *a == ip))
+            && (tried_here || sources.iter().any(|f| f.ip == ip))
         {
             return Verdict::Suspicious(Origin::AttackingAddress);
         }
@@ -917,7 +969,7 @@ impl Bruteforce {
             n.attack.is_active(ts, quiet)
                 && (tried_here
                     || n.day_names.within(ts, mem).iter().any(|(k, _)| *k == key)
-                    || sources.iter().any(|(a, _)| geo::prefix_key(*a) == net))
+                    || sources.iter().any(|f| geo::prefix_key(f.ip) == net))
         }) {
             return Verdict::Suspicious(Origin::AttackingNetwork);
         }
@@ -930,10 +982,55 @@ impl Bruteforce {
                 return Verdict::Suspicious(Origin::Campaign);
             }
         }
-        if history && places.is_new(ip, asn) && under_guessing(acct, ts, c) {
+        // From where the owner's device was failing: the owner, whoever else guesses.
+        if one_device {
+            return Verdict::OneDevice;
+        }
+        // A new place while the account is being guessed, not while one device of its owner
+        // fails against it.
+        let guessed = distributed || sources.iter().any(|f| self.is_guesser(f.ip));
+        if history && places.is_new(ip, asn) && guessed && under_guessing(acct, ts, c) {
             return Verdict::Suspicious(Origin::NewPlace);
         }
         Verdict::Unremarkable
+    }
+
+    /// Whether the address failed against at least [`GUESSER_MIN_NAMES`] names: a guesser.
+    fn is_guesser(&self, ip: IpAddr) -> bool {
+        self.addresses
+            .get(&ip)
+            .is_some_and(|a| a.names.count() >= GUESSER_MIN_NAMES)
+    }
+
+    /// Whether the failures against one name from addresses that are not guessers come from
+    /// two addresses at once (their spans of failures overlap) or from more addresses than
+    /// [`DEVICE_MAX_ADDRESSES`]: several machines, not one device at one address at a time,
+    /// moving with its renumbered line.
+    fn distributed(&self, sources: &[Failing]) -> bool {
+        let mut spans: Vec<(Ts, Ts)> = sources
+            .iter()
+            .filter(|f| !self.is_guesser(f.ip))
+            .map(|f| (f.src.first, f.last))
+            .collect();
+        if spans.len() > DEVICE_MAX_ADDRESSES {
+            return true;
+        }
+        // Sorted by their first failure, two spans overlap only if two neighbours do.
+        spans.sort_unstable();
+        spans.windows(2).any(|w| w[1].0 <= w[0].1)
+    }
+
+    /// What the failures against an account look like (`None`: there were none).
+    fn shape(&self, sources: &[Failing]) -> Option<Shape> {
+        if sources.is_empty() {
+            None
+        } else if sources.iter().any(|f| self.is_guesser(f.ip)) {
+            Some(Shape::Guesser)
+        } else if self.distributed(sources) {
+            Some(Shape::Distributed)
+        } else {
+            Some(Shape::OneDevice)
+        }
     }
 
     /// auth-hijack raised an alert on `user`: if it logged in while being guessed, its
@@ -978,14 +1075,21 @@ impl Bruteforce {
             return;
         }
         acct.guessed_alerted = Some(ts);
-        let sources = acct
+        let Some(acct) = self.accounts.get(user) else {
+            return;
+        };
+        let sources: Vec<(IpAddr, Source)> = acct
             .guessing
             .as_ref()
             .map(|g| g.sources.within(ts, c.source_memory.0))
             .unwrap_or_default();
-        let failures: u64 = sources.iter().map(|(_, (_, n))| n).sum();
+        let failures: u64 = sources.iter().map(|(_, s)| s.failures).sum();
+        let places_known = acct.places.addresses_known();
+        let history = acct.places.has_history(ts, c.learn_period.0);
+        let shape = self.shape(&failing(acct, ts, c.source_memory.0));
         let ev = GuessedEvidence {
             origin,
+            shape,
             success_ip: ip.map(|i| i.to_string()),
             service,
             account_failures: failures,
@@ -995,8 +1099,8 @@ impl Bruteforce {
                 .take(SAMPLES)
                 .map(|(a, _)| a.to_string())
                 .collect(),
-            places_known: acct.places.addresses_known(),
-            history: acct.places.has_history(ts, c.learn_period.0),
+            places_known,
+            history,
         };
         let how = match service {
             Some(Service::Smtp) => "SMTP AUTH ",
@@ -1021,19 +1125,17 @@ impl Bruteforce {
     }
 }
 
-/// Distinct autonomous systems (the /24 or /48 network where the AS is unknown) of the
-/// addresses that failed against an account.
-fn systems(sources: &[(IpAddr, (Option<u32>, u64))]) -> usize {
-    let mut keys: Vec<(bool, u64)> = sources
-        .iter()
-        .map(|(a, (asn, _))| match asn {
-            Some(x) => (true, u64::from(*x)),
-            None => (false, geo::prefix_key(*a)),
-        })
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys.len()
+/// The addresses that failed against an account within `mem` seconds of `now`, but for its
+/// own places, most recent first.
+fn failing(acct: &Account, now: Ts, mem: i64) -> Vec<Failing> {
+    acct.guessing
+        .as_ref()
+        .map(|g| g.sources.entries_within(now, mem))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(a, s, _)| !acct.places.owns(*a, s.asn))
+        .map(|(ip, src, last)| Failing { ip, src, last })
+        .collect()
 }
 
 /// Whether the account is being guessed now: at least `success_after_failures` failures from

@@ -888,3 +888,172 @@ fn attacking_network_alerts_only_the_accounts_it_tried() {
     assert_eq!(a.len(), 1, "{:#?}", f.brute());
     assert_eq!(a[0].evidence["origin"], "attacking-network");
 }
+
+/// Issue 9's last false-entity class: the owner's device with an old password polls from a
+/// home line renumbered into a network (and AS) the account never used, then the owner logs
+/// in with the right password from the same address. One address failing against this one name
+/// at a device's rhythm is one device, not guessing: quiet, with history and without; and on
+/// the first day with the line renumbered once more (two addresses, one after the other).
+#[test]
+fn stale_device_on_a_new_line_then_the_owner_from_it_is_quiet() {
+    // With history: known home in AS 64500; the line is now in AS 64501.
+    let mut f = F::new();
+    f.routine(0.0, 2.0, "otto@isp.example", &ip(0, 30, 30));
+    let new_home = ip(1, 31, 31);
+    for i in 0..20usize {
+        f.fail(
+            2.0 * DAY + i as f64 * 900.0,
+            Some("otto@isp.example"),
+            &new_home,
+        );
+    }
+    f.login(2.0 * DAY + 20.0 * 900.0, "otto@isp.example", &new_home);
+    for i in 0..8usize {
+        f.fail(
+            2.0 * DAY + (21 + i) as f64 * 900.0,
+            Some("otto@isp.example"),
+            &new_home,
+        );
+    }
+    assert!(f.brute().is_empty(), "with history: {:#?}", f.brute());
+
+    // No history: the phone fails from a line in AS 64502, which is renumbered into AS 64503;
+    // the owner's first login is from the renumbered address.
+    let mut g = F::new();
+    for i in 0..16usize {
+        let home = if i < 8 { ip(2, 32, 32) } else { ip(3, 33, 33) };
+        g.fail(i as f64 * 1200.0, Some("pia@isp.example"), &home);
+    }
+    g.login(16.0 * 1200.0, "pia@isp.example", &ip(3, 33, 33));
+    assert!(g.brute().is_empty(), "first day: {:#?}", g.brute());
+
+    // With history, while a background guesser also tries the owner's name among others: the
+    // login from the device's address is still the owner's (the guesser never logs in).
+    let mut h = F::new();
+    h.routine(0.0, 2.0, "quirin@isp.example", &ip(0, 39, 39));
+    let line = ip(4, 40, 40);
+    let guesser = ip(27, 41, 41);
+    for i in 0..20usize {
+        let t = 2.0 * DAY + i as f64 * 180.0;
+        h.fail(t, Some("quirin@isp.example"), &line);
+        let name = [
+            "quirin@isp.example",
+            "admin@isp.example",
+            "info@isp.example",
+        ][i % 3];
+        h.fail(t + 60.0, Some(name), &guesser);
+    }
+    h.login(2.0 * DAY + 3700.0, "quirin@isp.example", &line);
+    assert!(
+        h.on(EntityKind::Account, "quirin@isp.example").is_empty(),
+        "with a guesser beside: {:#?}",
+        h.brute()
+    );
+}
+
+/// A lone address that guesses several names (a guesser, at least `GUESSER_MIN_NAMES`) slowly
+/// enough to stay under the address rules, and then logs in to one of them: the password was
+/// guessed, on the account's first day as with history.
+#[test]
+fn a_lone_guesser_of_several_names_logging_in_to_one_is_reported() {
+    for history in [false, true] {
+        let mut f = F::new();
+        let t0 = if history {
+            f.routine(0.0, 2.0, "rosa@isp.example", &ip(0, 34, 34));
+            2.0 * DAY
+        } else {
+            0.0
+        };
+        let guesser = ip(20, 35, 35);
+        // Three names, one try every 15 minutes (under 20 an hour, fewer than 4 names a day).
+        for i in 0..18usize {
+            let name = ["rosa@isp.example", "admin@isp.example", "info@isp.example"][i % 3];
+            f.fail(t0 + i as f64 * 900.0, Some(name), &guesser);
+        }
+        assert!(f.brute().is_empty(), "history {history}: {:#?}", f.brute());
+        f.login(t0 + 18.0 * 900.0, "rosa@isp.example", &guesser);
+        let a = f.on(EntityKind::Account, "rosa@isp.example");
+        assert_eq!(a.len(), 1, "history {history}: {:#?}", f.brute());
+        assert_eq!(a[0].evidence["origin"], "guessing-address");
+        assert_eq!(a[0].evidence["shape"], "guesser");
+    }
+}
+
+/// Distributed guessing of one name — a pool of addresses trying it at once, or one address
+/// after another faster than a line is renumbered — then a success from an address of the pool:
+/// reported, with history and without.
+#[test]
+fn a_distributed_pool_then_success_from_a_pool_address_is_reported() {
+    // Five addresses in five countries taking turns (the simulator's password-guessing attack).
+    for history in [false, true] {
+        let mut f = F::new();
+        let t0 = if history {
+            f.routine(0.0, 2.0, "sven@isp.example", &ip(0, 36, 36));
+            2.0 * DAY
+        } else {
+            0.0
+        };
+        let pool: Vec<String> = (0..5usize).map(|k| ip(21 + k, 37, k)).collect();
+        for i in 0..20usize {
+            f.fail(
+                t0 + i as f64 * 400.0,
+                Some("sven@isp.example"),
+                &pool[i % 5],
+            );
+        }
+        f.login(t0 + 20.0 * 400.0, "sven@isp.example", &pool[0]);
+        let a = f.on(EntityKind::Account, "sven@isp.example");
+        assert_eq!(a.len(), 1, "history {history}: {:#?}", f.brute());
+        assert_eq!(a[0].evidence["origin"], "guessing-address");
+        assert_eq!(a[0].evidence["shape"], "distributed");
+    }
+    // Six addresses of one /24, one try each, one after another: no device moves that often.
+    let mut g = F::new();
+    for i in 0..6usize {
+        g.fail(i as f64 * 600.0, Some("tina@isp.example"), &ip(26, 38, i));
+    }
+    g.login(3700.0, "tina@isp.example", &ip(26, 38, 5));
+    let a = g.on(EntityKind::Account, "tina@isp.example");
+    assert_eq!(a.len(), 1, "{:#?}", g.brute());
+    assert_eq!(a[0].evidence["shape"], "distributed");
+}
+
+/// A login from where one device alone failed against the account is taken for the owner's;
+/// if the account's sending then changes (auth-hijack), the password was probably guessed.
+#[test]
+fn one_device_then_changed_sending_is_reported() {
+    let mut f = F::new();
+    for u in 0..200usize {
+        f.send(
+            u as f64 * 3.0,
+            &format!("user{u}@isp.example"),
+            &ip(0, u % 20, u),
+            0,
+        );
+    }
+    // Slowly, from one address, against this name only: one device.
+    for i in 0..8usize {
+        f.fail(
+            1000.0 + i as f64 * 900.0,
+            Some("uwe@isp.example"),
+            &ip(36, 2, 2),
+        );
+    }
+    f.login(1000.0 + 8.0 * 900.0, "uwe@isp.example", &ip(36, 2, 2));
+    assert!(f.on(EntityKind::Account, "uwe@isp.example").is_empty());
+    for b in 0..400usize {
+        f.send(
+            9000.0 + b as f64 * 6.0,
+            "uwe@isp.example",
+            &ip(1 + b % 30, b % 60, b),
+            2,
+        );
+    }
+    assert!(f
+        .alerts
+        .iter()
+        .any(|a| a.detector == Detector::AuthHijack && a.entity.id == "uwe@isp.example"));
+    let a = f.on(EntityKind::Account, "uwe@isp.example");
+    assert_eq!(a.len(), 1, "{:#?}", f.brute());
+    assert_eq!(a[0].evidence["origin"], "changed-sending");
+}

@@ -5,7 +5,7 @@
 use maillog::Service;
 use serde::{Deserialize, Serialize};
 
-use super::Origin;
+use super::{Origin, Shape};
 
 /// Which rule made an address an attacker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +151,10 @@ pub struct TargetEvidence {
 pub struct GuessedEvidence {
     /// How the successful login's address relates to the guessing.
     pub origin: Origin,
+    /// What the failures against the account looked like (none when there were none outside
+    /// its places).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Shape>,
     /// The successful login's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_ip: Option<String>,

@@ -65,6 +65,18 @@ impl<K: Copy + PartialEq, V: Copy> Recent<K, V> {
         v.into_iter().map(|e| (e.0, e.1)).collect()
     }
 
+    /// Keys, values and the time each was last seen, within the window, most recent first.
+    pub fn entries_within(&self, now: Ts, w: i64) -> Vec<(K, V, Ts)> {
+        let mut v: Vec<(K, V, Ts)> = self
+            .items
+            .iter()
+            .filter(|e| in_window(e.2, now, w))
+            .copied()
+            .collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.2));
+        v
+    }
+
     /// Forget keys not seen within `w` seconds of `now`.
     pub fn prune(&mut self, now: Ts, w: i64) {
         self.items.retain(|e| in_window(e.2, now, w));
