@@ -1,0 +1,296 @@
+//! The SQLite store: incidents (with their alerts as evidence and a timeline), the
+//! containment list, account baselines and followed-file positions.
+//!
+//! The incident lifecycle's rules (merge, auto-contain, re-arm, operator commands) are
+//! `detect::incident`'s, the same `analyze` runs in memory; this module asks them and persists
+//! what they decide.
+//!
+//! One thread writes (this module's [`Store::run`]); it batches what queued up into one
+//! transaction. WAL mode with `synchronous=NORMAL`: a committed transaction survives `kill -9`
+//! of the process. Alerts and the file position after the lines that raised them are committed
+//! together, so a restart neither loses nor repeats them. Containment is written before it is
+//! published to the policy server. The HTTP API reads through its own connections.
+
+mod baselines;
+mod checkpoint;
+mod incidents;
+mod queries;
+mod schema;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use detect::incident::{self, Actor, State};
+use detect::EntityKind;
+use rusqlite::{params, Connection};
+use tracing::{error, info};
+
+use super::contain::Set;
+use super::{now_secs, Shared};
+
+pub use checkpoint::{Checkpoint, FilePos};
+pub use queries::{counts, get_incident, list_incidents, Detail, Event, Incident, StoredAlert};
+pub use schema::{connect, reader};
+
+/// Alerts kept per incident as evidence (the count goes on).
+pub const MAX_ALERTS_PER_INCIDENT: i64 = incident::MAX_ALERTS_PER_INCIDENT as i64;
+/// Most commands written in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// An operator's action on an incident (the lifecycle's command).
+pub use detect::incident::Command as Action;
+
+/// A reply channel.
+pub type Reply = tokio::sync::oneshot::Sender<Result<i64, String>>;
+
+/// A command to the store thread.
+#[derive(Debug)]
+pub enum Cmd {
+    /// Alerts, and the file position after the lines that raised them.
+    Commit {
+        /// Alerts.
+        alerts: Vec<detect::Alert>,
+        /// Position.
+        pos: Option<FilePos>,
+    },
+    /// `detect::State` as JSON.
+    Baselines(serde_json::Value),
+    /// The engine's state and its file positions, written in one transaction.
+    Checkpoint(Checkpoint),
+    /// Release containments whose time ran out.
+    Expire,
+    /// Delete closed incidents older than this many seconds.
+    Retention(i64),
+    /// An operator's action on an incident.
+    Act {
+        /// Incident.
+        incident: i64,
+        /// What.
+        action: Action,
+        /// Containment length in seconds (contain only; None = until released).
+        secs: Option<i64>,
+        /// Who.
+        by: String,
+        /// Why.
+        note: String,
+        /// Answer (the incident id).
+        reply: Reply,
+    },
+    /// Contain an entity by hand (opens an incident for it if none is open).
+    ContainEntity {
+        /// Kind.
+        kind: EntityKind,
+        /// Id.
+        id: String,
+        /// Seconds, None = until released.
+        secs: Option<i64>,
+        /// Who.
+        by: String,
+        /// Why.
+        note: String,
+        /// Answer (the incident id).
+        reply: Reply,
+    },
+    /// Flush and stop.
+    Shutdown,
+}
+
+/// The writer's connection and its copy of the containment set.
+pub struct Store {
+    conn: Connection,
+    set: Set,
+}
+
+/// An entity kind as stored.
+fn kind_str(k: EntityKind) -> &'static str {
+    k.as_str()
+}
+
+/// Entity kind from its name.
+pub fn parse_kind(s: &str) -> Option<EntityKind> {
+    Some(match s {
+        "account" => EntityKind::Account,
+        "client" => EntityKind::Client,
+        "sender" => EntityKind::Sender,
+        "campaign" => EntityKind::Campaign,
+        "network" => EntityKind::Network,
+        _ => return None,
+    })
+}
+
+impl Store {
+    /// Open (creating and migrating).
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = connect(path)?;
+        let mut s = Store {
+            conn,
+            set: Set::default(),
+        };
+        s.set = s.load_containment()?;
+        Ok(s)
+    }
+
+    /// The writer loop.
+    pub fn run(mut self, rx: std::sync::mpsc::Receiver<Cmd>, shared: &Arc<Shared>) {
+        let mut batch = Vec::new();
+        while let Ok(first) = rx.recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            let stop = batch.iter().any(|c| matches!(c, Cmd::Shutdown));
+            let changed = match self.apply(&mut batch, shared) {
+                Ok(c) => c,
+                Err(e) => {
+                    shared.metrics.store_errors.inc();
+                    error!("store write failed: {e:#}");
+                    // Reload the truth from disk.
+                    if let Ok(s) = self.load_containment() {
+                        self.set = s;
+                    }
+                    true
+                }
+            };
+            if changed {
+                shared.contained.store(Arc::new(self.set.clone()));
+            }
+            if stop {
+                let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+                info!("store closed");
+                return;
+            }
+        }
+    }
+
+    /// Apply a batch in one transaction; true when the containment set changed.
+    fn apply(&mut self, batch: &mut Vec<Cmd>, shared: &Shared) -> Result<bool> {
+        let now = now_secs();
+        let live = shared.live.load();
+        let mut changed = false;
+        let mut replies: Vec<(Reply, Result<i64, String>)> = Vec::new();
+        let tx = self.conn.transaction()?;
+        let mut set = std::mem::take(&mut self.set);
+        let res: Result<()> = (|| {
+            for cmd in batch.drain(..) {
+                match cmd {
+                    Cmd::Commit { alerts, pos } => {
+                        for a in &alerts {
+                            changed |= incidents::on_alert(
+                                &tx,
+                                &mut set,
+                                a,
+                                now,
+                                &live.containment,
+                                shared,
+                            )?;
+                        }
+                        if let Some(p) = pos {
+                            checkpoint::save_position(&tx, &p, now)?;
+                        }
+                    }
+                    Cmd::Baselines(v) => baselines::save_baselines(&tx, v, now)?,
+                    Cmd::Checkpoint(c) => checkpoint::save_checkpoint(&tx, &c, now)?,
+                    Cmd::Expire => {
+                        for (k, id) in set.expired(now) {
+                            if let Some(e) = set.remove(k, &id) {
+                                incidents::release(
+                                    &tx,
+                                    &e,
+                                    State::Released,
+                                    Actor::Expiry.name(),
+                                    "containment expired",
+                                    now,
+                                )?;
+                                changed = true;
+                            }
+                        }
+                    }
+                    Cmd::Retention(secs) => {
+                        let n = tx.execute(
+                            "DELETE FROM incidents WHERE state IN ('released','dismissed') AND updated_at < ?1",
+                            params![now - secs],
+                        )?;
+                        if n > 0 {
+                            info!(deleted = n, "retention: old incidents deleted");
+                        }
+                    }
+                    Cmd::Act {
+                        incident,
+                        action,
+                        secs,
+                        by,
+                        note,
+                        reply,
+                    } => {
+                        let r = incidents::act(
+                            &tx,
+                            &mut set,
+                            incident,
+                            action,
+                            secs,
+                            &by,
+                            &note,
+                            now,
+                            live.containment.action,
+                        );
+                        if let Ok(ch) = &r {
+                            changed |= *ch;
+                            if action == Action::Contain && *ch {
+                                shared.metrics.containments.inc();
+                            }
+                        }
+                        replies.push((reply, r.map(|_| incident).map_err(|e| e.to_string())));
+                    }
+                    Cmd::ContainEntity {
+                        kind,
+                        id,
+                        secs,
+                        by,
+                        note,
+                        reply,
+                    } => {
+                        let r = incidents::contain_entity(
+                            &tx,
+                            &mut set,
+                            kind,
+                            &id,
+                            secs,
+                            &by,
+                            &note,
+                            now,
+                            live.containment.action,
+                        );
+                        if r.is_ok() {
+                            changed = true;
+                            shared.metrics.containments.inc();
+                        }
+                        replies.push((reply, r.map_err(|e| e.to_string())));
+                    }
+                    Cmd::Shutdown => {}
+                }
+            }
+            Ok(())
+        })();
+        self.set = set;
+        match res {
+            Ok(()) => {
+                tx.commit()?;
+                for (r, v) in replies {
+                    let _ = r.send(v);
+                }
+                Ok(changed)
+            }
+            Err(e) => {
+                drop(tx);
+                for (r, _) in replies {
+                    let _ = r.send(Err(format!("store error: {e}")));
+                }
+                Err(e)
+            }
+        }
+    }
+}
