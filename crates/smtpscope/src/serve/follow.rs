@@ -42,6 +42,11 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// daemons on SIGHUP, Postfix's postlog on `postfix logrotate`); a second covers a loaded
 /// host. Our own idea.
 pub const ROTATED_IDLE: Duration = Duration::from_secs(1);
+/// After a restart, how long a follower with new lines waits for the other followed files to
+/// finish their replay (see [`ReplayGate`]). A replay is at most a checkpoint interval of
+/// lines and takes moments; the bound only keeps one stuck file (a hung network mount) from
+/// holding up the others for ever. Our own idea.
+pub const REPLAY_WAIT: Duration = Duration::from_secs(10);
 /// Bytes read per step (and most bytes of lines sent in one message).
 const CHUNK: usize = 256 * 1024;
 /// Bytes of the file's beginning kept as its fingerprint.
@@ -98,9 +103,62 @@ struct Replay {
 }
 
 impl Replay {
+    /// Whether everything fed before the stop has been read again (we are at `pos` of `id`).
+    fn reached(&self, id: (u64, u64), pos: u64) -> bool {
+        id == (self.until.dev, self.until.ino) && pos >= self.until.pos
+    }
+
+    /// Whether what was fed before the stop is of a later content of `p`'s file than `p` (the
+    /// file was truncated, `copytruncate`, between the two): same file, but a position behind
+    /// `p`'s or other first bytes.
+    fn later_than(&self, p: &FilePos) -> bool {
+        let u = &self.until;
+        (u.dev, u.ino) == (p.dev, p.ino) && (u.pos < p.pos || !same_start(&u.fp, &p.fp))
+    }
+
     /// Whether the line ending at `end` of the file `id` was fed before the stop.
     fn covers(&self, id: (u64, u64), end: u64) -> bool {
         Some(id) == self.done || (id == (self.until.dev, self.until.ino) && end <= self.until.pos)
+    }
+}
+
+/// After a restart, every followed file's replay comes before any file's new lines: the engine
+/// rebuilds its state from what it had been fed before the stop first, so an attack whose lines
+/// are spread over several files is judged on the whole of it, and an alert it raised before the
+/// stop is raised again only by a replayed line (and suppressed), never by a new one.
+#[derive(Debug)]
+pub struct ReplayGate {
+    /// Followers not yet past their replay.
+    pending: std::sync::Mutex<usize>,
+    done: std::sync::Condvar,
+}
+
+impl ReplayGate {
+    /// A gate for `followers` followed files.
+    pub fn new(followers: usize) -> Arc<ReplayGate> {
+        Arc::new(ReplayGate {
+            pending: std::sync::Mutex::new(followers),
+            done: std::sync::Condvar::new(),
+        })
+    }
+
+    /// One follower is past its replay (or had none).
+    fn arrive(&self) {
+        let mut n = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.done.notify_all();
+        }
+    }
+
+    /// Wait until every follower is past its replay, at most `max`; false on time-out.
+    fn wait(&self, max: Duration) -> bool {
+        let n = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let (n, _) = self
+            .done
+            .wait_timeout_while(n, max, |n| *n > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        *n == 0
     }
 }
 
@@ -122,6 +180,9 @@ struct Follower {
     rotated: Option<Instant>,
     /// Lines to replay after a restart (see [`Replay`]); `None` once past them.
     replay: Option<Replay>,
+    /// The other followers' replays to wait for before sending new lines (`None` once passed,
+    /// or when nothing is replayed).
+    gate: Option<Arc<ReplayGate>>,
     timing: Timing,
     shared: Arc<Shared>,
 }
@@ -183,8 +244,25 @@ impl Follower {
             fp: Vec::new(),
             rotated: None,
             replay: None,
+            gate: None,
             timing,
             shared,
+        }
+    }
+
+    /// This follower is past its replay: let the others know (once).
+    fn arrive(&mut self) -> Option<Arc<ReplayGate>> {
+        let g = self.gate.take()?;
+        g.arrive();
+        Some(g)
+    }
+
+    /// Before the first new lines: past our replay, and wait for the other files' replays.
+    fn pass_gate(&mut self) {
+        if let Some(g) = self.arrive() {
+            if !g.wait(REPLAY_WAIT) {
+                warn!(file = %self.path.display(), "other followed files are still replaying; going on");
+            }
         }
     }
 
@@ -222,6 +300,9 @@ impl Follower {
     }
 
     fn send_at(&mut self, lines: Vec<String>, at: u64, replay: bool) -> bool {
+        if !replay && !lines.is_empty() {
+            self.pass_gate();
+        }
         let (dev, ino) = self.id();
         let pos = FilePos {
             path: self.path.display().to_string(),
@@ -415,6 +496,76 @@ impl Follower {
         }
     }
 
+    /// At start, the file of the saved position `p` was truncated (`copytruncate`) since: the
+    /// lines after `p` are in the copy beside it (named after the file, starting with `p`'s
+    /// first bytes, a line ending at `p`), if it is still there; read them before the file
+    /// anew. When the engine had gone on to the file's later content before the stop
+    /// (`later`), all of the copy was fed then and is replayed; otherwise the replay covers the
+    /// copy up to where the engine had got, as for any file.
+    fn truncated_while_down(&mut self, p: &FilePos, later: bool, buf: &mut [u8]) {
+        self.shared.metrics.rotations.inc();
+        let replay = self.replay.take();
+        let (during, after) = if later {
+            let all = replay.clone().map(|r| Replay {
+                done: Some((p.dev, p.ino)),
+                ..r
+            });
+            (all, replay)
+        } else {
+            // Lines fed before the stop from this content end at most where the engine got.
+            (replay, None)
+        };
+        self.replay = during;
+        match self.find_copy_of(p) {
+            Some((copy, name)) => {
+                if self.open(copy, p.pos).is_ok() {
+                    // Positions keep the followed file's identity, as during a live truncation.
+                    if let Some(o) = self.cur.as_mut() {
+                        (o.dev, o.ino) = (p.dev, p.ino);
+                    }
+                    self.fp = p.fp.clone();
+                    info!(file = %self.path.display(), copy = %name.display(), at = p.pos, "truncated while down (copytruncate): finishing the copy");
+                    self.drain(buf);
+                    self.flush_partial();
+                }
+            }
+            None => {
+                self.shared.metrics.follow_unrecovered.inc();
+                warn!(file = %self.path.display(), at = p.pos, "truncated while down, and no copy with the unread lines found: reading from the start");
+            }
+        }
+        self.cur = None;
+        // The file's new content: replayed up to where the engine got when it had got there.
+        self.replay = after;
+    }
+
+    /// The copy `copytruncate` made of the content `p` is a position in: a file beside ours,
+    /// named after it, not ours, that starts with `p`'s first bytes and has a line end at `p`.
+    fn find_copy_of(&self, p: &FilePos) -> Option<(File, PathBuf)> {
+        let name = self.path.file_name()?.to_string_lossy().into_owned();
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir_of(&self.path))
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(&name) && n != name
+            })
+            .map(|e| e.path())
+            .collect();
+        found.sort();
+        found.into_iter().find_map(|c| {
+            let f = File::open(&c).ok()?;
+            let md = f.metadata().ok()?;
+            let ours = md.is_file()
+                && (md.dev(), md.ino()) != (p.dev, p.ino)
+                && md.len() >= p.pos
+                && !p.fp.is_empty()
+                && holds(&f, 0, &p.fp)
+                && (p.pos == 0 || holds(&f, p.pos - 1, b"\n"));
+            ours.then_some((f, c))
+        })
+    }
+
     /// One step: read what is there, else look for truncation and rotation.
     fn step(&mut self, buf: &mut [u8]) -> Step {
         if self.cur.is_none() {
@@ -508,12 +659,23 @@ impl Follower {
             if let Ok(md) = f.metadata() {
                 if md.dev() == p.dev && md.ino() == p.ino {
                     let fp = fingerprint(&f);
-                    let same = md.len() >= p.pos
-                        && fp.starts_with(&p.fp[..p.fp.len().min(fp.len())])
+                    // The engine was fed this file's later content (after a truncation) before
+                    // the stop: the content the position is in is gone from the file.
+                    let later = self.replay.as_ref().is_some_and(|r| r.later_than(&p));
+                    let same = !later
+                        && md.len() >= p.pos
+                        && same_start(&fp, &p.fp)
                         && (p.pos == 0 || holds(&f, p.pos - 1, b"\n"));
-                    let at = if same { p.pos } else { 0 };
-                    if self.open(f, at).is_ok() {
-                        info!(file = %self.path.display(), at, "resuming");
+                    if same {
+                        if self.open(f, p.pos).is_ok() {
+                            info!(file = %self.path.display(), at = p.pos, "resuming");
+                        }
+                        return;
+                    }
+                    self.truncated_while_down(&p, later, buf);
+                    if self.open(f, 0).is_ok() {
+                        info!(file = %self.path.display(), "truncated since the saved position: reading it from the start");
+                        self.send(Vec::new());
                     }
                     return;
                 }
@@ -541,6 +703,13 @@ impl Follower {
     }
 }
 
+/// Whether two fingerprints of a file can be of the same content (one is the start of the
+/// other: a fingerprint taken while the file was shorter than [`FP_LEN`] is shorter).
+fn same_start(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().min(b.len());
+    a[..n] == b[..n]
+}
+
 /// The start of the line `at` is in (just after the newline before it), so following from
 /// the end never starts in the middle of a line.
 fn line_start_before(f: &File, at: u64) -> u64 {
@@ -558,24 +727,12 @@ fn line_start_before(f: &File, at: u64) -> u64 {
 pub fn spawn(
     path: PathBuf,
     src: u32,
-    saved: Option<FilePos>,
-    replay_until: Option<FilePos>,
+    resume: Resume,
     start: FollowStart,
     shared: Arc<Shared>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    spawn_timed(
-        path,
-        src,
-        Resume {
-            saved,
-            replay_until,
-        },
-        start,
-        Timing::default(),
-        shared,
-        stop,
-    )
+    spawn_timed(path, src, resume, start, Timing::default(), shared, stop)
 }
 
 /// Where a follower resumes.
@@ -586,6 +743,18 @@ pub struct Resume {
     /// Where the engine had been fed to before the stop, when it is past `saved`: the lines
     /// in between are sent as replay.
     pub replay_until: Option<FilePos>,
+    /// Shared by every follower when any of them replays (see [`ReplayGate`]).
+    pub gate: Option<Arc<ReplayGate>>,
+}
+
+impl Resume {
+    /// Whether lines are read again after the restart.
+    pub fn replays(&self) -> bool {
+        match (&self.saved, &self.replay_until) {
+            (Some(s), Some(u)) => (s.dev, s.ino, s.pos) != (u.dev, u.ino, u.pos),
+            _ => false,
+        }
+    }
 }
 
 /// [`spawn`] at another pace.
@@ -602,15 +771,22 @@ pub fn spawn_timed(
     Ok(std::thread::Builder::new().name(name).spawn(move || {
         let mut fo = Follower::new(path, src, timing, shared);
         let mut buf = vec![0u8; CHUNK];
-        if let (Some(s), Some(u)) = (&resume.saved, resume.replay_until) {
-            if (s.dev, s.ino, s.pos) != (u.dev, u.ino, u.pos) {
-                let done = ((s.dev, s.ino) != (u.dev, u.ino)).then_some((s.dev, s.ino));
-                fo.replay = Some(Replay { done, until: u });
-            }
+        fo.gate = resume.gate.clone();
+        if let (true, Some(s), Some(u)) = (resume.replays(), &resume.saved, resume.replay_until) {
+            let done = ((s.dev, s.ino) != (u.dev, u.ino)).then_some((s.dev, s.ino));
+            fo.replay = Some(Replay { done, until: u });
         }
         fo.start(resume.saved, start, &mut buf);
         while !*stop.borrow() {
             if fo.step(&mut buf) == Step::Idle {
+                // Caught up with the file: past the replay (if it was all there to read).
+                if fo
+                    .replay
+                    .as_ref()
+                    .is_none_or(|r| r.reached(fo.id(), fo.pos))
+                {
+                    fo.arrive();
+                }
                 std::thread::sleep(timing.poll);
             }
         }

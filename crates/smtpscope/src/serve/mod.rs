@@ -585,8 +585,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             followers.push(follow::spawn(
                 p.clone(),
                 core::FIRST_FILE_SRC + i as u32,
-                r.saved.clone(),
-                r.replay_until.clone(),
+                r.clone(),
                 s.follow_start,
                 shared.clone(),
                 stop_rx.clone(),
@@ -629,12 +628,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
 /// (the engine's state is that of the lines before it), replaying up to the last saved position
 /// (the lines the engine had been fed before it stopped, whose alerts are committed). Without
 /// one (first start, or a checkpoint refused): from the last saved position, with a fresh engine.
+/// When any file replays, they share a [`follow::ReplayGate`]: every replay before new lines.
 fn resume_points(
     follow: &[PathBuf],
     checkpoint: Option<&store::Checkpoint>,
     saved: &std::collections::HashMap<String, store::FilePos>,
 ) -> Vec<follow::Resume> {
-    follow
+    let mut points: Vec<follow::Resume> = follow
         .iter()
         .map(|p| {
             let key = p.display().to_string();
@@ -645,14 +645,24 @@ fn resume_points(
                 Some(c) => follow::Resume {
                     saved: Some(c),
                     replay_until: last,
+                    gate: None,
                 },
                 None => follow::Resume {
                     saved: last,
                     replay_until: None,
+                    gate: None,
                 },
             }
         })
-        .collect()
+        .collect();
+    // Every file's replay before any file's new lines.
+    if points.iter().any(follow::Resume::replays) {
+        let gate = follow::ReplayGate::new(points.len());
+        for r in &mut points {
+            r.gate = Some(gate.clone());
+        }
+    }
+    points
 }
 
 /// Wait for SIGTERM/SIGINT; reload on SIGHUP.
