@@ -79,6 +79,27 @@ pub enum Direction {
     Internal,
 }
 
+/// State the engine dropped to stay within its caps (`[detect.limits]` and the correlator's
+/// messages in flight), counted since the state began (a restored checkpoint carries the counts
+/// on). Forgetting state can delay a detection, never invent one; these show when the caps bite.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Evictions {
+    /// Messages closed early because too many were in flight.
+    pub messages: u64,
+    /// Accounts whose hijack state was dropped.
+    pub hijack_accounts: u64,
+    /// …of which had a learned baseline.
+    pub hijack_established: u64,
+    /// Entities whose extrusion state was dropped.
+    pub extrusion_entities: u64,
+    /// Entities whose HELO state was dropped.
+    pub helo_entities: u64,
+    /// Accounts whose password-guessing state was dropped.
+    pub brute_accounts: u64,
+    /// Attacker addresses, networks and guessed names dropped from the password-guessing tables.
+    pub brute_attackers: u64,
+}
+
 /// Engine counters.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct EngineStats {
@@ -872,6 +893,21 @@ impl Engine {
     /// Accounts with hijack state and their approximate heap bytes.
     pub fn hijack_memory(&self) -> (usize, usize) {
         (self.hijack.tracked(), self.hijack.approx_bytes())
+    }
+
+    /// State the engine dropped to stay within its caps, by kind (see [`Evictions`]).
+    pub fn evictions(&self) -> Evictions {
+        let hijack = self.hijack.stats();
+        let (brute_accounts, brute_attackers) = self.brute.evicted();
+        Evictions {
+            messages: self.corr.stats().evicted,
+            hijack_accounts: hijack.evicted,
+            hijack_established: hijack.evicted_established,
+            extrusion_entities: self.extrusion.evicted(),
+            helo_entities: self.helo.evicted(),
+            brute_accounts,
+            brute_attackers,
+        }
     }
 
     /// Counters of the hijack detector's state (tracked and evicted accounts, failed logins for

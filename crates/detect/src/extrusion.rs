@@ -643,6 +643,11 @@ impl Extrusion {
         self.entities.len()
     }
 
+    /// Entities whose state was dropped because of `[detect.limits] max_entities`.
+    pub fn evicted(&self) -> u64 {
+        self.entities.evicted()
+    }
+
     /// Remember that `from` mailed local recipient `to` (incoming mail), for reply recognition.
     pub fn note_inbound(&mut self, ts: Ts, from: &str, to: &str) {
         if from.is_empty() {

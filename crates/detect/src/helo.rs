@@ -482,6 +482,11 @@ impl HeloDetector {
         }
     }
 
+    /// Entities whose state was dropped because of `[detect.limits] max_entities`.
+    pub fn evicted(&self) -> u64 {
+        self.state.evicted()
+    }
+
     /// Mark an entity as ours (it relayed or authenticated), which lets its buffered signs alert.
     pub fn mark_ours(&mut self, e: &Entity, ts: Ts) {
         if let Some(s) = self.state.get_mut(e) {

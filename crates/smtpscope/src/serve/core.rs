@@ -225,6 +225,7 @@ impl Core {
                 .store(rx.len() as u64, Ordering::Relaxed);
             if let Msg::Shutdown(done) = msg {
                 let alerts = self.take_alerts();
+                shared.metrics.engine.copy_from(self.driver.engine());
                 self.commit(shared, &sinks, alerts, None);
                 self.save_baselines(shared);
                 self.checkpoint(shared);
@@ -298,6 +299,7 @@ impl Core {
             }
             Msg::Shutdown(_) => {}
         }
+        m.engine.copy_from(self.driver.engine());
         let mut alerts = outside;
         alerts.extend(self.take_alerts());
         if !alerts.is_empty() || pos.is_some() {
@@ -344,6 +346,7 @@ fn kind(src: u32) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::metrics::Metrics;
     use super::*;
     use crate::input::Source;
     use crate::pipeline::{self, TimeOpts};
@@ -406,6 +409,95 @@ mod tests {
         b.extend(core.take_alerts());
         assert_eq!(a, b, "{rel}");
         a.len()
+    }
+
+    /// A value of `/metrics` (the first sample line starting with `series `).
+    fn sample(text: &str, series: &str) -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{series} not in\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// The engine's own counters (HELO lending, claims, evictions at the caps, failed logins
+    /// for unknown names) reach `/metrics`, with HELP text, and move as the engine counts.
+    #[test]
+    fn the_engines_counters_reach_metrics() {
+        let mut cfg = detect::Config::default();
+        cfg.network.own_networks = vec!["192.0.2.0/24".parse().unwrap()];
+        cfg.limits.max_entities = 4;
+        let tz = jiff::tz::TimeZone::UTC;
+        let mut core = Core::new(detect::Engine::new(cfg), tz.clone(), 1);
+        core.parsers[FIRST_FILE_SRC as usize] = LineParser::new(TimeContext::new(2026, tz));
+        let m = Metrics::default();
+        m.engine.copy_from(core.driver().engine());
+        let before = m.render(0, 0.0);
+        for name in [
+            "smtpscope_policy_helo_lent_total",
+            "smtpscope_policy_helo_dropped_total",
+            "smtpscope_policy_claims_total",
+            "smtpscope_engine_evicted_total",
+            "smtpscope_hijack_unknown_account_failures_total",
+            "smtpscope_engine_events_total",
+        ] {
+            assert!(
+                before.contains(&format!("# HELP {name} ")),
+                "{name}\n{before}"
+            );
+        }
+        assert_eq!(sample(&before, "smtpscope_policy_helo_lent_total"), 0);
+        let t0: i64 = "2026-11-24T10:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_second();
+        for i in 0..20i64 {
+            let (ip, user, q) = (
+                format!("192.0.2.{}", 10 + i),
+                format!("user{i}@isp.example"),
+                format!("{:X}A", 0x1000 + i),
+            );
+            let at = t0 + 30 * i;
+            core.feed_policy(
+                Ts::from_secs(at),
+                &format!(
+                    "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address={ip}\n\
+                     helo_name=pc{i}.home.example\nsasl_username={user}\nsender={user}\n\
+                     recipient=friend{i}@example.org\ninstance=1.{i}\n"
+                ),
+            );
+            let hms = |s: i64| format!("Nov 24 10:{:02}:{:02}", s / 60, s % 60);
+            for l in [
+                format!("{} mx postfix/smtpd[7]: {q}: client=unknown[{ip}], sasl_method=PLAIN, sasl_username={user}", hms(30 * i)),
+                format!("{} mx postfix/qmgr[9]: {q}: from=<{user}>, size=900, nrcpt=1 (queue active)", hms(30 * i)),
+                format!("{} mx postfix/smtp[8]: {q}: to=<friend{i}@example.org>, relay=mx.example.org[198.51.100.1]:25, delay=1, dsn=2.0.0, status=sent (250 ok)", hms(30 * i + 1)),
+                format!("{} mx postfix/qmgr[9]: {q}: removed", hms(30 * i + 1)),
+                format!("{} mx dovecot: auth: passwd-file(nobody{i}@isp.example,203.0.113.9): unknown user", hms(30 * i + 2)),
+            ] {
+                assert!(core.feed_line(FIRST_FILE_SRC, &l), "{l}");
+            }
+        }
+        m.engine.copy_from(core.driver().engine());
+        let after = m.render(0, 0.0);
+        assert_eq!(
+            sample(&after, "smtpscope_policy_helo_lent_total"),
+            20,
+            "{after}"
+        );
+        assert_eq!(
+            sample(&after, "smtpscope_policy_claims_total{outcome=\"claimed\"}"),
+            20
+        );
+        assert!(sample(&after, "smtpscope_policy_claims_total{outcome=\"matched\"}") > 0);
+        assert!(
+            sample(
+                &after,
+                "smtpscope_engine_evicted_total{state=\"hijack_accounts\"}"
+            ) > 0,
+            "{after}"
+        );
+        assert!(sample(&after, "smtpscope_engine_events_total") >= 100);
+        assert!(sample(&after, "smtpscope_engine_records_total") >= 20);
     }
 
     #[test]

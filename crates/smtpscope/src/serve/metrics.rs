@@ -121,6 +121,198 @@ impl Histogram {
     }
 }
 
+/// A value the engine thread copies from the engine's own counters (a gauge, or a counter the
+/// engine keeps and a checkpoint carries across restarts).
+#[derive(Debug, Default)]
+pub struct Copied(AtomicU64);
+
+impl Copied {
+    /// Set.
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// Value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// How a message claimed by a policy request was counted (`detect::claims::ClaimStats`;
+/// `smtpscope_policy_claims_total{outcome}`).
+pub const CLAIM_OUTCOMES: [(&str, &str); 4] = [
+    ("claimed", "claimed by a policy request"),
+    (
+        "matched",
+        "taken by its log line, counted once from the log",
+    ),
+    (
+        "policy_only",
+        "counted from the request alone, no log line in time",
+    ),
+    (
+        "overflowed",
+        "counted early because too many claims were waiting",
+    ),
+];
+
+/// Kinds of state the engine drops at its caps (`detect::engine::Evictions`;
+/// `smtpscope_engine_evicted_total{state}`).
+pub const EVICTED_STATES: [&str; 7] = [
+    "messages",
+    "hijack_accounts",
+    "hijack_established",
+    "extrusion_entities",
+    "helo_entities",
+    "bruteforce_accounts",
+    "bruteforce_attackers",
+];
+
+/// The engine's own counters, copied by the engine thread after every message it handles.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    /// Events fed to the engine.
+    pub events: Copied,
+    /// Message records completed.
+    pub records: Copied,
+    /// …closed without their queue-removal line (idle, or evicted).
+    pub incomplete: Copied,
+    /// Policy claims, by [`CLAIM_OUTCOMES`].
+    pub claims: [Copied; 4],
+    /// Messages whose HELO was lent by their session's policy request.
+    pub helo_lent: Copied,
+    /// Sessions' HELOs forgotten early because the table was full.
+    pub helo_dropped: Copied,
+    /// Failed logins for names without hijack state (counted per attacker, not per account).
+    pub unknown_account_failures: Copied,
+    /// State dropped at the caps, by [`EVICTED_STATES`].
+    pub evicted: [Copied; 7],
+    /// Accounts with hijack state now (gauge).
+    pub hijack_accounts: Copied,
+    /// Entities with extrusion state now (gauge).
+    pub extrusion_entities: Copied,
+}
+
+impl EngineCounters {
+    /// Copy the engine's counters.
+    pub fn copy_from(&self, e: &detect::Engine) {
+        let st = e.stats();
+        self.events.set(st.events);
+        self.records.set(e.correlator_stats().records);
+        self.incomplete.set(e.correlator_stats().incomplete);
+        let c = e.claim_stats();
+        for (slot, v) in self
+            .claims
+            .iter()
+            .zip([c.claimed, c.matched, c.policy_only, c.overflowed])
+        {
+            slot.set(v);
+        }
+        self.helo_lent.set(c.helo_lent);
+        self.helo_dropped.set(c.helo_dropped);
+        let h = e.hijack_stats();
+        self.unknown_account_failures
+            .set(h.failures_unknown_account);
+        self.hijack_accounts.set(h.tracked);
+        self.extrusion_entities.set(e.tracked_entities() as u64);
+        let ev = e.evictions();
+        for (slot, v) in self.evicted.iter().zip([
+            ev.messages,
+            ev.hijack_accounts,
+            ev.hijack_established,
+            ev.extrusion_entities,
+            ev.helo_entities,
+            ev.brute_accounts,
+            ev.brute_attackers,
+        ]) {
+            slot.set(v);
+        }
+    }
+
+    fn render(&self, o: &mut String) {
+        let one = |o: &mut String, name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        one(
+            o,
+            "smtpscope_engine_events_total",
+            "counter",
+            "Events fed to the detection engine (carried across restarts by the checkpoint).",
+            self.events.get(),
+        );
+        one(
+            o,
+            "smtpscope_engine_records_total",
+            "counter",
+            "Message records the correlator completed.",
+            self.records.get(),
+        );
+        one(
+            o,
+            "smtpscope_engine_records_incomplete_total",
+            "counter",
+            "Message records closed without their queue-removal line (idle, or evicted).",
+            self.incomplete.get(),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_policy_claims_total Messages of policy requests, by how they were counted: claimed (all), matched (taken by their log line, counted once from the log), policy_only (no log line in time), overflowed (counted early, too many waiting).\n# TYPE smtpscope_policy_claims_total counter"
+        );
+        for ((outcome, _), v) in CLAIM_OUTCOMES.iter().zip(&self.claims) {
+            let _ = writeln!(
+                o,
+                "smtpscope_policy_claims_total{{outcome=\"{outcome}\"}} {}",
+                v.get()
+            );
+        }
+        one(
+            o,
+            "smtpscope_policy_helo_lent_total",
+            "counter",
+            "Messages whose HELO came from their session's policy request (the log had none).",
+            self.helo_lent.get(),
+        );
+        one(
+            o,
+            "smtpscope_policy_helo_dropped_total",
+            "counter",
+            "Sessions' HELOs from policy requests forgotten early because the table was full.",
+            self.helo_dropped.get(),
+        );
+        one(
+            o,
+            "smtpscope_hijack_unknown_account_failures_total",
+            "counter",
+            "Failed logins for names without hijack state (counted per attacker, no per-account state created).",
+            self.unknown_account_failures.get(),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_engine_evicted_total Detection state dropped to stay within the caps ([detect.limits], messages in flight), by kind; it can delay a detection, never invent one.\n# TYPE smtpscope_engine_evicted_total counter"
+        );
+        for (state, v) in EVICTED_STATES.iter().zip(&self.evicted) {
+            let _ = writeln!(
+                o,
+                "smtpscope_engine_evicted_total{{state=\"{state}\"}} {}",
+                v.get()
+            );
+        }
+        one(
+            o,
+            "smtpscope_hijack_accounts",
+            "gauge",
+            "Accounts with hijack-detection state.",
+            self.hijack_accounts.get(),
+        );
+        one(
+            o,
+            "smtpscope_extrusion_entities",
+            "gauge",
+            "Entities (accounts, clients, senders) with extrusion-detection state.",
+            self.extrusion_entities.get(),
+        );
+    }
+}
+
 /// Every counter of the service.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -198,6 +390,8 @@ pub struct Metrics {
     pub replayed_alerts: Counter,
     /// Engine queue depth (set by the engine).
     pub queue_depth: AtomicU64,
+    /// The engine's own counters (set by the engine thread).
+    pub engine: EngineCounters,
 }
 
 impl Metrics {
@@ -454,6 +648,7 @@ impl Metrics {
         ] {
             counter(&mut o, name, help, v);
         }
+        self.engine.render(&mut o);
         let _ = writeln!(
             o,
             "# HELP smtpscope_engine_queue_depth Events waiting for the engine.\n# TYPE smtpscope_engine_queue_depth gauge\nsmtpscope_engine_queue_depth {}\n# HELP smtpscope_uptime_seconds Seconds since start.\n# TYPE smtpscope_uptime_seconds gauge\nsmtpscope_uptime_seconds {uptime:.0}",
