@@ -942,7 +942,14 @@ impl Engine {
     /// [`Engine::take_records`]): take them first. Settings and the geo database are not in it
     /// either; they come from the engine it is restored into.
     pub fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
-        crate::snapshot::encode(&SnapshotRef {
+        self.snapshot_raw()?.compress()
+    }
+
+    /// The first half of [`Engine::snapshot`]: the state serialized, not yet compressed, so
+    /// the compression can run off the thread that owns the engine
+    /// ([`crate::snapshot::Raw::compress`] gives exactly what [`Engine::restore`] reads).
+    pub fn snapshot_raw(&self) -> Result<crate::snapshot::Raw, SnapshotError> {
+        crate::snapshot::serialize(&SnapshotRef {
             corr: &self.corr,
             extrusion: &self.extrusion,
             helo: &self.helo,

@@ -80,19 +80,53 @@ impl std::fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
-/// `MAGIC`, the version (u32 little-endian), then the state as MessagePack with field names
-/// (self-describing, so `skip_serializing_if` fields round-trip), zstd-compressed.
-pub(crate) fn encode<T: serde::Serialize>(state: &T) -> Result<Vec<u8>, SnapshotError> {
+/// A snapshot serialized but not yet compressed: the state as MessagePack with field names
+/// (self-describing, so `skip_serializing_if` fields round-trip). Serializing needs the state
+/// and so runs where the state lives (the engine thread); [`Raw::compress`] needs only these
+/// bytes and can run on another thread, so the engine is paused only for the serializing.
+#[derive(Debug, Clone)]
+pub struct Raw(Vec<u8>);
+
+impl Raw {
+    /// Bytes before compression.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when empty (never, for a real state).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The snapshot as [`crate::Engine::restore`] reads it: `MAGIC`, the version (u32
+    /// little-endian), then these bytes zstd-compressed.
+    pub fn compress(&self) -> Result<Vec<u8>, SnapshotError> {
+        let mut out = Vec::with_capacity(self.0.len() / 4 + 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        let mut z = zstd::stream::Encoder::new(out, ZSTD_LEVEL)
+            .map_err(|e| SnapshotError::Encode(e.to_string()))?;
+        std::io::Write::write_all(&mut z, &self.0)
+            .map_err(|e| SnapshotError::Encode(e.to_string()))?;
+        z.finish().map_err(|e| SnapshotError::Encode(e.to_string()))
+    }
+}
+
+/// Serialize a state (see [`Raw`]).
+pub(crate) fn serialize<T: serde::Serialize>(state: &T) -> Result<Raw, SnapshotError> {
     let mut out = Vec::with_capacity(1 << 16);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    let mut z = zstd::stream::Encoder::new(out, ZSTD_LEVEL)
-        .map_err(|e| SnapshotError::Encode(e.to_string()))?;
-    let mut ser = rmp_serde::Serializer::new(&mut z).with_struct_map();
+    let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
     state
         .serialize(&mut ser)
         .map_err(|e| SnapshotError::Encode(e.to_string()))?;
-    z.finish().map_err(|e| SnapshotError::Encode(e.to_string()))
+    Ok(Raw(out))
+}
+
+/// `MAGIC`, the version (u32 little-endian), then the state as MessagePack with field names,
+/// zstd-compressed ([`serialize`], then [`Raw::compress`]).
+#[cfg(test)]
+pub(crate) fn encode<T: serde::Serialize>(state: &T) -> Result<Vec<u8>, SnapshotError> {
+    serialize(state)?.compress()
 }
 
 /// The version a snapshot says it has, if it is one.

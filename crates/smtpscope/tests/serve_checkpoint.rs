@@ -82,6 +82,9 @@ fn guessing_that_straddles_a_sigterm_restart_is_reported() {
     wait_for(20, "a periodic checkpoint", || {
         (srv.metric("smtpscope_checkpoints_total") >= 2.0).then_some(())
     });
+    // Serialized on the engine thread, compressed and written by the checkpoint thread.
+    assert!(srv.metric("smtpscope_checkpoint_bytes") > 8.0);
+    assert!(srv.metric("smtpscope_checkpoint_pause_seconds") > 0.0);
     assert_eq!(brute_alerts(&srv), 0.0);
     assert_eq!(srv.term(), 0);
 
@@ -97,9 +100,13 @@ fn guessing_that_straddles_a_sigterm_restart_is_reported() {
     wait_for(20, "the auth-bruteforce alert", || {
         (brute_alerts(&srv) >= 1.0).then_some(())
     });
-    let (_, j) = srv.get("/api/incidents?q=192.0.2.9");
-    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1, "{j}");
+    // The alert is counted when raised, stored a moment later by the store thread.
+    let v: serde_json::Value = wait_for(20, "the incident to be stored", || {
+        let (_, j) = srv.get("/api/incidents?q=192.0.2.9");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        (!v.as_array().unwrap().is_empty()).then_some(v)
+    });
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["detector"], "auth-bruteforce");
     assert_eq!(srv.metric("smtpscope_replayed_lines_total"), 0.0);
     assert_eq!(srv.term(), 0);

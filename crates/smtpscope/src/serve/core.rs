@@ -136,35 +136,44 @@ impl Core {
         self.fed.insert(src, pos);
     }
 
-    /// Write a checkpoint: the engine's state and the positions of exactly the lines fed to it,
-    /// taken here, between two messages, so they correspond.
-    fn checkpoint(&self, shared: &Shared) {
+    /// Take a checkpoint: the engine's state and the positions of exactly the lines fed to it,
+    /// taken here, between two messages, so they correspond. Only the serializing pauses the
+    /// engine; the compression and the write are the [`Compressor`]'s (`None`: done here, as at
+    /// shutdown). A checkpoint due while the last one is still being compressed is skipped (the
+    /// next one is a minute away, and the last one still holds).
+    fn checkpoint(&self, shared: &Shared, compressor: Option<&Compressor>) {
+        if compressor.is_some_and(Compressor::busy) {
+            debug!("the last checkpoint is still being written; this one is skipped");
+            return;
+        }
         let started = std::time::Instant::now();
-        let engine = match self.driver.engine().snapshot() {
+        let raw = match self.driver.engine().snapshot_raw() {
             Ok(b) => b,
             Err(e) => {
                 warn!("cannot take a checkpoint: {e}");
                 return;
             }
         };
-        let bytes = engine.len();
-        let cp = Checkpoint {
-            engine,
+        let pending = Pending {
+            raw,
             next_sweep: self.driver.next_sweep().map(|t| t.0),
             positions: self.fed.values().cloned().collect(),
         };
-        if shared.store_tx.send(Cmd::Checkpoint(cp)).is_err() {
-            warn!("store is gone; checkpoint not saved");
-            return;
-        }
-        shared.metrics.checkpoints.inc();
+        let paused = started.elapsed();
+        shared
+            .metrics
+            .checkpoint_pause_us
+            .set(paused.as_micros() as u64);
         debug!(
-            bytes,
-            ms = started.elapsed().as_millis() as u64,
-            "checkpoint taken"
+            bytes = pending.raw.len(),
+            ms = paused.as_millis() as u64,
+            "checkpoint serialized"
         );
+        match compressor {
+            Some(c) => c.send(pending),
+            None => pending.write(shared),
+        }
     }
-
     /// The driver (tests).
     #[cfg(test)]
     pub fn driver(&mut self) -> &mut Driver {
@@ -218,6 +227,13 @@ impl Core {
         every: Every,
     ) {
         let mut ticks: i64 = 0;
+        let compressor = match Compressor::spawn(shared.clone()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!("cannot start the checkpoint thread, checkpoints pause the engine: {e}");
+                None
+            }
+        };
         while let Some(msg) = rx.blocking_recv() {
             shared
                 .metrics
@@ -228,14 +244,18 @@ impl Core {
                 shared.metrics.engine.copy_from(self.driver.engine());
                 self.commit(shared, &sinks, alerts, None);
                 self.save_baselines(shared);
-                self.checkpoint(shared);
+                // The one in hand first, then the last one, here: nothing is left behind.
+                if let Some(c) = compressor {
+                    c.finish();
+                }
+                self.checkpoint(shared, None);
                 info!("engine stopped");
                 let _ = done.send(());
                 return;
             }
             // A bug on one strange event must not stop detection for everything else.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.step(msg, shared, &sinks, &mut ticks, every)
+                self.step(msg, shared, &sinks, &mut ticks, every, compressor.as_ref())
             }));
             if r.is_err() {
                 shared.metrics.engine_panics.inc();
@@ -244,7 +264,15 @@ impl Core {
         }
     }
 
-    fn step(&mut self, msg: Msg, shared: &Shared, sinks: &Sinks, ticks: &mut i64, every: Every) {
+    fn step(
+        &mut self,
+        msg: Msg,
+        shared: &Shared,
+        sinks: &Sinks,
+        ticks: &mut i64,
+        every: Every,
+        compressor: Option<&Compressor>,
+    ) {
         let m = &shared.metrics;
         let mut pos = None;
         let mut outside = Vec::new();
@@ -294,7 +322,7 @@ impl Core {
                     self.save_baselines(shared);
                 }
                 if *ticks % every.checkpoint == 0 {
-                    self.checkpoint(shared);
+                    self.checkpoint(shared, compressor);
                 }
             }
             Msg::Shutdown(_) => {}
@@ -323,6 +351,94 @@ impl Core {
         }
         if shared.store_tx.send(Cmd::Commit { alerts, pos }).is_err() {
             warn!("store is gone; alerts not stored");
+        }
+    }
+}
+
+/// A checkpoint serialized on the engine thread, not yet compressed nor written.
+pub struct Pending {
+    raw: detect::snapshot::Raw,
+    next_sweep: Option<i64>,
+    positions: Vec<FilePos>,
+}
+
+impl Pending {
+    /// Compress, and hand to the store (which writes it with its positions in one transaction).
+    fn write(self, shared: &Shared) {
+        let engine = match self.raw.compress() {
+            Ok(b) => b,
+            Err(e) => {
+                warn!("cannot compress a checkpoint: {e}");
+                return;
+            }
+        };
+        shared.metrics.checkpoint_bytes.set(engine.len() as u64);
+        let cp = Checkpoint {
+            engine,
+            next_sweep: self.next_sweep,
+            positions: self.positions,
+        };
+        if shared.store_tx.send(Cmd::Checkpoint(cp)).is_err() {
+            warn!("store is gone; checkpoint not saved");
+            return;
+        }
+        shared.metrics.checkpoints.inc();
+    }
+}
+
+/// The thread that compresses checkpoints and hands them to the store, so the engine thread
+/// pauses only to serialize its state (docs/PERFORMANCE.md, "Checkpoints"). One at a time.
+pub struct Compressor {
+    tx: Option<std::sync::mpsc::SyncSender<Pending>>,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Compressor {
+    /// Start the thread.
+    pub fn spawn(shared: Arc<Shared>) -> std::io::Result<Compressor> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(1);
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let b = busy.clone();
+        let thread = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                while let Ok(p) = rx.recv() {
+                    let started = std::time::Instant::now();
+                    p.write(&shared);
+                    debug!(
+                        ms = started.elapsed().as_millis() as u64,
+                        "checkpoint compressed"
+                    );
+                    b.store(false, Ordering::Release);
+                }
+            })?;
+        Ok(Compressor {
+            tx: Some(tx),
+            busy,
+            thread: Some(thread),
+        })
+    }
+
+    fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    fn send(&self, p: Pending) {
+        self.busy.store(true, Ordering::Release);
+        if let Some(tx) = &self.tx {
+            if tx.send(p).is_err() {
+                self.busy.store(false, Ordering::Release);
+                warn!("checkpoint thread is gone; checkpoint not saved");
+            }
+        }
+    }
+
+    /// Let the checkpoint in hand reach the store, and stop.
+    fn finish(mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }

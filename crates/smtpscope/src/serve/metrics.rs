@@ -390,6 +390,10 @@ pub struct Metrics {
     pub replayed_alerts: Counter,
     /// Engine queue depth (set by the engine).
     pub queue_depth: AtomicU64,
+    /// How long the last checkpoint paused the engine thread (serializing), microseconds.
+    pub checkpoint_pause_us: Copied,
+    /// Size of the last checkpoint written (compressed), bytes.
+    pub checkpoint_bytes: Copied,
     /// The engine's own counters (set by the engine thread).
     pub engine: EngineCounters,
 }
@@ -649,6 +653,12 @@ impl Metrics {
             counter(&mut o, name, help, v);
         }
         self.engine.render(&mut o);
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_checkpoint_pause_seconds How long the last checkpoint paused the engine thread (serializing its state; compression and the write run on another thread).\n# TYPE smtpscope_checkpoint_pause_seconds gauge\nsmtpscope_checkpoint_pause_seconds {}\n# HELP smtpscope_checkpoint_bytes Size of the last checkpoint written (compressed).\n# TYPE smtpscope_checkpoint_bytes gauge\nsmtpscope_checkpoint_bytes {}",
+            self.checkpoint_pause_us.get() as f64 / 1e6,
+            self.checkpoint_bytes.get()
+        );
         let _ = writeln!(
             o,
             "# HELP smtpscope_engine_queue_depth Events waiting for the engine.\n# TYPE smtpscope_engine_queue_depth gauge\nsmtpscope_engine_queue_depth {}\n# HELP smtpscope_uptime_seconds Seconds since start.\n# TYPE smtpscope_uptime_seconds gauge\nsmtpscope_uptime_seconds {uptime:.0}",
