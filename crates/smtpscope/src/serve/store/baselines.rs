@@ -83,4 +83,44 @@ mod tests {
         tx.commit().unwrap();
         assert_eq!(s.load_baselines().unwrap(), Some(st));
     }
+
+    /// Issue 10 ("nor delete a baseline"): a save without an account's baseline (evicted from
+    /// the engine's memory, e.g. by half a million invented names) keeps the saved one; a newer
+    /// baseline replaces the older.
+    #[test]
+    fn a_save_never_deletes_a_baseline_absent_from_it() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&d.path().join("s.db")).unwrap();
+        let b = |days: u32| detect::hijack::Baseline {
+            days,
+            ..Default::default()
+        };
+        let save = |s: &mut Store, st: &detect::State| {
+            let tx = s.conn.transaction().unwrap();
+            save_baselines(&tx, serde_json::to_value(st).unwrap(), 5).unwrap();
+            tx.commit().unwrap();
+        };
+        let first = detect::State {
+            version: 1,
+            taken_at: 10,
+            baselines: (0..937)
+                .map(|i| (format!("user{i:03}@isp.example"), b(3)))
+                .collect(),
+        };
+        save(&mut s, &first);
+        // Memory flushed: one account left, with a newer baseline.
+        save(
+            &mut s,
+            &detect::State {
+                version: 1,
+                taken_at: 20,
+                baselines: vec![("user000@isp.example".into(), b(4))],
+            },
+        );
+        let mut got = s.load_baselines().unwrap().unwrap().baselines;
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got.len(), 937, "no baseline deleted");
+        assert_eq!(got[0], ("user000@isp.example".to_string(), b(4)));
+        assert_eq!(got[1], ("user001@isp.example".to_string(), b(3)));
+    }
 }
