@@ -39,9 +39,8 @@ pub enum Evidence {
     AuthBruteforce(BruteforceEvidence),
     /// `campaign`.
     Campaign(CampaignEvidence),
-    /// `sflow-activity`: the sflow crate's `HostSummary`, which this crate does not depend on,
-    /// so it stays JSON here.
-    SflowActivity(serde_json::Value),
+    /// `sflow-activity`: the sflow crate's per-host figures and verdict.
+    SflowActivity(Box<sflow::activity::HostSummary>),
     /// `incoming-failures`, `incoming-helo`, `looped-back`.
     Incoming(Box<IncomingEvidence>),
 }
@@ -68,7 +67,9 @@ impl Evidence {
                 Evidence::AuthBruteforce(BruteforceEvidence::deserialize(evidence)?)
             }
             Detector::Campaign => Evidence::Campaign(CampaignEvidence::deserialize(evidence)?),
-            Detector::SflowActivity => Evidence::SflowActivity(evidence.clone()),
+            Detector::SflowActivity => Evidence::SflowActivity(Box::new(
+                sflow::activity::HostSummary::deserialize(evidence)?,
+            )),
             Detector::IncomingFailures | Detector::IncomingHelo | Detector::LoopedBack => {
                 Evidence::Incoming(Box::new(IncomingEvidence::deserialize(evidence)?))
             }

@@ -28,7 +28,7 @@
 //! and are reported as such.
 
 use crate::observe::FlowObservation;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -202,8 +202,9 @@ struct Host {
     alerted: bool,
 }
 
-/// The per-IP figures and verdict, as printed in the per-IP table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The per-IP figures and verdict, as printed in the per-IP table; also the evidence of an
+/// `sflow-activity` alert (read back through `detect::evidence::Evidence`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostSummary {
     /// Source IP.
     pub ip: IpAddr,
@@ -243,7 +244,8 @@ pub struct HostSummary {
     /// In a known-server prefix.
     pub known: bool,
     /// Label from the log detectors: `Some(true)` bad, `Some(false)` labels were given and
-    /// this IP is not among them, `None` no labels.
+    /// this IP is not among them, `None` no labels (then left out of the JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bad: Option<bool>,
     /// The verdict.
     pub verdict: Verdict,
@@ -252,7 +254,7 @@ pub struct HostSummary {
 }
 
 /// What the analysis concluded about one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// In a known-server prefix: excluded.

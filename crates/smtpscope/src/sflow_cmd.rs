@@ -275,12 +275,12 @@ impl SflowSource {
 
 /// The alert for one flagged host. `ts` is the host's last SMTP sample.
 pub fn host_alert(s: &HostSummary, labelled: bool) -> Alert {
-    let mut evidence = serde_json::to_value(s).unwrap_or(serde_json::Value::Null);
+    // Without labels the evidence says nothing about them (`bad` is left out of the JSON).
+    let mut s = s.clone();
     if !labelled {
-        if let Some(o) = evidence.as_object_mut() {
-            o.remove("bad");
-        }
+        s.bad = None;
     }
+    let evidence = serde_json::to_value(&s).unwrap_or(serde_json::Value::Null);
     Alert {
         ts: Ts::from_secs(s.last),
         detector: Detector::SflowActivity,

@@ -461,6 +461,19 @@ fn analyze_synthetic_with_labels() {
     // Hours 2, 9, 20: blocks 0 (hours 2-3 observed), 2 (8-11), 5 (hour 20 so far): 3 of 7.
     assert!((a["fill"].as_f64().unwrap() - 3.0 / 7.0).abs() < 1e-9);
     assert_eq!(a["bad"], true);
+    // Every alert's evidence reads back typed, as the sflow crate's per-host figures.
+    for al in &alerts {
+        assert_eq!(al["detector"], "sflow-activity");
+        let Ok(detect::evidence::Evidence::SflowActivity(h)) = detect::evidence::Evidence::decode(
+            detect::alert::Detector::SflowActivity,
+            &al["evidence"],
+        ) else {
+            panic!("sflow-activity evidence does not decode: {al}");
+        };
+        assert_eq!(h.ip.to_string(), al["entity"]["id"].as_str().unwrap());
+        assert_eq!(Some(h.samples), al["evidence"]["samples"].as_u64());
+        assert_eq!(h.bad.is_some(), al["evidence"].get("bad").is_some());
+    }
     let tsv = std::fs::read_to_string(&table).unwrap();
     let verdict = |ip: &str| {
         let row = tsv
