@@ -12,11 +12,11 @@
 //! * the incoming detectors name only outside hosts and networks (`client`, `network`); their
 //!   exact findings on the ddgrey and kdent logs are pinned in tests/incoming_corpus.rs.
 
+mod corpus_util;
+
+use corpus_util::alerts;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_smtpscope");
 
 /// Detectors whose alerts are about our own customers' accounts, machines or senders.
 const CUSTOMER_DETECTORS: &[&str] = &[
@@ -50,35 +50,6 @@ fn logs(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
-}
-
-/// Every alert of one log: (detector, entity kind, entity id).
-fn alerts(path: &Path) -> Vec<(String, String, String)> {
-    let out = Command::new(BIN)
-        .args(["analyze", "--format", "jsonl", "--quiet", "--year", "2026"])
-        .args(["--tz", "UTC"])
-        .arg(path)
-        .output()
-        .expect("run smtpscope");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("JSONL")
-        .lines()
-        .map(|l| {
-            let a: serde_json::Value = serde_json::from_str(l).expect("alert JSON");
-            let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-            (
-                s(&a["detector"]),
-                s(&a["entity"]["kind"]),
-                s(&a["entity"]["id"]),
-            )
-        })
-        .collect()
 }
 
 #[test]

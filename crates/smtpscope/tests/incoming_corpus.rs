@@ -9,6 +9,8 @@
 //!   address (all of them refused by Spamhaus zen); the legitimate senders of the MX (Outlook's
 //!   outbound servers among them, refused only for an unresolvable HELO) are not reported.
 
+mod corpus_util;
+
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -16,29 +18,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_smtpscope");
 
 /// (detector, entity kind, entity id) of every alert `analyze` gives on a corpus file.
 fn alerts(rel: &str) -> BTreeSet<(String, String, String)> {
-    let out = Command::new(BIN)
-        .args(["analyze", "--format", "jsonl", "--quiet", "--year", "2026"])
-        .args(["--tz", "UTC"])
-        .arg(testdata::mail().join(rel))
-        .output()
-        .expect("run smtpscope");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("JSONL")
-        .lines()
-        .map(|l| {
-            let a: serde_json::Value = serde_json::from_str(l).expect("alert JSON");
-            let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-            (
-                s(&a["detector"]),
-                s(&a["entity"]["kind"]),
-                s(&a["entity"]["id"]),
-            )
-        })
+    corpus_util::alerts(&testdata::mail().join(rel))
+        .into_iter()
         .collect()
 }
 
