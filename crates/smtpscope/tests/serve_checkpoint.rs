@@ -259,6 +259,17 @@ fn len(p: &Path) -> i64 {
     std::fs::metadata(p).unwrap().len() as i64
 }
 
+/// logrotate's `copytruncate`: copy `log` to `copy`, then empty `log` in place (same inode).
+fn copytruncate(log: &Path, copy: &Path) {
+    std::fs::copy(log, copy).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
 /// Phase 1 of the rotation tests: 12 failed logins from 192.0.2.9 fed and checkpointed by a
 /// clean stop (the checkpoint is at the end of `log`).
 fn checkpointed_12(dir: &Path, cfg: &str, log: &Path) {
@@ -347,13 +358,7 @@ fn copytruncate_between_the_checkpoint_and_kill_9_loses_and_repeats_nothing() {
     let srv = Server::start(d.path(), &cfg);
     append(&log, &sasl_failures("192.0.2.9", 4, 2));
     wait_lines(&srv, 4.0);
-    std::fs::copy(&log, &copy).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copytruncate(&log, &copy);
     append(&log, &sasl_failures("192.0.2.9", 2, 3));
     wait_lines(&srv, 6.0);
     wait_for(20, "the new content's position to be committed", || {
@@ -386,13 +391,7 @@ fn copytruncate_while_down_after_kill_9_loses_and_repeats_nothing() {
     });
     srv.kill9();
     append(&log, &sasl_failures("192.0.2.9", 1, 3));
-    std::fs::copy(&log, &copy).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copytruncate(&log, &copy);
     append(&log, &sasl_failures("192.0.2.9", 4, 4));
     reported_once_after_restart(d.path(), &cfg, 4.0, 5.0);
 }
