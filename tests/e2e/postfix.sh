@@ -5,16 +5,36 @@
 # A free TCP port on 127.0.0.1.
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# write_postfix_config PF T SMTP SINK POLICY MYNETWORKS PERMIT_NETWORKS
+# write_postfix_config PF T SMTP SINK POLICY MYNETWORKS PERMIT_NETWORKS [MX_DOMAIN]
 #   PF: the config directory; T: the temp dir (queue in $T/spool, data in $T/data, log in
 #   $T/maillog); SMTP: smtpd's port; SINK: the relayhost's port; POLICY: smtpscope's policy
 #   port; MYNETWORKS: Postfix mynetworks; PERMIT_NETWORKS: "yes" to let mynetworks relay without
-#   SASL (permit_mynetworks), anything else for SASL only.
+#   SASL (permit_mynetworks), anything else for SASL only; MX_DOMAIN (optional): the server is
+#   also the MX of this domain — a virtual mailbox domain whose mailboxes are listed in
+#   $T/vmailbox ("address maildir/" per line, texthash: no postmap), delivered by Postfix's
+#   `virtual` agent under $T/vmail; mail for any other address of it is refused at RCPT with
+#   Postfix's own "User unknown in virtual mailbox table" (smtpd_reject_unlisted_recipient).
+#   Anyone may send to it without SASL; relaying elsewhere stays as without it. Internet hosts
+#   are played by XCLIENT from 127.99.0.1 (smtpd_authorized_xclient_hosts): the client's
+#   address becomes a non-loopback one in the log and the policy requests, as behind a proxy
+#   (smtpscope takes a loopback client outside own_networks for this host itself).
 write_postfix_config() {
-    local pf=$1 t=$2 smtp=$3 sink=$4 policy=$5 mynetworks=$6 permit=""
+    local pf=$1 t=$2 smtp=$3 sink=$4 policy=$5 mynetworks=$6 permit="" mx=${8:-} last=reject vmail=""
     [ "$7" = yes ] && permit="permit_mynetworks, "
     mkdir -p "$pf" "$t/data"
     chown postfix "$t/data"
+    if [ -n "$mx" ]; then
+        # Mail to our domain passes (relay restrictions already refused everything else).
+        last=reject_unauth_destination
+        mkdir -p "$t/vmail"
+        chown 65534:65534 "$t/vmail"
+        vmail="virtual_mailbox_domains = $mx
+virtual_mailbox_maps = texthash:$t/vmailbox
+virtual_mailbox_base = $t/vmail
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+smtpd_authorized_xclient_hosts = 127.99.0.1"
+    fi
     cat > "$pf/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $t/spool
@@ -42,11 +62,12 @@ smtpd_sasl_security_options = noanonymous
 smtpd_tls_security_level = none
 smtp_tls_security_level = none
 smtpd_relay_restrictions = ${permit}permit_sasl_authenticated, reject_unauth_destination
-smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:$policy, ${permit}permit_sasl_authenticated, reject
+smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:$policy, ${permit}permit_sasl_authenticated, $last
 smtpd_policy_service_default_action = DUNNO
 smtpd_policy_service_timeout = 10s
 queue_run_delay = 5s
 minimal_backoff_time = 5s
+$vmail
 EOF
     cat > "$pf/master.cf" <<EOF
 127.0.0.1:$smtp inet n - n - - smtpd
@@ -68,6 +89,7 @@ error     unix - - n - - error
 retry     unix - - n - - error
 discard   unix - - n - - discard
 local     unix - n n - - local
+virtual   unix - n n - - virtual
 anvil     unix - - n - 1 anvil
 scache    unix - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd

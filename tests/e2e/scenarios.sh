@@ -2,19 +2,27 @@
 # The scenario library (issue 9, Build 4): REAL Postfix + Dovecot on loopback, driven by Python
 # SMTP and IMAP clients from many 127.x.y.z addresses, with `smtpscope serve` in its DEFAULT
 # detection and containment configuration (only [network] own_networks = Postfix's mynetworks,
-# and a geo override for the 127.x ranges) as Postfix's policy server, following the one mail
+# what an MX's operator states: local_domains and one known good network, and a geo override
+# for the test ranges) as Postfix's policy server, following the one mail
 # log that Postfix (maillog_file) and Dovecot (log_path, syslog-style time stamp) both write.
 #
 #   clients on 127.x.y.z --SMTP, SASL via Dovecot--> Postfix 127.0.0.1:$SMTP --> sink.py ("the internet")
 #                        --IMAP--> Dovecot 127.0.0.1:$IMAP
 #   Postfix --check_policy_service--> smtpscope serve (follows $T/maillog from its start)
 #
+# The same Postfix is also the MX of our domain e2e.test (virtual mailboxes, one per account;
+# unknown local parts refused at RCPT), so internet hosts (127.x outside 127.60.0.0/16) and
+# looped-back customers (inside it) deliver to our users on the same port. Internet hosts have
+# addresses of the benchmarking range 198.18.0.0/15, handed to Postfix with XCLIENT from
+# 127.99.0.1 (smtpscope takes a loopback client outside own_networks for this host itself).
+#
 # The scenarios are tests/e2e/scenarios/s*.py (see scenarios/README.md). All run against one
 # set of servers, each with its own accounts and addresses; a scenario may also write log lines
 # of the day BEFORE the run into the log (generated, in the servers' own format) — they are
 # written before anything starts, so the log stays in time order. Then every scenario drives its
 # live traffic, the queue drains, and each scenario's expectations are checked against the
-# alerts (alerts.jsonl), the incidents (API) and Postfix's hold queue.
+# alerts (alerts.jsonl), the incidents (API) and Postfix's hold queue, and `smtpscope analyze`
+# over the same mail log afterwards must give the incoming detectors' alerts serve gave.
 #
 # Needs (Debian): postfix dovecot-core dovecot-imapd python3 curl; runs as root. SMTPSCOPE_BIN
 # selects the binary (default: build the debug one). KEEP=1 keeps the temp dir;
@@ -112,10 +120,10 @@ EOF
 
 # ---- Postfix: private config and queue, loopback, relay everything to the sink ----
 # 127.60.0.0/16 is "our customers' network" (mynetworks = own_networks): web hosting, an
-# infected PC, a list server, webmail.
-write_postfix_config "$PF" "$T" "$SMTP" "$SINK" "$POLICY" "127.0.0.1/32 127.60.0.0/16" yes
+# infected PC, a list server, webmail. The server is also the MX of e2e.test.
+write_postfix_config "$PF" "$T" "$SMTP" "$SINK" "$POLICY" "127.0.0.1/32 127.60.0.0/16" yes e2e.test
 
-# ---- geo override: the 127.x ranges as countries and networks ----
+# ---- geo override: the 127.x and 198.18.x ranges as countries and networks ----
 cat > "$T/geo.csv" <<EOF
 cidr,country,asn,label
 127.20.0.0/16,JP,64500,e2e-home-isp
@@ -128,12 +136,23 @@ cidr,country,asn,label
 127.53.0.0/16,IN,64553,e2e-in
 127.54.0.0/16,ID,64554,e2e-id
 127.60.0.0/16,JP,64510,e2e-our-isp
+198.18.5.0/24,CN,64570,e2e-botnet-cn
+198.18.8.0/24,RU,64571,e2e-botnet-ru
+198.18.9.0/24,BR,64572,e2e-botnet-br
+198.19.80.0/24,DE,64580,e2e-university
+198.19.90.0/24,US,64590,e2e-bigmail
 EOF
 
 # ---- smtpscope: default detection and containment ----
+# Besides own_networks, what an MX's operator states: the domain delivered locally, and the
+# big provider's outbound network as a known good sender (s8c_mx_provider).
 cat > "$T/smtpscope.toml" <<EOF
 [network]
 own_networks = ["127.60.0.0/16"]
+local_domains = ["e2e.test"]
+
+[detect.incoming]
+known_good_networks = ["198.19.90.0/24"]
 
 [serve]
 mode = "enforce"
@@ -198,6 +217,10 @@ caught_up
 postqueue -c "$PF" -j > "$T/queue.jsonl"
 curl -sf -H "Authorization: Bearer e2e-token" "http://127.0.0.1:$HTTP/api/incidents" > "$T/incidents.json" || fail "API"
 curl -sf "http://127.0.0.1:$HTTP/metrics" > "$T/metrics.txt" || fail "metrics"
+
+# ---- the same log through analyze (one engine, two clocks) ----
+NO_COLOR=1 "$BIN" analyze -q --config "$T/smtpscope.toml" --geo-override "$T/geo.csv" --format jsonl \
+    -o "$T/analyze.jsonl" "$T/maillog" 2> "$T/analyze.log" || fail "smtpscope analyze"
 
 # ---- checks ----
 rc=0

@@ -26,6 +26,8 @@ import harness  # noqa: E402
 import ordinary  # noqa: E402
 
 T = harness.T
+# The incoming detectors (docs/DETECTION.md "Incoming mail").
+INCOMING = ("incoming-failures", "incoming-helo", "incoming-filter", "looped-back")
 
 
 def scenarios(report=False):
@@ -58,6 +60,11 @@ def setup():
     with open(os.path.join(T, "dovecot", "users"), "w") as f:
         for a in sorted(set(accounts)):
             f.write("%s:{PLAIN}%s\n" % (a, harness.PASSWORD))
+    # Every account of our domain is a mailbox of our MX (Postfix virtual_mailbox_maps).
+    with open(os.path.join(T, "vmailbox"), "w") as f:
+        for a in sorted(set(accounts)):
+            if a.lower().endswith("@" + harness.DOMAIN):
+                f.write("%s %s/%s/\n" % (a, harness.DOMAIN, a.split("@")[0]))
     day.save()
     lines = day.render()
     with open(os.path.join(T, "maillog"), "w") as f:
@@ -152,6 +159,26 @@ def check():
                                                     "".join("\n         %s %s" % (q["sender"], [r["address"] for r in q["recipients"]][:3]) for q in held[:5])))
     passed += ok
     failed += not ok
+
+    # One engine, two clocks: `smtpscope analyze` over the same mail log afterwards names the
+    # same entities by the same incoming detectors as serve did live. (Only those: other
+    # detectors also read serve's policy requests, which the log does not hold.)
+    p = os.path.join(T, "analyze.jsonl")
+    if os.path.exists(p):
+        batch = [json.loads(l) for l in open(p) if l.strip()]
+
+        def incoming(xs):
+            return sorted({(a["detector"], a["entity"]["kind"], a["entity"]["id"]) for a in xs if a["detector"] in INCOMING})
+
+        live, after = incoming(alerts), incoming(batch)
+        ok = live == after
+        print(("PASS " if ok else "FAIL ") + "analyze: the same incoming alerts from the mail log afterwards as from serve")
+        print("  %s %d incoming alerts live, %d from analyze%s%s" % (
+            "ok  " if ok else "FAIL", len(live), len(after),
+            "".join("\n         only live:    %s %s %s" % x for x in live if x not in after),
+            "".join("\n         only analyze: %s %s %s" % x for x in after if x not in live)))
+        passed += ok
+        failed += not ok
     metrics = {l.split(" ")[0]: float(l.split(" ")[1]) for l in open(os.path.join(T, "metrics.txt")) if l.strip() and not l.startswith("#")}
     pf = metrics.get('smtpscope_parse_failures_total{source="follow"}', -1)
     print("  %s every mail log line parsed (%d failures)" % ("ok  " if pf == 0 else "note", pf))
