@@ -139,6 +139,8 @@ cidr,country,asn,label
 198.18.5.0/24,CN,64570,e2e-botnet-cn
 198.18.8.0/24,RU,64571,e2e-botnet-ru
 198.18.9.0/24,BR,64572,e2e-botnet-br
+198.19.60.0/24,FR,64560,e2e-office-isp
+198.19.61.0/24,FR,64561,e2e-smallfirm
 198.19.80.0/24,DE,64580,e2e-university
 198.19.90.0/24,US,64590,e2e-bigmail
 EOF

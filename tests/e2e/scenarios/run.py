@@ -162,7 +162,9 @@ def check():
 
     # One engine, two clocks: `smtpscope analyze` over the same mail log afterwards names the
     # same entities by the same incoming detectors as serve did live. (Only those: other
-    # detectors also read serve's policy requests, which the log does not hold.)
+    # detectors also read serve's policy requests, which the log does not hold. So does
+    # incoming-helo for mail Postfix accepted — it logs HELOs on its reject lines only — so the
+    # s8 forgers each have refused recipients.)
     p = os.path.join(T, "analyze.jsonl")
     if os.path.exists(p):
         batch = [json.loads(l) for l in open(p) if l.strip()]

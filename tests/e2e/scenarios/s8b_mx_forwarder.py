@@ -7,12 +7,17 @@ users who have left us (refused as unknown). Documented rules (docs/DETECTION.md
 mail"): 2 refused of 40 is far below `min_unknown` (20) and `min_unknown_share` (0.5); one
 constant HELO that is neither our domain nor the senders' is no sign → the partner's address
 and its /24 stay quiet.
+
+And a small company's own server, 198.19.61.5, greeting always with its bare domain
+`smallfirm.test` = its MAIL FROM domain, 12 messages to our users: "a server whose HELO is its
+own bare domain, always the same, is legitimate" (incoming-helo) → quiet.
 """
 import harness
 import ordinary
 
 D = harness.DOMAIN
 PARTNER = "198.19.80.25"
+FIRM = "198.19.61.5"
 LEFT = ["m.weber@" + D, "alumni-2019@" + D]
 SENDERS = ["friend%d@mail-%d.example", "SRS0=hx%d=QZ=news-%d.example=list@uni.test", "noreply%d@shop-%d.example"]
 
@@ -26,8 +31,12 @@ def drive(d):
             msgs.append((SENDERS[k % 3] % (k, k % 7), [rcpt]))
             k += 1
         d.mx_send(PARTNER, "mx.uni.test", msgs)
+    for c in range(3):
+        d.mx_send(FIRM, "smallfirm.test", [("clerk%d@smallfirm.test" % m, [ordinary.USERS[(c * 4 + m) % len(ordinary.USERS)]])
+                                           for m in range(4)])
 
 
 def expect(x):
     x.quiet("client", PARTNER, "forwarding partner: 38 of 40 delivered")
     x.quiet("network", "198.19.80.0/24", "the forwarding partner's network")
+    x.quiet("client", FIRM, "a server whose HELO is always its bare domain = its MAIL FROM domain")
