@@ -265,6 +265,22 @@ impl Validate for ContainmentConfig {
         // 0s means "until released by hand"; a longer one must still end in representable time.
         c.duration("duration", self.duration, 0, MAX_DURATION);
         c.duration("rearm", self.rearm, 0, MAX_DURATION);
+        let cmd = &self.postsuper_command;
+        // Run without a shell: a program, then its arguments, none empty or with control
+        // characters; the program is a path or a name on PATH, never an option.
+        let bad = cmd.is_empty()
+            || cmd.len() > crate::serve::MAX_COMMAND_WORDS
+            || cmd
+                .iter()
+                .any(|w| w.is_empty() || w.len() > 4096 || w.chars().any(char::is_control))
+            || cmd[0].starts_with('-');
+        if bad {
+            c.invalid(
+                "postsuper_command",
+                format!("{cmd:?}"),
+                "a program and its arguments, e.g. [\"sudo\", \"-n\", \"/usr/sbin/postsuper\"]",
+            );
+        }
     }
 }
 
@@ -337,6 +353,18 @@ mod tests {
             (
                 "[serve.containment]\nmin_score = -1.0\n",
                 "serve.containment.min_score = -1: must be a finite number in 0..=1",
+            ),
+            (
+                "[serve.containment]\npostsuper_command = []\n",
+                "serve.containment.postsuper_command = []: must be a program and its arguments",
+            ),
+            (
+                "[serve.containment]\npostsuper_command = [\"-H\"]\n",
+                "serve.containment.postsuper_command = [\"-H\"]: must be a program",
+            ),
+            (
+                "[serve.containment]\npostsuper_command = [\"sudo\", \"\"]\n",
+                "serve.containment.postsuper_command = [\"sudo\", \"\"]: must be a program",
             ),
             (
                 "[detect.mailing_lists]\nmax_failure_ratio = inf\n",

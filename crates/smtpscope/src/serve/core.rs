@@ -9,6 +9,7 @@ use detect::snapshot::SnapshotError;
 use maillog::{LineParser, TimeContext, Ts};
 use tracing::{debug, error, info, warn};
 
+use super::held::{valid_queue_id, Held, Source, Tracker, MAX_PENDING};
 use super::metrics::SourceKind;
 use super::sinks::Sinks;
 use super::store::{Checkpoint, Cmd, FilePos};
@@ -73,6 +74,10 @@ pub struct Core {
     /// Per followed file, the position after the last line fed to the engine (what a
     /// checkpoint saves with the engine's state).
     fed: BTreeMap<u32, FilePos>,
+    /// Follows the mail log's `hold:` lines to the queue ids they held.
+    holds: Tracker,
+    /// Held messages seen since the last step, with where they were learnt.
+    held: Vec<(Held, Source)>,
 }
 
 impl Core {
@@ -84,6 +89,8 @@ impl Core {
             tz,
             year: None,
             fed: BTreeMap::new(),
+            holds: Tracker::default(),
+            held: Vec::new(),
         };
         c.ensure(FIRST_FILE_SRC as usize + files);
         c
@@ -191,6 +198,9 @@ impl Core {
         }
         let p = parser.parse(line);
         self.driver.feed(&p);
+        if let Some(h) = self.holds.observe(&p) {
+            self.held.push((h, Source::Log));
+        }
         p.header.is_some()
     }
 
@@ -198,12 +208,79 @@ impl Core {
     pub fn feed_policy(&mut self, ts: Ts, raw: &str) {
         if let Ok(req) = super::policy::Request::parse(raw) {
             self.driver.feed_policy(ts, &req.event());
+            // A request that already has its queue file (a second recipient, a later stage):
+            // if it was answered HOLD, this is a held message (decided in `record_held`).
+            if let Some(q) = req.get("queue_id").filter(|q| valid_queue_id(q)) {
+                if self.held.len() < MAX_PENDING {
+                    self.held.push((
+                        Held {
+                            qid: q.to_string(),
+                            account: req.get("sasl_username").map(str::to_string),
+                            client: req.get("client_address").map(str::to_string),
+                            sender: req.get("sender").map(str::to_string),
+                        },
+                        Source::Policy,
+                    ));
+                }
+            }
         }
     }
 
     /// Alerts raised since the last call.
     pub fn take_alerts(&mut self) -> Vec<detect::Alert> {
         self.driver.take_alerts()
+    }
+
+    /// Hand the held messages seen since the last call to the store, each under the incident
+    /// whose containment held it: the containment of its account, client address or sender (a
+    /// log line may come after the containment ended, so expired entries count). A policy
+    /// request counts only when its answer was HOLD: enforce mode, an active HOLD containment.
+    fn record_held(&mut self, shared: &Shared) {
+        let m = &shared.metrics;
+        let dropped = std::mem::take(&mut self.holds.dropped);
+        m.held_dropped.add(dropped);
+        if self.held.is_empty() {
+            return;
+        }
+        let set = shared.contained.load();
+        let enforce = shared.live.load().mode == super::Mode::Enforce;
+        let now = super::now_secs();
+        for (h, src) in self.held.drain(..) {
+            let (a, c, s) = (
+                h.account.as_deref(),
+                h.client.as_deref(),
+                h.sender.as_deref(),
+            );
+            let entry = match src {
+                Source::Policy => set
+                    .lookup(now, a, c, s)
+                    .filter(|e| enforce && e.action == super::PolicyAction::Hold),
+                Source::Log => set.lookup(now, a, c, s).or_else(|| {
+                    [
+                        (detect::EntityKind::Account, a),
+                        (detect::EntityKind::Client, c),
+                        (detect::EntityKind::Sender, s),
+                    ]
+                    .into_iter()
+                    .find_map(|(k, id)| set.get(k, id?))
+                }),
+            };
+            let Some(e) = entry else {
+                // A policy request not held is no news; a held line without an incident is.
+                if src == Source::Log {
+                    m.held_dropped.inc();
+                }
+                continue;
+            };
+            let cmd = Cmd::Held {
+                incident: e.incident,
+                qid: h.qid,
+                source: src,
+            };
+            if shared.store_tx.send(cmd).is_err() {
+                warn!("store is gone; held queue id not recorded");
+            }
+        }
     }
 
     fn save_baselines(&self, shared: &Shared) {
@@ -328,6 +405,7 @@ impl Core {
             Msg::Shutdown(_) => {}
         }
         m.engine.copy_from(self.driver.engine());
+        self.record_held(shared);
         let mut alerts = outside;
         alerts.extend(self.take_alerts());
         if !alerts.is_empty() || pos.is_some() {

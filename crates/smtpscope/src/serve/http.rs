@@ -21,8 +21,9 @@ use detect::evidence::Evidence;
 use serde::Deserialize;
 use tracing::info;
 
+use super::held::{self, Op, Outcome};
 use super::store::{self, Action, Cmd};
-use super::Shared;
+use super::{Mode, Shared};
 
 type S = State<Arc<Shared>>;
 
@@ -32,11 +33,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(dashboard))
         .route("/incidents/{id}", get(incident_page))
         .route("/incidents/{id}/action", post(form_action))
+        .route("/incidents/{id}/held", post(form_held))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/incidents", get(api_list))
         .route("/api/incidents/{id}", get(api_get))
         .route("/api/incidents/{id}/{action}", post(api_act))
+        .route("/api/incidents/{id}/held/{op}", post(api_held))
         .route("/api/containment", get(api_containment))
         .route("/api/contain", post(api_contain))
         .with_state(shared)
@@ -155,21 +158,74 @@ async fn api_list(State(sh): S, Query(q): Query<ListQ>) -> Response {
         clean(&q.q),
         q.limit.unwrap_or(100).clamp(1, 1000),
     );
+    let mode = sh.live.load().mode;
     match read(&sh, move |c| {
         store::list_incidents(c, state.as_deref(), text.as_deref(), limit)
     })
     .await
     {
-        Ok(v) => Json(v).into_response(),
+        Ok(v) => Json(v.iter().map(|i| with_effect(i, mode)).collect::<Vec<_>>()).into_response(),
         Err(r) => r,
     }
 }
 
+/// What an incident's state means for mail in the current mode: in observe mode a contained
+/// entity is answered DUNNO, so it "would contain", never "contained".
+pub fn effect(state: &str, mode: Mode) -> &str {
+    match (state, mode) {
+        ("contained", Mode::Observe) => "would contain",
+        (s, _) => s,
+    }
+}
+
+/// An incident as the API shows it: its row, and `effect` ([`effect`]).
+fn with_effect(i: &store::Incident, mode: Mode) -> serde_json::Value {
+    let mut v = serde_json::to_value(i).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("effect".into(), effect(&i.state, mode).into());
+    }
+    v
+}
+
+/// The command lines the incident's two hold-queue actions run, exactly (queue ids on
+/// standard input), or in observe mode would run.
+fn held_commands(sh: &Shared, ids: &[String]) -> serde_json::Value {
+    let live = sh.live.load();
+    let prefix = &live.containment.postsuper_command;
+    serde_json::json!({
+        "release": held::display(&Op::Release.argv(prefix), ids),
+        "delete": held::display(&Op::Delete.argv(prefix), ids),
+        "run": live.mode == Mode::Enforce,
+    })
+}
+
+/// The queue ids still on hold among an incident's.
+fn still_held(h: &[store::HeldId]) -> Vec<String> {
+    h.iter()
+        .filter(|x| x.state == "held" && held::valid_queue_id(&x.queue_id))
+        .map(|x| x.queue_id.clone())
+        .collect()
+}
+
 async fn api_get(State(sh): S, Path(id): Path<i64>) -> Response {
-    match read(&sh, move |c| store::get_incident(c, id)).await {
-        Ok(Some((inc, alerts, tl))) => {
-            Json(serde_json::json!({"incident": inc, "alerts": alerts, "timeline": tl}))
-                .into_response()
+    let got = read(&sh, move |c| {
+        Ok(store::get_incident(c, id)?.map(|d| (d, store::held_ids(c, id))))
+    })
+    .await;
+    let mode = sh.live.load().mode;
+    match got {
+        Ok(Some(((inc, alerts, tl), held))) => {
+            let held = held.unwrap_or_default();
+            let cmds = held_commands(&sh, &still_held(&held));
+            Json(serde_json::json!({
+                "incident": with_effect(&inc, mode),
+                "mode": mode,
+                "alerts": alerts,
+                "timeline": tl,
+                "held": held,
+                "held_commands": cmds,
+            }))
+            .into_response()
         }
         Ok(None) => err(StatusCode::NOT_FOUND, format!("no incident {id}")),
         Err(r) => r,
@@ -188,6 +244,8 @@ struct ActBody {
     by: Option<String>,
     note: Option<String>,
     minutes: Option<i64>,
+    /// Dismiss (false positive) only: release the incident's held mail too (default yes).
+    release_held: Option<bool>,
 }
 
 async fn send_act(
@@ -236,8 +294,127 @@ async fn api_act(
         "dismiss" => Action::Dismiss,
         _ => return err(StatusCode::NOT_FOUND, "actions: contain, release, dismiss"),
     };
-    match send_act(&sh, id, action, body.map(|b| b.0).unwrap_or_default()).await {
-        Ok(id) => Json(serde_json::json!({"ok": true, "incident": id})).into_response(),
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let (by, note) = (body.by.clone(), body.note.clone());
+    let release = action == Action::Dismiss && body.release_held.unwrap_or(true);
+    if let Err(r) = send_act(&sh, id, action, body).await {
+        return r;
+    }
+    let mut out = serde_json::json!({"ok": true, "incident": id});
+    if release {
+        match held_action(&sh, id, Op::Release, by, note).await {
+            Ok(d) => out["held"] = serde_json::to_value(d).unwrap_or_default(),
+            Err(r) => return r,
+        }
+    }
+    Json(out).into_response()
+}
+
+/// What a hold-queue action did.
+#[derive(Debug, serde::Serialize)]
+struct HeldDone {
+    /// Queue ids it was for.
+    ids: usize,
+    /// Each command line, as shown.
+    commands: Vec<String>,
+    /// Each run's outcome (empty in observe mode: nothing ran).
+    outcomes: Vec<Outcome>,
+    /// All ran and exited 0 (observe mode: false).
+    ok: bool,
+}
+
+/// Release or delete an incident's held mail: the queue ids still on hold, through the
+/// configured command in batches of [`held::BATCH`] (not run in observe mode), each run
+/// recorded in the incident's timeline.
+async fn held_action(
+    sh: &Arc<Shared>,
+    incident: i64,
+    op: Op,
+    by: Option<String>,
+    note: Option<String>,
+) -> Result<HeldDone, Response> {
+    let ids = read(sh, move |c| store::held_ids(c, incident)).await?;
+    let ids = still_held(&ids);
+    let live = sh.live.load();
+    let argv = op.argv(&live.containment.postsuper_command);
+    let run = live.mode == Mode::Enforce;
+    let by = by
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "api".into());
+    let mut done = HeldDone {
+        ids: ids.len(),
+        commands: Vec::new(),
+        outcomes: Vec::new(),
+        ok: run,
+    };
+    for batch in ids.chunks(held::BATCH) {
+        let command = held::display(&argv, batch);
+        let outcome = if run {
+            let (a, b) = (argv.clone(), batch.to_vec());
+            sh.metrics.postsuper_runs.inc();
+            let o = tokio::task::spawn_blocking(move || held::run(&a, &b, held::COMMAND_TIMEOUT))
+                .await
+                .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            info!(incident, op = op.as_str(), status = ?o.status, "postsuper ran");
+            done.ok &= o.ok();
+            Some(o)
+        } else {
+            None
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let cmd = Cmd::HeldDone {
+            incident,
+            op,
+            ids: batch.to_vec(),
+            command: command.clone(),
+            outcome: outcome.clone(),
+            by: by.clone(),
+            note: note.clone().unwrap_or_default(),
+            reply: tx,
+        };
+        let stx = sh.store_tx.clone();
+        tokio::task::spawn_blocking(move || stx.send(cmd))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"))?;
+        match rx.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(err(StatusCode::CONFLICT, e)),
+            Err(_) => return Err(err(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")),
+        }
+        done.commands.push(command);
+        done.outcomes.extend(outcome);
+    }
+    Ok(done)
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct HeldBody {
+    by: Option<String>,
+    note: Option<String>,
+}
+
+async fn api_held(
+    State(sh): S,
+    Path((id, op)): Path<(i64, String)>,
+    headers: HeaderMap,
+    body: Option<Json<HeldBody>>,
+) -> Response {
+    if let Err(r) = token_ok(&sh, bearer(&headers)) {
+        return r;
+    }
+    let Some(op) = Op::parse(&op) else {
+        return err(StatusCode::NOT_FOUND, "held mail actions: release, delete");
+    };
+    let b = body.map(|b| b.0).unwrap_or_default();
+    match read(&sh, move |c| store::get_incident(c, id)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return err(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Err(r) => return r,
+    }
+    match held_action(&sh, id, op, b.by, b.note).await {
+        Ok(d) => Json(d).into_response(),
         Err(r) => r,
     }
 }
@@ -350,15 +527,22 @@ async fn dashboard(State(sh): S, Query(q): Query<ListQ>) -> Response {
         Err(r) => return r,
     };
     let live = sh.live.load();
+    let mode = live.mode;
     let mut b = String::new();
     let _ = write!(
         b,
-        "<h1>smtpscope incidents</h1><p>Mode: <b id=\"mode\">{:?}</b> &middot; contained now: <b id=\"contained\">{}</b> &middot; ",
+        "<h1>smtpscope incidents</h1><p>Mode: <b id=\"mode\">{:?}</b> &middot; {} now: <b id=\"contained\">{}</b> &middot; ",
         live.mode,
+        effect("contained", mode),
         sh.contained.load().len()
     );
     for (s, n) in &counts {
-        let _ = write!(b, "<a href=\"/?state={0}\">{0}</a>: {n} ", esc(s));
+        let _ = write!(
+            b,
+            "<a href=\"/?state={}\">{}</a>: {n} ",
+            esc(s),
+            esc(effect(s, mode))
+        );
     }
     let _ = write!(
         b,
@@ -371,14 +555,14 @@ async fn dashboard(State(sh): S, Query(q): Query<ListQ>) -> Response {
         } else {
             ""
         };
-        let _ = write!(b, "<option{sel}>{s}</option>");
+        let _ = write!(b, "<option value=\"{s}\"{sel}>{}</option>", effect(s, mode));
     }
     b.push_str("</select> <button type=\"submit\">Search</button></form>");
     b.push_str("<table id=\"incidents\"><thead><tr><th>#</th><th>State</th><th>Entity</th><th>Detector</th><th>Score</th><th>Alerts</th><th>Last event</th><th>Summary</th></tr></thead><tbody>");
     for i in &list {
         let _ = write!(
             b,
-            "<tr><td><a href=\"/incidents/{0}\">{0}</a></td><td><span class=\"state {1}\">{1}</span></td><td>{2} <a href=\"/incidents/{0}\">{3}</a></td><td>{4}</td><td>{5:.2}</td><td>{6}</td><td>{7}</td><td>{8}</td></tr>",
+            "<tr><td><a href=\"/incidents/{0}\">{0}</a></td><td><span class=\"state {1}\">{9}</span></td><td>{2} <a href=\"/incidents/{0}\">{3}</a></td><td>{4}</td><td>{5:.2}</td><td>{6}</td><td>{7}</td><td>{8}</td></tr>",
             i.id,
             esc(&i.state),
             esc(&i.entity_kind),
@@ -387,7 +571,8 @@ async fn dashboard(State(sh): S, Query(q): Query<ListQ>) -> Response {
             i.score,
             i.alerts,
             esc(&i.last_ts),
-            esc(&i.summary)
+            esc(&i.summary),
+            esc(effect(&i.state, mode))
         );
     }
     if list.is_empty() {
@@ -402,8 +587,12 @@ async fn incident_page(
     Path(id): Path<i64>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (inc, alerts, tl) = match read(&sh, move |c| store::get_incident(c, id)).await {
-        Ok(Some(x)) => x,
+    let got = read(&sh, move |c| {
+        Ok(store::get_incident(c, id)?.map(|d| (d, store::held_ids(c, id))))
+    })
+    .await;
+    let ((inc, alerts, tl), held) = match got {
+        Ok(Some((d, h))) => (d, h.unwrap_or_default()),
         Ok(None) => {
             return (
                 StatusCode::NOT_FOUND,
@@ -413,13 +602,14 @@ async fn incident_page(
         }
         Err(r) => return r,
     };
+    let mode = sh.live.load().mode;
     let mut b = String::new();
     if let Some(m) = q.get("msg") {
         let _ = write!(b, "<p class=\"msg\" id=\"msg\">{}</p>", esc(m));
     }
     let _ = write!(
         b,
-        "<h1>Incident {} &middot; {} {}</h1><p>State: <span class=\"state {3}\" id=\"state\">{3}</span>{4} &middot; detector {5} &middot; score {6:.2} &middot; {7} alerts &middot; events {8} to {9}</p><p>{10}</p>",
+        "<h1>Incident {} &middot; {} {}</h1><p>State: <span class=\"state {3}\" id=\"state\">{11}</span>{4} &middot; detector {5} &middot; score {6:.2} &middot; {7} alerts &middot; events {8} to {9}</p><p id=\"headline\">{10}</p>",
         inc.id,
         esc(&inc.entity_kind),
         esc(&inc.entity_id),
@@ -430,20 +620,33 @@ async fn incident_page(
         inc.alerts,
         esc(&inc.first_ts),
         esc(&inc.last_ts),
-        esc(&inc.summary)
+        esc(&inc.summary),
+        esc(effect(&inc.state, mode))
     );
     let _ = write!(
         b,
         "<h2>Actions</h2><form method=\"post\" action=\"/incidents/{id}/action\" id=\"actions\"><label>Token <input type=\"password\" name=\"token\" id=\"token\"></label> <label>By <input name=\"by\" id=\"by\" placeholder=\"your name\"></label> <label>Note <input name=\"note\" id=\"note\"></label> <label>Minutes (contain; empty = until released) <input name=\"minutes\" id=\"minutes\" size=\"5\"></label><br>"
     );
+    let (contain_label, release_label) = match mode {
+        Mode::Enforce => ("Contain", "Release"),
+        Mode::Observe => ("Contain (observe mode: would contain)", "Release"),
+    };
     for (a, label) in [
-        ("contain", "Contain"),
-        ("release", "Release"),
-        ("dismiss", "Dismiss"),
+        ("contain", contain_label),
+        ("release", release_label),
+        ("dismiss", "Dismiss as false positive"),
     ] {
         let _ = write!(b, "<button type=\"submit\" name=\"action\" value=\"{a}\" id=\"btn-{a}\">{label}</button> ");
     }
-    b.push_str("</form><h2>Timeline</h2><table id=\"timeline\"><thead><tr><th>When (UTC)</th><th>What</th><th>By</th><th>Note</th></tr></thead><tbody>");
+    let _ = write!(
+        b,
+        "<br><label><input type=\"checkbox\" name=\"release_held\" id=\"release-held\" value=\"1\" checked> dismissing as a false positive also {} its held mail ({} message(s))</label>",
+        if mode == Mode::Enforce { "releases" } else { "would release" },
+        still_held(&held).len()
+    );
+    b.push_str("</form>");
+    held_section(&mut b, &sh, id, &held, mode);
+    b.push_str("<h2>Timeline</h2><table id=\"timeline\"><thead><tr><th>When (UTC)</th><th>What</th><th>By</th><th>Note</th></tr></thead><tbody>");
     for e in &tl {
         let _ = write!(
             b,
@@ -468,6 +671,61 @@ async fn incident_page(
         );
     }
     page(&format!("Incident {id}"), &b).into_response()
+}
+
+/// Most held queue ids listed on the incident page (all are acted on; the API lists all).
+const HELD_SHOWN: usize = 200;
+
+/// The incident page's "Held mail" section: the queue ids Postfix held for it, the exact
+/// commands the two actions run, and their form (token-protected like the actions above).
+fn held_section(b: &mut String, sh: &Shared, id: i64, held: &[store::HeldId], mode: Mode) {
+    let ids = still_held(held);
+    let hold = match mode {
+        Mode::Enforce => "held",
+        Mode::Observe => "would hold (observe mode: Postfix holds nothing)",
+    };
+    let _ = write!(
+        b,
+        "<h2>Held mail</h2><p>Queue ids Postfix {hold} for this incident: <b id=\"held-count\">{}</b> still on hold of {} recorded.</p>",
+        ids.len(),
+        held.len()
+    );
+    if !held.is_empty() {
+        b.push_str("<table id=\"held\"><thead><tr><th>Queue id</th><th>State</th><th>From</th><th>When (UTC)</th></tr></thead><tbody>");
+        for h in held.iter().take(HELD_SHOWN) {
+            let _ = write!(
+                b,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&h.queue_id),
+                esc(&h.state),
+                esc(&h.source),
+                when(h.at)
+            );
+        }
+        b.push_str("</tbody></table>");
+        if held.len() > HELD_SHOWN {
+            let _ = write!(
+                b,
+                "<p>{} more in <a href=\"/api/incidents/{id}\">the API</a>.</p>",
+                held.len() - HELD_SHOWN
+            );
+        }
+    }
+    let cmds = held_commands(sh, &ids);
+    let (verb, run) = match mode {
+        Mode::Enforce => ("runs", ""),
+        Mode::Observe => ("would run", " (observe mode: shown and recorded, not run)"),
+    };
+    let _ = write!(
+        b,
+        "<p>&ldquo;Release held mail&rdquo; {verb}{run}:</p><pre id=\"cmd-release\">{}</pre><p>&ldquo;Delete held spam&rdquo; {verb}{run}:</p><pre id=\"cmd-delete\">{}</pre>",
+        esc(cmds["release"].as_str().unwrap_or("")),
+        esc(cmds["delete"].as_str().unwrap_or(""))
+    );
+    let _ = write!(
+        b,
+        "<form method=\"post\" action=\"/incidents/{id}/held\" id=\"held-actions\"><label>Token <input type=\"password\" name=\"token\" id=\"held-token\"></label> <label>By <input name=\"by\" id=\"held-by\"></label> <label>Note <input name=\"note\" id=\"held-note\"></label> <button type=\"submit\" name=\"op\" value=\"release\" id=\"btn-held-release\">Release held mail</button> <button type=\"submit\" name=\"op\" value=\"delete\" id=\"btn-held-delete\">Delete held spam</button></form>"
+    );
 }
 
 /// A stored alert's evidence as the incident page shows it: read through its detector's type
@@ -495,6 +753,8 @@ struct ActForm {
     by: Option<String>,
     note: Option<String>,
     minutes: Option<String>,
+    /// The "also release its held mail" box (checked by default; absent when unticked).
+    release_held: Option<String>,
 }
 
 async fn form_action(State(sh): S, Path(id): Path<i64>, Form(f): Form<ActForm>) -> Response {
@@ -509,14 +769,73 @@ async fn form_action(State(sh): S, Path(id): Path<i64>, Form(f): Form<ActForm>) 
         "dismiss" => Action::Dismiss,
         _ => return back("Unknown action"),
     };
+    let release = action == Action::Dismiss && f.release_held.is_some();
+    let (by, note) = (f.by.clone(), f.note.clone());
     let body = ActBody {
         by: f.by,
         note: f.note,
         minutes: f.minutes.and_then(|m| m.trim().parse().ok()),
+        release_held: None,
     };
-    match send_act(&sh, id, action, body).await {
-        Ok(_) => back(&format!("Done: {}", f.action)),
-        Err(_) => back(&format!("Could not {}", f.action)),
+    if send_act(&sh, id, action, body).await.is_err() {
+        return back(&format!("Could not {}", f.action));
+    }
+    if !release {
+        return back(&format!("Done: {}", f.action));
+    }
+    match held_action(&sh, id, Op::Release, by, note).await {
+        Ok(d) => back(&format!(
+            "Done: {}; {}",
+            f.action,
+            held_message(Op::Release, &d)
+        )),
+        Err(_) => back(&format!(
+            "Done: {}; could not release its held mail",
+            f.action
+        )),
+    }
+}
+
+/// One line on what a hold-queue action did, for the page's message.
+fn held_message(op: Op, d: &HeldDone) -> String {
+    let what = match op {
+        Op::Release => "release",
+        Op::Delete => "delete",
+    };
+    if d.ids == 0 {
+        format!("no held mail to {what}")
+    } else if d.outcomes.is_empty() {
+        format!("observe mode: would {what} {} held message(s)", d.ids)
+    } else if d.ok {
+        format!("{what}: {} held message(s), postsuper exited 0", d.ids)
+    } else {
+        format!(
+            "{what} of {} held message(s) FAILED (see the timeline)",
+            d.ids
+        )
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct HeldForm {
+    token: Option<String>,
+    op: String,
+    by: Option<String>,
+    note: Option<String>,
+}
+
+async fn form_held(State(sh): S, Path(id): Path<i64>, Form(f): Form<HeldForm>) -> Response {
+    let back =
+        |m: &str| Redirect::to(&format!("/incidents/{id}?msg={}", url_enc(m))).into_response();
+    if token_ok(&sh, f.token.as_deref()).is_err() {
+        return back("Refused: a valid token is required");
+    }
+    let Some(op) = Op::parse(&f.op) else {
+        return back("Unknown action");
+    };
+    match held_action(&sh, id, op, f.by, f.note).await {
+        Ok(d) => back(&held_message(op, &d)),
+        Err(_) => back("Could not act on the held mail"),
     }
 }
 

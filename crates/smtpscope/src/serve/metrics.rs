@@ -370,6 +370,13 @@ pub struct Metrics {
     pub incidents_opened: Counter,
     /// Automatic and manual containments.
     pub containments: Counter,
+    /// Queue ids Postfix held for a contained entity, recorded under its incident.
+    pub held_recorded: Counter,
+    /// Held queue ids not recorded: no incident found, the incident's list full
+    /// (`held::MAX_HELD_PER_INCIDENT`), or too many `NOQUEUE: hold` lines waiting.
+    pub held_dropped: Counter,
+    /// postsuper runs for an incident's held mail (release or delete).
+    pub postsuper_runs: Counter,
     /// Store write errors.
     pub store_errors: Counter,
     /// Events the engine panicked on (skipped).
@@ -608,6 +615,21 @@ impl Metrics {
                 "smtpscope_containments_total",
                 "Containments (automatic and by hand).",
                 self.containments.get(),
+            ),
+            (
+                "smtpscope_held_recorded_total",
+                "Queue ids Postfix held for a contained entity, recorded under its incident.",
+                self.held_recorded.get(),
+            ),
+            (
+                "smtpscope_held_dropped_total",
+                "Held queue ids not recorded (no incident, the incident's list full, too many waiting).",
+                self.held_dropped.get(),
+            ),
+            (
+                "smtpscope_postsuper_runs_total",
+                "postsuper runs for an incident's held mail.",
+                self.postsuper_runs.get(),
             ),
             (
                 "smtpscope_store_errors_total",

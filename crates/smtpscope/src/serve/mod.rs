@@ -25,6 +25,7 @@
 pub mod contain;
 pub mod core;
 pub mod follow;
+pub mod held;
 pub mod http;
 pub mod metrics;
 pub mod peers;
@@ -122,7 +123,18 @@ pub struct ContainmentConfig {
     pub action: PolicyAction,
     /// Text sent with DEFER_IF_PERMIT / REJECT (shown by the user's mail program) or HOLD (logged).
     pub text: String,
+    /// The command that runs Postfix's `postsuper` for the hold-queue actions of an incident
+    /// ("release held mail": `-H -`, "delete held spam": `-d - hold`, queue ids on standard
+    /// input), without a shell: sudo, a local helper, or postsuper itself with `-c DIR`.
+    pub postsuper_command: Vec<String>,
 }
+
+/// `[serve.containment] postsuper_command` by default: postsuper through sudo, which must not
+/// ask for a password (`-n`); docs/OPERATIONS.md gives the sudoers line.
+pub const DEFAULT_POSTSUPER: [&str; 3] = ["sudo", "-n", "/usr/sbin/postsuper"];
+
+/// Most words in `postsuper_command` (a program, sudo's options, `-c DIR`: a handful).
+pub const MAX_COMMAND_WORDS: usize = 16;
 
 impl Default for ContainmentConfig {
     fn default() -> Self {
@@ -134,6 +146,7 @@ impl Default for ContainmentConfig {
             action: PolicyAction::Hold,
             text: "Your account is blocked for suspected abuse; please contact the abuse desk"
                 .into(),
+            postsuper_command: DEFAULT_POSTSUPER.iter().map(|s| s.to_string()).collect(),
         }
     }
 }

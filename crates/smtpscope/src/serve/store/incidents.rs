@@ -9,7 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tracing::warn;
 
 use super::super::contain::{Entry, Set};
-use super::super::{PolicyAction, Shared};
+use super::super::held::{Op, Outcome, Source, MAX_HELD_PER_INCIDENT};
+use super::super::{Mode, PolicyAction, Shared};
 use super::{kind_str, parse_kind, Action, Store, MAX_ALERTS_PER_INCIDENT};
 
 impl Store {
@@ -144,9 +145,12 @@ pub(super) fn on_alert(
             params![inc, ts, a.detector.as_str(), a.score, a.summary, serde_json::to_string(a)?],
         )?;
     }
+    // The headline stays the incident's own detector's: an alert of another detector on the
+    // same entity is evidence under it, not a new title (issue 11).
     tx.execute(
-        "UPDATE incidents SET alerts=alerts+1, last_ts=?2, score=max(score, ?3), summary=?4, updated_at=?5 WHERE id=?1",
-        params![inc, ts, a.score, a.summary, now],
+        "UPDATE incidents SET alerts=alerts+1, last_ts=?2, score=max(score, ?3),
+         summary=CASE WHEN detector=?6 THEN ?4 ELSE summary END, updated_at=?5 WHERE id=?1",
+        params![inc, ts, a.score, a.summary, now, a.detector.as_str()],
     )?;
     let contained = set.get(kind, id).is_some_and(|e| e.active(now));
     let closed = operator_closed_at(tx, kind, id)?;
@@ -168,6 +172,7 @@ pub(super) fn on_alert(
         &a.summary,
         now,
         policy.action,
+        shared.live.load().mode,
     )?;
     shared.metrics.containments.inc();
     warn!(entity = %a.entity, incident = inc, detector = a.detector.as_str(), score = a.score, "contained");
@@ -206,6 +211,7 @@ fn contain(
     reason: &str,
     now: i64,
     action: PolicyAction,
+    mode: Mode,
 ) -> Result<()> {
     let until = secs.map(|s| now + s);
     tx.execute(
@@ -218,19 +224,24 @@ fn contain(
         "UPDATE incidents SET state='contained', state_by=?2, state_at=?3, updated_at=?3 WHERE id=?1",
         params![inc, by, now],
     )?;
+    // In observe mode the policy server answers DUNNO: the timeline says what would be done.
+    let (step, would) = match mode {
+        Mode::Enforce => ("contained", ""),
+        Mode::Observe => ("would contain (observe mode)", "would answer "),
+    };
     let mut note = match until {
         Some(u) => format!(
-            "{} until {}",
+            "{would}{} until {}",
             action.as_str(),
             maillog::Ts::from_secs(u).rfc3339()
         ),
-        None => format!("{} until released", action.as_str()),
+        None => format!("{would}{} until released", action.as_str()),
     };
     if !reason.is_empty() {
         note.push_str(": ");
         note.push_str(reason);
     }
-    timeline(tx, inc, now, "contained", by, &note)?;
+    timeline(tx, inc, now, step, by, &note)?;
     set.insert(Entry {
         kind,
         id: id.to_string(),
@@ -276,6 +287,7 @@ pub(super) fn act(
     note: &str,
     now: i64,
     policy_action: PolicyAction,
+    mode: Mode,
 ) -> Result<bool> {
     let (k, id, state): (String, String, String) = tx
         .query_row(
@@ -311,6 +323,7 @@ pub(super) fn act(
             note,
             now,
             policy_action,
+            mode,
         )?;
         return Ok(true);
     }
@@ -344,6 +357,7 @@ pub(super) fn contain_entity(
     note: &str,
     now: i64,
     policy_action: PolicyAction,
+    mode: Mode,
 ) -> Result<i64> {
     let inc = match find_open(tx, kind, id)? {
         Some((i, _)) => i,
@@ -372,8 +386,92 @@ pub(super) fn contain_entity(
         note,
         now,
         policy_action,
+        mode,
     )?;
     Ok(inc)
+}
+
+/// Record a queue id held for an incident; false when the incident is gone or its list is
+/// full ([`MAX_HELD_PER_INCIDENT`]). A queue id seen again (log and policy) is kept once.
+pub(super) fn add_held(
+    tx: &Connection,
+    incident: i64,
+    qid: &str,
+    source: Source,
+    now: i64,
+) -> Result<bool> {
+    let (exists, n): (i64, i64) = tx.query_row(
+        "SELECT (SELECT count(*) FROM incidents WHERE id=?1), (SELECT count(*) FROM held WHERE incident_id=?1)",
+        [incident],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let known = tx
+        .query_row(
+            "SELECT 1 FROM held WHERE incident_id=?1 AND queue_id=?2",
+            params![incident, qid],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if known {
+        return Ok(true);
+    }
+    if exists == 0 || n >= MAX_HELD_PER_INCIDENT {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO held(incident_id, queue_id, source, state, at) VALUES(?1, ?2, ?3, 'held', ?4)",
+        params![incident, qid, source.as_str(), now],
+    )?;
+    Ok(true)
+}
+
+/// A hold-queue action's timeline entry (the command, its exit status and standard error), and
+/// the queue ids' new state when postsuper succeeded.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn held_done(
+    tx: &Connection,
+    incident: i64,
+    op: Op,
+    ids: &[String],
+    command: &str,
+    outcome: Option<&Outcome>,
+    by: &str,
+    note: &str,
+    now: i64,
+) -> Result<()> {
+    let mut text = format!("{} queue id(s): {command}", ids.len());
+    match outcome {
+        None => text.push_str(" (observe mode: not run)"),
+        Some(o) => {
+            match (o.status, &o.error) {
+                (_, Some(e)) => text.push_str(&format!("; failed: {e}")),
+                (Some(c), None) => text.push_str(&format!("; exit status {c}")),
+                (None, None) => text.push_str("; killed by a signal"),
+            }
+            if !o.stderr.is_empty() {
+                text.push_str(&format!("; stderr: {}", o.stderr));
+            }
+        }
+    }
+    if !note.is_empty() {
+        text.push_str(&format!("; note: {note}"));
+    }
+    let step = op.step(outcome.is_some());
+    let step = match outcome {
+        Some(o) if !o.ok() => format!("{step}: FAILED"),
+        _ => step.to_string(),
+    };
+    timeline(tx, incident, now, &step, by, &text)?;
+    if outcome.is_some_and(Outcome::ok) {
+        let mut st = tx.prepare_cached(
+            "UPDATE held SET state=?3, at=?4 WHERE incident_id=?1 AND queue_id=?2 AND state='held'",
+        )?;
+        for q in ids {
+            st.execute(params![incident, q, op.done_state(), now])?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -568,5 +666,133 @@ mod tests {
             )
             .unwrap();
         assert_eq!(orphans, 0);
+    }
+
+    /// Issue 11: the headline stays the incident's own detector's; held queue ids are kept once
+    /// each, bounded, and change state only when postsuper succeeded; in observe mode the
+    /// timeline says "would contain".
+    #[test]
+    fn headline_held_ids_and_observe_wording() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.db");
+        let policy = ContainmentConfig {
+            detectors: vec!["auth-hijack".into()],
+            min_score: 0.5,
+            ..ContainmentConfig::default()
+        };
+        let sh = shared(&p, policy.clone());
+        sh.live.store(Arc::new(Live {
+            mode: Mode::Observe,
+            containment: policy,
+            token: String::new(),
+        }));
+        let mut s = Store::open(&p).unwrap();
+        commit(
+            &mut s,
+            &sh,
+            vec![
+                alert(Detector::AuthHijack, EntityKind::Account, "a@x", 0.9),
+                alert(Detector::DeliveryFailures, EntityKind::Account, "a@x", 0.95),
+            ],
+        );
+        let r = reader(&p).unwrap();
+        let inc = list_incidents(&r, None, None, 10).unwrap().remove(0);
+        assert_eq!(inc.detector, "auth-hijack");
+        assert_eq!(inc.summary, "auth-hijack on a@x");
+        assert_eq!(inc.alerts, 2);
+        let (_, _, tl) = get_incident(&r, inc.id).unwrap().unwrap();
+        assert!(tl.iter().any(|e| e.action == "would contain (observe mode)"
+            && e.note.starts_with("would answer HOLD")));
+        assert!(!tl.iter().any(|e| e.action == "contained"), "{tl:?}");
+
+        let held = |s: &mut Store, q: &str| {
+            s.apply(
+                &mut vec![Cmd::Held {
+                    incident: inc.id,
+                    qid: q.into(),
+                    source: Source::Log,
+                }],
+                &sh,
+            )
+            .unwrap();
+        };
+        held(&mut s, "D7C189940CB");
+        held(&mut s, "D7C189940CB");
+        held(&mut s, "4BDEF9940C4");
+        let ids = super::super::held_ids(&r, inc.id).unwrap();
+        assert_eq!(
+            ids.iter().map(|h| h.queue_id.as_str()).collect::<Vec<_>>(),
+            ["D7C189940CB", "4BDEF9940C4"]
+        );
+        assert_eq!(sh.metrics.held_recorded.get(), 3);
+        // An incident that does not exist: dropped, counted.
+        s.apply(
+            &mut vec![Cmd::Held {
+                incident: 999,
+                qid: "ABCDEF1".into(),
+                source: Source::Policy,
+            }],
+            &sh,
+        )
+        .unwrap();
+        assert_eq!(sh.metrics.held_dropped.get(), 1);
+
+        let done = |s: &mut Store, outcome: Option<Outcome>| {
+            let (tx, mut rx) = tokio::sync::oneshot::channel();
+            s.apply(
+                &mut vec![Cmd::HeldDone {
+                    incident: inc.id,
+                    op: Op::Release,
+                    ids: vec!["D7C189940CB".into()],
+                    command: "postsuper -H -".into(),
+                    outcome,
+                    by: "op".into(),
+                    note: "fp".into(),
+                    reply: tx,
+                }],
+                &sh,
+            )
+            .unwrap();
+            rx.try_recv().unwrap().unwrap();
+        };
+        let failed = Outcome {
+            status: Some(1),
+            stderr: "postsuper: fatal: not permitted".into(),
+            error: None,
+        };
+        done(&mut s, None);
+        done(&mut s, Some(failed));
+        let states = |r: &rusqlite::Connection| {
+            super::super::held_ids(r, inc.id)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.state)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(states(&r), ["held", "held"]);
+        done(
+            &mut s,
+            Some(Outcome {
+                status: Some(0),
+                stderr: "postsuper: Released from hold: 1 message".into(),
+                error: None,
+            }),
+        );
+        assert_eq!(states(&r), ["released", "held"]);
+        let (_, _, tl) = get_incident(&r, inc.id).unwrap().unwrap();
+        let steps: Vec<_> = tl.iter().map(|e| e.action.as_str()).collect();
+        assert!(steps.ends_with(&[
+            "would release held mail",
+            "held mail released: FAILED",
+            "held mail released"
+        ]));
+        let last = tl.last().unwrap();
+        assert_eq!(
+            last.note,
+            "1 queue id(s): postsuper -H -; exit status 0; stderr: postsuper: Released from hold: 1 message; note: fp"
+        );
+        assert!(tl[tl.len() - 2]
+            .note
+            .contains("exit status 1; stderr: postsuper: fatal"));
     }
 }

@@ -27,10 +27,13 @@ use rusqlite::{params, Connection};
 use tracing::{error, info};
 
 use super::contain::Set;
+use super::held::{Op, Outcome, Source};
 use super::{now_secs, Shared};
 
 pub use checkpoint::{Checkpoint, FilePos};
-pub use queries::{counts, get_incident, list_incidents, Detail, Event, Incident, StoredAlert};
+pub use queries::{
+    counts, get_incident, held_ids, list_incidents, Detail, Event, HeldId, Incident, StoredAlert,
+};
 pub use schema::{connect, reader};
 
 /// Alerts kept per incident as evidence (the count goes on).
@@ -85,6 +88,35 @@ pub enum Cmd {
         id: String,
         /// Seconds, None = until released.
         secs: Option<i64>,
+        /// Who.
+        by: String,
+        /// Why.
+        note: String,
+        /// Answer (the incident id).
+        reply: Reply,
+    },
+    /// A queue id Postfix held for an incident's containment.
+    Held {
+        /// Incident.
+        incident: i64,
+        /// Queue id (checked by `held::valid_queue_id`).
+        qid: String,
+        /// Where it was learnt.
+        source: Source,
+    },
+    /// A hold-queue action was carried out (or, in observe mode, only shown): its timeline
+    /// entry, and the queue ids' new state when it succeeded.
+    HeldDone {
+        /// Incident.
+        incident: i64,
+        /// What.
+        op: Op,
+        /// The queue ids it was run for.
+        ids: Vec<String>,
+        /// The command line as shown.
+        command: String,
+        /// What it did; None when it was not run (observe mode).
+        outcome: Option<Outcome>,
         /// Who.
         by: String,
         /// Why.
@@ -236,6 +268,7 @@ impl Store {
                             &note,
                             now,
                             live.containment.action,
+                            live.mode,
                         );
                         if let Ok(ch) = &r {
                             changed |= *ch;
@@ -263,12 +296,47 @@ impl Store {
                             &note,
                             now,
                             live.containment.action,
+                            live.mode,
                         );
                         if r.is_ok() {
                             changed = true;
                             shared.metrics.containments.inc();
                         }
                         replies.push((reply, r.map_err(|e| e.to_string())));
+                    }
+                    Cmd::Held {
+                        incident,
+                        qid,
+                        source,
+                    } => {
+                        if incidents::add_held(&tx, incident, &qid, source, now)? {
+                            shared.metrics.held_recorded.inc();
+                        } else {
+                            shared.metrics.held_dropped.inc();
+                        }
+                    }
+                    Cmd::HeldDone {
+                        incident,
+                        op,
+                        ids,
+                        command,
+                        outcome,
+                        by,
+                        note,
+                        reply,
+                    } => {
+                        incidents::held_done(
+                            &tx,
+                            incident,
+                            op,
+                            &ids,
+                            &command,
+                            outcome.as_ref(),
+                            &by,
+                            &note,
+                            now,
+                        )?;
+                        replies.push((reply, Ok(incident)));
                     }
                     Cmd::Shutdown => {}
                 }

@@ -152,3 +152,32 @@ pub fn counts(c: &Connection) -> Result<Vec<(String, i64)>> {
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+/// A queue id Postfix held for an incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldId {
+    /// Queue id.
+    pub queue_id: String,
+    /// `log` or `policy`.
+    pub source: String,
+    /// held, released, deleted.
+    pub state: String,
+    /// When it was recorded or last changed (unix seconds).
+    pub at: i64,
+}
+
+/// The queue ids held for an incident, in the order they were recorded.
+pub fn held_ids(c: &Connection, incident: i64) -> Result<Vec<HeldId>> {
+    let mut st = c.prepare(
+        "SELECT queue_id, source, state, at FROM held WHERE incident_id=?1 ORDER BY rowid",
+    )?;
+    let rows = st.query_map([incident], |r| {
+        Ok(HeldId {
+            queue_id: r.get(0)?,
+            source: r.get(1)?,
+            state: r.get(2)?,
+            at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}

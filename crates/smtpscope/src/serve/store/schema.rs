@@ -79,6 +79,14 @@ const MIGRATIONS: &[&str] = &[
         ino INTEGER NOT NULL,
         pos INTEGER NOT NULL,
         fingerprint BLOB NOT NULL);",
+    // 3: the queue ids Postfix held for an incident's containment, and what became of them.
+    "CREATE TABLE held(
+        incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+        queue_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'held',
+        at INTEGER NOT NULL,
+        PRIMARY KEY(incident_id, queue_id));",
 ];
 
 /// Open a connection with the service's settings and the schema up to date.
