@@ -9,6 +9,8 @@
 # recipients while legitimate users send normally. Checks: the hijacked account is contained
 # (HOLD) within a bounded number of messages, its later messages wait in Postfix's hold queue
 # (postqueue -j), legitimate mail flows untouched, and smtpscope stops cleanly on SIGTERM.
+# Then the hold queue (hold_queue.py): the incident lists the held queue ids, "delete held spam"
+# removes them, and a false positive's held mail is released by its dismissal and delivered.
 #
 # Then the dashboard test in headless Chromium (browser.py).
 #
@@ -126,6 +128,8 @@ detectors = ["auth-hijack", "delivery-failures"]
 min_score = 0.0
 duration = "1h"
 action = "HOLD"
+# The harness runs as root: postsuper itself, on the private instance.
+postsuper_command = ["postsuper", "-c", "$PF"]
 EOF
 NO_COLOR=1 "$BIN" serve --config "$T/smtpscope.toml" 2> "$T/smtpscope.log" &
 SCOPE_PID=$!
@@ -199,6 +203,10 @@ check(metrics.get("smtpscope_policy_fail_open_total", 1) == 0, "no fail-open")
 check(metrics.get('smtpscope_parse_failures_total{source="follow"}', 1) == 0, "every maillog line parsed")
 sys.exit(0 if ok else 1)
 EOF
+
+# ---- the hold queue, end to end (issue 11): delete held spam, release a false positive ----
+python3 "$HERE/hold_queue.py" "$T" "$PF" "$SMTP" "$HTTP" || fail "hold-queue checks failed"
+log "hold queue part PASS"
 
 # ---- clean shutdown ----
 kill -TERM "$SCOPE_PID"

@@ -494,7 +494,7 @@ fn url_enc(s: &str) -> String {
     o
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{font-weight:bold;padding:.1em .4em;border-radius:.3em}.open{background:#fe9}.contained{background:#f99}.released{background:#9e9}.dismissed{background:#ddd}pre{background:#f8f8f8;padding:.5em;overflow:auto;max-height:30em}form.inline{display:inline-block;margin-right:1em}nav a{margin-right:1em}.msg{padding:.5em;background:#eef}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{font-weight:bold;padding:.1em .4em;border-radius:.3em}.open{background:#fe9}.contained{background:#f99}.released{background:#9e9}.dismissed{background:#ddd}pre{background:#f8f8f8;padding:.5em;overflow:auto;max-height:30em}form.inline{display:inline-block;margin-right:1em}code.cmd{display:block;background:#f8f8f8;padding:.5em;overflow-wrap:anywhere;max-height:10em;overflow:auto}nav a{margin-right:1em}.msg{padding:.5em;background:#eef}";
 
 fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
@@ -718,7 +718,7 @@ fn held_section(b: &mut String, sh: &Shared, id: i64, held: &[store::HeldId], mo
     };
     let _ = write!(
         b,
-        "<p>&ldquo;Release held mail&rdquo; {verb}{run}:</p><pre id=\"cmd-release\">{}</pre><p>&ldquo;Delete held spam&rdquo; {verb}{run}:</p><pre id=\"cmd-delete\">{}</pre>",
+        "<p>&ldquo;Release held mail&rdquo; {verb}{run}: <code class=\"cmd\" id=\"cmd-release\">{}</code></p><p>&ldquo;Delete held spam&rdquo; {verb}{run}: <code class=\"cmd\" id=\"cmd-delete\">{}</code></p>",
         esc(cmds["release"].as_str().unwrap_or("")),
         esc(cmds["delete"].as_str().unwrap_or(""))
     );
