@@ -39,11 +39,12 @@ pub const MAX_PENDING: usize = 10_000;
 /// counted in `smtpscope_held_dropped_total` (postsuper still handles them by hand).
 pub const MAX_HELD_PER_INCIDENT: i64 = 10_000;
 
-/// Longest queue id accepted: Postfix's long ids are 15 to 17 characters, short ones 6 to 12
-/// hex digits; room to spare, and nothing longer is handed to `postsuper`.
+/// Longest queue id accepted: a short Postfix id is 5 hex digits of microseconds then the inode
+/// number in hex (21 at most for a 64-bit inode), a long one about 15 to 17 characters; nothing
+/// longer is handed to `postsuper`.
 pub const MAX_QUEUE_ID: usize = 24;
 
-/// Shortest queue id accepted (a short Postfix id is at least 6 hex digits).
+/// Shortest queue id accepted (a short Postfix id: 5 hex digits and at least one of the inode).
 pub const MIN_QUEUE_ID: usize = 6;
 
 /// Queue ids handed to one `postsuper` run (on standard input; a bound on one command's work
