@@ -357,7 +357,7 @@ pub struct Incident {
     pub detectors: Vec<Detector>,
     /// Highest score.
     pub score: f64,
-    /// Latest summary.
+    /// The summary of the latest alert of the incident's own detector (its headline).
     pub summary: String,
     /// First alert's time.
     #[serde(serialize_with = "crate::alert::ser_ts")]
@@ -431,7 +431,11 @@ impl Incidents {
                 inc.alerts += 1;
                 inc.last = inc.last.max(a.ts);
                 inc.score = inc.score.max(a.score);
-                inc.summary = a.summary.clone();
+                // The headline stays the incident's own detector's (issue 11): another
+                // detector's alert on the entity is evidence under it, not a new title.
+                if a.detector == inc.detector {
+                    inc.summary = a.summary.clone();
+                }
                 if !inc.detectors.contains(&a.detector) {
                     inc.detectors.push(a.detector);
                 }
@@ -636,6 +640,32 @@ mod tests {
             summary: format!("{det} on {id}"),
             evidence: serde_json::json!({"n": 1}),
         }
+    }
+
+    /// Issue 11: an incident's headline is its own detector's latest alert, whatever other
+    /// detectors say about the entity later.
+    #[test]
+    fn headline_is_the_incidents_own_detectors() {
+        let mut inc = Incidents::new(Policy::default());
+        let mut a = alert(T, Detector::AuthHijack, EntityKind::Account, "a@x", 0.5);
+        inc.on_alert(&a);
+        inc.on_alert(&alert(
+            T + 1,
+            Detector::DeliveryFailures,
+            EntityKind::Account,
+            "a@x",
+            0.9,
+        ));
+        let i = &inc.list()[0];
+        assert_eq!((i.alerts, i.summary.as_str()), (2, "auth-hijack on a@x"));
+        assert_eq!(
+            i.detectors,
+            [Detector::AuthHijack, Detector::DeliveryFailures]
+        );
+        a.ts = Ts::from_secs(T + 2);
+        a.summary = "auth-hijack again".into();
+        inc.on_alert(&a);
+        assert_eq!(inc.list()[0].summary, "auth-hijack again");
     }
 
     /// The store's lifecycle test, on the pure module: the same assertions.
