@@ -11,10 +11,13 @@
 //! never switches another source off, and a message both sources saw counts once.
 //!
 //! Postfix logs no HELO for mail it accepts (only its reject lines carry `helo=<…>`), but every
-//! policy request carries `helo_name`. The HELO of a client's session is therefore kept here
-//! ([`SessionHelos`]) for [`POLICY_LINK_SECS`]: the log's `client=` line of the same address (and
-//! the same SASL name, or none), within that time, lends it to its message when the log gave
-//! the message none, so helo-anomaly sees accepted mail's HELO in a Postfix deployment.
+//! policy request carries `helo_name`, with the transaction's `sender` and `instance`. The HELO
+//! of each SMTP transaction is therefore kept here ([`SessionHelos`]) for [`POLICY_LINK_SECS`]:
+//! when the log's `from=` line of a message from the same address (and the same SASL name, or
+//! none) arrives within that time, the message takes the HELO of the oldest transaction of that
+//! session with the same sender, if the log gave it none; so helo-anomaly and incoming-helo see
+//! accepted mail's HELO in a Postfix deployment, each message its own transaction's even when
+//! the log lags several sessions behind the requests.
 //!
 //! The policy clock (request arrival and the service's ticks) is kept apart from the log clock:
 //! a policy request never moves the log's event time, so the correlator's idle policy and every
@@ -36,11 +39,20 @@ pub const POLICY_LINK_SECS: i64 = 60;
 pub const MAX_PENDING_CLAIMS: usize = 100_000;
 /// Recipients kept per claim (one per `RCPT` request); more are counted but not kept.
 pub const MAX_CLAIM_RCPTS: usize = 1000;
-/// Client sessions whose policy-request HELO is remembered at once; beyond, the oldest is
+/// SMTP transactions whose policy-request HELO is remembered at once; beyond, the oldest is
 /// dropped (counted in [`ClaimStats::helo_dropped`]). A request is untrusted input; a busy ISP
-/// sees a few thousand sessions a minute, the time one is kept ([`POLICY_LINK_SECS`]). Our own
-/// idea.
+/// sees a few thousand transactions a minute, the time one is kept ([`POLICY_LINK_SECS`]). Our
+/// own idea.
 pub const MAX_SESSION_HELOS: usize = 65_536;
+/// Transactions remembered per client session (address and SASL name); beyond, the session's
+/// oldest is dropped (counted in [`ClaimStats::helo_dropped`]). The log follows a request within
+/// seconds, so only transactions that queued no message (refused outright) linger, until
+/// [`POLICY_LINK_SECS`]; this keeps a host flooding refused transactions from making each of its
+/// messages' look-up long. Our own idea.
+pub const MAX_TRANSACTIONS_PER_SESSION: usize = 256;
+/// Longest envelope sender kept from a policy request (bytes; longer ones are cut, and so is the
+/// log's when they are compared): a reverse-path is at most 256 octets (RFC 5321, 4.5.3.1.3).
+pub const MAX_SENDER_LEN: usize = 256;
 /// Longest HELO kept from a policy request (bytes; longer ones are cut): a domain name is at
 /// most 255 octets (RFC 1035, 2.3.4), an address literal shorter.
 pub const MAX_HELO_LEN: usize = 255;
@@ -81,7 +93,8 @@ pub struct ClaimStats {
     /// Messages whose HELO came from their session's policy request (the log had none).
     #[serde(default)]
     pub helo_lent: u64,
-    /// Sessions' HELOs forgotten early because [`MAX_SESSION_HELOS`] were kept.
+    /// Transactions' HELOs forgotten early because [`MAX_SESSION_HELOS`] or
+    /// [`MAX_TRANSACTIONS_PER_SESSION`] were kept.
     #[serde(default)]
     pub helo_dropped: u64,
 }
@@ -91,42 +104,50 @@ pub struct ClaimStats {
 /// address, whose messages are each counted under their own account.
 type SessionKey = (IpAddr, String);
 
-/// One session's HELO as [`SessionHelos`] is written (a list, oldest first: the maps' tuple keys
-/// are no string keys, which JSON needs).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One SMTP transaction's HELO as its policy requests gave it (also the form [`SessionHelos`]
+/// is written in: a list, oldest first, since the maps' tuple keys are no JSON string keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct SessionHelo {
     ip: IpAddr,
     account: String,
+    /// Arrival of the transaction's first request (policy clock).
     ts: Ts,
     helo: String,
+    /// Postfix's `instance` (one per transaction); empty when the client sent none.
+    #[serde(default)]
+    instance: String,
+    /// The transaction's MAIL FROM (`""` the null sender), once a request gave it (at most
+    /// [`MAX_SENDER_LEN`] bytes).
+    #[serde(default)]
+    sender: Option<String>,
+    /// A log message took this HELO already.
+    #[serde(default)]
+    taken: bool,
 }
 
-/// The latest policy-request HELO of each client session, for [`POLICY_LINK_SECS`] of policy
-/// clock, at most [`MAX_SESSION_HELOS`] of them.
+/// The HELOs of recent SMTP transactions from their policy requests, one entry per
+/// transaction, for [`POLICY_LINK_SECS`] of policy clock, at most [`MAX_SESSION_HELOS`] of them
+/// and [`MAX_TRANSACTIONS_PER_SESSION`] per client session.
+///
+/// Each entry keeps its transaction's sender: the log's message takes the HELO of the oldest
+/// entry of its session with the same MAIL FROM ([`SessionHelos::take`]), so every message
+/// carries the HELO of its own transaction however far the log lags the requests — a host
+/// greeting with a new name on each of several back-to-back connections shows all its names.
+/// (Keeping only the latest HELO of each session and lending it when the lagging log line was
+/// read gave every message of such a burst the last name.)
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(from = "Vec<SessionHelo>", into = "Vec<SessionHelo>")]
 pub struct SessionHelos {
-    /// By session: the latest request's time, its HELO and its arrival sequence number.
-    by_session: BTreeMap<SessionKey, (Ts, String, u64)>,
-    /// Sessions by the sequence number of their latest request (oldest first).
-    order: BTreeMap<u64, SessionKey>,
+    /// Every transaction by arrival sequence number (oldest first).
+    by_seq: BTreeMap<u64, SessionHelo>,
+    /// Sequence numbers of each session's transactions, oldest first.
+    by_session: BTreeMap<SessionKey, VecDeque<u64>>,
     next_seq: u64,
 }
 
 impl From<SessionHelos> for Vec<SessionHelo> {
     fn from(h: SessionHelos) -> Self {
-        h.order
-            .values()
-            .filter_map(|k| {
-                let (ts, helo, _) = h.by_session.get(k)?;
-                Some(SessionHelo {
-                    ip: k.0,
-                    account: k.1.clone(),
-                    ts: *ts,
-                    helo: helo.clone(),
-                })
-            })
-            .collect()
+        h.by_seq.into_values().collect()
     }
 }
 
@@ -134,68 +155,165 @@ impl From<Vec<SessionHelo>> for SessionHelos {
     fn from(v: Vec<SessionHelo>) -> Self {
         let mut h = SessionHelos::default();
         for e in v {
-            h.note(e.ts, e.ip, &e.account, &e.helo);
+            h.push(e);
         }
         h
     }
 }
 
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 impl SessionHelos {
-    /// Sessions remembered.
+    /// Transactions remembered.
     pub fn len(&self) -> usize {
-        self.by_session.len()
+        self.by_seq.len()
     }
 
     /// None remembered?
     pub fn is_empty(&self) -> bool {
-        self.by_session.is_empty()
+        self.by_seq.is_empty()
     }
 
-    /// A request of `ip`'s session (logged in as `account`, or `""`) said `HELO helo` at `ts`.
-    /// Returns how many sessions were dropped to stay within [`MAX_SESSION_HELOS`].
-    fn note(&mut self, ts: Ts, ip: IpAddr, account: &str, helo: &str) -> u64 {
-        let mut end = helo.len().min(MAX_HELO_LEN);
-        while !helo.is_char_boundary(end) {
-            end -= 1;
-        }
+    /// A request of transaction `instance` of `ip`'s session (logged in as `account`, or `""`)
+    /// said `HELO helo` and `MAIL FROM sender` (`None` before MAIL) at `ts`. Every request of
+    /// one transaction lands in one entry: by its `instance`, or, for a client that sends none,
+    /// with the session's newest entry when that has the same HELO and sender. Returns how many
+    /// entries were dropped to stay within the caps.
+    fn note(
+        &mut self,
+        ts: Ts,
+        ip: IpAddr,
+        account: &str,
+        instance: &str,
+        sender: Option<&str>,
+        helo: &str,
+    ) -> u64 {
+        let helo = cut(helo, MAX_HELO_LEN);
+        let sender = sender.map(|s| cut(s, MAX_SENDER_LEN));
         let k = (ip, account.to_ascii_lowercase());
+        let same = self.by_session.get(&k).and_then(|q| {
+            if instance.is_empty() {
+                q.back().copied().filter(|s| {
+                    self.by_seq.get(s).is_some_and(|e| {
+                        e.instance.is_empty()
+                            && e.helo == helo
+                            && (e.sender.is_none() || e.sender.as_deref() == sender)
+                    })
+                })
+            } else {
+                q.iter()
+                    .rev()
+                    .copied()
+                    .find(|s| self.by_seq.get(s).is_some_and(|e| e.instance == instance))
+            }
+        });
+        if let Some(e) = same.and_then(|s| self.by_seq.get_mut(&s)) {
+            if e.sender.is_none() {
+                e.sender = sender.map(str::to_string);
+            }
+            return 0;
+        }
+        self.push(SessionHelo {
+            ip,
+            account: k.1,
+            ts,
+            helo: helo.to_string(),
+            instance: instance.to_string(),
+            sender: sender.map(str::to_string),
+            taken: false,
+        })
+    }
+
+    /// Append one entry as it is (also when reading a snapshot back); returns how many were
+    /// dropped to stay within the caps, oldest first.
+    fn push(&mut self, e: SessionHelo) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        if let Some((_, _, old)) = self.by_session.get(&k) {
-            self.order.remove(old);
-        }
-        self.order.insert(seq, k.clone());
-        self.by_session
-            .insert(k, (ts, helo[..end].to_string(), seq));
+        let k = (e.ip, e.account.clone());
+        let q = self.by_session.entry(k).or_default();
+        q.push_back(seq);
         let mut dropped = 0;
-        while self.by_session.len() > MAX_SESSION_HELOS {
-            let Some((_, k)) = self.order.pop_first() else {
-                break;
-            };
-            self.by_session.remove(&k);
+        while q.len() > MAX_TRANSACTIONS_PER_SESSION {
+            if let Some(old) = q.pop_front() {
+                self.by_seq.remove(&old);
+                dropped += 1;
+            }
+        }
+        self.by_seq.insert(seq, e);
+        while self.by_seq.len() > MAX_SESSION_HELOS {
+            self.pop_oldest();
             dropped += 1;
         }
         dropped
     }
 
-    /// Forget sessions whose latest request is [`POLICY_LINK_SECS`] older than `now`.
-    fn expire(&mut self, now: Ts) {
-        while let Some((_, k)) = self.order.first_key_value() {
-            match self.by_session.get(k) {
-                Some((ts, _, _)) if ts.secs() + POLICY_LINK_SECS > now.secs() => break,
-                _ => {}
-            }
-            if let Some((_, k)) = self.order.pop_first() {
+    /// Forget the oldest entry.
+    fn pop_oldest(&mut self) {
+        let Some((seq, e)) = self.by_seq.pop_first() else {
+            return;
+        };
+        let k = (e.ip, e.account);
+        if let Some(q) = self.by_session.get_mut(&k) {
+            q.retain(|s| *s != seq);
+            if q.is_empty() {
                 self.by_session.remove(&k);
             }
         }
     }
 
-    /// The HELO of `ip`'s session logged in as `account` (or `""`), when its latest request
-    /// is within [`POLICY_LINK_SECS`] of the log's `ts` either way (the two clocks are apart).
-    fn lookup(&self, ts: Ts, ip: IpAddr, account: &str) -> Option<&str> {
-        let (at, helo, _) = self.by_session.get(&(ip, account.to_ascii_lowercase()))?;
-        ((at.secs() - ts.secs()).abs() <= POLICY_LINK_SECS).then_some(helo.as_str())
+    /// Forget transactions whose first request is [`POLICY_LINK_SECS`] older than `now`.
+    fn expire(&mut self, now: Ts) {
+        while let Some((_, e)) = self.by_seq.first_key_value() {
+            if e.ts.secs() + POLICY_LINK_SECS > now.secs() {
+                break;
+            }
+            self.pop_oldest();
+        }
+    }
+
+    /// The HELO for a log's message at `ts` (log clock) from `ip`'s session logged in as
+    /// `account` (or `""`) with envelope sender `sender`, among the transactions within
+    /// [`POLICY_LINK_SECS`] of `ts` either way (the two clocks are apart), in this order:
+    /// 1. the oldest one not yet taken with the same sender: its own transaction (Postfix
+    ///    queues a session's messages in transaction order; a transaction refused outright
+    ///    queues none, and its entry, whose sender the later messages seldom share, expires);
+    /// 2. else the oldest one not yet taken (the log's sender was rewritten, by
+    ///    `canonical_maps` say);
+    /// 3. else the newest one with the same sender, taken or not (a client that sends no
+    ///    `instance` repeating an identical transaction, kept as one entry).
+    ///
+    /// The first two mark the entry taken.
+    fn take(&mut self, ts: Ts, ip: IpAddr, account: &str, sender: &str) -> Option<&str> {
+        let q = self.by_session.get(&(ip, account.to_ascii_lowercase()))?;
+        let sender = cut(sender, MAX_SENDER_LEN);
+        let near = |e: &SessionHelo| (e.ts.secs() - ts.secs()).abs() <= POLICY_LINK_SECS;
+        let same = |e: &SessionHelo| {
+            e.sender
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(sender))
+        };
+        let entries = || q.iter().filter_map(|s| Some((*s, self.by_seq.get(s)?)));
+        let pick = entries()
+            .find(|(_, e)| !e.taken && near(e) && same(e))
+            .or_else(|| entries().find(|(_, e)| !e.taken && near(e)))
+            .map(|(s, _)| (s, true))
+            .or_else(|| {
+                entries()
+                    .filter(|(_, e)| near(e) && same(e))
+                    .last()
+                    .map(|(s, _)| (s, false))
+            });
+        let (seq, mark) = pick?;
+        let e = self.by_seq.get_mut(&seq)?;
+        e.taken |= mark;
+        Some(e.helo.as_str())
     }
 }
 
@@ -236,26 +354,43 @@ impl PolicyClaims {
         self.pending.is_empty()
     }
 
-    /// Client sessions whose HELO is remembered.
+    /// SMTP transactions whose HELO is remembered.
     pub fn session_helos(&self) -> usize {
         self.helos.len()
     }
 
-    /// A policy request of `ip`'s session (SASL name `account`, `""` when none) said
-    /// `HELO helo` at `ts` (policy clock).
-    pub fn helo(&mut self, ts: Ts, ip: IpAddr, account: &str, helo: &str) {
+    /// A policy request of transaction `instance` (`""` when the client sent none) of `ip`'s
+    /// session (SASL name `account`, `""` when none) said `HELO helo` and `MAIL FROM sender`
+    /// (`None` before MAIL) at `ts` (policy clock).
+    pub fn helo(
+        &mut self,
+        ts: Ts,
+        ip: IpAddr,
+        account: &str,
+        instance: &str,
+        sender: Option<&str>,
+        helo: &str,
+    ) {
         self.advance(ts);
         if helo.is_empty() {
             return;
         }
-        self.stats.helo_dropped += self.helos.note(ts, ip, account, helo);
+        self.stats.helo_dropped += self.helos.note(ts, ip, account, instance, sender, helo);
     }
 
-    /// The HELO of the session of a log's `client=` line at `ts` (log clock) from `ip`, logged
-    /// in as `account` (`""` when not), if a policy request of that session gave one within
-    /// [`POLICY_LINK_SECS`].
-    pub fn session_helo(&self, ts: Ts, ip: IpAddr, account: &str) -> Option<&str> {
-        self.helos.lookup(ts, ip, account)
+    /// The HELO of the transaction of a log's message at `ts` (log clock) from `ip`, logged in
+    /// as `account` (`""` when not), with envelope sender `sender` (`""` the null sender), if a
+    /// policy request of that session gave one within [`POLICY_LINK_SECS`]: its own
+    /// transaction's, found by its sender (see [`SessionHelos`]). The transaction is then
+    /// taken: the session's next message with that sender gets the next one.
+    pub fn session_helo(
+        &mut self,
+        ts: Ts,
+        ip: IpAddr,
+        account: &str,
+        sender: &str,
+    ) -> Option<&str> {
+        self.helos.take(ts, ip, account, sender)
     }
 
     /// A message took its HELO from [`PolicyClaims::session_helo`] (counted).
@@ -481,38 +616,112 @@ mod tests {
     fn session_helos_expire_and_stay_bounded() {
         let mut c = PolicyClaims::default();
         let a = ip("192.0.2.1").unwrap();
-        c.helo(Ts::from_secs(1_000), a, "", "pc.example");
-        c.helo(Ts::from_secs(1_000), a, "Bob", "laptop");
+        let t = Ts::from_secs(1_000);
+        c.helo(t, a, "", "i.1", Some("x@pc.example"), "pc.example");
+        c.helo(t, a, "Bob", "i.2", Some("bob@a.example"), "laptop");
         assert_eq!(
-            c.session_helo(Ts::from_secs(1_002), a, ""),
-            Some("pc.example")
-        );
-        assert_eq!(
-            c.session_helo(Ts::from_secs(1_002), a, "bob"),
+            c.session_helo(Ts::from_secs(1_002), a, "bob", "bob@a.example"),
             Some("laptop")
         );
-        assert_eq!(c.session_helo(Ts::from_secs(1_002), a, "eve"), None);
+        assert_eq!(
+            c.session_helo(Ts::from_secs(1_002), a, "eve", "bob@a.example"),
+            None
+        );
         // Too far from the log's time, either way.
         let far = POLICY_LINK_SECS + 1;
-        assert_eq!(c.session_helo(Ts::from_secs(1_000 + far), a, ""), None);
-        assert_eq!(c.session_helo(Ts::from_secs(1_000 - far), a, ""), None);
-        // The policy clock moving on forgets it.
+        let at = |s| Ts::from_secs(s);
+        assert_eq!(c.session_helo(at(1_000 + far), a, "", "x@pc.example"), None);
+        assert_eq!(c.session_helo(at(1_000 - far), a, "", "x@pc.example"), None);
+        // The policy clock moving on forgets them.
         c.due(Ts::from_secs(1_000 + POLICY_LINK_SECS));
         assert_eq!(c.session_helos(), 0);
-        // A flood of sessions keeps at most MAX_SESSION_HELOS, counting the dropped ones.
+        // A flood of transactions keeps at most MAX_SESSION_HELOS, counting the dropped ones.
         for n in 0..(MAX_SESSION_HELOS as u32 + 10) {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
-            c.helo(Ts::from_secs(5_000), ip, "", &"x".repeat(1000));
+            c.helo(at(5_000), ip, "", "", Some(""), &"x".repeat(1000));
         }
         assert_eq!(c.session_helos(), MAX_SESSION_HELOS);
         assert_eq!(c.stats().helo_dropped, 10);
         let last = IpAddr::from(std::net::Ipv4Addr::from(
             0x0a00_0000 + MAX_SESSION_HELOS as u32 + 9,
         ));
-        let h = c.session_helo(Ts::from_secs(5_000), last, "").unwrap();
-        assert_eq!(h.len(), MAX_HELO_LEN, "cut");
         // They survive serialization.
-        let back: PolicyClaims = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
-        assert_eq!(back.session_helo(Ts::from_secs(5_000), last, ""), Some(h));
+        let mut back: PolicyClaims =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        let h = c.session_helo(at(5_000), last, "", "").unwrap().to_string();
+        assert_eq!(h.len(), MAX_HELO_LEN, "cut");
+        assert_eq!(back.session_helo(at(5_000), last, "", ""), Some(h.as_str()));
+        // One session flooding transactions keeps its newest MAX_TRANSACTIONS_PER_SESSION.
+        let mut c = PolicyClaims::default();
+        for n in 0..MAX_TRANSACTIONS_PER_SESSION + 3 {
+            c.helo(t, a, "", &format!("i.{n}"), Some(&format!("s{n}@x")), "h");
+        }
+        assert_eq!(c.session_helos(), MAX_TRANSACTIONS_PER_SESSION);
+        assert_eq!(c.stats().helo_dropped, 3);
+        assert_eq!(
+            c.session_helo(t, a, "", "s0@x"),
+            Some("h"),
+            "oldest kept one"
+        );
+    }
+
+    #[test]
+    fn each_message_takes_its_own_transactions_helo() {
+        let mut c = PolicyClaims::default();
+        let a = ip("198.18.12.7").unwrap();
+        let t = Ts::from_secs(1_000);
+        // Four back-to-back sessions, a new HELO each, two transactions each (the second with
+        // two RCPT requests); all requests come before any log line.
+        for s in 0..4 {
+            for m in 0..2 {
+                let inst = format!("i.{s}.{m}");
+                let from = format!("p{s}{m}@d{m}.example");
+                for _ in 0..=m {
+                    c.helo(t, a, "", &inst, Some(&from), &format!("pc{s}.example"));
+                }
+            }
+        }
+        assert_eq!(c.session_helos(), 8, "one entry per transaction");
+        // A transaction refused outright (no message in the log).
+        c.helo(t, a, "", "i.r", Some("gone@x.example"), "refused.example");
+        for s in 0..4 {
+            for m in 0..2 {
+                let from = format!("p{s}{m}@d{m}.example");
+                assert_eq!(
+                    c.session_helo(t, a, "", &from),
+                    Some(format!("pc{s}.example").as_str())
+                );
+            }
+        }
+        // A message whose sender the log rewrote takes the oldest transaction not taken.
+        c.helo(t, a, "", "i.x", Some("u@sub.example"), "last.example");
+        assert_eq!(
+            c.session_helo(t, a, "", "u@example"),
+            Some("refused.example")
+        );
+        assert_eq!(c.session_helo(t, a, "", "u@example"), Some("last.example"));
+        // Nothing left untaken: a repeat of a known sender gets its newest transaction.
+        assert_eq!(
+            c.session_helo(t, a, "", "P31@D1.example"),
+            Some("pc3.example")
+        );
+        assert_eq!(c.session_helo(t, a, "", "other@example"), None);
+    }
+
+    #[test]
+    fn requests_without_instance_make_one_entry_per_transaction() {
+        let mut c = PolicyClaims::default();
+        let a = ip("192.0.2.9").unwrap();
+        let t = Ts::from_secs(1_000);
+        // HELO stage (no sender yet), then two RCPTs, of one transaction.
+        c.helo(t, a, "", "", None, "h1.example");
+        c.helo(t, a, "", "", Some("a@x.example"), "h1.example");
+        c.helo(t, a, "", "", Some("a@x.example"), "h1.example");
+        assert_eq!(c.session_helos(), 1);
+        c.helo(t, a, "", "", Some("b@x.example"), "h1.example");
+        c.helo(t, a, "", "", Some("a@x.example"), "h2.example");
+        assert_eq!(c.session_helos(), 3);
+        assert_eq!(c.session_helo(t, a, "", "a@x.example"), Some("h1.example"));
+        assert_eq!(c.session_helo(t, a, "", "a@x.example"), Some("h2.example"));
     }
 }

@@ -316,9 +316,9 @@ impl Engine {
     /// claimed and counted once: from the log when the log shows it within
     /// [`crate::claims::POLICY_LINK_SECS`], else from the request (see [`crate::claims`]).
     ///
-    /// Any request's `helo_name` is kept as the HELO of its client's session (see
-    /// [`crate::claims`]): Postfix logs none for the mail it accepts, so the log's message from
-    /// that session takes it for helo-anomaly.
+    /// Any request's `helo_name` is kept as the HELO of its SMTP transaction, with its sender
+    /// (see [`crate::claims`]): Postfix logs none for the mail it accepts, so the log's message
+    /// of that transaction takes it for helo-anomaly and incoming-helo.
     pub fn feed_policy(&mut self, ts: Ts, ev: &Event<'_>) {
         let Event::Policy {
             client,
@@ -327,13 +327,16 @@ impl Engine {
             recipient,
             protocol_state,
             instance,
+            sender,
             ..
         } = ev
         else {
             return;
         };
         if let (Some(ip), Some(h)) = (client.ip.and_then(parse_ip), helo) {
-            self.claims.helo(ts, ip, sasl_username.unwrap_or(""), h);
+            let account = sasl_username.unwrap_or("");
+            let instance = instance.unwrap_or("");
+            self.claims.helo(ts, ip, account, instance, *sender, h);
         }
         let Some(user) = sasl_username else {
             return;
@@ -351,31 +354,35 @@ impl Engine {
         self.count_claims(now);
     }
 
-    /// A log's `client=` line of a message received over SMTP: when the log gave the message no
-    /// HELO (Postfix logs none for mail it accepts), it takes its session's HELO from the policy
-    /// requests (same address and SASL name, within [`crate::claims::POLICY_LINK_SECS`]).
+    /// A log's `from=` line (Postfix's qmgr) of a message received over SMTP: when the log gave
+    /// the message no HELO (Postfix logs none for mail it accepts), it takes its own
+    /// transaction's HELO from the policy requests: same address and SASL name, same sender,
+    /// within [`crate::claims::POLICY_LINK_SECS`] (see [`crate::claims::SessionHelos`]). Not at
+    /// the `client=` line, which comes before the sender is known: the log lags the requests,
+    /// and by then later sessions of the same address may have given their own HELOs.
     fn lend_session_helo(&mut self, ts: Ts, host: &str, ev: &Event<'_>) {
-        let Event::Client {
+        let Event::Queued {
             qid,
-            client,
-            sasl_username,
-            uid: None,
-            orig_qid: None,
+            from,
+            helo: None,
+            parent: None,
             ..
         } = ev
         else {
             return;
         };
-        let Some(ip) = client.ip.and_then(parse_ip) else {
+        let Some(r) = self.corr.in_flight_record(host, qid) else {
             return;
         };
-        let Some(h) = self
-            .claims
-            .session_helo(ts, ip, sasl_username.unwrap_or(""))
-        else {
+        let (Origin::Smtp, None, Some(ip)) = (&r.origin, &r.helo, r.client_ip) else {
             return;
         };
-        if self.corr.hint_helo(host, qid, h) {
+        let account = r.auth_user.clone().unwrap_or_default();
+        let Some(h) = self.claims.session_helo(ts, ip, &account, from) else {
+            return;
+        };
+        let h = h.to_string();
+        if self.corr.hint_helo(host, qid, &h) {
             self.claims.helo_lent();
         }
     }

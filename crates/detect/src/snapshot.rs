@@ -28,7 +28,7 @@ use std::io::Read;
 /// field added, removed, renamed or retyped in any detector's state). A snapshot of another
 /// version is refused whole and the engine starts fresh: a half-understood state could raise or
 /// hide alerts, a fresh start only delays them.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 
 /// First bytes of every snapshot.
 pub const MAGIC: &[u8; 4] = b"SSES";

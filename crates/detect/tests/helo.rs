@@ -115,8 +115,8 @@ impl Log {
         self.secs -= policy_lag;
         let at = self.now();
         self.secs += policy_lag;
-        for (k, (to, _)) in rcpts.iter().enumerate() {
-            let instance = format!("{pid}.{}.{k}", self.n);
+        let instance = format!("{pid}.{}", self.n);
+        for (to, _) in rcpts {
             let ev = maillog::Event::Policy {
                 protocol_state: "RCPT",
                 client: maillog::Peer {
@@ -461,4 +461,155 @@ fn policy_helo_of_another_client_or_too_old_is_not_lent() {
         assert_eq!(log.engine.claim_stats().helo_lent, 0, "{policy_ip} {lag}");
         assert!(log.helo_alerts().is_empty(), "{policy_ip} {lag}");
     }
+}
+
+/// One message of a burst: the HELO of its session, its sender, its one recipient and the
+/// remote reply (`None`: delivered; a recipient in `isp.example` is delivered to its mailbox).
+type BurstMessage = (String, String, String, Option<&'static str>);
+
+impl Log {
+    /// Back-to-back SMTP transactions of unauthenticated `ip`, as Postfix reports them when the
+    /// log follower lags: every policy request (at `RCPT`, one `instance` per transaction, each
+    /// with its own session's HELO) is answered before the log shows any of their messages; then
+    /// the log's lines of those messages, in order, a second apart, none with a HELO.
+    fn burst(&mut self, ip: &str, msgs: &[BurstMessage]) {
+        let at = self.now();
+        for (i, (helo, from, to, _)) in msgs.iter().enumerate() {
+            let instance = format!("burst.{}.{i}", self.n);
+            let ev = maillog::Event::Policy {
+                protocol_state: "RCPT",
+                client: maillog::Peer {
+                    host: Some("unknown"),
+                    ip: Some(ip),
+                    port: None,
+                },
+                helo: Some(helo),
+                sender: Some(from),
+                recipient: Some(to),
+                recipient_count: Some(0),
+                sasl_username: None,
+                sasl_method: None,
+                qid: None,
+                instance: Some(&instance),
+                size: None,
+            };
+            self.engine.feed_policy(at, &ev);
+        }
+        for (_, from, to, reply) in msgs {
+            self.n += 1;
+            self.secs += 1;
+            let q = format!("{:X}E", 0x1000 + self.n);
+            self.line(&format!("postfix/smtpd[50]: {q}: client=unknown[{ip}]"));
+            if to.ends_with("@isp.example") {
+                self.line(&format!(
+                    "postfix/qmgr[9]: {q}: from=<{from}>, size=3000, nrcpt=1 (queue active)"
+                ));
+                self.line(&format!(
+                    "postfix/lmtp[60]: {q}: to=<{to}>, relay=mail.isp.example[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 Saved)"
+                ));
+                self.line(&format!("postfix/qmgr[9]: {q}: removed"));
+            } else {
+                self.deliver(&q, from, &[(to.clone(), *reply)], "5.1.1");
+            }
+        }
+    }
+}
+
+/// E2e s8f on log lines: an internet host opens 4 back-to-back sessions to our MX, each with a
+/// new invented HELO, 3 messages each, all delivered (so the HELOs are only in the policy
+/// requests). Every message takes its own session's HELO, though the log is read after all the
+/// requests: incoming-helo "several names" with the 4 names (`max_helos` 4 here, so that the
+/// alert, raised once, comes at the fourth). Keeping one latest HELO per address gave all 12
+/// messages the last name, and nothing fired.
+#[test]
+fn an_mx_client_rotating_helos_in_back_to_back_sessions_shows_every_name() {
+    let mut cfg = ours();
+    cfg.incoming.max_helos = 4;
+    let mut log = Log::new(cfg);
+    let names: Vec<String> = (0..4)
+        .map(|s| format!("pc{s}.invalid-isp.example"))
+        .collect();
+    let msgs: Vec<BurstMessage> = (0..12)
+        .map(|i| {
+            let (s, m) = (i / 3, i % 3);
+            (
+                names[s].clone(),
+                format!("promo{s}@deals{m}.example"),
+                format!("user{i}@isp.example"),
+                None,
+            )
+        })
+        .collect();
+    log.burst("198.18.12.7", &msgs);
+    assert_eq!(log.engine.claim_stats().helo_lent, 12);
+    log.engine.finish();
+    let a: Vec<Alert> = log
+        .engine
+        .take_alerts()
+        .into_iter()
+        .filter(|a| a.detector == Detector::IncomingHelo)
+        .collect();
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].entity.id, "198.18.12.7");
+    assert!(a[0].summary.contains("several names"), "{}", a[0].summary);
+    assert_eq!(a[0].evidence["distinct_helos"], 4);
+    assert_eq!(a[0].evidence["helos"], serde_json::json!(names));
+}
+
+/// HELO = MAIL FROM domain pairs each message with its own session's HELO: an internet host
+/// whose HELO follows its forged sender domain over 4 back-to-back sessions (3 messages each)
+/// shows it on every message, though the log is read after all the requests. Lending the
+/// latest HELO gave every message the last session's name: one name, matching 3 messages,
+/// which is a server greeting with its own domain, and the sign did not fire.
+#[test]
+fn an_mx_client_helo_following_its_sender_is_paired_per_session() {
+    let mut log = Log::new(ours());
+    let msgs: Vec<BurstMessage> = (0..12)
+        .map(|i| {
+            let s = i / 3;
+            (
+                format!("deals{s}.example"),
+                format!("promo{i}@deals{s}.example"),
+                format!("user{i}@isp.example"),
+                None,
+            )
+        })
+        .collect();
+    log.burst("198.18.12.8", &msgs);
+    log.engine.finish();
+    let a: Vec<Alert> = log
+        .engine
+        .take_alerts()
+        .into_iter()
+        .filter(|a| a.detector == Detector::IncomingHelo)
+        .collect();
+    assert!(!a.is_empty(), "missed");
+    let signs = a[0].evidence["signs"].to_string();
+    assert!(signs.contains("from-domain"), "{signs}");
+}
+
+/// The same for helo-anomaly on a customer line: ratware copying each message's sender domain
+/// into its HELO, a new session per domain, back to back. With each message paired to its own
+/// session's HELO the claim follows 3 sender domains (`MIN_FOLLOWED_DOMAINS`): flagged. The
+/// latest HELO lent to every message followed one domain only.
+#[test]
+fn a_customer_helo_following_its_sender_is_paired_per_session() {
+    let mut log = Log::new(ours());
+    let msgs: Vec<BurstMessage> = (0..12)
+        .map(|i| {
+            let s = i / 3;
+            (
+                format!("shop{s}.example"),
+                format!("offers{i}@shop{s}.example"),
+                format!("p{i}@dom{i}.example"),
+                (i % 2 == 0).then_some("550 5.1.1 User unknown"),
+            )
+        })
+        .collect();
+    log.burst("192.0.2.53", &msgs);
+    assert_eq!(log.engine.claim_stats().helo_lent, 12);
+    let a = log.helo_alerts();
+    assert_eq!(a.len(), 1, "{a:#?}");
+    let signs = a[0].evidence["signs"].to_string();
+    assert!(signs.contains("forged-sender-domain"), "{signs}");
 }

@@ -746,6 +746,12 @@ impl Correlator {
         s.last = ts;
     }
 
+    /// The message `qid` of `host` while it is in flight (not yet completed).
+    pub fn in_flight_record(&self, host: &str, qid: &str) -> Option<&MessageRecord> {
+        let hid = self.hosts.get(host)?;
+        self.flight.get(&QKey::new(*hid, qid))
+    }
+
     /// A HELO learned outside the log for the in-flight message `qid` of `host` (the Postfix
     /// policy request of its SMTP session: Postfix logs no HELO for mail it accepts). The
     /// message takes it only when the log gave it none. True when it took it.
