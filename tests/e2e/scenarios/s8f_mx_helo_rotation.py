@@ -9,18 +9,15 @@ distinct HELO names from one host in the window → `client 198.18.12.7`. Only s
 it: `analyze` of the log alone has no HELO of accepted mail (LIVE_ONLY, left out of the
 analyze comparison).
 
-PENDING: on main at 10f52ac serve raises nothing. The session HELO is kept per (address, SASL
-name) with only the latest one (detect::claims, SessionHelos), and a message takes it when its
-`client=` log line is read; the log follower reads those lines after the next sessions' policy
-requests have replaced it, so the 12 messages do not carry their 4 names. The same traffic with
-a 1 s pause after each connection raises `incoming-helo client … several names (3 distinct
-names)` (checked by hand).
+Found by this scenario: serve kept one latest policy HELO per (address, SASL name) and lent it
+when the message's `client=` log line was read; the log follower reads those lines after the
+next sessions' requests had replaced it, so the 12 messages did not carry their 4 names and
+nothing fired (with a 1 s pause after each connection it did). Now every SMTP transaction's HELO
+is kept with its sender and each message takes its own at its `from=` line (detect::claims,
+SessionHelos; docs/DETECTION.md "Where the HELO comes from").
 """
 import harness
 import ordinary
-
-PENDING = ("serve lends one latest policy HELO per address to lagging log lines: 4 back-to-back sessions "
-           "with 4 HELOs, all accepted, give no 'several names' (detect::claims SessionHelos)")
 
 BOT = "198.18.12.7"
 LIVE_ONLY = [("incoming-helo", "client", BOT)]
