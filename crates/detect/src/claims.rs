@@ -306,8 +306,8 @@ impl SessionHelos {
             .map(|(s, _)| (s, true))
             .or_else(|| {
                 entries()
-                    .filter(|(_, e)| near(e) && same(e))
-                    .last()
+                    .rev()
+                    .find(|(_, e)| near(e) && same(e))
                     .map(|(s, _)| (s, false))
             });
         let (seq, mark) = pick?;
