@@ -5,9 +5,11 @@
 pub mod abuse;
 pub mod config;
 pub mod ecs;
+pub mod html;
 pub mod input;
 pub mod pipeline;
 pub mod report;
+pub mod seen;
 pub mod serve;
 pub mod sflow_cmd;
 pub mod sim;

@@ -3,7 +3,7 @@
 //! A thin binary over the library crates: it turns command-line arguments and the config file
 //! into settings (here, in one place), does the I/O (files, stdin, stdout), and runs the engine.
 
-use smtpscope::{abuse, config, ecs, input, pipeline, report, serve, sflow_cmd, sim};
+use smtpscope::{abuse, config, ecs, html, input, pipeline, report, seen, serve, sflow_cmd, sim};
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -32,6 +32,9 @@ enum OutFormat {
     Incidents,
     /// Elastic Common Schema: every alert, then every incident, one JSON document per line.
     Ecs,
+    /// One self-contained HTML page (inline CSS and SVG, no script): summary, IIJ's five
+    /// figures, one section per incident.
+    Html,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -277,7 +280,12 @@ fn analyze(
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let mut driver = pipeline::Driver::new(engine);
-    let (run, alerts) = pipeline::analyze(&mut driver, &srcs, &t, progress, threads)?;
+    let mut seen = seen::Seen::new();
+    let (run, alerts) = if format == OutFormat::Html {
+        pipeline::analyze_seeing(&mut driver, &srcs, &t, progress, threads, &mut seen)?
+    } else {
+        pipeline::analyze(&mut driver, &srcs, &t, progress, threads)?
+    };
     let engine = driver.engine();
     if let Some(p) = &state {
         // Write beside and rename, so a crash never leaves half a state file.
@@ -313,6 +321,17 @@ fn analyze(
                 serde_json::to_writer(&mut out, &d)?;
                 out.write_all(b"\n")?;
             }
+        }
+        OutFormat::Html => {
+            let input = html::report::Input {
+                run: &run,
+                engine: engine.stats(),
+                alerts: &alerts,
+                incidents: incidents.list(),
+                seen: &seen,
+                geo: &geo,
+            };
+            out.write_all(html::report::document(&input).into_string().as_bytes())?;
         }
         OutFormat::Text => {
             out.write_all(report::summary(&run, engine.stats(), &alerts).as_bytes())?;

@@ -301,6 +301,41 @@ pub fn analyze(
     Ok((run, alerts))
 }
 
+/// [`analyze`], also noting every completed record that names a submitting entity in `seen`
+/// (for the HTML report's figures). The engine keeps its records for this run only; alerts are
+/// the same as without.
+pub fn analyze_seeing(
+    driver: &mut Driver,
+    srcs: &[Source],
+    t: &TimeOpts,
+    progress: bool,
+    threads: usize,
+    seen: &mut crate::seen::Seen,
+) -> Result<(RunStats, Vec<detect::Alert>)> {
+    fn drain(driver: &mut Driver, seen: &mut crate::seen::Seen, alerts: &mut Vec<detect::Alert>) {
+        let new = driver.take_alerts();
+        for a in &new {
+            seen.watch(a);
+        }
+        alerts.extend(new);
+        for r in driver.engine.take_records() {
+            if let (_, Some(e)) = driver.engine.classify(&r) {
+                seen.record(&r, &e);
+            }
+        }
+    }
+    driver.engine.keep_records(true);
+    let mut alerts = Vec::new();
+    let run = run_threads(srcs, t, progress, threads, |p, _| {
+        driver.feed(p);
+        drain(driver, seen, &mut alerts);
+    })?;
+    driver.finish();
+    drain(driver, seen, &mut alerts);
+    driver.engine.keep_records(false);
+    Ok((run, alerts))
+}
+
 /// The incidents of a batch's alerts: each alert merged into its entity's incident, the
 /// containment policy applied, all by the alerts' own times (what `serve` would have done).
 /// Containments whose time ran out by the last alert are released by expiry.

@@ -84,50 +84,118 @@ pub fn summary(run: &RunStats, eng: &EngineStats, alerts: &[Alert]) -> String {
     s
 }
 
-fn render_message(s: &mut String, m: &MessageSample, show_helo: bool) {
-    let sender = if m.sender.is_empty() {
-        "<>"
-    } else {
-        m.sender.as_str()
-    };
-    let size = m.size.map(|x| format!(" Size={x}")).unwrap_or_default();
-    let mut extra = String::new();
-    if let Some(c) = &m.client {
-        let _ = write!(extra, " [{c}]");
-    }
-    if show_helo {
-        if let Some(h) = &m.helo {
-            let _ = write!(extra, " HELO={h}");
-        }
-    }
-    let _ = writeln!(s, "  {} {sender}{size}{extra}", m.time);
+/// One line of a message listing, as the text report and the HTML report show it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListingLine<'a> {
+    /// The message: time, envelope sender (`<>` for the null sender) and what is known of it.
+    Message {
+        /// Time as the sample carries it.
+        time: &'a str,
+        /// Envelope sender, `<>` when empty.
+        sender: &'a str,
+        /// Size in bytes.
+        size: Option<u64>,
+        /// Client address.
+        client: Option<&'a str>,
+        /// HELO name (only when the HELO evidence is shown with it).
+        helo: Option<&'a str>,
+    },
+    /// A failed recipient (`!!!`), with the remote reply.
+    Failed {
+        /// Address.
+        addr: &'a str,
+        /// Remote reply.
+        reply: Option<&'a str>,
+    },
+    /// A delivered recipient (`->`).
+    Delivered {
+        /// Address.
+        addr: &'a str,
+        /// Note on how it was delivered, empty when plainly.
+        note: &'static str,
+    },
+    /// Failed recipients not listed.
+    MoreFailed(usize),
+    /// Delivered recipients not listed.
+    MoreValid(usize),
+}
+
+/// The listing of one sample message: the message line, every failed recipient, at most
+/// [`RCPTS_SHOWN`] delivered ones and counts of the rest.
+pub fn listing(m: &MessageSample, show_helo: bool) -> Vec<ListingLine<'_>> {
+    let mut out = vec![ListingLine::Message {
+        time: &m.time,
+        sender: if m.sender.is_empty() { "<>" } else { &m.sender },
+        size: m.size,
+        client: m.client.as_deref(),
+        helo: m.helo.as_deref().filter(|_| show_helo),
+    }];
     let mut shown = 0;
     let mut hidden_ok = m.more_delivered;
     for r in &m.recipients {
         if r.outcome.is_failure() {
-            let reply = r
-                .reply
-                .as_ref()
-                .map(|x| format!(" ({x})"))
-                .unwrap_or_default();
-            let _ = writeln!(s, "     !!! {}{reply}", r.addr);
+            out.push(ListingLine::Failed {
+                addr: &r.addr,
+                reply: r.reply.as_deref(),
+            });
         } else if shown < RCPTS_SHOWN {
             let note = match r.outcome {
-                Outcome::Deferred => " (still deferred)",
-                Outcome::DeferredThenDelivered => " (after deferral)",
+                Outcome::Deferred => "still deferred",
+                Outcome::DeferredThenDelivered => "after deferral",
                 _ => "",
             };
-            let _ = writeln!(s, "     ->  {}{note}", r.addr);
+            out.push(ListingLine::Delivered {
+                addr: &r.addr,
+                note,
+            });
             shown += 1;
         } else {
             hidden_ok += 1;
         }
     }
     if m.more_failed > 0 {
-        let _ = writeln!(s, "     !!! and {} more failed destinations", m.more_failed);
+        out.push(ListingLine::MoreFailed(m.more_failed));
     }
     if hidden_ok > 0 {
-        let _ = writeln!(s, "     and {hidden_ok} more valid destinations");
+        out.push(ListingLine::MoreValid(hidden_ok));
+    }
+    out
+}
+
+fn render_message(s: &mut String, m: &MessageSample, show_helo: bool) {
+    for l in listing(m, show_helo) {
+        let _ = match l {
+            ListingLine::Message {
+                time,
+                sender,
+                size,
+                client,
+                helo,
+            } => {
+                let size = size.map(|x| format!(" Size={x}")).unwrap_or_default();
+                let mut extra = String::new();
+                if let Some(c) = client {
+                    let _ = write!(extra, " [{c}]");
+                }
+                if let Some(h) = helo {
+                    let _ = write!(extra, " HELO={h}");
+                }
+                writeln!(s, "  {time} {sender}{size}{extra}")
+            }
+            ListingLine::Failed { addr, reply } => {
+                let reply = reply.map(|x| format!(" ({x})")).unwrap_or_default();
+                writeln!(s, "     !!! {addr}{reply}")
+            }
+            ListingLine::Delivered { addr, note } => {
+                if note.is_empty() {
+                    writeln!(s, "     ->  {addr}")
+                } else {
+                    writeln!(s, "     ->  {addr} ({note})")
+                }
+            }
+            ListingLine::MoreFailed(n) => writeln!(s, "     !!! and {n} more failed destinations"),
+            ListingLine::MoreValid(n) => writeln!(s, "     and {n} more valid destinations"),
+        };
     }
 }
 

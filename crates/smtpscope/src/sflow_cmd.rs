@@ -78,6 +78,9 @@ pub enum Format {
     Text,
     /// One JSON alert per line.
     Jsonl,
+    /// One self-contained HTML page: Clayton's figure (share of bad hosts by hours active,
+    /// needs --labels) and the alerts.
+    Html,
 }
 
 /// Options of the analysis (`analyze` and `--listen`).
@@ -584,6 +587,11 @@ fn report(src: &SflowSource, alerts: &[Alert], opts: &AnalyzeOpts) -> Result<()>
             }
         }
         Format::Text => text_report(&mut out, src, &hosts, alerts, table.as_ref())?,
+        Format::Html => out.write_all(
+            crate::html::sflow::page(table.as_ref(), alerts, &hosts)
+                .into_string()
+                .as_bytes(),
+        )?,
     }
     out.flush()?;
     Ok(())

@@ -525,6 +525,36 @@ fn analyze_synthetic_with_labels() {
         svg.contains("<title>33-64 hours: 0 of 1 hosts bad</title>"),
         "{svg}"
     );
+    // The same figure in the HTML page: one column per hours bucket, the 3-4 h bucket 80% bad.
+    let html = smtpscope(&[
+        "sflow",
+        "analyze",
+        pcap.to_str().unwrap(),
+        "--known-server",
+        "192.0.2.0/25",
+        "--labels",
+        labels.to_str().unwrap(),
+        "--format",
+        "html",
+    ]);
+    let buckets = text
+        .split("Share of bad hosts by hours active H:\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .count();
+    assert!(buckets > 1, "{text}");
+    assert_eq!(html.matches("<g class=\"col\"").count(), buckets, "{html}");
+    assert!(
+        html.contains("<title>3-4 h: bad hosts, % of the bucket 80</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>3-4</td><td class=\"n\">5</td><td class=\"n\">4</td>"),
+        "{html}"
+    );
+    assert!(!html.contains("<script") && !html.contains(" src=") && !html.contains(" href="));
 }
 
 #[test]
