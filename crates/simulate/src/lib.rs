@@ -22,6 +22,7 @@ mod abuse;
 pub mod addr;
 mod benign;
 pub mod evaluate;
+pub mod exchange;
 mod incoming;
 pub mod labels;
 pub mod params;

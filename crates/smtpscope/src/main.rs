@@ -104,6 +104,10 @@ enum Cmd {
     Evaluate(sim::EvaluateArgs),
     /// Simulate a small ISP, analyze it and score the result: the first thing to run.
     Demo(sim::DemoArgs),
+    /// Write a simulated exchange point's sFlow capture with the truth about every sender.
+    SimulateSflow(sim::SimulateSflowArgs),
+    /// Score `sflow analyze` alerts against a `simulate-sflow` truth file.
+    EvaluateSflow(sim::EvaluateSflowArgs),
     /// Decode sFlow v5 (pcap, pcapng, UDP) and analyse port-25 activity.
     Sflow(sflow_cmd::SflowArgs),
     /// Run in real time: follow logs, receive syslog, answer Postfix policy requests, keep state.
@@ -454,6 +458,8 @@ fn main() {
         Cmd::Serve(args) => serve::run(args),
         Cmd::Sflow(a) => sflow_cmd::run(a),
         Cmd::Simulate(a) => sim::simulate_cmd(a),
+        Cmd::SimulateSflow(a) => sim::simulate_sflow_cmd(a),
+        Cmd::EvaluateSflow(a) => sim::evaluate_sflow_cmd(a),
         Cmd::Evaluate(a) => sim::evaluate_cmd(a),
         Cmd::Demo(a) => sim::demo_cmd(a),
         Cmd::Man { dir } => man_pages(&dir),

@@ -131,6 +131,117 @@ fn sim_config(
     })
 }
 
+/// `simulate-sflow` arguments.
+#[derive(Args, Debug, Clone)]
+pub struct SimulateSflowArgs {
+    /// Days to simulate.
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+    /// Random seed (same seed, same bytes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Sampling rate N: each packet is sampled with probability 1/N.
+    #[arg(long, default_value_t = simulate::exchange::DEFAULT_SAMPLING)]
+    pub sampling: u32,
+    /// Multiplier of every population (1.0: about 4,600 sending addresses).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Share of the bad senders written to verdicts.jsonl.
+    #[arg(long, default_value_t = 0.3)]
+    pub verdict_share: f64,
+    /// Wrong verdicts (good senders marked bad), as a share of the right ones.
+    #[arg(long, default_value_t = 0.1)]
+    pub noisy_share: f64,
+    /// First day, YYYY-MM-DD (midnight UTC).
+    #[arg(long, default_value = "2026-03-02")]
+    pub start: String,
+    /// Output directory (created): exchange.pcap, sflow-truth.jsonl, verdicts.jsonl,
+    /// exchange-summary.json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `evaluate-sflow` arguments.
+#[derive(Args, Debug, Clone)]
+pub struct EvaluateSflowArgs {
+    /// sflow-truth.jsonl written by `simulate-sflow`.
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// alerts.jsonl written by `sflow analyze --jsonl`.
+    #[arg(long)]
+    pub alerts: PathBuf,
+    /// Verdicts the analysis was given (`--labels`): their addresses are not scored.
+    #[arg(long)]
+    pub told: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `smtpscope simulate-sflow`.
+pub fn simulate_sflow_cmd(a: SimulateSflowArgs) -> Result<()> {
+    let start = simulate::Date::parse(&a.start)
+        .with_context(|| format!("invalid --start {:?} (expected YYYY-MM-DD)", a.start))?;
+    anyhow::ensure!(a.days >= 1 && a.days <= 31, "--days must be 1..=31");
+    anyhow::ensure!(a.sampling >= 1, "--sampling must be at least 1");
+    anyhow::ensure!(
+        a.scale.is_finite() && a.scale > 0.0 && a.scale <= 20.0,
+        "--scale must be in (0, 20]"
+    );
+    for (name, v) in [
+        ("--verdict-share", a.verdict_share),
+        ("--noisy-share", a.noisy_share),
+    ] {
+        anyhow::ensure!((0.0..=1.0).contains(&v), "{name} must be in 0..=1");
+    }
+    let cfg = simulate::exchange::ExchangeConfig {
+        seed: a.seed,
+        days: a.days,
+        sampling: a.sampling,
+        start: start.epoch_secs(),
+        scale: a.scale,
+        verdict_share: a.verdict_share,
+        noisy_share: a.noisy_share,
+    };
+    let t = std::time::Instant::now();
+    let s = simulate::exchange::run(&cfg, &a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} senders, {} datagrams ({} lost), {} flow and {} counter samples to {} in {:.1} s",
+        s.senders,
+        s.datagrams,
+        s.lost_datagrams,
+        s.flow_samples,
+        s.counter_samples,
+        a.out.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `smtpscope evaluate-sflow`.
+pub fn evaluate_sflow_cmd(a: EvaluateSflowArgs) -> Result<()> {
+    use simulate::exchange::eval;
+    let read =
+        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let truth = eval::read_truth(&read(&a.truth)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.truth.display()))?;
+    let flagged = eval::read_clients(&read(&a.alerts)?, Some("sflow-activity"))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.alerts.display()))?;
+    let told = match &a.told {
+        Some(p) => eval::read_clients(&read(p)?, None)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => Default::default(),
+    };
+    let score = eval::score(&truth, &flagged, &told);
+    if a.json {
+        println!("{}", serde_json::to_string(&score)?);
+    } else {
+        print!("{score}");
+    }
+    Ok(())
+}
+
 /// `smtpscope simulate`.
 pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
     let cfg = sim_config(a.users, a.days, a.seed, a.format, &a.start)?;
