@@ -138,8 +138,9 @@ pub enum HeloSign {
     ManyNames,
     /// The HELO was the domain of the recipient (ours) in at least `helo_min_events` events.
     RcptDomain,
-    /// The HELO was the MAIL FROM domain in at least `helo_min_events` events, with at least
-    /// two distinct names: it follows the forged sender.
+    /// The HELO was the MAIL FROM domain in at least `helo_min_events` events, and at least
+    /// two distinct names each matched their own message's sender domain: it follows the
+    /// forged sender.
     FromDomain,
     /// An address literal other than the host's own, in at least `helo_min_events` events.
     ForeignLiteral,
@@ -194,6 +195,12 @@ struct Host {
     foreign_literal: Counter,
     /// (name hash, last seen secs), at most [`MAX_HELOS`].
     helos: Vec<(u64, i64)>,
+    /// The names among `helos` that were the MAIL FROM domain of their own message (name
+    /// hash, last such match secs), at most [`MAX_HELOS`]: a HELO *follows* the sender only
+    /// when two of them did. A host whose own name matched and whose other names did not (a
+    /// server and a machine behind the same address) does not follow anything.
+    #[serde(default)]
+    from_helos: Vec<(u64, i64)>,
     helo_names: Vec<String>,
     samples: Vec<String>,
     asn: Option<u32>,
@@ -306,20 +313,21 @@ impl Incoming {
         if let Some(helo) = seen.helo.filter(|x| !x.is_empty()) {
             let key = maillog::hash::str_key_ci(helo);
             h.helos.retain(|(_, t)| *t > now - w);
+            h.from_helos.retain(|(_, t)| *t > now - w);
             touch(&mut h.helos, key, now, MAX_HELOS);
             push_sample(&mut h.helo_names, helo);
             let from_dom = seen.from.and_then(domain_of);
             let rcpt_dom = seen.rcpt.and_then(domain_of);
+            let follows_from = from_dom.is_some_and(|d| d.eq_ignore_ascii_case(helo));
+            if follows_from {
+                touch(&mut h.from_helos, key, now, MAX_HELOS);
+            }
             h.rcpt_domain.add(
                 seen.ts,
                 u32::from(rcpt_dom.is_some_and(|d| d.eq_ignore_ascii_case(helo))),
                 w,
             );
-            h.from_domain.add(
-                seen.ts,
-                u32::from(from_dom.is_some_and(|d| d.eq_ignore_ascii_case(helo))),
-                w,
-            );
+            h.from_domain.add(seen.ts, u32::from(follows_from), w);
             let literal = helo
                 .strip_prefix('[')
                 .and_then(|x| x.strip_suffix(']'))
@@ -401,7 +409,7 @@ impl Incoming {
         if h.rcpt_domain.get() >= min_ev {
             signs.push(HeloSign::RcptDomain);
         }
-        if h.from_domain.get() >= min_ev && h.helos.len() >= 2 {
+        if h.from_domain.get() >= min_ev && h.from_helos.len() >= 2 {
             signs.push(HeloSign::FromDomain);
         }
         if h.foreign_literal.get() >= min_ev {
@@ -689,6 +697,40 @@ mod tests {
             .map(|i| seen(i, "198.51.100.12", "[93.184.216.34]", 0, 0))
             .collect();
         assert_eq!(run(&cfg, &ev).len(), 1);
+    }
+
+    /// Test seed 108: a web-hosting server (HELO = its own domain = the sender domain of its
+    /// mail) and a home machine with another name behind the same address. Two names, and the
+    /// sender domain matched often, but only one name ever matched: nothing follows the sender.
+    #[test]
+    fn one_matching_name_beside_another_name_does_not_follow_the_sender() {
+        let cfg = Config::default();
+        let mut ev: Vec<Seen> = (0..20)
+            .map(|i| {
+                let mut s = seen(i * 60, "192.0.2.79", "sender.example", 0, 1);
+                s.ours = true;
+                s
+            })
+            .collect();
+        for e in ev.iter_mut().skip(3).step_by(4) {
+            e.helo = Some("home-pc.dsl.isp.example");
+            e.from = Some("someone@webmail.example");
+        }
+        let out = run(&cfg, &ev);
+        assert!(out.is_empty(), "{:?}", names(&out));
+        // The same address whose second name also matched its own sender domain does follow.
+        for e in ev.iter_mut().skip(3).step_by(4) {
+            e.from = Some("someone@home-pc.dsl.isp.example");
+        }
+        let out = run(&cfg, &ev);
+        assert_eq!(
+            names(&out),
+            vec![(
+                Detector::LoopedBack,
+                EntityKind::Client,
+                "192.0.2.79".into()
+            )]
+        );
     }
 
     #[test]
