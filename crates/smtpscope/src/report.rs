@@ -442,7 +442,7 @@ fn render_hijack(s: &mut String, als: &[&Alert], e: &HijackEvidence) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use detect::evidence::{ListSender, ListsEvidence};
     use detect::{Detector, EntityKind};
@@ -451,7 +451,8 @@ mod tests {
     /// (see `crates/detect/tests/evidence.rs`).
     const STORED: &str = include_str!("../../detect/tests/data/evidence-alerts.jsonl");
 
-    fn stored() -> Vec<Alert> {
+    /// The stored alerts, read back (also used by the HTML evidence tests).
+    pub(crate) fn stored() -> Vec<Alert> {
         STORED
             .lines()
             .map(|l| {

@@ -149,27 +149,9 @@ pub fn message_listing(ms: &[MessageSample], show_helo: bool) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use detect::{Alert, Detector};
+    use detect::Detector;
 
-    /// Real alerts of every detector (see `crates/detect/tests/evidence.rs`).
-    const STORED: &str = include_str!("../../../detect/tests/data/evidence-alerts.jsonl");
-
-    fn stored() -> Vec<Alert> {
-        STORED
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).expect("JSON");
-                Alert {
-                    ts: maillog::Ts::parse_rfc3339(v["ts"].as_str().expect("ts")).expect("time"),
-                    detector: serde_json::from_value(v["detector"].clone()).expect("detector"),
-                    entity: serde_json::from_value(v["entity"].clone()).expect("entity"),
-                    score: v["score"].as_f64().expect("score"),
-                    summary: v["summary"].as_str().expect("summary").to_string(),
-                    evidence: v["evidence"].clone(),
-                }
-            })
-            .collect()
-    }
+    use crate::report::tests::stored;
 
     #[test]
     fn every_stored_evidence_renders_as_tables_without_json() {
