@@ -433,12 +433,10 @@ impl Follower {
         while matches!(self.read_chunk(buf), Some(n) if n > 0) {}
     }
 
-    /// The copy `copytruncate` made: a file beside ours, named after it, that starts with our
-    /// first bytes and holds our tail just before our offset.
-    fn find_copy(&self) -> Option<File> {
+    /// Files beside ours whose names start with our file's name (`mail.log.1`, `mail.log-2026…`),
+    /// in name order: where `copytruncate` may have put its copy.
+    fn copy_candidates(&self) -> Option<Vec<PathBuf>> {
         let name = self.path.file_name()?.to_string_lossy().into_owned();
-        let (dev, ino) = self.cur.as_ref().map(|o| (o.dev, o.ino))?;
-        let off = self.off();
         let mut found: Vec<PathBuf> = std::fs::read_dir(dir_of(&self.path))
             .ok()?
             .flatten()
@@ -449,7 +447,15 @@ impl Follower {
             .map(|e| e.path())
             .collect();
         found.sort();
-        found.into_iter().find_map(|p| {
+        Some(found)
+    }
+
+    /// The copy `copytruncate` made: a file beside ours, named after it, that starts with our
+    /// first bytes and holds our tail just before our offset.
+    fn find_copy(&self) -> Option<File> {
+        let (dev, ino) = self.cur.as_ref().map(|o| (o.dev, o.ino))?;
+        let off = self.off();
+        self.copy_candidates()?.into_iter().find_map(|p| {
             let f = File::open(&p).ok()?;
             let md = f.metadata().ok()?;
             let ours = md.is_file()
@@ -542,18 +548,7 @@ impl Follower {
     /// The copy `copytruncate` made of the content `p` is a position in: a file beside ours,
     /// named after it, not ours, that starts with `p`'s first bytes and has a line end at `p`.
     fn find_copy_of(&self, p: &FilePos) -> Option<(File, PathBuf)> {
-        let name = self.path.file_name()?.to_string_lossy().into_owned();
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir_of(&self.path))
-            .ok()?
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with(&name) && n != name
-            })
-            .map(|e| e.path())
-            .collect();
-        found.sort();
-        found.into_iter().find_map(|c| {
+        self.copy_candidates()?.into_iter().find_map(|c| {
             let f = File::open(&c).ok()?;
             let md = f.metadata().ok()?;
             let ours = md.is_file()
