@@ -619,9 +619,12 @@ impl Engine {
         if ent.kind == EntityKind::Client {
             self.helo.mark_ours(&ent, r.finished);
             // A customer's machine writing only to our own mailboxes talks to us as an MX does
-            // to the internet: looked at by the incoming rules as our own (`looped-back`).
+            // to the internet: looked at by the incoming rules as our own (`looped-back`), and
+            // by them alone — none of its mail leaves us, so it is not extrusion, and its forged
+            // envelope senders are not tenants of a customer server (`delivery-failures`).
             if self.for_our_mailboxes(r) {
                 self.incoming_record(r, true);
+                return;
             }
         }
         if ent.kind == EntityKind::Account {
