@@ -13,7 +13,7 @@ FUZZ=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$FUZZ")
 cd "$FUZZ"
 SECS=${FUZZ_SECS:-25}
-ALL="sflow_decode sflow_collect postfix exim dovecot sendmail syslog_frames policy_request config_file"
+ALL="sflow_decode sflow_collect postfix exim dovecot sendmail filter syslog_frames policy_request config_file"
 TARGETS=${*:-$ALL}
 
 # The fuzz package is its own workspace with its own target directory.

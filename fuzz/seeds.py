@@ -43,6 +43,23 @@ for target in ["postfix", "exim", "dovecot", "sendmail"]:
     for i, c in enumerate(spread([c for c in chunks if c.strip()], PER_TARGET)):
         write(target, i, c)
 
+# Spam filters: the written MX log with verdicts of tests/data/filter (also a Postfix seed: its
+# verdicts join Postfix messages), and the corpus' spamd cases (SEKOIA) as syslog lines.
+import json
+
+filt = []
+for p in files(os.path.join(root, "tests/data/filter")):
+    if p.endswith(".log"):
+        lines = open(p, "rb").read().split(b"\n")
+        filt += [b"\n".join(lines[k : k + LINES]) for k in range(0, len(lines), LINES)]
+        write("postfix", PER_TARGET, b"\n".join(lines))
+for p in files(os.path.join(data, "mail", "postfix", "sekoia-intake-formats")):
+    msg = json.load(open(p, "rb")).get("input", {}).get("message", "")
+    if msg.startswith("spamd:"):
+        filt.append(b"Dec  2 09:00:00 mx spamd[1]: " + msg.encode())
+for i, c in enumerate(spread([c for c in filt if c.strip()], PER_TARGET)):
+    write("filter", i, c)
+
 # Syslog TCP: the same Postfix lines as octet-counted and as newline-framed streams; the first
 # byte picks the reader's buffer size.
 pf = []

@@ -28,6 +28,9 @@ const DOVECOT_PROGRAMS: [&str; 6] = [
     "dovecot", "imap-login", "pop3-login", "auth", "auth-worker", "imap",
 ];
 
+/// Spam-filter program names, picked by the fuzzer.
+const FILTER_PROGRAMS: [&str; 3] = ["amavis", "spamd", "rspamd"];
+
 /// One log through the line parser (header, dispatch by program, the format's parser) and the
 /// message correlator; also every message straight into `format`'s parser, with a program name
 /// chosen by the line's first byte, so messages that lost their header still reach it.
@@ -56,6 +59,9 @@ pub fn mail_log(data: &[u8], format: Format) {
             }
             Format::Sendmail => {
                 let _ = maillog::sendmail::parse(msg);
+            }
+            Format::Filter => {
+                let _ = maillog::filter::parse(FILTER_PROGRAMS[pick % FILTER_PROGRAMS.len()], msg);
             }
             _ => {}
         }

@@ -867,6 +867,7 @@ impl Engine {
                         held: false,
                         notices: 0,
                         complete: true,
+                        filter: None,
                     };
                     let mut out = Vec::new();
                     self.extrusion.on_record(&self.cfg, &ent, &rec, &mut out);

@@ -1295,6 +1295,7 @@ mod tests {
             held: false,
             notices: 0,
             complete: true,
+            filter: None,
         }
     }
 

@@ -18,6 +18,8 @@ pub enum Format {
     Dovecot,
     /// Sendmail (`sendmail`, `sm-mta`, `sm-msp-queue`).
     Sendmail,
+    /// A spam filter's own lines (`amavis`, `spamd`, `rspamd`; see [`crate::filter`]).
+    Filter,
     /// Anything else.
     Other,
 }
@@ -30,6 +32,7 @@ impl Format {
             Format::Exim => "exim",
             Format::Dovecot => "dovecot",
             Format::Sendmail => "sendmail",
+            Format::Filter => "filter",
             Format::Other => "other",
         }
     }
@@ -132,6 +135,49 @@ pub enum NoticeKind {
     /// `sender delivery status notification` (success DSN).
     Success,
     /// Any other notice.
+    Other,
+}
+
+/// Which spam filter judged a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    /// amavis / amavisd-new.
+    Amavis,
+    /// SpamAssassin's `spamd`.
+    Spamd,
+    /// rspamd.
+    Rspamd,
+    /// The MTA's own refusal after DATA with a spam reason: a Postfix `milter-reject` at
+    /// `END-OF-MESSAGE`, Exim's `rejected after DATA` from its `spam` ACL condition.
+    Refusal,
+}
+
+impl Filter {
+    /// Lower-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Filter::Amavis => "amavis",
+            Filter::Spamd => "spamd",
+            Filter::Rspamd => "rspamd",
+            Filter::Refusal => "refusal",
+        }
+    }
+}
+
+/// A spam filter's verdict on one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Not spam (amavis `CLEAN`, spamd `.`, rspamd `F`/`no action`/`greylist`).
+    Ham,
+    /// Spam (amavis `SPAM`/`SPAMMY`, spamd `Y`, rspamd `T` or a spam action, a refusal after
+    /// DATA with a spam reason).
+    Spam,
+    /// Malware or a banned attachment (amavis `INFECTED`, `BANNED`).
+    Malware,
+    /// Anything else (amavis `BAD-HEADER`, `UNCHECKED`, `OVERSIZED`…, rspamd skipped or
+    /// `soft reject`): not a judgement on spam.
     Other,
 }
 
@@ -376,6 +422,33 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         size: Option<u64>,
     },
+    /// A spam filter's verdict on one message (amavis, `spamd`, rspamd; see [`crate::filter`]).
+    /// The message is named by queue id where the filter logs it, else by Message-ID.
+    FilterVerdict {
+        /// Which filter.
+        filter: Filter,
+        /// Its verdict.
+        verdict: Verdict,
+        /// Its score (amavis `Hits`, spamd's score, rspamd's), when logged.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        score: Option<f64>,
+        /// The score at which it calls a message spam (spamd `required_score`, rspamd's
+        /// `[score/threshold]`), when logged.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        threshold: Option<f64>,
+        /// Queue id of the judged message (amavis `Queue-ID`, rspamd `qid`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        qid: Option<&'a str>,
+        /// Its Message-ID, without angle brackets.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message_id: Option<&'a str>,
+        /// The SMTP client that sent it to us (amavis' first `[ip]:port`, rspamd `ip`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client: Option<Peer<'a>>,
+        /// Envelope sender, `""` for `<>`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<&'a str>,
+    },
     /// A line we recognize and count but whose content the engine does not use (postscreen
     /// verdicts, anvil statistics, scache, TLS, daemon start/stop, warnings…). `what` names it.
     Info {
@@ -401,7 +474,9 @@ impl Event<'_> {
             | Event::Removed { qid }
             | Event::Expired { qid, .. }
             | Event::Notice { qid, .. } => Some(qid),
-            Event::Check { qid, .. } | Event::Info { qid, .. } => *qid,
+            Event::Check { qid, .. }
+            | Event::Info { qid, .. }
+            | Event::FilterVerdict { qid, .. } => *qid,
             _ => None,
         }
     }

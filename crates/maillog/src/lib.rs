@@ -9,13 +9,15 @@
 //!
 //! The flow: [`LineParser::parse`] splits the syslog-style [`header`] (time, host, program, pid)
 //! from the message, picks the family by program name, and hands the message to that family's
-//! parser ([`postfix`], [`exim`], [`dovecot`], [`sendmail`]). The [`record::Correlator`] then joins
+//! parser ([`postfix`], [`exim`], [`dovecot`], [`sendmail`], and the spam filters' verdict
+//! lines, [`filter`]). The [`record::Correlator`] then joins
 //! the events of one queue id into a message record.
 #![deny(missing_docs)]
 
 pub mod dovecot;
 pub mod event;
 pub mod exim;
+pub mod filter;
 pub mod hash;
 pub mod header;
 pub mod parse;
@@ -24,7 +26,9 @@ pub mod record;
 pub mod sendmail;
 pub mod time;
 
-pub use event::{Action, DeliveryStatus, Event, Format, NoticeKind, Peer, Service};
+pub use event::{
+    Action, DeliveryStatus, Event, Filter, Format, NoticeKind, Peer, Service, Verdict,
+};
 pub use header::Header;
 pub use parse::{parse_line, LineParser, Parsed, Stats};
 pub use time::{TimeContext, Ts};

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::event::{Event, Format};
 use crate::header::{parse_header, Header};
 use crate::time::TimeContext;
-use crate::{dovecot, exim, postfix, sendmail};
+use crate::{dovecot, exim, filter, postfix, sendmail};
 
 /// What one line gave.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ impl Stats {
         self.lines - self.recognized
     }
 
-    /// Lines of the four mail formats (Postfix, Exim, Dovecot, Sendmail).
+    /// Lines of the mail formats (Postfix, Exim, Dovecot, Sendmail, and the spam filters).
     pub fn mail_counts(&self) -> Counts {
         let mut c = Counts::default();
         for (f, n) in &self.by_format {
@@ -156,6 +156,9 @@ pub fn classify_program(program: &str) -> (Format, &str) {
     }
     if program == "sendmail" || program.starts_with("sm-") {
         return (Format::Sendmail, program);
+    }
+    if filter::is_filter_program(program) {
+        return (Format::Filter, program);
     }
     (Format::Other, program)
 }
@@ -331,6 +334,10 @@ pub fn parse_line<'a>(line: &'a str, ctx: &mut TimeContext) -> Parsed<'a> {
         // Dovecot's own log file uses the same stamp: "2013-08-11 03:56:40 auth-worker(default): …".
         let tag = h.msg.split(' ').next().unwrap_or("");
         match tag.strip_suffix(':') {
+            // rspamd's own log file: "2015-09-02 16:41:59 #45015(normal) <ed2abb>; task; …".
+            _ if tag.starts_with('#') && tag.ends_with(')') => {
+                (Format::Filter, filter::parse("rspamd", h.msg))
+            }
             Some(t) if classify_program(t).0 == Format::Dovecot => {
                 let rest = &h.msg[tag.len()..].trim_start();
                 (Format::Dovecot, dovecot::parse(t, rest))
@@ -344,6 +351,7 @@ pub fn parse_line<'a>(line: &'a str, ctx: &mut TimeContext) -> Parsed<'a> {
             Format::Exim => exim::parse(h.msg),
             Format::Dovecot => dovecot::parse(h.program, h.msg),
             Format::Sendmail => sendmail::parse(h.msg),
+            Format::Filter => filter::parse(daemon, h.msg),
             Format::Other => None,
         };
         (format, ev)

@@ -12,12 +12,21 @@
 //! - a message re-injected by a content filter (Postfix relays it to a loopback filter and gets back
 //!   `250 … queued as NEWID`) hands its submitter (SASL user, client, HELO) to the new queue id, so
 //!   the record that reaches the internet still names the customer who sent it.
+//!
+//! A spam filter's verdict ([`Event::FilterVerdict`]) joins the message it names on the same log
+//! host: by queue id when the filter logs one (amavis, rspamd), else by Message-ID (`spamd`)
+//! among the messages in flight. A verdict that names no message in flight is counted
+//! ([`CorrelatorStats::verdicts_unlinked`]) and dropped. A refusal after DATA whose reason is a
+//! spam filter's ([`crate::filter::is_spam_reason`]) marks its message as spam too, and keeps
+//! the refused recipient (`Rejected`), so that the message reaches the detectors with its
+//! sender and recipient although it never entered the queue. A re-injected message inherits
+//! its parent's verdict with its submitter (amavis judges before it re-injects).
 
 use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::event::{Action, DeliveryStatus, Event, NoticeKind, Peer};
+use crate::event::{Action, DeliveryStatus, Event, Filter, NoticeKind, Peer, Verdict};
 use crate::time::Ts;
 
 /// Final outcome of one recipient.
@@ -138,6 +147,29 @@ pub enum Origin {
     Unknown,
 }
 
+/// A spam filter's judgement of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct FilterMark {
+    /// Which filter.
+    pub filter: Filter,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Its score, when logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// How much a verdict says against a message: a later, milder verdict on the same message (a
+/// second filter, or a re-scan) never hides an earlier spam or malware one.
+fn severity(v: Verdict) -> u8 {
+    match v {
+        Verdict::Other => 0,
+        Verdict::Ham => 1,
+        Verdict::Spam => 2,
+        Verdict::Malware => 3,
+    }
+}
+
 /// A message and everything that happened to it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct MessageRecord {
@@ -189,6 +221,9 @@ pub struct MessageRecord {
     pub notices: u32,
     /// True when the message left the queue in the log; false when closed by time-out or end of input.
     pub complete: bool,
+    /// A spam filter's verdict on the message, when one was logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterMark>,
 }
 
 impl MessageRecord {
@@ -271,6 +306,13 @@ pub struct CorrelatorStats {
     pub evicted: u64,
     /// Most records in flight at once.
     pub peak_in_flight: u64,
+    /// Spam-filter verdicts joined to their message.
+    #[serde(default)]
+    pub verdicts_linked: u64,
+    /// Spam-filter verdicts that named no message in flight (another log host, a message
+    /// already gone, no queue id and no Message-ID).
+    #[serde(default)]
+    pub verdicts_unlinked: u64,
 }
 
 /// Joins events into [`MessageRecord`]s.
@@ -279,6 +321,10 @@ pub struct Correlator {
     hosts: crate::hash::Map<String, u32>,
     flight: crate::hash::Map<QKey, MessageRecord>,
     sessions: crate::hash::Map<(u32, u32), Session>,
+    /// Message-ID (hashed with the log host) to the in-flight message that has it, for the
+    /// verdicts that name no queue id. At most one entry per message in flight.
+    #[serde(default)]
+    mids: crate::hash::Map<u64, QKey>,
     max_in_flight: usize,
     out: Vec<MessageRecord>,
     stats: CorrelatorStats,
@@ -297,6 +343,11 @@ fn parse_ip(p: &Peer<'_>) -> Option<IpAddr> {
     ip.parse().ok()
 }
 
+/// The key of a Message-ID on a log host in the Message-ID index.
+fn mid_key(hid: u32, mid: &str) -> u64 {
+    crate::hash::mix(crate::hash::str_key(mid) ^ u64::from(hid).rotate_left(32))
+}
+
 fn useful_host(h: Option<&str>) -> Option<&str> {
     h.filter(|h| !h.is_empty() && *h != "unknown")
 }
@@ -308,6 +359,7 @@ impl Correlator {
             hosts: Default::default(),
             flight: Default::default(),
             sessions: Default::default(),
+            mids: Default::default(),
             max_in_flight: max_in_flight.max(16),
             out: Vec::new(),
             stats: CorrelatorStats::default(),
@@ -375,6 +427,7 @@ impl Correlator {
             held: false,
             notices: 0,
             complete: false,
+            filter: None,
         });
         if ts > rec.finished {
             rec.finished = ts;
@@ -418,6 +471,12 @@ impl Correlator {
     }
 
     fn close(&mut self, mut r: MessageRecord, complete: bool) {
+        if let (Some(m), Some(&hid)) = (&r.message_id, self.hosts.get(&r.host)) {
+            let k = mid_key(hid, m);
+            if self.mids.get(&k) == Some(&QKey::new(hid, &r.qid)) {
+                self.mids.remove(&k);
+            }
+        }
         r.complete = complete;
         self.stats.records += 1;
         if !complete {
@@ -453,9 +512,11 @@ impl Correlator {
             Event::Check {
                 qid,
                 action,
+                stage,
                 client,
                 helo,
                 from,
+                to,
                 ..
             } => {
                 let ip = client.as_ref().and_then(parse_ip);
@@ -474,15 +535,46 @@ impl Correlator {
                             r.sender = Some(cap(f));
                         }
                     }
+                    let reason = match ev {
+                        Event::Check { reason, .. } => *reason,
+                        _ => "",
+                    };
                     match action {
-                        Action::Reject | Action::Discard => {
-                            r.rejected = Some(cap(match ev {
-                                Event::Check { reason, .. } => reason,
-                                _ => "",
-                            }))
-                        }
+                        Action::Reject | Action::Discard => r.rejected = Some(cap(reason)),
                         Action::Hold => r.held = true,
                         _ => {}
+                    }
+                    if matches!(action, Action::Reject | Action::Discard)
+                        && crate::filter::is_content_stage(*stage)
+                        && crate::filter::is_spam_reason(reason)
+                    {
+                        mark_filter(
+                            r,
+                            FilterMark {
+                                filter: Filter::Refusal,
+                                verdict: Verdict::Spam,
+                                score: None,
+                            },
+                        );
+                        if r.client_ip.is_none() {
+                            r.client_ip = ip;
+                        }
+                        if let Some(to) = to.filter(|t| !r.recipients.iter().any(|x| x.addr == *t))
+                        {
+                            if r.recipients.len() < MAX_RECIPIENTS {
+                                r.recipients.push(Recipient {
+                                    addr: cap(to),
+                                    orig: None,
+                                    outcome: Outcome::Rejected,
+                                    dsn: None,
+                                    relay: None,
+                                    transport: None,
+                                    reply: Some(cap(reason)),
+                                    deferrals: 0,
+                                    ts,
+                                });
+                            }
+                        }
                     }
                 }
             }
@@ -535,6 +627,37 @@ impl Correlator {
             Event::MessageId { qid, message_id } => {
                 let r = self.entry(hid, host, qid, ts, Origin::Unknown);
                 r.message_id = Some(cap(message_id));
+                self.index_mid(hid, qid, message_id);
+            }
+            Event::FilterVerdict {
+                filter,
+                verdict,
+                score,
+                qid,
+                message_id,
+                ..
+            } => {
+                let mark = FilterMark {
+                    filter: *filter,
+                    verdict: *verdict,
+                    score: *score,
+                };
+                let by_qid = qid
+                    .map(|q| QKey::new(hid, q))
+                    .filter(|k| self.flight.contains_key(k));
+                let key = by_qid.or_else(|| {
+                    let m = (*message_id)?;
+                    let k = *self.mids.get(&mid_key(hid, m))?;
+                    let r = self.flight.get(&k)?;
+                    (r.message_id.as_deref() == Some(cap(m).as_str())).then_some(k)
+                });
+                match key.and_then(|k| self.flight.get_mut(&k)) {
+                    Some(r) => {
+                        mark_filter(r, mark);
+                        self.stats.verdicts_linked += 1;
+                    }
+                    None => self.stats.verdicts_unlinked += 1,
+                }
             }
             Event::Queued {
                 qid,
@@ -588,6 +711,7 @@ impl Correlator {
                 }
                 if let Some(m) = message_id {
                     r.message_id = Some(cap(m));
+                    self.index_mid(hid, qid, m);
                 }
             }
             Event::Delivery {
@@ -654,6 +778,7 @@ impl Correlator {
                     DeliveryStatus::Discarded => Outcome::Discarded,
                 };
                 if let Some(child) = queued_as {
+                    let parent_mark = r.filter;
                     let (ip, chost, helo, user, luser, sender) = (
                         r.client_ip,
                         r.client_host.clone(),
@@ -681,6 +806,9 @@ impl Correlator {
                     }
                     if c.sender.is_none() {
                         c.sender = sender;
+                    }
+                    if let Some(m) = parent_mark {
+                        mark_filter(c, m);
                     }
                 }
             }
@@ -746,6 +874,18 @@ impl Correlator {
         s.last = ts;
     }
 
+    /// Remember which in-flight message has a Message-ID (the last one to log it wins: a
+    /// re-injected copy after its parent).
+    fn index_mid(&mut self, hid: u32, qid: &str, mid: &str) {
+        if self.mids.len() >= self.max_in_flight {
+            // Entries of messages closed under another host name (cut ones) would stay: drop
+            // every entry whose message is gone.
+            let flight = &self.flight;
+            self.mids.retain(|_, k| flight.contains_key(k));
+        }
+        self.mids.insert(mid_key(hid, mid), QKey::new(hid, qid));
+    }
+
     /// The message `qid` of `host` while it is in flight (not yet completed).
     pub fn in_flight_record(&self, host: &str, qid: &str) -> Option<&MessageRecord> {
         let hid = self.hosts.get(host)?;
@@ -778,6 +918,15 @@ impl Correlator {
     /// Close every message still in flight (end of batch input), oldest first.
     pub fn finish(&mut self) {
         self.close_where(|_| true);
+    }
+}
+
+/// Attach a verdict to a record unless it already has a graver one.
+fn mark_filter(r: &mut MessageRecord, m: FilterMark) {
+    if r.filter
+        .is_none_or(|old| severity(m.verdict) >= severity(old.verdict))
+    {
+        r.filter = Some(m);
     }
 }
 
