@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub serve: crate::serve::ServeConfig,
     /// Who sends abuse reports (`analyze --abuse-reports`).
     pub abuse: crate::abuse::Reporter,
+    /// Running `serve` as a node of a cluster on NATS JetStream.
+    pub cluster: crate::cluster::config::ClusterConfig,
 }
 
 /// The `[detect.*]` tables.
@@ -183,6 +185,7 @@ impl Validate for FileConfig {
         c.section("detect", &self.detect);
         c.section("input", &self.input);
         c.section("serve", &self.serve);
+        c.section("cluster", &self.cluster);
     }
 }
 

@@ -3,6 +3,7 @@
 //! protocol and the configuration loader through them.
 
 pub mod abuse;
+pub mod cluster;
 pub mod config;
 pub mod ecs;
 pub mod html;

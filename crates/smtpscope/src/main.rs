@@ -112,6 +112,23 @@ enum Cmd {
     Sflow(sflow_cmd::SflowArgs),
     /// Run in real time: follow logs, receive syslog, answer Postfix policy requests, keep state.
     Serve(serve::ServeArgs),
+    /// The alerts a cluster with these edges and partitions must raise, computed in one process
+    /// (every edge's log routed and merged as the cluster does): the reference of
+    /// tests/e2e/cluster.sh and docs/SCALE.md. Holds every event in memory.
+    #[command(hide = true)]
+    ClusterReplay {
+        /// An edge and its log: NAME=FILE (repeatable; a name may repeat for several files).
+        #[arg(long = "edge", value_name = "NAME=FILE", required = true)]
+        edges: Vec<String>,
+        /// Partitions (default: `[cluster] partitions`).
+        #[arg(long)]
+        partitions: Option<u32>,
+        /// Configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        time: TimeArgs,
+    },
     /// Write the man pages (smtpscope.1 and one per subcommand), generated from this command
     /// line's definition, into DIR (for packagers).
     #[command(hide = true)]
@@ -456,6 +473,12 @@ fn main() {
             time,
         } => parse_cmd(files, records, stats, time),
         Cmd::Serve(args) => serve::run(args),
+        Cmd::ClusterReplay {
+            edges,
+            partitions,
+            config,
+            time,
+        } => cluster_replay(edges, partitions, config, time),
         Cmd::Sflow(a) => sflow_cmd::run(a),
         Cmd::Simulate(a) => sim::simulate_cmd(a),
         Cmd::SimulateSflow(a) => sim::simulate_sflow_cmd(a),
@@ -491,6 +514,50 @@ fn main() {
         eprintln!("smtpscope: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `smtpscope cluster-replay`: the cluster's alerts computed in one process, as JSON Lines.
+fn cluster_replay(
+    edges: Vec<String>,
+    partitions: Option<u32>,
+    config: Option<PathBuf>,
+    time: TimeArgs,
+) -> Result<()> {
+    let file = match &config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let t = time_opts(&time, &file)?;
+    let mut by_edge: Vec<(String, Vec<Source>)> = Vec::new();
+    for e in &edges {
+        let Some((name, path)) = e.split_once('=') else {
+            bail!("--edge {e:?}: expected NAME=FILE");
+        };
+        let src = Source::File(PathBuf::from(path));
+        match by_edge.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => v.push(src),
+            None => by_edge.push((name.to_string(), vec![src])),
+        }
+    }
+    let partitions = partitions.unwrap_or(file.cluster.partition_count());
+    if !(1..=smtpscope::cluster::config::MAX_PARTITIONS).contains(&partitions) {
+        bail!(
+            "--partitions {partitions}: expected 1..={}",
+            smtpscope::cluster::config::MAX_PARTITIONS
+        );
+    }
+    let geo = file.geo_db()?;
+    let cfg = file.detect_config();
+    let alerts = smtpscope::cluster::replay(&by_edge, &t, partitions, || {
+        detect::Engine::with_geo(cfg.clone(), geo.clone())
+    })?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for a in &alerts {
+        serde_json::to_writer(&mut out, a)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// The man pages of the command and its visible subcommands, from the clap definition.

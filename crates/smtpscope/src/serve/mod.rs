@@ -341,6 +341,12 @@ pub struct ServeArgs {
     /// Zone of zone-less stamps, e.g. Europe/Berlin or UTC (`[serve] tz`; default: the system's).
     #[arg(long)]
     pub tz: Option<String>,
+    /// Join the cluster on this NATS server (`[cluster] servers`); repeatable.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Vec<String>,
+    /// Role in the cluster (`[cluster] role`).
+    #[arg(long, value_enum)]
+    pub role: Option<crate::cluster::config::Role>,
 }
 
 impl ServeArgs {
@@ -356,6 +362,12 @@ impl ServeArgs {
         }
         if let Some(tz) = &self.tz {
             f.serve.tz = Some(tz.clone());
+        }
+        if !self.cluster.is_empty() {
+            f.cluster.servers = self.cluster.clone();
+        }
+        if let Some(r) = self.role {
+            f.cluster.role = r;
         }
         // The flags are checked like the file's keys.
         f.validate()
@@ -478,6 +490,11 @@ fn geo_ref(file: &FileConfig) -> Result<detect::GeoRef> {
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging();
     let file = args.settings()?;
+    if file.cluster.enabled() {
+        bail!(
+            "[cluster] servers / --cluster: the cluster roles are not in this build yet (issue 13)"
+        );
+    }
     let s = file.serve.clone();
     if s.policy.is_empty() && s.syslog.is_empty() && s.follow.is_empty() && s.sflow.is_empty() {
         bail!("nothing to do: give at least one of --policy, --syslog, --follow, --sflow (or [serve] policy/syslog/follow/sflow)");

@@ -1,0 +1,331 @@
+//! smtpscope as a cluster on NATS JetStream (issue 13): edges publish their MTAs' events,
+//! partitioned by entity key; workers run the one engine per partition; alerts and the
+//! containment list are shared through the bus. docs/ARCHITECTURE.md ("Cluster") has the map.
+//!
+//! This module holds what does no I/O, so that it is tested alone and shared by the NATS
+//! runtime ([`nats`]) and the in-process reference [`replay`]:
+//! - [`config`]: the `[cluster]` table;
+//! - [`wire`]: the event schema;
+//! - [`route`]: the entity key and partition of every event (the edge's side);
+//! - [`merge`]: the per-partition merge of several edges by event time (the worker's side);
+//! - [`Partition`]: one partition's engine behind the [`Driver`] `analyze` uses, with the
+//!   dedupe of event ids and its snapshot.
+
+pub mod config;
+pub mod merge;
+pub mod nats;
+pub mod route;
+pub mod wire;
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use maillog::{LineParser, TimeContext, Ts};
+use serde::{Deserialize, Serialize};
+
+use crate::input::Source;
+use crate::pipeline::{Driver, TimeOpts};
+
+/// An edge's numbering of what it publishes: event ids and the event-time `order`.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    /// Edge name.
+    pub edge: String,
+    /// This run's id (start time, Unix ms).
+    pub run: u64,
+    seq: u64,
+    order: i64,
+}
+
+impl Stamp {
+    /// A numbering for edge `edge` in run `run`.
+    pub fn new(edge: &str, run: u64) -> Stamp {
+        Stamp {
+            edge: edge.to_string(),
+            run,
+            seq: 0,
+            order: i64::MIN,
+        }
+    }
+
+    /// The edge's event time so far.
+    pub fn order(&self) -> i64 {
+        self.order
+    }
+
+    /// The next event of this edge. Lines move the event time; policy requests (policy clock)
+    /// and marks do not.
+    pub fn event<'a>(&mut self, kind: wire::Kind, ts: i64, text: &'a str) -> wire::Event<'a> {
+        self.seq += 1;
+        if kind == wire::Kind::Line {
+            self.order = self.order.max(ts);
+        }
+        wire::Event {
+            v: wire::SCHEMA_VERSION,
+            edge: self.edge.clone().into(),
+            run: self.run,
+            seq: self.seq,
+            order: self.order,
+            kind,
+            ts: if matches!(kind, wire::Kind::Mark | wire::Kind::Idle) {
+                self.order
+            } else {
+                ts
+            },
+            text: text.into(),
+        }
+    }
+}
+
+/// What a partition did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Fed to the engine.
+    Fed,
+    /// An id not above the last one processed from its edge: already in the state.
+    Duplicate,
+    /// A mark: nothing to feed.
+    Mark,
+}
+
+/// What a partition's snapshot holds beside the engine's own snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct SnapshotHead {
+    /// Format of this snapshot.
+    version: u32,
+    /// Partition number.
+    partition: u32,
+    /// The driver's next idle sweep (µs).
+    next_sweep: Option<i64>,
+    /// Per edge, the last event id processed.
+    last: BTreeMap<String, (u64, u64)>,
+    /// Events fed since the partition began.
+    fed: u64,
+}
+
+/// Version of a partition snapshot's head.
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// One partition's detection: the engine behind the [`Driver`], fed decoded wire events in
+/// merge order.
+#[derive(Debug)]
+pub struct Partition {
+    /// Partition number.
+    pub number: u32,
+    driver: Driver,
+    parser: LineParser,
+    last: BTreeMap<String, (u64, u64)>,
+    fed: u64,
+}
+
+impl Partition {
+    /// Partition `number` with a fresh engine.
+    pub fn new(number: u32, engine: detect::Engine) -> Partition {
+        Partition {
+            number,
+            driver: Driver::new(engine),
+            // The edge resolved every line's time; the year here only shapes the parse.
+            parser: LineParser::new(TimeContext::utc(1970)),
+            last: BTreeMap::new(),
+            fed: 0,
+        }
+    }
+
+    /// Events fed.
+    pub fn fed(&self) -> u64 {
+        self.fed
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &detect::Engine {
+        self.driver.engine()
+    }
+
+    /// Feed one event (in merge order).
+    pub fn apply(&mut self, ev: &wire::Event<'_>) -> Applied {
+        if matches!(ev.kind, wire::Kind::Mark | wire::Kind::Idle) {
+            return Applied::Mark;
+        }
+        if let Some(last) = self.last.get(ev.edge.as_ref()) {
+            if ev.id() <= *last {
+                return Applied::Duplicate;
+            }
+        }
+        self.last.insert(ev.edge.to_string(), ev.id());
+        self.fed += 1;
+        match ev.kind {
+            wire::Kind::Line => {
+                let mut p = self.parser.parse(&ev.text);
+                if let Some(h) = p.header.as_mut() {
+                    h.ts = Ts(ev.ts);
+                }
+                self.driver.feed(&p);
+            }
+            wire::Kind::Policy => {
+                if let Ok(req) = crate::serve::policy::Request::parse(&ev.text) {
+                    self.driver.feed_policy(Ts(ev.ts), &req.event());
+                }
+            }
+            wire::Kind::Mark | wire::Kind::Idle => {}
+        }
+        Applied::Fed
+    }
+
+    /// Alerts raised since the last call.
+    pub fn take_alerts(&mut self) -> Vec<detect::Alert> {
+        self.driver.take_alerts()
+    }
+
+    /// The partition's whole state: a JSON head line (dedupe table, idle sweep) then the
+    /// engine's compressed snapshot. Take the alerts first.
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        let head = SnapshotHead {
+            version: SNAPSHOT_VERSION,
+            partition: self.number,
+            next_sweep: self.driver.next_sweep().map(|t| t.0),
+            last: self.last.clone(),
+            fed: self.fed,
+        };
+        let mut out = serde_json::to_vec(&head)?;
+        out.push(b'\n');
+        out.extend(self.driver.engine().snapshot()?);
+        Ok(out)
+    }
+
+    /// Restore a [`Partition::snapshot`] (before feeding). On error the partition is unchanged.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let nl = memchr::memchr(b'\n', bytes)
+            .ok_or_else(|| anyhow::anyhow!("partition snapshot without a head"))?;
+        let head: SnapshotHead = serde_json::from_slice(&bytes[..nl])?;
+        anyhow::ensure!(
+            head.version == SNAPSHOT_VERSION,
+            "partition snapshot version {} (this build reads {SNAPSHOT_VERSION})",
+            head.version
+        );
+        anyhow::ensure!(
+            head.partition == self.number,
+            "snapshot of partition {} offered to partition {}",
+            head.partition,
+            self.number
+        );
+        self.driver.engine_mut().restore(&bytes[nl + 1..])?;
+        self.driver.set_next_sweep(head.next_sweep.map(Ts));
+        self.last = head.last;
+        self.fed = head.fed;
+        Ok(())
+    }
+}
+
+/// The cluster's result computed in one process: every edge's logs routed as its edge would
+/// route them, each partition's events merged by `(order, edge, run, seq)` and fed to its own
+/// [`Partition`]. What a cluster with these edges and partitions must raise, whatever its
+/// workers, timing and failures (tests/e2e/cluster.sh compares the two); how far it is from one
+/// engine over everything (`analyze`) is the price of partitioning (docs/SCALE.md).
+///
+/// Holds every event in memory: for tests and measurements, not for production volumes.
+pub fn replay(
+    edges: &[(String, Vec<Source>)],
+    t: &TimeOpts,
+    partitions: u32,
+    mut engine: impl FnMut() -> detect::Engine,
+) -> Result<Vec<detect::Alert>> {
+    type Owned = (merge::Key, wire::Kind, i64, String);
+    let mut parts: Vec<Vec<Owned>> = (0..partitions.max(1)).map(|_| Vec::new()).collect();
+    for (name, srcs) in edges {
+        let mut router = route::Router::new(partitions);
+        let mut stamp = Stamp::new(name, 0);
+        let mut out = Vec::new();
+        crate::pipeline::run(srcs, t, false, |p, line| {
+            let Some(h) = &p.header else { return };
+            router.route(p, h.ts.0, line, &mut out);
+            for r in out.drain(..) {
+                let e = stamp.event(wire::Kind::Line, r.ts, "");
+                let key = merge::Key {
+                    order: e.order,
+                    edge: name.clone(),
+                    run: e.run,
+                    seq: e.seq,
+                };
+                parts[r.partition as usize].push((key, e.kind, e.ts, r.text));
+            }
+        })?;
+    }
+    let mut alerts = Vec::new();
+    for (n, mut evs) in parts.into_iter().enumerate() {
+        evs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut p = Partition::new(n as u32, engine());
+        for (k, kind, ts, text) in &evs {
+            let e = wire::Event {
+                v: wire::SCHEMA_VERSION,
+                edge: k.edge.as_str().into(),
+                run: k.run,
+                seq: k.seq,
+                order: k.order,
+                kind: *kind,
+                ts: *ts,
+                text: text.as_str().into(),
+            };
+            p.apply(&e);
+            alerts.extend(p.take_alerts());
+        }
+    }
+    Ok(alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> detect::Config {
+        let mut c = detect::Config::default();
+        // Lowered, for many alerts on the corpus log (as serve::core's test does).
+        c.bruteforce.max_failures_per_ip = 3;
+        c
+    }
+
+    #[test]
+    fn one_partition_one_edge_is_analyze_without_the_end_of_input() {
+        // The corpus day through `replay` with one partition and one edge is exactly the
+        // engine over the log (less what `analyze` closes at the end of input).
+        let path = testdata::mail().join("postfix/pflgviewer/mail.log");
+        let t = TimeOpts {
+            year: Some(2014),
+            tz: Some(jiff::tz::TimeZone::UTC),
+        };
+        let srcs = vec![Source::File(path)];
+        let got = replay(&[("e0".into(), srcs.clone())], &t, 1, || {
+            detect::Engine::new(cfg())
+        })
+        .unwrap();
+        let mut d = Driver::new(detect::Engine::new(cfg()));
+        let mut want = Vec::new();
+        crate::pipeline::run(&srcs, &t, false, |p, _| {
+            d.feed(p);
+            want.extend(d.take_alerts());
+        })
+        .unwrap();
+        let j = |v: &[detect::Alert]| serde_json::to_string(v).unwrap();
+        assert!(want.len() > 10, "{}", want.len());
+        assert_eq!(j(&got), j(&want));
+    }
+
+    #[test]
+    fn duplicates_are_dropped_and_snapshots_restore_the_dedupe() {
+        let mut p = Partition::new(3, detect::Engine::new(cfg()));
+        let mut s = Stamp::new("e0", 7);
+        let line = "Nov 20 10:00:00 mx1 postfix/smtpd[1]: connect from unknown[192.0.2.1]";
+        let e1 = s.event(wire::Kind::Line, 1_000_000, line);
+        let e2 = s.event(wire::Kind::Line, 2_000_000, line);
+        assert_eq!(p.apply(&e1), Applied::Fed);
+        assert_eq!(p.apply(&e1), Applied::Duplicate);
+        let snap = p.snapshot().unwrap();
+        let mut q = Partition::new(3, detect::Engine::new(cfg()));
+        q.restore(&snap).unwrap();
+        assert_eq!(q.apply(&e1), Applied::Duplicate);
+        assert_eq!(q.apply(&e2), Applied::Fed);
+        assert_eq!(q.fed(), 2);
+        let mut other = Partition::new(4, detect::Engine::new(cfg()));
+        assert!(other.restore(&snap).is_err(), "another partition's state");
+        assert!(other.restore(b"garbage").is_err());
+    }
+}

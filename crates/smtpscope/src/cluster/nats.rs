@@ -1,0 +1,2 @@
+//! The NATS JetStream runtime of the cluster roles (edge, worker, alert sink, containment
+//! bucket).
