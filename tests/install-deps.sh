@@ -7,6 +7,7 @@
 #   zstd, g++             — the fuzz run: unpacking its seeds from tests/data, building libFuzzer
 #   prometheus            — promtool, which checks docs/examples/prometheus-rules.yml
 #   systemd               — systemd-analyze, which verifies the Debian package's unit
+#   nats-server           — the NATS JetStream servers of the cluster test (tests/e2e/cluster.sh)
 # and, through rustup, the rustfmt and clippy components that tests/run.sh runs.
 set -euo pipefail
 if command -v rustup >/dev/null; then
@@ -16,7 +17,7 @@ if command -v rustup >/dev/null; then
         fi
     done
 fi
-PKGS="postfix dovecot-core dovecot-imapd chromium pmacct python3 curl zstd g++ prometheus systemd"
+PKGS="postfix dovecot-core dovecot-imapd chromium pmacct python3 curl zstd g++ prometheus systemd nats-server"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -37,4 +38,5 @@ apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # Debian starts daemons on install where it can; the tests run their own private instances.
 (postfix stop || true) >/dev/null 2>&1
 (pkill -x dovecot || true) >/dev/null 2>&1
+(systemctl stop nats-server || true) >/dev/null 2>&1
 echo "install-deps: installed$missing"

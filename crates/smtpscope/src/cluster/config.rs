@@ -48,6 +48,7 @@ pub const MAX_PARTITIONS: u32 = 1024;
 pub const DEFAULT_EDGE_TIMEOUT_SECS: i64 = 10;
 /// Default of `snapshot_interval`: a worker stores each partition's detection state this often
 /// and only then acknowledges the events it covers (what a restarted or new owner resumes from).
+/// At most 60 s: the server redelivers what a dead worker held after 30 s + 2 intervals.
 pub const DEFAULT_SNAPSHOT_SECS: i64 = 5;
 
 /// `[cluster]` of smtpscope.toml.
@@ -214,7 +215,9 @@ impl Validate for ClusterConfig {
             );
         }
         c.duration("edge_timeout", self.edge_timeout, 1, 3600);
-        c.duration("snapshot_interval", self.snapshot_interval, 1, 3600);
+        // The server redelivers what is not acknowledged within 30 s + 2 intervals: a longer
+        // interval would keep a dead worker's partitions waiting as long.
+        c.duration("snapshot_interval", self.snapshot_interval, 1, 60);
         c.count("replicas", self.replicas, 1, 5);
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             c.invalid(

@@ -47,13 +47,18 @@ pub struct Merge<T> {
     /// Edges waited for even before they were heard from.
     expected: Vec<String>,
     timeout: i64,
+    /// How long an event waits for a missing predecessor of its edge.
+    gap_timeout: i64,
     started: i64,
+    /// Since when (wall s) the first event has been waiting for a missing one of its edge.
+    gap_since: Option<i64>,
 }
 
 impl<T> Merge<T> {
     /// A merge waiting for `expected` edges (and any other it hears from), giving up on an edge
-    /// silent for `timeout` seconds; `now` is the wall clock (s).
-    pub fn new(expected: &[String], timeout: i64, now: i64) -> Merge<T> {
+    /// silent for `timeout` seconds and on a missing event after `gap_timeout` seconds; `now` is
+    /// the wall clock (s).
+    pub fn new(expected: &[String], timeout: i64, gap_timeout: i64, now: i64) -> Merge<T> {
         Merge {
             heap: BinaryHeap::new(),
             items: HashMap::new(),
@@ -61,13 +66,20 @@ impl<T> Merge<T> {
             edges: HashMap::new(),
             expected: expected.to_vec(),
             timeout,
+            gap_timeout,
             started: now,
+            gap_since: None,
         }
     }
 
     /// Events waiting.
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// The events waiting, in no order.
+    pub fn items(&self) -> impl Iterator<Item = &T> {
+        self.items.values()
     }
 
     /// Nothing waiting.
@@ -112,9 +124,18 @@ impl<T> Merge<T> {
         }
     }
 
-    /// The next event that no edge can precede any more, if any.
-    pub fn pop(&mut self, now: i64) -> Option<(Key, T)> {
+    /// The next event that no edge can precede any more and that `in_sequence` accepts (its
+    /// edge's earlier events on this partition are processed), if any. An event kept waiting
+    /// for a missing one for `timeout` goes on without it.
+    pub fn pop(&mut self, now: i64, in_sequence: impl Fn(&Key) -> bool) -> Option<(Key, T)> {
         let Reverse((k, _)) = self.heap.peek()?;
+        if !in_sequence(k) {
+            let since = *self.gap_since.get_or_insert(now);
+            if now - since < self.gap_timeout {
+                return None;
+            }
+        }
+        self.gap_since = None;
         let waiting = self
             .expected
             .iter()
@@ -144,14 +165,14 @@ mod tests {
     }
 
     fn drain(m: &mut Merge<&'static str>, now: i64) -> Vec<&'static str> {
-        std::iter::from_fn(|| m.pop(now).map(|(_, v)| v)).collect()
+        std::iter::from_fn(|| m.pop(now, |_| true).map(|(_, v)| v)).collect()
     }
 
     #[test]
     fn two_edges_are_merged_by_event_time_whatever_the_arrival() {
         let edges = vec!["a".to_string(), "b".to_string()];
         // Arrival: all of a's, then b's.
-        let mut m = Merge::new(&edges, 10, 0);
+        let mut m = Merge::new(&edges, 10, 10, 0);
         m.push(key(1, "a", 1), "a1", 0);
         m.push(key(3, "a", 2), "a3", 0);
         assert!(drain(&mut m, 0).is_empty(), "b not heard yet: wait");
@@ -169,7 +190,7 @@ mod tests {
     #[test]
     fn a_silent_edge_is_waited_for_until_the_timeout() {
         let edges = vec!["a".to_string(), "b".to_string()];
-        let mut m = Merge::new(&edges, 10, 100);
+        let mut m = Merge::new(&edges, 10, 10, 100);
         m.push(key(1, "a", 1), "a1", 100);
         assert!(drain(&mut m, 105).is_empty());
         assert_eq!(drain(&mut m, 110), ["a1"]);
@@ -180,5 +201,14 @@ mod tests {
             "b is heard again: waited for"
         );
         assert_eq!(drain(&mut m, 121), ["a2"]);
+    }
+
+    #[test]
+    fn an_event_waits_for_a_missing_predecessor_until_the_timeout() {
+        let mut m = Merge::new(&[], 10, 10, 0);
+        m.push(key(5, "a", 2), "a2", 0);
+        assert!(m.pop(0, |k| k.seq == 1).is_none());
+        assert!(m.pop(9, |k| k.seq == 1).is_none());
+        assert_eq!(m.pop(10, |k| k.seq == 1).map(|x| x.1), Some("a2"));
     }
 }

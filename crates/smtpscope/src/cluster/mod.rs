@@ -27,23 +27,27 @@ use crate::input::Source;
 use crate::pipeline::{Driver, TimeOpts};
 
 /// An edge's numbering of what it publishes: event ids and the event-time `order`.
+///
+/// Sequence numbers count per partition (1, 2, 3, … on each), so a worker knows when one of an
+/// edge's events is missing (still on its way after a retried publish) and waits for it
+/// ([`Partition::in_sequence`]) instead of going on without it.
 #[derive(Debug, Clone)]
 pub struct Stamp {
     /// Edge name.
     pub edge: String,
     /// This run's id (start time, Unix ms).
     pub run: u64,
-    seq: u64,
+    seqs: Vec<u64>,
     order: i64,
 }
 
 impl Stamp {
-    /// A numbering for edge `edge` in run `run`.
-    pub fn new(edge: &str, run: u64) -> Stamp {
+    /// A numbering for edge `edge` in run `run` over `partitions` partitions.
+    pub fn new(edge: &str, run: u64, partitions: u32) -> Stamp {
         Stamp {
             edge: edge.to_string(),
             run,
-            seq: 0,
+            seqs: vec![0; partitions.max(1) as usize],
             order: i64::MIN,
         }
     }
@@ -53,10 +57,17 @@ impl Stamp {
         self.order
     }
 
-    /// The next event of this edge. Lines move the event time; policy requests (policy clock)
-    /// and marks do not.
-    pub fn event<'a>(&mut self, kind: wire::Kind, ts: i64, text: &'a str) -> wire::Event<'a> {
-        self.seq += 1;
+    /// The next event of this edge on partition `part`. Lines move the event time; policy
+    /// requests (policy clock) do not.
+    pub fn event<'a>(
+        &mut self,
+        part: u32,
+        kind: wire::Kind,
+        ts: i64,
+        text: &'a str,
+    ) -> wire::Event<'a> {
+        let i = (part as usize).min(self.seqs.len() - 1);
+        self.seqs[i] += 1;
         if kind == wire::Kind::Line {
             self.order = self.order.max(ts);
         }
@@ -64,15 +75,27 @@ impl Stamp {
             v: wire::SCHEMA_VERSION,
             edge: self.edge.clone().into(),
             run: self.run,
-            seq: self.seq,
+            seq: self.seqs[i],
             order: self.order,
             kind,
-            ts: if matches!(kind, wire::Kind::Mark | wire::Kind::Idle) {
-                self.order
-            } else {
-                ts
-            },
+            ts,
             text: text.into(),
+        }
+    }
+
+    /// A mark (or idle mark) for partition `part`: the edge's event time, and as `seq` the last
+    /// one it published there.
+    pub fn mark(&self, part: u32, kind: wire::Kind) -> wire::Event<'static> {
+        let i = (part as usize).min(self.seqs.len() - 1);
+        wire::Event {
+            v: wire::SCHEMA_VERSION,
+            edge: self.edge.clone().into(),
+            run: self.run,
+            seq: self.seqs[i],
+            order: self.order,
+            kind,
+            ts: self.order,
+            text: "".into(),
         }
     }
 }
@@ -139,6 +162,18 @@ impl Partition {
     /// The engine.
     pub fn engine(&self) -> &detect::Engine {
         self.driver.engine()
+    }
+
+    /// May the event with this key be processed now: it is the next of its edge's run on this
+    /// partition (or one already processed, which [`Partition::apply`] drops)? An edge's first
+    /// run here, or a new run, starts at 1.
+    pub fn in_sequence(&self, k: &merge::Key) -> bool {
+        match self.last.get(&k.edge) {
+            None => k.seq == 1,
+            Some(&(run, seq)) if k.run == run => k.seq <= seq + 1,
+            Some(&(run, _)) if k.run > run => k.seq == 1,
+            Some(_) => true,
+        }
     }
 
     /// Feed one event (in merge order).
@@ -233,13 +268,13 @@ pub fn replay(
     let mut parts: Vec<Vec<Owned>> = (0..partitions.max(1)).map(|_| Vec::new()).collect();
     for (name, srcs) in edges {
         let mut router = route::Router::new(partitions);
-        let mut stamp = Stamp::new(name, 0);
+        let mut stamp = Stamp::new(name, 0, partitions);
         let mut out = Vec::new();
         crate::pipeline::run(srcs, t, false, |p, line| {
             let Some(h) = &p.header else { return };
             router.route(p, h.ts.0, line, &mut out);
             for r in out.drain(..) {
-                let e = stamp.event(wire::Kind::Line, r.ts, "");
+                let e = stamp.event(r.partition, wire::Kind::Line, r.ts, "");
                 let key = merge::Key {
                     order: e.order,
                     edge: name.clone(),
@@ -312,10 +347,18 @@ mod tests {
     #[test]
     fn duplicates_are_dropped_and_snapshots_restore_the_dedupe() {
         let mut p = Partition::new(3, detect::Engine::new(cfg()));
-        let mut s = Stamp::new("e0", 7);
+        let mut s = Stamp::new("e0", 7, 8);
         let line = "Nov 20 10:00:00 mx1 postfix/smtpd[1]: connect from unknown[192.0.2.1]";
-        let e1 = s.event(wire::Kind::Line, 1_000_000, line);
-        let e2 = s.event(wire::Kind::Line, 2_000_000, line);
+        let e1 = s.event(3, wire::Kind::Line, 1_000_000, line);
+        let e2 = s.event(3, wire::Kind::Line, 2_000_000, line);
+        let key = |e: &wire::Event<'_>| merge::Key {
+            order: e.order,
+            edge: e.edge.to_string(),
+            run: e.run,
+            seq: e.seq,
+        };
+        assert!(p.in_sequence(&key(&e1)));
+        assert!(!p.in_sequence(&key(&e2)), "e1 is missing");
         assert_eq!(p.apply(&e1), Applied::Fed);
         assert_eq!(p.apply(&e1), Applied::Duplicate);
         let snap = p.snapshot().unwrap();

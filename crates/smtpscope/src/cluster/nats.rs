@@ -1,2 +1,677 @@
-//! The NATS JetStream runtime of the cluster roles (edge, worker, alert sink, containment
-//! bucket).
+//! The NATS JetStream runtime of the cluster roles: the edge's publisher, the workers'
+//! partition loops, the alert sink and the containment bucket. What it moves is defined in
+//! [`super::wire`]; what it computes is [`super::Partition`]'s, the same as
+//! [`super::replay`]'s.
+//!
+//! Names, with `P` = `[cluster] prefix`:
+//! - stream `P_EVENTS`, subjects `P.events.<partition>`, work-queue retention (an event
+//!   acknowledged by its worker is gone), file storage, `replicas` copies;
+//! - stream `P_ALERTS`, subjects `P.alerts.<partition>`, 2-minute duplicate window (an alert
+//!   raised again after a redelivery carries the same message id and is dropped);
+//! - durable pull consumer `P-p<partition>` per partition; `P-sink-<name>` per sink;
+//! - object store `P-state`, object `partition-<n>`: a partition's snapshot;
+//! - key-value bucket `P-contain`, key `<kind>.<hex of the lower-cased id>`: a containment
+//!   [`crate::serve::contain::Entry`] as JSON.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use anyhow::{anyhow, Context, Result};
+use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use futures_util::StreamExt;
+use tokio::io::AsyncReadExt;
+use tracing::{info, warn};
+
+use super::config::ClusterConfig;
+use super::merge::{Key, Merge};
+use super::route::Router;
+use super::wire::{self, Kind};
+use super::{Partition, Stamp};
+use crate::serve::contain::{Entry, Set};
+use crate::serve::core::Msg;
+use crate::serve::Shared;
+
+/// How long the server waits for a worker's acknowledgement before it delivers an event again
+/// (to the partition's next owner when the worker died), beyond two `snapshot_interval`s: a
+/// worker acknowledges after its next snapshot, and signals progress for events its merge holds
+/// every [`PROGRESS_SECS`].
+const ACK_WAIT_BASE_SECS: u64 = 30;
+/// How often a worker tells the server it still works on the events its merge holds.
+const PROGRESS_SECS: u64 = 10;
+/// Events a partition's consumer hands out before their acknowledgement: the merge must be
+/// able to hold one edge's events while it waits for another's, or it would wait forever.
+const MAX_ACK_PENDING: i64 = 1_000_000;
+/// JetStream's window for dropping a message id published twice.
+const DUPLICATE_WINDOW_SECS: u64 = 120;
+/// An edge that read no line for this long says it is idle (workers stop waiting for its
+/// event time until its next event). Long enough that a busy edge (a publish being retried, a
+/// reader starved of CPU) is not taken for an idle one: that would let the workers run ahead of
+/// its events, out of event-time order.
+const IDLE_AFTER_SECS: u64 = 5;
+/// Published events an edge waits for acknowledgements of at once.
+const PUBLISH_WINDOW: usize = 512;
+
+/// A connected node.
+#[derive(Clone)]
+pub struct Node {
+    /// Settings.
+    pub cfg: Arc<ClusterConfig>,
+    /// This node's name.
+    pub name: String,
+    js: jetstream::Context,
+}
+
+fn subject_events(prefix: &str, p: u32) -> String {
+    format!("{prefix}.events.{p}")
+}
+
+impl Node {
+    /// Connect and make sure the streams and buckets exist.
+    pub async fn connect(cfg: &ClusterConfig) -> Result<Node> {
+        let name = cfg.name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .map(|s| s.trim().to_string())
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "smtpscope".into())
+        });
+        let mut o = async_nats::ConnectOptions::new()
+            .name(format!("smtpscope-{name}"))
+            .retry_on_initial_connect();
+        if let Some(c) = &cfg.credentials {
+            o = o
+                .credentials_file(c)
+                .await
+                .with_context(|| format!("cannot read NATS credentials {}", c.display()))?;
+        }
+        if let Some(ca) = &cfg.tls_ca {
+            o = o.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let (Some(c), Some(k)) = (&cfg.tls_cert, &cfg.tls_key) {
+            o = o.add_client_certificate(c.clone(), k.clone());
+        }
+        let client = o
+            .connect(cfg.servers.clone())
+            .await
+            .with_context(|| format!("cannot connect to NATS {:?}", cfg.servers))?;
+        let js = jetstream::new(client);
+        // The servers may still be electing their leaders (or one of them is down): keep
+        // trying for a while.
+        let mut tries = 0;
+        loop {
+            match Self::layout(&js, cfg).await {
+                Ok(()) => break,
+                Err(e) if tries < 30 => {
+                    tries += 1;
+                    warn!("cluster streams not ready, retrying: {e:#}");
+                    tokio::time::sleep(StdDuration::from_secs(2)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        info!(servers = ?cfg.servers, node = %name, role = ?cfg.role, "joined the cluster");
+        Ok(Node {
+            cfg: Arc::new(cfg.clone()),
+            name,
+            js,
+        })
+    }
+
+    /// The streams and buckets, created when missing.
+    async fn layout(js: &jetstream::Context, cfg: &ClusterConfig) -> Result<()> {
+        let p = &cfg.prefix;
+        let replicas = cfg.replicas as usize;
+        js.get_or_create_stream(stream::Config {
+            name: format!("{p}_EVENTS"),
+            subjects: vec![format!("{p}.events.*")],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            duplicate_window: StdDuration::from_secs(DUPLICATE_WINDOW_SECS),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("cannot create stream {p}_EVENTS: {e}"))?;
+        js.get_or_create_stream(stream::Config {
+            name: format!("{p}_ALERTS"),
+            subjects: vec![format!("{p}.alerts.*")],
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            max_age: StdDuration::from_secs(30 * 86_400),
+            duplicate_window: StdDuration::from_secs(DUPLICATE_WINDOW_SECS),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("cannot create stream {p}_ALERTS: {e}"))?;
+        // The key-value bucket's stream as the client's `create_key_value` lays it out; made
+        // here because that call first asks for the account's limits in a form nats-server 2.9
+        // (Debian 12's) does not answer.
+        js.get_or_create_stream(stream::Config {
+            name: format!("KV_{p}-contain"),
+            subjects: vec![format!("$KV.{p}-contain.>")],
+            max_messages_per_subject: 1,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("cannot create bucket {p}-contain: {e}"))?;
+        if js.get_object_store(format!("{p}-state")).await.is_err() {
+            js.create_object_store(object_store::Config {
+                bucket: format!("{p}-state"),
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow!("cannot create object store {p}-state: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Unix milliseconds now.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn now_s() -> i64 {
+    (now_ms() / 1000) as i64
+}
+
+/// Publish until the server has it (the same message id every time, so a retry after a lost
+/// acknowledgement is dropped by the duplicate window): an edge never skips an event, it waits.
+async fn publish_sure(js: &jetstream::Context, subject: String, id: String, payload: Vec<u8>) {
+    let mut backoff = StdDuration::from_millis(50);
+    loop {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", id.as_str());
+        let r = match js
+            .publish_with_headers(subject.clone(), h, payload.clone().into())
+            .await
+        {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match r {
+            Ok(()) => return,
+            Err(e) => {
+                warn!(%subject, "publish failed, retrying: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(StdDuration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// The edge: takes what the followers, the syslog receiver and the policy server hand to the
+/// engine channel, routes it, publishes it. One partition's events leave in order and each is
+/// acknowledged by the server before the next batch goes (a window of [`PUBLISH_WINDOW`]); a
+/// failed publish is retried with its message id until it lands.
+pub async fn edge(
+    node: Node,
+    mut rx: tokio::sync::mpsc::Receiver<Msg>,
+    tz: jiff::tz::TimeZone,
+    year: Option<i64>,
+    shared: Arc<Shared>,
+) {
+    let cfg = node.cfg.clone();
+    let parts = cfg.partition_count();
+    let mut router = Router::new(parts);
+    let mut stamp = Stamp::new(&node.name, now_ms(), parts);
+    let mut parsers: HashMap<u32, maillog::LineParser> = HashMap::new();
+    let mut routed = Vec::new();
+    let mut batch: Vec<(String, String, Vec<u8>)> = Vec::new();
+    let mut idle_marked = false;
+    let mut last_line = std::time::Instant::now();
+    let mut last_tick = std::time::Instant::now();
+    let new_parser = |year: Option<i64>| {
+        let y = year.unwrap_or_else(|| jiff::Zoned::now().year() as i64);
+        maillog::LineParser::new(maillog::TimeContext::new(y, tz.clone()))
+    };
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            _ = tokio::time::sleep(StdDuration::from_secs(1)) => Some(Msg::Tick),
+        };
+        let Some(msg) = msg else { return };
+        match msg {
+            Msg::Line { src, line } => {
+                let p = parsers.entry(src).or_insert_with(|| new_parser(year));
+                let parsed = p.parse(&line);
+                if let Some(h) = &parsed.header {
+                    router.route(&parsed, h.ts.0, &line, &mut routed);
+                }
+                last_line = std::time::Instant::now();
+            }
+            Msg::Lines { src, lines, .. } => {
+                let p = parsers.entry(src).or_insert_with(|| new_parser(year));
+                for line in &lines {
+                    let parsed = p.parse(line);
+                    if let Some(h) = &parsed.header {
+                        router.route(&parsed, h.ts.0, line, &mut routed);
+                    }
+                }
+                shared.metrics.lines[2].add(lines.len() as u64);
+                last_line = std::time::Instant::now();
+            }
+            Msg::Policy { ts, raw } => {
+                let part = router.policy(&raw);
+                let e = stamp.event(part, Kind::Policy, ts.0, &raw);
+                batch.push((
+                    subject_events(&cfg.prefix, part),
+                    format!("{}-{}-{}-{}", e.edge, e.run, part, e.seq),
+                    e.encode(),
+                ));
+            }
+            Msg::Tick if last_tick.elapsed() < StdDuration::from_millis(900) => {}
+            Msg::Tick => {
+                last_tick = std::time::Instant::now();
+                // Once a second: every partition learns this edge's event time; idle after
+                // IDLE_AFTER_SECS without a line. The events before a mark are stored first (flushed and
+                // acknowledged): a mark must never overtake an event it vouches for.
+                let idle = last_line.elapsed() >= StdDuration::from_secs(IDLE_AFTER_SECS);
+                flush(&node, &mut batch).await;
+                if !idle || !idle_marked {
+                    let kind = if idle { Kind::Idle } else { Kind::Mark };
+                    for part in 0..parts {
+                        let e = stamp.mark(part, kind);
+                        let subject = subject_events(&cfg.prefix, part);
+                        // Marks are not events: one lost changes nothing but a wait.
+                        let _ = node.js.publish(subject, e.encode().into()).await;
+                    }
+                    idle_marked = idle;
+                }
+            }
+            Msg::Alerts(_) => {}
+            Msg::Shutdown(done) => {
+                flush(&node, &mut batch).await;
+                let _ = done.send(());
+                return;
+            }
+        }
+        if !routed.is_empty() {
+            last_line = std::time::Instant::now();
+        }
+        for r in routed.drain(..) {
+            let e = stamp.event(r.partition, Kind::Line, r.ts, &r.text);
+            batch.push((
+                subject_events(&cfg.prefix, r.partition),
+                format!("{}-{}-{}-{}", e.edge, e.run, r.partition, e.seq),
+                e.encode(),
+            ));
+            idle_marked = false;
+            if batch.len() >= PUBLISH_WINDOW {
+                flush(&node, &mut batch).await;
+            }
+        }
+        if rx.is_empty() {
+            flush(&node, &mut batch).await;
+        }
+    }
+}
+
+/// Publish a batch and wait until the server has all of it.
+async fn flush(node: &Node, batch: &mut Vec<(String, String, Vec<u8>)>) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut acks = Vec::with_capacity(batch.len());
+    for (subject, id, payload) in batch.iter() {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", id.as_str());
+        acks.push(
+            node.js
+                .publish_with_headers(subject.clone(), h, payload.clone().into())
+                .await,
+        );
+    }
+    let mut failed_from = None;
+    for (i, a) in acks.into_iter().enumerate() {
+        let ok = match a {
+            Ok(f) => f.await.is_ok(),
+            Err(_) => false,
+        };
+        if !ok && failed_from.is_none() {
+            failed_from = Some(i);
+        }
+    }
+    if let Some(i) = failed_from {
+        // Everything from the first failure again, in order, one by one (ids already stored
+        // are dropped by the server): a partition never sees a later event of this edge
+        // without the earlier ones before it.
+        for (subject, id, payload) in batch.drain(i..) {
+            publish_sure(&node.js, subject, id, payload).await;
+        }
+    }
+    batch.clear();
+}
+
+/// Makes a fresh engine with this node's settings and geo data.
+pub type EngineFactory = Arc<dyn Fn() -> detect::Engine + Send + Sync>;
+
+/// A worker: one loop per owned partition; a loop that fails (the bus went away, a snapshot
+/// could not be stored) starts again from the partition's stored state.
+pub async fn worker(node: Node, make: EngineFactory) -> Result<()> {
+    let owned = node.cfg.owned();
+    info!(partitions = owned.len(), "worker starting");
+    let mut tasks = Vec::new();
+    for p in owned {
+        let n = node.clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match partition_loop(&n, p, Partition::new(p, make())).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        warn!(partition = p, "partition loop failed, restarting: {e:#}");
+                        tokio::time::sleep(StdDuration::from_secs(1)).await;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+async fn partition_loop(node: &Node, p: u32, mut part: Partition) -> Result<()> {
+    let cfg = &node.cfg;
+    let prefix = &cfg.prefix;
+    let store = node
+        .js
+        .get_object_store(format!("{prefix}-state"))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let obj = format!("partition-{p}");
+    if let Ok(mut o) = store.get(&obj).await {
+        let mut buf = Vec::new();
+        o.read_to_end(&mut buf).await?;
+        part.restore(&buf)
+            .with_context(|| format!("partition {p}: stored state refused"))?;
+        info!(partition = p, fed = part.fed(), "partition state restored");
+    }
+    let stream = node
+        .js
+        .get_stream(format!("{prefix}_EVENTS"))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let name = format!("{prefix}-p{p}");
+    let every = StdDuration::from_secs(cfg.snapshot_interval.0.clamp(1, 60) as u64);
+    let ack_wait = StdDuration::from_secs(ACK_WAIT_BASE_SECS) + every * 2;
+    let consumer: consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: subject_events(prefix, p),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait,
+                max_ack_pending: MAX_ACK_PENDING,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut msgs = consumer.messages().await.map_err(|e| anyhow!("{e}"))?;
+    // A missing event is waited for until the server must have delivered it again.
+    let gap = (ack_wait.as_secs() + ACK_WAIT_BASE_SECS) as i64;
+    let mut merge: Merge<jetstream::Message> =
+        Merge::new(&cfg.edges, cfg.edge_timeout.0, gap, now_s());
+    let mut unacked: Vec<jetstream::Message> = Vec::new();
+    let mut last_snapshot = std::time::Instant::now();
+    let mut last_progress = std::time::Instant::now();
+    let mut tick = tokio::time::interval(StdDuration::from_millis(250));
+    loop {
+        tokio::select! {
+            m = msgs.next() => {
+                let Some(m) = m else { return Err(anyhow!("consumer closed")) };
+                // A missed heartbeat or a timed-out pull while a server is down: the stream
+                // goes on (the client pulls again).
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        warn!(partition = p, "pull interrupted: {e}");
+                        continue;
+                    }
+                };
+                match wire::Event::decode(&m.payload) {
+                    Ok(e) if matches!(e.kind, Kind::Mark | Kind::Idle) => {
+                        merge.mark(&e.edge, e.order, e.kind == Kind::Idle, now_s());
+                        let _ = m.ack().await;
+                    }
+                    Ok(e) => {
+                        let key = Key { order: e.order, edge: e.edge.to_string(), run: e.run, seq: e.seq };
+                        merge.push(key, m, now_s());
+                    }
+                    Err(err) => {
+                        warn!(partition = p, "event refused: {err}");
+                        let _ = m.ack().await;
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        let now = now_s();
+        while let Some((_, m)) = merge.pop(now, |k| part.in_sequence(k)) {
+            let e = wire::Event::decode(&m.payload).map_err(|e| anyhow!("{e}"))?;
+            part.apply(&e);
+            let alerts = part.take_alerts();
+            for (i, a) in alerts.iter().enumerate() {
+                let id = format!("{p}-{}-{}-{}-{i}", e.edge, e.run, e.seq);
+                let payload = serde_json::to_vec(a)?;
+                publish_sure(&node.js, format!("{prefix}.alerts.{p}"), id, payload).await;
+            }
+            unacked.push(m);
+        }
+        if last_progress.elapsed() >= StdDuration::from_secs(PROGRESS_SECS) {
+            for m in merge.items() {
+                let _ = m.ack_with(jetstream::AckKind::Progress).await;
+            }
+            last_progress = std::time::Instant::now();
+        }
+        if !unacked.is_empty() && last_snapshot.elapsed() >= every {
+            let snap = part.snapshot()?;
+            last_snapshot = std::time::Instant::now();
+            // Not stored (a server down, a leader being elected): the events stay
+            // unacknowledged, and the next interval tries again.
+            match store.put(obj.as_str(), &mut &snap[..]).await {
+                Ok(_) => {
+                    for m in unacked.drain(..) {
+                        let _ = m.ack().await;
+                    }
+                }
+                Err(e) => warn!(partition = p, "state not stored, retrying: {e}"),
+            }
+        }
+    }
+}
+
+/// An alert as the stream carries it (the alert JSON contract).
+#[derive(serde::Deserialize)]
+struct WireAlert {
+    ts: String,
+    detector: String,
+    entity: detect::Entity,
+    score: f64,
+    summary: String,
+    evidence: serde_json::Value,
+}
+
+impl WireAlert {
+    fn into_alert(self) -> Option<detect::Alert> {
+        Some(detect::Alert {
+            ts: maillog::Ts::parse_rfc3339(&self.ts)?,
+            detector: *detect::Detector::ALL
+                .iter()
+                .find(|d| d.as_str() == self.detector)?,
+            entity: self.entity,
+            score: self.score,
+            summary: self.summary,
+            evidence: self.evidence,
+        })
+    }
+}
+
+/// The sink: every alert of the cluster into this node's store (incidents, containment) and
+/// sinks (JSONL, webhook); acknowledged once handed to the store.
+pub async fn sink(
+    node: Node,
+    shared: Arc<Shared>,
+    sinks: crate::serve::sinks::Sinks,
+) -> Result<()> {
+    loop {
+        if let Err(e) = sink_once(&node, &shared, &sinks).await {
+            warn!("alert sink interrupted, resuming: {e:#}");
+        }
+        tokio::time::sleep(StdDuration::from_secs(1)).await;
+    }
+}
+
+async fn sink_once(
+    node: &Node,
+    shared: &Arc<Shared>,
+    sinks: &crate::serve::sinks::Sinks,
+) -> Result<()> {
+    let prefix = &node.cfg.prefix;
+    let stream = node
+        .js
+        .get_stream(format!("{prefix}_ALERTS"))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let name = format!("{prefix}-sink-{}", node.name);
+    let consumer: consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut msgs = consumer.messages().await.map_err(|e| anyhow!("{e}"))?;
+    while let Some(m) = msgs.next().await {
+        let m = m.map_err(|e| anyhow!("{e}"))?;
+        match serde_json::from_slice::<WireAlert>(&m.payload)
+            .ok()
+            .and_then(WireAlert::into_alert)
+        {
+            Some(a) => {
+                shared.metrics.alert(a.detector);
+                sinks.send(&a);
+                let _ = shared.store_tx.send(crate::serve::store::Cmd::Commit {
+                    alerts: vec![a],
+                    pos: None,
+                });
+            }
+            None => warn!("alert refused (not the alert JSON)"),
+        }
+        let _ = m.ack().await;
+    }
+    Ok(())
+}
+
+fn kv_key(e: &Entry) -> String {
+    let id: String =
+        e.id.to_ascii_lowercase()
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+    format!("{}.{id}", e.kind)
+}
+
+/// The sink's containment decisions into the bucket: every change of the store's set (a new
+/// containment, a release, an expiry) becomes a put or a delete.
+pub async fn publish_containment(node: Node, shared: Arc<Shared>) -> Result<()> {
+    let kv = node
+        .js
+        .get_key_value(format!("{}-contain", node.cfg.prefix))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut published: HashMap<String, Entry> = HashMap::new();
+    // The snapshot last published (compared by pointer: the store replaces it on every change).
+    let mut seen: Arc<Set> = shared.contained.load_full();
+    let mut first = true;
+    let mut iv = tokio::time::interval(StdDuration::from_millis(50));
+    loop {
+        iv.tick().await;
+        let cur = shared.contained.load_full();
+        if !first && Arc::ptr_eq(&cur, &seen) {
+            continue;
+        }
+        first = false;
+        seen = cur.clone();
+        let now: HashMap<String, Entry> = cur.iter().map(|e| (kv_key(e), e.clone())).collect();
+        for (k, e) in &now {
+            if published.get(k) != Some(e) {
+                if let Err(err) = kv.put(k, serde_json::to_vec(e)?.into()).await {
+                    warn!("containment not published: {err}");
+                    continue;
+                }
+            }
+        }
+        for k in published.keys() {
+            if !now.contains_key(k) {
+                if let Err(err) = kv.delete(k).await {
+                    warn!("containment release not published: {err}");
+                }
+            }
+        }
+        published = now;
+    }
+}
+
+/// An edge's view of the containment list: the bucket watched, the policy server's snapshot
+/// replaced on every change. When the bus is down the last snapshot stays (answers go on from
+/// it; nothing new is contained until it is back).
+pub async fn watch_containment(node: Node, shared: Arc<Shared>) -> Result<()> {
+    loop {
+        let r: Result<()> = async {
+            let kv = node
+                .js
+                .get_key_value(format!("{}-contain", node.cfg.prefix))
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            let mut w = kv
+                .watch_with_history(">")
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            let mut set: HashMap<String, Entry> = HashMap::new();
+            while let Some(e) = w.next().await {
+                let e = e.map_err(|e| anyhow!("{e}"))?;
+                match e.operation {
+                    kv::Operation::Put => {
+                        if let Ok(v) = serde_json::from_slice::<Entry>(&e.value) {
+                            set.insert(e.key.clone(), v);
+                        }
+                    }
+                    kv::Operation::Delete | kv::Operation::Purge => {
+                        set.remove(&e.key);
+                    }
+                }
+                let mut s = Set::default();
+                for v in set.values() {
+                    s.insert(v.clone());
+                }
+                shared.contained.store(Arc::new(s));
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            warn!("containment watch interrupted, answering from the last list: {e:#}");
+        }
+        tokio::time::sleep(StdDuration::from_secs(1)).await;
+    }
+}

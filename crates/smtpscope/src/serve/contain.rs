@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 
 use detect::EntityKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::PolicyAction;
 
-/// One contained entity.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One contained entity (also the value of the cluster's containment bucket).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Kind.
     pub kind: EntityKind,

@@ -490,13 +490,15 @@ fn geo_ref(file: &FileConfig) -> Result<detect::GeoRef> {
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging();
     let file = args.settings()?;
-    if file.cluster.enabled() {
-        bail!(
-            "[cluster] servers / --cluster: the cluster roles are not in this build yet (issue 13)"
-        );
-    }
+    let cluster = file.cluster.clone();
     let s = file.serve.clone();
-    if s.policy.is_empty() && s.syslog.is_empty() && s.follow.is_empty() && s.sflow.is_empty() {
+    // A worker of a cluster reads nothing itself.
+    if !cluster.enabled()
+        && s.policy.is_empty()
+        && s.syslog.is_empty()
+        && s.follow.is_empty()
+        && s.sflow.is_empty()
+    {
         bail!("nothing to do: give at least one of --policy, --syslog, --follow, --sflow (or [serve] policy/syslog/follow/sflow)");
     }
     let tz = time_zone(&s.tz.clone().or_else(|| file.input.tz.clone()))?;
@@ -508,6 +510,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .enable_all()
         .thread_name("smtpscope")
         .build()?;
+    let node = if cluster.enabled() {
+        Some(rt.block_on(crate::cluster::nats::Node::connect(&cluster))?)
+    } else {
+        None
+    };
 
     // Store first: it restores containment and positions.
     let st = store::Store::open(&s.store)
@@ -545,7 +552,54 @@ pub fn run(args: ServeArgs) -> Result<()> {
     };
     let sinks = rt.block_on(async { sinks::start(&s, shared.clone()) })?;
     let resumes;
-    let engine_thread = {
+    let engine_thread = if let Some(node) = &node {
+        // A cluster node: the engine channel goes to the bus (an edge publishes what it
+        // reads); detection runs on the partitions this node owns as a worker.
+        use crate::cluster::nats;
+        resumes = resume_points(&s.follow, None, &saved_positions);
+        let _ = (&checkpoint, &baselines);
+        rt.spawn(nats::edge(
+            node.clone(),
+            engine_rx,
+            tz.clone(),
+            file.input.year,
+            shared.clone(),
+        ));
+        if cluster.role.is_worker() {
+            let cfg = file.detect_config();
+            let geo = geo.clone();
+            let make: nats::EngineFactory =
+                Arc::new(move || detect::Engine::with_geo(cfg.clone(), geo.clone()));
+            let n = node.clone();
+            rt.spawn(async move {
+                if let Err(e) = nats::worker(n, make).await {
+                    error!("worker stopped: {e:#}");
+                }
+            });
+        }
+        if cluster.sink {
+            let (n, sh) = (node.clone(), shared.clone());
+            rt.spawn(async move {
+                if let Err(e) = nats::sink(n, sh, sinks).await {
+                    error!("alert sink stopped: {e:#}");
+                }
+            });
+            let (n, sh) = (node.clone(), shared.clone());
+            rt.spawn(async move {
+                if let Err(e) = nats::publish_containment(n, sh).await {
+                    error!("containment publisher stopped: {e:#}");
+                }
+            });
+        } else if cluster.role.is_edge() {
+            let (n, sh) = (node.clone(), shared.clone());
+            rt.spawn(async move {
+                if let Err(e) = nats::watch_containment(n, sh).await {
+                    error!("containment watch stopped: {e:#}");
+                }
+            });
+        }
+        None
+    } else {
         let sh = shared.clone();
         let mut core = core::Core::new(
             detect::Engine::with_geo(file.detect_config(), geo),
@@ -590,9 +644,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
             baselines: s.baseline_interval.0.max(1),
             checkpoint: s.checkpoint_interval.0.max(1),
         };
-        std::thread::Builder::new()
-            .name("engine".into())
-            .spawn(move || core.run(engine_rx, &sh, sinks, every))?
+        Some(
+            std::thread::Builder::new()
+                .name("engine".into())
+                .spawn(move || core.run(engine_rx, &sh, sinks, every))?,
+        )
     };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -642,7 +698,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let _ = rt.block_on(shared.engine_tx.send(core::Msg::Shutdown(done_tx)));
     let _ = done_rx.recv_timeout(StdDuration::from_secs(30));
-    if engine_thread.join().is_err() {
+    if engine_thread.is_some_and(|t| t.join().is_err()) {
         error!("engine thread panicked");
     }
     let _ = shared.store_tx.send(store::Cmd::Shutdown);

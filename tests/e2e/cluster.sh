@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# The cluster on NATS JetStream (issue 13), with real servers on loopback:
+#
+#   3 nats-server (JetStream, cluster routes on 127.0.0.1)  <-- every node connects to all three
+#   edge e0: follows a.log, stores the cluster's alerts (sink), HTTP API (manual containment)
+#   edge e1: follows b.log, policy server (enforce)
+#   workers w0, w1, w2: 12 partitions, 4 each
+#
+# A simulated day (`smtpscope simulate`, the first LINES lines) is split into the logs of two
+# MTAs as a load balancer would (cluster_split.py: whole SMTP sessions with their messages).
+# Checks:
+#  1. the cluster's alerts are exactly those `smtpscope cluster-replay` computes in one process
+#     for the same edges and partitions, and name the same entities as single-node `analyze`
+#     on the unsplit log;
+#  2. with worker w1 killed (kill -9) and restarted mid-run, and one NATS server killed for
+#     good mid-run, nothing is lost and nothing counted twice (check 1 still holds);
+#  3. an account contained on e0 (HTTP API) is answered HOLD by e1's policy server within 1 s.
+# Bounded: about a minute on this 2-core machine (LINES=150000); everything under $T.
+# Needs: nats-server (Debian), python3, curl. SMTPSCOPE_BIN selects the binary. KEEP=1 keeps $T.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BIN=${SMTPSCOPE_BIN:-}
+if [ -z "$BIN" ]; then
+    (cd "$ROOT" && cargo build -q -p smtpscope)
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/smtpscope
+fi
+NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
+[ -x "$NATS" ] || { echo "cluster: nats-server missing (apt-get install nats-server; tests/install-deps.sh)"; exit 1; }
+LINES=${LINES:-150000}
+PARTS=12
+T=$(mktemp -d /tmp/smtpscope-cluster.XXXXXX)
+PIDS=()
+log() { echo "cluster: $(date -u +%T) $*"; }
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+fail() { echo "FAILED: cluster: $*"; for f in "$T"/*.err; do echo "== $f"; tail -5 "$f"; done; exit 1; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- the day, split into two MTAs' logs
+"$BIN" simulate --users 300 --days 1 --seed 3 --out "$T/sim" >/dev/null
+head -n "$LINES" "$T/sim/mail.log" > "$T/day.log"
+python3 "$HERE/cluster_split.py" "$T/day.log" "$T/a.log" "$T/b.log"
+"$BIN" cluster-replay --year 2026 --tz UTC --partitions $PARTS --edge e0="$T/a.log" --edge e1="$T/b.log" > "$T/replay.jsonl"
+"$BIN" analyze --year 2026 --tz UTC --format jsonl --threads 1 "$T/day.log" > "$T/analyze.jsonl"
+WANT=$(wc -l < "$T/replay.jsonl")
+log "day: $(wc -l < "$T/a.log") + $(wc -l < "$T/b.log") lines; replay: $WANT alerts; analyze: $(wc -l < "$T/analyze.jsonl")"
+[ "$WANT" -gt 10 ] || fail "too few alerts to compare ($WANT)"
+
+# --- three NATS servers
+N1=$(port); N2=$(port); N3=$(port); R1=$(port); R2=$(port); R3=$(port)
+for i in 1 2 3; do
+    eval "p=\$N$i; r=\$R$i"
+    cat > "$T/nats$i.conf" <<CONF
+server_name: n$i
+host: 127.0.0.1
+port: $p
+jetstream { store_dir: "$T/js$i", max_memory_store: 64MB, max_file_store: 2GB }
+cluster { name: smtpscope-test, host: 127.0.0.1, port: $r, routes: [nats://127.0.0.1:$R1, nats://127.0.0.1:$R2, nats://127.0.0.1:$R3] }
+CONF
+    "$NATS" -c "$T/nats$i.conf" > "$T/nats$i.err" 2>&1 &
+    eval "NATS_PID$i=$!"; PIDS+=($!)
+done
+SERVERS="[\"nats://127.0.0.1:$N1\", \"nats://127.0.0.1:$N2\", \"nats://127.0.0.1:$N3\"]"
+for _ in $(seq 100); do
+    ok=0
+    for p in $N1 $N2 $N3; do curl -s "http://127.0.0.1:$p" >/dev/null 2>&1 && ok=$((ok+1)) || true; done
+    grep -q "JetStream cluster new metadata leader\|Server is ready" "$T/nats1.err" && break
+    sleep 0.1
+done
+sleep 2
+
+HTTP=$(port); POLICY=$(port)
+node() { # name role extra-cluster-keys extra-serve-keys
+    cat > "$T/$1.toml" <<CONF
+[input]
+year = 2026
+tz = "UTC"
+[serve]
+store = "$T/$1.db"
+http = ""
+mode = "enforce"
+checkpoint_interval = "1h"
+$4
+[cluster]
+servers = $SERVERS
+role = "$2"
+name = "$1"
+partitions = $PARTS
+edges = ["e0", "e1"]
+replicas = 3
+snapshot_interval = "2s"
+# Exactness over liveness for the test: an edge unheard of during the NATS fail-over is waited
+# for (its events may only be late).
+edge_timeout = "60s"
+$3
+CONF
+}
+node e0 edge "sink = true" "follow = [\"$T/a.log\"]
+follow_start = \"start\"
+alerts_jsonl = \"$T/alerts.jsonl\"
+token = \"secret\"
+http = \"127.0.0.1:$HTTP\""
+node e1 edge "" "follow = [\"$T/b.log\"]
+follow_start = \"start\"
+policy = [\"127.0.0.1:$POLICY\"]"
+for i in 0 1 2; do node "w$i" worker "workers = 3
+worker_index = $i" ""; done
+sed -i 's/^http = ""$//' "$T/e0.toml"
+start() { SMTPSCOPE_LOG=warn "$BIN" serve --config "$T/$1.toml" >> "$T/$1.err" 2>&1 & eval "PID_$1=$!"; PIDS+=($!); }
+for n in w0 w1 w2 e0; do start $n; done
+sleep 1
+start e1
+log "cluster started: 3 NATS servers, edges e0 e1, workers w0 w1 w2"
+
+# --- failures mid-run: a worker killed and restarted, a NATS server killed for good
+if [ "${NOFAIL:-0}" != 1 ]; then
+sleep 4
+kill -9 "$PID_w1" || fail "worker w1 was not running"; log "worker w1 killed (kill -9)"
+kill -9 "$NATS_PID3"; log "NATS server n3 killed (kill -9)"
+sleep 3
+start w1; log "worker w1 restarted"
+fi
+
+# --- wait for every alert
+DEADLINE=$((SECONDS + 120)); got=0
+while [ $SECONDS -lt $DEADLINE ]; do
+    got=$( [ -f "$T/alerts.jsonl" ] && wc -l < "$T/alerts.jsonl" || echo 0)
+    [ "$got" -ge "$WANT" ] && break
+    sleep 1
+done
+sleep 3
+got=$(wc -l < "$T/alerts.jsonl" 2>/dev/null || echo 0)
+log "cluster raised $got alerts (replay $WANT)"
+python3 - "$T/replay.jsonl" "$T/alerts.jsonl" "$T/analyze.jsonl" <<'PY' || fail "alerts differ"
+import collections, json, sys
+def load(p):
+    return [json.loads(l) for l in open(p)]
+rep, got, ana = map(load, sys.argv[1:4])
+key = lambda a: (a["ts"], a["detector"], a["entity"]["kind"], a["entity"]["id"], a["score"], a["summary"])
+r, g = collections.Counter(map(key, rep)), collections.Counter(map(key, got))
+if r != g:
+    print("missing:", sorted((r - g).elements())[:10])
+    print("extra (twice or unknown):", sorted((g - r).elements())[:10])
+    sys.exit(1)
+ent = lambda v: {(a["detector"], a["entity"]["kind"], a["entity"]["id"]) for a in v}
+if ent(got) != ent(ana):
+    print("entities only in analyze:", sorted(ent(ana) - ent(got)))
+    print("entities only in the cluster:", sorted(ent(got) - ent(ana)))
+    sys.exit(1)
+print(f"cluster: same {len(got)} alerts as cluster-replay; same {len(ent(got))} entities as analyze ({len(ana)} alerts)")
+PY
+
+# --- containment on e0 answered by e1's policy server
+ACCOUNT="cluster-test-$RANDOM@example.jp"
+ask() {
+    python3 - "$POLICY" "$ACCOUNT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.9\n"
+           f"sasl_username={sys.argv[2]}\nrecipient=x@example.net\n\n").encode())
+print(s.recv(4096).decode().split("\n")[0])
+PY
+}
+[ "$(ask)" = "action=DUNNO" ] || fail "e1 answers $(ask) before any containment"
+t0=$(date +%s.%N)
+curl -sf -X POST -H "Authorization: Bearer secret" -H "Content-Type: application/json" \
+    -d "{\"kind\":\"account\",\"id\":\"$ACCOUNT\",\"minutes\":10,\"by\":\"cluster-test\"}" \
+    "http://127.0.0.1:$HTTP/api/contain" >/dev/null || fail "containment on e0 refused"
+ans=
+while :; do
+    ans=$(ask)
+    el=$(python3 -c "import time; print(round(time.time() - $t0, 3))")
+    [ "${ans%% *}" = "action=HOLD" ] && break
+    python3 -c "import sys; sys.exit(0 if $el < 3 else 1)" || break
+    sleep 0.05
+done
+log "e1 answered '$ans' ${el}s after the containment on e0"
+[ "${ans%% *}" = "action=HOLD" ] || fail "e1 never answered HOLD"
+python3 -c "import sys; sys.exit(0 if $el < 1.0 else 1)" || fail "HOLD reached e1 after ${el}s (limit 1 s)"
+echo "cluster: ok"
