@@ -149,6 +149,38 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
 /// Most host names learned from log headers as "our names".
 const MAX_OWN_NAMES: usize = 64;
 
+/// The endings of Postfix's "User unknown in … table" refusals, lower case. Postfix looks a
+/// recipient up in these tables only when its domain is one it receives mail for (local,
+/// virtual mailbox, virtual alias or relay domain: `ADDRESS_REWRITING_README`, "Recipient
+/// address validation"), so such a refusal names one of our own domains even when the
+/// configuration does not list it in `local_domains`.
+pub const OWN_DOMAIN_REFUSALS: &[&str] = &[
+    "in local recipient table",
+    "in virtual mailbox table",
+    "in virtual alias table",
+    "in relay recipient table",
+];
+
+/// Whether our own server refused a recipient as an unknown user of one of our domains.
+fn refused_as_our_unknown_user(outcome: Outcome, reply: Option<&str>) -> bool {
+    outcome == Outcome::Rejected
+        && reply.is_some_and(|r| {
+            let r = r.to_ascii_lowercase();
+            OWN_DOMAIN_REFUSALS.iter().any(|p| r.contains(p))
+        })
+}
+
+/// Why an unauthenticated client is taken for a customer of ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CustomerBasis {
+    /// Its address is in `[network] own_networks`.
+    OwnNetworks,
+    /// It relayed mail out to `auto_customer_domains` remote domains through us.
+    Relayed,
+    /// Only its autonomous system: one where `auto_own_asn_customers` confirmed customers sit.
+    SameAs,
+}
+
 /// What [`Engine::snapshot`] writes (borrowed); [`SnapshotOwned`] is what it reads back. The
 /// two must have the same fields in the same order.
 #[derive(Serialize)]
@@ -527,19 +559,24 @@ impl Engine {
         !ip.is_loopback() || self.in_own_networks(ip)
     }
 
-    fn is_customer(&self, ip: IpAddr) -> bool {
-        if self.in_own_networks(ip) || self.customers.get(&ip).is_some_and(|c| c.ours) {
-            return true;
+    /// Why an unauthenticated client is taken for one of ours, if it is.
+    fn customer_basis(&self, ip: IpAddr) -> Option<CustomerBasis> {
+        if self.in_own_networks(ip) {
+            return Some(CustomerBasis::OwnNetworks);
+        }
+        if self.customers.get(&ip).is_some_and(|c| c.ours) {
+            return Some(CustomerBasis::Relayed);
         }
         let need = self.cfg.network.auto_own_asn_customers;
-        need > 0
+        let in_own_as = need > 0
             && !self.own_asns.is_empty()
             && self
                 .geo
                 .lookup_fast(ip)
                 .1
                 .and_then(|a| self.own_asns.get(&a))
-                .is_some_and(|n| *n >= need)
+                .is_some_and(|n| *n >= need);
+        in_own_as.then_some(CustomerBasis::SameAs)
     }
 
     /// Direction of a record and the entity that submitted it.
@@ -557,7 +594,13 @@ impl Engine {
             );
         }
         if let Some(ip) = r.client_ip.filter(|i| self.may_be_customer(*i)) {
-            if self.is_customer(ip) {
+            if let Some(basis) = self.customer_basis(ip) {
+                // Only the AS says this address is ours, and it writes only to our own
+                // mailboxes, as any internet server does: the AS may be a cloud or a big
+                // provider where a few customers happen to sit, so it is an incoming host.
+                if basis == CustomerBasis::SameAs && self.for_our_mailboxes(r) {
+                    return (Direction::Incoming, None);
+                }
                 return (
                     Direction::Outgoing,
                     Some(Entity::new(EntityKind::Client, ip.to_string())),
@@ -659,9 +702,12 @@ impl Engine {
     /// local domain, or an alias we forward).
     fn for_our_mailboxes(&self, r: &MessageRecord) -> bool {
         !r.recipients.is_empty()
-            && r.recipients
-                .iter()
-                .all(|x| x.is_local_delivery() || x.is_forwarded() || self.is_local_domain(&x.addr))
+            && r.recipients.iter().all(|x| {
+                x.is_local_delivery()
+                    || x.is_forwarded()
+                    || self.is_local_domain(&x.addr)
+                    || refused_as_our_unknown_user(x.outcome, x.reply.as_deref())
+            })
     }
 
     /// A message from an incoming host (or, `ours`, from a customer to our mailboxes) for the
@@ -793,8 +839,16 @@ impl Engine {
             if reason.contains("Relay access denied") {
                 return;
             }
-            let ours =
-                self.is_customer(ip) || program.contains("submission") || program.contains("smtps");
+            let basis = self.customer_basis(ip);
+            // A refusal naming an unknown user of one of our own domains is about mail to our
+            // mailboxes: the incoming rules' business (`looped-back` for a customer), not
+            // extrusion's; and a client that is ours only by its AS is then an internet host.
+            let own_mailbox = refused_as_our_unknown_user(Outcome::Rejected, Some(reason));
+            let ours = match basis {
+                Some(CustomerBasis::SameAs) => !own_mailbox,
+                Some(_) => true,
+                None => program.contains("submission") || program.contains("smtps"),
+            };
             let ent = Entity::new(EntityKind::Client, ip.to_string());
             // A recipient our MX refused at RCPT time, sent without authentication: the
             // incoming rules count unknown local users and the HELO (`looped-back` when the
@@ -805,7 +859,13 @@ impl Engine {
                 && !program.contains("smtps")
             {
                 let unknown = is_unknown_user(reason);
-                let ours = self.is_customer(ip);
+                // An unknown local user is mail to our own mailboxes: a client that is ours
+                // only by its AS is then an incoming host (see `classify`).
+                let ours = match basis {
+                    Some(CustomerBasis::SameAs) => !unknown,
+                    Some(_) => true,
+                    None => false,
+                };
                 // An unknown local user names one of our domains; any other refusal of an
                 // internet host is about mail to us too (a relay attempt was left out above),
                 // but a customer's other refusals are about its outgoing mail.
@@ -835,7 +895,11 @@ impl Engine {
             // A recipient our own server refused from one of our customers failed as surely as
             // one a remote server refused: count it (spam bots on customer lines are mostly
             // stopped here, before any message exists).
-            if ours && *action == Action::Reject && stage.is_none_or(|s| s == "RCPT") {
+            if ours
+                && !own_mailbox
+                && *action == Action::Reject
+                && stage.is_none_or(|s| s == "RCPT")
+            {
                 if let Some(rcpt) = to {
                     let rec = MessageRecord {
                         host: String::new(),

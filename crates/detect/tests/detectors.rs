@@ -1125,3 +1125,136 @@ fn hacked_sites_mail_closing_days_later_does_not_condemn_the_server() {
     );
     assert!(a.iter().all(|x| x.entity.id != "10.6.6.6"), "{a:#?}");
 }
+
+/// An engine whose geo data puts 198.51.100.0/24 in one autonomous system (a cloud provider
+/// where a few of our business customers happen to sit, and a big provider's outbound servers).
+fn engine_with_one_cloud_as() -> Feed {
+    let db = geo::GeoDb::from_asn_csv(&b"198.51.100.0,198.51.100.255,64500,Cloud\n"[..], "t.csv")
+        .unwrap();
+    Feed {
+        e: Engine::with_geo(
+            Config::default(),
+            detect::GeoRef::Owned(std::sync::Arc::new(db)),
+        ),
+        n: 0,
+    }
+}
+
+/// Our server refusing `to` at RCPT time for `ip`, as Postfix logs it.
+fn refuse_at_rcpt(f: &mut Feed, t: i64, ip: &str, helo: &str, from: &str, to: &str, reason: &str) {
+    f.e.feed(
+        Ts::from_secs(T0 + t),
+        "mx1",
+        "postfix/smtpd",
+        Some(77),
+        &Event::Check {
+            qid: None,
+            action: maillog::Action::Reject,
+            stage: Some("RCPT"),
+            client: Some(Peer {
+                host: Some("mail-16.outbound.provider.example"),
+                ip: Some(ip),
+                port: None,
+            }),
+            reason,
+            from: Some(from),
+            to: Some(to),
+            proto: Some("ESMTP"),
+            helo: Some(helo),
+        },
+    );
+}
+
+#[test]
+fn internet_server_in_an_as_learned_as_ours_is_an_incoming_host() {
+    // Three business customers relay through us from a cloud AS: the AS is learned as ours
+    // (`auto_own_asn_customers`). A big provider's outbound server in the same AS then writes
+    // to addresses of ours that do not exist (stale addresses its users still have): mail to
+    // our own mailboxes, not extrusion — no `delivery-failures` for it or its many senders.
+    let mut f = engine_with_one_cloud_as();
+    for (c, ip) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .enumerate()
+    {
+        for d in 0..3 {
+            f.msg(Msg {
+                t: (c * 10 + d) as i64 * 60,
+                user: None,
+                ip,
+                helo: None,
+                from: "office@business.example",
+                rcpts: vec![rcpt(d, &format!("partner{d}.example"), true)],
+            });
+        }
+    }
+    for i in 0..60 {
+        let to = format!("stale{i}@our-isp.example");
+        let reason = format!(
+            "554 5.1.1 <{to}>: Recipient address rejected: User unknown in virtual mailbox table"
+        );
+        let from = format!("user{i}@provider.example");
+        refuse_at_rcpt(
+            &mut f,
+            3600 + i * 600,
+            "198.51.100.200",
+            "mail-16.outbound.provider.example",
+            &from,
+            &to,
+            &reason,
+        );
+    }
+    let a = f.alerts();
+    let wrong: Vec<_> = a
+        .iter()
+        .filter(|x| {
+            matches!(
+                x.detector,
+                Detector::DeliveryFailures | Detector::LoopedBack
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn relaying_customer_refused_for_our_unknown_users_is_looped_back() {
+    // The same refusals from a customer that relays mail out through us (confirmed, not only
+    // by its AS): an infected machine of ours writing to our MX — `looped-back`, and still not
+    // extrusion's `delivery-failures`.
+    let mut f = engine_with_one_cloud_as();
+    for d in 0..3 {
+        f.msg(Msg {
+            t: d as i64 * 60,
+            user: None,
+            ip: "198.51.100.9",
+            helo: None,
+            from: "office@business.example",
+            rcpts: vec![rcpt(d, &format!("partner{d}.example"), true)],
+        });
+    }
+    for i in 0..60 {
+        let to = format!("stale{i}@our-isp.example");
+        let reason = format!(
+            "554 5.1.1 <{to}>: Recipient address rejected: User unknown in local recipient table"
+        );
+        refuse_at_rcpt(
+            &mut f,
+            3600 + i * 60,
+            "198.51.100.9",
+            "pc",
+            "x@bank.example",
+            &to,
+            &reason,
+        );
+    }
+    let a = f.alerts();
+    assert!(
+        a.iter().all(|x| x.detector != Detector::DeliveryFailures),
+        "{a:#?}"
+    );
+    assert!(
+        a.iter()
+            .any(|x| x.detector == Detector::LoopedBack && x.entity.id == "198.51.100.9"),
+        "{a:#?}"
+    );
+}
