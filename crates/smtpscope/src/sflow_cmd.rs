@@ -129,15 +129,13 @@ pub struct AnalyzeOpts {
     /// Minimum SMTP samples before a host gets a verdict.
     #[arg(long, default_value_t = activity::DEFAULT_MIN_SAMPLES)]
     pub min_samples: u64,
-    /// Minimum distinct destination networks (/24, /48) for a verdict.
-    #[arg(long, default_value_t = activity::DEFAULT_MIN_DEST_NETS)]
-    pub min_dest_nets: u64,
-    /// Minimum destination variation (distinct networks per sample) for a verdict.
-    #[arg(long, default_value_t = activity::DEFAULT_MIN_DEST_VARIATION)]
-    pub min_dest_variation: f64,
-    /// Maximum fill H/(4B) for a verdict (above: server-like).
-    #[arg(long, default_value_t = activity::DEFAULT_MAX_FILL)]
-    pub max_fill: f64,
+    /// Evidence (log10 likelihood ratio, spam source against server) needed to flag a host.
+    #[arg(long, default_value_t = activity::DEFAULT_MIN_EVIDENCE)]
+    pub min_evidence: f64,
+    /// Hours a host must have been seen for before it is judged while input continues (at
+    /// the end of input every host is judged).
+    #[arg(long, default_value_t = activity::DEFAULT_JUDGE_AFTER_SECS / 3600)]
+    pub judge_after_hours: i64,
 }
 
 /// Settings of an sFlow source: collector and analysis.
@@ -166,9 +164,11 @@ impl AnalyzeOpts {
                 }
             }
         }
-        if !(0.0..=1.0).contains(&self.min_dest_variation) || !(0.0..=1.0).contains(&self.max_fill)
-        {
-            bail!("--min-dest-variation and --max-fill are between 0 and 1");
+        if !self.min_evidence.is_finite() {
+            bail!("--min-evidence must be a finite number");
+        }
+        if !(0..=24 * 366).contains(&self.judge_after_hours) {
+            bail!("--judge-after-hours is between 0 and 8784");
         }
         Ok(SflowConfig {
             collector: CollectorConfig {
@@ -184,9 +184,8 @@ impl AnalyzeOpts {
                 known_servers: known,
                 max_hosts: self.max_hosts,
                 min_samples: self.min_samples,
-                min_dest_nets: self.min_dest_nets,
-                min_dest_variation: self.min_dest_variation,
-                max_fill: self.max_fill,
+                min_evidence: self.min_evidence,
+                judge_after_secs: self.judge_after_hours * 3600,
                 ..ActivityConfig::default()
             },
         })
@@ -235,7 +234,7 @@ impl SflowSource {
         match self.hour {
             Some(h) if hour > h => {
                 self.hour = Some(hour);
-                self.due_alerts()
+                self.due_alerts(secs)
             }
             None => {
                 self.hour = Some(hour);
@@ -247,13 +246,13 @@ impl SflowSource {
 
     /// Alerts for every flagged host not alerted yet: call at the end of input.
     pub fn finish(&mut self) -> Vec<Alert> {
-        self.due_alerts()
+        self.due_alerts(i64::MAX)
     }
 
-    fn due_alerts(&mut self) -> Vec<Alert> {
+    fn due_alerts(&mut self, now: i64) -> Vec<Alert> {
         let labelled = self.activity.labelled();
         self.activity
-            .take_new_suspicious()
+            .take_new_suspicious(now)
             .iter()
             .map(|s| host_alert(s, labelled))
             .collect()
@@ -290,8 +289,10 @@ pub fn host_alert(s: &HostSummary, labelled: bool) -> Alert {
         entity: Entity::new(EntityKind::Client, s.ip.to_string()),
         score: (s.score * 1000.0).round() / 1000.0,
         summary: format!(
-            "port 25 to {} networks in {} samples (variation {:.2}), active {} hours in {} four-hour blocks ({:.2} h/block, fill {:.2}), ~{} packets",
-            s.dst_nets, s.samples, s.dest_variation, s.hours, s.blocks, s.hours_per_block, s.fill, s.est_packets
+            "evidence {:.1} (sessions {:+.1}: {} SYNs in {} samples, share {:.2}-{:.2}; destinations {:+.1}: {} rare of {} sessions, {} repeated; daily {:+.1}: {} hours of the day on two days; spread {:+.1}: {:.2} of even sending); {} networks, {} hours in {} four-hour blocks, ~{} packets",
+            s.evidence, s.syn_evidence, s.syn_samples, s.samples, s.syn_share_low, s.syn_share_high,
+            s.dest_evidence, s.rare_sessions, s.sessions, s.rare_repeats,
+            s.daily_evidence, s.daily_hours, s.spread_evidence, s.spread, s.dst_nets, s.hours, s.blocks, s.est_packets
         ),
         evidence,
     }
@@ -597,7 +598,7 @@ fn report(src: &SflowSource, alerts: &[Alert], opts: &AnalyzeOpts) -> Result<()>
     Ok(())
 }
 
-const TABLE_HEADER: &str = "ip\tsamples\test_packets\test_bytes\tsyn_samples\test_syns\tdst_ips\tdst_nets\thours\tblocks\thours_per_block\tfill\tdest_variation\tfirst\tlast\tknown\tbad\tverdict\tscore";
+const TABLE_HEADER: &str = "ip\tsamples\test_packets\test_bytes\tsyn_samples\test_syns\tdst_ips\tdst_nets\thours\tblocks\thours_per_block\tfill\tdest_variation\tfirst\tlast\tknown\tbad\tverdict\tscore\treply_samples\treset_replies\tsyn_share_low\tsyn_share_high\tsessions\trare_sessions\trare_repeats\tdaily_hours\tsyn_evidence\tdest_evidence\tdaily_evidence\tspread\tspread_evidence\tevidence\tnet_addresses\tnet_evidence";
 
 fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Result<()> {
     writeln!(out, "{TABLE_HEADER}")?;
@@ -610,7 +611,7 @@ fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Resul
         let sat = if s.dests_saturated { "+" } else { "" };
         writeln!(
             out,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}{sat}\t{}{sat}\t{}\t{}\t{:.2}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{bad}\t{}\t{:.3}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}{sat}\t{}{sat}\t{}\t{}\t{:.2}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{bad}\t{}\t{:.3}\t{}\t{}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{}\t{:.2}\t{:.2}\t{:.2}\t{:.3}\t{:.2}\t{:.2}\t{}\t{:.2}",
             s.ip,
             s.samples,
             s.est_packets,
@@ -628,7 +629,23 @@ fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Resul
             Ts::from_secs(s.last).rfc3339(),
             if s.known { "known" } else { "" },
             s.verdict,
-            s.score
+            s.score,
+            s.reply_samples,
+            s.reset_replies,
+            s.syn_share_low,
+            s.syn_share_high,
+            s.sessions,
+            s.rare_sessions,
+            s.rare_repeats,
+            s.daily_hours,
+            s.syn_evidence,
+            s.dest_evidence,
+            s.daily_evidence,
+            s.spread,
+            s.spread_evidence,
+            s.evidence,
+            s.net_addresses,
+            s.net_evidence
         )?;
     }
     Ok(())

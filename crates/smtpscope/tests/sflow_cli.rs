@@ -185,14 +185,15 @@ fn analyze_oxyflow_shape() {
         "jsonl",
         "--min-samples",
         "1",
-        "--min-dest-nets",
+        "--min-evidence",
         "1",
         "--table",
         table.to_str().unwrap(),
         "--stats",
         stats.to_str().unwrap(),
     ]);
-    // 6.4 seconds of traffic: every host is active in one hour only, which is no pattern.
+    // 6.4 seconds of traffic, at most two samples per host: far from evidence of 1 (ten to
+    // one), even when every host is judged.
     assert!(out.is_empty(), "{out}");
     let tsv = std::fs::read_to_string(&table).unwrap();
     let rows: Vec<Vec<&str>> = tsv.lines().map(|l| l.split('\t').collect()).collect();
@@ -201,7 +202,7 @@ fn analyze_oxyflow_shape() {
     assert_eq!(rows.len(), 5);
     assert!(rows[1..]
         .iter()
-        .all(|r| r[17] == "single-hour" && r[8] == "1"));
+        .all(|r| r[17] == "server-like" && r[8] == "1"));
     let est: u64 = rows[1..].iter().map(|r| r[2].parse::<u64>().unwrap()).sum();
     assert_eq!(est, 5 * 16384, "sampling rate 1:16384");
     let samples: u64 = rows[1..].iter().map(|r| r[1].parse::<u64>().unwrap()).sum();
@@ -433,13 +434,13 @@ fn analyze_synthetic_with_labels() {
             "203.0.113.5"
         ]
     );
-    // Alerts fire in event time, at the first hour boundary after a bot's pattern shows:
-    // 6 samples (the minimum is 5) after its third burst, at hour 20.
+    // Alerts are decided in event time, 36 hours after a host was first seen (hour 2): at
+    // hour 39, with all four bursts; the alert's time is the bot's last sample (hour 30).
     let a = &alerts[0]["evidence"];
     assert!(alerts[0]["ts"]
         .as_str()
         .unwrap()
-        .starts_with("2026-01-05T20:"));
+        .starts_with("2026-01-06T06:"));
     assert_eq!(
         (
             &a["samples"],
@@ -447,7 +448,7 @@ fn analyze_synthetic_with_labels() {
             &a["blocks"],
             &a["hours_per_block"]
         ),
-        (&6.into(), &3.into(), &3.into(), &1.0.into())
+        (&8.into(), &4.into(), &4.into(), &1.0.into())
     );
     assert_eq!(
         (
@@ -456,10 +457,17 @@ fn analyze_synthetic_with_labels() {
             &a["est_packets"],
             &a["est_syns"]
         ),
-        (&6.into(), &6.into(), &12000.into(), &12000.into())
+        (&8.into(), &8.into(), &16000.into(), &16000.into())
     );
-    // Hours 2, 9, 20: blocks 0 (hours 2-3 observed), 2 (8-11), 5 (hour 20 so far): 3 of 7.
-    assert!((a["fill"].as_f64().unwrap() - 3.0 / 7.0).abs() < 1e-9);
+    // Hours 2, 9, 20, 30: blocks 0 (hours 2-3 observed), 2 (8-11), 5 (20-23), 7 (28-30):
+    // 4 of 13.
+    assert!((a["fill"].as_f64().unwrap() - 4.0 / 13.0).abs() < 1e-9);
+    // Eight SYNs in eight samples, eight rare networks, no hour of the day repeated.
+    assert_eq!(
+        (&a["rare_sessions"], &a["rare_repeats"], &a["daily_hours"]),
+        (&8.into(), &0.into(), &0.into())
+    );
+    assert!(a["evidence"].as_f64().unwrap() > 3.5, "{a}");
     assert_eq!(a["bad"], true);
     // Every alert's evidence reads back typed, as the sflow crate's per-host figures.
     for al in &alerts {
@@ -497,14 +505,10 @@ fn analyze_synthetic_with_labels() {
         verdict("198.51.100.20"),
         ("48".into(), "12".into(), "-".into(), "server-like".into())
     );
+    // A customer: one session to its smarthost, every six hours, the same hours both days.
     assert_eq!(
         verdict("100.64.0.3"),
-        (
-            "8".into(),
-            "8".into(),
-            "bad".into(),
-            "few-destinations".into()
-        )
+        ("8".into(), "8".into(), "bad".into(), "server-like".into())
     );
     assert_eq!(verdict("203.0.113.5").3, "suspicious");
     // The label table: 9 judged hosts, 5 bad, 5 flagged of which 4 bad; H bucket 3-4 all bots.

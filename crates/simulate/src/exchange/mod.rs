@@ -342,7 +342,10 @@ pub fn class_specs() -> Vec<ClassSpec> {
                 hours: lin(1.0, 3.0),
                 trickle: logr(1.0, 10.0),
             },
-            dests: Dests::Popular {
+            // A list's subscribers are the same every day: each burst goes to the same
+            // domains (drawn by popularity once per list), not to a fresh sample of the world.
+            dests: Dests::Partners {
+                partners: logr(300.0, 3000.0),
                 big_share: lin(0.3, 0.6),
             },
             size_kb: lin(8.0, 40.0),
