@@ -484,6 +484,9 @@ impl Engine {
         let recs: Vec<MessageRecord> = self.corr.drain().collect();
         for r in recs {
             self.on_record(&r);
+            if self.keep_records {
+                self.records_buf.push(r);
+            }
         }
     }
 
@@ -1103,5 +1106,37 @@ impl Engine {
         }
         out.extend(camp);
         self.push(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records closed by the idle sweep reach [`Engine::take_records`] like those closed by
+    /// their own lines or by [`Engine::finish`] (the report's and the dashboard's figures lost
+    /// every message still queued after a day: a deferred spam run's).
+    #[test]
+    fn records_closed_by_the_idle_sweep_are_kept() {
+        let mut ctx = maillog::TimeContext::utc(2026);
+        let mut e = Engine::new(Config::default());
+        e.keep_records(true);
+        for l in [
+            "Nov 16 10:00:00 mx postfix/smtpd[7]: A1B2C3: client=unknown[192.0.2.7], sasl_method=PLAIN, sasl_username=u@isp.example",
+            "Nov 16 10:00:01 mx postfix/qmgr[9]: A1B2C3: from=<u@isp.example>, size=900, nrcpt=1 (queue active)",
+            "Nov 16 10:00:02 mx postfix/smtp[8]: A1B2C3: to=<x@example.org>, relay=none, delay=1, dsn=4.4.1, status=deferred (connect timed out)",
+            "Nov 17 12:00:00 mx postfix/smtpd[7]: connect from unknown[192.0.2.8]",
+        ] {
+            let p = maillog::parse_line(l, &mut ctx);
+            let (Some(h), Some(ev)) = (&p.header, &p.event) else {
+                panic!("not parsed: {l}");
+            };
+            e.feed(h.ts, h.host, h.program, h.pid, ev);
+        }
+        assert!(e.take_records().is_empty(), "still queued");
+        e.flush_idle(86_400);
+        let r = e.take_records();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].auth_user.as_deref(), Some("u@isp.example"));
     }
 }
