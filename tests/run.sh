@@ -2,7 +2,8 @@
 # Runs every test of smtpscope: formatting and clippy, the Rust tests of all crates (unit,
 # corpus, integration), then the end-to-end tests with real servers on loopback (Postfix +
 # Dovecot + smtpscope serve + headless Chromium; the HTML report in Chromium,
-# tests/e2e/report.sh; the scenario library tests/e2e/scenarios/;
+# tests/e2e/report.sh; the dashboard's overview and incident pages, tests/e2e/dashboard.sh;
+# the scenario library tests/e2e/scenarios/;
 # pmacct + smtpscope sflow; promtool on the example alerting rules; the cluster on three
 # nats-servers, tests/e2e/cluster.sh; the Debian package built,
 # installed and its unit's command started: tests/e2e/package.sh), then every fuzz
@@ -45,7 +46,7 @@ cargo build -q -p smtpscope
 export SMTPSCOPE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/smtpscope"
 export SMTPSCOPE="$SMTPSCOPE_BIN"
 e2e_pass=0; e2e_fail=0
-for t in tests/e2e/run.sh tests/e2e/report.sh tests/e2e/scenarios.sh tests/e2e/sflow_pmacct.sh tests/e2e/prometheus_rules.sh tests/e2e/cluster.sh tests/e2e/package.sh; do
+for t in tests/e2e/run.sh tests/e2e/report.sh tests/e2e/dashboard.sh tests/e2e/scenarios.sh tests/e2e/sflow_pmacct.sh tests/e2e/prometheus_rules.sh tests/e2e/cluster.sh tests/e2e/package.sh; do
     echo "== $t"
     # The package test may install cargo-deb from source first: more time.
     limit=600; [ "$t" = tests/e2e/package.sh ] && limit=1200

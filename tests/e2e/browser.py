@@ -166,7 +166,9 @@ def main():
             chrome.click_and_wait("#incidents tbody tr td a")
             check(chrome.eval("location.pathname") == "/incidents/%d" % incs[0]["id"], "link opens the incident page")
             check("auth-bruteforce" in chrome.eval("document.body.innerText"), "detector shown")
-            check('"failures"' in chrome.eval("document.querySelector('pre').innerText"), "evidence shown")
+            ev = chrome.eval("[...document.querySelectorAll('table.kv th')].map(t => t.textContent)")
+            check("failures" in ev and chrome.eval("document.querySelectorAll('pre.raw').length") == 0,
+                  "evidence shown as tables, no raw JSON: %s" % ev[:8])
             # Wrong token: refused, nothing changes.
             chrome.eval("document.querySelector('#token').value = 'nope'")
             chrome.click_and_wait("#btn-contain")

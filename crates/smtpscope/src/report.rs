@@ -441,6 +441,19 @@ fn render_hijack(s: &mut String, als: &[&Alert], e: &HijackEvidence) {
     }
 }
 
+/// An alert as `analyze` and the service write it (JSON Lines, the store's `alerts.json`),
+/// read back; `None` when a field is missing or of another shape (an alert of another version).
+pub fn alert_from_json(v: &serde_json::Value) -> Option<Alert> {
+    Some(Alert {
+        ts: maillog::Ts::parse_rfc3339(v.get("ts")?.as_str()?)?,
+        detector: serde_json::from_value(v.get("detector")?.clone()).ok()?,
+        entity: serde_json::from_value(v.get("entity")?.clone()).ok()?,
+        score: v.get("score")?.as_f64()?,
+        summary: v.get("summary")?.as_str()?.to_string(),
+        evidence: v.get("evidence").cloned().unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -457,14 +470,7 @@ pub(crate) mod tests {
             .lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
-                Alert {
-                    ts: maillog::Ts::parse_rfc3339(v["ts"].as_str().expect("ts")).expect("time"),
-                    detector: serde_json::from_value(v["detector"].clone()).expect("detector"),
-                    entity: serde_json::from_value(v["entity"].clone()).expect("entity"),
-                    score: v["score"].as_f64().expect("score"),
-                    summary: v["summary"].as_str().expect("summary").to_string(),
-                    evidence: v["evidence"].clone(),
-                }
+                alert_from_json(&v).expect("an alert")
             })
             .collect()
     }

@@ -213,6 +213,20 @@ fn observe_mode_says_would_and_runs_nothing() {
     let (_, page) = srv.get(&format!("/incidents/{inc}"));
     assert!(page.contains("id=\"state\">would contain</span>"), "{page}");
     assert!(page.contains("would hold (observe mode"));
+    // /health, the containment list and the overview count what would be contained.
+    let h = json(&srv.get("/health").1);
+    assert_eq!(h["would_contain"], 1, "{h}");
+    assert!(h.get("contained").is_none(), "{h}");
+    assert_eq!(
+        json(&srv.get("/api/containment").1)[0]["effect"],
+        "would contain"
+    );
+    let (_, overview) = srv.get("/overview");
+    assert!(
+        overview.contains("would contain now: <b id=\"contained\">1</b>"),
+        "{overview}"
+    );
+    assert!(!overview.contains(">contained<"), "{overview}");
     assert!(page.contains("would run (observe mode: shown and recorded, not run)"));
     assert!(!page.contains(">contained<"), "{page}");
 

@@ -186,14 +186,26 @@ pub fn summary(r: &Input<'_>) -> Markup {
     }
 }
 
-/// IIJ's five figures.
+/// IIJ's five figures of the report.
 pub fn figures(r: &Input<'_>) -> Markup {
     let period = match (r.engine.first_ts, r.engine.last_ts) {
         (Some(a), Some(b)) => Some((a, b)),
         _ => None,
     };
-    let days = figures::accounts_per_day(r.alerts, period);
-    let hij = figures::hijacked(r.incidents);
+    iij_figures(r.alerts, r.incidents, r.seen, r.geo, period)
+}
+
+/// IIJ's five figures from alerts, their incidents and the records seen over `period` (the
+/// report's whole run; the dashboard's window): one code for both.
+pub fn iij_figures(
+    alerts: &[Alert],
+    incidents: &[Incident],
+    seen: &Seen,
+    geo: &geo::GeoDb,
+    period: Option<(maillog::Ts, maillog::Ts)>,
+) -> Markup {
+    let days = figures::accounts_per_day(alerts, period);
+    let hij = figures::hijacked(incidents);
     let all: Vec<&Entity> = hij.iter().map(|h| h.entity).collect();
     let top: Vec<&Entity> = all.iter().take(figures::TOP_ACCOUNTS).copied().collect();
     let burst: Vec<&Entity> = hij
@@ -214,25 +226,26 @@ pub fn figures(r: &Input<'_>) -> Markup {
         (chart(&figures::accounts_per_day_chart(&days)))
         @if let Some(p) = period {
             @let b = figures::Buckets::over(p);
-            (chart(&figures::country_mix_chart(&figures::country_mix(r.seen, r.geo, &all, b), b, all.len())))
-            (chart(&figures::ips_per_account_chart(&figures::ips_per_account(r.seen, &top, b), b, all.len() - top.len())))
+            (chart(&figures::country_mix_chart(&figures::country_mix(seen, geo, &all, b), b, all.len())))
+            (chart(&figures::ips_per_account_chart(&figures::ips_per_account(seen, &top, b), b, all.len() - top.len())))
         }
         (chart(&figures::per_source_ip_chart("fig-per-ip-burst",
             "Figure 4. Messages per source IP, accounts of the \"thousands from one IP\" shape",
-            &figures::per_source_ip(r.seen, &burst), burst.len())))
+            &figures::per_source_ip(seen, &burst), burst.len())))
         (chart(&figures::per_source_ip_chart("fig-per-ip-spread",
             "Figure 5. Messages per source IP, accounts of the \"a few from each of many IPs\" shape",
-            &figures::per_source_ip(r.seen, &spread), spread.len())))
+            &figures::per_source_ip(seen, &spread), spread.len())))
     }
 }
 
-/// The entities whose records make an incident's timeline: its own, or a campaign's accounts.
-fn members(i: &Incident) -> Vec<Entity> {
-    if i.entity.kind != EntityKind::Campaign {
-        return vec![i.entity.clone()];
+/// The entities whose records make an incident's timeline: its own, or a campaign's accounts
+/// (from its alerts' evidence).
+pub fn members(entity: &Entity, alerts: &[Alert]) -> Vec<Entity> {
+    if entity.kind != EntityKind::Campaign {
+        return vec![entity.clone()];
     }
     let mut out = Vec::new();
-    for a in &i.evidence {
+    for a in alerts {
         if let Some(Evidence::Campaign(e)) = Evidence::of(a) {
             for j in &e.joined {
                 let m = Entity::new(EntityKind::Account, j.account.clone());
@@ -259,20 +272,58 @@ fn source_table(title: &str, rows: &[(String, u64, u64)]) -> Markup {
     }
 }
 
-/// One incident: its rules and numbers, evidence tables, timeline, sources and messages.
-pub fn incident(i: &Incident, seen: &Seen, geo: &geo::GeoDb) -> Markup {
-    // The latest alert of each detector carries the fullest evidence.
-    let mut latest: BTreeMap<Detector, (&Alert, Option<maillog::Ts>, u64)> = BTreeMap::new();
-    for a in &i.evidence {
-        let e = latest.entry(a.detector).or_insert((a, None, 0));
+/// Per detector of an incident's alerts: its latest alert (which carries the fullest
+/// evidence), the time of its first, and how many.
+pub type Latest<'a> = BTreeMap<Detector, (&'a Alert, maillog::Ts, u64)>;
+
+/// [`Latest`] of `alerts`.
+pub fn latest(alerts: &[Alert]) -> Latest<'_> {
+    let mut latest: Latest<'_> = BTreeMap::new();
+    for a in alerts {
+        let e = latest.entry(a.detector).or_insert((a, a.ts, 0));
         if a.ts >= e.0.ts {
             e.0 = a;
         }
-        e.1 = Some(e.1.map_or(a.ts, |t| t.min(a.ts)));
+        e.1 = e.1.min(a.ts);
         e.2 += 1;
     }
-    let ms = members(i);
-    let refs: Vec<&Entity> = ms.iter().collect();
+    latest
+}
+
+/// An incident's rules table (one row per detector) and each detector's evidence as tables
+/// (the report's and the dashboard's incident pages).
+pub fn rules_and_evidence(latest: &Latest<'_>) -> Markup {
+    let show_helo = latest.contains_key(&Detector::HeloAnomaly);
+    html! {
+        table.rules {
+            thead { tr { th { "rule (detector)" } th { "alerts" } th { "score" } th { "first UTC" } th { "latest UTC" } th { "finding" } } }
+            tbody {
+                @for (d, (a, first, n)) in latest {
+                    tr { td { (d.as_str()) } td.n { (n) } td.n { (format!("{:.2}", a.score)) }
+                         td { (first.display_utc()) } td { (a.ts.display_utc()) } td { (a.summary) } }
+                }
+            }
+        }
+        @for (d, (a, _, _)) in latest {
+            h4 { "Evidence of " (d.as_str()) }
+            @match Evidence::of(a) {
+                Some(ev) => {
+                    (evidence::render(&ev))
+                    @if let Some((ms, of)) = evidence::samples(&ev) {
+                        p { "Messages with failures (" (ms.len().min(MESSAGES_SHOWN)) " shown of " (of) "):" }
+                        (evidence::message_listing(&ms[..ms.len().min(MESSAGES_SHOWN)], show_helo))
+                    }
+                }
+                None => p.note { "evidence of a shape this version does not read" }
+            }
+        }
+    }
+}
+
+/// What the incident's entities sent, from `seen`: the timeline chart (messages and distinct
+/// source IPs per 10 minutes) and the country and network tables.
+pub fn activity(id: u64, members: &[Entity], seen: &Seen, geo: &geo::GeoDb) -> Markup {
+    let refs: Vec<&Entity> = members.iter().collect();
     let rows = seen.rows_of(&refs);
     let (steps, skipped) = figures::timeline(seen, &rows);
     let countries = figures::by_source(seen, &rows, |ip| figures::country(geo, ip));
@@ -281,43 +332,28 @@ pub fn incident(i: &Incident, seen: &Seen, geo: &geo::GeoDb) -> Markup {
             .1
             .map_or_else(|| "unknown".to_string(), |a| format!("AS{a}"))
     });
-    let show_helo = latest.contains_key(&Detector::HeloAnomaly);
+    html! {
+        @if steps.is_empty() {
+            p.note { "No mail sent by this entity was seen (timelines cover the mail our users and customers send)." }
+        } @else {
+            (chart(&figures::timeline_chart(id, &steps, skipped)))
+            div.sources {
+                (source_table("country", &countries))
+                (source_table("network (AS)", &asns))
+            }
+        }
+    }
+}
+
+/// One incident: its rules and numbers, evidence tables, timeline, sources and messages.
+pub fn incident(i: &Incident, seen: &Seen, geo: &geo::GeoDb) -> Markup {
     html! {
         section.incident id=(format!("incident-{}", i.id)) {
             h3 { "#" (i.id) " " (i.entity.kind) " " (i.entity.id) }
             p { (i.state.as_str()) ", score " (format!("{:.2}", i.score)) ", " (i.alerts) " alerts, "
                 (i.first.display_utc()) " .. " (i.last.display_utc()) " UTC. " (i.summary) }
-            table.rules {
-                thead { tr { th { "rule (detector)" } th { "alerts" } th { "score" } th { "first UTC" } th { "latest UTC" } th { "finding" } } }
-                tbody {
-                    @for (d, (a, first, n)) in &latest {
-                        tr { td { (d.as_str()) } td.n { (n) } td.n { (format!("{:.2}", a.score)) }
-                             td { (first.unwrap_or(a.ts).display_utc()) } td { (a.ts.display_utc()) } td { (a.summary) } }
-                    }
-                }
-            }
-            @for (d, (a, _, _)) in &latest {
-                h4 { "Evidence of " (d.as_str()) }
-                @match Evidence::of(a) {
-                    Some(ev) => {
-                        (evidence::render(&ev))
-                        @if let Some((ms, of)) = evidence::samples(&ev) {
-                            p { "Messages with failures (" (ms.len().min(MESSAGES_SHOWN)) " shown of " (of) "):" }
-                            (evidence::message_listing(&ms[..ms.len().min(MESSAGES_SHOWN)], show_helo))
-                        }
-                    }
-                    None => p.note { "evidence of a shape this version does not read" }
-                }
-            }
-            @if steps.is_empty() {
-                p.note { "No mail sent by this entity was seen (timelines cover the mail our users and customers send)." }
-            } @else {
-                (chart(&figures::timeline_chart(i.id, &steps, skipped)))
-                div.sources {
-                    (source_table("country", &countries))
-                    (source_table("network (AS)", &asns))
-                }
-            }
+            (rules_and_evidence(&latest(&i.evidence)))
+            (activity(i.id, &members(&i.entity, &i.evidence), seen, geo))
             @if !i.timeline.is_empty() {
                 h4 { "Incident timeline" }
                 table.timeline {

@@ -283,6 +283,31 @@ impl Core {
         }
     }
 
+    /// Hand the records completed since the last call, and the entities of `alerts`, to the
+    /// overview's collector ([`Shared::seen`]), as `pipeline::analyze_seeing` does for the
+    /// report: the alerts first, so their entities' records are kept past the cap.
+    fn note_seen(&mut self, shared: &Shared, alerts: &[detect::Alert]) {
+        let records = self.driver.engine_mut().take_records();
+        if records.is_empty() && alerts.is_empty() {
+            return;
+        }
+        let engine = self.driver.engine();
+        // A panic while holding it (caught in `run`) leaves rows that are still whole.
+        let mut seen = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for a in alerts {
+            seen.watch(a);
+        }
+        for r in &records {
+            if let (_, Some(e)) = engine.classify(r) {
+                seen.record(r, &e);
+            }
+        }
+        let m = &shared.metrics;
+        m.figure_records.set(seen.len() as u64);
+        m.figure_dropped.set(seen.dropped);
+        m.figure_evicted.set(seen.evicted);
+    }
+
     fn save_baselines(&self, shared: &Shared) {
         let st = self.driver.engine().snapshot_state();
         match serde_json::to_value(&st) {
@@ -304,6 +329,9 @@ impl Core {
         every: Every,
     ) {
         let mut ticks: i64 = 0;
+        // The completed records go to the overview's collector (`note_seen`), as `analyze`'s
+        // go to the report's.
+        self.driver.engine_mut().keep_records(true);
         let compressor = match Compressor::spawn(shared.clone()) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -384,6 +412,8 @@ impl Core {
                     m.replayed_lines.add(lines.len() as u64);
                     let again = self.take_alerts();
                     m.replayed_alerts.add(again.len() as u64);
+                    // Not raised again, but their entities are still the flagged ones.
+                    self.note_seen(shared, &again);
                 } else {
                     pos = p;
                 }
@@ -408,6 +438,7 @@ impl Core {
         self.record_held(shared);
         let mut alerts = outside;
         alerts.extend(self.take_alerts());
+        self.note_seen(shared, &alerts);
         if !alerts.is_empty() || pos.is_some() {
             self.commit(shared, sinks, alerts, pos);
         }

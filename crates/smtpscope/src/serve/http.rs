@@ -31,6 +31,7 @@ type S = State<Arc<Shared>>;
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(dashboard))
+        .route("/overview", get(overview))
         .route("/incidents/{id}", get(incident_page))
         .route("/incidents/{id}/action", post(form_action))
         .route("/incidents/{id}/held", post(form_held))
@@ -115,14 +116,16 @@ async fn health(State(sh): S) -> Response {
     })
     .await
     .is_ok();
-    let body = serde_json::json!({
+    let mode = sh.live.load().mode;
+    let mut body = serde_json::json!({
         "status": if db { "ok" } else { "degraded" },
         "store": db,
         "uptime_seconds": sh.started.elapsed().as_secs(),
-        "contained": sh.contained.load().len(),
-        "mode": sh.live.load().mode,
+        "mode": mode,
         "engine_queue": sh.metrics.queue_depth.load(std::sync::atomic::Ordering::Relaxed),
     });
+    // In observe mode nothing is contained: the count is of what would be.
+    body[contained_key(mode)] = sh.contained.load().len().into();
     let code = if db {
         StatusCode::OK
     } else {
@@ -166,6 +169,15 @@ async fn api_list(State(sh): S, Query(q): Query<ListQ>) -> Response {
     {
         Ok(v) => Json(v.iter().map(|i| with_effect(i, mode)).collect::<Vec<_>>()).into_response(),
         Err(r) => r,
+    }
+}
+
+/// The name of the count of contained entities in `/health`: `would_contain` in observe mode
+/// (Postfix is answered DUNNO: nothing is contained), `contained` in enforce mode.
+pub fn contained_key(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Observe => "would_contain",
+        Mode::Enforce => "contained",
     }
 }
 
@@ -232,10 +244,21 @@ async fn api_get(State(sh): S, Path(id): Path<i64>) -> Response {
     }
 }
 
+/// The containment list; each entry's `effect` says what it does in the current mode
+/// ("contained", or "would contain" in observe mode).
 async fn api_containment(State(sh): S) -> Response {
     let set = sh.contained.load();
-    let mut v: Vec<_> = set.iter().cloned().collect();
+    let mode = sh.live.load().mode;
+    let mut v: Vec<_> = set.iter().collect();
     v.sort_by(|a, b| a.since.cmp(&b.since).then(a.id.cmp(&b.id)));
+    let v: Vec<serde_json::Value> = v
+        .into_iter()
+        .map(|e| {
+            let mut j = serde_json::to_value(e).unwrap_or_default();
+            j["effect"] = effect("contained", mode).into();
+            j
+        })
+        .collect();
     Json(v).into_response()
 }
 
@@ -494,12 +517,15 @@ fn url_enc(s: &str) -> String {
     o
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{font-weight:bold;padding:.1em .4em;border-radius:.3em}.open{background:#fe9}.contained{background:#f99}.released{background:#9e9}.dismissed{background:#ddd}pre{background:#f8f8f8;padding:.5em;overflow:auto;max-height:30em}form.inline{display:inline-block;margin-right:1em}code.cmd{display:block;background:#f8f8f8;padding:.5em;overflow-wrap:anywhere;max-height:10em;overflow:auto}nav a{margin-right:1em}.msg{padding:.5em;background:#eef}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:72em;color:#222}table#incidents,table#timeline,table#held{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{font-weight:bold;padding:.1em .4em;border-radius:.3em}.open{background:#fe9}.contained{background:#f99}.released{background:#9e9}.dismissed{background:#ddd}pre{background:#f8f8f8;padding:.5em;overflow:auto;max-height:30em}form.inline{display:inline-block;margin-right:1em}code.cmd{display:block;background:#f8f8f8;padding:.5em;overflow-wrap:anywhere;max-height:10em;overflow:auto}nav a{margin-right:1em}.msg{padding:.5em;background:#eef}";
 
+/// A dashboard page: the HTML report's style (its figures, evidence tables and listings look
+/// the same), then the dashboard's own.
 fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - smtpscope</title><style>{STYLE}</style></head><body><nav><a href=\"/\">Incidents</a><a href=\"/api/containment\">Containment (JSON)</a><a href=\"/metrics\">Metrics</a><a href=\"/health\">Health</a></nav>{body}</body></html>",
-        esc(title)
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - smtpscope</title><style>{}{STYLE}</style></head><body><nav><a href=\"/overview\">Overview</a><a href=\"/\">Incidents</a><a href=\"/api/containment\">Containment (JSON)</a><a href=\"/metrics\">Metrics</a><a href=\"/health\">Health</a></nav>{body}</body></html>",
+        esc(title),
+        crate::html::report::CSS
     ))
 }
 
@@ -582,6 +608,132 @@ async fn dashboard(State(sh): S, Query(q): Query<ListQ>) -> Response {
     page("Incidents", &b).into_response()
 }
 
+/// Most stored alerts about accounts the overview reads (the newest): figure 1 counts the
+/// accounts they name per day and figures 2 to 5 follow the auth-hijack ones. A week of a
+/// 200,000-user ISP raises a few thousand; past this the page says the oldest were left out.
+/// Our own idea.
+pub const OVERVIEW_ALERTS: i64 = 20_000;
+
+async fn overview(State(sh): S) -> Response {
+    let shared = sh.clone();
+    let got = read(&sh, move |c| {
+        let (raw, cut) = store::account_alerts(c, OVERVIEW_ALERTS)?;
+        let counts = store::counts(c)?;
+        Ok(overview_body(&shared, &raw, cut, &counts))
+    })
+    .await;
+    match got {
+        Ok(b) => page("Overview", &b).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// The overview: IIJ's five figures over the collector's window (`html::report::iij_figures`,
+/// the report's code), from the stored alerts about accounts and the records the engine
+/// thread saw ([`Shared::seen`]), with what the collector left out.
+fn overview_body(
+    sh: &Shared,
+    raw: &[serde_json::Value],
+    cut: bool,
+    counts: &[(String, i64)],
+) -> String {
+    use crate::seen::SERVE_WINDOW_MINUTES;
+    let live = sh.live.load();
+    let mode = live.mode;
+    let mut alerts: Vec<detect::Alert> = raw
+        .iter()
+        .filter_map(crate::report::alert_from_json)
+        .collect();
+    alerts.sort_by_key(|a| a.ts);
+    let (span, kept, dropped, evicted, refused, bounds) = {
+        let s = sh.seen.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            s.span(),
+            s.len(),
+            s.dropped,
+            s.evicted,
+            s.watch_refused,
+            s.bounds(),
+        )
+    };
+    // The window: the week before the newest record or alert; older alerts are left out, as
+    // the collector let their records go.
+    let newest = span
+        .map(|p| p.1)
+        .into_iter()
+        .chain(alerts.last().map(|a| a.ts))
+        .max();
+    if let Some(n) = newest {
+        let from = n.plus_secs(-i64::from(SERVE_WINDOW_MINUTES) * 60);
+        alerts.retain(|a| a.ts >= from);
+    }
+    let period = match (span, alerts.first(), alerts.last()) {
+        (Some((a, b)), Some(x), Some(y)) => Some((a.min(x.ts), b.max(y.ts))),
+        (Some(p), _, _) => Some(p),
+        (None, Some(x), Some(y)) => Some((x.ts, y.ts)),
+        _ => None,
+    };
+    let incidents = crate::pipeline::incidents(&alerts, live.containment.policy());
+    let list = incidents.list();
+    let hijacked = crate::html::figures::hijacked(list);
+    let accounts: Vec<&detect::Entity> = hijacked.iter().map(|h| h.entity).collect();
+    let seen = sh
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .subset(&accounts);
+    let mut b = format!(
+        "<h1>smtpscope overview</h1><p>Mode: <b id=\"mode\">{mode:?}</b> &middot; {} now: <b id=\"contained\">{}</b> &middot; incidents: ",
+        effect("contained", mode),
+        sh.contained.load().len()
+    );
+    for (st, n) in counts {
+        let _ = write!(
+            b,
+            "<a href=\"/?state={}\">{}</a>: <span class=\"count\" data-state=\"{}\">{n}</span> ",
+            esc(st),
+            esc(effect(st, mode)),
+            esc(effect(st, mode))
+        );
+    }
+    b.push_str("</p><table class=\"kv\" id=\"window\">");
+    match period {
+        Some((a, z)) => {
+            let _ = write!(
+                b,
+                "<tr><th>period</th><td id=\"period\">{} .. {} UTC</td></tr>",
+                a.display_utc(),
+                z.display_utc()
+            );
+        }
+        None => b.push_str("<tr><th>period</th><td id=\"period\">nothing seen yet</td></tr>"),
+    }
+    let window_days = bounds.window_minutes.unwrap_or(SERVE_WINDOW_MINUTES) / (24 * 60);
+    let _ = write!(
+        b,
+        "<tr><th>message records</th><td id=\"seen\">{kept} kept (of at most {}, the last {window_days} days of log time this process saw; what was read before a restart is not in them)</td></tr>",
+        bounds.max_rows
+    );
+    let _ = write!(
+        b,
+        "<tr><th>left out</th><td id=\"left-out\">{dropped} records of unflagged senders at the cap; {evicted} let go (out of the window, or replaced by a flagged account's); {refused} alerts whose entity was not kept past the cap</td></tr>"
+    );
+    let _ = write!(
+        b,
+        "<tr><th>alerts</th><td id=\"alerts\">{} about accounts in the period{}</td></tr></table>",
+        alerts.len(),
+        if cut {
+            format!(" (only the newest {OVERVIEW_ALERTS} stored were read)")
+        } else {
+            String::new()
+        }
+    );
+    b.push_str(
+        &crate::html::report::iij_figures(&alerts, list, &seen, &sh.geo, period).into_string(),
+    );
+    b
+}
+
 async fn incident_page(
     State(sh): S,
     Path(id): Path<i64>,
@@ -657,12 +809,77 @@ async fn incident_page(
             esc(&e.note)
         );
     }
-    b.push_str("</tbody></table><h2>Evidence</h2>");
-    for a in &alerts {
+    b.push_str("</tbody></table>");
+    if q.get("raw").is_some_and(|v| v != "0") {
+        raw_evidence(&mut b, id, &alerts);
+    } else {
+        let shared = sh.clone();
+        let kind = inc.entity_kind.clone();
+        let entity = inc.entity_id.clone();
+        let ev = tokio::task::spawn_blocking(move || {
+            evidence_section(&shared, id, &kind, &entity, &alerts)
+        })
+        .await
+        .unwrap_or_default();
+        b.push_str(&ev);
+    }
+    page(&format!("Incident {id}"), &b).into_response()
+}
+
+/// The incident page's evidence, as the HTML report shows it (`html::report`): the rules
+/// table, each detector's latest evidence as tables, the message listing, and what its
+/// entities sent in the overview's window (timeline chart, countries, networks). The alerts
+/// as stored are one link away (`?raw=1`).
+fn evidence_section(
+    sh: &Shared,
+    id: i64,
+    kind: &str,
+    entity: &str,
+    stored: &[store::StoredAlert],
+) -> String {
+    use crate::html::report;
+    let alerts: Vec<detect::Alert> = stored
+        .iter()
+        .filter_map(|a| crate::report::alert_from_json(&a.alert))
+        .collect();
+    let unread = stored.len() - alerts.len();
+    let members = match store::parse_kind(kind) {
+        Some(k) => report::members(&detect::Entity::new(k, entity), &alerts),
+        None => Vec::new(),
+    };
+    let refs: Vec<&detect::Entity> = members.iter().collect();
+    let seen = sh
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .subset(&refs);
+    let mut b = format!(
+        "<h2>Evidence</h2><p class=\"note\">The latest alert of each detector, read through its evidence type; <a id=\"raw-link\" href=\"/incidents/{id}?raw=1\">the {} stored alerts as JSON</a>.</p>",
+        stored.len()
+    );
+    if unread > 0 {
+        let _ = write!(
+            b,
+            "<p class=\"note\" id=\"unread\">{unread} alerts of a shape this version does not read: see them as JSON.</p>"
+        );
+    }
+    b.push_str(&report::rules_and_evidence(&report::latest(&alerts)).into_string());
+    b.push_str("<h2>Activity</h2><p class=\"note\">The mail its entities sent, as this service saw it since it started (the overview's window).</p>");
+    b.push_str(&report::activity(id.max(0) as u64, &members, &seen, &sh.geo).into_string());
+    b
+}
+
+/// The incident's alerts as stored (JSON), each read through its detector's type when it can.
+fn raw_evidence(b: &mut String, id: i64, alerts: &[store::StoredAlert]) {
+    let _ = write!(
+        b,
+        "<h2>Alerts as JSON</h2><p><a id=\"tables-link\" href=\"/incidents/{id}\">Back to the evidence as tables</a></p>"
+    );
+    for a in alerts {
         let ev = evidence_text(a);
         let _ = write!(
             b,
-            "<h3>{} &middot; {} &middot; score {:.2}</h3><p>{}</p><pre>{}</pre>",
+            "<h3>{} &middot; {} &middot; score {:.2}</h3><p>{}</p><pre class=\"raw\">{}</pre>",
             esc(&a.ts),
             esc(&a.detector),
             a.score,
@@ -670,7 +887,6 @@ async fn incident_page(
             esc(&ev)
         );
     }
-    page(&format!("Incident {id}"), &b).into_response()
 }
 
 /// Most held queue ids listed on the incident page (all are acted on; the API lists all).

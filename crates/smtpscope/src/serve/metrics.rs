@@ -401,6 +401,12 @@ pub struct Metrics {
     pub checkpoint_pause_us: Copied,
     /// Size of the last checkpoint written (compressed), bytes.
     pub checkpoint_bytes: Copied,
+    /// The overview's collector (`crate::seen`): message records kept.
+    pub figure_records: Copied,
+    /// Records it left out at its cap.
+    pub figure_dropped: Copied,
+    /// Records it let go (out of its window, or replaced by a flagged account's).
+    pub figure_evicted: Copied,
     /// The engine's own counters (set by the engine thread).
     pub engine: EngineCounters,
 }
@@ -680,6 +686,23 @@ impl Metrics {
             "# HELP smtpscope_checkpoint_pause_seconds How long the last checkpoint paused the engine thread (serializing its state; compression and the write run on another thread).\n# TYPE smtpscope_checkpoint_pause_seconds gauge\nsmtpscope_checkpoint_pause_seconds {}\n# HELP smtpscope_checkpoint_bytes Size of the last checkpoint written (compressed).\n# TYPE smtpscope_checkpoint_bytes gauge\nsmtpscope_checkpoint_bytes {}",
             self.checkpoint_pause_us.get() as f64 / 1e6,
             self.checkpoint_bytes.get()
+        );
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_figure_records Message records the overview's figures are drawn from (bounded, see docs/OPERATIONS.md).\n# TYPE smtpscope_figure_records gauge\nsmtpscope_figure_records {}",
+            self.figure_records.get()
+        );
+        counter(
+            &mut o,
+            "smtpscope_figure_dropped_total",
+            "Message records left out of the overview's figures at the collector's cap (unflagged senders).",
+            self.figure_dropped.get(),
+        );
+        counter(
+            &mut o,
+            "smtpscope_figure_evicted_total",
+            "Message records the overview's collector let go (older than its window, or replaced by a flagged account's).",
+            self.figure_evicted.get(),
         );
         let _ = writeln!(
             o,

@@ -443,6 +443,11 @@ pub struct Shared {
     pub store_path: PathBuf,
     /// Start time (wall clock).
     pub started: std::time::Instant,
+    /// The records seen, for the overview's figures ([`crate::seen::Bounds::SERVE`]): written
+    /// by the engine thread after each event, copied out in one pass by the dashboard.
+    pub seen: std::sync::Mutex<crate::seen::Seen>,
+    /// The engine's geo database (countries and networks of the figures).
+    pub geo: detect::GeoRef,
 }
 
 fn init_logging() {
@@ -537,6 +542,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         store_tx,
         store_path: s.store.clone(),
         started: std::time::Instant::now(),
+        seen: std::sync::Mutex::new(crate::seen::Seen::bounded(crate::seen::Bounds::SERVE)),
+        geo: geo.clone(),
     });
     info!(
         mode = ?s.mode,
@@ -602,7 +609,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     } else {
         let sh = shared.clone();
         let mut core = core::Core::new(
-            detect::Engine::with_geo(file.detect_config(), geo),
+            detect::Engine::with_geo(file.detect_config(), shared.geo.clone()),
             tz.clone(),
             s.follow.len(),
         );

@@ -311,6 +311,8 @@ pub(crate) mod tests {
             store_tx,
             store_path: "unused.db".into(),
             started: std::time::Instant::now(),
+            seen: Default::default(),
+            geo: detect::GeoRef::Builtin(geo::GeoDb::builtin()),
         });
         (sh, rx)
     }

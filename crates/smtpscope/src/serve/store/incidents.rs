@@ -498,6 +498,8 @@ mod tests {
             store_tx,
             store_path: path.to_path_buf(),
             started: std::time::Instant::now(),
+            seen: Default::default(),
+            geo: detect::GeoRef::Builtin(geo::GeoDb::builtin()),
         })
     }
 

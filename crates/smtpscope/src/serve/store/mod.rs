@@ -32,7 +32,8 @@ use super::{now_secs, Shared};
 
 pub use checkpoint::{Checkpoint, FilePos};
 pub use queries::{
-    counts, get_incident, held_ids, list_incidents, Detail, Event, HeldId, Incident, StoredAlert,
+    account_alerts, counts, get_incident, held_ids, list_incidents, Detail, Event, HeldId,
+    Incident, StoredAlert,
 };
 pub use schema::{connect, reader};
 

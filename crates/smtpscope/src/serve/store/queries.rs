@@ -145,6 +145,26 @@ pub fn get_incident(c: &Connection, id: i64) -> Result<Option<Detail>> {
     Ok(Some((inc, alerts, tl)))
 }
 
+/// The newest `limit` stored alerts about accounts (of any detector), as stored; and whether
+/// there were more.
+pub fn account_alerts(c: &Connection, limit: i64) -> Result<(Vec<serde_json::Value>, bool)> {
+    let mut st = c.prepare(
+        "SELECT a.json FROM alerts a JOIN incidents i ON a.incident_id = i.id
+         WHERE i.entity_kind = 'account' ORDER BY a.id DESC LIMIT ?1",
+    )?;
+    let mut raw = st
+        .query_map([limit.saturating_add(1)], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = raw.len() as i64 > limit;
+    raw.truncate(limit.max(0) as usize);
+    Ok((
+        raw.iter()
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect(),
+        more,
+    ))
+}
+
 /// Counts by state.
 pub fn counts(c: &Connection) -> Result<Vec<(String, i64)>> {
     let mut st =
