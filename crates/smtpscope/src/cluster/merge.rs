@@ -28,13 +28,74 @@ pub struct Key {
     pub seq: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Edge {
-    /// Highest `order` heard from it.
+    /// Highest `order` vouched for: every event of the edge up to it is here or processed.
     mark: i64,
     idle: bool,
     /// Wall clock (s) when last heard.
     heard: i64,
+    /// The edge's run whose sequence numbers are followed.
+    run: u64,
+    /// Every event of `run` up to this sequence number is held here or processed.
+    done: u64,
+    /// Sequence numbers of `run` held, above `done`.
+    ahead: std::collections::BTreeSet<u64>,
+    /// Watermarks `(seq, order, idle)` that wait for the events before them to arrive (a
+    /// redelivered event may come after a later mark of its edge).
+    pending: Vec<(u64, i64, bool)>,
+}
+
+impl Edge {
+    fn fresh(now: i64) -> Edge {
+        Edge {
+            mark: i64::MIN,
+            heard: now,
+            ..Edge::default()
+        }
+    }
+
+    /// Follow run `run` (a newer run starts from nothing).
+    fn run(&mut self, run: u64) -> bool {
+        if run > self.run {
+            self.run = run;
+            self.done = 0;
+            self.ahead.clear();
+            self.pending.clear();
+        }
+        run == self.run
+    }
+
+    fn received(&mut self, seq: u64) {
+        if seq > self.done {
+            self.ahead.insert(seq);
+        }
+        while self.ahead.remove(&(self.done + 1)) {
+            self.done += 1;
+        }
+        self.settle();
+    }
+
+    fn settle(&mut self) {
+        let done = self.done;
+        let (ready, wait): (Vec<_>, Vec<_>) =
+            self.pending.drain(..).partition(|(s, _, _)| *s <= done);
+        self.pending = wait;
+        for (_, order, idle) in ready {
+            self.mark = self.mark.max(order);
+            self.idle = idle;
+        }
+    }
+
+    /// Give up what is missing up to `seq`.
+    fn skip_to(&mut self, seq: u64) {
+        if seq > self.done {
+            self.done = seq;
+            let done = self.done;
+            self.ahead.retain(|s| *s > done);
+            self.received(0);
+        }
+    }
 }
 
 /// The merge buffer of one partition.
@@ -87,21 +148,45 @@ impl<T> Merge<T> {
         self.items.is_empty()
     }
 
-    /// An edge's watermark (a mark, or an idle mark) at wall time `now`.
-    pub fn mark(&mut self, edge: &str, order: i64, idle: bool, now: i64) {
-        let e = self.edges.entry(edge.to_string()).or_insert(Edge {
-            mark: i64::MIN,
-            idle,
-            heard: now,
-        });
-        e.mark = e.mark.max(order);
-        e.idle = idle;
+    /// An edge's watermark (a mark, or an idle mark) at wall time `now`: its event time
+    /// `order` after its event `seq` of run `run` on this partition. It takes effect once every
+    /// event of the edge up to `seq` is here or processed.
+    pub fn mark(&mut self, edge: &str, run: u64, seq: u64, order: i64, idle: bool, now: i64) {
+        let e = self
+            .edges
+            .entry(edge.to_string())
+            .or_insert_with(|| Edge::fresh(now));
         e.heard = now;
+        if e.run(run) {
+            e.pending.push((seq, order, idle));
+            e.settle();
+        }
     }
 
-    /// An event (it also moves its edge's watermark).
+    /// Where the partition's state stands for an edge (restored from a snapshot): its events up
+    /// to `seq` of run `run` are processed.
+    pub fn base(&mut self, edge: &str, run: u64, seq: u64, now: i64) {
+        let e = self
+            .edges
+            .entry(edge.to_string())
+            .or_insert_with(|| Edge::fresh(now));
+        if e.run(run) {
+            e.skip_to(seq);
+        }
+    }
+
+    /// An event (it also vouches for its edge's event time so far, once the events before it
+    /// are here).
     pub fn push(&mut self, key: Key, item: T, now: i64) {
-        self.mark(&key.edge.clone(), key.order, false, now);
+        let e = self
+            .edges
+            .entry(key.edge.clone())
+            .or_insert_with(|| Edge::fresh(now));
+        e.heard = now;
+        if e.run(key.run) {
+            e.pending.push((key.seq, key.order, false));
+            e.received(key.seq);
+        }
         let n = self.next;
         self.next += 1;
         self.items.insert(n, item);
@@ -146,6 +231,12 @@ impl<T> Merge<T> {
             return None;
         }
         let Reverse((k, n)) = self.heap.pop()?;
+        // Going on past a missing event (the gap timeout) gives up what came before it.
+        if let Some(e) = self.edges.get_mut(&k.edge) {
+            if k.run == e.run {
+                e.skip_to(k.seq);
+            }
+        }
         let item = self.items.remove(&n)?;
         Some((k, item))
     }
@@ -182,7 +273,7 @@ mod tests {
         // a3 sorts before b3 (same time, edge name); b may still send 3s later: a3 waits? No:
         // b is at 3 and "b" > "a", so anything b sends sorts after a3.
         assert_eq!(drain(&mut m, 0), ["a3"]);
-        m.mark("a", 5, true, 0);
+        m.mark("a", 1, 2, 5, true, 0);
         assert_eq!(drain(&mut m, 0), ["b3"]);
         assert!(m.is_empty());
     }
@@ -194,13 +285,34 @@ mod tests {
         m.push(key(1, "a", 1), "a1", 100);
         assert!(drain(&mut m, 105).is_empty());
         assert_eq!(drain(&mut m, 110), ["a1"]);
-        m.mark("b", 0, false, 111);
+        m.mark("b", 1, 0, 0, false, 111);
         m.push(key(2, "a", 2), "a2", 111);
         assert!(
             drain(&mut m, 112).is_empty(),
             "b is heard again: waited for"
         );
         assert_eq!(drain(&mut m, 121), ["a2"]);
+    }
+
+    #[test]
+    fn a_mark_waits_for_the_events_it_vouches_for() {
+        let edges = vec!["a".to_string(), "b".to_string()];
+        let mut m = Merge::new(&edges, 100, 100, 0);
+        m.push(key(5, "a", 1), "a5", 0);
+        // b's mark after its event 2 arrives before its events 1 and 2 (redelivered later).
+        m.mark("b", 1, 2, 9, false, 0);
+        assert!(
+            drain(&mut m, 0).is_empty(),
+            "b's events 1 and 2 may sort before a5"
+        );
+        m.push(key(3, "b", 2), "b3", 0);
+        // (b3 itself waits in the worker for b's event 1: `Partition::in_sequence`.)
+        assert!(
+            m.pop(0, |k| k.seq == 1 && k.edge == "b").is_none(),
+            "a5 waits for b"
+        );
+        m.push(key(2, "b", 1), "b2", 0);
+        assert_eq!(drain(&mut m, 0), ["b2", "b3", "a5"]);
     }
 
     #[test]

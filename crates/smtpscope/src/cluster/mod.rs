@@ -154,6 +154,11 @@ impl Partition {
         }
     }
 
+    /// Per edge, the id (run, seq) of the last event processed.
+    pub fn last_ids(&self) -> impl Iterator<Item = (&String, &(u64, u64))> {
+        self.last.iter()
+    }
+
     /// Events fed.
     pub fn fed(&self) -> u64 {
         self.fed

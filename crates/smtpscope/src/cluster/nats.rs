@@ -277,8 +277,11 @@ pub async fn edge(
                 // Once a second: every partition learns this edge's event time; idle after
                 // IDLE_AFTER_SECS without a line. The events before a mark are stored first (flushed and
                 // acknowledged): a mark must never overtake an event it vouches for.
-                let idle = last_line.elapsed() >= StdDuration::from_secs(IDLE_AFTER_SECS);
                 flush(&node, &mut batch).await;
+                // Idle means nothing to read, not "nothing read lately": an edge that was stuck
+                // publishing (a server down) has lines waiting and is not idle.
+                let idle =
+                    last_line.elapsed() >= StdDuration::from_secs(IDLE_AFTER_SECS) && rx.is_empty();
                 if !idle || !idle_marked {
                     let kind = if idle { Kind::Idle } else { Kind::Mark };
                     for part in 0..parts {
@@ -310,10 +313,13 @@ pub async fn edge(
             idle_marked = false;
             if batch.len() >= PUBLISH_WINDOW {
                 flush(&node, &mut batch).await;
+                last_line = std::time::Instant::now();
             }
         }
-        if rx.is_empty() {
+        if rx.is_empty() && !batch.is_empty() {
             flush(&node, &mut batch).await;
+            // However long the publish took, the edge was busy, not idle.
+            last_line = std::time::Instant::now();
         }
     }
 }
@@ -427,6 +433,9 @@ async fn partition_loop(node: &Node, p: u32, mut part: Partition) -> Result<()> 
     let gap = (ack_wait.as_secs() + ACK_WAIT_BASE_SECS) as i64;
     let mut merge: Merge<jetstream::Message> =
         Merge::new(&cfg.edges, cfg.edge_timeout.0, gap, now_s());
+    for (edge, (run, seq)) in part.last_ids() {
+        merge.base(edge, *run, *seq, now_s());
+    }
     let mut unacked: Vec<jetstream::Message> = Vec::new();
     let mut last_snapshot = std::time::Instant::now();
     let mut last_progress = std::time::Instant::now();
@@ -434,19 +443,30 @@ async fn partition_loop(node: &Node, p: u32, mut part: Partition) -> Result<()> 
     loop {
         tokio::select! {
             m = msgs.next() => {
-                let Some(m) = m else { return Err(anyhow!("consumer closed")) };
-                // A missed heartbeat or a timed-out pull while a server is down: the stream
-                // goes on (the client pulls again).
+                // A missed heartbeat or a timed-out pull while a server is down, or the pull
+                // ended: pull again from the same durable consumer, keeping what this loop
+                // holds (the merge, the processed events waiting for their snapshot).
                 let m = match m {
-                    Ok(m) => m,
-                    Err(e) => {
-                        warn!(partition = p, "pull interrupted: {e}");
+                    Some(Ok(m)) => m,
+                    other => {
+                        if let Some(Err(e)) = other {
+                            warn!(partition = p, "pull interrupted, pulling again: {e}");
+                        }
+                        msgs = loop {
+                            match consumer.messages().await {
+                                Ok(s) => break s,
+                                Err(e) => {
+                                    warn!(partition = p, "cannot pull, retrying: {e}");
+                                    tokio::time::sleep(StdDuration::from_secs(1)).await;
+                                }
+                            }
+                        };
                         continue;
                     }
                 };
                 match wire::Event::decode(&m.payload) {
                     Ok(e) if matches!(e.kind, Kind::Mark | Kind::Idle) => {
-                        merge.mark(&e.edge, e.order, e.kind == Kind::Idle, now_s());
+                        merge.mark(&e.edge, e.run, e.seq, e.order, e.kind == Kind::Idle, now_s());
                         let _ = m.ack().await;
                     }
                     Ok(e) => {
