@@ -25,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
         max_dests: 8,
         max_hours: 8,
         min_samples: 1,
-        min_dest_nets: 1,
+        max_nets: 8,
+        judge_after_secs: 3600,
         ..ActivityConfig::default()
     });
     let mut ts: i64 = 1_700_000_000;
@@ -39,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         if piece[0] & 1 == 1 {
-            let _ = a.take_new_suspicious();
+            let _ = a.take_new_suspicious(ts);
         }
     }
     let st = c.stats();
