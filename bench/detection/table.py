@@ -9,7 +9,7 @@ CLASSES = ["hijacked-account", "infected-client", "exploited-website", "password
            "slow-and-low"]
 # Issue 14: the incoming classes and detectors, reported in a table of their own.
 IN_CLASSES = ["incoming-spam-source", "looped-back"]
-IN_DETECTORS = {"incoming-failures", "incoming-helo", "looped-back"}
+IN_DETECTORS = {"incoming-failures", "incoming-helo", "incoming-filter", "looped-back"}
 SHORT = {"hijacked-account": "hijack", "infected-client": "infected",
          "exploited-website": "website", "password-guessing": "pw-guess",
          "slow-and-low": "slow", "guessing-source": "guess-src",
@@ -152,7 +152,7 @@ def incoming_table(allev):
     if not allev:
         return
     print("\nIncoming mail (issue 14): recall, and false entities of the incoming detectors "
-          "(incoming-failures, incoming-helo, looped-back):\n")
+          "(incoming-failures, incoming-helo, incoming-filter, looped-back):\n")
     head = ["run", "in-spam", "looped", "false", "false networks", "networks per 10k/day",
             "false per 10k/day", "forwarding-partner / big-provider false"]
     print("| " + " | ".join(head) + " |")

@@ -87,6 +87,9 @@ pub enum Detector {
     IncomingFailures,
     /// An internet host whose HELO to our MX is forged or changing.
     IncomingHelo,
+    /// An internet host or network whose mail to our users the spam filter judged spam
+    /// (forwarders discounted).
+    IncomingFilter,
     /// One of our own customers' machines sending spam-like mail straight to our MX.
     LoopedBack,
 }
@@ -104,11 +107,12 @@ impl Detector {
             Detector::SflowActivity => "sflow-activity",
             Detector::IncomingFailures => "incoming-failures",
             Detector::IncomingHelo => "incoming-helo",
+            Detector::IncomingFilter => "incoming-filter",
             Detector::LoopedBack => "looped-back",
         }
     }
     /// All detectors.
-    pub const ALL: [Detector; 10] = [
+    pub const ALL: [Detector; 11] = [
         Detector::DeliveryFailures,
         Detector::MultipleLists,
         Detector::HeloAnomaly,
@@ -118,6 +122,7 @@ impl Detector {
         Detector::SflowActivity,
         Detector::IncomingFailures,
         Detector::IncomingHelo,
+        Detector::IncomingFilter,
         Detector::LoopedBack,
     ];
 }

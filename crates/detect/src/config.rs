@@ -269,6 +269,34 @@ pub struct Incoming {
     /// Verified host names (as the MTA logs them) of known good senders: a listed name and its
     /// subdomains are never reported (e.g. `google.com` covers `mail-x.google.com`).
     pub known_good_hosts: Vec<String>,
+    /// `incoming-filter` on a host: at least this many messages judged spam (or malware) by
+    /// the spam filter in the window. Chosen on the training seeds (docs/DETECTION.md): a real
+    /// server's few false positives stay far below it.
+    pub filter_min_spam: u64,
+    /// …and at least this share of the host's judged messages. A big provider's outbound
+    /// servers carry a few percent of spam, a mailing list the odd false positive; a spam
+    /// source is judged spam almost always. Our own choice, at the `min_unknown_share` of the
+    /// failure rule.
+    pub filter_min_spam_share: f64,
+    /// `incoming-filter` on a /24 (IPv6 /48): at least this many spam verdicts from at least
+    /// `network_min_hosts` of its addresses, at `filter_min_spam_share`.
+    pub filter_network_min_spam: u64,
+    /// Forwarding partners (a university or provider forwarding its users' mail to us):
+    /// never reported by `incoming-filter` — they carry their users' spam, and are no source.
+    pub forwarders: Vec<IpNetwork>,
+    /// Verified host names of forwarding partners (a name and its subdomains).
+    pub forwarder_hosts: Vec<String>,
+    /// Forwarding by behaviour needs at least this share of ham among the host's judged
+    /// messages: it carries real mail too (a spam source's mail is almost all spam).
+    pub forward_min_ham_share: f64,
+    /// …and either at least this share of its judged messages from SRS-rewritten senders
+    /// (`SRS0=`/`SRS1=`: forwarders rewrite to pass SPF)…
+    pub forward_min_srs_share: f64,
+    /// …or its mail concentrated on at most this many distinct recipients in the window…
+    pub forward_max_rcpts: usize,
+    /// …each receiving on average at least this many messages (a forwarder forwards every
+    /// message of a few users; a spam source writes once to each of many).
+    pub forward_min_msgs_per_rcpt: f64,
     /// Most hosts, and most networks, with state (each).
     pub max_hosts: usize,
 }
@@ -288,6 +316,15 @@ impl Default for Incoming {
             good_min_success: 0.9,
             known_good_networks: Vec::new(),
             known_good_hosts: Vec::new(),
+            filter_min_spam: 10,
+            filter_min_spam_share: 0.5,
+            filter_network_min_spam: 10,
+            forwarders: Vec::new(),
+            forwarder_hosts: Vec::new(),
+            forward_min_ham_share: 0.2,
+            forward_min_srs_share: 0.3,
+            forward_max_rcpts: 16,
+            forward_min_msgs_per_rcpt: 3.0,
             max_hosts: 200_000,
         }
     }
@@ -905,6 +942,56 @@ impl Validate for Incoming {
                 );
             }
         }
+        c.count("filter_min_spam", self.filter_min_spam, 1, MAX_COUNT);
+        // A share; 0 would report every host the filter ever caught once.
+        c.number(
+            "filter_min_spam_share",
+            self.filter_min_spam_share,
+            f64::MIN_POSITIVE,
+            1.0,
+        );
+        c.count(
+            "filter_network_min_spam",
+            self.filter_network_min_spam,
+            1,
+            MAX_COUNT,
+        );
+        for (i, h) in self.forwarder_hosts.iter().enumerate() {
+            if h.trim_start_matches('.').is_empty() {
+                // An empty suffix would make every named host a forwarder.
+                c.invalid(
+                    &format!("forwarder_hosts[{i}]"),
+                    format!("{h:?}"),
+                    "a host or domain name",
+                );
+            }
+        }
+        // Shares of the judged messages.
+        c.number(
+            "forward_min_ham_share",
+            self.forward_min_ham_share,
+            0.0,
+            1.0,
+        );
+        c.number(
+            "forward_min_srs_share",
+            self.forward_min_srs_share,
+            0.0,
+            1.0,
+        );
+        // More than the recipients remembered could never be told apart.
+        c.size(
+            "forward_max_rcpts",
+            self.forward_max_rcpts,
+            1,
+            crate::incoming_filter::MAX_FWD_RCPTS as u64,
+        );
+        c.number(
+            "forward_min_msgs_per_rcpt",
+            self.forward_min_msgs_per_rcpt,
+            1.0,
+            MAX_COUNT as f64,
+        );
         c.size("max_hosts", self.max_hosts, 1, MAX_TABLE);
     }
 }

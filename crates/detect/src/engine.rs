@@ -741,6 +741,9 @@ impl Engine {
             unknown_addrs: unknown,
             delivered: r.delivered().count() as u32,
             ours,
+            verdict: r.filter.map(|m| m.verdict),
+            filter: r.filter.map(|m| m.filter),
+            score: r.filter.and_then(|m| m.score),
         };
         let mut out = Vec::new();
         self.incoming.observe(&self.cfg, &seen, &mut out);
@@ -889,6 +892,9 @@ impl Engine {
                         },
                         delivered: 0,
                         ours,
+                        verdict: None,
+                        filter: None,
+                        score: None,
                     };
                     let mut out = Vec::new();
                     self.incoming.observe(&self.cfg, &seen, &mut out);

@@ -70,7 +70,10 @@ impl Evidence {
             Detector::SflowActivity => Evidence::SflowActivity(Box::new(
                 sflow::activity::HostSummary::deserialize(evidence)?,
             )),
-            Detector::IncomingFailures | Detector::IncomingHelo | Detector::LoopedBack => {
+            Detector::IncomingFailures
+            | Detector::IncomingHelo
+            | Detector::IncomingFilter
+            | Detector::LoopedBack => {
                 Evidence::Incoming(Box::new(IncomingEvidence::deserialize(evidence)?))
             }
         })

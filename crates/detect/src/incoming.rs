@@ -128,6 +128,12 @@ pub struct Seen<'a> {
     pub delivered: u32,
     /// The address is ours (a customer): its alerts are `looped-back`.
     pub ours: bool,
+    /// The spam filter's verdict on the message, when one was logged (`incoming-filter`).
+    pub verdict: Option<maillog::Verdict>,
+    /// Which filter gave it.
+    pub filter: Option<maillog::Filter>,
+    /// Its score, when logged.
+    pub score: Option<f64>,
 }
 
 /// A HELO sign.
@@ -147,7 +153,7 @@ pub enum HeloSign {
 }
 
 /// The evidence of an incoming alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IncomingEvidence {
     /// Window the counts are over, seconds.
     pub window_secs: i64,
@@ -183,6 +189,9 @@ pub struct IncomingEvidence {
     pub sample_unknown: Vec<String>,
     /// The host is one of our own addresses (looped back).
     pub ours: bool,
+    /// The spam filter's verdicts (`incoming-filter`, and `looped-back` from them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<crate::incoming_filter::FilterEvidence>,
 }
 
 /// Per-host state.
@@ -235,6 +244,13 @@ pub struct Incoming {
     hosts: BoundedMap<IpAddr, Host>,
     nets: BoundedMap<String, Net>,
     stats: IncomingStats,
+    /// `incoming-filter`.
+    #[serde(default = "default_filter")]
+    filter: crate::incoming_filter::IncomingFilter,
+}
+
+fn default_filter() -> crate::incoming_filter::IncomingFilter {
+    crate::incoming_filter::IncomingFilter::new(&Config::default())
 }
 
 fn domain_of(addr: &str) -> Option<&str> {
@@ -265,12 +281,18 @@ impl Incoming {
             hosts: BoundedMap::new(cfg.incoming.max_hosts),
             nets: BoundedMap::new(cfg.incoming.max_hosts),
             stats: IncomingStats::default(),
+            filter: crate::incoming_filter::IncomingFilter::new(cfg),
         }
     }
 
     /// Counters.
     pub fn stats(&self) -> &IncomingStats {
         &self.stats
+    }
+
+    /// Counters of `incoming-filter`.
+    pub fn filter_stats(&self) -> &crate::incoming_filter::FilterStats {
+        self.filter.stats()
     }
 
     /// Whether the operator listed the host as a known good sender.
@@ -295,7 +317,11 @@ impl Incoming {
             return;
         }
         self.stats.events += 1;
-        if Self::listed_good(s, seen.ip, seen.host) {
+        let listed = Self::listed_good(s, seen.ip, seen.host);
+        // The filter's verdicts are judged before the known-good shortcuts below: a spam
+        // source writing to valid users delivers as well as a real sender does.
+        self.filter.observe(cfg, seen, listed, out);
+        if listed {
             self.stats.known_good += 1;
             return;
         }
@@ -375,6 +401,7 @@ impl Incoming {
             foreign_literal_helos: h.foreign_literal.get(),
             sample_unknown: h.samples.clone(),
             ours: seen.ours,
+            filter: None,
         };
         let due = |last: Option<i64>| last.is_none_or(|t| now - t >= w);
         // incoming-failures (looped-back) on the host.
@@ -502,6 +529,7 @@ impl Incoming {
                 foreign_literal_helos: 0,
                 sample_unknown: n.samples.clone(),
                 ours: false,
+                filter: None,
             };
             out.push(Alert {
                 ts: seen.ts,
@@ -556,6 +584,9 @@ mod tests {
             unknown_addrs: Vec::new(),
             delivered,
             ours: false,
+            verdict: None,
+            filter: None,
+            score: None,
         }
     }
 

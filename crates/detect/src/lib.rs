@@ -20,6 +20,7 @@ pub mod helo;
 pub mod hijack;
 pub mod incident;
 pub mod incoming;
+pub mod incoming_filter;
 pub mod snapshot;
 pub mod window;
 

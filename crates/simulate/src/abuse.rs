@@ -180,6 +180,7 @@ fn session(
                     } as usize;
                     Msg {
                         local_sender: !*forge,
+                        spam: None,
                         from,
                         size: r.range(2_000, 30_000) as u32,
                         rcpts: (0..n).map(|_| spam_rcpt(w, r)).collect(),
@@ -282,6 +283,7 @@ fn session(
                 size: r.range(20_000, 200_000) as u32,
                 rcpts,
                 local_sender: false,
+                spam: None,
             };
             (
                 Session {
@@ -314,6 +316,7 @@ fn session(
                 size: r.range(3_000, 12_000) as u32,
                 rcpts: (0..n).map(|_| spam_rcpt(w, r)).collect(),
                 local_sender: true,
+                spam: None,
             };
             (
                 Session {
@@ -355,6 +358,7 @@ fn session(
                 size: r.range(3_000, 20_000) as u32,
                 rcpts: (0..n).map(|_| spam_rcpt(w, r)).collect(),
                 local_sender: false,
+                spam: None,
             };
             (
                 Session {

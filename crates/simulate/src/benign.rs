@@ -334,6 +334,7 @@ fn ordinary_session(
         size: msg_size(r),
         rcpts: (0..n_rcpts(r)).map(|_| legit_rcpt(w, r)).collect(),
         local_sender: true,
+        spam: None,
     }];
     if port25 && r.chance(0.8) {
         let ip = w.home_ip(i, at / MICRO);
@@ -607,6 +608,7 @@ fn heavy_sessions(
                     size: msg_size(r),
                     rcpts,
                     local_sender: true,
+                    spam: None,
                 };
                 out.push(Session {
                     t: sl.at(r),
@@ -635,6 +637,7 @@ fn heavy_sessions(
                         size: 40_000 + r.below(30_000) as u32,
                         rcpts,
                         local_sender: true,
+                        spam: None,
                     };
                     out.push(Session {
                         t: sl.at(r),
@@ -664,6 +667,7 @@ fn heavy_sessions(
                     size: msg_size(r),
                     rcpts: (0..n_rcpts(r)).map(|_| legit_rcpt(w, r)).collect(),
                     local_sender: true,
+                    spam: None,
                 };
                 out.push(Session {
                     t: sl.at(r),
@@ -704,6 +708,7 @@ fn heavy_sessions(
                     size: msg_size(r),
                     rcpts: vec![Rcpt::new(dest.clone(), fate)],
                     local_sender: false,
+                    spam: None,
                 };
                 out.push(Session {
                     t: sl.at(r),
@@ -731,6 +736,7 @@ fn heavy_sessions(
                     size: 1500 + r.below(1500) as u32,
                     rcpts: vec![rc],
                     local_sender: true,
+                    spam: None,
                 };
                 let ip = w
                     .geo
@@ -766,6 +772,7 @@ fn heavy_sessions(
                         size: msg_size(r),
                         rcpts: (0..n_rcpts(r)).map(|_| biz_rcpt(w, r, fail)).collect(),
                         local_sender: false,
+                        spam: None,
                     })
                     .collect();
                 out.push(Session {
@@ -804,6 +811,7 @@ fn heavy_sessions(
                     size: msg_size(r),
                     rcpts: (0..n_rcpts(r)).map(|_| biz_rcpt(w, r, fail)).collect(),
                     local_sender: false,
+                    spam: None,
                 };
                 out.push(Session {
                     t: sl.at(r),
@@ -835,6 +843,7 @@ fn heavy_sessions(
                     size: r.range(2_000, 40_000) as u32,
                     rcpts: vec![biz_rcpt(w, r, fail)],
                     local_sender: false,
+                    spam: None,
                 };
                 out.push(Session {
                     t: sl.at(r),
@@ -879,6 +888,7 @@ fn heavy_sessions(
                         orig_to: Some(alias.clone()),
                     }],
                     local_sender: false,
+                    spam: None,
                 };
                 out.push(Session {
                     t: sl.at(r),

@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 
 use crate::benign::{frac, Slice};
 use crate::labels::{AbuseKind, Entity, PopulationEntry};
-use crate::params::{IncomingParams, Params};
+use crate::params::{IncomingParams, Params, IN_SMALL_SPAM};
 use crate::plan::{AbuseAct, HeloStyle, Plan, GENERIC_NAMES};
 use crate::render::{Fate, Kind, Msg, Out, Rcpt, Session};
 use crate::rng::{hash, Rng};
@@ -53,6 +53,12 @@ pub struct Sender {
     pub unknown: f64,
     /// Profile in `population.jsonl`.
     pub profile: &'static str,
+    /// Share of its mail that is spam (the MX's filter judges every message).
+    pub spam: f64,
+    /// A forwarding partner: the only users of ours it writes to (their forwarded mail).
+    pub forwarded: Vec<String>,
+    /// A forwarding partner that rewrites senders with SRS (`SRS0=…@its domain`).
+    pub srs: Option<String>,
 }
 
 /// The legitimate incoming populations of one run.
@@ -89,6 +95,9 @@ impl InPops {
                     per_day: per_host * (0.5 + er.f64()),
                     unknown,
                     profile: "big-provider",
+                    spam: 0.0,
+                    forwarded: Vec::new(),
+                    srs: None,
                 });
             }
         }
@@ -105,6 +114,9 @@ impl InPops {
                 per_day: Params::pick_log(&mut er, p.partner_msgs),
                 unknown: Params::pick(&mut er, p.partner_unknown),
                 profile: "forwarding-partner",
+                spam: 0.0,
+                forwarded: Vec::new(),
+                srs: None,
             });
         }
         for k in 0..count(p.esp_per_10k, cfg.users) {
@@ -120,6 +132,9 @@ impl InPops {
                 per_day: Params::pick_log(&mut er, p.esp_msgs),
                 unknown: Params::pick(&mut er, p.esp_unknown),
                 profile: "external-bulk",
+                spam: 0.0,
+                forwarded: Vec::new(),
+                srs: None,
             });
         }
         for k in 0..count(p.small_per_10k, cfg.users) {
@@ -139,7 +154,29 @@ impl InPops {
                 per_day: Params::pick_log(&mut er, p.small_msgs),
                 unknown: 0.02,
                 profile: "external-sender",
+                spam: IN_SMALL_SPAM,
+                forwarded: Vec::new(),
+                srs: None,
             });
+        }
+        // The spam filter's view, on streams of their own (the draws above stay the same): how
+        // much of each sender's mail is spam, and whom a forwarding partner forwards to.
+        let users = u64::from(cfg.users.max(1));
+        for (k, s) in v.iter_mut().enumerate() {
+            let mut fr = Rng::keyed(&[seed, 0x1cf3, k as u64]);
+            s.spam = match s.profile {
+                "big-provider" => Params::pick_log(&mut fr, p.provider_spam),
+                "external-bulk" => Params::pick(&mut fr, p.esp_spam),
+                "forwarding-partner" => Params::pick(&mut fr, p.partner_spam),
+                _ => s.spam,
+            };
+            if s.profile == "forwarding-partner" {
+                let n = Params::pick(&mut fr, p.partner_users).round().max(1.0) as u64;
+                s.forwarded = (0..n).map(|_| w.account(fr.below(users))).collect();
+                if fr.chance(p.partner_srs) {
+                    s.srs = s.host.split_once('.').map(|(_, d)| d.to_string());
+                }
+            }
         }
         InPops { senders: v }
     }
@@ -214,7 +251,17 @@ pub fn emit_benign(w: &World, pops: &InPops, out: &mut Out, sl: Slice, r: &mut R
             let at = sl.t * MICRO + r.below((sl.end - sl.t).max(1) as u64 * MICRO as u64) as i64;
             let n_rcpt = if r.chance(0.85) { 1 } else { r.range(2, 4) } as usize;
             let rcpts = (0..n_rcpt)
-                .map(|_| local_rcpt(w, r, 1.0 - s.unknown))
+                .map(|_| {
+                    if s.forwarded.is_empty() {
+                        local_rcpt(w, r, 1.0 - s.unknown)
+                    } else if r.chance(s.unknown) {
+                        // A forward left behind when its user left us.
+                        local_rcpt(w, r, 0.0)
+                    } else {
+                        let u = &s.forwarded[r.below(s.forwarded.len() as u64) as usize];
+                        Rcpt::new(u.clone(), Fate::Local)
+                    }
+                })
                 .collect();
             let from = match &s.domain {
                 Some(d) => format!(
@@ -235,11 +282,21 @@ pub fn emit_benign(w: &World, pops: &InPops, out: &mut Out, sl: Slice, r: &mut R
                     }
                 }
             };
+            // SRS (Sender Rewriting Scheme) as forwarders write it: SRS0=hash=tt=domain=local@fwd.
+            let from = match (&s.srs, from.split_once('@')) {
+                (Some(fwd), Some((local, dom))) => format!(
+                    "SRS0={:04X}={:02}={dom}={local}@{fwd}",
+                    r.below(0x10000),
+                    r.below(100)
+                ),
+                _ => from,
+            };
             let m = Msg {
                 from,
                 size: r.range(3_000, 80_000) as u32,
                 rcpts,
                 local_sender: false,
+                spam: Some(r.chance(s.spam)),
             };
             let sess = Session {
                 t: at,
@@ -379,6 +436,54 @@ pub fn plan(w: &World, p: &IncomingParams, taken: &HashSet<Ipv4Addr>) -> Plan {
             );
         }
     }
+    // Spam sources visible only through the spam filter: harvested valid addresses, a proper
+    // HELO, one to three recipients a message. On a stream of their own (the draws above stay).
+    // Only where the MX's log carries the filter's lines (Postfix format: see `SimFilter`).
+    let mut fr = Rng::keyed(&[cfg.seed, 0x1cf4]);
+    let filter_days = if cfg.format == crate::LogFormat::Postfix {
+        i64::from(cfg.days)
+    } else {
+        0
+    };
+    for day in 0..filter_days {
+        let day0 = t0 + day * 86_400;
+        for _ in 0..fr.poisson(p.filter_sources_per_10k_day * scale) {
+            source_no += 1;
+            let country = BOT_COUNTRIES[fr.below(BOT_COUNTRIES.len() as u64) as usize];
+            let key = hash(&[cfg.seed, 0x1cf5, source_no]);
+            let ip = w.ip_in(country, key);
+            let li = plan.book(
+                Entity::client(&ip.to_string()),
+                AbuseKind::IncomingSpamSource,
+                None,
+            );
+            let msgs = Params::pick_log(&mut fr, p.filter_source_msgs)
+                .round()
+                .max(1.0) as u64;
+            let dur = Params::pick_log(&mut fr, p.source_hours) * 3600.0;
+            let start = day0 + fr.below(86_400) as i64;
+            let sessions: Vec<(i64, u64)> = (0..msgs)
+                .map(|_| (start + (dur * fr.f64()) as i64, fr.range(1, 4)))
+                .filter(|(t, _)| *t < end)
+                .collect();
+            let fixed = format!(
+                "mail.{}",
+                w.invented_domain(&mut Rng::keyed(&[cfg.seed, 0x1cf6, source_no]))
+            );
+            plan.push(
+                Some(li),
+                sessions,
+                AbuseAct::InboundSpam {
+                    ip,
+                    literal: ip,
+                    style: HeloStyle::Fixed,
+                    fixed,
+                    real: 1.0,
+                    country,
+                },
+            );
+        }
+    }
     plan
 }
 
@@ -441,6 +546,7 @@ pub fn spam_session(
                 size: r.range(2_000, 40_000) as u32,
                 rcpts,
                 local_sender: false,
+                spam: Some(true),
             }],
         },
     }
@@ -490,6 +596,7 @@ pub fn looped_session(
                 size: r.range(5_000, 60_000) as u32,
                 rcpts,
                 local_sender: false,
+                spam: Some(true),
             }],
         },
     }

@@ -106,12 +106,18 @@ impl AbuseKind {
             }
             AbuseKind::PasswordGuessing | AbuseKind::GuessingSource => &["auth-bruteforce"],
             AbuseKind::SlowAndLow => &["auth-hijack", "delivery-failures"],
-            AbuseKind::IncomingSpamSource => &["incoming-failures", "incoming-helo", "looped-back"],
+            AbuseKind::IncomingSpamSource => &[
+                "incoming-failures",
+                "incoming-helo",
+                "incoming-filter",
+                "looped-back",
+            ],
             // A customer's machine is ours: the outgoing detectors that see it count too.
             AbuseKind::LoopedBack => &[
                 "looped-back",
                 "incoming-failures",
                 "incoming-helo",
+                "incoming-filter",
                 "delivery-failures",
                 "helo-anomaly",
             ],

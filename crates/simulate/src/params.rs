@@ -269,6 +269,33 @@ pub const IN_SMALL_BARE_HELO: (f64, f64) = (0.05, 0.3);
 /// day. Our own guess (half the rate of `infected_per_day` at 20,000 accounts).
 pub const IN_LOOPED_PER_10K_DAY: (f64, f64) = (0.1, 0.5);
 
+/// Share of spam the MX's spam filter judges spam (its catch rate). Our own guess, in the range
+/// public filter tests report for tuned SpamAssassin/rspamd set-ups (90-99%), widened down.
+pub const IN_FILTER_CATCH: (f64, f64) = (0.85, 0.99);
+/// Share of ham the filter judges spam (false positives). Our own guess (0.1-2%).
+pub const IN_FILTER_FALSE_POSITIVE: (f64, f64) = (0.001, 0.02);
+/// Spam sources visible only through the filter (harvested valid addresses, a proper HELO and
+/// name, one to three recipients a message), per 10,000 accounts and day. Our own guess, a
+/// fraction of `IN_SOURCES_PER_10K_DAY`.
+pub const IN_FILTER_SOURCES_PER_10K_DAY: (f64, f64) = (1.0, 5.0);
+/// Messages one such source sends us over its run (log-uniform). Our own guess.
+pub const IN_FILTER_SOURCE_MSGS: (f64, f64) = (20.0, 400.0);
+/// Share of a forwarding partner's mail that is spam (its users' own spam, forwarded). Our
+/// own guess: "mostly ham with some spam".
+pub const IN_PARTNER_SPAM: (f64, f64) = (0.05, 0.5);
+/// Our users one forwarding partner forwards to us (their mail goes to them alone). Our own
+/// guess.
+pub const IN_PARTNER_USERS: (f64, f64) = (1.0, 12.0);
+/// Share of forwarding partners that rewrite senders with SRS. Our own guess.
+pub const IN_PARTNER_SRS: (f64, f64) = (0.3, 0.7);
+/// Share of a big provider's mail to us that is spam (accounts abused on the provider). Our
+/// own guess.
+pub const IN_PROVIDER_SPAM: (f64, f64) = (0.005, 0.08);
+/// Share of an external bulk sender's mail that is spam. Our own guess.
+pub const IN_ESP_SPAM: (f64, f64) = (0.0, 0.2);
+/// Share of a small external server's mail that is spam. Our own guess.
+pub const IN_SMALL_SPAM: f64 = 0.01;
+
 /// One seed's draw of the incoming-mail populations (a stream of its own, so the outgoing
 /// populations of a seed are the same with or without them).
 #[derive(Debug, Clone, PartialEq)]
@@ -309,12 +336,30 @@ pub struct IncomingParams {
     pub small_bare_helo: f64,
     /// This seed's value in [`IN_LOOPED_PER_10K_DAY`].
     pub looped_per_10k_day: f64,
+    /// The MX's spam filter this seed: rspamd or spamd (even chance), [`IN_FILTER_CATCH`],
+    /// [`IN_FILTER_FALSE_POSITIVE`].
+    pub filter: crate::render::SimFilter,
+    /// This seed's value in [`IN_FILTER_SOURCES_PER_10K_DAY`].
+    pub filter_sources_per_10k_day: f64,
+    /// This seed's sub-range of [`IN_FILTER_SOURCE_MSGS`].
+    pub filter_source_msgs: (f64, f64),
+    /// This seed's sub-range of [`IN_PARTNER_SPAM`].
+    pub partner_spam: (f64, f64),
+    /// This seed's sub-range of [`IN_PARTNER_USERS`].
+    pub partner_users: (f64, f64),
+    /// This seed's value in [`IN_PARTNER_SRS`].
+    pub partner_srs: f64,
+    /// This seed's sub-range of [`IN_PROVIDER_SPAM`].
+    pub provider_spam: (f64, f64),
+    /// This seed's sub-range of [`IN_ESP_SPAM`].
+    pub esp_spam: (f64, f64),
 }
 
 impl IncomingParams {
     /// The incoming parameters of `seed`.
     pub fn draw(seed: u64) -> IncomingParams {
         let mut r = Rng::keyed(&[seed, 0x1c0e]);
+        let mut fr = Rng::keyed(&[seed, 0x1cf2]);
         IncomingParams {
             sources_per_10k_day: uni(&mut r, IN_SOURCES_PER_10K_DAY),
             cluster_share: uni(&mut r, IN_CLUSTER_SHARE),
@@ -334,6 +379,26 @@ impl IncomingParams {
             small_msgs: sub(&mut r, IN_SMALL_MSGS, true),
             small_bare_helo: uni(&mut r, IN_SMALL_BARE_HELO),
             looped_per_10k_day: uni(&mut r, IN_LOOPED_PER_10K_DAY),
+            // A stream of its own: the draws above stay what they were before the filter.
+            filter: {
+                let mut f = Rng::keyed(&[seed, 0x1cf1]);
+                crate::render::SimFilter {
+                    kind: if f.chance(0.5) {
+                        crate::render::FilterKind::Rspamd
+                    } else {
+                        crate::render::FilterKind::Spamd
+                    },
+                    catch: uni(&mut f, IN_FILTER_CATCH),
+                    false_positive: uni(&mut f, IN_FILTER_FALSE_POSITIVE),
+                }
+            },
+            filter_sources_per_10k_day: uni(&mut fr, IN_FILTER_SOURCES_PER_10K_DAY),
+            filter_source_msgs: sub(&mut fr, IN_FILTER_SOURCE_MSGS, true),
+            partner_spam: sub(&mut fr, IN_PARTNER_SPAM, false),
+            partner_users: sub(&mut fr, IN_PARTNER_USERS, false),
+            partner_srs: uni(&mut fr, IN_PARTNER_SRS),
+            provider_spam: sub(&mut fr, IN_PROVIDER_SPAM, true),
+            esp_spam: sub(&mut fr, IN_ESP_SPAM, false),
         }
     }
 }

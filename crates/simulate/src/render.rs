@@ -58,7 +58,38 @@ pub struct Msg {
     pub rcpts: Vec<Rcpt>,
     /// Bounces to the sender are delivered locally.
     pub local_sender: bool,
+    /// Incoming mail to our users: whether it really is spam (the MX's spam filter judges it
+    /// and may err, see [`SimFilter`]); `None` for mail the filter does not scan.
+    pub spam: Option<bool>,
 }
+
+/// Which spam filter the simulated MX runs (one per seed), as a milter before the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    /// rspamd (its `rspamd_task_write_log` line names the queue id).
+    Rspamd,
+    /// SpamAssassin's `spamd` behind spamass-milter (its `result:` line names the Message-ID).
+    Spamd,
+}
+
+/// The MX's spam filter: which one, and how often it is right.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimFilter {
+    /// Which filter.
+    pub kind: FilterKind,
+    /// Share of spam it judges spam.
+    pub catch: f64,
+    /// Share of ham it judges spam.
+    pub false_positive: f64,
+}
+
+/// rspamd's default `add header` score, at which our simulated rspamd tags (it never rejects:
+/// a tagged message is delivered to the user's junk folder).
+const RSPAMD_TAG_SCORE: f64 = 6.0;
+/// rspamd's default `reject` score (written as the threshold of its log line).
+const RSPAMD_REJECT_SCORE: f64 = 15.0;
+/// SpamAssassin's default `required_score`.
+const SPAMD_REQUIRED: f64 = 5.0;
 
 #[derive(Debug, Clone)]
 pub enum Kind {
@@ -102,6 +133,8 @@ pub struct Out {
     pub rng: Rng,
     year_day_cache: (i64, String),
     pub end: i64,
+    /// The MX's spam filter (Postfix format only), judging incoming mail with `spam` set.
+    pub filter: Option<SimFilter>,
 }
 
 /// The rendering randomness and id counters of one family of populations. The incoming-mail
@@ -142,6 +175,7 @@ impl Out {
             rng: Rng::keyed(&[seed, 0x07]),
             year_day_cache: (i64::MIN, String::new()),
             end,
+            filter: None,
         }
     }
 
@@ -421,6 +455,12 @@ impl Out {
                 &format!("{qid}: message-id=<{mid}>"),
             );
             t += 5_000;
+            if *inbound {
+                if let (Some(f), Some(is_spam)) = (self.filter, m.spam) {
+                    t += 20_000 + self.rng.below(200_000) as i64;
+                    self.filter_line(t, f, is_spam, &qid, &mid, s, m);
+                }
+            }
             let n = m.rcpts.len();
             self.push(
                 t,
@@ -472,6 +512,77 @@ impl Out {
         };
         self.push(t, prog, pid, &format!("disconnect from {peer}{c} {cmds}"));
         accepted
+    }
+
+    /// The spam filter's verdict line on one incoming message (rspamd's or spamd's, see
+    /// [`FilterKind`]): spam is judged spam with probability `catch`, ham with
+    /// `false_positive`.
+    #[allow(clippy::too_many_arguments)]
+    fn filter_line(
+        &mut self,
+        t: i64,
+        f: SimFilter,
+        is_spam: bool,
+        qid: &str,
+        mid: &str,
+        s: &Session,
+        m: &Msg,
+    ) {
+        let flagged = self
+            .rng
+            .chance(if is_spam { f.catch } else { f.false_positive });
+        let rcpt = m.rcpts.first().map(|r| r.addr.as_str()).unwrap_or("");
+        match f.kind {
+            FilterKind::Rspamd => {
+                let score = if flagged {
+                    RSPAMD_TAG_SCORE
+                        + self.rng.f64() * (RSPAMD_REJECT_SCORE - RSPAMD_TAG_SCORE - 0.1)
+                } else {
+                    -2.0 + self.rng.f64() * (RSPAMD_TAG_SCORE + 1.9)
+                };
+                let (letter, action, symbols) = if flagged {
+                    ("T", "add header", "BAYES_SPAM(5.10){99.1%;},MIME_HTML_ONLY(0.20){},R_SPF_SOFTFAIL(0.00){~all;}")
+                } else {
+                    ("F", "no action", "BAYES_HAM(-3.00){99.9%;},R_SPF_ALLOW(-0.20){+ip4;},MIME_GOOD(-0.10){text/plain;}")
+                };
+                let tag = self.rng.below(1 << 24);
+                let ms = 20 + self.rng.below(400);
+                let dns = self.rng.below(20);
+                let digest = self.rng.next_u64();
+                let line = format!(
+                    "<{tag:06x}>; task; rspamd_task_write_log: id: <{mid}>, qid: <{qid}>, ip: {ip}, from: <{from}>, (default: {letter} ({action}): [{score:.2}/{RSPAMD_REJECT_SCORE:.2}] [{symbols}]), len: {len}, time: {ms}.{frac}ms, dns req: {dns}, digest: <{digest:016x}>, rcpts: <{rcpt}>, mime_rcpts: <{rcpt}>",
+                    ip = s.ip,
+                    from = m.from,
+                    len = m.size,
+                    frac = self.rng.below(1000),
+                );
+                self.push(t, "rspamd", 2800, &line);
+            }
+            FilterKind::Spamd => {
+                let score = if flagged {
+                    SPAMD_REQUIRED + self.rng.f64() * 12.0
+                } else {
+                    -3.0 + self.rng.f64() * (SPAMD_REQUIRED + 2.9)
+                };
+                let (flag, tests) = if flagged {
+                    (
+                        "Y",
+                        "BAYES_99,HTML_MESSAGE,RCVD_IN_SBL_CSS,URIBL_ABUSE_SURBL",
+                    )
+                } else {
+                    (".", "BAYES_00,DKIM_SIGNED,DKIM_VALID,SPF_PASS")
+                };
+                let line = format!(
+                    "spamd: result: {flag} {score} - {tests} scantime={st}.{sf},size={size},user=spamass-milter,uid=117,required_score={SPAMD_REQUIRED:.1},rhost=localhost,raddr=127.0.0.1,rport={port},mid=<{mid}>,autolearn=no",
+                    score = score.round() as i64,
+                    st = self.rng.below(4),
+                    sf = self.rng.below(10),
+                    size = m.size,
+                    port = 30_000 + self.rng.below(30_000),
+                );
+                self.push(t, "spamd", 4100, &line);
+            }
+        }
     }
 
     fn session_id(&mut self) -> String {

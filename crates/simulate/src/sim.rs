@@ -45,7 +45,8 @@ pub fn run(cfg: &SimConfig, out_dir: &Path, src: &dyn AddressSource) -> Result<S
         plan: incoming::plan(&w, &ip, &pops.port25_addresses(&w)),
         stream: Stream::new(cfg.seed, 0x1c07, 0x900_0000, 7_000_000),
     };
-    let written = write_log(&w, &pops, &mut plan, &mut inc, out_dir)?;
+    let filter = (cfg.format == LogFormat::Postfix).then_some(ip.filter);
+    let written = write_log(&w, &pops, &mut plan, &mut inc, filter, out_dir)?;
     plan.books.append(&mut inc.plan.books);
     let (labelled_accounts, by_kind, abusive) = write_labels(&mut plan, out_dir)?;
     let mut entries = benign::population(&w, &pops);
@@ -133,6 +134,7 @@ fn write_log(
     pops: &Populations,
     plan: &mut Plan,
     inc: &mut Incoming,
+    filter: Option<crate::render::SimFilter>,
     out_dir: &Path,
 ) -> Result<Written, SimError> {
     let cfg = w.cfg;
@@ -142,6 +144,7 @@ fn write_log(
     let t0 = cfg.start.epoch_secs();
     let end = t0 + i64::from(cfg.days) * 86_400;
     let mut out = Out::new(cfg.format, &cfg.hostname, cfg.seed, end * MICRO);
+    out.filter = filter;
     let mut wr = Written {
         lines: 0,
         bytes: 0,

@@ -215,6 +215,43 @@ fn recognition_is_complete() {
     }
 }
 
+/// The MX's spam filter: a Postfix run writes one verdict per incoming message, each joins its
+/// message (by queue id for rspamd, by Message-ID for spamd), and spam is judged spam more often
+/// than ham; an Exim run writes none.
+#[test]
+fn filter_verdicts_join_their_messages() {
+    for seed in [3, 4] {
+        let d = tmp("filter");
+        simulate::run(&small(seed, LogFormat::Postfix), &d).unwrap();
+        let log = std::fs::read_to_string(d.join("mail.log")).unwrap();
+        let mut p = maillog::LineParser::new(maillog::TimeContext::utc(2026));
+        let mut c = maillog::record::Correlator::default();
+        let (mut verdicts, mut spam) = (0u64, 0u64);
+        for l in log.lines() {
+            let parsed = p.parse(l);
+            if let (Some(h), Some(ev)) = (parsed.header, parsed.event) {
+                if let maillog::Event::FilterVerdict { verdict, .. } = ev {
+                    verdicts += 1;
+                    spam += u64::from(verdict == maillog::Verdict::Spam);
+                }
+                c.feed(h.ts, h.host, h.pid, &ev);
+            }
+        }
+        assert!(verdicts > 100, "seed {seed}: {verdicts} verdicts");
+        assert!(
+            spam > 0 && spam < verdicts,
+            "seed {seed}: {spam} of {verdicts}"
+        );
+        assert_eq!(c.stats().verdicts_linked, verdicts, "seed {seed}");
+        let _ = std::fs::remove_dir_all(d);
+    }
+    let d = tmp("filter-exim");
+    simulate::run(&small(3, LogFormat::Exim), &d).unwrap();
+    let log = std::fs::read_to_string(d.join("mail.log")).unwrap();
+    assert!(!log.contains("spamd") && !log.contains("rspamd"));
+    let _ = std::fs::remove_dir_all(d);
+}
+
 fn label(kind: AbuseKind, id: &str, start: &str, end: &str, messages: u64) -> Label {
     let entity = if kind == AbuseKind::InfectedClient {
         Entity::client(id)

@@ -558,7 +558,7 @@ pub fn cases(i: &Incident) -> Vec<Case> {
     // recipients and HELO names as evidence (no message samples: its mail was refused).
     if matches!(
         i.detector,
-        Detector::IncomingFailures | Detector::IncomingHelo
+        Detector::IncomingFailures | Detector::IncomingHelo | Detector::IncomingFilter
     ) && matches!(i.entity.kind, EntityKind::Client | EntityKind::Network)
     {
         let mut lines = Vec::new();
@@ -571,6 +571,15 @@ pub fn cases(i: &Incident) -> Vec<Case> {
                 lines.push(format!(
                     "  refused recipients: {}",
                     x.sample_unknown.join(" ")
+                ));
+            }
+            if let Some(f) = &x.filter {
+                let names: Vec<&str> = f.filters.iter().map(|x| x.as_str()).collect();
+                lines.push(format!(
+                    "  spam-filter verdicts: {} spam of {} judged ({})",
+                    f.spam,
+                    f.judged,
+                    names.join(", ")
                 ));
             }
             if !x.helos.is_empty() {

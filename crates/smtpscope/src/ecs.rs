@@ -63,6 +63,7 @@ pub fn categories(d: Detector) -> Vec<Category> {
         | Detector::HeloAnomaly
         | Detector::IncomingFailures
         | Detector::IncomingHelo
+        | Detector::IncomingFilter
         | Detector::LoopedBack => vec![Category::Email],
         Detector::SflowActivity => vec![Category::Network],
     }
@@ -88,6 +89,9 @@ pub fn description(d: Detector) -> &'static str {
             "An internet host or network whose mail to our MX names mostly unknown local users: a dictionary attack or a stale list"
         }
         Detector::IncomingHelo => "An internet host whose HELO to our MX is forged or changing",
+        Detector::IncomingFilter => {
+            "An internet host or network whose mail to our users the spam filter judged spam (forwarders discounted)"
+        }
         Detector::LoopedBack => {
             "One of our own customers' machines sending spam-like mail straight to our MX"
         }
