@@ -95,6 +95,10 @@ pub struct Router {
     partitions: u32,
     messages: HashMap<(String, String), u32>,
     message_order: VecDeque<(String, String)>,
+    /// (log host, Message-ID) -> partition of the message that carries it, for filter verdicts
+    /// that name their message by Message-ID only (SpamAssassin `spamd`).
+    message_ids: HashMap<(String, String), u32>,
+    message_id_order: VecDeque<(String, String)>,
     sessions: HashMap<(String, u32), Session>,
     session_order: VecDeque<(String, u32)>,
 }
@@ -106,6 +110,8 @@ impl Router {
             partitions: partitions.max(1),
             messages: HashMap::new(),
             message_order: VecDeque::new(),
+            message_ids: HashMap::new(),
+            message_id_order: VecDeque::new(),
             sessions: HashMap::new(),
             session_order: VecDeque::new(),
         }
@@ -139,6 +145,23 @@ impl Router {
                 match self.message_order.pop_front() {
                     Some(old) => {
                         self.messages.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Remember which partition the message carrying `message_id` went to (bounded, oldest
+    /// forgotten first, like the queue ids).
+    fn remember_message_id(&mut self, host: &str, message_id: &str, p: u32) {
+        let k = (host.to_string(), message_id.to_string());
+        if self.message_ids.insert(k.clone(), p).is_none() {
+            self.message_id_order.push_back(k);
+            while self.message_ids.len() > MAX_MESSAGES {
+                match self.message_id_order.pop_front() {
+                    Some(old) => {
+                        self.message_ids.remove(&old);
                     }
                     None => break,
                 }
@@ -346,6 +369,44 @@ impl Router {
                     text: line.to_string(),
                 });
             }
+            Event::MessageId { qid, message_id } => {
+                let part = self
+                    .message(host, qid)
+                    .unwrap_or_else(|| self.part(&format!("{host}:{qid}")));
+                self.remember_message(host, qid, part);
+                self.remember_message_id(host, message_id, part);
+                out.push(Routed {
+                    partition: part,
+                    ts,
+                    text: line.to_string(),
+                });
+            }
+            Event::FilterVerdict {
+                qid,
+                message_id,
+                client,
+                ..
+            } => {
+                // The verdict joins its message (by queue id, else by Message-ID, as the
+                // correlator does), so it must reach the message's partition.
+                let by_qid = qid.and_then(|q| self.message(host, q));
+                let by_mid = || {
+                    message_id.and_then(|m| {
+                        self.message_ids
+                            .get(&(host.to_string(), m.to_string()))
+                            .copied()
+                    })
+                };
+                let part = by_qid.or_else(by_mid).unwrap_or_else(|| {
+                    let key = client.as_ref().and_then(peer_ip).unwrap_or_default();
+                    self.part(&key)
+                });
+                out.push(Routed {
+                    partition: part,
+                    ts,
+                    text: line.to_string(),
+                });
+            }
             Event::Policy { .. } => {
                 // Policy requests come from the policy server ([`Router::policy`]), not logs.
             }
@@ -423,6 +484,27 @@ mod tests {
         assert_eq!(out.len(), 3, "{out:?}");
         let want = partition("198.51.100.0/24", 16);
         assert!(out.iter().all(|r| r.partition == want), "{out:?}");
+    }
+
+    #[test]
+    fn filter_verdicts_go_with_the_message_they_judge() {
+        let lines = [
+            "Dec  2 09:01:00 mx1 postfix/smtpd[2001]: 7C8D9E0F1A: client=unknown[198.51.100.7]",
+            "Dec  2 09:01:00 mx1 postfix/cleanup[2002]: 7C8D9E0F1A: message-id=<spam-1@bulk.example>",
+            "Dec  2 09:01:01 mx1 spamd[4100]: spamd: result: Y 14 - BAYES_99 scantime=0.9,size=4260,user=spamass-milter,uid=117,required_score=5.0,rhost=localhost,raddr=127.0.0.1,rport=44944,mid=<spam-1@bulk.example>,autolearn=no",
+            "Dec  2 09:01:02 mx1 rspamd[4200]: <ed2abb>; task; rspamd_task_write_log: id: <other@example.com>, qid: <7C8D9E0F1A>, ip: 198.51.100.7, from: <x@example.com>, (default: T (reject): [16.20/15.00] [BAYES_SPAM(5.10){99.9%;}]), len: 2048, time: 120.5ms, dns req: 12, digest: <0123abcd>, rcpts: <dave@example.org>, mime_rcpts: <dave@example.org>",
+        ];
+        for parts in [7, 16, 64] {
+            let out = route_all(&lines, parts);
+            assert_eq!(out.len(), lines.len(), "{out:?}");
+            let want = partition("198.51.100.0/24", parts);
+            assert!(out.iter().all(|r| r.partition == want), "{parts}: {out:?}");
+        }
+        // A verdict naming no known message goes by its client address.
+        let lone = ["Dec  2 09:03:01 mx1 rspamd[4200]: <ed2abb>; task; rspamd_task_write_log: id: <spam-3@example.com>, qid: <8A9B0C1D2E>, ip: 203.0.113.9, from: <x@example.com>, (default: T (reject): [16.20/15.00] [BAYES_SPAM(5.10){99.9%;}]), len: 2048, time: 120.5ms, dns req: 12, digest: <0123abcd>, rcpts: <dave@example.org>, mime_rcpts: <dave@example.org>"];
+        let out = route_all(&lone, 64);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].partition, partition("203.0.113.0/24", 64));
     }
 
     #[test]
