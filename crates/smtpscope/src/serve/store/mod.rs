@@ -176,19 +176,14 @@ impl Store {
                 }
             }
             let stop = batch.iter().any(|c| matches!(c, Cmd::Shutdown));
-            let changed = match self.apply(&mut batch, shared) {
-                Ok(c) => c,
-                Err(e) => {
-                    shared.metrics.store_errors.inc();
-                    error!("store write failed: {e:#}");
-                    // Reload the truth from disk.
-                    if let Ok(s) = self.load_containment() {
-                        self.set = s;
-                    }
-                    true
+            // `apply` publishes a changed containment set itself, before it answers.
+            if let Err(e) = self.apply(&mut batch, shared) {
+                shared.metrics.store_errors.inc();
+                error!("store write failed: {e:#}");
+                // Reload the truth from disk.
+                if let Ok(s) = self.load_containment() {
+                    self.set = s;
                 }
-            };
-            if changed {
                 shared.contained.store(Arc::new(self.set.clone()));
             }
             if stop {
@@ -199,7 +194,9 @@ impl Store {
         }
     }
 
-    /// Apply a batch in one transaction; true when the containment set changed.
+    /// Apply a batch in one transaction; true when the containment set changed. A changed set
+    /// is published to the policy server before any command's reply is sent, so that an
+    /// operator's "contain" has taken effect when the API answers.
     fn apply(&mut self, batch: &mut Vec<Cmd>, shared: &Shared) -> Result<bool> {
         let now = now_secs();
         let live = shared.live.load();
@@ -348,6 +345,9 @@ impl Store {
         match res {
             Ok(()) => {
                 tx.commit()?;
+                if changed {
+                    shared.contained.store(Arc::new(self.set.clone()));
+                }
                 for (r, v) in replies {
                     let _ = r.send(v);
                 }
