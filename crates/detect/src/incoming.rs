@@ -260,11 +260,29 @@ fn domain_of(addr: &str) -> Option<&str> {
 }
 
 /// Mark `k` seen at `now` in a capped list of (key, last seen); a new key past `cap` is dropped.
-fn touch<K: PartialEq>(v: &mut Vec<(K, i64)>, k: K, now: i64, cap: usize) {
+pub(crate) fn touch<K: PartialEq>(v: &mut Vec<(K, i64)>, k: K, now: i64, cap: usize) {
     if let Some(e) = v.iter_mut().find(|(x, _)| *x == k) {
         e.1 = now;
     } else if v.len() < cap {
         v.push((k, now));
+    }
+}
+
+/// The first [`EVIDENCE_SAMPLES`] hosts of a network's list, for the evidence.
+pub(crate) fn host_samples(hosts: &[(IpAddr, i64)]) -> Vec<String> {
+    hosts
+        .iter()
+        .take(EVIDENCE_SAMPLES)
+        .map(|(a, _)| a.to_string())
+        .collect()
+}
+
+/// The summary's note on an address of our own (a looped-back customer).
+pub(crate) fn ours_note(ours: bool) -> &'static str {
+    if ours {
+        "; the address is one of our own"
+    } else {
+        ""
     }
 }
 
@@ -420,7 +438,7 @@ impl Incoming {
                     delivered,
                     String::from(crate::config::Duration(w)),
                     sh * 100.0,
-                    if seen.ours { "; the address is one of our own" } else { "" }
+                    ours_note(seen.ours)
                 ),
                 evidence: serde_json::to_value(ev).unwrap_or_default(),
             });
@@ -475,11 +493,7 @@ impl Incoming {
                     "forged HELO: {} ({} distinct names){}",
                     names.join(", "),
                     h.helos.len(),
-                    if seen.ours {
-                        "; the address is one of our own"
-                    } else {
-                        ""
-                    }
+                    ours_note(seen.ours)
                 ),
                 evidence: serde_json::to_value(ev).unwrap_or_default(),
             });
@@ -514,12 +528,7 @@ impl Incoming {
                 delivered_rcpts: nd,
                 unknown_share: round3(nsh),
                 asn: n.asn,
-                hosts: n
-                    .hosts
-                    .iter()
-                    .take(EVIDENCE_SAMPLES)
-                    .map(|(a, _)| a.to_string())
-                    .collect(),
+                hosts: host_samples(&n.hosts),
                 failing_hosts: n.hosts.len(),
                 signs: Vec::new(),
                 distinct_helos: 0,

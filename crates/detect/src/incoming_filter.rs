@@ -38,7 +38,7 @@ use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
 use crate::bruteforce::network_of;
 use crate::config::Config;
-use crate::incoming::{IncomingEvidence, Seen, EVIDENCE_SAMPLES, MAX_NET_HOSTS};
+use crate::incoming::{host_samples, ours_note, touch, IncomingEvidence, Seen, MAX_NET_HOSTS};
 use crate::window::Counter;
 
 /// Most distinct recipients remembered per host for the concentration test (more than any
@@ -259,11 +259,7 @@ impl IncomingFilter {
                     judged,
                     String::from(crate::config::Duration(w)),
                     sh * 100.0,
-                    if seen.ours {
-                        "; the address is one of our own"
-                    } else {
-                        ""
-                    }
+                    ours_note(seen.ours)
                 ),
                 evidence: serde_json::to_value(ev).unwrap_or_default(),
             });
@@ -278,11 +274,7 @@ impl IncomingFilter {
         n.judged.add(seen.ts, 1, w);
         n.hosts.retain(|(_, t)| *t > now - w);
         if bad {
-            if let Some(e) = n.hosts.iter_mut().find(|(x, _)| *x == seen.ip) {
-                e.1 = now;
-            } else if n.hosts.len() < MAX_NET_HOSTS {
-                n.hosts.push((seen.ip, now));
-            }
+            touch(&mut n.hosts, seen.ip, now, MAX_NET_HOSTS);
         }
         if let Some(f) = seen.filter {
             push_filter(&mut n.filters, f);
@@ -298,12 +290,7 @@ impl IncomingFilter {
             let ev = IncomingEvidence {
                 window_secs: w,
                 asn: n.asn,
-                hosts: n
-                    .hosts
-                    .iter()
-                    .take(EVIDENCE_SAMPLES)
-                    .map(|(a, _)| a.to_string())
-                    .collect(),
+                hosts: host_samples(&n.hosts),
                 failing_hosts: n.hosts.len(),
                 filter: Some(FilterEvidence {
                     spam: ns,
