@@ -12,14 +12,12 @@
 #  1. the cluster's alerts are exactly those `smtpscope cluster-replay` computes in one process
 #     for the same edges and partitions, and name the same entities as single-node `analyze`
 #     on the unsplit log;
-#  2. FAIL=1: with worker w1 killed (kill -9) and restarted mid-run, and one NATS server killed
-#     for good mid-run, the same entities must be found. KNOWN DEFECT (issue
-#     13): in 3 of 5 such runs on 2026-12-02 the alerts of 4 of the 12 partitions (the busiest)
-#     came at other times than cluster-replay's (and some entities were missing when the wait ended),
-#     so exact equality is checked only without
-#     failures; FAIL=1 is therefore not in tests/run.sh yet;
+#  2. with failures (the default; FAIL=0 runs without them): worker w1 killed (kill -9) and
+#     restarted mid-run, and one NATS server killed for good mid-run, check 1 must still hold
+#     exactly: nothing lost, nothing counted twice, no verdict at another time;
 #  3. an account contained on e0 (HTTP API) is answered HOLD by e1's policy server within 1 s.
-# Bounded: about a minute on this 2-core machine (LINES=150000); everything under $T.
+# Bounded: about 100 s on this 2-core machine with other builds running (LINES=150000);
+# everything under $T.
 # Needs: nats-server (Debian), python3, curl. SMTPSCOPE_BIN selects the binary. KEEP=1 keeps $T.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -115,14 +113,15 @@ policy = [\"127.0.0.1:$POLICY\"]"
 for i in 0 1 2; do node "w$i" worker "workers = 3
 worker_index = $i" ""; done
 sed -i 's/^http = ""$//' "$T/e0.toml"
-start() { SMTPSCOPE_LOG=warn "$BIN" serve --config "$T/$1.toml" >> "$T/$1.err" 2>&1 & eval "PID_$1=$!"; PIDS+=($!); }
+start() { SMTPSCOPE_LOG=${NODE_LOG:-warn,smtpscope::cluster::nats=info} "$BIN" serve --config "$T/$1.toml" >> "$T/$1.err" 2>&1 & eval "PID_$1=$!"; PIDS+=($!); }
 for n in w0 w1 w2 e0; do start $n; done
 sleep 1
 start e1
 log "cluster started: 3 NATS servers, edges e0 e1, workers w0 w1 w2"
 
 # --- failures mid-run: a worker killed and restarted, a NATS server killed for good
-if [ "${FAIL:-0}" = 1 ]; then
+FAIL=${FAIL:-1}
+if [ "$FAIL" = 1 ]; then
 sleep 4
 kill -9 "$PID_w1" || fail "worker w1 was not running"; log "worker w1 killed (kill -9)"
 kill -9 "$NATS_PID3"; log "NATS server n3 killed (kill -9)"
@@ -140,21 +139,17 @@ done
 sleep 3
 got=$(wc -l < "$T/alerts.jsonl" 2>/dev/null || echo 0)
 log "cluster raised $got alerts (replay $WANT)"
+if [ "$FAIL" = 1 ]; then
+    log "restarted w1: $(grep -c 'partition state restored' "$T/w1.err" || true) partition restores from stored state; edges re-published unacknowledged events $(cat "$T"/e?.err | grep -c 'publish not acknowledged' || true) times"
+fi
 python3 - "$T/replay.jsonl" "$T/alerts.jsonl" "$T/analyze.jsonl" <<'PY' || fail "alerts differ"
-import collections, json, os, sys
+import collections, json, sys
 def load(p):
     return [json.loads(l) for l in open(p)]
 rep, got, ana = map(load, sys.argv[1:4])
 key = lambda a: (a["ts"], a["detector"], a["entity"]["kind"], a["entity"]["id"], a["score"], a["summary"])
 r, g = collections.Counter(map(key, rep)), collections.Counter(map(key, got))
 ent = lambda v: {(a["detector"], a["entity"]["kind"], a["entity"]["id"]) for a in v}
-if os.environ.get("FAIL") == "1" and r != g:
-    print(f"cluster: with failures, {len(list((r - g).elements()))} of {len(rep)} alerts at other times than cluster-replay's (known defect)")
-    if ent(got) != ent(rep):
-        print("entities differ:", sorted(ent(rep) ^ ent(got)))
-        sys.exit(1)
-    print(f"cluster: with failures, the same {len(ent(got))} entities as cluster-replay")
-    sys.exit(0)
 if r != g:
     print("missing:", sorted((r - g).elements())[:10])
     print("extra (twice or unknown):", sorted((g - r).elements())[:10])

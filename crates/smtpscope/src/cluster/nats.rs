@@ -21,7 +21,7 @@ use anyhow::{anyhow, Context, Result};
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::config::ClusterConfig;
 use super::merge::{Key, Merge};
@@ -161,14 +161,37 @@ impl Node {
         })
         .await
         .map_err(|e| anyhow!("cannot create bucket {p}-contain: {e}"))?;
-        if js.get_object_store(format!("{p}-state")).await.is_err() {
-            js.create_object_store(object_store::Config {
-                bucket: format!("{p}-state"),
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| anyhow!("cannot create object store {p}-state: {e}"))?;
+        // The object store's stream as the client's `create_object_store` lays it out, but
+        // without direct gets: a direct get may be answered by any replica, also one that has
+        // not yet applied the last snapshot (just after a server was lost), and a partition
+        // restored from an older snapshot than the one its acknowledgements went with has lost
+        // the events in between. Without it, every read of a snapshot goes to the leader.
+        let state = stream::Config {
+            name: format!("OBJ_{p}-state"),
+            subjects: vec![format!("$O.{p}-state.C.>"), format!("$O.{p}-state.M.>")],
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            discard: stream::DiscardPolicy::New,
+            allow_rollup: true,
+            allow_direct: false,
+            ..Default::default()
+        };
+        match js.get_stream(&state.name).await {
+            Ok(s) => {
+                let info = s.cached_info();
+                if info.config.allow_direct {
+                    let mut c = info.config.clone();
+                    c.allow_direct = false;
+                    js.update_stream(c)
+                        .await
+                        .map_err(|e| anyhow!("cannot update object store {p}-state: {e}"))?;
+                }
+            }
+            Err(_) => {
+                js.get_or_create_stream(state)
+                    .await
+                    .map_err(|e| anyhow!("cannot create object store {p}-state: {e}"))?;
+            }
         }
         Ok(())
     }
@@ -212,9 +235,9 @@ async fn publish_sure(js: &jetstream::Context, subject: String, id: String, payl
 }
 
 /// The edge: takes what the followers, the syslog receiver and the policy server hand to the
-/// engine channel, routes it, publishes it. One partition's events leave in order and each is
-/// acknowledged by the server before the next batch goes (a window of [`PUBLISH_WINDOW`]); a
-/// failed publish is retried with its message id until it lands.
+/// engine channel, routes it, publishes it, in batches of at most [`PUBLISH_WINDOW`] events,
+/// each acknowledged by the server before the next batch (and before a mark) goes; a failed
+/// publish is retried with its message id until it lands ([`flush`]).
 pub async fn edge(
     node: Node,
     mut rx: tokio::sync::mpsc::Receiver<Msg>,
@@ -324,38 +347,53 @@ pub async fn edge(
     }
 }
 
-/// Publish a batch and wait until the server has all of it.
+/// Publish a batch and wait until the server has all of it. Every acknowledgement is awaited
+/// at once: the client's timeout runs from when a future is awaited, so awaiting them one after
+/// the other made a batch whose acknowledgements the servers lost in a fail-over cost one
+/// timeout (5 s) per event, up to [`PUBLISH_WINDOW`] × 5 s, while the edge sent no mark and
+/// the workers, after `edge_timeout`, went on without it (the failure run's alerts at other
+/// times). What was not acknowledged is published again, with the same message ids (the
+/// server drops what it already has), until it is; the order of arrival does not matter, as
+/// the workers follow each edge's sequence numbers.
 async fn flush(node: &Node, batch: &mut Vec<(String, String, Vec<u8>)>) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut acks = Vec::with_capacity(batch.len());
-    for (subject, id, payload) in batch.iter() {
-        let mut h = async_nats::HeaderMap::new();
-        h.insert("Nats-Msg-Id", id.as_str());
-        acks.push(
-            node.js
-                .publish_with_headers(subject.clone(), h, payload.clone().into())
-                .await,
-        );
-    }
-    let mut failed_from = None;
-    for (i, a) in acks.into_iter().enumerate() {
-        let ok = match a {
-            Ok(f) => f.await.is_ok(),
-            Err(_) => false,
-        };
-        if !ok && failed_from.is_none() {
-            failed_from = Some(i);
+    let mut pending: Vec<usize> = (0..batch.len()).collect();
+    let mut backoff = StdDuration::from_millis(50);
+    while !pending.is_empty() {
+        let mut sent = Vec::with_capacity(pending.len());
+        for &i in &pending {
+            let (subject, id, payload) = &batch[i];
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Msg-Id", id.as_str());
+            sent.push(
+                node.js
+                    .publish_with_headers(subject.clone(), h, payload.clone().into())
+                    .await,
+            );
         }
-    }
-    if let Some(i) = failed_from {
-        // Everything from the first failure again, in order, one by one (ids already stored
-        // are dropped by the server): a partition never sees a later event of this edge
-        // without the earlier ones before it.
-        for (subject, id, payload) in batch.drain(i..) {
-            publish_sure(&node.js, subject, id, payload).await;
+        let results = futures_util::future::join_all(sent.into_iter().map(|r| async move {
+            match r {
+                Ok(f) => f.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }))
+        .await;
+        let mut failed = Vec::new();
+        let mut last_err = String::new();
+        for (&i, r) in pending.iter().zip(results) {
+            if let Err(e) = r {
+                failed.push(i);
+                last_err = e;
+            }
         }
+        if !failed.is_empty() {
+            warn!(
+                events = failed.len(),
+                "publish not acknowledged, retrying: {last_err}"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(StdDuration::from_secs(2));
+        }
+        pending = failed;
     }
     batch.clear();
 }
@@ -399,12 +437,22 @@ async fn partition_loop(node: &Node, p: u32, mut part: Partition) -> Result<()> 
         .await
         .map_err(|e| anyhow!("{e}"))?;
     let obj = format!("partition-{p}");
-    if let Ok(mut o) = store.get(&obj).await {
-        let mut buf = Vec::new();
-        o.read_to_end(&mut buf).await?;
-        part.restore(&buf)
-            .with_context(|| format!("partition {p}: stored state refused"))?;
-        info!(partition = p, fed = part.fed(), "partition state restored");
+    // Only "no such object" means a partition never stored (so nothing of it was ever
+    // acknowledged: the server delivers all its events again). Any other failure (a server
+    // down, a leader being elected) is retried: going on with a fresh engine would lose the
+    // state of every acknowledged event.
+    match store.get(&obj).await {
+        Ok(mut o) => {
+            let mut buf = Vec::new();
+            o.read_to_end(&mut buf).await?;
+            part.restore(&buf)
+                .with_context(|| format!("partition {p}: stored state refused"))?;
+            info!(partition = p, fed = part.fed(), "partition state restored");
+        }
+        Err(e) if e.kind() == object_store::GetErrorKind::NotFound => {
+            info!(partition = p, "no stored state: the partition starts empty");
+        }
+        Err(e) => return Err(anyhow!("partition {p}: cannot read its stored state: {e}")),
     }
     let stream = node
         .js
@@ -464,6 +512,11 @@ async fn partition_loop(node: &Node, p: u32, mut part: Partition) -> Result<()> 
                         continue;
                     }
                 };
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    if let (Ok(e), Ok(i)) = (wire::Event::decode(&m.payload), m.info()) {
+                        debug!(partition = p, edge = %e.edge, seq = e.seq, kind = ?e.kind, stream_seq = i.stream_sequence, delivered = i.delivered, "received");
+                    }
+                }
                 match wire::Event::decode(&m.payload) {
                     Ok(e) if matches!(e.kind, Kind::Mark | Kind::Idle) => {
                         merge.mark(&e.edge, e.run, e.seq, e.order, e.kind == Kind::Idle, now_s());
@@ -482,9 +535,16 @@ async fn partition_loop(node: &Node, p: u32, mut part: Partition) -> Result<()> 
             _ = tick.tick() => {}
         }
         let now = now_s();
-        while let Some((_, m)) = merge.pop(now, |k| part.in_sequence(k)) {
+        while let Some((k, m)) = merge.pop(now, |k| part.in_sequence(k)) {
+            if !part.in_sequence(&k) {
+                // The gap timeout: an earlier event of this edge never came.
+                warn!(partition = p, edge = %k.edge, run = k.run, seq = k.seq,
+                    last = ?part.last_ids().find(|(e, _)| **e == k.edge).map(|(_, id)| *id),
+                    "going on without missing events of this edge");
+            }
             let e = wire::Event::decode(&m.payload).map_err(|e| anyhow!("{e}"))?;
-            part.apply(&e);
+            let applied = part.apply(&e);
+            debug!(partition = p, edge = %e.edge, seq = e.seq, order = e.order, ?applied, "event");
             let alerts = part.take_alerts();
             for (i, a) in alerts.iter().enumerate() {
                 let id = format!("{p}-{}-{}-{}-{i}", e.edge, e.run, e.seq);
