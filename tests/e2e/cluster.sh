@@ -122,7 +122,9 @@ log "cluster started: 3 NATS servers, edges e0 e1, workers w0 w1 w2"
 # --- failures mid-run: a worker killed and restarted, a NATS server killed for good
 FAIL=${FAIL:-1}
 if [ "$FAIL" = 1 ]; then
-sleep 4
+# Late enough that w1 has stored its partitions' state (its restart restores it), early enough
+# that most of the day is still to come.
+sleep 10
 kill -9 "$PID_w1" || fail "worker w1 was not running"; log "worker w1 killed (kill -9)"
 kill -9 "$NATS_PID3"; log "NATS server n3 killed (kill -9)"
 sleep 3
