@@ -111,6 +111,14 @@ pub const DEFAULT_MIN_EVIDENCE: f64 = 0.5;
 /// (at 24 h only the first hour of the second day can have repeated); at the end of input
 /// every host is judged on all it did. docs/DETECTION.md gives what shorter waits cost.
 pub const DEFAULT_JUDGE_AFTER_SECS: i64 = 36 * 3600;
+/// Live judgement also waits until at least this share of a host's samples are
+/// [`DAY_SECS`] old, so that most of what it sent has had the chance to recur on the next
+/// day: a list server first seen in its trickle hours and judged just after its first daily
+/// run (all of its samples a few hours old) looked like a bot campaign; a day later its second
+/// run at the same hour shows. A bot is judged a day after its campaign.
+pub const JUDGE_OLD_SHARE: f64 = 0.5;
+/// Seconds in a day: the age a sample needs before its hour of the day could recur.
+pub const DAY_SECS: i64 = 24 * 3600;
 /// Addresses of one source network that must have been seen before the network's pooled
 /// evidence can flag them (snowshoe): a network of a few servers or home lines has fewer;
 /// a snowshoe operation spreads over dozens (Spamhaus CSS: blocks of 8–16 addresses and
@@ -748,6 +756,11 @@ impl Activity {
             recurring_share,
         );
         e.spread = (SPREAD_WEIGHT * (SPREAD_MIDPOINT - spread)).clamp(-SPREAD_CAP, SPREAD_CAP);
+        // Bursts that recur at the same hours every day are a schedule (a list's daily run),
+        // not a campaign: only the share of samples outside recurring hours counts as bursty.
+        if e.spread > 0.0 {
+            e.spread *= 1.0 - recurring_share;
+        }
         let c = &self.cfg;
         let verdict = if h.known {
             Verdict::Known
@@ -866,15 +879,26 @@ impl Activity {
     }
 
     /// Hosts flagged (suspicious, or snowshoe) that were not returned by an earlier call,
-    /// among those first seen at least [`ActivityConfig::judge_after_secs`] before `now`
-    /// (pass `i64::MAX` at the end of input to judge every host): for streaming use (call it
+    /// among those first seen at least [`ActivityConfig::judge_after_secs`] before `now` and
+    /// with at least [`JUDGE_OLD_SHARE`] of their samples a day old (pass `i64::MAX` at the
+    /// end of input to judge every host): for streaming use (call it
     /// when event time passes an hour boundary). Sorted by evidence, then IP.
     pub fn take_new_suspicious(&mut self, now: i64) -> Vec<HostSummary> {
         let due = now.saturating_sub(self.cfg.judge_after_secs);
-        let pending = self
-            .hosts
-            .values()
-            .any(|h| !h.alerted && !h.known && h.first <= due);
+        let old_hour = now.saturating_sub(DAY_SECS).div_euclid(HOUR_SECS);
+        let ready = |h: &Host| {
+            !h.alerted
+                && h.first <= due
+                && (now == i64::MAX
+                    || h.hours_saturated
+                    || h.hours
+                        .iter()
+                        .filter(|(hr, _)| **hr < old_hour)
+                        .map(|(_, &c)| u64::from(c))
+                        .sum::<u64>() as f64
+                        >= JUDGE_OLD_SHARE * h.samples as f64)
+        };
+        let pending = self.hosts.values().any(|h| !h.known && ready(h));
         if !pending {
             return Vec::new();
         }
@@ -882,11 +906,7 @@ impl Activity {
             .judged()
             .into_iter()
             .filter(|s| s.verdict.flagged())
-            .filter(|s| {
-                self.hosts
-                    .get(&s.ip)
-                    .is_some_and(|h| !h.alerted && h.first <= due)
-            })
+            .filter(|s| self.hosts.get(&s.ip).is_some_and(ready))
             .collect();
         for s in &out {
             if let Some(h) = self.hosts.get_mut(&s.ip) {
@@ -1137,6 +1157,40 @@ mod tests {
         // Judged live only a day after it was first seen; then alerted once only.
         assert!(a.take_new_suspicious(T0 + 6 * 3600).is_empty());
         assert_eq!(a.take_new_suspicious(T0 + 36 * 3600).len(), 1);
+        assert!(a.take_new_suspicious(i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn daily_run_is_judged_once_it_could_recur() {
+        let mut a = Activity::new(ActivityConfig::default());
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        // One trickle sample at hour 0, then a run at hour 30 (day 2, 06:00): 40 sessions to
+        // 40 rare networks, 2 of them SYNs.
+        let run = |a: &mut Activity, hour: i64, net0: u8| {
+            for i in 0..40u8 {
+                let mut o = obs([10, 0, 0, 7], [198, net0, i, 1], 25, 0x10);
+                if i % 20 == 0 {
+                    o.tcp_flags = 0x02;
+                }
+                o.src_port = 30_000 + u16::from(net0) * 64 + u16::from(i);
+                a.observe(T0 + hour * 3600 + i64::from(i), &o);
+            }
+        };
+        a.observe(T0, &obs([10, 0, 0, 7], [198, 51, 100, 1], 25, 0x10));
+        run(&mut a, 30, 1);
+        // Six hours after the run a bot's campaign and a list's first run look alike...
+        assert_eq!(a.summary(ip).unwrap().verdict, Verdict::Suspicious);
+        // ...so it is not judged yet, though it was first seen 36 hours ago: its samples are
+        // not a day old.
+        assert!(a.take_new_suspicious(T0 + 36 * 3600).is_empty());
+        // The next day's run at the same hour (to other subscribers' networks).
+        run(&mut a, 54, 2);
+        let s = a.summary(ip).unwrap();
+        assert!(s.recurring_share > 0.95, "{}", s.recurring_share);
+        // Bursty, but the bursts recur: the spread adds (almost) nothing.
+        assert!(s.spread_evidence < 0.1, "{}", s.spread_evidence);
+        assert_eq!(s.verdict, Verdict::ServerLike);
+        assert!(a.take_new_suspicious(T0 + 79 * 3600).is_empty());
         assert!(a.take_new_suspicious(i64::MAX).is_empty());
     }
 
