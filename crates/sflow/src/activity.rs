@@ -103,6 +103,15 @@ pub const SPREAD_MIDPOINT: f64 = 0.6;
 pub const SPREAD_WEIGHT: f64 = 5.0;
 /// Cap on the spread evidence either way: the spread of a few samples is noisy.
 pub const SPREAD_CAP: f64 = 2.0;
+/// A steady spread (below [`SPREAD_MIDPOINT`]'s negative side) counts in full only for a
+/// host whose span (first to last sample) is at least this many hours: sending in every hour of
+/// a three-hour campaign says nothing about being a server; sending in every hour of a day does.
+pub const SPREAD_FULL_SPAN_HOURS: f64 = 24.0;
+/// Cap on the days evidence ([`HostSummary::days_evidence`]).
+pub const DAYS_CAP: f64 = 2.0;
+/// Cap on the destination evidence of a source network's pool (the sum of its addresses' own
+/// destination evidence): a pool of many addresses can say more than one host.
+pub const SNOWSHOE_DEST_CAP: f64 = 6.0;
 /// Default evidence (log10 likelihood ratio, spam source against server) needed to flag a
 /// host: 0.5, odds of about 3 to 1 from the samples alone.
 pub const DEFAULT_MIN_EVIDENCE: f64 = 0.5;
@@ -352,9 +361,18 @@ pub struct HostSummary {
     /// whose samples come in bursts, at any sample count.
     #[serde(default)]
     pub spread: f64,
-    /// Spread evidence: SPREAD_WEIGHT·(SPREAD_MIDPOINT − spread), capped at ±SPREAD_CAP.
+    /// Spread evidence: SPREAD_WEIGHT·(SPREAD_MIDPOINT − spread), capped at ±SPREAD_CAP; a
+    /// positive value times (1 − recurring share), a negative one times min(1, span / 24 h).
     #[serde(default)]
     pub spread_evidence: f64,
+    /// Distinct days (UTC) with samples.
+    #[serde(default)]
+    pub days: u64,
+    /// Days evidence: with all n samples on one day of an observation window of D ≥ 2 days,
+    /// (n − 1)·log10 D (the chance of that for a host sending every day is D^(1−n)), capped at
+    /// [`DAYS_CAP`]; 0 otherwise.
+    #[serde(default)]
+    pub days_evidence: f64,
     /// Sum of the four terms: the host's evidence of being a spam source (log10 odds).
     #[serde(default)]
     pub evidence: f64,
@@ -547,6 +565,8 @@ pub struct Activity {
     stats: ActivityStats,
     labelled: bool,
     bad_labels: HashSet<IpAddr>,
+    /// First and latest SMTP sample of the whole analysis (the observation window).
+    window: Option<(i64, i64)>,
 }
 
 impl Activity {
@@ -559,6 +579,7 @@ impl Activity {
             stats: ActivityStats::default(),
             labelled: false,
             bad_labels: HashSet::new(),
+            window: None,
         }
     }
 
@@ -596,6 +617,10 @@ impl Activity {
             return false;
         }
         self.stats.smtp_samples += 1;
+        self.window = Some(match self.window {
+            Some((a, b)) => (a.min(ts), b.max(ts)),
+            None => (ts, ts),
+        });
         if !self.hosts.contains_key(&o.src_ip) {
             if self.hosts.len() >= self.cfg.max_hosts {
                 self.stats.untracked_samples += 1;
@@ -758,9 +783,25 @@ impl Activity {
         e.spread = (SPREAD_WEIGHT * (SPREAD_MIDPOINT - spread)).clamp(-SPREAD_CAP, SPREAD_CAP);
         // Bursts that recur at the same hours every day are a schedule (a list's daily run),
         // not a campaign: only the share of samples outside recurring hours counts as bursty.
+        // Steady sending counts in full only over a day's span.
         if e.spread > 0.0 {
             e.spread *= 1.0 - recurring_share;
+        } else {
+            e.spread *= (span / SPREAD_FULL_SPAN_HOURS).min(1.0);
         }
+        // Days: a host all of whose samples fall on one day of an observation window of D
+        // days. A server (or an office) sends every day: each sample falls on any of the D
+        // days, so all n on one day has the chance D·(1/D)^n; a campaign puts them all there.
+        let day_set: HashSet<i64> = h.hours.keys().map(|x| x.div_euclid(24)).collect();
+        let days = day_set.len() as u64;
+        let observed_days = self
+            .window
+            .map_or(0, |(a, b)| (b - a).max(0).div_euclid(DAY_SECS) + 1);
+        e.days = if days == 1 && observed_days >= 2 && h.samples >= 1 {
+            ((h.samples - 1) as f64 * (observed_days as f64).log10()).min(DAYS_CAP)
+        } else {
+            0.0
+        };
         let c = &self.cfg;
         let verdict = if h.known {
             Verdict::Known
@@ -801,6 +842,8 @@ impl Activity {
             daily_evidence: e.daily,
             spread,
             spread_evidence: e.spread,
+            days,
+            days_evidence: e.days,
             evidence: e.total(),
             net_addresses: 0,
             net_evidence: 0.0,
@@ -832,15 +875,18 @@ impl Activity {
             p.addresses += 1;
             p.samples += s.samples;
             p.syns += s.syn_samples;
-            p.rare += s.rare_sessions;
-            p.repeats += s.rare_repeats;
+            p.dest += s.dest_evidence;
         }
         for s in v.iter_mut().filter(|s| !s.known) {
             let Some(p) = pools.get(&net_key(s.ip)) else {
                 continue;
             };
             s.net_addresses = p.addresses;
-            s.net_evidence = evidence(p.samples, p.syns, p.rare, p.repeats, 0.0).total();
+            // Each address's destinations are its own (repeats happen within a host, not
+            // across a network of different servers): the pool's destination evidence is the
+            // sum of its addresses' own.
+            s.net_evidence =
+                evidence(p.samples, p.syns, 0, 0, 0.0).syn + p.dest.min(SNOWSHOE_DEST_CAP);
             if s.verdict != Verdict::Suspicious
                 && p.addresses >= SNOWSHOE_MIN_ADDRESSES
                 && s.net_evidence >= SNOWSHOE_MIN_EVIDENCE
@@ -979,8 +1025,7 @@ struct Pool {
     addresses: u64,
     samples: u64,
     syns: u64,
-    rare: u64,
-    repeats: u64,
+    dest: f64,
 }
 
 /// The three evidence terms of a host (log10 likelihood ratios, spam source against
@@ -991,11 +1036,12 @@ struct Evidence {
     dest: f64,
     daily: f64,
     spread: f64,
+    days: f64,
 }
 
 impl Evidence {
     fn total(&self) -> f64 {
-        self.syn + self.dest + self.daily + self.spread
+        self.syn + self.dest + self.daily + self.spread + self.days
     }
 }
 
@@ -1029,6 +1075,7 @@ fn evidence(samples: u64, syns: u64, rare: u64, repeats: u64, recurring: f64) ->
         dest,
         daily: -RECURRING_WEIGHT * recurring,
         spread: 0.0,
+        days: 0.0,
     }
 }
 
@@ -1192,6 +1239,37 @@ mod tests {
         assert_eq!(s.verdict, Verdict::ServerLike);
         assert!(a.take_new_suspicious(T0 + 79 * 3600).is_empty());
         assert!(a.take_new_suspicious(i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn days_evidence_of_a_one_day_host() {
+        let mut a = Activity::new(ActivityConfig::default());
+        // Host 1: three samples in hour 2 of day 1. Host 2: one sample on day 1, one on day 3
+        // (the observation window is three days).
+        for i in 0..3 {
+            a.observe(
+                T0 + 2 * 3600 + i,
+                &obs([10, 0, 0, 1], [198, 51, 100, 1], 25, 0x10),
+            );
+        }
+        a.observe(T0, &obs([10, 0, 0, 2], [198, 51, 100, 1], 25, 0x10));
+        let one = "10.0.0.1".parse().unwrap();
+        // Only one day observed so far: no evidence either way.
+        assert_eq!(a.summary(one).unwrap().days_evidence, 0.0);
+        a.observe(
+            T0 + 50 * 3600,
+            &obs([10, 0, 0, 2], [198, 51, 100, 1], 25, 0x10),
+        );
+        let s = a.summary(one).unwrap();
+        // All 3 samples on one of 3 days: a daily sender does that with chance 3·(1/3)^3.
+        assert_eq!(s.days, 1);
+        assert!(
+            (s.days_evidence - 2.0 * 3f64.log10()).abs() < 1e-9,
+            "{}",
+            s.days_evidence
+        );
+        let two = a.summary("10.0.0.2".parse().unwrap()).unwrap();
+        assert_eq!((two.days, two.days_evidence), (2, 0.0));
     }
 
     #[test]

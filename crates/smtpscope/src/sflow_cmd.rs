@@ -289,10 +289,10 @@ pub fn host_alert(s: &HostSummary, labelled: bool) -> Alert {
         entity: Entity::new(EntityKind::Client, s.ip.to_string()),
         score: (s.score * 1000.0).round() / 1000.0,
         summary: format!(
-            "evidence {:.1} (sessions {:+.1}: {} SYNs in {} samples, share {:.2}-{:.2}; destinations {:+.1}: {} rare of {} sessions, {} repeated; daily {:+.1}: {} hours of the day on two days; spread {:+.1}: {:.2} of even sending); {} networks, {} hours in {} four-hour blocks, ~{} packets",
+            "evidence {:.1} (sessions {:+.1}: {} SYNs in {} samples, share {:.2}-{:.2}; destinations {:+.1}: {} rare of {} sessions, {} repeated; daily {:+.1}: {} hours of the day on two days; spread {:+.1}: {:.2} of even sending; days {:+.1}: {} days); {} networks, {} hours in {} four-hour blocks, ~{} packets",
             s.evidence, s.syn_evidence, s.syn_samples, s.samples, s.syn_share_low, s.syn_share_high,
             s.dest_evidence, s.rare_sessions, s.sessions, s.rare_repeats,
-            s.daily_evidence, s.daily_hours, s.spread_evidence, s.spread, s.dst_nets, s.hours, s.blocks, s.est_packets
+            s.daily_evidence, s.daily_hours, s.spread_evidence, s.spread, s.days_evidence, s.days, s.dst_nets, s.hours, s.blocks, s.est_packets
         ),
         evidence,
     }
@@ -598,7 +598,7 @@ fn report(src: &SflowSource, alerts: &[Alert], opts: &AnalyzeOpts) -> Result<()>
     Ok(())
 }
 
-const TABLE_HEADER: &str = "ip\tsamples\test_packets\test_bytes\tsyn_samples\test_syns\tdst_ips\tdst_nets\thours\tblocks\thours_per_block\tfill\tdest_variation\tfirst\tlast\tknown\tbad\tverdict\tscore\treply_samples\treset_replies\tsyn_share_low\tsyn_share_high\tsessions\trare_sessions\trare_repeats\tdaily_hours\tsyn_evidence\tdest_evidence\tdaily_evidence\tspread\tspread_evidence\tevidence\tnet_addresses\tnet_evidence";
+const TABLE_HEADER: &str = "ip\tsamples\test_packets\test_bytes\tsyn_samples\test_syns\tdst_ips\tdst_nets\thours\tblocks\thours_per_block\tfill\tdest_variation\tfirst\tlast\tknown\tbad\tverdict\tscore\treply_samples\treset_replies\tsyn_share_low\tsyn_share_high\tsessions\trare_sessions\trare_repeats\tdaily_hours\tsyn_evidence\tdest_evidence\tdaily_evidence\tspread\tspread_evidence\tdays\tdays_evidence\tevidence\tnet_addresses\tnet_evidence";
 
 fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Result<()> {
     writeln!(out, "{TABLE_HEADER}")?;
@@ -611,7 +611,7 @@ fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Resul
         let sat = if s.dests_saturated { "+" } else { "" };
         writeln!(
             out,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}{sat}\t{}{sat}\t{}\t{}\t{:.2}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{bad}\t{}\t{:.3}\t{}\t{}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{}\t{:.2}\t{:.2}\t{:.2}\t{:.3}\t{:.2}\t{:.2}\t{}\t{:.2}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}{sat}\t{}{sat}\t{}\t{}\t{:.2}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{bad}\t{}\t{:.3}\t{}\t{}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{}\t{:.2}\t{:.2}\t{:.2}\t{:.3}\t{:.2}\t{}\t{:.2}\t{:.2}\t{}\t{:.2}",
             s.ip,
             s.samples,
             s.est_packets,
@@ -643,6 +643,8 @@ fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Resul
             s.daily_evidence,
             s.spread,
             s.spread_evidence,
+            s.days,
+            s.days_evidence,
             s.evidence,
             s.net_addresses,
             s.net_evidence
