@@ -8,6 +8,7 @@
 //! a flood of new keys — half a million invented user names — can churn through probation but
 //! never flush what was learned. Every eviction is counted, per segment.
 
+use std::borrow::Borrow;
 use std::hash::Hash;
 
 use maillog::Ts;
@@ -59,19 +60,29 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// Entry for `k`, created with `make` (in probation) when absent, touched at `ts`.
-    pub fn get_or_insert_with(&mut self, k: &K, ts: Ts, make: impl FnOnce() -> V) -> &mut V {
-        // One hash lookup on the common paths (hashbrown skips hashing an empty segment).
+    ///
+    /// `k` is borrowed (`&str` for a `String` key): the key is copied only when a new entry is
+    /// made, never to look one up (a `String` key used to be cloned, and freed, on every call).
+    pub fn get_or_insert_with<Q>(&mut self, k: &Q, ts: Ts, make: impl FnOnce() -> V) -> &mut V
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        // hashbrown skips hashing an empty segment.
         let e = if !self.protected.is_empty() && self.protected.contains_key(k) {
             self.protected
                 .get_mut(k)
                 .expect("present: contains_key just said so")
         } else {
-            if self.len() >= self.cap && !self.probation.contains_key(k) {
-                self.make_room();
+            if !self.probation.contains_key(k) {
+                if self.len() >= self.cap {
+                    self.make_room();
+                }
+                self.probation.insert(k.to_owned(), (ts, make()));
             }
             self.probation
-                .entry(k.clone())
-                .or_insert_with(|| (ts, make()))
+                .get_mut(k)
+                .expect("present: found or inserted above")
         };
         if ts > e.0 {
             e.0 = ts;
@@ -80,14 +91,22 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// Move `k` to the protected segment (no-op when absent or already there).
-    pub fn protect(&mut self, k: &K) {
+    pub fn protect<Q>(&mut self, k: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if let Some((key, v)) = self.probation.remove_entry(k) {
             self.protected.insert(key, v);
         }
     }
 
     /// The segment `k` is in.
-    pub fn segment(&self, k: &K) -> Option<Segment> {
+    pub fn segment<Q>(&self, k: &Q) -> Option<Segment>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if self.protected.contains_key(k) {
             Some(Segment::Protected)
         } else if self.probation.contains_key(k) {
@@ -98,7 +117,11 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// Look up without touching.
-    pub fn get(&self, k: &K) -> Option<&V> {
+    pub fn get<Q>(&self, k: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.protected
             .get(k)
             .or_else(|| self.probation.get(k))
@@ -106,7 +129,11 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// Look up mutably without touching.
-    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+    pub fn get_mut<Q>(&mut self, k: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         match self.protected.get_mut(k) {
             Some((_, v)) => Some(v),
             None => self.probation.get_mut(k).map(|(_, v)| v),

@@ -393,7 +393,7 @@ impl Bruteforce {
 
     /// Whether `user` is an existing account (logged in successfully or sent mail).
     pub fn knows(&self, user: &str) -> bool {
-        self.accounts.get(&user.to_string()).is_some()
+        self.accounts.get(user).is_some()
     }
 
     /// Accounts, attacker addresses, networks and guessed names with state.
@@ -765,7 +765,7 @@ impl Bruteforce {
         &mut self,
         cfg: &Config,
         ts: Ts,
-        user: &String,
+        user: &str,
         ip: Option<IpAddr>,
         asn: Option<u32>,
         out: &mut Vec<Alert>,
@@ -820,7 +820,7 @@ impl Bruteforce {
         out.push(Alert {
             ts,
             detector: Detector::AuthBruteforce,
-            entity: Entity::new(EntityKind::Account, user.as_str()),
+            entity: Entity::new(EntityKind::Account, user),
             score: SCORE_TARGETED,
             summary: format!(
                 "{f} failed logins from {ips} IPs within {}{}: this account is the target of distributed password guessing",
@@ -849,16 +849,16 @@ impl Bruteforce {
         if user.is_empty() {
             return;
         }
-        let key = user.to_string();
+        let key = user;
         // A name that failed before it ever logged in brings its guessing along.
-        let moved = if self.accounts.get(&key).is_none() {
+        let moved = if self.accounts.get(key).is_none() {
             self.names
                 .get_mut(&name_key(user))
                 .map(|g| std::mem::replace(g, Guessing::new(NAME_SOURCES)))
         } else {
             None
         };
-        let acct = self.accounts.get_or_insert_with(&key, ts, || Account {
+        let acct = self.accounts.get_or_insert_with(key, ts, || Account {
             places: Places::new(ts),
             guessing: None,
             guessed_alerted: None,
@@ -874,8 +874,8 @@ impl Bruteforce {
         if let Some(a) = self.addresses.get_mut(&ip) {
             a.logins.insert(name_key(user));
         }
-        let verdict = self.judge(cfg, ts, &key, ip, asn);
-        let Some(acct) = self.accounts.get_mut(&key) else {
+        let verdict = self.judge(cfg, ts, key, ip, asn);
+        let Some(acct) = self.accounts.get_mut(key) else {
             return;
         };
         let origin = match verdict {
@@ -893,18 +893,11 @@ impl Bruteforce {
             }
             Verdict::Suspicious(o) => o,
         };
-        self.guessed_alert(cfg, ts, &key, Some(ip), Some(service), origin, out);
+        self.guessed_alert(cfg, ts, key, Some(ip), Some(service), origin, out);
     }
 
     /// Judge a successful login of an existing account from `ip`.
-    fn judge(
-        &mut self,
-        cfg: &Config,
-        ts: Ts,
-        user: &String,
-        ip: IpAddr,
-        asn: Option<u32>,
-    ) -> Verdict {
+    fn judge(&mut self, cfg: &Config, ts: Ts, user: &str, ip: IpAddr, asn: Option<u32>) -> Verdict {
         let c = &cfg.bruteforce;
         let quiet = c.attack_quiet.0;
         let Some(acct) = self.accounts.get(user) else {
@@ -1040,14 +1033,14 @@ impl Bruteforce {
         if !c.enabled {
             return;
         }
-        let key = user.to_string();
+        let key = user;
         let during = self
             .accounts
-            .get(&key)
+            .get(key)
             .and_then(|a| a.login_during_guessing)
             .is_some_and(|t| t.plus_secs(c.source_memory.0) >= ts);
         if during {
-            self.guessed_alert(cfg, ts, &key, None, None, Origin::ChangedSending, out);
+            self.guessed_alert(cfg, ts, key, None, None, Origin::ChangedSending, out);
         }
     }
 
@@ -1056,7 +1049,7 @@ impl Bruteforce {
         &mut self,
         cfg: &Config,
         ts: Ts,
-        user: &String,
+        user: &str,
         ip: Option<IpAddr>,
         service: Option<Service>,
         origin: Origin,
@@ -1112,7 +1105,7 @@ impl Bruteforce {
         out.push(Alert {
             ts,
             detector: Detector::AuthBruteforce,
-            entity: Entity::new(EntityKind::Account, user.as_str()),
+            entity: Entity::new(EntityKind::Account, user),
             score: origin.score(),
             summary: format!(
                 "successful {how}login{from} {} ({failures} failed logins from {} addresses within {}): password probably guessed",

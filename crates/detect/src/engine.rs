@@ -326,11 +326,13 @@ impl Engine {
         if self.stats.last_ts.is_none_or(|l| ts > l) {
             self.stats.last_ts = Some(ts);
         }
-        if !host.is_empty() && self.own_names.len() < MAX_OWN_NAMES {
-            let h = host.to_ascii_lowercase();
-            if !self.own_names.contains(&h) {
-                self.own_names.push(h);
-            }
+        // Every name kept is lower-case, so comparing without case finds the same ones as
+        // comparing the lower-cased host, without a `String` per event.
+        if !host.is_empty()
+            && self.own_names.len() < MAX_OWN_NAMES
+            && !self.own_names.iter().any(|n| n.eq_ignore_ascii_case(host))
+        {
+            self.own_names.push(host.to_ascii_lowercase());
         }
         self.direct(ts, program, ev);
         self.corr.feed(ts, host, pid, ev);

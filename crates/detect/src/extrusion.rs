@@ -19,6 +19,9 @@
 //! the client's own verdict; when they are most of it, the client itself is the problem.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 
 use maillog::hash::Map as HashMap;
 
@@ -134,6 +137,19 @@ const BAD_ADDRESS_TEXT: &[&str] = &[
     "mailbox disabled",
 ];
 
+/// One of a list of lower-case phrases anywhere in a reply, ignoring ASCII case: one pass of an
+/// Aho-Corasick automaton over the text instead of lower-casing it into a new `String` and
+/// searching for each phrase in turn (that was 7 % of all instructions of `analyze`).
+fn phrases(list: &[&str]) -> AhoCorasick {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(list)
+        .expect("a few constant phrases always make an automaton")
+}
+static NOT_SPAM_PHRASES: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(NOT_SPAM_TEXT));
+static REFUSED_PHRASES: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(REFUSED_TEXT));
+static BAD_ADDRESS_PHRASES: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(BAD_ADDRESS_TEXT));
+
 impl FailureKind {
     /// Classify a failed recipient by its reply text, then by its enhanced status code.
     pub fn of(rc: &Recipient) -> FailureKind {
@@ -142,15 +158,14 @@ impl FailureKind {
 
     /// Classify from the enhanced status code, reply text and outcome.
     pub fn from_reply(dsn: Option<&str>, reply: Option<&str>, outcome: Outcome) -> FailureKind {
-        let text = reply.unwrap_or("").to_ascii_lowercase();
-        let has = |list: &[&str]| list.iter().any(|p| text.contains(p));
-        if has(NOT_SPAM_TEXT) {
+        let text = reply.unwrap_or("");
+        if NOT_SPAM_PHRASES.is_match(text) {
             return FailureKind::NotSpam;
         }
-        if has(REFUSED_TEXT) {
+        if REFUSED_PHRASES.is_match(text) {
             return FailureKind::Refused;
         }
-        if has(BAD_ADDRESS_TEXT) {
+        if BAD_ADDRESS_PHRASES.is_match(text) {
             return FailureKind::BadAddress;
         }
         match dsn {
@@ -510,6 +525,9 @@ pub struct Extrusion {
     entities: BoundedMap<Entity, EntityState>,
     /// Incoming (sender -> local recipient) pairs, for recognising replies.
     inbound: BoundedMap<u64, ()>,
+    /// Reused buffer for [`reply_key`] (no `String` per failed recipient). Not state.
+    #[serde(skip)]
+    key_buf: String,
 }
 
 fn local_part(addr: &str) -> &str {
@@ -517,10 +535,10 @@ fn local_part(addr: &str) -> &str {
 }
 
 /// Normalize a failure reply for grouping: code and first words.
-fn reply_key(r: &str) -> String {
+fn reply_key(r: &str, out: &mut String) {
     // "host mx.example[192.0.2.1] said: 550 5.1.1 <a@b>: Recipient address rejected: …"
     let r = r.split_once(" said: ").map_or(r, |(_, rest)| rest);
-    let mut out = String::new();
+    out.clear();
     for (i, w) in r
         .split_whitespace()
         .filter(|w| !w.contains('@') && !w.contains('['))
@@ -534,7 +552,6 @@ fn reply_key(r: &str) -> String {
         }
         out.push_str(w);
     }
-    out
 }
 
 /// Evidence of a `delivery-failures` alert (its `evidence` JSON).
@@ -635,6 +652,7 @@ impl Extrusion {
         Extrusion {
             entities: BoundedMap::new(cfg.limits.max_entities),
             inbound: BoundedMap::new(cfg.rejection_daemons.max_pairs),
+            key_buf: String::new(),
         }
     }
 
@@ -718,11 +736,11 @@ impl Extrusion {
         if failed > 0 {
             for r in rec.failed() {
                 if let Some(rep) = &r.reply {
-                    let k = reply_key(rep);
-                    if let Some(c) = st.replies.get_mut(&k) {
+                    reply_key(rep, &mut self.key_buf);
+                    if let Some(c) = st.replies.get_mut(self.key_buf.as_str()) {
                         *c += 1;
                     } else if st.replies.len() < MAX_REPLIES {
-                        st.replies.insert(k, 1);
+                        st.replies.insert(self.key_buf.clone(), 1);
                     }
                 }
             }

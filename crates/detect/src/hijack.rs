@@ -933,7 +933,7 @@ impl Hijack {
     /// accounts that already have state (they sent mail) count it: a failure for a name never
     /// seen creates nothing, so invented names cannot flush real accounts.
     pub fn auth_failure(&mut self, cfg: &Config, ts: Ts, account: &str) {
-        match self.accounts.get_mut(&account.to_string()) {
+        match self.accounts.get_mut(account) {
             Some(a) => a.auth_failures.add(ts, 1, cfg.hijack.window.0),
             None => self.failures_unknown += 1,
         }
@@ -1002,8 +1002,8 @@ impl Hijack {
         }
         let hc = &cfg.hijack;
         let src = self.source(geo, s.ip);
-        let key = s.account.to_string();
-        let a = self.enter(&key, s.ts);
+        let key = s.account;
+        let a = self.enter(key, s.ts);
         let new_country_today = new_country_today(a, src.as_ref(), s.msgs);
         let changed = note_send(a, hc, s, src.as_ref(), &campaign_ip);
         let flagged_now = a
@@ -1016,10 +1016,10 @@ impl Hijack {
         if !changed {
             return flagged_now;
         }
-        let features = self.features(cfg, &key, s, src.as_ref());
+        let features = self.features(cfg, key, s, src.as_ref());
         let sigs = signals(&features, hc);
         let score = combined(&sigs);
-        let Some(a) = self.accounts.get_mut(&key) else {
+        let Some(a) = self.accounts.get_mut(key) else {
             return false;
         };
         if score < hc.min_score {
@@ -1038,7 +1038,7 @@ impl Hijack {
 
     /// The state of account `key` at `ts`, created when new, with a finished day learned into
     /// its baseline (an account that now has a baseline is protected from eviction).
-    fn enter(&mut self, key: &String, ts: Ts) -> &mut Account {
+    fn enter(&mut self, key: &str, ts: Ts) -> &mut Account {
         let pop = &mut self.population;
         let a = self.accounts.get_or_insert_with(key, ts, || {
             pop.add_account();
@@ -1056,7 +1056,7 @@ impl Hijack {
     fn features(
         &mut self,
         cfg: &Config,
-        key: &String,
+        key: &str,
         s: &Send<'_>,
         src: Option<&Source>,
     ) -> Features {
@@ -1132,7 +1132,7 @@ impl Hijack {
     /// The IPs an account used within the window (for campaign correlation).
     pub fn recent_ips(&self, account: &str) -> Vec<IpAddr> {
         self.accounts
-            .get(&account.to_string())
+            .get(account)
             .map(|a| a.recent.iter().map(|o| o.ip).collect())
             .unwrap_or_default()
     }
@@ -1263,10 +1263,15 @@ fn note_send(
         if let Some(d) = r.rsplit_once('@').map(|(_, d)| d) {
             a.domains.insert(maillog::hash::str_key_ci(d));
         }
-        if a.sample_rcpts.len() >= SAMPLE_RCPTS {
-            a.sample_rcpts.pop_front();
-        }
-        a.sample_rcpts.push_back(r.to_string());
+        // The oldest sample's buffer is reused: no allocation per recipient once full.
+        let mut slot = if a.sample_rcpts.len() >= SAMPLE_RCPTS {
+            a.sample_rcpts.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        slot.clear();
+        slot.push_str(r);
+        a.sample_rcpts.push_back(slot);
     }
     while a.recent.front().is_some_and(|o| o.last.plus_secs(w) < s.ts) {
         a.recent.pop_front();

@@ -277,15 +277,31 @@ impl QKey {
 }
 
 fn cap(s: &str) -> String {
-    if s.len() <= MAX_FIELD {
-        s.to_string()
-    } else {
-        let mut e = MAX_FIELD;
-        while !s.is_char_boundary(e) {
-            e -= 1;
+    cap_str(s).to_string()
+}
+
+/// `*slot = v.map(cap)`, reusing the `String` already in `slot`.
+fn set_capped(slot: &mut Option<String>, v: Option<&str>) {
+    match (slot.as_mut(), v) {
+        (Some(s), Some(v)) => {
+            s.clear();
+            s.push_str(cap_str(v));
         }
-        s[..e].to_string()
+        (None, Some(v)) => *slot = Some(cap(v)),
+        (_, None) => *slot = None,
     }
+}
+
+/// `s` cut to [`MAX_FIELD`] bytes at a character boundary, borrowed.
+fn cap_str(s: &str) -> &str {
+    if s.len() <= MAX_FIELD {
+        return s;
+    }
+    let mut e = MAX_FIELD;
+    while !s.is_char_boundary(e) {
+        e -= 1;
+    }
+    &s[..e]
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
@@ -404,8 +420,15 @@ impl Correlator {
         origin: Origin,
     ) -> &mut MessageRecord {
         let key = QKey::new(hid, qid);
-        if !self.flight.contains_key(&key) && self.flight.len() >= self.max_in_flight {
-            self.evict();
+        if !self.flight.contains_key(&key) {
+            if self.flight.len() >= self.max_in_flight {
+                self.evict();
+            }
+            // The map only grows here, so its peak is its size after an insert.
+            let n = self.flight.len() as u64 + 1;
+            if n > self.stats.peak_in_flight {
+                self.stats.peak_in_flight = n;
+            }
         }
         let rec = self.flight.entry(key).or_insert_with(|| MessageRecord {
             host: cap(host),
@@ -432,12 +455,7 @@ impl Correlator {
         if ts > rec.finished {
             rec.finished = ts;
         }
-        let n = self.flight.len() as u64;
-        if n > self.stats.peak_in_flight {
-            self.stats.peak_in_flight = n;
-        }
-        // Re-borrow after the stats update.
-        self.flight.get_mut(&key).expect("inserted above")
+        rec
     }
 
     fn evict(&mut self) {
@@ -755,10 +773,12 @@ impl Correlator {
                     }
                 };
                 rc.ts = ts;
-                rc.dsn = dsn.map(cap);
-                rc.relay = relay.map(cap);
-                rc.transport = transport.map(cap);
-                rc.reply = reply.map(cap);
+                // Each attempt's details replace the last one's, in the same buffers (a message
+                // deferred ten times used to allocate and free these ten times).
+                set_capped(&mut rc.dsn, *dsn);
+                set_capped(&mut rc.relay, *relay);
+                set_capped(&mut rc.transport, *transport);
+                set_capped(&mut rc.reply, *reply);
                 rc.outcome = match status {
                     DeliveryStatus::Sent | DeliveryStatus::Deliverable => {
                         if queued_as.is_some() {

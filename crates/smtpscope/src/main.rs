@@ -374,6 +374,10 @@ fn analyze(
             "population_accounts": hs.population_accounts});
         eprintln!("{}", serde_json::to_string(&j)?);
     }
+    // The detection state (every entity's windows, a few hundred MB on a large log) goes back
+    // to the OS when the process exits: freeing it piece by piece first cost 4 % of a run's CPU
+    // (docs/PERFORMANCE.md). `analyze` ends here, so nothing is lost by not dropping it.
+    std::mem::forget(driver);
     Ok(())
 }
 
