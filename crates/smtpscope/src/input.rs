@@ -78,15 +78,107 @@ impl Source {
         } else {
             return Ok(Box::new(br));
         };
-        Ok(Box::new(BufReader::with_capacity(
-            BUF,
-            Damaged {
-                inner: decoder,
-                name: self.name(),
-                out: 0,
-                done: false,
-            },
-        )))
+        let damaged = Damaged {
+            inner: decoder,
+            name: self.name(),
+            out: 0,
+            done: false,
+        };
+        Ok(Box::new(Decompressed::spawn(damaged)?))
+    }
+}
+
+/// Bytes of decompressed text per block handed from the decompression thread to the reader.
+const BLOCK: usize = 1 << 20;
+/// Blocks in flight between the decompression thread and the reader: the two overlap, and the
+/// decompressor runs at most this far ahead, so memory stays a few MB whatever the file.
+const BLOCKS_AHEAD: usize = 4;
+
+/// A compressed input decompressed on its own thread (`decompress`): the thread that reads the
+/// lines (the reader of the parallel pipeline, or the only thread with `--threads 1`) gets
+/// plain text in blocks and spends none of its time in the decompressor, as with
+/// `zcat | smtpscope analyze -`.
+///
+/// Errors of the compressed stream never cross the channel: [`Damaged`] turns them into a
+/// warning and the end of that file, on the decompression thread. When the reader is dropped
+/// early (a peek at the first lines), the thread's next send fails and it stops.
+struct Decompressed {
+    blocks: std::sync::mpsc::Receiver<(Vec<u8>, usize)>,
+    /// Used buffers go back to the thread (no allocation per block).
+    spent: std::sync::mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    len: usize,
+    pos: usize,
+}
+
+impl Decompressed {
+    fn spawn(mut src: Damaged) -> Result<Decompressed> {
+        let (tx, blocks) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(BLOCKS_AHEAD);
+        let (spent, back) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("decompress".into())
+            .spawn(move || loop {
+                let mut buf = back.try_recv().unwrap_or_else(|_| vec![0u8; BLOCK]);
+                let mut n = 0;
+                let mut eof = false;
+                while n < buf.len() {
+                    match src.read(&mut buf[n..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        // `Damaged` reports errors itself and returns end of file instead.
+                        Err(_) => {
+                            eof = true;
+                            break;
+                        }
+                    }
+                }
+                if (n > 0 && tx.send((buf, n)).is_err()) || eof {
+                    return;
+                }
+            })
+            .context("cannot start the decompression thread")?;
+        Ok(Decompressed {
+            blocks,
+            spent,
+            cur: Vec::new(),
+            len: 0,
+            pos: 0,
+        })
+    }
+}
+
+impl Read for Decompressed {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let k = avail.len().min(out.len());
+        out[..k].copy_from_slice(&avail[..k]);
+        self.consume(k);
+        Ok(k)
+    }
+}
+
+impl BufRead for Decompressed {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.len {
+            // End of input when the thread has hung up after its last block.
+            if let Ok((b, n)) = self.blocks.recv() {
+                let old = std::mem::replace(&mut self.cur, b);
+                if !old.is_empty() {
+                    // The thread may have ended: then the buffer is simply dropped.
+                    let _ = self.spent.send(old);
+                }
+                (self.len, self.pos) = (n, 0);
+            }
+        }
+        Ok(&self.cur[self.pos..self.len])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.len);
     }
 }
 
@@ -316,6 +408,36 @@ mod tests {
             assert!(n < 20_000, "{name}: {n}");
             assert!(!read_line(&mut *r, &mut buf).unwrap(), "{name}");
         }
+    }
+
+    /// Decompression runs on its own thread, in blocks: a text of many blocks comes through
+    /// byte for byte, and readers dropped after one line (the peeks at a file's first stamps)
+    /// neither hang nor disturb the next reader.
+    #[test]
+    fn decompresses_many_blocks_on_its_own_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..400_000).map(|i| format!("line number {i}\n")).collect();
+        assert!(text.len() > BLOCK * (BLOCKS_AHEAD + 2));
+        let p = dir.path().join("big.log.gz");
+        let mut e =
+            flate2::write::GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap();
+        for _ in 0..3 {
+            let mut r = Source::File(p.clone()).open(None).unwrap();
+            let mut buf = Vec::new();
+            assert!(read_line(&mut *r, &mut buf).unwrap());
+            assert_eq!(buf, b"line number 0");
+        }
+        let mut r = Source::File(p).open(None).unwrap();
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert!(
+            all == text.as_bytes(),
+            "{} of {} bytes",
+            all.len(),
+            text.len()
+        );
     }
 
     #[test]
