@@ -170,6 +170,27 @@ fn refused_as_our_unknown_user(outcome: Outcome, reply: Option<&str>) -> bool {
         })
 }
 
+/// Whether `addr` is in one of `[network] local_domains`.
+fn is_local_domain(cfg: &Config, addr: &str) -> bool {
+    let d = addr.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    cfg.network
+        .local_domains
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case(d))
+}
+
+/// Whether every recipient of a record is one of our mailboxes (delivered locally, in a local
+/// domain, or an alias we forward).
+fn for_our_mailboxes(cfg: &Config, r: &MessageRecord) -> bool {
+    !r.recipients.is_empty()
+        && r.recipients.iter().all(|x| {
+            x.is_local_delivery()
+                || x.is_forwarded()
+                || is_local_domain(cfg, &x.addr)
+                || refused_as_our_unknown_user(x.outcome, x.reply.as_deref())
+        })
+}
+
 /// Why an unauthenticated client is taken for a customer of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CustomerBasis {
@@ -226,20 +247,24 @@ struct SnapshotOwned {
 pub struct Engine {
     cfg: Config,
     corr: Correlator,
-    extrusion: Extrusion,
-    helo: HeloDetector,
+    /// extrusion, helo-anomaly and the incoming rules: here, or on their own thread (see
+    /// [`Engine::detectors_on_thread`]), in which case this is an empty stand-in.
+    det: Detectors,
+    /// The thread running [`Engine::det`]'s work, when there is one.
+    off: Option<Offload>,
+    /// Work items handed to [`Detectors`] so far (orders alerts; see [`Offload`]).
+    ops: u64,
     own_names: Vec<String>,
     customers: BoundedMap<IpAddr, Customer>,
     own_asns: maillog::hash::Map<u32, u64>,
     hijack: Hijack,
     brute: Bruteforce,
     campaigns: Campaigns,
-    /// `incoming-failures`, `incoming-helo`, `looped-back`.
-    incoming: Incoming,
     geo: GeoRef,
     /// Policy requests' messages waiting for their log line (see [`crate::claims`]).
     claims: PolicyClaims,
-    alerts: Vec<Alert>,
+    /// Alerts not taken yet, each with its place in the engine's order (see [`Offload`]).
+    alerts: Vec<(u64, Alert)>,
     stats: EngineStats,
     records_buf: Vec<MessageRecord>,
     keep_records: bool,
@@ -253,7 +278,7 @@ impl Engine {
 
     /// An engine with these settings and this geo database.
     pub fn with_geo(cfg: Config, geo: GeoRef) -> Self {
-        let own_names = cfg
+        let own_names: Vec<String> = cfg
             .network
             .own_names
             .iter()
@@ -261,14 +286,14 @@ impl Engine {
             .collect();
         Engine {
             corr: Correlator::new(cfg.limits.max_in_flight),
-            extrusion: Extrusion::new(&cfg),
-            helo: HeloDetector::new(&cfg),
+            det: Detectors::new(&cfg, &geo, &own_names),
+            off: None,
+            ops: 0,
             customers: BoundedMap::new(cfg.limits.max_entities),
             own_asns: Default::default(),
             hijack: Hijack::new(&cfg),
             brute: Bruteforce::new(&cfg),
             campaigns: Campaigns::new(&cfg),
-            incoming: Incoming::new(&cfg),
             geo,
             claims: PolicyClaims::default(),
             own_names,
@@ -301,8 +326,51 @@ impl Engine {
     }
 
     /// Alerts raised since the last call.
+    ///
+    /// While the detectors run on their own thread ([`Engine::detectors_on_thread`]), these are
+    /// the alerts whose place in the order is settled (every earlier piece of work is done);
+    /// the rest come with a later call, at the latest after [`Engine::finish`]. Together, in
+    /// order, they are exactly the alerts of an engine without the thread.
     pub fn take_alerts(&mut self) -> Vec<Alert> {
-        std::mem::take(&mut self.alerts)
+        if self.off.is_none() {
+            if self.alerts.is_empty() {
+                return Vec::new();
+            }
+            return self.alerts.drain(..).map(|(_, a)| a).collect();
+        }
+        self.poll_worker();
+        let Some(off) = &mut self.off else {
+            unreachable!("checked above")
+        };
+        if self.alerts.is_empty() && off.alerts.is_empty() {
+            return Vec::new();
+        }
+        // Ours (even places) are settled up to the work the thread has finished; the thread's
+        // (odd places) all are.
+        let settled = if off.batch.is_empty() && off.done == off.sent {
+            u64::MAX
+        } else {
+            off.done.saturating_mul(2)
+        };
+        let n = self.alerts.partition_point(|(k, _)| *k <= settled);
+        let mut ours = self.alerts.drain(..n).peekable();
+        let mut theirs = off.alerts.drain(..).peekable();
+        let mut res = Vec::with_capacity(n + theirs.len());
+        loop {
+            let take_ours = match (ours.peek(), theirs.peek()) {
+                (Some((a, _)), Some((b, _))) => a < b,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if take_ours {
+                ours.next()
+            } else {
+                theirs.next()
+            };
+            res.extend(next.map(|(_, a)| a));
+        }
+        res
     }
 
     /// Records completed since the last call (only with [`Engine::keep_records`]).
@@ -332,17 +400,16 @@ impl Engine {
             && self.own_names.len() < MAX_OWN_NAMES
             && !self.own_names.iter().any(|n| n.eq_ignore_ascii_case(host))
         {
-            self.own_names.push(host.to_ascii_lowercase());
+            let name = host.to_ascii_lowercase();
+            self.own_names.push(name.clone());
+            self.dispatch(Op::OwnName(name));
         }
         self.direct(ts, program, ev);
         self.corr.feed(ts, host, pid, ev);
         self.lend_session_helo(ts, host, ev);
         let recs: Vec<MessageRecord> = self.corr.drain().collect();
         for r in recs {
-            self.on_record(&r);
-            if self.keep_records {
-                self.records_buf.push(r);
-            }
+            self.on_record(r);
         }
     }
 
@@ -473,11 +540,9 @@ impl Engine {
         self.corr.finish();
         let recs: Vec<MessageRecord> = self.corr.drain().collect();
         for r in recs {
-            self.on_record(&r);
-            if self.keep_records {
-                self.records_buf.push(r);
-            }
+            self.on_record(r);
         }
+        self.detectors_back();
     }
 
     /// Close messages idle for `secs` of event time (real-time service housekeeping).
@@ -485,10 +550,7 @@ impl Engine {
         self.corr.flush_idle(secs);
         let recs: Vec<MessageRecord> = self.corr.drain().collect();
         for r in recs {
-            self.on_record(&r);
-            if self.keep_records {
-                self.records_buf.push(r);
-            }
+            self.on_record(r);
         }
     }
 
@@ -497,12 +559,7 @@ impl Engine {
     }
 
     fn is_local_domain(&self, addr: &str) -> bool {
-        let d = addr.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-        self.cfg
-            .network
-            .local_domains
-            .iter()
-            .any(|l| l.eq_ignore_ascii_case(d))
+        is_local_domain(&self.cfg, addr)
     }
 
     /// Learn from a record whether its unauthenticated client is one of ours: it is when it
@@ -603,7 +660,7 @@ impl Engine {
                 // Only the AS says this address is ours, and it writes only to our own
                 // mailboxes, as any internet server does: the AS may be a cloud or a big
                 // provider where a few customers happen to sit, so it is an incoming host.
-                if basis == CustomerBasis::SameAs && self.for_our_mailboxes(r) {
+                if basis == CustomerBasis::SameAs && for_our_mailboxes(&self.cfg, r) {
                     return (Direction::Incoming, None);
                 }
                 return (
@@ -623,138 +680,49 @@ impl Engine {
         (Direction::Internal, None)
     }
 
-    fn on_record(&mut self, r: &MessageRecord) {
+    /// A completed record: counted, its client learned, classified; the hijack features get
+    /// an account's recipients here, and the rest goes to the [`Detectors`].
+    fn on_record(&mut self, r: MessageRecord) {
         self.stats.records += 1;
-        self.learn_customer(r);
-        let (dir, ent) = self.classify(r);
+        self.learn_customer(&r);
+        let (dir, ent) = self.classify(&r);
         match dir {
             Direction::Outgoing => self.stats.outgoing += 1,
             Direction::Incoming => self.stats.incoming += 1,
             Direction::Internal => self.stats.internal += 1,
         }
-        if dir == Direction::Incoming {
-            // Only mail for our own mailboxes: a record relayed out for a client not yet known
-            // as ours is not the MX's business.
-            if self.for_our_mailboxes(r) {
-                self.incoming_record(r, false);
-            }
-            // Mail from an internet server named in its domain: that domain's servers are
-            // elsewhere, so a customer whose HELO names it is forging (helo-anomaly).
-            if let Some(h) = r.client_host.as_deref() {
-                self.helo.note_foreign_server(r.finished, h);
-            }
-            if let Some(from) = r.sender.as_deref() {
-                for rc in r.recipients.iter().filter(|x| x.outcome.is_delivered()) {
-                    self.extrusion.note_inbound(r.finished, from, &rc.addr);
+        if dir != Direction::Incoming {
+            if let Some(ent) = &ent {
+                self.stats.failed_recipients += r.failed().count() as u64;
+                self.stats.delivered_recipients += r.delivered().count() as u64;
+                if ent.kind == EntityKind::Account {
+                    // Recipients and their outcomes reach the hijack features when the message
+                    // is done (the submission itself was counted when it happened).
+                    let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr.as_str()).collect();
+                    let failed = r.failed().count() as u32;
+                    self.send(r.finished, &ent.id, None, 0, &rcpts, failed);
                 }
+            }
+        }
+        if self.off.is_none() {
+            let mut out = Vec::new();
+            self.det.record(&r, dir, ent.as_ref(), &mut out);
+            self.push(out);
+            if self.keep_records {
+                self.records_buf.push(r);
             }
             return;
         }
-        // Local deliveries to our own mailboxes are incoming too, whoever sent them: remember
-        // them so that autoresponder replies are recognised.
-        if let Some(from) = r.sender.as_deref() {
-            for rc in r
-                .recipients
-                .iter()
-                .filter(|x| x.is_local_delivery() && x.outcome.is_delivered())
-            {
-                self.extrusion.note_inbound(r.finished, from, &rc.addr);
-            }
+        if self.keep_records {
+            self.records_buf.push(r.clone());
         }
-        let Some(ent) = ent else { return };
-        self.stats.failed_recipients += r.failed().count() as u64;
-        self.stats.delivered_recipients += r.delivered().count() as u64;
-        if ent.kind == EntityKind::Client {
-            self.helo.mark_ours(&ent, r.finished);
-            // A customer's machine writing only to our own mailboxes talks to us as an MX does
-            // to the internet: looked at by the incoming rules as our own (`looped-back`), and
-            // by them alone — none of its mail leaves us, so it is not extrusion, and its forged
-            // envelope senders are not tenants of a customer server (`delivery-failures`).
-            if self.for_our_mailboxes(r) {
-                self.incoming_record(r, true);
-                return;
-            }
-        }
-        if ent.kind == EntityKind::Account {
-            // Recipients and their outcomes reach the hijack features when the message is done
-            // (the submission itself was counted when it happened).
-            let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr.as_str()).collect();
-            let failed = r.failed().count() as u32;
-            self.send(r.finished, &ent.id, None, 0, &rcpts, failed);
-        }
-        let mut out = Vec::new();
-        self.extrusion.on_record(&self.cfg, &ent, r, &mut out);
-        if let Some(h) = r.helo.as_deref() {
-            let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr.as_str()).collect();
-            let obs = Observation {
-                ts: r.accepted,
-                helo: h,
-                sender: r.sender.as_deref(),
-                rcpts,
-                client: r.client_ip,
-                client_host: r.client_host.as_deref(),
-                refusals: r.failed().filter_map(|x| x.reply.as_deref()).collect(),
-                context: "message",
-                ours: true,
-            };
-            self.helo
-                .observe(&self.cfg, &self.own_names, &ent, &obs, &mut out);
-        }
-        self.push(out);
-    }
-
-    /// Whether every recipient of a record is one of our mailboxes (delivered locally, in a
-    /// local domain, or an alias we forward).
-    fn for_our_mailboxes(&self, r: &MessageRecord) -> bool {
-        !r.recipients.is_empty()
-            && r.recipients.iter().all(|x| {
-                x.is_local_delivery()
-                    || x.is_forwarded()
-                    || self.is_local_domain(&x.addr)
-                    || refused_as_our_unknown_user(x.outcome, x.reply.as_deref())
-            })
-    }
-
-    /// A message from an incoming host (or, `ours`, from a customer to our mailboxes) for the
-    /// incoming rules: its delivered and refused recipients and its HELO.
-    fn incoming_record(&mut self, r: &MessageRecord, ours: bool) {
-        let Some(ip) = r.client_ip else { return };
-        let unknown: Vec<&str> = r
-            .recipients
-            .iter()
-            .filter(|x| {
-                x.outcome == Outcome::Rejected && x.reply.as_deref().is_some_and(is_unknown_user)
-            })
-            .map(|x| x.addr.as_str())
-            .collect();
-        let first = r
-            .recipients
-            .first()
-            .map(|x| x.orig.as_deref().unwrap_or(&x.addr));
-        let seen = Seen {
-            ts: r.finished,
-            ip,
-            asn: self.asn_of(Some(ip)),
-            host: r.client_host.as_deref(),
-            helo: r.helo.as_deref(),
-            from: r.sender.as_deref(),
-            rcpt: first,
-            unknown: unknown.len() as u32,
-            unknown_addrs: unknown,
-            delivered: r.delivered().count() as u32,
-            ours,
-            verdict: r.filter.map(|m| m.verdict),
-            filter: r.filter.map(|m| m.filter),
-            score: r.filter.and_then(|m| m.score),
-        };
-        let mut out = Vec::new();
-        self.incoming.observe(&self.cfg, &seen, &mut out);
-        self.push(out);
+        self.dispatch(Op::Record(Box::new((r, dir, ent))));
     }
 
     fn push(&mut self, out: Vec<Alert>) {
         self.stats.alerts += out.len() as u64;
-        self.alerts.extend(out);
+        let place = 2 * self.ops;
+        self.alerts.extend(out.into_iter().map(|a| (place, a)));
     }
 
     /// The autonomous system of an address, when the geo data knows it.
@@ -847,133 +815,26 @@ impl Engine {
             if reason.contains("Relay access denied") {
                 return;
             }
-            let basis = self.customer_basis(ip);
-            // A refusal naming an unknown user of one of our own domains is about mail to our
-            // mailboxes: the incoming rules' business (`looped-back` for a customer), not
-            // extrusion's; and a client that is ours only by its AS is then an internet host.
-            let own_mailbox = refused_as_our_unknown_user(Outcome::Rejected, Some(reason));
-            let ours = match basis {
-                Some(CustomerBasis::SameAs) => !own_mailbox,
-                Some(_) => true,
-                None => program.contains("submission") || program.contains("smtps"),
-            };
-            let ent = Entity::new(EntityKind::Client, ip.to_string());
-            // A recipient our MX refused at RCPT time, sent without authentication: the
-            // incoming rules count unknown local users and the HELO (`looped-back` when the
-            // client is ours).
-            if *action == Action::Reject
-                && stage.is_none_or(|s| s == "RCPT")
-                && !program.contains("submission")
-                && !program.contains("smtps")
-            {
-                let unknown = is_unknown_user(reason);
-                // An unknown local user is mail to our own mailboxes: a client that is ours
-                // only by its AS is then an incoming host (see `classify`).
-                let ours = match basis {
-                    Some(CustomerBasis::SameAs) => !unknown,
-                    Some(_) => true,
-                    None => false,
-                };
-                // An unknown local user names one of our domains; any other refusal of an
-                // internet host is about mail to us too (a relay attempt was left out above),
-                // but a customer's other refusals are about its outgoing mail.
-                if unknown || !ours {
-                    let seen = Seen {
-                        ts,
-                        ip,
-                        asn: self.asn_of(Some(ip)),
-                        host: c.host,
-                        helo: Some(h),
-                        from: *from,
-                        rcpt: *to,
-                        unknown: u32::from(unknown),
-                        unknown_addrs: if unknown {
-                            to.iter().copied().collect()
-                        } else {
-                            Vec::new()
-                        },
-                        delivered: 0,
-                        ours,
-                        verdict: None,
-                        filter: None,
-                        score: None,
-                    };
-                    let mut out = Vec::new();
-                    self.incoming.observe(&self.cfg, &seen, &mut out);
-                    self.push(out);
-                }
-            }
-            // A recipient our own server refused from one of our customers failed as surely as
-            // one a remote server refused: count it (spam bots on customer lines are mostly
-            // stopped here, before any message exists).
-            if ours
-                && !own_mailbox
-                && *action == Action::Reject
-                && stage.is_none_or(|s| s == "RCPT")
-            {
-                if let Some(rcpt) = to {
-                    let rec = MessageRecord {
-                        host: String::new(),
-                        qid: "NOQUEUE".into(),
-                        accepted: ts,
-                        finished: ts,
-                        origin: Origin::Smtp,
-                        client_ip: Some(ip),
-                        client_host: c.host.map(str::to_string),
-                        helo: Some(h.to_string()),
-                        auth_user: None,
-                        local_user: None,
-                        sender: from.map(str::to_string),
-                        size: None,
-                        nrcpt: Some(1),
-                        message_id: None,
-                        recipients: vec![maillog::record::Recipient {
-                            addr: rcpt.to_string(),
-                            orig: None,
-                            outcome: Outcome::Rejected,
-                            dsn: None,
-                            relay: None,
-                            transport: None,
-                            reply: Some(reason.to_string()),
-                            deferrals: 0,
-                            ts,
-                        }],
-                        rejected: None,
-                        held: false,
-                        notices: 0,
-                        complete: true,
-                        filter: None,
-                    };
-                    let mut out = Vec::new();
-                    self.extrusion.on_record(&self.cfg, &ent, &rec, &mut out);
-                    self.push(out);
-                }
-            }
-            let obs = Observation {
+            let op = CheckOp {
                 ts,
-                helo: h,
-                sender: *from,
-                rcpts: to.iter().copied().collect(),
-                client: Some(ip),
-                client_host: c.host,
-                refusals: if *action == Action::Reject {
-                    vec![*reason]
-                } else {
-                    Vec::new()
-                },
-                context: reason,
-                ours,
+                ip,
+                basis: self.customer_basis(ip),
+                action: *action,
+                rcpt_stage: stage.is_none_or(|s| s == "RCPT"),
+                submission: program.contains("submission") || program.contains("smtps"),
+                host: c.host.map(str::to_string),
+                helo: h.to_string(),
+                from: from.map(str::to_string),
+                to: to.map(str::to_string),
+                reason: reason.to_string(),
             };
-            let mut out = Vec::new();
-            self.helo
-                .observe(&self.cfg, &self.own_names, &ent, &obs, &mut out);
-            self.push(out);
+            self.dispatch(Op::Check(Box::new(op)));
         }
     }
 
     /// Entities with extrusion state (for memory reports).
     pub fn tracked_entities(&self) -> usize {
-        self.extrusion.tracked()
+        self.det.extrusion.tracked()
     }
 
     /// Accounts with hijack state and their approximate heap bytes.
@@ -989,8 +850,8 @@ impl Engine {
             messages: self.corr.stats().evicted,
             hijack_accounts: hijack.evicted,
             hijack_established: hijack.evicted_established,
-            extrusion_entities: self.extrusion.evicted(),
-            helo_entities: self.helo.evicted(),
+            extrusion_entities: self.det.extrusion.evicted(),
+            helo_entities: self.det.helo.evicted(),
             brute_accounts,
             brute_attackers,
         }
@@ -1035,17 +896,22 @@ impl Engine {
     /// the compression can run off the thread that owns the engine
     /// ([`crate::snapshot::Raw::compress`] gives exactly what [`Engine::restore`] reads).
     pub fn snapshot_raw(&self) -> Result<crate::snapshot::Raw, SnapshotError> {
+        if self.off.is_some() {
+            return Err(SnapshotError::Encode(
+                "the detectors run on their own thread: snapshot after finish()".into(),
+            ));
+        }
         crate::snapshot::serialize(&SnapshotRef {
             corr: &self.corr,
-            extrusion: &self.extrusion,
-            helo: &self.helo,
+            extrusion: &self.det.extrusion,
+            helo: &self.det.helo,
             own_names: &self.own_names,
             customers: &self.customers,
             own_asns: &self.own_asns,
             hijack: &self.hijack,
             brute: &self.brute,
             campaigns: &self.campaigns,
-            incoming: &self.incoming,
+            incoming: &self.det.incoming,
             claims: &self.claims,
             stats: &self.stats,
             first_ts: self.stats.first_ts,
@@ -1058,16 +924,18 @@ impl Engine {
     /// engine is left as it was.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
         let s: SnapshotOwned = crate::snapshot::decode(bytes)?;
+        self.detectors_back();
         self.corr = s.corr;
-        self.extrusion = s.extrusion;
-        self.helo = s.helo;
+        self.det.extrusion = s.extrusion;
+        self.det.helo = s.helo;
+        self.det.own_names.clone_from(&s.own_names);
         self.own_names = s.own_names;
         self.customers = s.customers;
         self.own_asns = s.own_asns;
         self.hijack = s.hijack;
         self.brute = s.brute;
         self.campaigns = s.campaigns;
-        self.incoming = s.incoming;
+        self.det.incoming = s.incoming;
         self.claims = s.claims;
         self.stats = s.stats;
         self.stats.first_ts = s.first_ts;
@@ -1114,6 +982,497 @@ impl Engine {
         }
         out.extend(camp);
         self.push(out);
+    }
+}
+
+/// How many pieces of work [`Engine`] collects before handing them to the detector thread in
+/// one go (one channel message and wake-up per batch, not per event). Our own choice.
+const OFFLOAD_BATCH: usize = 512;
+/// Batches on their way to the detector thread at most; the engine waits when the thread is
+/// this far behind, so memory stays bounded however slow the detectors are.
+const OFFLOAD_QUEUE: usize = 8;
+
+/// Work for the [`Detectors`]: everything they need from an event or a record, owned, so it can
+/// be done on another thread. Decided on the engine's side with its state (direction,
+/// customers), applied on the detectors' side with theirs.
+#[derive(Debug)]
+enum Op {
+    /// A host name the engine learned as one of ours (helo-anomaly compares HELOs with them).
+    OwnName(String),
+    /// A refusal or warning at SMTP time (no queue id) of a possible customer.
+    Check(Box<CheckOp>),
+    /// A completed record, its direction and submitter.
+    Record(Box<(MessageRecord, Direction, Option<Entity>)>),
+}
+
+/// A refusal or warning without a queue id (see [`Engine::direct`]), owned.
+#[derive(Debug)]
+struct CheckOp {
+    ts: Ts,
+    ip: IpAddr,
+    basis: Option<CustomerBasis>,
+    action: Action,
+    /// Refused at RCPT time (or the stage is not logged).
+    rcpt_stage: bool,
+    /// Logged by a submission or smtps service.
+    submission: bool,
+    host: Option<String>,
+    helo: String,
+    from: Option<String>,
+    to: Option<String>,
+    reason: String,
+}
+
+/// The detectors whose state is theirs alone: extrusion (`delivery-failures`,
+/// `multiple-lists`), `helo-anomaly` and the incoming rules (`incoming-failures`,
+/// `incoming-helo`, `looped-back`). Nothing else in the engine reads their state and they read
+/// no other state, so they can run on a thread of their own; what they are given ([`Op`]) is
+/// decided by the engine in event order.
+#[derive(Debug)]
+struct Detectors {
+    cfg: Config,
+    geo: GeoRef,
+    /// The engine's own host names, kept in step by [`Op::OwnName`].
+    own_names: Vec<String>,
+    extrusion: Extrusion,
+    helo: HeloDetector,
+    incoming: Incoming,
+}
+
+impl Detectors {
+    fn new(cfg: &Config, geo: &GeoRef, own_names: &[String]) -> Detectors {
+        Detectors {
+            cfg: cfg.clone(),
+            geo: geo.clone(),
+            own_names: own_names.to_vec(),
+            extrusion: Extrusion::new(cfg),
+            helo: HeloDetector::new(cfg),
+            incoming: Incoming::new(cfg),
+        }
+    }
+
+    fn apply(&mut self, op: Op, out: &mut Vec<Alert>) {
+        match op {
+            Op::OwnName(n) => self.own_names.push(n),
+            Op::Check(c) => self.check(&c, out),
+            Op::Record(b) => {
+                let (r, dir, ent) = &*b;
+                self.record(r, *dir, ent.as_ref(), out);
+            }
+        }
+    }
+
+    /// A record's part in extrusion, helo-anomaly and the incoming rules (the engine counted it,
+    /// learned its client and gave an account's recipients to auth-hijack before).
+    fn record(
+        &mut self,
+        r: &MessageRecord,
+        dir: Direction,
+        ent: Option<&Entity>,
+        out: &mut Vec<Alert>,
+    ) {
+        if dir == Direction::Incoming {
+            // Only mail for our own mailboxes: a record relayed out for a client not yet known
+            // as ours is not the MX's business.
+            if for_our_mailboxes(&self.cfg, r) {
+                self.incoming_record(r, false, out);
+            }
+            // Mail from an internet server named in its domain: that domain's servers are
+            // elsewhere, so a customer whose HELO names it is forging (helo-anomaly).
+            if let Some(h) = r.client_host.as_deref() {
+                self.helo.note_foreign_server(r.finished, h);
+            }
+            if let Some(from) = r.sender.as_deref() {
+                for rc in r.recipients.iter().filter(|x| x.outcome.is_delivered()) {
+                    self.extrusion.note_inbound(r.finished, from, &rc.addr);
+                }
+            }
+            return;
+        }
+        // Local deliveries to our own mailboxes are incoming too, whoever sent them: remember
+        // them so that autoresponder replies are recognised.
+        if let Some(from) = r.sender.as_deref() {
+            for rc in r
+                .recipients
+                .iter()
+                .filter(|x| x.is_local_delivery() && x.outcome.is_delivered())
+            {
+                self.extrusion.note_inbound(r.finished, from, &rc.addr);
+            }
+        }
+        let Some(ent) = ent else { return };
+        if ent.kind == EntityKind::Client {
+            self.helo.mark_ours(ent, r.finished);
+            // A customer's machine writing only to our own mailboxes talks to us as an MX does
+            // to the internet: looked at by the incoming rules as our own (`looped-back`), and
+            // by them alone — none of its mail leaves us, so it is not extrusion, and its forged
+            // envelope senders are not tenants of a customer server (`delivery-failures`).
+            if for_our_mailboxes(&self.cfg, r) {
+                self.incoming_record(r, true, out);
+                return;
+            }
+        }
+        self.extrusion.on_record(&self.cfg, ent, r, out);
+        if let Some(h) = r.helo.as_deref() {
+            let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr.as_str()).collect();
+            let obs = Observation {
+                ts: r.accepted,
+                helo: h,
+                sender: r.sender.as_deref(),
+                rcpts,
+                client: r.client_ip,
+                client_host: r.client_host.as_deref(),
+                refusals: r.failed().filter_map(|x| x.reply.as_deref()).collect(),
+                context: "message",
+                ours: true,
+            };
+            self.helo
+                .observe(&self.cfg, &self.own_names, ent, &obs, out);
+        }
+    }
+
+    /// A message from an incoming host (or, `ours`, from a customer to our mailboxes) for the
+    /// incoming rules: its delivered and refused recipients and its HELO.
+    fn incoming_record(&mut self, r: &MessageRecord, ours: bool, out: &mut Vec<Alert>) {
+        let Some(ip) = r.client_ip else { return };
+        let unknown: Vec<&str> = r
+            .recipients
+            .iter()
+            .filter(|x| {
+                x.outcome == Outcome::Rejected && x.reply.as_deref().is_some_and(is_unknown_user)
+            })
+            .map(|x| x.addr.as_str())
+            .collect();
+        let first = r
+            .recipients
+            .first()
+            .map(|x| x.orig.as_deref().unwrap_or(&x.addr));
+        let seen = Seen {
+            ts: r.finished,
+            ip,
+            asn: self.geo.lookup_fast(ip).1,
+            host: r.client_host.as_deref(),
+            helo: r.helo.as_deref(),
+            from: r.sender.as_deref(),
+            rcpt: first,
+            unknown: unknown.len() as u32,
+            unknown_addrs: unknown,
+            delivered: r.delivered().count() as u32,
+            ours,
+            verdict: r.filter.map(|m| m.verdict),
+            filter: r.filter.map(|m| m.filter),
+            score: r.filter.and_then(|m| m.score),
+        };
+        self.incoming.observe(&self.cfg, &seen, out);
+    }
+
+    /// A refusal or warning at SMTP time of a possible customer (see [`Engine::direct`]).
+    fn check(&mut self, c: &CheckOp, out: &mut Vec<Alert>) {
+        let (ts, ip, basis, reason) = (c.ts, c.ip, c.basis, c.reason.as_str());
+        // A refusal naming an unknown user of one of our own domains is about mail to our
+        // mailboxes: the incoming rules' business (`looped-back` for a customer), not
+        // extrusion's; and a client that is ours only by its AS is then an internet host.
+        let own_mailbox = refused_as_our_unknown_user(Outcome::Rejected, Some(reason));
+        let ours = match basis {
+            Some(CustomerBasis::SameAs) => !own_mailbox,
+            Some(_) => true,
+            None => c.submission,
+        };
+        let ent = Entity::new(EntityKind::Client, ip.to_string());
+        // A recipient our MX refused at RCPT time, sent without authentication: the
+        // incoming rules count unknown local users and the HELO (`looped-back` when the
+        // client is ours).
+        if c.action == Action::Reject && c.rcpt_stage && !c.submission {
+            let unknown = is_unknown_user(reason);
+            // An unknown local user is mail to our own mailboxes: a client that is ours
+            // only by its AS is then an incoming host (see `classify`).
+            let ours = match basis {
+                Some(CustomerBasis::SameAs) => !unknown,
+                Some(_) => true,
+                None => false,
+            };
+            // An unknown local user names one of our domains; any other refusal of an
+            // internet host is about mail to us too (a relay attempt was left out above),
+            // but a customer's other refusals are about its outgoing mail.
+            if unknown || !ours {
+                let seen = Seen {
+                    ts,
+                    ip,
+                    asn: self.geo.lookup_fast(ip).1,
+                    host: c.host.as_deref(),
+                    helo: Some(&c.helo),
+                    from: c.from.as_deref(),
+                    rcpt: c.to.as_deref(),
+                    unknown: u32::from(unknown),
+                    unknown_addrs: if unknown {
+                        c.to.iter().map(String::as_str).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    delivered: 0,
+                    ours,
+                    verdict: None,
+                    filter: None,
+                    score: None,
+                };
+                self.incoming.observe(&self.cfg, &seen, out);
+            }
+        }
+        // A recipient our own server refused from one of our customers failed as surely as
+        // one a remote server refused: count it (spam bots on customer lines are mostly
+        // stopped here, before any message exists).
+        if ours && !own_mailbox && c.action == Action::Reject && c.rcpt_stage {
+            if let Some(rcpt) = &c.to {
+                let rec = MessageRecord {
+                    host: String::new(),
+                    qid: "NOQUEUE".into(),
+                    accepted: ts,
+                    finished: ts,
+                    origin: Origin::Smtp,
+                    client_ip: Some(ip),
+                    client_host: c.host.clone(),
+                    helo: Some(c.helo.clone()),
+                    auth_user: None,
+                    local_user: None,
+                    sender: c.from.clone(),
+                    size: None,
+                    nrcpt: Some(1),
+                    message_id: None,
+                    recipients: vec![maillog::record::Recipient {
+                        addr: rcpt.clone(),
+                        orig: None,
+                        outcome: Outcome::Rejected,
+                        dsn: None,
+                        relay: None,
+                        transport: None,
+                        reply: Some(c.reason.clone()),
+                        deferrals: 0,
+                        ts,
+                    }],
+                    rejected: None,
+                    held: false,
+                    notices: 0,
+                    complete: true,
+                    filter: None,
+                };
+                self.extrusion.on_record(&self.cfg, &ent, &rec, out);
+            }
+        }
+        let obs = Observation {
+            ts,
+            helo: &c.helo,
+            sender: c.from.as_deref(),
+            rcpts: c.to.iter().map(String::as_str).collect(),
+            client: Some(ip),
+            client_host: c.host.as_deref(),
+            refusals: if c.action == Action::Reject {
+                vec![reason]
+            } else {
+                Vec::new()
+            },
+            context: reason,
+            ours,
+        };
+        self.helo
+            .observe(&self.cfg, &self.own_names, &ent, &obs, out);
+    }
+}
+
+/// The detector thread (see [`Engine::detectors_on_thread`]) and the work on its way.
+///
+/// Order: every alert has a place, a number. The engine's own alerts (correlation-side
+/// detectors: auth-hijack, auth-bruteforce, campaign) get `2k` when `k` pieces of work had been
+/// handed to the [`Detectors`] before them; the alerts of the `k`-th piece get `2k + 1`. Sorting
+/// by place (stable) gives exactly the order of an engine that does all of it in one thread.
+#[derive(Debug)]
+struct Offload {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<Op>>>,
+    rx: std::sync::mpsc::Receiver<Done>,
+    handle: Option<std::thread::JoinHandle<Detectors>>,
+    /// Work not sent yet.
+    batch: Vec<Op>,
+    /// Emptied batches back from the thread, for reuse.
+    spare: Vec<Vec<Op>>,
+    /// Pieces of work sent (counted from the engine's first) and done.
+    sent: u64,
+    done: u64,
+    /// The thread's alerts received and not taken, in place order.
+    alerts: Vec<(u64, Alert)>,
+}
+
+/// What the detector thread sends back after a batch.
+#[derive(Debug)]
+struct Done {
+    /// Pieces of work done so far (counted from the engine's first).
+    upto: u64,
+    /// Their alerts, with their places.
+    alerts: Vec<(u64, Alert)>,
+    /// The batch, emptied.
+    batch: Vec<Op>,
+}
+
+/// The detector thread's loop: apply each batch in order, send back its alerts.
+fn detector_thread(
+    mut det: Detectors,
+    first: u64,
+    rx: std::sync::mpsc::Receiver<Vec<Op>>,
+    tx: std::sync::mpsc::Sender<Done>,
+) -> Detectors {
+    let mut k = first;
+    let mut out = Vec::new();
+    for mut batch in rx {
+        let mut alerts = Vec::new();
+        for op in batch.drain(..) {
+            det.apply(op, &mut out);
+            alerts.extend(out.drain(..).map(|a| (2 * k + 1, a)));
+            k += 1;
+        }
+        let done = Done {
+            upto: k,
+            alerts,
+            batch,
+        };
+        if tx.send(done).is_err() {
+            break;
+        }
+    }
+    det
+}
+
+impl Engine {
+    /// Run extrusion, helo-anomaly and the incoming rules on a thread of their own from now
+    /// until [`Engine::finish`] (`analyze` with more than one thread): the correlator, the
+    /// direction and the account detectors stay on the calling thread and hand the rest over
+    /// in batches. The alerts are exactly those of an engine without the thread, in the same
+    /// order ([`Engine::take_alerts`]); counters and state that belong to those detectors
+    /// ([`Engine::evictions`], [`Engine::tracked_entities`], snapshots) are only read after
+    /// [`Engine::finish`] (or before this call). No-op when the thread already runs.
+    pub fn detectors_on_thread(&mut self) {
+        if self.off.is_some() {
+            return;
+        }
+        let det = std::mem::replace(
+            &mut self.det,
+            Detectors::new(&self.cfg, &self.geo, &self.own_names),
+        );
+        let (tx, rx) = std::sync::mpsc::sync_channel(OFFLOAD_QUEUE);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let first = self.ops;
+        let handle = std::thread::Builder::new()
+            .name("detect".into())
+            .spawn(move || detector_thread(det, first, rx, done_tx))
+            .expect("spawning the detector thread");
+        self.off = Some(Offload {
+            tx: Some(tx),
+            rx: done_rx,
+            handle: Some(handle),
+            batch: Vec::with_capacity(OFFLOAD_BATCH),
+            spare: Vec::new(),
+            sent: first,
+            done: first,
+            alerts: Vec::new(),
+        });
+    }
+
+    /// Hand a piece of work to the [`Detectors`]: at once without their thread, else in the
+    /// next batch.
+    fn dispatch(&mut self, op: Op) {
+        self.ops += 1;
+        let Some(off) = &mut self.off else {
+            let mut out = Vec::new();
+            self.det.apply(op, &mut out);
+            self.push(out);
+            return;
+        };
+        off.batch.push(op);
+        if off.batch.len() >= OFFLOAD_BATCH {
+            self.send_batch();
+        }
+    }
+
+    /// Send the batch being collected to the detector thread (waits while it is
+    /// [`OFFLOAD_QUEUE`] batches behind).
+    fn send_batch(&mut self) {
+        self.poll_worker();
+        let Some(off) = &mut self.off else { return };
+        if off.batch.is_empty() {
+            return;
+        }
+        let next = off
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(OFFLOAD_BATCH));
+        let batch = std::mem::replace(&mut off.batch, next);
+        let n = batch.len() as u64;
+        let sent = off.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+        if !sent {
+            self.worker_died();
+        }
+        if let Some(off) = &mut self.off {
+            off.sent += n;
+        }
+    }
+
+    /// Take what the detector thread sent back, without waiting.
+    fn poll_worker(&mut self) {
+        let Some(off) = &mut self.off else { return };
+        while let Ok(d) = off.rx.try_recv() {
+            Self::accept(off, &mut self.stats, d);
+        }
+    }
+
+    fn accept(off: &mut Offload, stats: &mut EngineStats, d: Done) {
+        off.done = d.upto;
+        stats.alerts += d.alerts.len() as u64;
+        off.alerts.extend(d.alerts);
+        if off.spare.len() < 2 {
+            off.spare.push(d.batch);
+        }
+    }
+
+    /// Wait until the detector thread has done all work handed over, stop it and take its
+    /// detectors back; the alerts not taken stay, in order.
+    fn detectors_back(&mut self) {
+        if self.off.is_none() {
+            return;
+        }
+        self.send_batch();
+        loop {
+            let Some(off) = &mut self.off else { return };
+            if off.done >= off.sent {
+                break;
+            }
+            match off.rx.recv() {
+                Ok(d) => Self::accept(off, &mut self.stats, d),
+                Err(_) => self.worker_died(),
+            }
+        }
+        // Everything is settled: merge the thread's alerts into ours, in order.
+        let merged = self.take_alerts();
+        let Some(mut off) = self.off.take() else {
+            return;
+        };
+        off.tx = None;
+        let det = off
+            .handle
+            .take()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        if let Some(det) = det {
+            self.det = det;
+        }
+        self.alerts = merged.into_iter().map(|a| (0, a)).collect();
+    }
+
+    /// The detector thread is gone (it panicked): raise its panic here.
+    fn worker_died(&mut self) -> ! {
+        let handle = self.off.as_mut().and_then(|o| {
+            o.tx = None;
+            o.handle.take()
+        });
+        match handle.map(std::thread::JoinHandle::join) {
+            Some(Err(e)) => std::panic::resume_unwind(e),
+            _ => panic!("the detector thread stopped"),
+        }
     }
 }
 

@@ -283,7 +283,9 @@ impl Driver {
 }
 
 /// The batch analysis: every source through the [`Driver`], the end of input closing what is
-/// left. Returns what was read and every alert, in order.
+/// left. Returns what was read and every alert, in order. With `threads` > 1 the engine also
+/// runs its per-entity detectors on a thread of their own (`detect::Engine::detectors_on_thread`;
+/// the same alerts in the same order) until [`Driver::finish`].
 pub fn analyze(
     driver: &mut Driver,
     srcs: &[Source],
@@ -292,6 +294,9 @@ pub fn analyze(
     threads: usize,
 ) -> Result<(RunStats, Vec<detect::Alert>)> {
     let mut alerts = Vec::new();
+    if threads > 1 {
+        driver.engine.detectors_on_thread();
+    }
     let run = run_threads(srcs, t, progress, threads, |p, _| {
         driver.feed(p);
         alerts.extend(driver.take_alerts());
@@ -325,6 +330,9 @@ pub fn analyze_seeing(
         }
     }
     driver.engine.keep_records(true);
+    if threads > 1 {
+        driver.engine.detectors_on_thread();
+    }
     let mut alerts = Vec::new();
     let run = run_threads(srcs, t, progress, threads, |p, _| {
         driver.feed(p);
