@@ -11,6 +11,7 @@
 # Needs: postfwd (Debian), cargo. Prints one JSON line per server and a Markdown table; writes
 # them to bench/policy/results/ with the date.
 #   CONNECTIONS=16 SECONDS=10 USERS=1000 bench/policy/run.sh
+#   SMTPSCOPE_BASELINE_BIN=/path/to/older/smtpscope bench/policy/run.sh   # also that build
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -43,23 +44,53 @@ wait_port() {
     echo "bench: port $1 never opened" >&2; return 1
 }
 OUT=$T/results.jsonl
-bench() { # name port
-    "$LG" run "127.0.0.1:$2" "$CONNECTIONS" "$SECONDS_EACH" "$USERS" | sed "s/^{/{\"server\":\"$1\",/" | tee -a "$OUT"
+# CPU seconds (user + system, clock ticks of 1/100 s) of a process and all its descendants.
+cpu_tree() {
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1]); kids = {}; cpu = {}
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        f = open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    kids.setdefault(int(f[1]), []).append(int(d)); cpu[int(d)] = int(f[11]) + int(f[12])
+tot, todo = 0, [root]
+while todo:
+    p = todo.pop(); tot += cpu.get(p, 0); todo += kids.get(p, [])
+print("%.2f" % (tot / os.sysconf("SC_CLK_TCK")))
+PY
+}
+bench() { # name port server-pid
+    local c0 c1 load
+    c0=$(cpu_tree "$3"); load=$(cut -d' ' -f1-3 /proc/loadavg)
+    "$LG" run "127.0.0.1:$2" "$CONNECTIONS" "$SECONDS_EACH" "$USERS" > "$T/run.json"
+    c1=$(cpu_tree "$3")
+    sed "s/^{/{\"server\":\"$1\",\"server_cpu_s\":$(python3 -c "print(round($c1-$c0,2))"),\"load_before\":\"$load\",/" "$T/run.json" | tee -a "$OUT"
 }
 
 # floor
 P=$(port); "$LG" floor "$P" & PIDS+=($!); wait_port "$P"
-bench floor "$P"
+bench floor "$P" "${PIDS[-1]}"
 kill "${PIDS[-1]}"
 
-# smtpscope
-P=$(port); HP=$(port)
-NO_COLOR=1 SMTPSCOPE_LOG=warn "$SCOPE" serve --policy "127.0.0.1:$P" --store "$T/smtpscope.db" --http "127.0.0.1:$HP" --mode enforce 2> "$T/smtpscope.log" &
-PIDS+=($!); wait_port "$P"
-bench smtpscope "$P"
-# Were the requests analysed, or answered without analysis (fail open)?
-curl -sf "http://127.0.0.1:$HP/metrics" | grep -E '^smtpscope_(policy_fail_open_total|lines_total\{source="policy"\}|engine_queue_depth)' | sed 's/^/# /'
-kill -TERM "${PIDS[-1]}"
+# smtpscope (and, with SMTPSCOPE_BASELINE_BIN, an earlier build of it, for an A/B in one run)
+scope() { # name binary
+    local P HP
+    P=$(port); HP=$(port)
+    rm -f "$T/smtpscope.db"*
+    NO_COLOR=1 SMTPSCOPE_LOG=warn "$2" serve --policy "127.0.0.1:$P" --store "$T/smtpscope.db" --http "127.0.0.1:$HP" --mode enforce 2> "$T/smtpscope.log" &
+    PIDS+=($!); wait_port "$P"
+    bench "$1" "$P" "${PIDS[-1]}"
+    # Were the requests analysed, or answered without analysis (fail open)?
+    curl -sf "http://127.0.0.1:$HP/metrics" | grep -E '^smtpscope_(policy_fail_open_total|lines_total\{source="policy"\}|engine_queue_depth|engine_events_total)' | sed "s/^/# $1 /"
+    kill -TERM "${PIDS[-1]}"
+    wait "${PIDS[-1]}" 2>/dev/null || true
+}
+scope smtpscope "$SCOPE"
+[ -z "${SMTPSCOPE_BASELINE_BIN:-}" ] || scope smtpscope-baseline "$SMTPSCOPE_BASELINE_BIN"
 
 # postfwd2: at most 100 messages per sasl_username per minute (never reached by this load:
 # the check runs on every request, as smtpscope's does).
@@ -70,17 +101,19 @@ EOF
 postfwd2 --file "$T/postfwd.cf" --interface 127.0.0.1 --port "$P" --nodns --pidfile "$T/postfwd.pid" \
     -u nobody -g nogroup > "$T/postfwd.log" 2>&1
 wait_port "$P"
-bench postfwd "$P"
+bench postfwd "$P" "$(cat "$T/postfwd.pid")"
 
 python3 - "$OUT" "$CONNECTIONS" "$SECONDS_EACH" <<'EOF' | tee "$T/table.md"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 by = {r["server"]: r for r in rows}
 print("\n%s connections, %s s each, %s\n" % (sys.argv[2], sys.argv[3], __import__("time").strftime("%Y-%m-%d")))
-print("| server | requests/s | p50 ms | p99 ms | p99.9 ms | errors |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| server | requests/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU s | server CPU µs/request | load before |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for r in rows:
-    print("| %s | %.0f | %.3f | %.3f | %.3f | %d |" % (r["server"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["p999_us"] / 1000, r["errors"]))
+    print("| %s | %.0f | %.3f | %.3f | %.3f | %d | %.2f | %.1f | %s |" % (r["server"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["p999_us"] / 1000, r["errors"], r["server_cpu_s"], r["server_cpu_s"] * 1e6 / max(r["requests"], 1), r["load_before"]))
+if "floor" in by and "smtpscope" in by and by["floor"]["rps"] > 0:
+    print("\nsmtpscope / floor throughput: %.0f%%" % (100 * by["smtpscope"]["rps"] / by["floor"]["rps"]))
 if "smtpscope" in by and "postfwd" in by and by["postfwd"]["rps"] > 0:
     print("\nsmtpscope / postfwd throughput: %.1fx" % (by["smtpscope"]["rps"] / by["postfwd"]["rps"]))
 EOF

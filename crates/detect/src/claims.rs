@@ -143,6 +143,17 @@ pub struct SessionHelos {
     /// Sequence numbers of each session's transactions, oldest first.
     by_session: BTreeMap<SessionKey, VecDeque<u64>>,
     next_seq: u64,
+    /// The entry of each transaction that has an `instance`, by [`instance_key`] (checked
+    /// against the entry, so a collision of the hash only misses): found without walking the
+    /// session's transactions, which a busy session (one address and login sending much mail,
+    /// like a hijacked account) fills to [`MAX_TRANSACTIONS_PER_SESSION`].
+    by_instance: maillog::hash::Map<u64, u64>,
+}
+
+/// The key of a transaction in [`SessionHelos::by_instance`].
+fn instance_key(ip: IpAddr, account: &str, instance: &str) -> u64 {
+    use std::hash::BuildHasher;
+    maillog::hash::State::default().hash_one((ip, account, instance))
 }
 
 impl From<SessionHelos> for Vec<SessionHelo> {
@@ -168,6 +179,17 @@ fn cut(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// Forget entry `seq` (being removed) in the instance index.
+fn unindex(by_instance: &mut maillog::hash::Map<u64, u64>, seq: u64, e: &SessionHelo) {
+    if e.instance.is_empty() {
+        return;
+    }
+    let k = instance_key(e.ip, &e.account, &e.instance);
+    if by_instance.get(&k) == Some(&seq) {
+        by_instance.remove(&k);
+    }
 }
 
 impl SessionHelos {
@@ -208,10 +230,16 @@ impl SessionHelos {
                     })
                 })
             } else {
-                q.iter()
-                    .rev()
+                // The session's transaction with this instance (at most one: `note` adds one
+                // only when there is none).
+                self.by_instance
+                    .get(&instance_key(ip, &k.1, instance))
                     .copied()
-                    .find(|s| self.by_seq.get(s).is_some_and(|e| e.instance == instance))
+                    .filter(|s| {
+                        self.by_seq.get(s).is_some_and(|e| {
+                            e.instance == instance && e.ip == ip && e.account == k.1
+                        })
+                    })
             }
         });
         if let Some(e) = same.and_then(|s| self.by_seq.get_mut(&s)) {
@@ -242,9 +270,15 @@ impl SessionHelos {
         let mut dropped = 0;
         while q.len() > MAX_TRANSACTIONS_PER_SESSION {
             if let Some(old) = q.pop_front() {
-                self.by_seq.remove(&old);
+                if let Some(gone) = self.by_seq.remove(&old) {
+                    unindex(&mut self.by_instance, old, &gone);
+                }
                 dropped += 1;
             }
+        }
+        if !e.instance.is_empty() {
+            self.by_instance
+                .insert(instance_key(e.ip, &e.account, &e.instance), seq);
         }
         self.by_seq.insert(seq, e);
         while self.by_seq.len() > MAX_SESSION_HELOS {
@@ -259,6 +293,7 @@ impl SessionHelos {
         let Some((seq, e)) = self.by_seq.pop_first() else {
             return;
         };
+        unindex(&mut self.by_instance, seq, &e);
         let k = (e.ip, e.account);
         if let Some(q) = self.by_session.get_mut(&k) {
             q.retain(|s| *s != seq);

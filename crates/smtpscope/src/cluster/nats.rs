@@ -234,6 +234,27 @@ async fn publish_sure(js: &jetstream::Context, subject: String, id: String, payl
     }
 }
 
+/// The policy requests waiting in the inbox, as events of their partitions.
+fn take_policy(
+    shared: &Shared,
+    inbox: &mut crate::serve::policy::Batch,
+    router: &Router,
+    stamp: &mut Stamp,
+    prefix: &str,
+    batch: &mut Vec<(String, String, Vec<u8>)>,
+) {
+    shared.policy_inbox.take(inbox);
+    for (ts, raw) in inbox.iter() {
+        let part = router.policy(raw);
+        let e = stamp.event(part, Kind::Policy, ts.0, raw);
+        batch.push((
+            subject_events(prefix, part),
+            format!("{}-{}-{}-{}", e.edge, e.run, part, e.seq),
+            e.encode(),
+        ));
+    }
+}
+
 /// The edge: takes what the followers, the syslog receiver and the policy server hand to the
 /// engine channel, routes it, publishes it, in batches of at most [`PUBLISH_WINDOW`] events,
 /// each acknowledged by the server before the next batch (and before a mark) goes; a failed
@@ -253,6 +274,7 @@ pub async fn edge(
     let mut routed = Vec::new();
     let mut batch: Vec<(String, String, Vec<u8>)> = Vec::new();
     let mut idle_marked = false;
+    let mut inbox = crate::serve::policy::Batch::default();
     let mut last_line = std::time::Instant::now();
     let mut last_tick = std::time::Instant::now();
     let new_parser = |year: Option<i64>| {
@@ -285,18 +307,26 @@ pub async fn edge(
                 shared.metrics.lines[2].add(lines.len() as u64);
                 last_line = std::time::Instant::now();
             }
-            Msg::Policy { ts, raw } => {
-                let part = router.policy(&raw);
-                let e = stamp.event(part, Kind::Policy, ts.0, &raw);
-                batch.push((
-                    subject_events(&cfg.prefix, part),
-                    format!("{}-{}-{}-{}", e.edge, e.run, part, e.seq),
-                    e.encode(),
-                ));
-            }
+            Msg::Policy => take_policy(
+                &shared,
+                &mut inbox,
+                &router,
+                &mut stamp,
+                &cfg.prefix,
+                &mut batch,
+            ),
             Msg::Tick if last_tick.elapsed() < StdDuration::from_millis(900) => {}
             Msg::Tick => {
                 last_tick = std::time::Instant::now();
+                // Requests whose wake-up found the queue full.
+                take_policy(
+                    &shared,
+                    &mut inbox,
+                    &router,
+                    &mut stamp,
+                    &cfg.prefix,
+                    &mut batch,
+                );
                 // Once a second: every partition learns this edge's event time; idle after
                 // IDLE_AFTER_SECS without a line. The events before a mark are stored first (flushed and
                 // acknowledged): a mark must never overtake an event it vouches for.
@@ -318,6 +348,14 @@ pub async fn edge(
             }
             Msg::Alerts(_) => {}
             Msg::Shutdown(done) => {
+                take_policy(
+                    &shared,
+                    &mut inbox,
+                    &router,
+                    &mut stamp,
+                    &cfg.prefix,
+                    &mut batch,
+                );
                 flush(&node, &mut batch).await;
                 let _ = done.send(());
                 return;

@@ -47,13 +47,9 @@ pub enum Msg {
         /// saved one).
         replay: bool,
     },
-    /// A policy request (raw attribute lines), stamped at arrival.
-    Policy {
-        /// Arrival time.
-        ts: Ts,
-        /// Attribute lines.
-        raw: String,
-    },
+    /// Policy requests are waiting in [`Shared::policy_inbox`](super::Shared) (sent when the
+    /// first of a batch arrives; the ticks take what is left, too).
+    Policy,
     /// Alerts raised outside the engine (the sFlow analysis): committed like the engine's.
     Alerts(Vec<detect::Alert>),
     /// Once a second: the policy clock moves on, periodic baseline save and checkpoint.
@@ -78,6 +74,8 @@ pub struct Core {
     holds: Tracker,
     /// Held messages seen since the last step, with where they were learnt.
     held: Vec<(Held, Source)>,
+    /// The policy requests taken from the inbox (kept for its memory).
+    policy: super::policy::Batch,
 }
 
 impl Core {
@@ -91,6 +89,7 @@ impl Core {
             fed: BTreeMap::new(),
             holds: Tracker::default(),
             held: Vec::new(),
+            policy: Default::default(),
         };
         c.ensure(FIRST_FILE_SRC as usize + files);
         c
@@ -226,6 +225,16 @@ impl Core {
         }
     }
 
+    /// Feed the policy requests waiting in the inbox, in arrival order.
+    pub fn feed_policy_inbox(&mut self, shared: &Shared) {
+        let mut b = std::mem::take(&mut self.policy);
+        shared.policy_inbox.take(&mut b);
+        for (ts, raw) in b.iter() {
+            self.feed_policy(ts, raw);
+        }
+        self.policy = b;
+    }
+
     /// Alerts raised since the last call.
     pub fn take_alerts(&mut self) -> Vec<detect::Alert> {
         self.driver.take_alerts()
@@ -345,6 +354,7 @@ impl Core {
                 .queue_depth
                 .store(rx.len() as u64, Ordering::Relaxed);
             if let Msg::Shutdown(done) = msg {
+                self.feed_policy_inbox(shared);
                 let alerts = self.take_alerts();
                 shared.metrics.engine.copy_from(self.driver.engine());
                 self.commit(shared, &sinks, alerts, None);
@@ -418,9 +428,11 @@ impl Core {
                     pos = p;
                 }
             }
-            Msg::Policy { ts, raw } => self.feed_policy(ts, &raw),
+            Msg::Policy => self.feed_policy_inbox(shared),
             Msg::Alerts(a) => outside = a,
             Msg::Tick => {
+                // Requests whose wake-up found the queue full.
+                self.feed_policy_inbox(shared);
                 *ticks += 1;
                 // Only the policy clock moves: messages close by log time (the driver's idle
                 // policy), exactly as in `analyze`.

@@ -112,12 +112,17 @@ pub struct Histogram {
 impl Histogram {
     /// Observe one duration.
     pub fn observe(&self, d: std::time::Duration) {
+        self.observe_n(d, 1);
+    }
+
+    /// Observe `n` durations of `d` (the requests answered together).
+    pub fn observe_n(&self, d: std::time::Duration, n: u64) {
         let s = d.as_secs_f64();
         if let Some(i) = LATENCY_BUCKETS.iter().position(|b| s <= *b) {
-            self.buckets[i].inc();
+            self.buckets[i].add(n);
         }
-        self.count.inc();
-        self.sum_nanos.add(d.as_nanos() as u64);
+        self.count.add(n);
+        self.sum_nanos.add(n.saturating_mul(d.as_nanos() as u64));
     }
 }
 

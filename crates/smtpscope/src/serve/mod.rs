@@ -437,6 +437,8 @@ pub struct Shared {
     pub live: ArcSwap<Live>,
     /// To the engine.
     pub engine_tx: tokio::sync::mpsc::Sender<core::Msg>,
+    /// Policy requests waiting for the engine (woken by [`core::Msg::Policy`]).
+    pub policy_inbox: policy::Inbox,
     /// To the store.
     pub store_tx: std::sync::mpsc::SyncSender<store::Cmd>,
     /// Store path (the HTTP API opens read connections).
@@ -539,6 +541,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             token: s.token.clone(),
         }),
         engine_tx,
+        policy_inbox: policy::Inbox::new(s.limits.queue.max(16)),
         store_tx,
         store_path: s.store.clone(),
         started: std::time::Instant::now(),

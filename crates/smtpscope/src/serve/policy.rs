@@ -3,7 +3,15 @@
 //! reused by Postfix.
 //!
 //! The answer comes from the containment snapshot only; the request is handed to the engine
-//! with `try_send`, so a busy engine never delays Postfix (fail open, counted).
+//! through the [`Inbox`], which never waits, so a busy engine never delays Postfix (fail open,
+//! counted).
+//!
+//! The hot path allocates nothing per request: a connection reads into one buffer, finds the
+//! complete requests in it ([`Scanner`]), parses each in place ([`Request`]), appends the
+//! answers to one output buffer and writes them with one write per read (a client that
+//! pipelines several requests gets them all in one write, in order), and copies the requests'
+//! text into the shared [`Inbox`] under one lock; the engine is woken once per batch, not once
+//! per request.
 //!
 //! Requests can contain accounts, so only `[serve] policy_peers` may connect over TCP, and the
 //! unix socket is mode 0660 with group `postfix`. Connections take a slot after `accept`; when
@@ -12,13 +20,13 @@
 //! `smtpscope_policy_refused_total{reason}`.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::{Context, Result};
-use maillog::{Event, Peer};
+use maillog::{Event, Peer, Ts};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use super::metrics::{PolicyRefusal, SourceKind};
@@ -36,10 +44,24 @@ pub const MAX_REQUEST: usize = 32 * 1024;
 /// Most attributes in one request (Postfix sends about 30).
 pub const MAX_ATTRS: usize = 100;
 
-/// A parsed request: attributes borrowed from the raw text.
-#[derive(Debug, Default)]
+/// A parsed request: the attributes smtpscope reads, borrowed from the raw text (the first of
+/// each name; the others Postfix sends are skipped). Parsing allocates nothing.
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Request<'a> {
-    attrs: Vec<(&'a str, &'a str)>,
+    request: Option<&'a str>,
+    protocol_state: Option<&'a str>,
+    client_name: Option<&'a str>,
+    client_address: Option<&'a str>,
+    client_port: Option<&'a str>,
+    helo_name: Option<&'a str>,
+    sender: Option<&'a str>,
+    recipient: Option<&'a str>,
+    recipient_count: Option<&'a str>,
+    queue_id: Option<&'a str>,
+    instance: Option<&'a str>,
+    size: Option<&'a str>,
+    sasl_method: Option<&'a str>,
+    sasl_username: Option<&'a str>,
 }
 
 /// Why a request was not accepted.
@@ -64,34 +86,58 @@ impl std::fmt::Display for BadRequest {
 }
 
 impl<'a> Request<'a> {
-    /// Parse the lines of one request (without the final empty line).
+    /// Parse the lines of one request (without the final empty line; `\r\n` line ends and
+    /// empty lines are tolerated).
     pub fn parse(raw: &'a str) -> Result<Request<'a>, BadRequest> {
-        let mut attrs = Vec::with_capacity(32);
+        let mut r = Request::default();
+        let mut attrs = 0;
         for line in raw.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
             if line.is_empty() {
                 continue;
             }
             let (k, v) = line.split_once('=').ok_or(BadRequest::Garbage)?;
-            if attrs.len() == MAX_ATTRS {
+            if attrs == MAX_ATTRS {
                 return Err(BadRequest::TooMany);
             }
-            attrs.push((k, v));
+            attrs += 1;
+            if let Some(slot) = r.slot(k) {
+                if slot.is_none() {
+                    *slot = Some(v);
+                }
+            }
         }
-        let r = Request { attrs };
-        if r.get("request") != Some("smtpd_access_policy") {
+        if r.request != Some("smtpd_access_policy") {
             return Err(BadRequest::NotPolicy);
         }
         Ok(r)
     }
 
-    /// An attribute (the first of that name); empty values count as absent.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<&'a str>> {
+        Some(match name {
+            "request" => &mut self.request,
+            "protocol_state" => &mut self.protocol_state,
+            "client_name" => &mut self.client_name,
+            "client_address" => &mut self.client_address,
+            "client_port" => &mut self.client_port,
+            "helo_name" => &mut self.helo_name,
+            "sender" => &mut self.sender,
+            "recipient" => &mut self.recipient,
+            "recipient_count" => &mut self.recipient_count,
+            "queue_id" => &mut self.queue_id,
+            "instance" => &mut self.instance,
+            "size" => &mut self.size,
+            "sasl_method" => &mut self.sasl_method,
+            "sasl_username" => &mut self.sasl_username,
+            _ => return None,
+        })
+    }
+
+    /// An attribute smtpscope reads (the first of that name); empty values count as absent,
+    /// and so do the attributes it does not read.
     pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| *v)
-            .filter(|v| !v.is_empty())
+        let mut r = *self;
+        r.slot(name).and_then(|v| *v).filter(|v| !v.is_empty())
     }
 
     /// The engine's event for it.
@@ -106,11 +152,7 @@ impl<'a> Request<'a> {
             },
             helo: g("helo_name"),
             // The null sender is an empty value: keep it as "" when the attribute is present.
-            sender: self
-                .attrs
-                .iter()
-                .find(|(k, _)| *k == "sender")
-                .map(|(_, v)| *v),
+            sender: self.sender,
             recipient: g("recipient"),
             recipient_count: g("recipient_count").and_then(|p| p.parse().ok()),
             sasl_username: g("sasl_username"),
@@ -163,150 +205,355 @@ pub fn answer(shared: &Shared, req: &Request<'_>, now: i64) -> Cow<'static, str>
     Cow::Owned(format!("action={} {}\n\n", e.action.as_str(), text))
 }
 
-/// Handle one complete request (raw text without the final empty line): answer, and hand the
-/// event to the engine.
-pub fn handle(shared: &Shared, raw: String) -> Cow<'static, str> {
-    let now = super::now_ts();
-    shared.metrics.lines[SourceKind::Policy as usize].inc();
-    let reply = match Request::parse(&raw) {
-        Ok(req) => answer(shared, &req, now.secs()),
+/// Handle one complete request (raw text without the final empty line): append its answer to
+/// `out` and, when it is a policy request, its text to `batch` for the engine.
+pub fn handle(shared: &Shared, raw: &str, now: Ts, out: &mut Vec<u8>, batch: &mut Batch) {
+    match Request::parse(raw) {
+        Ok(req) => {
+            out.extend_from_slice(answer(shared, &req, now.secs()).as_bytes());
+            batch.push(now, raw);
+        }
         Err(e) => {
             shared.metrics.policy_malformed.inc();
             shared.metrics.policy_dunno.inc();
             debug!("malformed policy request: {e}");
-            return Cow::Borrowed(DUNNO);
+            out.extend_from_slice(DUNNO.as_bytes());
         }
-    };
-    if shared
-        .engine_tx
-        .try_send(Msg::Policy { ts: now, raw })
-        .is_err()
-    {
-        shared.metrics.fail_open.inc();
     }
-    reply
 }
 
-/// What ended reading a request.
+/// Requests for the engine: their texts one after the other, each with its arrival time.
+#[derive(Debug, Default)]
+pub struct Batch {
+    text: String,
+    ends: Vec<(usize, Ts)>,
+}
+
+impl Batch {
+    /// Add one request.
+    pub fn push(&mut self, ts: Ts, raw: &str) {
+        self.text.push_str(raw);
+        self.ends.push((self.text.len(), ts));
+    }
+
+    /// The requests, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (Ts, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(end, ts)| {
+            let s = &self.text[start..end];
+            start = end;
+            (ts, s)
+        })
+    }
+
+    /// Number of requests.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// No request?
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Forget the requests, keep the memory.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    fn append(&mut self, other: &Batch, max: usize) -> usize {
+        let n = other.len().min(max);
+        let base = self.text.len();
+        let end = if n == 0 { 0 } else { other.ends[n - 1].0 };
+        self.text.push_str(&other.text[..end]);
+        self.ends
+            .extend(other.ends[..n].iter().map(|&(e, ts)| (base + e, ts)));
+        n
+    }
+}
+
+/// Policy requests waiting for the engine, from every connection. A connection adds the
+/// requests of one read under one lock and wakes the engine (one [`Msg::Policy`]) only when
+/// the inbox was empty; the engine takes everything waiting at once ([`Inbox::take`]). So a
+/// busy engine is woken once per batch, not once per request, and nobody ever waits for it:
+/// past `cap` waiting requests, new ones are not analysed (fail open, counted).
+#[derive(Debug)]
+pub struct Inbox {
+    waiting: Mutex<Batch>,
+    cap: usize,
+}
+
+impl Inbox {
+    /// An inbox holding at most `cap` requests.
+    pub fn new(cap: usize) -> Inbox {
+        Inbox {
+            waiting: Mutex::new(Batch::default()),
+            cap: cap.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Batch> {
+        // Every change is one append or swap: a poisoned lock still holds whole requests.
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add the requests of `b`; wake the engine when they are the first waiting. Requests
+    /// past the cap are counted as fail-open.
+    pub fn put(&self, shared: &Shared, b: &Batch) {
+        if b.is_empty() {
+            return;
+        }
+        let (taken, first) = {
+            let mut w = self.lock();
+            let first = w.is_empty();
+            let room = self.cap.saturating_sub(w.len());
+            (w.append(b, room), first)
+        };
+        shared.metrics.fail_open.add((b.len() - taken) as u64);
+        // A full engine queue: the requests wait in the inbox for the engine's next tick.
+        if first && taken > 0 {
+            let _ = shared.engine_tx.try_send(Msg::Policy);
+        }
+    }
+
+    /// Swap the waiting requests into `into` (whose old content is dropped, its memory reused).
+    pub fn take(&self, into: &mut Batch) {
+        into.clear();
+        std::mem::swap(&mut *self.lock(), into);
+    }
+}
+
+/// Finds the requests in a connection's input buffer, remembering how far it looked so that a
+/// request arriving in many small reads is scanned once.
+#[derive(Debug, Default)]
+struct Scanner {
+    /// Start of the line not yet scanned.
+    pos: usize,
+    /// Start of the request's first attribute line, once seen.
+    start: Option<usize>,
+    /// The request's size so far (attribute lines without `\r`, with `\n`).
+    size: usize,
+}
+
+/// What the scanner found.
 #[derive(Debug, PartialEq, Eq)]
-enum ReadEnd {
-    /// A request (non-empty).
-    Request,
-    /// Clean end of connection.
-    Eof,
-    /// Over-long line or request: drop the connection.
+enum Scan {
+    /// A complete request: its attribute lines are `buf[start..end]`; the empty line that
+    /// ends it ends at `next`.
+    Request {
+        start: usize,
+        end: usize,
+        next: usize,
+    },
+    /// No complete request yet.
+    Partial,
+    /// A line longer than [`MAX_LINE`] or a request longer than [`MAX_REQUEST`].
     TooLong,
 }
 
-/// Read one request into `buf` (lines joined with '\n', final empty line not included).
-async fn read_request<R: AsyncRead + Unpin>(
-    r: &mut BufReader<R>,
-    buf: &mut String,
-    line: &mut Vec<u8>,
-) -> std::io::Result<ReadEnd> {
-    buf.clear();
-    loop {
-        line.clear();
-        // Read one line, capped.
+impl Scanner {
+    /// Look for the end of the request that starts at `self.pos` (after the last one).
+    fn scan(&mut self, buf: &[u8]) -> Scan {
         loop {
-            let avail = r.fill_buf().await?;
-            if avail.is_empty() {
-                return Ok(ReadEnd::Eof);
+            let rest = &buf[self.pos..];
+            let Some(i) = memchr::memchr(b'\n', rest) else {
+                return if rest.len() > MAX_LINE {
+                    Scan::TooLong
+                } else {
+                    Scan::Partial
+                };
+            };
+            if i > MAX_LINE {
+                return Scan::TooLong;
             }
-            match memchr::memchr(b'\n', avail) {
-                Some(i) => {
-                    if line.len() + i > MAX_LINE {
-                        return Ok(ReadEnd::TooLong);
+            let len = if i > 0 && rest[i - 1] == b'\r' {
+                i - 1
+            } else {
+                i
+            };
+            let line = self.pos;
+            self.pos += i + 1;
+            if len == 0 {
+                match self.start.take() {
+                    // A stray empty line between requests.
+                    None => continue,
+                    Some(start) => {
+                        self.size = 0;
+                        return Scan::Request {
+                            start,
+                            end: line,
+                            next: self.pos,
+                        };
                     }
-                    line.extend_from_slice(&avail[..i]);
-                    r.consume(i + 1);
-                    break;
                 }
-                None => {
-                    let n = avail.len();
-                    if line.len() + n > MAX_LINE {
-                        return Ok(ReadEnd::TooLong);
+            }
+            self.start.get_or_insert(line);
+            self.size += len + 1;
+            if self.size > MAX_REQUEST {
+                return Scan::TooLong;
+            }
+        }
+    }
+
+    /// Is a request begun but not complete (or is there a partial line)?
+    fn partial(&self, buf: &[u8]) -> bool {
+        self.start.is_some() || self.pos < buf.len()
+    }
+
+    /// The buffer lost its first `n` bytes (all scanned, none of a pending request).
+    fn shift(&mut self, n: usize) {
+        self.pos -= n;
+        if let Some(s) = self.start.as_mut() {
+            *s -= n;
+        }
+    }
+
+    /// Where the bytes still needed begin: the pending request, or the unscanned rest.
+    fn keep_from(&self) -> usize {
+        self.start.unwrap_or(self.pos)
+    }
+}
+
+/// A connection's buffers, reused for every request.
+struct Conn {
+    input: Vec<u8>,
+    scanner: Scanner,
+    out: Vec<u8>,
+    batch: Batch,
+}
+
+/// Room a read can always fill.
+const READ_ROOM: usize = 4096;
+
+impl Conn {
+    fn new() -> Conn {
+        Conn {
+            input: Vec::with_capacity(16 * 1024),
+            scanner: Scanner::default(),
+            out: Vec::with_capacity(1024),
+            batch: Batch::default(),
+        }
+    }
+
+    /// Answer every complete request in the input (into `out`, their texts into `batch`);
+    /// false when one was too long. Returns the number answered.
+    fn answer_all(&mut self, shared: &Shared, now: Ts) -> (usize, bool) {
+        let mut n = 0;
+        loop {
+            match self.scanner.scan(&self.input) {
+                Scan::Request { start, end, .. } => {
+                    let raw = &self.input[start..end];
+                    match std::str::from_utf8(raw) {
+                        Ok(s) => handle(shared, s, now, &mut self.out, &mut self.batch),
+                        Err(_) => handle(
+                            shared,
+                            &String::from_utf8_lossy(raw),
+                            now,
+                            &mut self.out,
+                            &mut self.batch,
+                        ),
                     }
-                    line.extend_from_slice(avail);
-                    r.consume(n);
+                    n += 1;
                 }
+                Scan::Partial => return (n, true),
+                Scan::TooLong => return (n, false),
             }
         }
-        if line.last() == Some(&b'\r') {
-            line.pop();
+    }
+
+    /// Drop the input that is done with, keep a pending request, leave room for a read.
+    fn compact(&mut self) {
+        let keep = self.scanner.keep_from();
+        if keep > 0 {
+            self.input.drain(..keep);
+            self.scanner.shift(keep);
         }
-        if line.is_empty() {
-            if buf.is_empty() {
-                continue; // stray empty line between requests
-            }
-            return Ok(ReadEnd::Request);
+        if self.input.capacity() - self.input.len() < READ_ROOM {
+            self.input.reserve(READ_ROOM.max(self.input.len()));
         }
-        if buf.len() + line.len() + 1 > MAX_REQUEST {
-            return Ok(ReadEnd::TooLong);
-        }
-        buf.push_str(&String::from_utf8_lossy(line));
-        buf.push('\n');
     }
 }
 
 /// Serve one connection until it closes, misbehaves, idles too long, is evicted or we stop.
 pub async fn connection<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-    rd: R,
+    mut rd: R,
     mut wr: W,
     shared: Arc<Shared>,
     slot: Slot,
     timeouts: Timeouts,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut r = BufReader::with_capacity(16 * 1024, rd);
-    let mut buf = String::with_capacity(1024);
-    let mut line = Vec::with_capacity(256);
+    let mut c = Conn::new();
+    let evicted = slot.evicted();
+    tokio::pin!(evicted);
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
+    // One timer for the connection's life, moved only when it fires early or must fire
+    // sooner: between requests `idle`, from a request's first byte `request`.
+    let mut deadline = tokio::time::Instant::now() + timeouts.idle;
+    let timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(timer);
+    let mut busy = false;
+    slot.idle();
     loop {
-        // Wait for the first byte of a request (idle timeout), then for the whole request.
-        slot.idle();
-        let first = tokio::select! {
-            r = tokio::time::timeout(timeouts.idle, r.fill_buf()) => r,
-            _ = slot.evicted() => return,
-            _ = stop.changed() => return,
-        };
-        match first {
-            Err(_) => {
+        let read = tokio::select! {
+            biased;
+            r = rd.read_buf(&mut c.input) => r,
+            _ = &mut timer => {
+                if tokio::time::Instant::now() < deadline {
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
                 shared.metrics.policy_timeouts.inc();
                 return;
             }
-            Ok(Err(_)) => return,
-            Ok(Ok([])) => return,
-            Ok(Ok(_)) => {}
-        }
-        slot.busy();
-        let got = tokio::select! {
-            g = tokio::time::timeout(timeouts.request, read_request(&mut r, &mut buf, &mut line)) => g,
-            _ = slot.evicted() => return,
+            _ = &mut evicted => return,
+            _ = &mut stopped => return,
         };
-        let end = match got {
-            Err(_) => {
-                shared.metrics.policy_timeouts.inc();
-                return;
-            }
-            Ok(Err(_)) => return,
-            Ok(Ok(e)) => e,
-        };
-        match end {
-            ReadEnd::Eof => return,
-            ReadEnd::TooLong => {
-                shared.metrics.policy_malformed.inc();
-                return;
-            }
-            ReadEnd::Request => {}
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
         let t0 = Instant::now();
-        let raw = std::mem::replace(&mut buf, String::with_capacity(1024));
-        let reply = handle(&shared, raw);
-        let w = wr.write_all(reply.as_bytes()).await;
-        shared.metrics.policy_latency.observe(t0.elapsed());
-        if w.is_err() {
+        let (n, ok) = c.answer_all(&shared, super::now_ts());
+        if n > 0 {
+            shared.metrics.lines[SourceKind::Policy as usize].add(n as u64);
+            shared.policy_inbox.put(&shared, &c.batch);
+            c.batch.clear();
+            let w = wr.write_all(&c.out).await;
+            c.out.clear();
+            shared
+                .metrics
+                .policy_latency
+                .observe_n(t0.elapsed(), n as u64);
+            if w.is_err() {
+                return;
+            }
+        }
+        if !ok {
+            shared.metrics.policy_malformed.inc();
             return;
         }
+        let now = tokio::time::Instant::now();
+        if c.scanner.partial(&c.input) {
+            // A request has begun: it must be complete within `request`.
+            if !busy || n > 0 {
+                deadline = now + timeouts.request;
+                if deadline < timer.deadline() {
+                    timer.as_mut().reset(deadline);
+                }
+            }
+            if !busy {
+                slot.busy();
+                busy = true;
+            }
+        } else if n > 0 || busy {
+            deadline = now + timeouts.idle;
+            slot.idle();
+            busy = false;
+        }
+        c.compact();
     }
 }
 
@@ -567,49 +814,219 @@ mod tests {
         assert_eq!(Request::parse(&many).unwrap_err(), BadRequest::TooMany);
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn reads_requests_in_any_chunking() {
-        let wire = format!("{REQ}\n\nrequest=smtpd_access_policy\nsasl_username=bob\n\n");
-        for chunk in [1usize, 2, 3, 7, 64, 4096] {
-            let (mut a, b) = tokio::io::duplex(chunk.max(8));
-            let bytes = wire.clone().into_bytes();
-            let w = tokio::spawn(async move {
-                for c in bytes.chunks(chunk) {
-                    a.write_all(c).await.unwrap();
+    /// The requests the scanner finds in `wire` fed in chunks of `chunk` bytes, as the
+    /// connection does (compacting between reads).
+    fn scan_chunked(wire: &[u8], chunk: usize) -> (Vec<String>, Option<Scan>) {
+        let (mut buf, mut sc, mut got) = (Vec::new(), Scanner::default(), Vec::new());
+        for c in wire.chunks(chunk) {
+            buf.extend_from_slice(c);
+            loop {
+                match sc.scan(&buf) {
+                    Scan::Request { start, end, .. } => {
+                        got.push(String::from_utf8_lossy(&buf[start..end]).into_owned())
+                    }
+                    Scan::Partial => break,
+                    Scan::TooLong => return (got, Some(Scan::TooLong)),
                 }
-            });
-            let mut r = BufReader::new(b);
-            let (mut buf, mut line) = (String::new(), Vec::new());
+            }
+            let keep = sc.keep_from();
+            buf.drain(..keep);
+            sc.shift(keep);
+        }
+        (got, None)
+    }
+
+    #[test]
+    fn finds_requests_in_any_chunking() {
+        let wire = format!(
+            "{REQ}\n\nrequest=smtpd_access_policy\r\nsasl_username=bob\r\n\r\nrequest=smtpd_access_policy\nsasl_user"
+        );
+        for chunk in [1usize, 2, 3, 7, 64, 4096] {
+            let (got, end) = scan_chunked(wire.as_bytes(), chunk);
+            assert_eq!(end, None);
             assert_eq!(
-                read_request(&mut r, &mut buf, &mut line).await.unwrap(),
-                ReadEnd::Request
+                got,
+                [REQ, "request=smtpd_access_policy\r\nsasl_username=bob\r\n"],
+                "chunk {chunk}"
             );
-            assert_eq!(buf, REQ, "chunk {chunk}");
-            assert_eq!(
-                read_request(&mut r, &mut buf, &mut line).await.unwrap(),
-                ReadEnd::Request
-            );
-            assert_eq!(buf, "request=smtpd_access_policy\nsasl_username=bob\n");
-            w.await.unwrap();
-            assert_eq!(
-                read_request(&mut r, &mut buf, &mut line).await.unwrap(),
-                ReadEnd::Eof
-            );
+            let r = Request::parse(&got[1]).unwrap();
+            assert_eq!(r.get("sasl_username"), Some("bob"));
         }
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn over_long_line_is_refused() {
-        let (mut a, b) = tokio::io::duplex(1 << 16);
+    #[test]
+    fn over_long_line_or_request_is_refused() {
         let long = format!("x={}\n\n", "a".repeat(MAX_LINE + 10));
-        tokio::spawn(async move {
-            let _ = a.write_all(long.as_bytes()).await;
+        let unended = "a".repeat(MAX_LINE + 10);
+        let many: String = (0..MAX_REQUEST / 16)
+            .map(|i| format!("attribute{i:05}=0\n"))
+            .collect();
+        for wire in [long, unended, many] {
+            for chunk in [1000, 1 << 16] {
+                assert_eq!(
+                    scan_chunked(wire.as_bytes(), chunk).1,
+                    Some(Scan::TooLong),
+                    "{}",
+                    &wire[..20]
+                );
+            }
+        }
+    }
+
+    fn shared_enforcing(account: &str) -> (Arc<Shared>, tokio::sync::mpsc::Receiver<Msg>) {
+        let (sh, rx) = crate::serve::syslog::tests::shared();
+        let mut set = crate::serve::contain::Set::default();
+        set.insert(crate::serve::contain::Entry {
+            kind: detect::EntityKind::Account,
+            id: account.into(),
+            incident: 1,
+            action: crate::serve::PolicyAction::Hold,
+            since: 0,
+            until: None,
+            by: "test".into(),
+            reason: "test".into(),
         });
-        let mut r = BufReader::new(b);
-        let (mut buf, mut line) = (String::new(), Vec::new());
+        sh.contained.store(Arc::new(set));
+        sh.live.store(Arc::new(crate::serve::Live {
+            mode: Mode::Enforce,
+            containment: Default::default(),
+            token: String::new(),
+        }));
+        (sh, rx)
+    }
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        idle: StdDuration::from_secs(3600),
+        request: StdDuration::from_secs(10),
+    };
+
+    /// A client that pipelines requests (sends several before reading any answer, in any
+    /// chunking) gets every answer, in order; the engine gets every request, in order.
+    #[tokio::test(flavor = "current_thread")]
+    async fn pipelined_requests_are_answered_in_order() {
+        let users = ["alice", "bob", "alice", "carol", "alice", "bob"];
+        let mut wire = String::new();
+        for (i, u) in users.iter().enumerate() {
+            wire.push_str(&format!(
+                "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.1.0.{i}\nsasl_username={u}\n\n"
+            ));
+        }
+        wire.push_str("GET / HTTP/1.0\n\n");
+        for chunk in [1usize, 5, 64, 100_000] {
+            let (sh, mut rx) = shared_enforcing("alice");
+            let slots = Slots::new(10, sh.metrics.policy_open.clone());
+            let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+            let (client, server) = tokio::io::duplex(1 << 20);
+            let (sr, sw) = tokio::io::split(server);
+            let (slot, _) = slots.admit();
+            let task = tokio::spawn(connection(sr, sw, sh.clone(), slot, TIMEOUTS, stop));
+            let (mut cr, mut cw) = tokio::io::split(client);
+            for c in wire.as_bytes().chunks(chunk) {
+                cw.write_all(c).await.unwrap();
+            }
+            cw.shutdown().await.unwrap();
+            let mut got = String::new();
+            cr.read_to_string(&mut got).await.unwrap();
+            task.await.unwrap();
+            let hold = "action=HOLD Your account is blocked for suspected abuse; please contact the abuse desk\n\n";
+            let want: String = users
+                .iter()
+                .map(|u| if *u == "alice" { hold } else { DUNNO })
+                .chain([DUNNO])
+                .collect();
+            assert_eq!(got, want, "chunk {chunk}");
+            assert!(
+                matches!(rx.try_recv(), Ok(Msg::Policy)),
+                "the engine is woken"
+            );
+            let mut b = Batch::default();
+            sh.policy_inbox.take(&mut b);
+            let fed: Vec<String> = b
+                .iter()
+                .map(|(_, raw)| {
+                    Request::parse(raw)
+                        .unwrap()
+                        .get("sasl_username")
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            assert_eq!(fed, users, "chunk {chunk}");
+            assert_eq!(sh.metrics.policy_malformed.get(), 1);
+            assert_eq!(sh.metrics.fail_open.get(), 0);
+        }
+    }
+
+    /// One read of pipelined requests is answered with one write.
+    #[tokio::test(flavor = "current_thread")]
+    async fn answers_of_one_read_go_out_in_one_write() {
+        struct Writes(Arc<std::sync::Mutex<Vec<usize>>>);
+        impl AsyncWrite for Writes {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                b: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.0.lock().unwrap().push(b.len());
+                std::task::Poll::Ready(Ok(b.len()))
+            }
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        let (sh, _rx) = shared_enforcing("alice");
+        let slots = Slots::new(10, sh.metrics.policy_open.clone());
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let wire = "request=smtpd_access_policy\nsasl_username=bob\n\n".repeat(20);
+        let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (slot, _) = slots.admit();
+        connection(
+            wire.as_bytes(),
+            Writes(writes.clone()),
+            sh.clone(),
+            slot,
+            TIMEOUTS,
+            stop,
+        )
+        .await;
+        assert_eq!(*writes.lock().unwrap(), [20 * DUNNO.len()]);
+        assert_eq!(sh.metrics.lines[SourceKind::Policy as usize].get(), 20);
+    }
+
+    /// Past the inbox's cap, requests are answered but not analysed (fail open, counted).
+    #[test]
+    fn full_inbox_fails_open() {
+        let (sh, mut rx) = crate::serve::syslog::tests::shared();
+        let inbox = Inbox::new(3);
+        let mut b = Batch::default();
+        for u in ["a", "b"] {
+            b.push(
+                Ts(0),
+                &format!("request=smtpd_access_policy\nsasl_username={u}\n"),
+            );
+        }
+        inbox.put(&sh, &b);
+        inbox.put(&sh, &b);
+        assert!(matches!(rx.try_recv(), Ok(Msg::Policy)));
+        assert!(rx.try_recv().is_err(), "one wake-up for the batch");
+        assert_eq!(sh.metrics.fail_open.get(), 1);
+        let mut got = Batch::default();
+        inbox.take(&mut got);
+        assert_eq!(got.len(), 3);
         assert_eq!(
-            read_request(&mut r, &mut buf, &mut line).await.unwrap(),
-            ReadEnd::TooLong
+            got.iter().last().unwrap().1,
+            "request=smtpd_access_policy\nsasl_username=a\n"
         );
+        inbox.take(&mut got);
+        assert!(got.is_empty());
     }
 }

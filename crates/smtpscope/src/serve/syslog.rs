@@ -308,6 +308,7 @@ pub(crate) mod tests {
                 token: String::new(),
             }),
             engine_tx,
+            policy_inbox: crate::serve::policy::Inbox::new(queue),
             store_tx,
             store_path: "unused.db".into(),
             started: std::time::Instant::now(),

@@ -495,6 +495,7 @@ mod tests {
                 token: String::new(),
             }),
             engine_tx,
+            policy_inbox: crate::serve::policy::Inbox::new(1),
             store_tx,
             store_path: path.to_path_buf(),
             started: std::time::Instant::now(),
