@@ -74,6 +74,10 @@ enum Cmd {
         /// Parser threads (default: all cores); results are the same for any number.
         #[arg(long)]
         threads: Option<usize>,
+        /// Per-entity detectors on a thread of their own: auto (with 3 or more threads), on,
+        /// off. The results are the same; only the speed differs.
+        #[arg(long, value_enum, default_value = "auto")]
+        detector_thread: pipeline::DetectorThread,
         /// Keep account baselines in this file: loaded before, saved after the run.
         #[arg(long)]
         state: Option<PathBuf>,
@@ -254,6 +258,7 @@ fn analyze(
     stats: bool,
     quiet: bool,
     threads: Option<usize>,
+    detector_thread: pipeline::DetectorThread,
     state: Option<PathBuf>,
     geo_override: Option<PathBuf>,
     abuse_reports: Option<PathBuf>,
@@ -301,6 +306,7 @@ fn analyze(
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let mut driver = pipeline::Driver::new(engine);
+    driver.set_detector_thread(detector_thread);
     let mut seen = seen::Seen::new();
     let (run, alerts) = if format == OutFormat::Html {
         pipeline::analyze_seeing(&mut driver, &srcs, &t, progress, threads, &mut seen)?
@@ -454,6 +460,7 @@ fn main() {
             stats,
             quiet,
             threads,
+            detector_thread,
             state,
             geo_override,
             abuse_reports,
@@ -466,6 +473,7 @@ fn main() {
             stats,
             quiet,
             threads,
+            detector_thread,
             state,
             geo_override,
             abuse_reports,

@@ -206,6 +206,39 @@ pub struct Driver {
     engine: detect::Engine,
     /// Log time of the next idle sweep (set by the first event).
     next_sweep: Option<Ts>,
+    /// Whether [`analyze`] gives the per-entity detectors a thread of their own.
+    detector_thread: DetectorThread,
+}
+
+/// Least `--threads` with which [`DetectorThread::Auto`] gives the per-entity detectors a
+/// thread of their own. Not 2: on a 2-core machine the extra thread cost more CPU than it saved
+/// wall time (release build, 667 MB simulated log, 2026-12-02 16:08 UTC: `--threads 2` wall
+/// median 5.21 s with the detectors on the engine thread, 5.64 s on their own; docs/PERFORMANCE.md).
+pub const DETECTOR_THREAD_MIN_THREADS: usize = 3;
+
+/// Whether batch analysis runs the per-entity detectors (extrusion, helo-anomaly, the incoming
+/// rules) on a thread of their own (`detect::Engine::detectors_on_thread`). The alerts are the
+/// same either way; only the speed differs (docs/PERFORMANCE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DetectorThread {
+    /// With at least [`DETECTOR_THREAD_MIN_THREADS`] threads.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never: the detectors run on the engine thread.
+    Off,
+}
+
+impl DetectorThread {
+    /// Whether the detectors get their own thread in a run with `threads` threads.
+    pub fn wanted(self, threads: usize) -> bool {
+        match self {
+            DetectorThread::Auto => threads >= DETECTOR_THREAD_MIN_THREADS,
+            DetectorThread::On => true,
+            DetectorThread::Off => false,
+        }
+    }
 }
 
 impl Driver {
@@ -214,7 +247,13 @@ impl Driver {
         Driver {
             engine,
             next_sweep: None,
+            detector_thread: DetectorThread::Auto,
         }
+    }
+
+    /// Choose whether [`analyze`] gives the per-entity detectors a thread of their own.
+    pub fn set_detector_thread(&mut self, d: DetectorThread) {
+        self.detector_thread = d;
     }
 
     /// Log time of the next idle sweep (kept in a checkpoint with the engine's state, so a
@@ -283,9 +322,10 @@ impl Driver {
 }
 
 /// The batch analysis: every source through the [`Driver`], the end of input closing what is
-/// left. Returns what was read and every alert, in order. With `threads` > 1 the engine also
-/// runs its per-entity detectors on a thread of their own (`detect::Engine::detectors_on_thread`;
-/// the same alerts in the same order) until [`Driver::finish`].
+/// left. Returns what was read and every alert, in order. When the driver's [`DetectorThread`]
+/// wants it for `threads`, the engine also runs its per-entity detectors on a thread of their
+/// own (`detect::Engine::detectors_on_thread`; the same alerts in the same order) until
+/// [`Driver::finish`].
 pub fn analyze(
     driver: &mut Driver,
     srcs: &[Source],
@@ -294,7 +334,7 @@ pub fn analyze(
     threads: usize,
 ) -> Result<(RunStats, Vec<detect::Alert>)> {
     let mut alerts = Vec::new();
-    if threads > 1 {
+    if driver.detector_thread.wanted(threads) {
         driver.engine.detectors_on_thread();
     }
     let run = run_threads(srcs, t, progress, threads, |p, _| {
@@ -330,7 +370,7 @@ pub fn analyze_seeing(
         }
     }
     driver.engine.keep_records(true);
-    if threads > 1 {
+    if driver.detector_thread.wanted(threads) {
         driver.engine.detectors_on_thread();
     }
     let mut alerts = Vec::new();

@@ -88,10 +88,16 @@ fn build_log() -> (Vec<u8>, u64) {
 }
 
 fn analyze(log: &Path, threads: usize) -> (String, serde_json::Value) {
+    analyze_with(log, threads, "auto")
+}
+
+/// `analyze` with `--threads` and `--detector-thread` (auto, on, off).
+fn analyze_with(log: &Path, threads: usize, detector_thread: &str) -> (String, serde_json::Value) {
     let out = Command::new(BIN)
         .args(["analyze", "--format", "jsonl", "--quiet", "--stats"])
         .args(["--year", "2026", "--tz", "UTC", "--threads"])
         .arg(threads.to_string())
+        .args(["--detector-thread", detector_thread])
         .arg(log)
         .output()
         .expect("run smtpscope");
@@ -143,6 +149,18 @@ fn same_output_for_one_and_many_threads_across_new_year() {
         let (many, sn) = analyze(&log, threads);
         assert_eq!(many, one, "alerts with --threads {threads}");
         assert_eq!(sn, s1, "statistics with --threads {threads}");
+    }
+    // Forced either way, whatever the thread count.
+    for (threads, d) in [(1, "on"), (2, "off"), (2, "on")] {
+        let (many, sn) = analyze_with(&log, threads, d);
+        assert_eq!(
+            many, one,
+            "alerts with --threads {threads} --detector-thread {d}"
+        );
+        assert_eq!(
+            sn, s1,
+            "statistics with --threads {threads} --detector-thread {d}"
+        );
     }
 }
 
@@ -211,7 +229,7 @@ fn new_year_on_a_chunk_boundary() {
 }
 
 /// The detectors split across threads (`detect::Engine::detectors_on_thread`: extrusion,
-/// helo-anomaly and the incoming rules on a thread of their own with two threads or more) give
+/// helo-anomaly and the incoming rules on a thread of their own with three threads or more, or `--detector-thread on`) give
 /// the one-thread output byte for byte, on a simulated day where the detectors of both sides
 /// fire and their alerts interleave: auth-hijack, auth-bruteforce and campaign (engine thread),
 /// delivery-failures and helo-anomaly (detector thread). Also the incidents (`--format
@@ -259,6 +277,18 @@ fn detectors_on_their_own_thread_give_the_same_alerts() {
         let (many, sn) = analyze(&log, threads);
         assert_eq!(many, one, "alerts with --threads {threads}");
         assert_eq!(sn, s1, "statistics with --threads {threads}");
+    }
+    // Forced either way, whatever the thread count.
+    for (threads, d) in [(1, "on"), (2, "off"), (2, "on")] {
+        let (many, sn) = analyze_with(&log, threads, d);
+        assert_eq!(
+            many, one,
+            "alerts with --threads {threads} --detector-thread {d}"
+        );
+        assert_eq!(
+            sn, s1,
+            "statistics with --threads {threads} --detector-thread {d}"
+        );
     }
     let incidents = |threads: usize| {
         let out = Command::new(BIN)
