@@ -115,6 +115,28 @@ fn analyze_with(log: &Path, threads: usize, detector_thread: &str) -> (String, s
     (String::from_utf8(out.stdout).expect("JSONL"), stats)
 }
 
+/// `log` analysed with 2 and 3 threads, and with the detector thread forced on or off, gives
+/// `one` and `s1`, the one-thread alerts and statistics.
+fn same_for_every_thread_setting(log: &Path, one: &str, s1: &serde_json::Value) {
+    for threads in [2, 3] {
+        let (many, sn) = analyze(log, threads);
+        assert_eq!(many, one, "alerts with --threads {threads}");
+        assert_eq!(&sn, s1, "statistics with --threads {threads}");
+    }
+    // Forced either way, whatever the thread count.
+    for (threads, d) in [(1, "on"), (2, "off"), (2, "on")] {
+        let (many, sn) = analyze_with(log, threads, d);
+        assert_eq!(
+            many, one,
+            "alerts with --threads {threads} --detector-thread {d}"
+        );
+        assert_eq!(
+            &sn, s1,
+            "statistics with --threads {threads} --detector-thread {d}"
+        );
+    }
+}
+
 #[test]
 fn same_output_for_one_and_many_threads_across_new_year() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,23 +167,7 @@ fn same_output_for_one_and_many_threads_across_new_year() {
         "an alert in the new year: {one}"
     );
 
-    for threads in [2, 3] {
-        let (many, sn) = analyze(&log, threads);
-        assert_eq!(many, one, "alerts with --threads {threads}");
-        assert_eq!(sn, s1, "statistics with --threads {threads}");
-    }
-    // Forced either way, whatever the thread count.
-    for (threads, d) in [(1, "on"), (2, "off"), (2, "on")] {
-        let (many, sn) = analyze_with(&log, threads, d);
-        assert_eq!(
-            many, one,
-            "alerts with --threads {threads} --detector-thread {d}"
-        );
-        assert_eq!(
-            sn, s1,
-            "statistics with --threads {threads} --detector-thread {d}"
-        );
-    }
+    same_for_every_thread_setting(&log, &one, &s1);
 }
 
 /// Size of one parse chunk (`pipeline::par::CHUNK_BYTES`): the test puts the new year exactly on
@@ -273,23 +279,7 @@ fn detectors_on_their_own_thread_give_the_same_alerts() {
         .count();
     assert!(switches >= 3, "interleaved: {detectors:?}");
 
-    for threads in [2, 3] {
-        let (many, sn) = analyze(&log, threads);
-        assert_eq!(many, one, "alerts with --threads {threads}");
-        assert_eq!(sn, s1, "statistics with --threads {threads}");
-    }
-    // Forced either way, whatever the thread count.
-    for (threads, d) in [(1, "on"), (2, "off"), (2, "on")] {
-        let (many, sn) = analyze_with(&log, threads, d);
-        assert_eq!(
-            many, one,
-            "alerts with --threads {threads} --detector-thread {d}"
-        );
-        assert_eq!(
-            sn, s1,
-            "statistics with --threads {threads} --detector-thread {d}"
-        );
-    }
+    same_for_every_thread_setting(&log, &one, &s1);
     let incidents = |threads: usize| {
         let out = Command::new(BIN)
             .args(["analyze", "--format", "incidents", "--quiet", "--tz", "UTC"])
