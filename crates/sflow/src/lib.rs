@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod activity;
+pub mod clock;
 mod collector;
 mod decode;
 mod error;

@@ -241,6 +241,21 @@ impl Validate for ServeConfig {
             crate::serve::MAX_CHECKPOINT_SECS,
         );
         check_tz(c, "tz", &self.tz);
+        if let Some(t) = &self.sflow_clock_start {
+            if self.sflow_clock != crate::serve::SflowClock::Agent {
+                c.invalid(
+                    "sflow_clock_start",
+                    format!("{t:?}"),
+                    "only with sflow_clock = \"agent\"",
+                );
+            } else if t.parse::<jiff::Timestamp>().is_err() {
+                c.invalid(
+                    "sflow_clock_start",
+                    format!("{t:?}"),
+                    "an RFC 3339 time, e.g. \"2026-03-02T00:00:02.511012Z\"",
+                );
+            }
+        }
         let mode = self.policy_socket_mode.0;
         // Postfix connects as its own user or group; others that may write can forge requests
         // (issue 10: a 0666 socket let anyone on the host put an account on HOLD), and an owner
@@ -309,6 +324,21 @@ mod tests {
     fn default_file_is_the_default() {
         let c = FileConfig::parse(DEFAULT_TOML, "default").unwrap();
         assert_eq!(c, FileConfig::default());
+    }
+
+    #[test]
+    fn sflow_clock_start_needs_the_agent_clock_and_a_time() {
+        let ok =
+            "[serve]\nsflow_clock = \"agent\"\nsflow_clock_start = \"2026-03-02T00:00:02.5Z\"\n";
+        FileConfig::parse(ok, "x.toml").unwrap();
+        for bad in [
+            "[serve]\nsflow_clock_start = \"2026-03-02T00:00:02Z\"\n",
+            "[serve]\nsflow_clock = \"agent\"\nsflow_clock_start = \"yesterday\"\n",
+        ] {
+            let e = FileConfig::parse(bad, "x.toml").unwrap_err().to_string();
+            assert!(e.contains("sflow_clock_start"), "{e}");
+        }
+        assert!(FileConfig::parse("[serve]\nsflow_clock = \"uptime\"\n", "x.toml").is_err());
     }
 
     #[test]

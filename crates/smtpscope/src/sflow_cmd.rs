@@ -19,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use detect::{Alert, Detector, Entity, EntityKind};
 use maillog::Ts;
 use sflow::activity::{self, Activity, ActivityConfig, HostSummary, LabelTable, Prefix, Verdict};
+use sflow::clock::AgentClock;
 use sflow::{Collector, CollectorConfig};
 
 /// Largest UDP payload.
@@ -145,6 +146,22 @@ pub struct SflowConfig {
     pub collector: CollectorConfig,
     /// Port-25 analysis.
     pub activity: ActivityConfig,
+    /// Where a datagram's event time comes from.
+    pub clock: ClockMode,
+}
+
+/// Where the event time of a datagram comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClockMode {
+    /// The time given with the datagram: capture time (files) or arrival time (live).
+    #[default]
+    Arrival,
+    /// The agent's uptime ([`sflow::clock::AgentClock`]): the first datagram is stamped
+    /// `start` (or its arrival time), later ones keep the agents' own timing.
+    Agent {
+        /// Event time of the first datagram.
+        start: Option<Ts>,
+    },
 }
 
 impl AnalyzeOpts {
@@ -188,6 +205,7 @@ impl AnalyzeOpts {
                 judge_after_secs: self.judge_after_hours * 3600,
                 ..ActivityConfig::default()
             },
+            clock: ClockMode::Arrival,
         })
     }
 }
@@ -203,6 +221,7 @@ impl AnalyzeOpts {
 pub struct SflowSource {
     collector: Collector,
     activity: Activity,
+    clock: Option<AgentClock>,
     hour: Option<i64>,
 }
 
@@ -212,6 +231,10 @@ impl SflowSource {
         SflowSource {
             collector: Collector::new(cfg.collector),
             activity: Activity::new(cfg.activity),
+            clock: match cfg.clock {
+                ClockMode::Arrival => None,
+                ClockMode::Agent { start } => Some(AgentClock::new(start.map(|t| t.0))),
+            },
             hour: None,
         }
     }
@@ -222,13 +245,25 @@ impl SflowSource {
     }
 
     /// Feeds one datagram received (or captured) at `now`; returns alerts that became due.
-    /// Rejected datagrams (unconfigured agent, malformed) are only counted.
+    /// Rejected datagrams (unconfigured agent, malformed) are only counted (with the agent
+    /// clock they do not move time either).
     pub fn feed_datagram(&mut self, now: Ts, bytes: &[u8]) -> Vec<Alert> {
-        let secs = now.secs();
-        if let Ok((dg, _)) = self.collector.feed(bytes) {
-            for o in dg.flow_observations() {
-                self.activity.observe(secs, &o);
+        let mut secs = now.secs();
+        match self.collector.feed(bytes) {
+            Ok((dg, ev)) => {
+                if let Some(c) = &mut self.clock {
+                    let agent = dg
+                        .agent
+                        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                    let restart = ev == sflow::SequenceEvent::Restart;
+                    secs = Ts(c.stamp(now.0, agent, dg.sub_agent_id, dg.uptime, restart)).secs();
+                }
+                for o in dg.flow_observations() {
+                    self.activity.observe(secs, &o);
+                }
             }
+            Err(_) if self.clock.is_some() => return Vec::new(),
+            Err(_) => {}
         }
         let hour = secs.div_euclid(3600);
         match self.hour {
@@ -265,13 +300,17 @@ impl SflowSource {
 
     /// The collector counters and the analysis counters as one JSON object.
     pub fn stats_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "collector": self.collector.stats(),
             "rejected_agents": self.collector.rejected_agents().iter()
                 .map(|(a, n)| serde_json::json!({"agent": a, "datagrams": n}))
                 .collect::<Vec<_>>(),
             "activity": self.activity.stats(),
-        })
+        });
+        if let Some(c) = &self.clock {
+            v["clock"] = serde_json::json!(c.stats());
+        }
+        v
     }
 }
 

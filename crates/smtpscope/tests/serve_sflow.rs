@@ -1,6 +1,7 @@
 //! `smtpscope serve --sflow`: the datagrams of a real capture sent over loopback UDP are
 //! received, decoded and counted in /metrics; the agent filter of `[serve] sflow_agents`
-//! rejects datagrams of other agents.
+//! rejects datagrams of other agents; a simulated capture of two days replayed in seconds
+//! with `sflow_clock = "agent"` raises the alerts `sflow analyze` raises on it, live.
 
 mod serve_util;
 
@@ -72,9 +73,13 @@ fn start(dir: &Path, args: &[String]) -> Server {
 /// Send the datagrams in small batches, waiting for each batch to be received (a loopback
 /// socket buffer holds only a few hundred KiB).
 fn send_all(srv: &Server, port: u16, dgs: &[Vec<u8>]) {
+    send_batches(srv, port, dgs, 50);
+}
+
+fn send_batches(srv: &Server, port: u16, dgs: &[Vec<u8>], size: usize) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut sent = 0usize;
-    for batch in dgs.chunks(50) {
+    for batch in dgs.chunks(size) {
         for d in batch {
             sock.send_to(d, ("127.0.0.1", port)).unwrap();
         }
@@ -131,4 +136,128 @@ fn serve_sflow_agent_filter_from_the_config() {
     assert_eq!(srv.metric("smtpscope_sflow_accepted_total"), 0.0);
     assert_eq!(srv.metric("smtpscope_sflow_flow_samples_total"), 0.0);
     assert_eq!(srv.term(), 0);
+}
+
+/// (IP, verdict, score) of each alert of a JSON Lines file, in order.
+fn alert_keys(text: &str) -> Vec<(String, String, String)> {
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["detector"], "sflow-activity");
+            (
+                v["entity"]["id"].as_str().unwrap().to_string(),
+                v["evidence"]["verdict"].as_str().unwrap().to_string(),
+                v["score"].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn serve_raises_the_alerts_of_sflow_analyze_on_a_replayed_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bin = env!("CARGO_BIN_EXE_smtpscope");
+    // Two simulated days at a tenth of the exchange point's populations (~480 senders).
+    let sim = d.join("sim");
+    let st = Command::new(bin)
+        .args([
+            "simulate-sflow",
+            "--seed",
+            "1",
+            "--days",
+            "2",
+            "--scale",
+            "0.1",
+            "--out",
+        ])
+        .arg(&sim)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cap = sim.join("exchange.pcap");
+    // The datagrams of the first agent, and the capture time of its first one. One agent:
+    // the agent clock lines up each agent's datagrams with its first one exactly, and the
+    // first one with `sflow_clock_start`; across agents it can only line them up as closely
+    // as their first datagrams arrive (seconds apart in a fast replay), which could move a
+    // sample into another hour.
+    let buf = std::fs::read(&cap).unwrap();
+    let (mut agent, mut start, mut dgs) = (None, 0u64, Vec::new());
+    for f in sflow::Capture::new(&buf).unwrap() {
+        let f = f.unwrap();
+        let Some(u) = f.udp_payload_to(sflow::SFLOW_PORT) else {
+            continue;
+        };
+        let a = sflow::decode(u.payload).datagram.unwrap().agent.unwrap();
+        if agent.is_none() {
+            agent = Some(a);
+            start = f.timestamp_ns;
+        }
+        if agent == Some(a) {
+            dgs.push(u.payload.to_vec());
+        }
+    }
+    let agent = agent.unwrap();
+    assert!(dgs.len() > 10_000, "{}", dgs.len());
+    let expected = d.join("expected.jsonl");
+    let st = Command::new(bin)
+        .args(["sflow", "analyze"])
+        .arg(&cap)
+        .arg("--agent")
+        .arg(agent.to_string())
+        .arg("--jsonl")
+        .arg(&expected)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let expected = alert_keys(&std::fs::read_to_string(&expected).unwrap());
+    assert!(expected.len() >= 5, "{expected:?}");
+
+    let port = free_port();
+    let jsonl = d.join("alerts.jsonl");
+    let secs = (start / 1_000_000_000) as i64;
+    let start = format!(
+        "{}.{:06}Z",
+        jiff::Timestamp::from_second(secs)
+            .unwrap()
+            .strftime("%Y-%m-%dT%H:%M:%S"),
+        start % 1_000_000_000 / 1000
+    );
+    let cfg = d.join("smtpscope.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[serve]\nsflow = [\"127.0.0.1:{port}\"]\nsflow_agents = [\"{agent}\"]\nsflow_clock = \"agent\"\nsflow_clock_start = \"{start}\"\nalerts_jsonl = \"{}\"\n",
+            jsonl.display()
+        ),
+    )
+    .unwrap();
+    let srv = self::start(d, &["--config".into(), cfg.to_str().unwrap().to_string()]);
+    let t0 = Instant::now();
+    send_batches(&srv, port, &dgs, 50);
+    // Hosts first seen 36 hours (of the agent's time) before are judged while the replay
+    // runs: these alerts are live, not the end-of-input judgement.
+    let live = wait_for(20, "live sFlow alerts", || {
+        let t = std::fs::read_to_string(&jsonl).unwrap_or_default();
+        // A line being written is not read.
+        let done = &t[..t.rfind('\n').map_or(0, |i| i + 1)];
+        Some(alert_keys(done)).filter(|k| !k.is_empty())
+    });
+    assert!(live.len() < expected.len(), "{} live", live.len());
+    assert_eq!(live, expected[..live.len()]);
+    assert!(srv.metric("smtpscope_alerts_total{detector=\"sflow-activity\"}") >= live.len() as f64);
+    assert_eq!(srv.metric("smtpscope_sflow_alerts_dropped_total"), 0.0);
+    eprintln!(
+        "{} datagrams replayed in {:?}; {} of {} alerts live",
+        dgs.len(),
+        t0.elapsed(),
+        live.len(),
+        expected.len()
+    );
+    // On shutdown every host is judged on all it did, as at the end of a file.
+    assert_eq!(srv.term(), 0);
+    let got = alert_keys(&std::fs::read_to_string(&jsonl).unwrap());
+    assert_eq!(got, expected);
 }

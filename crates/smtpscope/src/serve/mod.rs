@@ -95,6 +95,19 @@ impl PolicyAction {
     }
 }
 
+/// Where the event time of an sFlow datagram comes from (docs/DETECTION.md, "Live event
+/// time").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SflowClock {
+    /// The wall clock when the datagram arrives: no sender can move it.
+    #[default]
+    Arrival,
+    /// The agent's uptime (`sflow::clock`): keeps a replayed capture's timing; trusts the
+    /// agents.
+    Agent,
+}
+
 /// Where a new log file is first read from (a file already in the store resumes where it was).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -227,6 +240,11 @@ pub struct ServeConfig {
     pub sflow_agents: Vec<std::net::IpAddr>,
     /// Destination ports counted as SMTP in sFlow samples (empty: 25).
     pub sflow_smtp_ports: Vec<u16>,
+    /// Event time of sFlow datagrams: the arrival time, or the agents' uptime.
+    pub sflow_clock: SflowClock,
+    /// With `sflow_clock = "agent"`: event time of the first datagram received (RFC 3339),
+    /// e.g. the first timestamp of a capture replayed; default its arrival time.
+    pub sflow_clock_start: Option<String>,
     /// Where a newly seen file is first read from.
     pub follow_start: FollowStart,
     /// SQLite store.
@@ -276,6 +294,8 @@ impl Default for ServeConfig {
             sflow: Vec::new(),
             sflow_agents: Vec::new(),
             sflow_smtp_ports: Vec::new(),
+            sflow_clock: SflowClock::Arrival,
+            sflow_clock_start: None,
             follow_start: FollowStart::End,
             store: PathBuf::from("smtpscope.db"),
             http: "127.0.0.1:8025".into(),

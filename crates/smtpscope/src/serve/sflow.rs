@@ -1,7 +1,9 @@
 //! sFlow receiver: one UDP socket per address, one [`SflowSource`] (collector + port-25
-//! analysis) per socket. Datagrams are stamped with the wall clock on arrival; the alerts the
-//! analysis raises go to the engine thread as [`Msg::Alerts`] and from there take the path of
-//! every other alert (metrics, sinks, store: incidents and containment).
+//! analysis) per socket. Datagrams are stamped with the wall clock on arrival, or with
+//! `sflow_clock = "agent"` with the agent's own clock (`sflow::clock`: a replayed capture
+//! keeps its timing); the alerts the analysis raises go to the engine thread as
+//! [`Msg::Alerts`] and from there take the path of every other alert (metrics, sinks, store:
+//! incidents and containment).
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -10,8 +12,9 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use super::core::Msg;
+use super::SflowClock;
 use super::{now_ts, ServeConfig, Shared};
-use crate::sflow_cmd::{SflowConfig, SflowSource};
+use crate::sflow_cmd::{ClockMode, SflowConfig, SflowSource};
 
 /// Largest datagram read (sFlow agents keep datagrams under the path MTU; 64 KiB is the UDP
 /// maximum).
@@ -26,6 +29,15 @@ pub fn config(s: &ServeConfig) -> SflowConfig {
     c.collector.agents = s.sflow_agents.clone();
     if !s.sflow_smtp_ports.is_empty() {
         c.activity.smtp_ports = s.sflow_smtp_ports.clone();
+    }
+    if s.sflow_clock == SflowClock::Agent {
+        // Checked when the configuration was loaded.
+        let start = s
+            .sflow_clock_start
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| maillog::Ts(t.as_microsecond()));
+        c.clock = ClockMode::Agent { start };
     }
     c
 }
@@ -135,5 +147,15 @@ mod tests {
         let c = config(&s);
         assert_eq!(c.collector.agents, s.sflow_agents);
         assert_eq!(c.activity.smtp_ports, vec![25, 587]);
+        assert_eq!(c.clock, ClockMode::Arrival);
+        s.sflow_clock = SflowClock::Agent;
+        assert_eq!(config(&s).clock, ClockMode::Agent { start: None });
+        s.sflow_clock_start = Some("2026-03-02T00:00:02.511012Z".into());
+        assert_eq!(
+            config(&s).clock,
+            ClockMode::Agent {
+                start: Some(maillog::Ts(1_772_409_602_511_012))
+            }
+        );
     }
 }
