@@ -140,6 +140,10 @@ pub const SNOWSHOE_MIN_EVIDENCE: f64 = 3.0;
 pub const DEFAULT_MAX_NETS: usize = 1 << 20;
 /// z of the Wilson interval reported for the SYN share (95%).
 pub const WILSON_Z: f64 = 1.96;
+/// Clayton's population (CEAS 2006): an address counts on a day (UTC) when it was active in at
+/// least this many of the day's six four-hour blocks; his figure shows how spammy such
+/// addresses are against the hours they were active that day.
+pub const CLAYTON_MIN_BLOCKS: u32 = 5;
 
 /// An IP prefix such as `192.0.2.0/24` or `2001:db8::/32`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -485,6 +489,14 @@ pub struct LabelTable {
     pub by_fill: Vec<BucketRow>,
     /// By destination variation.
     pub by_dest_variation: Vec<BucketRow>,
+    /// Clayton's figure: host-days (UTC) on which an address (known servers left out) was
+    /// active in at least [`CLAYTON_MIN_BLOCKS`] of the six four-hour blocks, by the hours it
+    /// was active that day (`5` to `24`). Here `hosts` counts host-days, `bad` and `flagged`
+    /// those of addresses labelled bad and flagged. Every host with such a day counts, whatever
+    /// its sample count.
+    pub five_of_six: Vec<BucketRow>,
+    /// Distinct addresses with at least one day in [`LabelTable::five_of_six`].
+    pub five_of_six_hosts: u64,
     /// Hosts with enough samples (known servers excluded).
     pub hosts: u64,
     /// Of which bad.
@@ -974,7 +986,13 @@ impl Activity {
         let mut by_fill = rows(&float_bucket_names(0.25, &FILL_BUCKETS));
         let mut by_var = rows(&float_bucket_names(0.0, &VARIATION_BUCKETS));
         let (mut hosts, mut bad, mut flagged, mut flagged_bad) = (0, 0, 0, 0);
-        for s in self.summaries() {
+        let summaries = self.summaries();
+        let flagged_ips: HashSet<IpAddr> = summaries
+            .iter()
+            .filter(|s| s.verdict.flagged())
+            .map(|s| s.ip)
+            .collect();
+        for s in summaries {
             if matches!(s.verdict, Verdict::Known | Verdict::TooFewSamples) {
                 continue;
             }
@@ -994,6 +1012,7 @@ impl Activity {
                 row.flagged += u64::from(is_flagged);
             }
         }
+        let (five_of_six, five_of_six_hosts) = self.five_of_six(&flagged_ips);
         for r in by_hours.iter_mut().chain(&mut by_fill).chain(&mut by_var) {
             r.bad_share = if r.hosts == 0 {
                 0.0
@@ -1010,6 +1029,8 @@ impl Activity {
             by_hours,
             by_fill,
             by_dest_variation: by_var,
+            five_of_six,
+            five_of_six_hosts,
             hosts,
             bad,
             flagged_bad,
@@ -1017,6 +1038,52 @@ impl Activity {
             bad_unseen,
         })
     }
+}
+
+impl Activity {
+    /// Clayton's figure over host-days: rows `5`..`24` (hours active that day) of the days on
+    /// which a host was active in at least [`CLAYTON_MIN_BLOCKS`] blocks, and the number of
+    /// distinct hosts with such a day.
+    fn five_of_six(&self, flagged: &HashSet<IpAddr>) -> (Vec<BucketRow>, u64) {
+        let names: Vec<String> = (CLAYTON_MIN_BLOCKS..=24).map(|h| h.to_string()).collect();
+        let mut out = rows(&names);
+        let mut hosts = 0;
+        for (ip, h) in self.hosts.iter().filter(|(_, h)| !h.known) {
+            let mut counted = false;
+            for hours_of_day in day_masks(h.hours.keys().copied()).into_values() {
+                let blocks = (0..6)
+                    .filter(|b| hours_of_day >> (4 * b) & 0xf != 0)
+                    .count() as u32;
+                if blocks < CLAYTON_MIN_BLOCKS {
+                    continue;
+                }
+                let i = (hours_of_day.count_ones() - CLAYTON_MIN_BLOCKS) as usize;
+                let Some(r) = out.get_mut(i) else { continue };
+                r.hosts += 1;
+                r.bad += u64::from(h.bad == Some(true));
+                r.flagged += u64::from(flagged.contains(ip));
+                counted = true;
+            }
+            hosts += u64::from(counted);
+        }
+        for r in &mut out {
+            r.bad_share = if r.hosts == 0 {
+                0.0
+            } else {
+                r.bad as f64 / r.hosts as f64
+            };
+        }
+        (out, hosts)
+    }
+}
+
+/// The hours of the day (bit i = hour i, UTC) a host was active in, per day since the epoch.
+fn day_masks(hours: impl Iterator<Item = i64>) -> std::collections::BTreeMap<i64, u32> {
+    let mut days = std::collections::BTreeMap::new();
+    for hr in hours {
+        *days.entry(hr.div_euclid(24)).or_insert(0u32) |= 1 << hr.rem_euclid(24);
+    }
+    days
 }
 
 /// Counts pooled over the addresses of one source network.
@@ -1430,5 +1497,47 @@ mod tests {
         assert_eq!(t.by_hours[3].bucket, "5-8");
         assert_eq!((t.by_hours[3].hosts, t.by_hours[3].bad), (1, 0));
         assert_eq!(hour_bucket_names().last().unwrap(), "129+");
+    }
+
+    #[test]
+    fn clayton_five_of_six_blocks_by_hours_of_the_day() {
+        let mut cfg = ActivityConfig::default();
+        cfg.known_servers.push("10.0.0.9/32".parse().unwrap());
+        let mut a = Activity::new(cfg);
+        let day = 24 * 3600;
+        let midnight = T0 - T0.rem_euclid(day);
+        let put = |a: &mut Activity, ip: [u8; 4], d: i64, hours: &[i64]| {
+            for &hr in hours {
+                let o = obs(ip, [198, 51, 100, 1], 25, 0x10);
+                a.observe(midnight + d * day + hr * 3600, &o);
+            }
+        };
+        let all_day: Vec<i64> = (0..24).collect();
+        // A: day 0, one hour in each of five blocks: a 5-hour day.
+        put(&mut a, [10, 0, 0, 1], 0, &[0, 4, 8, 12, 16]);
+        // B: day 0, every hour: a 24-hour day; day 1, four blocks only: not counted.
+        put(&mut a, [10, 0, 0, 2], 0, &all_day);
+        put(&mut a, [10, 0, 0, 2], 1, &[1, 5, 9, 13]);
+        // C (bad): day 0, hours 0-5 and 8, 12, 16, 20 (6 blocks, 10 hours); day 2, hours 2, 3,
+        // 6, 10, 14, 18 (5 blocks, 6 hours).
+        put(&mut a, [10, 0, 0, 3], 0, &[0, 1, 2, 3, 4, 5, 8, 12, 16, 20]);
+        put(&mut a, [10, 0, 0, 3], 2, &[2, 3, 6, 10, 14, 18]);
+        // D (bad): three blocks a day: never in the figure.
+        put(&mut a, [10, 0, 0, 4], 0, &[0, 1, 4, 5, 8, 9]);
+        // K: a known server, left out.
+        put(&mut a, [10, 0, 0, 9], 0, &all_day);
+        a.label(["10.0.0.3".parse().unwrap(), "10.0.0.4".parse().unwrap()]);
+        let t = a.label_table().unwrap();
+        let f = &t.five_of_six;
+        assert_eq!(f.len(), 20);
+        assert_eq!((f[0].bucket.as_str(), f[19].bucket.as_str()), ("5", "24"));
+        let got: Vec<(&str, u64, u64)> = f
+            .iter()
+            .filter(|r| r.hosts > 0)
+            .map(|r| (r.bucket.as_str(), r.hosts, r.bad))
+            .collect();
+        assert_eq!(got, [("5", 1, 0), ("6", 1, 1), ("10", 1, 1), ("24", 1, 0)]);
+        assert_eq!(t.five_of_six_hosts, 3);
+        assert_eq!((f[0].bad_share, f[1].bad_share), (0.0, 1.0));
     }
 }

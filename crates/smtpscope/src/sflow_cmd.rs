@@ -765,53 +765,109 @@ fn text_report(
                 )?;
             }
         }
+        writeln!(
+            out,
+            "\nClayton's figure: days on which an address was active in at least {} of the 6 four-hour blocks ({} addresses), share of bad ones by hours active that day:",
+            activity::CLAYTON_MIN_BLOCKS,
+            t.five_of_six_hosts
+        )?;
+        for r in &t.five_of_six {
+            let bar = "#".repeat((r.bad_share * BAR_WIDTH as f64).round() as usize);
+            writeln!(
+                out,
+                "  {:>10} {:>6} days  {:>6} bad {:>5.1}% |{bar}",
+                format!("{} h", r.bucket),
+                r.hosts,
+                r.bad,
+                r.bad_share * 100.0
+            )?;
+        }
     }
     Ok(())
 }
 
-/// A hand-written SVG bar chart: share of bad hosts per hours-active bucket.
+/// Hand-written SVG bar charts: the share of bad hosts per hours-active bucket, and
+/// Clayton's figure (days active in at least 5 of the 6 four-hour blocks, by hours active).
 fn svg_plot(t: &LabelTable) -> String {
+    let (w, h) = (640.0, 360.0);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n",
+        2.0 * h
+    );
+    svg_bars(
+        &mut s,
+        0.0,
+        "Share of bad hosts by hours active (port-25 sFlow samples)",
+        &t.by_hours,
+        "hours active H",
+        "hosts",
+    );
+    svg_bars(
+        &mut s,
+        h,
+        &format!(
+            "Clayton: days active in at least {} of 6 four-hour blocks, share bad",
+            activity::CLAYTON_MIN_BLOCKS
+        ),
+        &t.five_of_six,
+        "hours active that day",
+        "days",
+    );
+    s += "</svg>\n";
+    s
+}
+
+/// One 640 × 360 bar chart of `rows`' bad shares at height `y0`.
+fn svg_bars(
+    s: &mut String,
+    y0: f64,
+    title: &str,
+    rows: &[activity::BucketRow],
+    x_label: &str,
+    unit: &str,
+) {
     let (w, h, left, bottom, top) = (640.0, 360.0, 60.0, 60.0, 40.0);
-    let n = t.by_hours.len().max(1) as f64;
+    let n = rows.len().max(1) as f64;
     let bw = (w - left - 20.0) / n;
     let ph = h - bottom - top;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">Share of bad hosts by hours active (port-25 sFlow samples)</text>\n",
-        w / 2.0
+    let top = y0 + top;
+    *s += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"14\">{title}</text>\n",
+        w / 2.0,
+        y0 + 20.0
     );
     for pct in [0, 25, 50, 75, 100] {
         let y = top + ph * (1.0 - f64::from(pct) / 100.0);
-        s += &format!(
+        *s += &format!(
             "<line x1=\"{left}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{pct}%</text>\n",
             w - 20.0,
             left - 6.0,
             y + 4.0
         );
     }
-    for (i, r) in t.by_hours.iter().enumerate() {
-        let x = left + bw * i as f64 + 4.0;
+    // Narrow bars get smaller labels.
+    let fs = if bw < 40.0 { " font-size=\"9\"" } else { "" };
+    for (i, r) in rows.iter().enumerate() {
+        let x = left + bw * i as f64 + bw * 0.1;
         let bh = ph * r.bad_share;
-        s += &format!(
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#c0392b\"><title>{} hours: {} of {} hosts bad</title></rect>\n\
-             <text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text><text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#666\">n={}</text>\n",
+        let cx = x + bw * 0.4;
+        *s += &format!(
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#c0392b\"><title>{} hours: {} of {} {unit} bad</title></rect>\n\
+             <text x=\"{cx:.1}\" y=\"{}\" text-anchor=\"middle\"{fs}>{}</text><text x=\"{cx:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#666\"{fs}>n={}</text>\n",
             top + ph - bh,
-            bw - 8.0,
+            bw * 0.8,
             r.bucket,
             r.bad,
             r.hosts,
-            x + (bw - 8.0) / 2.0,
-            h - bottom + 16.0,
+            y0 + h - bottom + 16.0,
             r.bucket,
-            x + (bw - 8.0) / 2.0,
-            h - bottom + 32.0,
+            y0 + h - bottom + 32.0,
             r.hosts
         );
     }
-    s += &format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">hours active H</text>\n</svg>\n",
+    *s += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{x_label}</text>\n",
         w / 2.0,
-        h - 8.0
+        y0 + h - 8.0
     );
-    s
 }

@@ -40,6 +40,37 @@ pub fn hours_chart(t: &LabelTable) -> Chart {
     }
 }
 
+/// Clayton's own figure (CEAS 2006): days on which an address was active in at least 5 of the
+/// 6 four-hour blocks, by the hours it was active that day; bars the share of them the labels
+/// call bad, the line their number.
+pub fn five_of_six_chart(t: &LabelTable) -> Chart {
+    Chart {
+        id: "fig-sflow-five-of-six".into(),
+        title: format!(
+            "Days active in at least {} of 6 four-hour blocks: share bad by hours active that day",
+            sflow::activity::CLAYTON_MIN_BLOCKS
+        ),
+        labels: t
+            .five_of_six
+            .iter()
+            .map(|r| format!("{} h", r.bucket))
+            .collect(),
+        bars: vec![Series {
+            name: "bad, % of the days".into(),
+            values: t.five_of_six.iter().map(|r| r.bad_share * 100.0).collect(),
+        }],
+        line: Some(Series {
+            name: "days".into(),
+            values: t.five_of_six.iter().map(|r| r.hosts as f64).collect(),
+        }),
+        y_label: "% bad".into(),
+        note: Some(format!(
+            "{} addresses with such a day (known servers left out)",
+            t.five_of_six_hosts
+        )),
+    }
+}
+
 /// The page.
 pub fn page(table: Option<&LabelTable>, alerts: &[Alert], hosts: &[HostSummary]) -> Markup {
     html! {
@@ -59,6 +90,13 @@ pub fn page(table: Option<&LabelTable>, alerts: &[Alert], hosts: &[HostSummary])
                         table #by-hours {
                             thead { tr { th { "hours active" } th { "hosts" } th { "bad" } th { "flagged" } th { "bad share" } } }
                             tbody { @for r in &t.by_hours {
+                                tr { td { (r.bucket) } td.n { (r.hosts) } td.n { (r.bad) } td.n { (r.flagged) } td.n { (format!("{:.1}%", r.bad_share * 100.0)) } }
+                            } }
+                        }
+                        (chart(&five_of_six_chart(t)))
+                        table #five-of-six {
+                            thead { tr { th { "hours active that day" } th { "days" } th { "bad" } th { "flagged" } th { "bad share" } } }
+                            tbody { @for r in &t.five_of_six {
                                 tr { td { (r.bucket) } td.n { (r.hosts) } td.n { (r.bad) } td.n { (r.flagged) } td.n { (format!("{:.1}%", r.bad_share * 100.0)) } }
                             } }
                         }
