@@ -234,13 +234,29 @@ fn main() {
     let heap = LIVE.load(Ordering::Relaxed) - live0;
     let state = LIVE.load(Ordering::Relaxed) - live_empty;
     let (hijack_accounts, hijack_heap_estimate) = e.hijack_memory();
-    let cs = e.correlator_stats();
+    let records = e.correlator_stats().records;
+    let extrusion_entities = e.tracked_entities();
+    // Each part's heap: what dropping it frees (after the totals above were taken).
+    let mut parts = String::new();
+    let tracked = hijack_accounts.max(1) as f64;
+    for part in Engine::PARTS {
+        let before = LIVE.load(Ordering::Relaxed);
+        if e.reset_part(part) {
+            let freed = before.saturating_sub(LIVE.load(Ordering::Relaxed));
+            let _ = write!(
+                parts,
+                "{}\"{part}\":{:.0}",
+                if parts.is_empty() { "" } else { "," },
+                freed as f64 / tracked
+            );
+        }
+    }
     println!(
-        "{{\"accounts\":{accounts},\"msgs_per_day\":{msgs},\"ips\":{ips},\"days\":{days},\"lines\":{lines},\"cpu_s\":{cpu:.2},\"wall_s\":{wall:.2},\"engine_heap_bytes\":{heap},\"empty_engine_bytes\":{},\"state_bytes\":{state},\"peak_rss_bytes\":{},\"hijack_accounts\":{hijack_accounts},\"hijack_heap_estimate\":{hijack_heap_estimate},\"extrusion_entities\":{},\"records\":{},\"bytes_per_account\":{:.0},\"rss_per_account\":{:.0}}}",
+        "{{\"accounts\":{accounts},\"msgs_per_day\":{msgs},\"ips\":{ips},\"days\":{days},\"lines\":{lines},\"cpu_s\":{cpu:.2},\"wall_s\":{wall:.2},\"engine_heap_bytes\":{heap},\"empty_engine_bytes\":{},\"state_bytes\":{state},\"peak_rss_bytes\":{},\"hijack_accounts\":{hijack_accounts},\"hijack_heap_estimate\":{hijack_heap_estimate},\"extrusion_entities\":{},\"records\":{},\"bytes_per_account\":{:.0},\"rss_per_account\":{:.0},\"per_tracked_account_by_part\":{{{parts}}}}}",
         live_empty - live0,
         status_kb("VmHWM:"),
-        e.tracked_entities(),
-        cs.records,
+        extrusion_entities,
+        records,
         state as f64 / accounts as f64,
         status_kb("VmHWM:") as f64 / accounts as f64,
     );

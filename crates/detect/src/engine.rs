@@ -842,6 +842,46 @@ impl Engine {
         (self.hijack.tracked(), self.hijack.approx_bytes())
     }
 
+    /// The parts [`Engine::reset_part`] knows, for memory reports.
+    pub const PARTS: &'static [&'static str] = &[
+        "correlator",
+        "hijack",
+        "extrusion",
+        "helo",
+        "incoming",
+        "bruteforce",
+        "campaigns",
+        "customers",
+        "claims",
+        "own_asns",
+    ];
+
+    /// Replace one part of the state ([`Engine::PARTS`]) with an empty one, dropping what it
+    /// held: the memory report (`examples/account_memory.rs`) measures each part's heap as what
+    /// its drop frees. Not for detection: the engine is not consistent afterwards. False when
+    /// the part is unknown, or the detectors run on their own thread.
+    #[doc(hidden)]
+    pub fn reset_part(&mut self, part: &str) -> bool {
+        if self.off.is_some() {
+            return false;
+        }
+        let cfg = &self.cfg;
+        match part {
+            "correlator" => self.corr = Correlator::new(cfg.limits.max_in_flight),
+            "hijack" => self.hijack = Hijack::new(cfg),
+            "extrusion" => self.det.extrusion = Extrusion::new(cfg),
+            "helo" => self.det.helo = HeloDetector::new(cfg),
+            "incoming" => self.det.incoming = Incoming::new(cfg),
+            "bruteforce" => self.brute = Bruteforce::new(cfg),
+            "campaigns" => self.campaigns = Campaigns::new(cfg),
+            "customers" => self.customers = BoundedMap::new(cfg.limits.max_entities),
+            "claims" => self.claims = PolicyClaims::default(),
+            "own_asns" => self.own_asns = Default::default(),
+            _ => return false,
+        }
+        true
+    }
+
     /// State the engine dropped to stay within its caps, by kind (see [`Evictions`]).
     pub fn evictions(&self) -> Evictions {
         let hijack = self.hijack.stats();
