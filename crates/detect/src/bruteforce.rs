@@ -355,7 +355,7 @@ pub struct Bruteforce {
     addresses: BoundedMap<IpAddr, Address>,
     networks: BoundedMap<u64, Network>,
     names: BoundedMap<u64, Guessing>,
-    accounts: BoundedMap<String, Account>,
+    accounts: BoundedMap<String, Box<Account>>,
     wave: Wave,
     /// Failures that named a user, server-wide, in the window, and the distinct names.
     named_failures: Counter,
@@ -858,11 +858,13 @@ impl Bruteforce {
         } else {
             None
         };
-        let acct = self.accounts.get_or_insert_with(key, ts, || Account {
-            places: Places::new(ts),
-            guessing: None,
-            guessed_alerted: None,
-            login_during_guessing: None,
+        let acct = self.accounts.get_or_insert_with(key, ts, || {
+            Box::new(Account {
+                places: Places::new(ts),
+                guessing: None,
+                guessed_alerted: None,
+                login_during_guessing: None,
+            })
         });
         if let Some(g) = moved {
             acct.guessing = Some(Box::new(g));

@@ -544,7 +544,7 @@ impl EntityState {
 /// The extrusion detectors' state.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Extrusion {
-    entities: BoundedMap<Entity, EntityState>,
+    entities: BoundedMap<Entity, Box<EntityState>>,
     /// Incoming (sender -> local recipient) pairs, for recognising replies.
     inbound: BoundedMap<u64, ()>,
     /// Reused buffer for [`reply_key`] (no `String` per failed recipient). Not state.
@@ -741,9 +741,7 @@ impl Extrusion {
             Discount::None
         };
         let n_samples = cfg.limits.samples;
-        let st = self
-            .entities
-            .get_or_insert_with(entity, ts, EntityState::default);
+        let st = self.entities.get_or_insert_with(entity, ts, Box::default);
         let sorted = st.sort(rec, discount, window);
         st.tally.add(ts, window, &sorted.o);
         st.discounted.add(ts, sorted.discounted as u32, window);

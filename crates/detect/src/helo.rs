@@ -469,7 +469,7 @@ pub struct Observation<'a> {
 /// The detector.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct HeloDetector {
-    state: BoundedMap<Entity, State>,
+    state: BoundedMap<Entity, Box<State>>,
     claims: BoundedMap<u64, Claim>,
 }
 
@@ -579,7 +579,7 @@ impl HeloDetector {
         let window = cfg.helo.window.0;
         let mut m = signs(o.helo, o.sender, &o.rcpts, o.client_host, own_names);
         let lower = o.helo.trim().to_ascii_lowercase();
-        self.state.get_or_insert_with(entity, o.ts, State::default);
+        self.state.get_or_insert_with(entity, o.ts, Box::default);
         let foreign = self.forged_claim(entity, o, &lower);
         if foreign.is_some() {
             m |= Sign::ForgedSenderDomain.bit();

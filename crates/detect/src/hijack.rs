@@ -414,7 +414,7 @@ pub struct HijackStats {
 /// The detector's state.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Hijack {
-    accounts: BoundedMap<String, Account>,
+    accounts: BoundedMap<String, Box<Account>>,
     population: Population,
     countries: HashMap<[u8; 2], u64>,
     logins: u64,
@@ -957,7 +957,7 @@ impl Hijack {
             let pop = &mut self.population;
             let a = self.accounts.get_or_insert_with(&k, at, || {
                 pop.add_account();
-                Account::default()
+                Box::default()
             });
             a.baseline = b;
             if a.baseline.days > 0 {
@@ -1042,7 +1042,7 @@ impl Hijack {
         let pop = &mut self.population;
         let a = self.accounts.get_or_insert_with(key, ts, || {
             pop.add_account();
-            Account::default()
+            Box::default()
         });
         if roll_day(a, ts) {
             self.accounts.protect(key);
