@@ -87,7 +87,7 @@ impl Distinct {
                     return;
                 }
                 if set.len() < EXACT_MAX {
-                    set.push(v);
+                    crate::compact::push(set, v);
                     return;
                 }
                 let mut regs = Box::new([0u8; REGS]);

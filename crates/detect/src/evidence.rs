@@ -201,10 +201,10 @@ impl Samples {
     pub fn push(&mut self, s: MessageSample, n: usize) {
         self.seen += 1;
         if self.first.len() < n / 2 {
-            self.first.push(s);
+            crate::compact::push(&mut self.first, s);
             return;
         }
-        self.last.push_back(s);
+        crate::compact::push_back(&mut self.last, s);
         while self.last.len() > n - n / 2 {
             self.last.pop_front();
         }

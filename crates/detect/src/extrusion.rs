@@ -284,7 +284,7 @@ impl Tally {
         match self.slices.back_mut() {
             // Same slice, or an out-of-order event (interleaved files): count it in the newest.
             Some(b) if b.slot >= s => b.o.add(o),
-            _ => self.slices.push_back(Slice { slot: s, o: *o }),
+            _ => crate::compact::push_back(&mut self.slices, Slice { slot: s, o: *o }),
         }
     }
 
@@ -890,19 +890,22 @@ fn track_lists(
     {
         Some(i) => i,
         None if st.senders.len() < MAX_SENDERS_PER_ENTITY => {
-            st.senders.push(SenderState {
-                addr: sender.to_string(),
-                first: ts,
-                last: ts,
-                messages: 0,
-                rcpts: Default::default(),
-                distinct: 0,
-                repeats: 0,
-                delivered: 0,
-                failed: 0,
-                failed_w: Counter::default(),
-                list_until: None,
-            });
+            crate::compact::push(
+                &mut st.senders,
+                SenderState {
+                    addr: sender.to_string(),
+                    first: ts,
+                    last: ts,
+                    messages: 0,
+                    rcpts: Default::default(),
+                    distinct: 0,
+                    repeats: 0,
+                    delivered: 0,
+                    failed: 0,
+                    failed_w: Counter::default(),
+                    list_until: None,
+                },
+            );
             st.senders.len() - 1
         }
         None => return false,

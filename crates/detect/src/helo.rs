@@ -526,7 +526,7 @@ impl HeloDetector {
         let key = maillog::hash::str_key(hd);
         let st = self.state.get_mut(entity)?;
         if !st.followed.contains(&key) && st.followed.len() < MIN_FOLLOWED_DOMAINS {
-            st.followed.push(key);
+            crate::compact::push(&mut st.followed, key);
         }
         // A random label in front of the sender's own domain (`lrhnow.usa.net`).
         if let Some(label) = lower
@@ -536,7 +536,7 @@ impl HeloDetector {
             if !label.contains('.') && random_looking(label) {
                 let lk = maillog::hash::str_key(label);
                 if !st.random_labels.contains(&lk) && st.random_labels.len() < MIN_RANDOM_LABELS {
-                    st.random_labels.push(lk);
+                    crate::compact::push(&mut st.random_labels, lk);
                 }
             }
         }
@@ -601,7 +601,7 @@ impl HeloDetector {
             if let Some(e) = st.distinct.iter_mut().find(|(h, _)| *h == lower) {
                 e.1 = o.ts;
             } else if st.distinct.len() < MAX_DISTINCT {
-                st.distinct.push((lower, o.ts));
+                crate::compact::push(&mut st.distinct, (lower, o.ts));
             }
             if st.distinct.len() > cfg.helo.max_distinct {
                 m |= Sign::Changing.bit();
@@ -615,21 +615,24 @@ impl HeloDetector {
                 }
             }
             if st.samples.len() < MAX_SAMPLES {
-                st.samples.push(HeloSample {
-                    time: o.ts.display_utc(),
-                    helo: o.helo.to_string(),
-                    client: o.client.map(|c| c.to_string()),
-                    mail_from: o.sender.map(str::to_string),
-                    rcpt_to: o.rcpts.iter().take(3).map(|r| r.to_string()).collect(),
-                    signs: Sign::ALL
-                        .iter()
-                        .copied()
-                        .filter(|s| m & s.bit() != 0)
-                        .collect(),
-                    forged_because: foreign,
-                    client_host: o.client_host.map(str::to_string),
-                    context: o.context.to_string(),
-                });
+                crate::compact::push(
+                    &mut st.samples,
+                    HeloSample {
+                        time: o.ts.display_utc(),
+                        helo: o.helo.to_string(),
+                        client: o.client.map(|c| c.to_string()),
+                        mail_from: o.sender.map(str::to_string),
+                        rcpt_to: o.rcpts.iter().take(3).map(|r| r.to_string()).collect(),
+                        signs: Sign::ALL
+                            .iter()
+                            .copied()
+                            .filter(|s| m & s.bit() != 0)
+                            .collect(),
+                        forged_because: foreign,
+                        client_host: o.client_host.map(str::to_string),
+                        context: o.context.to_string(),
+                    },
+                );
             }
         }
         if !st.ours {
@@ -710,7 +713,7 @@ fn rotating_senders(st: &mut State, helo: &str, sender: Option<&str>, ts: Ts, wi
     {
         e.2 = ts;
     } else if st.workstation_senders.len() < MAX_WORKSTATION_PAIRS {
-        st.workstation_senders.push((hk, dk, ts));
+        crate::compact::push(&mut st.workstation_senders, (hk, dk, ts));
     }
     st.workstation_senders
         .iter()

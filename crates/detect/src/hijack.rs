@@ -180,7 +180,7 @@ impl Day {
         self.ips.insert(ip_key(src.ip));
         if !self.networks.iter().any(|(n, _)| *n == src.net) {
             if self.networks.len() < LEARN_MAX_NETWORKS {
-                self.networks.push((src.net, ts));
+                crate::compact::push(&mut self.networks, (src.net, ts));
             } else {
                 self.networks_overflow = true;
             }
@@ -188,7 +188,7 @@ impl Day {
         if let Some(asn) = src.asn {
             if !self.asns.contains(&asn) {
                 if self.asns.len() < LEARN_MAX_ASNS {
-                    self.asns.push(asn);
+                    crate::compact::push(&mut self.asns, asn);
                 } else {
                     self.asns_overflow = true;
                 }
@@ -198,7 +198,7 @@ impl Day {
             if let Some(e) = self.countries.iter_mut().find(|(x, _)| *x == c) {
                 e.1 += 1;
             } else if self.countries.len() < DAY_COUNTRIES {
-                self.countries.push((c, 1));
+                crate::compact::push(&mut self.countries, (c, 1));
             }
         }
     }
@@ -222,19 +222,19 @@ fn learn_day(b: &mut Baseline, d: &Day) {
         if let Some(e) = b.countries.iter_mut().find(|(x, _)| *x == cs) {
             e.1 += 1;
         } else if b.countries.len() < BASELINE_COUNTRIES {
-            b.countries.push((cs, 1));
+            crate::compact::push(&mut b.countries, (cs, 1));
         }
     }
     for asn in &d.asns {
         if !b.asns.contains(asn) && b.asns.len() < BASELINE_ASNS {
-            b.asns.push(*asn);
+            crate::compact::push(&mut b.asns, *asn);
         }
     }
     for (n, _) in &d.networks {
         if let Some(e) = b.networks.iter_mut().find(|(x, _)| x == n) {
             e.1 += 1;
         } else if b.networks.len() < BASELINE_NETWORKS {
-            b.networks.push((*n, 1));
+            crate::compact::push(&mut b.networks, (*n, 1));
         } else if let Some(least) = b.networks.iter_mut().min_by_key(|(_, days)| *days) {
             *least = (*n, 1);
         }
@@ -1271,7 +1271,7 @@ fn note_send(
         };
         slot.clear();
         slot.push_str(r);
-        a.sample_rcpts.push_back(slot);
+        crate::compact::push_back(&mut a.sample_rcpts, slot);
     }
     while a.recent.front().is_some_and(|o| o.last.plus_secs(w) < s.ts) {
         a.recent.pop_front();
@@ -1293,18 +1293,21 @@ fn note_send(
     if a.recent.len() >= hc.max_recent_ips {
         return false;
     }
-    a.recent.push_back(Obs {
-        first: s.ts,
-        last: s.ts,
-        ip: src.ip,
-        net: src.net,
-        asn: src.asn.unwrap_or(0),
-        cc: src.cc.unwrap_or(*b"--"),
-        msgs: s.msgs,
-        rcpts: s.rcpts.len() as u32,
-        run_start: s.ts,
-        run_msgs: s.msgs as u64,
-    });
+    crate::compact::push_back(
+        &mut a.recent,
+        Obs {
+            first: s.ts,
+            last: s.ts,
+            ip: src.ip,
+            net: src.net,
+            asn: src.asn.unwrap_or(0),
+            cc: src.cc.unwrap_or(*b"--"),
+            msgs: s.msgs,
+            rcpts: s.rcpts.len() as u32,
+            run_start: s.ts,
+            run_msgs: s.msgs as u64,
+        },
+    );
     if campaign_ip(src.ip) {
         a.campaign_hits += 1;
     }

@@ -11,6 +11,7 @@ pub mod bounded;
 pub mod bruteforce;
 pub mod campaign;
 pub mod claims;
+pub mod compact;
 pub mod config;
 pub mod distinct;
 pub mod engine;

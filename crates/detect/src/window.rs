@@ -7,16 +7,26 @@ use maillog::Ts;
 pub const BUCKET_SECS: i64 = 60;
 
 /// A count of events in the last `window` seconds of event time, kept in one-minute buckets.
+///
+/// A bucket is its minute since 1970 as an `i32` and its count, 8 bytes (it was an `i64` and
+/// 16): minutes reach `i32::MAX` in the year 6053, and later stamps share the last bucket. A
+/// snapshot holds the same integers as before (MessagePack writes each in the fewest bytes).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Counter {
-    buckets: std::collections::VecDeque<(i64, u32)>,
+    buckets: std::collections::VecDeque<(i32, u32)>,
     total: u64,
+}
+
+/// The bucket of `secs` (seconds since 1970), clamped to `i32`.
+fn bucket(secs: i64) -> i32 {
+    secs.div_euclid(BUCKET_SECS)
+        .clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
 impl Counter {
     /// Add `n` at `ts`, dropping what fell out of `window_secs`.
     pub fn add(&mut self, ts: Ts, n: u32, window_secs: i64) {
-        let b = ts.secs().div_euclid(BUCKET_SECS);
+        let b = bucket(ts.secs());
         match self.buckets.back_mut() {
             Some((last, c)) if *last == b => *c = c.saturating_add(n),
             Some((last, _)) if *last > b => {
@@ -25,7 +35,7 @@ impl Counter {
                     *c = c.saturating_add(n);
                 }
             }
-            _ => self.buckets.push_back((b, n)),
+            _ => crate::compact::push_back(&mut self.buckets, (b, n)),
         }
         self.total += n as u64;
         self.expire(ts, window_secs);
@@ -33,7 +43,7 @@ impl Counter {
 
     /// Drop buckets older than the window ending at `ts`.
     pub fn expire(&mut self, ts: Ts, window_secs: i64) {
-        let min = (ts.secs() - window_secs).div_euclid(BUCKET_SECS);
+        let min = bucket(ts.secs().saturating_sub(window_secs));
         while let Some(&(b, c)) = self.buckets.front() {
             if b > min {
                 break;
