@@ -48,10 +48,7 @@ mod tests {
         }
         assert!(v.capacity() >= 100 && v.capacity() < 200);
         assert!(d.capacity() >= 100 && d.capacity() < 200);
-        assert_eq!(
-            v.iter().copied().collect::<Vec<_>>(),
-            (0..100).collect::<Vec<u64>>()
-        );
+        assert_eq!(v, (0..100).collect::<Vec<u64>>());
         assert_eq!(
             d.iter().copied().collect::<Vec<_>>(),
             (0..100).collect::<Vec<u64>>()
