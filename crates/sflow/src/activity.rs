@@ -27,6 +27,7 @@
 //! [`ActivityConfig::max_hours`] distinct hours are remembered; past a cap counts saturate
 //! and are reported as such.
 
+use crate::learn::{self, Learned};
 use crate::observe::FlowObservation;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -242,6 +243,9 @@ pub struct ActivityConfig {
     /// Seconds a host must have been seen for before it is judged live (end of input judges
     /// every host).
     pub judge_after_secs: i64,
+    /// Learn from the labels ([`crate::learn`]): the size term and labelled networks. Without
+    /// labels nothing is learned either way.
+    pub learn: bool,
 }
 
 impl Default for ActivityConfig {
@@ -256,6 +260,7 @@ impl Default for ActivityConfig {
             min_samples: DEFAULT_MIN_SAMPLES,
             min_evidence: DEFAULT_MIN_EVIDENCE,
             judge_after_secs: DEFAULT_JUDGE_AFTER_SECS,
+            learn: true,
         }
     }
 }
@@ -268,6 +273,7 @@ struct Host {
     est_bytes: u64,
     syn_samples: u64,
     est_syns: u64,
+    full_samples: u64,
     reply_samples: u64,
     reset_replies: u64,
     dsts: HashSet<IpAddr>,
@@ -384,9 +390,20 @@ pub struct HostSummary {
     /// left out).
     #[serde(default)]
     pub net_addresses: u64,
-    /// Evidence of the network's pooled samples (session and destination terms).
+    /// Evidence of the network's pooled samples (session and destination terms, and the
+    /// learned size term).
     #[serde(default)]
     pub net_evidence: f64,
+    /// Samples that are full-sized data segments (IP length ≥
+    /// [`crate::learn::FULL_SEGMENT_IP_LEN`]): the message size.
+    #[serde(default)]
+    pub full_samples: u64,
+    /// Size evidence learned from the labels ([`crate::learn`]); 0 without labels.
+    #[serde(default)]
+    pub size_evidence: f64,
+    /// Addresses of this host's network labelled bad (0 without labels).
+    #[serde(default)]
+    pub net_labelled: u64,
     /// First and last sample, seconds since the epoch.
     pub first: i64,
     /// Last sample.
@@ -663,6 +680,7 @@ impl Activity {
         h.est_bytes = h
             .est_bytes
             .saturating_add(rate.saturating_mul(u64::from(o.ip_len)));
+        h.full_samples += u64::from(o.ip_len >= crate::learn::FULL_SEGMENT_IP_LEN);
         if o.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
             h.syn_samples += 1;
             h.est_syns = h.est_syns.saturating_add(rate);
@@ -859,6 +877,9 @@ impl Activity {
             evidence: e.total(),
             net_addresses: 0,
             net_evidence: 0.0,
+            full_samples: h.full_samples,
+            size_evidence: 0.0,
+            net_labelled: 0,
             first: h.first,
             last: h.last,
             known: h.known,
@@ -870,13 +891,37 @@ impl Activity {
 
     /// Every host's own summary, then the snowshoe rule over each source network.
     fn judged(&self) -> Vec<HostSummary> {
+        self.judged_learned().0
+    }
+
+    /// What was learned from the labels over the hosts as they are now ([`crate::learn`]):
+    /// `None` without labels or with learning off.
+    pub fn learned(&self) -> Option<Learned> {
+        self.judged_learned().1
+    }
+
+    /// The judged hosts and what was learned from the labels.
+    fn judged_learned(&self) -> (Vec<HostSummary>, Option<Learned>) {
         let mut v: Vec<HostSummary> = self
             .hosts
             .iter()
             .map(|(ip, h)| self.summarize(*ip, h))
             .collect();
+        let mut learned = (self.labelled && self.cfg.learn).then(|| {
+            learn::apply(
+                &mut v,
+                &self.bad_labels,
+                self.cfg.min_samples,
+                self.cfg.min_evidence,
+            )
+        });
         // Pool the counts of each source network's addresses (known servers left out).
         let mut pools: HashMap<u128, Pool> = HashMap::new();
+        for s in v.iter().filter(|s| !s.known) {
+            let p = pools.entry(net_key(s.ip)).or_default();
+            p.seen += 1;
+            p.labelled += u64::from(s.bad == Some(true));
+        }
         // Hosts flagged on their own are left out of the pool: one open relay must not make
         // its neighbours look like a snowshoe network.
         for s in v
@@ -887,8 +932,10 @@ impl Activity {
             p.addresses += 1;
             p.samples += s.samples;
             p.syns += s.syn_samples;
+            p.full += s.full_samples;
             p.dest += s.dest_evidence;
         }
+        let mut labelled_nets = HashSet::new();
         for s in v.iter_mut().filter(|s| !s.known) {
             let Some(p) = pools.get(&net_key(s.ip)) else {
                 continue;
@@ -899,6 +946,10 @@ impl Activity {
             // sum of its addresses' own.
             s.net_evidence =
                 evidence(p.samples, p.syns, 0, 0, 0.0).syn + p.dest.min(SNOWSHOE_DEST_CAP);
+            if let Some(l) = &learned {
+                s.net_evidence += l.size_evidence(p.full, p.samples);
+                s.net_labelled = p.labelled;
+            }
             if s.verdict != Verdict::Suspicious
                 && p.addresses >= SNOWSHOE_MIN_ADDRESSES
                 && s.net_evidence >= SNOWSHOE_MIN_EVIDENCE
@@ -906,8 +957,22 @@ impl Activity {
             {
                 s.verdict = Verdict::Snowshoe;
             }
+            // A network whose addresses are labelled bad more often than chance allows: its
+            // other addresses without a correspondent of their own (learn.rs).
+            if let Some(l) = &learned {
+                if !s.verdict.flagged()
+                    && s.rare_repeats == 0
+                    && learn::labelled_network(p.seen, p.labelled, l.labelled_share)
+                {
+                    s.verdict = Verdict::Snowshoe;
+                    labelled_nets.insert(net_key(s.ip));
+                }
+            }
         }
-        v
+        if let Some(l) = &mut learned {
+            l.labelled_networks = labelled_nets.len() as u64;
+        }
+        (v, learned)
     }
 
     /// Every tracked host: the judged ones first, by evidence (strongest first), then the
@@ -1092,7 +1157,11 @@ struct Pool {
     addresses: u64,
     samples: u64,
     syns: u64,
+    full: u64,
     dest: f64,
+    /// All addresses of the network seen (suspicious ones too), and of them labelled bad.
+    seen: u64,
+    labelled: u64,
 }
 
 /// The three evidence terms of a host (log10 likelihood ratios, spam source against

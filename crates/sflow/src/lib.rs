@@ -36,6 +36,7 @@ pub mod clock;
 mod collector;
 mod decode;
 mod error;
+pub mod learn;
 mod observe;
 mod packet;
 mod pcap;

@@ -103,6 +103,10 @@ pub struct AnalyzeOpts {
     /// labels.jsonl; entities of kind client label their IP as bad.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
+    /// Use --labels only to annotate: learn nothing from them (no size term, no labelled
+    /// networks; docs/DETECTION.md, "Learning from labels").
+    #[arg(long)]
+    pub no_learn: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -203,6 +207,7 @@ impl AnalyzeOpts {
                 min_samples: self.min_samples,
                 min_evidence: self.min_evidence,
                 judge_after_secs: self.judge_after_hours * 3600,
+                learn: !self.no_learn,
                 ..ActivityConfig::default()
             },
             clock: ClockMode::Arrival,
@@ -328,10 +333,10 @@ pub fn host_alert(s: &HostSummary, labelled: bool) -> Alert {
         entity: Entity::new(EntityKind::Client, s.ip.to_string()),
         score: (s.score * 1000.0).round() / 1000.0,
         summary: format!(
-            "evidence {:.1} (sessions {:+.1}: {} SYNs in {} samples, share {:.2}-{:.2}; destinations {:+.1}: {} rare of {} sessions, {} repeated; daily {:+.1}: {} hours of the day on two days; spread {:+.1}: {:.2} of even sending; days {:+.1}: {} days); {} networks, {} hours in {} four-hour blocks, ~{} packets",
+            "evidence {:.1} (sessions {:+.1}: {} SYNs in {} samples, share {:.2}-{:.2}; destinations {:+.1}: {} rare of {} sessions, {} repeated; daily {:+.1}: {} hours of the day on two days; spread {:+.1}: {:.2} of even sending; days {:+.1}: {} days; size {:+.1}: {} full-sized of {} samples); {} networks, {} hours in {} four-hour blocks, ~{} packets",
             s.evidence, s.syn_evidence, s.syn_samples, s.samples, s.syn_share_low, s.syn_share_high,
             s.dest_evidence, s.rare_sessions, s.sessions, s.rare_repeats,
-            s.daily_evidence, s.daily_hours, s.spread_evidence, s.spread, s.days_evidence, s.days, s.dst_nets, s.hours, s.blocks, s.est_packets
+            s.daily_evidence, s.daily_hours, s.spread_evidence, s.spread, s.days_evidence, s.days, s.size_evidence, s.full_samples, s.samples, s.dst_nets, s.hours, s.blocks, s.est_packets
         ),
         evidence,
     }
@@ -637,7 +642,7 @@ fn report(src: &SflowSource, alerts: &[Alert], opts: &AnalyzeOpts) -> Result<()>
     Ok(())
 }
 
-const TABLE_HEADER: &str = "ip\tsamples\test_packets\test_bytes\tsyn_samples\test_syns\tdst_ips\tdst_nets\thours\tblocks\thours_per_block\tfill\tdest_variation\tfirst\tlast\tknown\tbad\tverdict\tscore\treply_samples\treset_replies\tsyn_share_low\tsyn_share_high\tsessions\trare_sessions\trare_repeats\tdaily_hours\tsyn_evidence\tdest_evidence\tdaily_evidence\tspread\tspread_evidence\tdays\tdays_evidence\tevidence\tnet_addresses\tnet_evidence";
+const TABLE_HEADER: &str = "ip\tsamples\test_packets\test_bytes\tsyn_samples\test_syns\tdst_ips\tdst_nets\thours\tblocks\thours_per_block\tfill\tdest_variation\tfirst\tlast\tknown\tbad\tverdict\tscore\treply_samples\treset_replies\tsyn_share_low\tsyn_share_high\tsessions\trare_sessions\trare_repeats\tdaily_hours\tsyn_evidence\tdest_evidence\tdaily_evidence\tspread\tspread_evidence\tdays\tdays_evidence\tevidence\tnet_addresses\tnet_evidence\tfull_samples\tsize_evidence\tnet_labelled";
 
 fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Result<()> {
     writeln!(out, "{TABLE_HEADER}")?;
@@ -650,7 +655,7 @@ fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Resul
         let sat = if s.dests_saturated { "+" } else { "" };
         writeln!(
             out,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}{sat}\t{}{sat}\t{}\t{}\t{:.2}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{bad}\t{}\t{:.3}\t{}\t{}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{}\t{:.2}\t{:.2}\t{:.2}\t{:.3}\t{:.2}\t{}\t{:.2}\t{:.2}\t{}\t{:.2}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}{sat}\t{}{sat}\t{}\t{}\t{:.2}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{bad}\t{}\t{:.3}\t{}\t{}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{}\t{:.2}\t{:.2}\t{:.2}\t{:.3}\t{:.2}\t{}\t{:.2}\t{:.2}\t{}\t{:.2}\t{}\t{:.2}\t{}",
             s.ip,
             s.samples,
             s.est_packets,
@@ -686,7 +691,10 @@ fn write_table(out: &mut dyn Write, hosts: &[HostSummary], rows: usize) -> Resul
             s.days_evidence,
             s.evidence,
             s.net_addresses,
-            s.net_evidence
+            s.net_evidence,
+            s.full_samples,
+            s.size_evidence,
+            s.net_labelled
         )?;
     }
     Ok(())
@@ -744,6 +752,22 @@ fn text_report(
             "\nLabels: {} hosts with enough samples, {} bad; flagged {}, of which bad {}; {} bad IPs never seen on port 25",
             t.hosts, t.bad, t.flagged, t.flagged_bad, t.bad_unseen
         )?;
+        match src.activity().learned() {
+            Some(l) => {
+                let share = |f: Option<sflow::learn::BetaBinomial>| {
+                    f.map_or("-".to_string(), |f| {
+                        format!("{:.2} (α+β {:.0})", f.mean(), f.alpha + f.beta)
+                    })
+                };
+                writeln!(
+                    out,
+                    "Learned from the labels: {} labelled hosts with enough samples, {} of them left out as probable wrong verdicts, {} unlabelled server references; share of full-sized samples: spam sources {}, servers {}; {} labelled networks (labelled share at large {:.3})",
+                    l.labelled, l.noisy, l.servers, share(l.spam_size), share(l.server_size),
+                    l.labelled_networks, l.labelled_share
+                )?;
+            }
+            None => writeln!(out, "Learned from the labels: nothing (--no-learn)")?,
+        }
         for (title, rows) in [
             ("hours active H", &t.by_hours),
             (
