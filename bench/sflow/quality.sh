@@ -12,6 +12,7 @@
 # Usage: bench/sflow/quality.sh [SEEDS...]     (default: training seeds 1 2 3 4 5)
 #        SEEDS="101 102 ..." bench/sflow/quality.sh     (test seeds: 101..110)
 # Env: DAYS (3), SAMPLING (2000), SCALE (1.0), ANALYZE_ARGS (extra sflow analyze options),
+#      NOISY_SHARE (0.1: wrong verdicts, as a share of the right ones, in verdicts.jsonl),
 #      KEEP=DIR (keep the outputs there instead of deleting them).
 # Needs: cargo, python3.
 set -euo pipefail
@@ -21,6 +22,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 DAYS=${DAYS:-3}
 SAMPLING=${SAMPLING:-2000}
 SCALE=${SCALE:-1.0}
+NOISY_SHARE=${NOISY_SHARE:-0.1}
 ANALYZE_ARGS=${ANALYZE_ARGS:-}
 if [ $# -gt 0 ]; then SEEDS="$*"; else SEEDS=${SEEDS:-1 2 3 4 5}; fi
 
@@ -32,7 +34,7 @@ if [ -n "${KEEP:-}" ]; then WORK=$KEEP; mkdir -p "$WORK"; else
 for seed in $SEEDS; do
     d="$WORK/seed-$seed"
     "$BIN" simulate-sflow --seed "$seed" --days "$DAYS" --sampling "$SAMPLING" --scale "$SCALE" \
-        --out "$d" 2>/dev/null
+        --noisy-share "$NOISY_SHARE" --out "$d" 2>/dev/null
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086
     "$BIN" sflow analyze "$d/exchange.pcap" --jsonl "$d/alerts.jsonl" $ANALYZE_ARGS >/dev/null
@@ -48,8 +50,8 @@ for seed in $SEEDS; do
     [ -n "${KEEP:-}" ] || rm -f "$d/exchange.pcap"
 done
 
-python3 - "$WORK" $SEEDS <<'PY'
-import json, sys
+NOISY_SHARE=$NOISY_SHARE python3 - "$WORK" $SEEDS <<'PY'
+import json, os, sys
 work, seeds = sys.argv[1], sys.argv[2:]
 
 def table(name):
@@ -83,7 +85,8 @@ print()
 print("== without verdicts ==")
 table("score.json")
 print()
-print("== with --labels verdicts.jsonl (30% of bad senders + 10% wrong ones; told addresses not scored) ==")
+noisy = float(os.environ.get("NOISY_SHARE", "0.1"))
+print(f"== with --labels verdicts.jsonl (30% of bad senders + {noisy:.0%} wrong ones; told addresses not scored) ==")
 table("score-told.json")
 secs = [float(open(f"{work}/seed-{s}/analyze-secs").read()) for s in seeds]
 print()
