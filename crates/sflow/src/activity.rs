@@ -31,6 +31,15 @@ use crate::learn::{self, Learned};
 use crate::observe::FlowObservation;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+
+/// The hasher of the per-host maps: foldhash with a fixed seed (as `maillog::hash`), several
+/// times faster than the standard library's SipHash on these small keys, and the same order in
+/// every run. Keys come from the traffic (addresses), but every map is capped
+/// ([`ActivityConfig::max_hosts`], [`ActivityConfig::max_dests`], [`ActivityConfig::max_hours`],
+/// [`ActivityConfig::max_nets`]): colliding keys can only slow lookups in a map of bounded size.
+type State = foldhash::fast::FixedState;
+type Map<K, V> = HashMap<K, V, State>;
+type Set<T> = HashSet<T, State>;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -276,15 +285,15 @@ struct Host {
     full_samples: u64,
     reply_samples: u64,
     reset_replies: u64,
-    dsts: HashSet<IpAddr>,
-    dst_nets: HashSet<u128>,
+    dsts: Set<IpAddr>,
+    dst_nets: Set<u128>,
     dests_saturated: bool,
     /// Sampled sessions: distinct (destination, source port).
-    sessions: HashSet<(IpAddr, u16)>,
+    sessions: Set<(IpAddr, u16)>,
     /// Sampled sessions per destination network.
-    session_nets: HashMap<u128, u32>,
+    session_nets: Map<u128, u32>,
     /// Samples per clock hour.
-    hours: HashMap<i64, u32>,
+    hours: Map<i64, u32>,
     hours_saturated: bool,
     first: i64,
     last: i64,
@@ -588,9 +597,9 @@ fn net_key(ip: IpAddr) -> u128 {
 #[derive(Debug, Clone)]
 pub struct Activity {
     cfg: ActivityConfig,
-    hosts: HashMap<IpAddr, Host>,
+    hosts: Map<IpAddr, Host>,
     /// Distinct tracked sources per destination network (up to `max_nets` networks).
-    net_sources: HashMap<u128, u32>,
+    net_sources: Map<u128, u32>,
     stats: ActivityStats,
     labelled: bool,
     bad_labels: HashSet<IpAddr>,
@@ -603,8 +612,8 @@ impl Activity {
     pub fn new(cfg: ActivityConfig) -> Activity {
         Activity {
             cfg,
-            hosts: HashMap::new(),
-            net_sources: HashMap::new(),
+            hosts: Map::default(),
+            net_sources: Map::default(),
             stats: ActivityStats::default(),
             labelled: false,
             bad_labels: HashSet::new(),
@@ -735,11 +744,14 @@ impl Activity {
 
     fn summarize(&self, ip: IpAddr, h: &Host) -> HostSummary {
         let hours = h.hours.len() as u64;
-        let block_set: HashSet<i64> = h
-            .hours
-            .keys()
+        // The active hours in order: blocks and days are runs of them (no set to build).
+        let mut sorted: Vec<i64> = h.hours.keys().copied().collect();
+        sorted.sort_unstable();
+        let mut block_set: Vec<i64> = sorted
+            .iter()
             .map(|x| x.div_euclid(HOURS_PER_BLOCK))
             .collect();
+        block_set.dedup();
         let blocks = block_set.len() as u64;
         let hours_per_block = if blocks == 0 {
             0.0
@@ -822,7 +834,8 @@ impl Activity {
         // Days: a host all of whose samples fall on one day of an observation window of D
         // days. A server (or an office) sends every day: each sample falls on any of the D
         // days, so all n on one day has the chance D·(1/D)^n; a campaign puts them all there.
-        let day_set: HashSet<i64> = h.hours.keys().map(|x| x.div_euclid(24)).collect();
+        let mut day_set: Vec<i64> = sorted.iter().map(|x| x.div_euclid(24)).collect();
+        day_set.dedup();
         let days = day_set.len() as u64;
         let observed_days = self
             .window
@@ -891,20 +904,28 @@ impl Activity {
 
     /// Every host's own summary, then the snowshoe rule over each source network.
     fn judged(&self) -> Vec<HostSummary> {
-        self.judged_learned().0
+        self.judged_learned(None).0
     }
 
     /// What was learned from the labels over the hosts as they are now ([`crate::learn`]):
     /// `None` without labels or with learning off.
     pub fn learned(&self) -> Option<Learned> {
-        self.judged_learned().1
+        self.judged_learned(None).1
     }
 
-    /// The judged hosts and what was learned from the labels.
-    fn judged_learned(&self) -> (Vec<HostSummary>, Option<Learned>) {
+    /// The judged hosts and what was learned from the labels, for the hosts of the source
+    /// networks in `nets` only (`None`: all). Without learning, a host's summary depends on
+    /// its own counts, the global destination and window counts, and its network's pool:
+    /// judging every host of a network gives each of them the summary it gets among all hosts.
+    /// Learning fits its distributions to all hosts: with it, pass `None`.
+    fn judged_learned(&self, nets: Option<&Set<u128>>) -> (Vec<HostSummary>, Option<Learned>) {
         let mut v: Vec<HostSummary> = self
             .hosts
             .iter()
+            .filter(|(ip, _)| match nets {
+                None => true,
+                Some(n) => n.contains(&net_key(**ip)),
+            })
             .map(|(ip, h)| self.summarize(*ip, h))
             .collect();
         let mut learned = (self.labelled && self.cfg.learn).then(|| {
@@ -916,7 +937,7 @@ impl Activity {
             )
         });
         // Pool the counts of each source network's addresses (known servers left out).
-        let mut pools: HashMap<u128, Pool> = HashMap::new();
+        let mut pools: Map<u128, Pool> = Map::default();
         for s in v.iter().filter(|s| !s.known) {
             let p = pools.entry(net_key(s.ip)).or_default();
             p.seen += 1;
@@ -1021,12 +1042,20 @@ impl Activity {
                         .sum::<u64>() as f64
                         >= JUDGE_OLD_SHARE * h.samples as f64)
         };
-        let pending = self.hosts.values().any(|h| !h.known && ready(h));
-        if !pending {
+        // Only the networks of hosts due for judgement are judged (their hosts all, for the
+        // snowshoe pools): every hour most hosts are not due.
+        let due_nets: Set<u128> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| !h.known && ready(h))
+            .map(|(ip, _)| net_key(*ip))
+            .collect();
+        if due_nets.is_empty() {
             return Vec::new();
         }
         let mut out: Vec<HostSummary> = self
-            .judged()
+            .judged_learned((!(self.labelled && self.cfg.learn)).then_some(&due_nets))
+            .0
             .into_iter()
             .filter(|s| s.verdict.flagged())
             .filter(|s| self.hosts.get(&s.ip).is_some_and(ready))
