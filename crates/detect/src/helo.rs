@@ -40,6 +40,7 @@ use serde::Serialize;
 use crate::alert::{round3, Alert, Detector, Entity};
 use crate::bounded::BoundedMap;
 use crate::config::Config;
+use crate::packed::Packed;
 
 /// One sign a HELO can show.
 #[derive(
@@ -381,7 +382,8 @@ struct State {
     sign_counts: [u64; 7],
     events: u64,
     anomalous: u64,
-    samples: Vec<HeloSample>,
+    /// The first [`MAX_SAMPLES`] anomalous HELOs, packed: read only when an alert is raised.
+    samples: Packed<HeloSample>,
     alerted: Option<Ts>,
     alerted_mask: u8,
     first: Option<Ts>,
@@ -615,24 +617,21 @@ impl HeloDetector {
                 }
             }
             if st.samples.len() < MAX_SAMPLES {
-                crate::compact::push(
-                    &mut st.samples,
-                    HeloSample {
-                        time: o.ts.display_utc(),
-                        helo: o.helo.to_string(),
-                        client: o.client.map(|c| c.to_string()),
-                        mail_from: o.sender.map(str::to_string),
-                        rcpt_to: o.rcpts.iter().take(3).map(|r| r.to_string()).collect(),
-                        signs: Sign::ALL
-                            .iter()
-                            .copied()
-                            .filter(|s| m & s.bit() != 0)
-                            .collect(),
-                        forged_because: foreign,
-                        client_host: o.client_host.map(str::to_string),
-                        context: o.context.to_string(),
-                    },
-                );
+                st.samples.push(&HeloSample {
+                    time: o.ts.display_utc(),
+                    helo: o.helo.to_string(),
+                    client: o.client.map(|c| c.to_string()),
+                    mail_from: o.sender.map(str::to_string),
+                    rcpt_to: o.rcpts.iter().take(3).map(|r| r.to_string()).collect(),
+                    signs: Sign::ALL
+                        .iter()
+                        .copied()
+                        .filter(|s| m & s.bit() != 0)
+                        .collect(),
+                    forged_because: foreign,
+                    client_host: o.client_host.map(str::to_string),
+                    context: o.context.to_string(),
+                });
             }
         }
         if !st.ours {
@@ -686,7 +685,7 @@ impl HeloDetector {
                     observed: st.events,
                     distinct_helos: st.distinct.iter().map(|(h, _)| h.clone()).collect(),
                     first: st.first.map(|t| t.rfc3339()),
-                    samples: st.samples.clone(),
+                    samples: st.samples.to_vec(),
                 })
                 .unwrap_or_default(),
             });
@@ -758,6 +757,43 @@ mod tests {
         assert_eq!(back[0].forged_because, Some(Foreign::Freemail));
         assert_eq!(back[0].mail_from, None);
         assert_eq!(serde_json::to_value(&back[0]).expect("json"), old);
+    }
+
+    /// The state keeps samples packed ([`Packed`]): every field of a sample, `None`s and enums
+    /// included, comes back as it was, and a snapshot holds them as the plain list it did.
+    #[test]
+    fn samples_round_trip_packed() {
+        let full = HeloSample {
+            time: "2026-11-20 10:47:15".into(),
+            helo: "pc-17".into(),
+            client: Some("192.0.2.7".into()),
+            mail_from: Some("a@example.org".into()),
+            rcpt_to: vec!["b@example.net".into(), "c@example.com".into()],
+            signs: vec![Sign::NotHostname, Sign::ForgedSenderDomain],
+            forged_because: Some(Foreign::ManyClaimants),
+            client_host: Some("pc-17.dsl.example.net".into()),
+            context: "message".into(),
+        };
+        let bare = HeloSample {
+            client: None,
+            mail_from: None,
+            rcpt_to: vec![],
+            signs: vec![],
+            forged_because: None,
+            client_host: None,
+            context: "554 5.7.1 refused".into(),
+            ..full.clone()
+        };
+        let want = vec![full, bare];
+        let mut p: Packed<HeloSample> = Packed::default();
+        for x in &want {
+            p.push(x);
+        }
+        assert_eq!(p.to_vec(), want);
+        let plain = crate::snapshot::encode(&want).expect("encodes");
+        assert_eq!(crate::snapshot::encode(&p).expect("encodes"), plain);
+        let back: Packed<HeloSample> = crate::snapshot::decode(&plain).expect("decodes");
+        assert_eq!(back.to_vec(), want);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod hijack;
 pub mod incident;
 pub mod incoming;
 pub mod incoming_filter;
+pub mod packed;
 pub mod snapshot;
 pub mod window;
 

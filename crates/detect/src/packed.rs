@@ -1,0 +1,141 @@
+//! A short list of values kept as one compact byte string.
+//!
+//! Evidence samples (a HELO's sample is nine strings, a vector and an enum: 200 bytes of
+//! struct and seven allocations) are written once, when seen, and read back only when an alert
+//! is raised, which most entities never see. [`Packed`] keeps them as positional MessagePack in
+//! one exactly sized allocation (about 130 bytes for a typical HELO sample) and decodes them on
+//! demand. Only for types whose serde shape is positional-safe: no `skip_serializing_if`, no
+//! flattening (a skipped field would shift the ones after it); the round trip is tested for
+//! each type it holds. A snapshot holds a [`Packed`] as the plain sequence of its values, the
+//! same bytes as the `Vec` it replaced (issue 12; docs/PERFORMANCE.md).
+
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Values of `T`, packed (see the module docs).
+pub struct Packed<T> {
+    bytes: Box<[u8]>,
+    len: u32,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Default for Packed<T> {
+    fn default() -> Self {
+        Packed {
+            bytes: Box::default(),
+            len: 0,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> Clone for Packed<T> {
+    fn clone(&self) -> Self {
+        Packed {
+            bytes: self.bytes.clone(),
+            len: self.len,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Packed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packed")
+            .field("len", &self.len)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Packed<T> {
+    /// Values held.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True when none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of heap memory used.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Append one (re-allocates the byte string exactly: for short lists).
+    pub fn push(&mut self, x: &T) {
+        let mut v = std::mem::take(&mut self.bytes).into_vec();
+        v.reserve_exact(64);
+        rmp_serde::encode::write(&mut v, x).expect("serializing to memory does not fail");
+        self.bytes = v.into_boxed_slice();
+        self.len += 1;
+    }
+
+    /// The values, decoded.
+    pub fn to_vec(&self) -> Vec<T> {
+        let mut de = rmp_serde::Deserializer::new(&self.bytes[..]);
+        (0..self.len)
+            .map(|_| T::deserialize(&mut de).expect("decodes: written by push"))
+            .collect()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Serialize for Packed<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_vec().serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for Packed<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<T>::deserialize(d)?;
+        let mut p = Packed::default();
+        for x in &v {
+            p.push(x);
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct S {
+        a: String,
+        b: Option<String>,
+        c: Vec<String>,
+        d: u64,
+    }
+
+    fn s(i: u64) -> S {
+        S {
+            a: format!("a{i}"),
+            b: (i % 2 == 0).then(|| "b".to_string()),
+            c: (0..i % 3).map(|k| k.to_string()).collect(),
+            d: i * 1_000_003,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_snapshots_as_a_plain_sequence() {
+        let mut p = Packed::default();
+        let want: Vec<S> = (0..10).map(s).collect();
+        for x in &want {
+            p.push(x);
+        }
+        assert_eq!(p.len(), 10);
+        assert_eq!(p.to_vec(), want);
+        // The snapshot form is the Vec's.
+        let packed = crate::snapshot::encode(&p).unwrap();
+        let plain = crate::snapshot::encode(&want).unwrap();
+        assert_eq!(packed, plain);
+        let back: Packed<S> = crate::snapshot::decode(&plain).unwrap();
+        assert_eq!(back.to_vec(), want);
+    }
+}
