@@ -116,7 +116,7 @@ mod tests {
     fn s(i: u64) -> S {
         S {
             a: format!("a{i}"),
-            b: (i % 2 == 0).then(|| "b".to_string()),
+            b: i.is_multiple_of(2).then(|| "b".to_string()),
             c: (0..i % 3).map(|k| k.to_string()).collect(),
             d: i * 1_000_003,
         }
