@@ -92,6 +92,11 @@ pub struct ClusterConfig {
     pub tls_key: Option<PathBuf>,
     /// Stream replicas (1 on one server; 3 on a three-server cluster survives one loss).
     pub replicas: u64,
+    /// Workers share the partitions among those alive (`workers` and `worker_index` are then
+    /// not used): each says it is alive in a bucket, each partition goes to one of them by
+    /// rendezvous hashing ([`owner`]) and is run under a lease, so a worker added or lost moves
+    /// partitions, with their stored state, to the others.
+    pub rebalance: bool,
 }
 
 impl Default for ClusterConfig {
@@ -113,6 +118,7 @@ impl Default for ClusterConfig {
             tls_cert: None,
             tls_key: None,
             replicas: 1,
+            rebalance: false,
         }
     }
 }
@@ -141,6 +147,35 @@ impl ClusterConfig {
             .filter(|p| self.owns(*p))
             .collect()
     }
+}
+
+/// The worker that owns partition `p` among the live workers `members` (names): the one with
+/// the highest hash of `"<name>/<p>"` (FNV-1a-32, then mixed; rendezvous hashing, Thaler and Ravishankar, "Using
+/// name-based mappings to increase hit rates", IEEE/ACM ToN 1998). Every worker computes the
+/// same answer from the same members, and a worker added or lost moves only the partitions it
+/// gains or had. `None` without members.
+pub fn owner(p: u32, members: &[String]) -> Option<&str> {
+    members
+        .iter()
+        .map(|m| {
+            (
+                mix(super::route::fnv1a32(format!("{m}/{p}").as_bytes())),
+                m.as_str(),
+            )
+        })
+        .max()
+        .map(|(_, m)| m)
+}
+
+/// MurmurHash3's 32-bit finalizer: FNV-1a alone orders names that differ in one character the
+/// same way for every partition (its last multiplications barely reach the high bits), which
+/// gave one worker all the partitions.
+fn mix(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
 /// A name usable as a NATS subject token, consumer and bucket name part.
@@ -282,6 +317,32 @@ mod tests {
             assert!(e.contains(&format!("cluster.{key}")), "{key} not in {e}");
         }
         assert!(!e.contains("127.0.0.1"), "a good URL is not refused: {e}");
+    }
+
+    #[test]
+    fn rendezvous_moves_only_what_a_worker_gains_or_had() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let two = names(&["w0", "w1"]);
+        let three = names(&["w0", "w1", "w2"]);
+        let without_w0 = names(&["w1", "w2"]);
+        let mut count = std::collections::HashMap::new();
+        for p in 0..64 {
+            let (a, b, c) = (
+                owner(p, &two).unwrap(),
+                owner(p, &three).unwrap(),
+                owner(p, &without_w0).unwrap(),
+            );
+            // The same answer whatever the order of the members.
+            assert_eq!(owner(p, &names(&["w2", "w0", "w1"])), Some(b));
+            // Adding w2 moves a partition only to w2.
+            assert!(a == b || b == "w2", "p{p}: {a} -> {b}");
+            // Losing w0 moves only w0's partitions.
+            assert!(b == c || b == "w0", "p{p}: {b} -> {c}");
+            *count.entry(b).or_insert(0) += 1;
+        }
+        assert_eq!(owner(0, &[]), None);
+        // Every worker gets a share.
+        assert!(count.values().all(|n| *n >= 10), "{count:?}");
     }
 
     #[test]

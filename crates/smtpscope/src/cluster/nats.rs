@@ -161,6 +161,25 @@ impl Node {
         })
         .await
         .map_err(|e| anyhow!("cannot create bucket {p}-contain: {e}"))?;
+        // Rebalancing: who is alive, who holds which partition (keys lapse after max_age; no
+        // direct gets, so that a compare-and-set is decided by the leader).
+        for (bucket, ttl) in [("workers", MEMBER_TTL_SECS), ("leases", LEASE_TTL_SECS)] {
+            js.get_or_create_stream(stream::Config {
+                name: format!("KV_{p}-{bucket}"),
+                subjects: vec![format!("$KV.{p}-{bucket}.>")],
+                max_messages_per_subject: 1,
+                max_age: StdDuration::from_secs(ttl),
+                storage: stream::StorageType::File,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: false,
+                discard: stream::DiscardPolicy::New,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow!("cannot create bucket {p}-{bucket}: {e}"))?;
+        }
         // The object store's stream as the client's `create_object_store` lays it out, but
         // without direct gets: a direct get may be answered by any replica, also one that has
         // not yet applied the last snapshot (just after a server was lost), and a partition
@@ -442,6 +461,9 @@ pub type EngineFactory = Arc<dyn Fn() -> detect::Engine + Send + Sync>;
 /// A worker: one loop per owned partition; a loop that fails (the bus went away, a snapshot
 /// could not be stored) starts again from the partition's stored state.
 pub async fn worker(node: Node, make: EngineFactory) -> Result<()> {
+    if node.cfg.rebalance {
+        return rebalancing_worker(node, make).await;
+    }
     let owned = node.cfg.owned();
     info!(partitions = owned.len(), "worker starting");
     let mut tasks = Vec::new();
@@ -450,7 +472,7 @@ pub async fn worker(node: Node, make: EngineFactory) -> Result<()> {
         let make = make.clone();
         tasks.push(tokio::spawn(async move {
             loop {
-                match partition_loop(&n, p, Partition::new(p, make())).await {
+                match partition_loop(&n, p, Partition::new(p, make()), None).await {
                     Ok(()) => return,
                     Err(e) => {
                         warn!(partition = p, "partition loop failed, restarting: {e:#}");
@@ -466,7 +488,195 @@ pub async fn worker(node: Node, make: EngineFactory) -> Result<()> {
     Ok(())
 }
 
-async fn partition_loop(node: &Node, p: u32, mut part: Partition) -> Result<()> {
+/// How often a worker with `rebalance` says it is alive (a key in `<prefix>-workers`).
+const BEAT_SECS: u64 = 2;
+/// A worker not heard of for this long is no longer a member (the bucket's `max_age`).
+const MEMBER_TTL_SECS: u64 = 10;
+/// A partition's lease lapses this long after its owner's last renewal (the bucket's
+/// `max_age`); the owner renews it every [`LEASE_RENEW_SECS`] and before each snapshot.
+const LEASE_TTL_SECS: u64 = 15;
+/// How often an owner renews its leases.
+const LEASE_RENEW_SECS: u64 = 3;
+
+/// A partition's lease, held by this worker.
+struct Lease {
+    kv: kv::Store,
+    key: String,
+    value: bytes::Bytes,
+    revision: u64,
+}
+
+impl Lease {
+    /// Renew (compare-and-set on the revision): fails when another worker has it.
+    async fn renew(&mut self) -> Result<()> {
+        self.revision = self
+            .kv
+            .update(&self.key, self.value.clone(), self.revision)
+            .await
+            .map_err(|e| anyhow!("lease {} lost: {e}", self.key))?;
+        Ok(())
+    }
+}
+
+/// What a partition loop of a rebalancing worker is told and holds.
+struct Control {
+    /// Becomes true when the partition is assigned to another worker: hand it over.
+    stop: tokio::sync::watch::Receiver<bool>,
+    lease: Lease,
+}
+
+/// A worker with `rebalance`: says it is alive, computes from the live members which
+/// partitions are its own ([`super::config::owner`]), runs those, and hands over a partition
+/// assigned elsewhere (last snapshot stored, events acknowledged, held events given back, lease
+/// released).
+async fn rebalancing_worker(node: Node, make: EngineFactory) -> Result<()> {
+    let prefix = node.cfg.prefix.clone();
+    let members = node
+        .js
+        .get_key_value(format!("{prefix}-workers"))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let leases = node
+        .js
+        .get_key_value(format!("{prefix}-leases"))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let member_stream = node
+        .js
+        .get_stream(format!("KV_{prefix}-workers"))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let member_prefix = format!("$KV.{prefix}-workers.");
+    let member_subjects = format!("{member_prefix}>");
+    let parts = node.cfg.partition_count();
+    let mut running: HashMap<
+        u32,
+        (
+            tokio::sync::watch::Sender<bool>,
+            tokio::task::JoinHandle<()>,
+        ),
+    > = HashMap::new();
+    let mut last_beat: Option<std::time::Instant> = None;
+    let mut iv = tokio::time::interval(StdDuration::from_secs(1));
+    info!(partitions = parts, "rebalancing worker starting");
+    loop {
+        iv.tick().await;
+        if last_beat.is_none_or(|t| t.elapsed() >= StdDuration::from_secs(BEAT_SECS)) {
+            match members.put(&node.name, now_ms().to_string().into()).await {
+                Ok(_) => last_beat = Some(std::time::Instant::now()),
+                Err(e) => warn!("cannot say this worker is alive: {e}"),
+            }
+        }
+        // The members are the bucket's subjects (a stream info request answered by its
+        // leader; the client's `keys()` makes a consumer, which timed out after a server loss).
+        let live: Vec<String> = match member_stream.info_with_subjects(&member_subjects).await {
+            Ok(k) => match k
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(v) => v
+                    .into_iter()
+                    .filter_map(|(s, _)| s.strip_prefix(&member_prefix).map(str::to_string))
+                    .collect(),
+                Err(e) => {
+                    warn!("cannot list the workers: {e}");
+                    continue;
+                }
+            },
+            Err(e) => {
+                warn!("cannot list the workers: {e}");
+                continue;
+            }
+        };
+        if !live.contains(&node.name) {
+            continue;
+        }
+        running.retain(|_, (_, h)| !h.is_finished());
+        for p in 0..parts {
+            let mine = super::config::owner(p, &live) == Some(node.name.as_str());
+            match (mine, running.get(&p)) {
+                (true, None) => {
+                    let (tx, rx) = tokio::sync::watch::channel(false);
+                    let (n, make, leases) = (node.clone(), make.clone(), leases.clone());
+                    let h = tokio::spawn(async move { own(n, p, make, leases, rx).await });
+                    running.insert(p, (tx, h));
+                }
+                (false, Some((tx, _))) if !*tx.borrow() => {
+                    info!(
+                        partition = p,
+                        "partition assigned to another worker: handing it over"
+                    );
+                    let _ = tx.send(true);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Run partition `p` for as long as it is this worker's: take its lease (wait for the last
+/// owner to release it or for it to lapse), then the partition loop from its stored state.
+async fn own(
+    node: Node,
+    p: u32,
+    make: EngineFactory,
+    leases: kv::Store,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let key = format!("p{p}");
+    let value = bytes::Bytes::from(node.name.clone());
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let revision = match leases.create(&key, value.clone()).await {
+            Ok(r) => Some(r),
+            // Held: by this worker before a restart (take it back), or by another.
+            Err(_) => match leases.entry(key.clone()).await {
+                Ok(Some(e)) if e.operation == kv::Operation::Put && e.value == value => {
+                    leases.update(&key, value.clone(), e.revision).await.ok()
+                }
+                _ => None,
+            },
+        };
+        let Some(revision) = revision else {
+            tokio::time::sleep(StdDuration::from_secs(1)).await;
+            continue;
+        };
+        info!(partition = p, "partition lease taken");
+        let ctl = Control {
+            stop: stop.clone(),
+            lease: Lease {
+                kv: leases.clone(),
+                key: key.clone(),
+                value: value.clone(),
+                revision,
+            },
+        };
+        match partition_loop(&node, p, Partition::new(p, make()), Some(ctl)).await {
+            Ok(()) => {
+                if let Err(e) = leases.delete(&key).await {
+                    warn!(partition = p, "lease not released (it lapses): {e}");
+                }
+                info!(partition = p, "partition handed over");
+                return;
+            }
+            Err(e) => {
+                warn!(partition = p, "partition loop failed, restarting: {e:#}");
+                tokio::time::sleep(StdDuration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn partition_loop(
+    node: &Node,
+    p: u32,
+    mut part: Partition,
+    mut ctl: Option<Control>,
+) -> Result<()> {
     let cfg = &node.cfg;
     let prefix = &cfg.prefix;
     let store = node
@@ -526,8 +736,45 @@ async fn partition_loop(node: &Node, p: u32, mut part: Partition) -> Result<()> 
     let mut last_snapshot = std::time::Instant::now();
     let mut last_progress = std::time::Instant::now();
     let mut tick = tokio::time::interval(StdDuration::from_millis(250));
+    let mut last_renew = std::time::Instant::now();
     loop {
+        if let Some(c) = ctl.as_mut() {
+            if *c.stop.borrow() {
+                // Hand over: what is processed is stored and acknowledged, what the merge holds
+                // goes back to the server at once (for the next owner).
+                if !unacked.is_empty() {
+                    c.lease.renew().await?;
+                    let snap = part.snapshot()?;
+                    store
+                        .put(obj.as_str(), &mut &snap[..])
+                        .await
+                        .map_err(|e| anyhow!("state not stored at hand-over: {e}"))?;
+                    for m in unacked.drain(..) {
+                        let _ = m.ack().await;
+                    }
+                }
+                for m in merge.items() {
+                    let _ = m.ack_with(jetstream::AckKind::Nak(None)).await;
+                }
+                return Ok(());
+            }
+            if last_renew.elapsed() >= StdDuration::from_secs(LEASE_RENEW_SECS) {
+                c.lease.renew().await?;
+                last_renew = std::time::Instant::now();
+            }
+        }
+        let stop_changed = async {
+            match ctl.as_mut() {
+                Some(c) => {
+                    if c.stop.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
+            _ = stop_changed => { continue; }
             m = msgs.next() => {
                 // A missed heartbeat or a timed-out pull while a server is down, or the pull
                 // ended: pull again from the same durable consumer, keeping what this loop
@@ -598,6 +845,11 @@ async fn partition_loop(node: &Node, p: u32, mut part: Partition) -> Result<()> 
             last_progress = std::time::Instant::now();
         }
         if !unacked.is_empty() && last_snapshot.elapsed() >= every {
+            // Only the lease's holder stores and acknowledges.
+            if let Some(c) = ctl.as_mut() {
+                c.lease.renew().await?;
+                last_renew = std::time::Instant::now();
+            }
             let snap = part.snapshot()?;
             last_snapshot = std::time::Instant::now();
             // Not stored (a server down, a leader being elected): the events stay
