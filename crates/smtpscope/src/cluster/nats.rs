@@ -899,11 +899,41 @@ pub async fn sink(
     shared: Arc<Shared>,
     sinks: crate::serve::sinks::Sinks,
 ) -> Result<()> {
+    let mut seen = Seen::default();
     loop {
-        if let Err(e) = sink_once(&node, &shared, &sinks).await {
+        if let Err(e) = sink_once(&node, &shared, &sinks, &mut seen).await {
             warn!("alert sink interrupted, resuming: {e:#}");
         }
         tokio::time::sleep(StdDuration::from_secs(1)).await;
+    }
+}
+
+/// Alert message ids the sink has stored, the last [`SEEN_ALERTS`] of them: the server
+/// delivers an alert again when the sink's acknowledgement was lost (a server lost, the
+/// consumer's leader moving), and it must not be stored twice.
+#[derive(Debug, Default)]
+struct Seen {
+    ids: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// How many alert ids the sink remembers (alerts are rare: a day of the test has 45).
+const SEEN_ALERTS: usize = 100_000;
+
+impl Seen {
+    /// False when `id` was seen before; remembers it.
+    fn first(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        if self.order.len() >= SEEN_ALERTS {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        self.ids.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        true
     }
 }
 
@@ -911,6 +941,7 @@ async fn sink_once(
     node: &Node,
     shared: &Arc<Shared>,
     sinks: &crate::serve::sinks::Sinks,
+    seen: &mut Seen,
 ) -> Result<()> {
     let prefix = &node.cfg.prefix;
     let stream = node
@@ -933,6 +964,20 @@ async fn sink_once(
     let mut msgs = consumer.messages().await.map_err(|e| anyhow!("{e}"))?;
     while let Some(m) = msgs.next().await {
         let m = m.map_err(|e| anyhow!("{e}"))?;
+        // The message id the worker gave the alert (made of the event that raised it), else
+        // its place in the stream.
+        let id = match m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")) {
+            Some(v) => v.to_string(),
+            None => match m.info() {
+                Ok(i) => format!("seq-{}", i.stream_sequence),
+                Err(_) => String::new(),
+            },
+        };
+        if !id.is_empty() && !seen.first(&id) {
+            debug!(%id, "alert delivered again, already stored");
+            let _ = m.ack().await;
+            continue;
+        }
         match serde_json::from_slice::<WireAlert>(&m.payload)
             .ok()
             .and_then(WireAlert::into_alert)
@@ -1043,5 +1088,25 @@ pub async fn watch_containment(node: Node, shared: Arc<Shared>) -> Result<()> {
             warn!("containment watch interrupted, answering from the last list: {e:#}");
         }
         tokio::time::sleep(StdDuration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_delivered_again_is_stored_once() {
+        let mut s = Seen::default();
+        assert!(s.first("3-e0-1-17-0"));
+        assert!(s.first("3-e0-1-17-1"));
+        assert!(!s.first("3-e0-1-17-0"));
+        // Bounded: the oldest ids are forgotten first.
+        for i in 0..SEEN_ALERTS {
+            assert!(s.first(&format!("x{i}")));
+        }
+        assert_eq!(s.ids.len(), SEEN_ALERTS);
+        assert!(s.first("3-e0-1-17-0"));
+        assert!(!s.first(&format!("x{}", SEEN_ALERTS - 1)));
     }
 }
