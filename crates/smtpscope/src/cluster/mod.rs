@@ -5,6 +5,7 @@
 //! This module holds what does no I/O, so that it is tested alone and shared by the NATS
 //! runtime ([`nats`]) and the in-process reference [`replay`]:
 //! - [`config`]: the `[cluster]` table;
+//! - [`contain`]: the containment list's two paths to the edges (sink and edge sides);
 //! - [`wire`]: the event schema;
 //! - [`route`]: the entity key and partition of every event (the edge's side);
 //! - [`merge`]: the per-partition merge of several edges by event time (the worker's side);
@@ -12,6 +13,7 @@
 //!   dedupe of event ids and its snapshot.
 
 pub mod config;
+pub mod contain;
 pub mod merge;
 pub mod nats;
 pub mod route;

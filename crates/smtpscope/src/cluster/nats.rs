@@ -11,7 +11,9 @@
 //! - durable pull consumer `P-p<partition>` per partition; `P-sink-<name>` per sink;
 //! - object store `P-state`, object `partition-<n>`: a partition's snapshot;
 //! - key-value bucket `P-contain`, key `<kind>.<hex of the lower-cased id>`: a containment
-//!   [`crate::serve::contain::Entry`] as JSON.
+//!   ([`super::contain::Stored`]) as JSON; key `stamp.<sink>`: the stamp of the sink's set the
+//!   bucket holds;
+//! - plain subject `P.contain.now`: a sink's whole containment set ([`super::contain::Now`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,7 +30,7 @@ use super::merge::{Key, Merge};
 use super::route::Router;
 use super::wire::{self, Kind};
 use super::{Partition, Stamp};
-use crate::serve::contain::{Entry, Set};
+use crate::serve::contain::Set;
 use crate::serve::core::Msg;
 use crate::serve::Shared;
 
@@ -42,6 +44,8 @@ const PROGRESS_SECS: u64 = 10;
 /// Events a partition's consumer hands out before their acknowledgement: the merge must be
 /// able to hold one edge's events while it waits for another's, or it would wait forever.
 const MAX_ACK_PENDING: i64 = 1_000_000;
+/// How often an edge checks that its watch of the containment bucket is not behind.
+const WATCH_CHECK_SECS: u64 = 3;
 /// JetStream's window for dropping a message id published twice.
 const DUPLICATE_WINDOW_SECS: u64 = 120;
 /// An edge that read no line for this long says it is idle (workers stop waiting for its
@@ -997,60 +1001,241 @@ async fn sink_once(
     Ok(())
 }
 
-fn kv_key(e: &Entry) -> String {
-    let id: String =
-        e.id.to_ascii_lowercase()
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-    format!("{}.{id}", e.kind)
-}
-
-/// The sink's containment decisions into the bucket: every change of the store's set (a new
-/// containment, a release, an expiry) becomes a put or a delete.
+/// The sink's containment decisions to the edges (every change of the store's set: a new
+/// containment, a release, an expiry), by both paths of [`super::contain`]: the whole set at
+/// once on the plain subject `<prefix>.contain.now`, and key by key into the bucket (retried
+/// until stored; the stamp key last).
 pub async fn publish_containment(node: Node, shared: Arc<Shared>) -> Result<()> {
-    let kv = node
-        .js
-        .get_key_value(format!("{}-contain", node.cfg.prefix))
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let mut published: HashMap<String, Entry> = HashMap::new();
+    use super::contain::{self, Now};
+    let client = node.js.client();
+    let subject = format!("{}.contain.now", node.cfg.prefix);
+    // What the bucket has stored of this sink (the stamp), written by the bucket task.
+    let stored_stamp = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (want_tx, want_rx) = tokio::sync::watch::channel((0u64, HashMap::new()));
+    tokio::spawn(sync_bucket(node.clone(), want_rx, stored_stamp.clone()));
     // The snapshot last published (compared by pointer: the store replaces it on every change).
-    let mut seen: Arc<Set> = shared.contained.load_full();
-    let mut first = true;
+    let mut seen: Option<Arc<Set>> = None;
+    let mut stamp = 0u64;
+    let mut msg = Vec::new();
+    let mut changed_at = std::time::Instant::now();
+    let mut sent_at = std::time::Instant::now();
+    let mut too_big = false;
     let mut iv = tokio::time::interval(StdDuration::from_millis(50));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         iv.tick().await;
         let cur = shared.contained.load_full();
-        if !first && Arc::ptr_eq(&cur, &seen) {
-            continue;
+        let fresh = !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &cur));
+        if fresh {
+            seen = Some(cur.clone());
+            stamp = contain::next_stamp(stamp, now_ms());
+            let now = Now {
+                v: 1,
+                node: node.name.clone(),
+                stamp,
+                entries: cur.iter().cloned().collect(),
+            };
+            msg = serde_json::to_vec(&now)?;
+            too_big = msg.len() > contain::MAX_NOW_BYTES;
+            if too_big {
+                warn!(
+                    bytes = msg.len(),
+                    "containment set too large for the fast path: the bucket alone carries it"
+                );
+            }
+            let _ = want_tx.send((stamp, contain::desired(&cur, &node.name)));
+            changed_at = std::time::Instant::now();
         }
-        first = false;
-        seen = cur.clone();
-        let now: HashMap<String, Entry> = cur.iter().map(|e| (kv_key(e), e.clone())).collect();
-        for (k, e) in &now {
-            if published.get(k) != Some(e) {
-                if let Err(err) = kv.put(k, serde_json::to_vec(e)?.into()).await {
-                    warn!("containment not published: {err}");
+        // Once at the change, again every REPEAT_FAST_MS for REPEAT_FAST_FOR_MS (an edge may be
+        // reconnecting), then every second until the bucket has stored this stamp.
+        let since = changed_at.elapsed().as_millis() as u64;
+        let due = fresh
+            || (since <= contain::REPEAT_FAST_FOR_MS
+                && sent_at.elapsed().as_millis() as u64 >= contain::REPEAT_FAST_MS)
+            || (stored_stamp.load(std::sync::atomic::Ordering::Relaxed) < stamp
+                && sent_at.elapsed() >= StdDuration::from_secs(1));
+        if due && !too_big {
+            sent_at = std::time::Instant::now();
+            if let Err(e) = client.publish(subject.clone(), msg.clone().into()).await {
+                debug!("containment not sent on the fast path: {e}");
+            }
+        }
+    }
+}
+
+/// The bucket task of [`publish_containment`]: makes this sink's keys what the latest set
+/// wants; a failed write is tried again (every 200 ms) until it is stored, and the stamp key
+/// goes last, once every key of that set is stored.
+async fn sync_bucket(
+    node: Node,
+    mut want_rx: tokio::sync::watch::Receiver<(u64, HashMap<String, super::contain::Stored>)>,
+    stored_stamp: Arc<std::sync::atomic::AtomicU64>,
+) {
+    use super::contain::{self, Op, Stored};
+    let bucket = format!("{}-contain", node.cfg.prefix);
+    let stamp_key = contain::stamp_key(&node.name);
+    let mut kv: Option<kv::Store> = None;
+    // What the bucket holds of this sink; None until read (after a restart it may hold
+    // containments released meanwhile: they are deleted).
+    let mut stored: Option<HashMap<String, Stored>> = None;
+    let mut kv_stamp = 0u64;
+    let mut failing = false;
+    // Since when writes fail (logged once per streak, and when they succeed again).
+    let mut failing_since: Option<std::time::Instant> = None;
+    loop {
+        if failing {
+            tokio::time::sleep(StdDuration::from_millis(200)).await;
+        } else if want_rx.changed().await.is_err() {
+            return;
+        }
+        failing = true;
+        let (stamp, want) = want_rx.borrow_and_update().clone();
+        let store = match &kv {
+            Some(s) => s.clone(),
+            None => match node.js.get_key_value(&bucket).await {
+                Ok(s) => {
+                    kv = Some(s.clone());
+                    s
+                }
+                Err(e) => {
+                    debug!("containment bucket not reachable: {e}");
+                    continue;
+                }
+            },
+        };
+        if stored.is_none() {
+            match read_own(&store, &node.name).await {
+                Ok(m) => stored = Some(m),
+                Err(e) => {
+                    debug!("containment bucket not read: {e:#}");
                     continue;
                 }
             }
         }
-        for k in published.keys() {
-            if !now.contains_key(k) {
-                if let Err(err) = kv.delete(k).await {
-                    warn!("containment release not published: {err}");
+        let Some(have) = stored.as_mut() else {
+            continue;
+        };
+        let mut ok = true;
+        for op in contain::ops(&want, have) {
+            let r = match &op {
+                Op::Put(k, v) => match serde_json::to_vec(v) {
+                    Ok(b) => store
+                        .put(k, b.into())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
+                Op::Delete(k) => store.delete(k).await.map_err(|e| e.to_string()),
+            };
+            match (r, op) {
+                (Ok(()), Op::Put(k, v)) => {
+                    have.insert(k, v);
+                }
+                (Ok(()), Op::Delete(k)) => {
+                    have.remove(&k);
+                }
+                (Err(e), _) => {
+                    if failing_since.is_none() {
+                        warn!("containment not yet stored in the bucket, retrying: {e}");
+                    }
+                    ok = false;
+                    break;
                 }
             }
         }
-        published = now;
+        if ok && kv_stamp < stamp {
+            match store.put(&stamp_key, stamp.to_string().into()).await {
+                Ok(_) => {
+                    kv_stamp = stamp;
+                    stored_stamp.store(stamp, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if failing_since.is_none() {
+                        warn!("containment stamp not yet stored in the bucket, retrying: {e}");
+                    }
+                    ok = false;
+                }
+            }
+        }
+        failing = !ok;
+        match (ok, failing_since) {
+            (false, None) => failing_since = Some(std::time::Instant::now()),
+            (true, Some(t)) => {
+                info!(
+                    after_ms = t.elapsed().as_millis() as u64,
+                    "containment stored in the bucket"
+                );
+                failing_since = None;
+            }
+            _ => {}
+        }
     }
 }
 
-/// An edge's view of the containment list: the bucket watched, the policy server's snapshot
-/// replaced on every change. When the bus is down the last snapshot stays (answers go on from
-/// it; nothing new is contained until it is back).
+/// This sink's keys in the bucket (values without a node, of older versions, count as its own).
+async fn read_own(
+    store: &kv::Store,
+    name: &str,
+) -> Result<HashMap<String, super::contain::Stored>> {
+    let mut keys = store.keys().await.map_err(|e| anyhow!("{e}"))?;
+    let mut m = HashMap::new();
+    while let Some(k) = keys.next().await {
+        let k = k.map_err(|e| anyhow!("{e}"))?;
+        if k.starts_with("stamp.") {
+            continue;
+        }
+        let Some(v) = store.get(&k).await.map_err(|e| anyhow!("{e}"))? else {
+            continue;
+        };
+        if let Ok(s) = serde_json::from_slice::<super::contain::Stored>(&v) {
+            if s.node.as_deref().is_none_or(|n| n == name) {
+                m.insert(k, s);
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// An edge's view of the containment list ([`super::contain::View`]): the sinks' published
+/// sets on the plain subject and the bucket watched; the policy server's snapshot replaced on
+/// every change. When the bus is down the last snapshot stays (answers go on from it; nothing
+/// new is contained until it is back).
 pub async fn watch_containment(node: Node, shared: Arc<Shared>) -> Result<()> {
+    let view = Arc::new(std::sync::Mutex::new(super::contain::View::default()));
+    let apply = {
+        let (view, shared) = (view.clone(), shared.clone());
+        move |f: &dyn Fn(&mut super::contain::View) -> bool| {
+            let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
+            if f(&mut v) {
+                shared.contained.store(Arc::new(v.set()));
+            }
+        }
+    };
+    let client = node.js.client();
+    let subject = format!("{}.contain.now", node.cfg.prefix);
+    let fast = {
+        let apply = apply.clone();
+        async move {
+            loop {
+                match client.subscribe(subject.clone()).await {
+                    Ok(mut sub) => {
+                        while let Some(m) = sub.next().await {
+                            apply(&|v| v.now(&m.payload));
+                        }
+                    }
+                    Err(e) => warn!("containment subject not subscribed, retrying: {e}"),
+                }
+                tokio::time::sleep(StdDuration::from_secs(1)).await;
+            }
+        }
+    };
+    tokio::spawn(fast);
+    // The bucket: all keys at first, then from the revision after the last one seen (after a
+    // server loss the watch resumes where it stopped, nothing replayed and nothing missed: the
+    // bucket keeps each key's last operation).
+    let mut next_rev = 0u64;
+    let stream_name = format!("KV_{}-contain", node.cfg.prefix);
     loop {
         let r: Result<()> = async {
             let kv = node
@@ -1058,36 +1243,57 @@ pub async fn watch_containment(node: Node, shared: Arc<Shared>) -> Result<()> {
                 .get_key_value(format!("{}-contain", node.cfg.prefix))
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
-            let mut w = kv
-                .watch_with_history(">")
-                .await
-                .map_err(|e| anyhow!("{e}"))?;
-            let mut set: HashMap<String, Entry> = HashMap::new();
-            while let Some(e) = w.next().await {
-                let e = e.map_err(|e| anyhow!("{e}"))?;
-                match e.operation {
-                    kv::Operation::Put => {
-                        if let Ok(v) = serde_json::from_slice::<Entry>(&e.value) {
-                            set.insert(e.key.clone(), v);
+            let mut w = if next_rev == 0 {
+                kv.watch_with_history(">").await
+            } else {
+                kv.watch_all_from_revision(next_rev).await
+            }
+            .map_err(|e| anyhow!("{e}"))?;
+            // A watch whose consumer is gone is noticed by the client only after two missed
+            // heartbeats (10 s), and one that stalls otherwise never: every few seconds the
+            // bucket's last revision is compared with what the watch delivered, and a watch
+            // behind on two checks in a row is resumed.
+            let mut check = tokio::time::interval(StdDuration::from_secs(WATCH_CHECK_SECS));
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut behind = false;
+            loop {
+                tokio::select! {
+                    e = w.next() => {
+                        let Some(e) = e else { return Ok(()) };
+                        let e = e.map_err(|e| anyhow!("{e}"))?;
+                        next_rev = next_rev.max(e.revision + 1);
+                        match e.operation {
+                            kv::Operation::Put => apply(&|v| v.kv_put(&e.key, &e.value)),
+                            kv::Operation::Delete | kv::Operation::Purge => {
+                                apply(&|v| v.kv_delete(&e.key))
+                            }
                         }
                     }
-                    kv::Operation::Delete | kv::Operation::Purge => {
-                        set.remove(&e.key);
+                    _ = check.tick() => {
+                        let Ok(st) = node.js.get_stream(&stream_name).await else {
+                            continue;
+                        };
+                        let last = st.cached_info().state.last_sequence;
+                        if last >= next_rev.max(1) {
+                            if behind {
+                                return Err(anyhow!(
+                                    "the watch is behind the bucket (revision {last}, delivered up to {})",
+                                    next_rev.saturating_sub(1)
+                                ));
+                            }
+                            behind = true;
+                        } else {
+                            behind = false;
+                        }
                     }
                 }
-                let mut s = Set::default();
-                for v in set.values() {
-                    s.insert(v.clone());
-                }
-                shared.contained.store(Arc::new(s));
             }
-            Ok(())
         }
         .await;
         if let Err(e) = r {
-            warn!("containment watch interrupted, answering from the last list: {e:#}");
+            warn!("containment watch interrupted, resuming: {e:#}");
         }
-        tokio::time::sleep(StdDuration::from_secs(1)).await;
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
     }
 }
 
