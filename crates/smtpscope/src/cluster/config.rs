@@ -261,16 +261,21 @@ impl Validate for ClusterConfig {
                 "tls_cert and tls_key together (mutual TLS) or neither",
             );
         }
-        for (key, p) in [
-            ("credentials", &self.credentials),
-            ("tls_ca", &self.tls_ca),
-            ("tls_cert", &self.tls_cert),
-            ("tls_key", &self.tls_key),
+        // Read now, so that a missing, unreadable or wrong file stops the node at start with
+        // the key's name, not at its first connection with a TLS error.
+        for (key, p, pem) in [
+            ("credentials", &self.credentials, false),
+            ("tls_ca", &self.tls_ca, true),
+            ("tls_cert", &self.tls_cert, true),
+            ("tls_key", &self.tls_key, true),
         ] {
-            if let Some(p) = p {
-                if !p.is_file() {
-                    c.invalid(key, p.display(), "a readable file");
+            let Some(p) = p else { continue };
+            match std::fs::read(p) {
+                Err(e) => c.invalid(key, p.display(), format!("a readable file ({e})")),
+                Ok(b) if pem && !b.windows(11).any(|w| w == b"-----BEGIN ") => {
+                    c.invalid(key, p.display(), "a PEM file (\"-----BEGIN ...\")")
                 }
+                Ok(_) => {}
             }
         }
     }
@@ -303,6 +308,8 @@ mod tests {
             worker_index: 3,
             name: Some("a b".into()),
             tls_cert: Some("/nonexistent.pem".into()),
+            // Not a PEM file.
+            tls_ca: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")),
             ..ClusterConfig::default()
         };
         let e = check(&c).unwrap_err();
@@ -313,10 +320,13 @@ mod tests {
             "workers",
             "name",
             "tls_cert",
+            "tls_ca",
         ] {
             assert!(e.contains(&format!("cluster.{key}")), "{key} not in {e}");
         }
         assert!(!e.contains("127.0.0.1"), "a good URL is not refused: {e}");
+        assert!(e.contains("a PEM file"), "{e}");
+        assert!(e.contains("a readable file ("), "{e}");
     }
 
     #[test]
