@@ -376,6 +376,157 @@ fn absorb(keep: &mut Group, gone: Group) {
     }
 }
 
+/// What the alert-stream [`Correlator`] did with an alert offered to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// An `auth-hijack` alert, held until its turn in `(ts, account)` order.
+    Held,
+    /// An `auth-hijack` alert that came after the correlator had already gone past its place
+    /// (an alert later in that order waited out its hold before this one arrived): held, and
+    /// correlated out of order. Counted in [`Correlator::late`].
+    Late,
+    /// Not an `auth-hijack` alert: nothing to correlate.
+    Ignored,
+}
+
+/// An `auth-hijack` alert waiting for its turn.
+#[derive(Debug)]
+struct Waiting {
+    /// When it arrived, on the caller's clock (ms).
+    arrived_ms: u64,
+    ips: Vec<IpAddr>,
+}
+
+/// Campaign correlation over an alert stream: the [`Campaigns`] logic and `[detect.campaign]`
+/// config, fed with `auth-hijack` alerts (account = entity id, time = alert time, addresses =
+/// the evidence's `window_ips`, else its `recent_ips`) instead of the engine's own state. For
+/// the cluster, where each partition's engine sees only its own accounts (docs/SCALE.md).
+///
+/// The result depends on the order of the flagged accounts, so the correlator puts them in
+/// `(ts, account)` order: an alert is held until it, or an alert later in that order, has waited
+/// `hold_ms` on the caller's clock, and then correlated with everything before it. Alerts from
+/// several sources (partitions) thus give the same campaign alerts whatever their interleaving,
+/// as long as no alert arrives more than `hold_ms` after one later in the order (else it is
+/// [`Arrival::Late`] and correlated out of order). One account's alerts at one time keep their
+/// arrival order (they come from one partition, in its order).
+#[derive(Debug)]
+pub struct Correlator {
+    campaigns: Campaigns,
+    hold_ms: u64,
+    /// `(ts, account, arrival number)` -> the alert's addresses.
+    waiting: BTreeMap<(Ts, String, u64), Waiting>,
+    arrivals: u64,
+    /// `(ts, account)` of the last alert correlated.
+    done: Option<(Ts, String)>,
+    late: u64,
+}
+
+impl Correlator {
+    /// Empty, holding each alert `hold_ms` (on the clock the caller passes).
+    pub fn new(cfg: &Config, hold_ms: u64) -> Self {
+        Correlator {
+            campaigns: Campaigns::new(cfg),
+            hold_ms,
+            waiting: BTreeMap::new(),
+            arrivals: 0,
+            done: None,
+            late: 0,
+        }
+    }
+
+    /// Offer an alert that arrived at `now_ms`, then correlate what waited long enough
+    /// (campaign alerts into `out`).
+    pub fn push(&mut self, cfg: &Config, a: &Alert, now_ms: u64, out: &mut Vec<Alert>) -> Arrival {
+        if a.detector != Detector::AuthHijack {
+            self.release(cfg, now_ms, out);
+            return Arrival::Ignored;
+        }
+        let account = a.entity.id.as_str();
+        let late = self
+            .done
+            .as_ref()
+            .is_some_and(|(t, acc)| (a.ts, account) < (*t, acc.as_str()));
+        self.arrivals += 1;
+        self.waiting.insert(
+            (a.ts, account.to_string(), self.arrivals),
+            Waiting {
+                arrived_ms: now_ms,
+                ips: hijack_ips(&a.evidence),
+            },
+        );
+        self.release(cfg, now_ms, out);
+        if late {
+            self.late += 1;
+            Arrival::Late
+        } else {
+            Arrival::Held
+        }
+    }
+
+    /// Correlate, in order, every held alert up to the last one that has waited `hold_ms`.
+    pub fn release(&mut self, cfg: &Config, now_ms: u64, out: &mut Vec<Alert>) {
+        let due = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.arrived_ms.saturating_add(self.hold_ms) <= now_ms)
+            .map(|(k, _)| k.clone())
+            .next_back();
+        if let Some(last) = due {
+            self.correlate_until(cfg, Some(&last), out);
+        }
+    }
+
+    /// Correlate everything held (end of input).
+    pub fn flush(&mut self, cfg: &Config, out: &mut Vec<Alert>) {
+        self.correlate_until(cfg, None, out);
+    }
+
+    fn correlate_until(
+        &mut self,
+        cfg: &Config,
+        last: Option<&(Ts, String, u64)>,
+        out: &mut Vec<Alert>,
+    ) {
+        while let Some(e) = self.waiting.first_entry() {
+            if last.is_some_and(|l| e.key() > l) {
+                break;
+            }
+            let ((ts, account, _), w) = e.remove_entry();
+            self.campaigns.flagged(cfg, ts, &account, &w.ips, out);
+            self.done = Some((ts, account));
+        }
+    }
+
+    /// Alerts held now.
+    pub fn held(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Alerts that arrived after their place in the order was passed (correlated out of order).
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// The correlation's state (its `campaign-ips`, its campaigns).
+    pub fn campaigns(&self) -> &Campaigns {
+        &self.campaigns
+    }
+}
+
+/// The source addresses an `auth-hijack` alert lists: its evidence's `window_ips` (every
+/// address of the window), else (an alert from before that field) its latest `recent_ips`.
+/// Unparsable entries are skipped.
+pub fn hijack_ips(evidence: &serde_json::Value) -> Vec<IpAddr> {
+    let parse = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<IpAddr>().ok());
+    match evidence["window_ips"].as_array() {
+        Some(all) if !all.is_empty() => all.iter().filter_map(parse).collect(),
+        _ => evidence["recent_ips"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|s| parse(&s["ip"])).collect())
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,5 +569,135 @@ mod tests {
         // Remembered IPs expire after ip_memory.
         assert!(!c.is_campaign_ip(&cfg, ip(1), t.plus_secs(200_000)));
         assert!(c.is_campaign_ip(&cfg, ip(50), t.plus_secs(90_001)));
+    }
+
+    fn hijack(secs: i64, account: &str, ips: &[u32]) -> Alert {
+        Alert {
+            ts: Ts::from_secs(1_000_000 + secs),
+            detector: Detector::AuthHijack,
+            entity: Entity::new(EntityKind::Account, account),
+            score: 0.9,
+            summary: String::new(),
+            evidence: serde_json::json!({
+                "window_ips": ips.iter().map(|i| ip(*i).to_string()).collect::<Vec<_>>(),
+            }),
+        }
+    }
+
+    /// What the correlator raises for `alerts` given all at once (the reference order).
+    fn at_once(cfg: &Config, alerts: &[Alert]) -> Vec<Alert> {
+        let mut c = Correlator::new(cfg, 1000);
+        let mut out = Vec::new();
+        for a in alerts {
+            c.push(cfg, a, 0, &mut out);
+        }
+        assert!(out.is_empty(), "nothing before its hold");
+        c.flush(cfg, &mut out);
+        out
+    }
+
+    fn json(v: &[Alert]) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+
+    #[test]
+    fn accounts_of_one_domain_from_two_partitions_form_one_campaign() {
+        let cfg = Config::default();
+        // Partition 0 flagged a@x, partition 1 flagged b@x ten minutes later: each engine alone
+        // has one flagged account, the stream has both.
+        let p0 = [hijack(0, "a@x.example", &[1, 2])];
+        let p1 = [hijack(600, "b@x.example", &[7, 8])];
+        for p in [&p0, &p1] {
+            let mut own = Campaigns::new(&cfg);
+            let mut out = Vec::new();
+            let ips = hijack_ips(&p[0].evidence);
+            own.flagged(&cfg, p[0].ts, &p[0].entity.id, &ips, &mut out);
+            assert!(out.is_empty(), "one partition alone raises no campaign");
+        }
+        let mut c = Correlator::new(&cfg, 5_000);
+        let mut out = Vec::new();
+        // Partition 1's alert reaches the stream first.
+        assert_eq!(c.push(&cfg, &p1[0], 100, &mut out), Arrival::Held);
+        assert_eq!(c.push(&cfg, &p0[0], 900, &mut out), Arrival::Held);
+        assert!(out.is_empty(), "held");
+        c.release(&cfg, 5_099, &mut out);
+        assert!(out.is_empty(), "the first arrival waits its whole hold");
+        c.release(&cfg, 5_100, &mut out);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].detector, Detector::Campaign);
+        assert_eq!(out[0].ts, p1[0].ts);
+        let ev: CampaignEvidence = serde_json::from_value(out[0].evidence.clone()).unwrap();
+        assert_eq!(ev.accounts, ["a@x.example", "b@x.example"]);
+        assert_eq!(ev.domains, ["x.example"]);
+        assert_eq!(c.held(), 0);
+        assert_eq!(c.late(), 0);
+        // A hijack alert's addresses: window_ips, else the older evidence's recent_ips.
+        let old = serde_json::json!({"recent_ips": [{"ip": "10.0.0.5"}, {"ip": "bogus"}]});
+        assert_eq!(hijack_ips(&old), [ip(5)]);
+    }
+
+    /// Three partitions' alerts: shared bots across domains, domains across partitions, a
+    /// campaign that grows past `SMALL_CAMPAIGN`, and ties in time.
+    fn three_partitions() -> Vec<Vec<Alert>> {
+        let mut parts = vec![Vec::new(), Vec::new(), Vec::new()];
+        for k in 0..30u32 {
+            let secs = i64::from(k / 2) * 120; // two alerts at each time
+            let dom = ["x", "y", "z"][(k % 3) as usize];
+            let account = format!("u{k}@{dom}.example");
+            let bots = [100 + k % 7, 101 + k % 7, 200 + k];
+            parts[(k as usize * 7 + 1) % 3].push(hijack(secs, &account, &bots));
+        }
+        parts
+    }
+
+    /// Arrivals: each partition's alerts in its order, at event time (ms) plus its delay.
+    fn arrivals(parts: &[Vec<Alert>], delays_ms: &[u64]) -> Vec<(u64, Alert)> {
+        let mut v: Vec<(u64, usize, usize, Alert)> = Vec::new();
+        for (p, alerts) in parts.iter().enumerate() {
+            for (i, a) in alerts.iter().enumerate() {
+                let at = (a.ts.0 / 1000 - 1_000_000_000) as u64 + delays_ms[p];
+                v.push((at, p, i, a.clone()));
+            }
+        }
+        v.sort_by_key(|(at, p, i, _)| (*at, *p, *i));
+        v.into_iter().map(|(at, _, _, a)| (at, a)).collect()
+    }
+
+    fn streamed(cfg: &Config, hold_ms: u64, arr: &[(u64, Alert)]) -> (Vec<Alert>, u64) {
+        let mut c = Correlator::new(cfg, hold_ms);
+        let mut out = Vec::new();
+        for (at, a) in arr {
+            c.push(cfg, a, *at, &mut out);
+            // A timer between arrivals.
+            c.release(cfg, at + 1, &mut out);
+        }
+        c.release(cfg, u64::MAX, &mut out);
+        assert_eq!(c.held(), 0);
+        (out, c.late())
+    }
+
+    #[test]
+    fn interleavings_within_the_hold_give_the_same_campaign_alerts() {
+        let cfg = Config::default();
+        let parts = three_partitions();
+        let mut all: Vec<Alert> = parts.concat();
+        all.sort_by(|a, b| (a.ts, &a.entity.id).cmp(&(b.ts, &b.entity.id)));
+        let want = at_once(&cfg, &all);
+        assert!(want.len() >= 3, "{}", want.len());
+        let hold = 60_000;
+        for delays in [
+            [0, 0, 0],
+            [0, 59_000, 30_000],
+            [59_999, 0, 1],
+            [20_000, 40_000, 0],
+        ] {
+            let (got, late) = streamed(&cfg, hold, &arrivals(&parts, &delays));
+            assert_eq!(late, 0, "{delays:?}");
+            assert_eq!(json(&got), json(&want), "{delays:?}");
+        }
+        // A partition later than the hold: its alerts are late and the result differs.
+        let (got, late) = streamed(&cfg, hold, &arrivals(&parts, &[0, 400_000, 0]));
+        assert!(late > 0);
+        assert_ne!(json(&got), json(&want));
     }
 }

@@ -885,6 +885,11 @@ pub struct HijackEvidence {
     pub population_p999_new_networks: Option<u32>,
     /// Latest addresses.
     pub recent_ips: Vec<IpSample>,
+    /// Every source address of the window, oldest first (at most `max_recent_ips`): the
+    /// addresses campaign correlation joins on, so that it can run over the alert stream
+    /// ([`crate::campaign::Correlator`]). Empty in alerts stored before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub window_ips: Vec<String>,
 }
 
 /// What the geo data says about a source address.
@@ -1477,6 +1482,7 @@ fn evidence(
                 last: o.last.rfc3339(),
             })
             .collect(),
+        window_ips: a.recent.iter().map(|o| o.ip.to_string()).collect(),
     }
 }
 

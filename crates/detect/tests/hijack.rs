@@ -925,3 +925,102 @@ fn saving_state_never_deletes_an_evicted_baseline() {
     );
     assert_eq!(saved.taken_at, 20);
 }
+
+/// Hijacks by one botnet: `accounts` each send 120 messages, 5 s apart per account, from the
+/// bots of `pool` (country 1 + b % 25), the accounts 1 s apart: `(time, account, address)`.
+fn botnet(start: f64, accounts: &[&str], pool: usize) -> Vec<(f64, String, String)> {
+    let mut v = Vec::new();
+    for b in 0..120usize {
+        let (c, a) = (1 + b % 25, (pool * 7 + b / 25) % 60);
+        for (k, acct) in accounts.iter().enumerate() {
+            v.push((
+                start + b as f64 * 5.0 + k as f64,
+                acct.to_string(),
+                ip(c, a, b),
+            ));
+        }
+    }
+    v
+}
+
+/// Feed `sends` in time order (no two at one time: the engine takes ties in feed order, the
+/// stream correlator by account).
+fn feed(f: &mut F, mut sends: Vec<(f64, String, String)>) {
+    sends.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(sends.windows(2).all(|w| w[0].0 < w[1].0), "a tie in time");
+    for (t, acct, addr) in sends {
+        f.send(t, &acct, &addr, 2);
+    }
+}
+
+/// The campaign alerts of the alert-stream correlator over `alerts` (all at once, in order).
+fn correlated(cfg: &Config, alerts: &[&detect::Alert]) -> Vec<detect::Alert> {
+    let mut c = detect::campaign::Correlator::new(cfg, 1);
+    let mut out = Vec::new();
+    for a in alerts {
+        c.push(cfg, a, 0, &mut out);
+    }
+    c.flush(cfg, &mut out);
+    assert_eq!(c.late(), 0);
+    out
+}
+
+/// Issue 13.3: one engine's own campaign alerts are what the alert-stream correlator computes
+/// from that engine's auth-hijack alerts (the addresses it joins on travel in the evidence).
+#[test]
+fn the_stream_correlator_over_one_engine_equals_its_own_campaigns() {
+    let mut f = F::new();
+    f.home_population();
+    let mut sends = botnet(1000.0, &["alice@hit.example", "bob@hit.example"], 0);
+    // carol shares alice's bots from another domain; dave's bots are his own.
+    sends.extend(botnet(1402.0, &["carol@other.example"], 0));
+    sends.extend(botnet(1503.0, &["dave@third.example"], 3));
+    feed(&mut f, sends);
+    let f = f.finish();
+    let own: Vec<&detect::Alert> = f.of(Detector::Campaign);
+    assert!(own.len() >= 2, "{own:#?}");
+    let hijacks = f.of(Detector::AuthHijack);
+    // The precondition of equality: the engine raised them in (ts, account) order, the order
+    // the stream correlator takes them in.
+    assert!(hijacks
+        .windows(2)
+        .all(|w| (w[0].ts, &w[0].entity.id) <= (w[1].ts, &w[1].entity.id)));
+    let got = correlated(&Config::default(), &hijacks);
+    let j = |v: Vec<&detect::Alert>| serde_json::to_string(&v).unwrap();
+    assert_eq!(j(got.iter().collect()), j(own));
+    let last = &got.last().unwrap().evidence["accounts"];
+    assert!(
+        last.as_array().unwrap().len() == 3 && !last.to_string().contains("dave"),
+        "{last}"
+    );
+}
+
+/// Issue 13.3: accounts of one domain whose events went to two partitions (two engines) are one
+/// campaign over the alert stream, which neither partition finds alone.
+#[test]
+fn accounts_in_two_partitions_are_one_campaign_over_the_alert_stream() {
+    let mut p0 = F::new();
+    let mut p1 = F::new();
+    p0.home_population();
+    p1.home_population();
+    feed(&mut p0, botnet(1000.0, &["alice@hit.example"], 0));
+    feed(&mut p1, botnet(1300.0, &["bob@hit.example"], 5));
+    let (p0, p1) = (p0.finish(), p1.finish());
+    assert!(p0.of(Detector::Campaign).is_empty() && p1.of(Detector::Campaign).is_empty());
+    let mut hijacks = p0.of(Detector::AuthHijack);
+    hijacks.extend(p1.of(Detector::AuthHijack));
+    assert!(hijacks.iter().any(|a| a.entity.id.starts_with("alice")));
+    assert!(hijacks.iter().any(|a| a.entity.id.starts_with("bob")));
+    hijacks.sort_by(|a, b| (a.ts, &a.entity.id).cmp(&(b.ts, &b.entity.id)));
+    let got = correlated(&Config::default(), &hijacks);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].entity.kind, EntityKind::Campaign);
+    assert_eq!(
+        got[0].evidence["accounts"],
+        serde_json::json!(["alice@hit.example", "bob@hit.example"])
+    );
+    assert_eq!(
+        got[0].evidence["shared_ips"], 0,
+        "different bots: joined by domain"
+    );
+}
