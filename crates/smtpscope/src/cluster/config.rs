@@ -50,6 +50,13 @@ pub const DEFAULT_EDGE_TIMEOUT_SECS: i64 = 10;
 /// and only then acknowledges the events it covers (what a restarted or new owner resumes from).
 /// At most 60 s: the server redelivers what a dead worker held after 30 s + 2 intervals.
 pub const DEFAULT_SNAPSHOT_SECS: i64 = 5;
+/// Default of `campaign_hold`: the sink holds each `auth-hijack` alert this long before it
+/// correlates campaigns over it, so that alerts of several partitions are taken in event-time
+/// order although they reach the sink in the order their workers got to them. A lost worker's
+/// partitions are processed again by another after 30 s + 2 `snapshot_interval`s (40 s at the
+/// default) plus the time to restore them: 120 s covers that with room (our own choice; the
+/// price is that campaign alerts come that much later — the accounts' own alerts do not wait).
+pub const DEFAULT_CAMPAIGN_HOLD_SECS: i64 = 120;
 
 /// `[cluster]` of smtpscope.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +87,9 @@ pub struct ClusterConfig {
     /// This node stores the cluster's alerts (consumes the alert stream into its SQLite store,
     /// decides incidents and containment, publishes the containment list).
     pub sink: bool,
+    /// How long the sink holds an `auth-hijack` alert before correlating campaigns over it
+    /// (the order of alerts from several partitions is fixed within this lag).
+    pub campaign_hold: detect::config::Duration,
     /// Prefix of subjects, streams and buckets (two clusters can share servers).
     pub prefix: String,
     /// NATS credentials file (JWT and NKey seed, `.creds`).
@@ -112,6 +122,7 @@ impl Default for ClusterConfig {
             edge_timeout: detect::config::Duration(DEFAULT_EDGE_TIMEOUT_SECS),
             snapshot_interval: detect::config::Duration(DEFAULT_SNAPSHOT_SECS),
             sink: false,
+            campaign_hold: detect::config::Duration(DEFAULT_CAMPAIGN_HOLD_SECS),
             prefix: "smtpscope".into(),
             credentials: None,
             tls_ca: None,
@@ -253,6 +264,7 @@ impl Validate for ClusterConfig {
         // The server redelivers what is not acknowledged within 30 s + 2 intervals: a longer
         // interval would keep a dead worker's partitions waiting as long.
         c.duration("snapshot_interval", self.snapshot_interval, 1, 60);
+        c.duration("campaign_hold", self.campaign_hold, 1, 3600);
         c.count("replicas", self.replicas, 1, 5);
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             c.invalid(

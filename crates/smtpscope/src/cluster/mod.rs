@@ -213,9 +213,12 @@ impl Partition {
         Applied::Fed
     }
 
-    /// Alerts raised since the last call.
+    /// Alerts raised since the last call, less the engine's `campaign` alerts: a partition
+    /// sees only its own accounts, so its campaigns are partial; campaigns are correlated over
+    /// the alert stream instead ([`Campaigns`], the sink's and [`replay`]'s). The engine keeps
+    /// its own correlation for the `campaign-ips` signal of `auth-hijack`.
     pub fn take_alerts(&mut self) -> Vec<detect::Alert> {
-        self.driver.take_alerts()
+        without_campaigns(self.driver.take_alerts())
     }
 
     /// The partition's whole state: a JSON head line (dedupe table, idle sweep) then the
@@ -258,6 +261,13 @@ impl Partition {
     }
 }
 
+/// A partition's alerts less its engine's `campaign` alerts (an `auth-bruteforce` wave, whose
+/// entity is a campaign too, stays).
+fn without_campaigns(mut v: Vec<detect::Alert>) -> Vec<detect::Alert> {
+    v.retain(|a| a.detector != detect::Detector::Campaign);
+    v
+}
+
 /// The cluster's result computed in one process: every edge's logs routed as its edge would
 /// route them, each partition's events merged by `(order, edge, run, seq)` and fed to its own
 /// [`Partition`]. What a cluster with these edges and partitions must raise, whatever its
@@ -293,9 +303,11 @@ pub fn replay(
         })?;
     }
     let mut alerts = Vec::new();
+    let mut cfg = None;
     for (n, mut evs) in parts.into_iter().enumerate() {
         evs.sort_by(|a, b| a.0.cmp(&b.0));
         let mut p = Partition::new(n as u32, engine());
+        cfg.get_or_insert_with(|| p.engine().config().clone());
         for (k, kind, ts, text) in &evs {
             let e = wire::Event {
                 v: wire::SCHEMA_VERSION,
@@ -311,7 +323,66 @@ pub fn replay(
             alerts.extend(p.take_alerts());
         }
     }
+    if let Some(cfg) = cfg {
+        let campaigns = Campaigns::over(&cfg, &alerts);
+        alerts.extend(campaigns);
+    }
     Ok(alerts)
+}
+
+/// Campaign correlation over the alert stream (issue 13): what the sink computes from the
+/// partitions' `auth-hijack` alerts, as it arrives, with [`detect::campaign::Correlator`].
+pub struct Campaigns {
+    cfg: detect::Config,
+    correlator: detect::campaign::Correlator,
+}
+
+impl Campaigns {
+    /// Holding each `auth-hijack` alert `hold_secs` (the sink's `campaign_hold`).
+    pub fn new(cfg: detect::Config, hold_secs: u64) -> Campaigns {
+        let correlator = detect::campaign::Correlator::new(&cfg, hold_secs.saturating_mul(1000));
+        Campaigns { cfg, correlator }
+    }
+
+    /// The campaign alerts of a whole alert stream, correlated in `(ts, account)` order: what
+    /// a sink raises when no alert reached it more than its hold after one later in that order.
+    pub fn over(cfg: &detect::Config, alerts: &[detect::Alert]) -> Vec<detect::Alert> {
+        let mut hijacks: Vec<&detect::Alert> = alerts
+            .iter()
+            .filter(|a| a.detector == detect::Detector::AuthHijack)
+            .collect();
+        // Stable: one account's alerts at one time keep their partition's order.
+        hijacks.sort_by(|a, b| (a.ts, &a.entity.id).cmp(&(b.ts, &b.entity.id)));
+        // Nothing is released before the flush: all of it in order.
+        let mut c = detect::campaign::Correlator::new(cfg, u64::MAX);
+        let mut out = Vec::new();
+        for a in hijacks {
+            c.push(cfg, a, 0, &mut out);
+        }
+        c.flush(cfg, &mut out);
+        out
+    }
+
+    /// An alert from the stream arrived at `now_ms` (a monotonic clock); campaign alerts due
+    /// go into `out`.
+    pub fn push(
+        &mut self,
+        a: &detect::Alert,
+        now_ms: u64,
+        out: &mut Vec<detect::Alert>,
+    ) -> detect::campaign::Arrival {
+        self.correlator.push(&self.cfg, a, now_ms, out)
+    }
+
+    /// The clock moved to `now_ms`: campaign alerts due go into `out`.
+    pub fn tick(&mut self, now_ms: u64, out: &mut Vec<detect::Alert>) {
+        self.correlator.release(&self.cfg, now_ms, out);
+    }
+
+    /// `auth-hijack` alerts held now.
+    pub fn held(&self) -> usize {
+        self.correlator.held()
+    }
 }
 
 #[cfg(test)]
@@ -377,5 +448,59 @@ mod tests {
         let mut other = Partition::new(4, detect::Engine::new(cfg()));
         assert!(other.restore(&snap).is_err(), "another partition's state");
         assert!(other.restore(b"garbage").is_err());
+    }
+
+    /// A partition's `auth-hijack` alert on `account` at `secs`, from bots `ips` (10.0.0.x).
+    fn hijack(secs: i64, account: &str, ips: &[u8]) -> detect::Alert {
+        detect::Alert {
+            ts: Ts::from_secs(1_700_000_000 + secs),
+            detector: detect::Detector::AuthHijack,
+            entity: detect::Entity::new(detect::EntityKind::Account, account),
+            score: 0.9,
+            summary: "hijacked".into(),
+            evidence: serde_json::json!({
+                "window_ips": ips.iter().map(|i| format!("10.0.0.{i}")).collect::<Vec<_>>(),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_sink_correlates_what_replay_does_and_partitions_campaigns_are_dropped() {
+        let cfg = cfg();
+        // Two partitions' alerts: b shares bots with a, c with b; d is of a's domain.
+        let p0 = vec![
+            hijack(0, "a@x.example", &[1, 2, 3]),
+            hijack(300, "c@z.example", &[4, 5]),
+        ];
+        let p1 = vec![
+            hijack(60, "b@y.example", &[1, 2, 4, 5]),
+            hijack(400, "d@x.example", &[9]),
+        ];
+        let mut all = p0.clone();
+        all.extend(p1.clone());
+        let want = Campaigns::over(&cfg, &all);
+        assert_eq!(want.len(), 3, "{want:#?}");
+        assert_eq!(want[2].evidence["accounts_total"], 4);
+        // The sink: partition 1's alerts reach it 20 s after partition 0's, within the hold.
+        let hold = 30;
+        let mut sink = Campaigns::new(cfg.clone(), hold);
+        let mut got = Vec::new();
+        let arrivals = [
+            (0, &p0[0]),
+            (300_000, &p0[1]),
+            (320_000, &p1[0]),
+            (420_000, &p1[1]),
+        ];
+        for (at, a) in arrivals {
+            assert_eq!(sink.push(a, at, &mut got), detect::campaign::Arrival::Held);
+            sink.tick(at + 10_000, &mut got);
+        }
+        sink.tick(420_000 + hold * 1000, &mut got);
+        assert_eq!(sink.held(), 0);
+        let j = |v: &[detect::Alert]| serde_json::to_string(v).unwrap();
+        assert_eq!(j(&got), j(&want));
+        // A partition's own campaign alert never leaves it.
+        let kept = without_campaigns(vec![want[0].clone(), p0[0].clone()]);
+        assert_eq!(j(&kept), j(&p0[..1]));
     }
 }

@@ -897,18 +897,50 @@ impl WireAlert {
 }
 
 /// The sink: every alert of the cluster into this node's store (incidents, containment) and
-/// sinks (JSONL, webhook); acknowledged once handed to the store.
+/// sinks (JSONL, webhook); acknowledged once handed to the store. It correlates campaigns over
+/// the partitions' `auth-hijack` alerts ([`super::Campaigns`], `detect`'s config `cfg`, each
+/// alert held `[cluster] campaign_hold`) and delivers their `campaign` alerts the same way.
 pub async fn sink(
     node: Node,
     shared: Arc<Shared>,
     sinks: crate::serve::sinks::Sinks,
+    cfg: detect::Config,
 ) -> Result<()> {
     let mut seen = Seen::default();
+    let hold = node.cfg.campaign_hold.0.max(0) as u64;
+    let mut campaigns = super::Campaigns::new(cfg, hold);
+    let clock = std::time::Instant::now();
     loop {
-        if let Err(e) = sink_once(&node, &shared, &sinks, &mut seen).await {
+        if let Err(e) = sink_once(&node, &shared, &sinks, &mut seen, &mut campaigns, clock).await {
             warn!("alert sink interrupted, resuming: {e:#}");
         }
         tokio::time::sleep(StdDuration::from_secs(1)).await;
+    }
+}
+
+/// How often the sink releases the `auth-hijack` alerts whose `campaign_hold` ended when no
+/// alert arrives.
+const CAMPAIGN_TICK_MS: u64 = 500;
+
+/// An alert into this node's metrics, sinks and store.
+fn deliver(shared: &Arc<Shared>, sinks: &crate::serve::sinks::Sinks, a: detect::Alert) {
+    shared.metrics.alert(a.detector);
+    sinks.send(&a);
+    let _ = shared.store_tx.send(crate::serve::store::Cmd::Commit {
+        alerts: vec![a],
+        pos: None,
+    });
+}
+
+/// Campaign alerts the correlator raised, delivered like any alert.
+fn deliver_campaigns(
+    shared: &Arc<Shared>,
+    sinks: &crate::serve::sinks::Sinks,
+    out: &mut Vec<detect::Alert>,
+) {
+    for a in out.drain(..) {
+        info!(campaign = %a.entity.id, summary = %a.summary, "campaign correlated over the alert stream");
+        deliver(shared, sinks, a);
     }
 }
 
@@ -946,6 +978,8 @@ async fn sink_once(
     shared: &Arc<Shared>,
     sinks: &crate::serve::sinks::Sinks,
     seen: &mut Seen,
+    campaigns: &mut super::Campaigns,
+    clock: std::time::Instant,
 ) -> Result<()> {
     let prefix = &node.cfg.prefix;
     let stream = node
@@ -966,7 +1000,19 @@ async fn sink_once(
         .await
         .map_err(|e| anyhow!("{e}"))?;
     let mut msgs = consumer.messages().await.map_err(|e| anyhow!("{e}"))?;
-    while let Some(m) = msgs.next().await {
+    let now_ms = || clock.elapsed().as_millis() as u64;
+    let mut out = Vec::new();
+    let mut tick = tokio::time::interval(StdDuration::from_millis(CAMPAIGN_TICK_MS));
+    loop {
+        let m = tokio::select! {
+            m = msgs.next() => m,
+            _ = tick.tick() => {
+                campaigns.tick(now_ms(), &mut out);
+                deliver_campaigns(shared, sinks, &mut out);
+                continue;
+            }
+        };
+        let Some(m) = m else { break };
         let m = m.map_err(|e| anyhow!("{e}"))?;
         // The message id the worker gave the alert (made of the event that raised it), else
         // its place in the stream.
@@ -986,13 +1032,18 @@ async fn sink_once(
             .ok()
             .and_then(WireAlert::into_alert)
         {
+            // A partition's own campaigns are partial (a worker of an older version publishes
+            // them): the sink's correlation over the stream stands for them.
+            Some(a) if a.detector == detect::Detector::Campaign => {
+                debug!(campaign = %a.entity.id, "a partition's campaign alert dropped");
+            }
             Some(a) => {
-                shared.metrics.alert(a.detector);
-                sinks.send(&a);
-                let _ = shared.store_tx.send(crate::serve::store::Cmd::Commit {
-                    alerts: vec![a],
-                    pos: None,
-                });
+                if campaigns.push(&a, now_ms(), &mut out) == detect::campaign::Arrival::Late {
+                    warn!(account = %a.entity.id, ts = %a.ts.rfc3339(), held = campaigns.held(),
+                        "auth-hijack alert later than campaign_hold: campaigns correlated out of event-time order");
+                }
+                deliver(shared, sinks, a);
+                deliver_campaigns(shared, sinks, &mut out);
             }
             None => warn!("alert refused (not the alert JSON)"),
         }

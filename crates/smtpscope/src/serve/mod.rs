@@ -609,8 +609,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         if cluster.sink {
             let (n, sh) = (node.clone(), shared.clone());
+            let cfg = file.detect_config();
             rt.spawn(async move {
-                if let Err(e) = nats::sink(n, sh, sinks).await {
+                if let Err(e) = nats::sink(n, sh, sinks, cfg).await {
                     error!("alert sink stopped: {e:#}");
                 }
             });
