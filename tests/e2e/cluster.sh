@@ -17,6 +17,11 @@
 #     exactly: nothing lost, nothing counted twice, no verdict at another time;
 #  3. an account contained on e0 (HTTP API) is answered HOLD by e1's policy server within 1 s
 #     (tests/e2e/cluster_contain.sh checks that across NATS server losses).
+#  4. campaigns are correlated over the alert stream (the sink's): the day's two hijacked
+#     accounts of example-isp.de, about four hours apart and in different partitions, are one
+#     campaign with `domain_window` widened to 12 h (detect.toml, for every process), which only
+#     the alert stream can see; the sink's `campaign_hold` is 40 s (the workers' ack_wait is 34 s
+#     with snapshot_interval 2 s: a killed worker's partitions come back within it).
 # REBALANCE=1: workers with `rebalance = true`, w0 and w1 first, w2 added after 10 s, then a NATS
 # server and w0 killed for good 10 s later (check 1 must still hold; no other failures).
 # Bounded: BUDGET (170 s) at most, the waits cut short to keep it (the reference alerts are
@@ -53,11 +58,14 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 "$BIN" simulate --users 300 --days 1 --seed 3 --out "$T/sim" >/dev/null
 head -n "$LINES" "$T/sim/mail.log" > "$T/day.log"
 python3 "$HERE/cluster_split.py" "$T/day.log" "$T/a.log" "$T/b.log"
+DETECT='[detect.campaign]
+domain_window = "12h"'
+echo "$DETECT" > "$T/detect.toml"
 # What the cluster must give, computed in one process while the cluster runs (the wait for its
 # alerts below waits for these first).
-"$BIN" cluster-replay --year 2026 --tz UTC --partitions $PARTS --edge e0="$T/a.log" --edge e1="$T/b.log" > "$T/replay.jsonl" 2> "$T/replay.err" &
+"$BIN" cluster-replay --config "$T/detect.toml" --year 2026 --tz UTC --partitions $PARTS --edge e0="$T/a.log" --edge e1="$T/b.log" > "$T/replay.jsonl" 2> "$T/replay.err" &
 REPLAY_PID=$!; PIDS+=($!)
-"$BIN" analyze --year 2026 --tz UTC --format jsonl --threads 1 "$T/day.log" > "$T/analyze.jsonl" 2> "$T/analyze.err" &
+"$BIN" analyze --config "$T/detect.toml" --year 2026 --tz UTC --format jsonl --threads 1 "$T/day.log" > "$T/analyze.jsonl" 2> "$T/analyze.err" &
 ANALYZE_PID=$!; PIDS+=($!)
 log "day: $(wc -l < "$T/a.log") + $(wc -l < "$T/b.log") lines"
 
@@ -107,7 +115,9 @@ snapshot_interval = "2s"
 # Exactness over liveness for the test: an edge unheard of during the NATS fail-over is waited
 # for (its events may only be late).
 edge_timeout = "60s"
+campaign_hold = "40s"
 $3
+$DETECT
 CONF
 }
 node e0 edge "sink = true" "follow = [\"$T/a.log\"]
@@ -215,7 +225,11 @@ if ent(got) != ent(ana):
     print("entities only in analyze:", sorted(ent(ana) - ent(got)))
     print("entities only in the cluster:", sorted(ent(got) - ent(ana)))
     sys.exit(1)
-print(f"cluster: same {len(got)} alerts as cluster-replay; same {len(ent(got))} entities as analyze ({len(ana)} alerts)")
+camp = [a for a in got if a["detector"] == "campaign"]
+if not camp:
+    print("no campaign alert: the cross-partition campaign of the day was not correlated")
+    sys.exit(1)
+print(f"cluster: same {len(got)} alerts as cluster-replay ({len(camp)} campaign); same {len(ent(got))} entities as analyze ({len(ana)} alerts)")
 PY
 
 # --- containment on e0 answered by e1's policy server: one process contains (HTTP API of e0)
