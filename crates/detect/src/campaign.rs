@@ -506,11 +506,6 @@ impl Correlator {
     pub fn late(&self) -> u64 {
         self.late
     }
-
-    /// The correlation's state (its `campaign-ips`, its campaigns).
-    pub fn campaigns(&self) -> &Campaigns {
-        &self.campaigns
-    }
 }
 
 /// The source addresses an `auth-hijack` alert lists: its evidence's `window_ips` (every
