@@ -502,6 +502,57 @@ impl Correlator {
         self.waiting.len()
     }
 
+    /// `auth-hijack` alerts offered so far: the last one offered is number `arrivals()` (the
+    /// numbers [`Correlator::held_arrivals`] lists). Counts from 0 again after a restore.
+    pub fn arrivals(&self) -> u64 {
+        self.arrivals
+    }
+
+    /// The arrival numbers of the alerts held now, in their `(ts, account)` order: an alert
+    /// offered and no longer listed here has been correlated.
+    pub fn held_arrivals(&self) -> impl Iterator<Item = u64> + '_ {
+        self.waiting.keys().map(|k| k.2)
+    }
+
+    /// What the correlator has correlated, as a snapshot (the engine snapshot's format and
+    /// version, [`crate::snapshot`]): the campaigns, the place in the order reached and the
+    /// count of late alerts. The alerts it holds are not in it: whoever keeps the snapshot
+    /// keeps them and offers them again after [`Correlator::restore`].
+    pub fn snapshot(&self) -> Result<Vec<u8>, crate::snapshot::SnapshotError> {
+        #[derive(serde::Serialize)]
+        struct Ref<'a> {
+            campaigns: &'a Campaigns,
+            done: &'a Option<(Ts, String)>,
+            late: u64,
+        }
+        crate::snapshot::serialize(&Ref {
+            campaigns: &self.campaigns,
+            done: &self.done,
+            late: self.late,
+        })?
+        .compress()
+    }
+
+    /// A correlator holding each alert `hold_ms` that has correlated what `bytes` (a
+    /// [`Correlator::snapshot`]) had, holding nothing.
+    pub fn restore(hold_ms: u64, bytes: &[u8]) -> Result<Self, crate::snapshot::SnapshotError> {
+        #[derive(serde::Deserialize)]
+        struct Owned {
+            campaigns: Campaigns,
+            done: Option<(Ts, String)>,
+            late: u64,
+        }
+        let s: Owned = crate::snapshot::decode(bytes)?;
+        Ok(Correlator {
+            campaigns: s.campaigns,
+            hold_ms,
+            waiting: BTreeMap::new(),
+            arrivals: 0,
+            done: s.done,
+            late: s.late,
+        })
+    }
+
     /// Alerts that arrived after their place in the order was passed (correlated out of order).
     pub fn late(&self) -> u64 {
         self.late
@@ -694,5 +745,55 @@ mod tests {
         let (got, late) = streamed(&cfg, hold, &arrivals(&parts, &[0, 400_000, 0]));
         assert!(late > 0);
         assert_ne!(json(&got), json(&want));
+    }
+
+    /// A correlator stopped anywhere (its snapshot and the alerts it held kept, as the cluster
+    /// sink keeps them in its store) and restored, its held alerts offered again at the
+    /// restart, raises the same campaign alerts as one never stopped.
+    #[test]
+    fn a_restored_correlator_goes_on_as_if_never_stopped() {
+        let cfg = Config::default();
+        let parts = three_partitions();
+        let arr = arrivals(&parts, &[0, 20_000, 40_000]);
+        let hold = 60_000;
+        let (want, _) = streamed(&cfg, hold, &arr);
+        assert!(want.len() >= 3, "{}", want.len());
+        for cut in [1, arr.len() / 3, arr.len() / 2, arr.len() - 1] {
+            let mut c = Correlator::new(&cfg, hold);
+            let mut out = Vec::new();
+            let mut offered: Vec<(u64, &Alert)> = Vec::new();
+            for (at, a) in &arr[..cut] {
+                c.push(&cfg, a, *at, &mut out);
+                offered.push((c.arrivals(), a));
+                c.release(&cfg, at + 1, &mut out);
+            }
+            let held: Vec<u64> = c.held_arrivals().collect();
+            assert!(
+                !held.is_empty(),
+                "cut {cut}: something held across the restart"
+            );
+            let kept: Vec<&Alert> = offered
+                .iter()
+                .filter(|(n, _)| held.contains(n))
+                .map(|(_, a)| *a)
+                .collect();
+            let snap = c.snapshot().unwrap();
+            drop(c);
+            let mut r = Correlator::restore(hold, &snap).unwrap();
+            assert_eq!(r.held(), 0);
+            let restart = arr[cut - 1].0 + 1;
+            for a in kept {
+                assert_eq!(r.push(&cfg, a, restart, &mut out), Arrival::Held);
+            }
+            for (at, a) in &arr[cut..] {
+                r.push(&cfg, a, *at, &mut out);
+                r.release(&cfg, at + 1, &mut out);
+            }
+            r.release(&cfg, u64::MAX, &mut out);
+            assert_eq!(r.late(), 0, "cut {cut}");
+            assert_eq!(json(&out), json(&want), "cut {cut}");
+        }
+        // A snapshot of another version, or garbage, is refused.
+        assert!(Correlator::restore(hold, b"garbage").is_err());
     }
 }
