@@ -17,6 +17,7 @@ pub mod contain;
 pub mod merge;
 pub mod nats;
 pub mod route;
+pub mod sink;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -382,6 +383,30 @@ impl Campaigns {
     /// `auth-hijack` alerts held now.
     pub fn held(&self) -> usize {
         self.correlator.held()
+    }
+
+    /// `auth-hijack` alerts offered since this correlation began or was restored: the last one
+    /// pushed is number `arrivals()`.
+    pub fn arrivals(&self) -> u64 {
+        self.correlator.arrivals()
+    }
+
+    /// The arrival numbers of the `auth-hijack` alerts held now.
+    pub fn held_arrivals(&self) -> impl Iterator<Item = u64> + '_ {
+        self.correlator.held_arrivals()
+    }
+
+    /// What has been correlated ([`detect::campaign::Correlator::snapshot`]).
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        Ok(self.correlator.snapshot()?)
+    }
+
+    /// The correlation a [`Campaigns::snapshot`] saved, holding nothing, each alert held
+    /// `hold_secs` from now on.
+    pub fn restore(cfg: detect::Config, hold_secs: u64, bytes: &[u8]) -> Result<Campaigns> {
+        let correlator =
+            detect::campaign::Correlator::restore(hold_secs.saturating_mul(1000), bytes)?;
+        Ok(Campaigns { cfg, correlator })
     }
 }
 

@@ -28,10 +28,12 @@ use tracing::{debug, info, warn};
 use super::config::ClusterConfig;
 use super::merge::{Key, Merge};
 use super::route::Router;
+use super::sink::{Offer, Rebuilt, Sink};
 use super::wire::{self, Kind};
 use super::{Partition, Stamp};
 use crate::serve::contain::Set;
 use crate::serve::core::Msg;
+use crate::serve::store::SinkCommit;
 use crate::serve::Shared;
 
 /// How long the server waits for a worker's acknowledgement before it delivers an event again
@@ -870,123 +872,131 @@ async fn partition_loop(
     }
 }
 
-/// An alert as the stream carries it (the alert JSON contract).
-#[derive(serde::Deserialize)]
-struct WireAlert {
-    ts: String,
-    detector: String,
-    entity: detect::Entity,
-    score: f64,
-    summary: String,
-    evidence: serde_json::Value,
-}
-
-impl WireAlert {
-    fn into_alert(self) -> Option<detect::Alert> {
-        Some(detect::Alert {
-            ts: maillog::Ts::parse_rfc3339(&self.ts)?,
-            detector: *detect::Detector::ALL
-                .iter()
-                .find(|d| d.as_str() == self.detector)?,
-            entity: self.entity,
-            score: self.score,
-            summary: self.summary,
-            evidence: self.evidence,
-        })
-    }
-}
-
 /// The sink: every alert of the cluster into this node's store (incidents, containment) and
-/// sinks (JSONL, webhook); acknowledged once handed to the store. It correlates campaigns over
-/// the partitions' `auth-hijack` alerts ([`super::Campaigns`], `detect`'s config `cfg`, each
-/// alert held `[cluster] campaign_hold`) and delivers their `campaign` alerts the same way.
+/// sinks (JSONL, webhook). It correlates campaigns over the partitions' `auth-hijack` alerts
+/// ([`super::Campaigns`], `detect`'s config `cfg`, each alert held `[cluster] campaign_hold`)
+/// and delivers their `campaign` alerts the same way. Its state ([`super::sink::Sink`]) is
+/// rebuilt from the store at start, and again after a failed write: an alert is acknowledged
+/// only once the store has committed it, with the correlator's state of that step.
 pub async fn sink(
     node: Node,
     shared: Arc<Shared>,
     sinks: crate::serve::sinks::Sinks,
     cfg: detect::Config,
 ) -> Result<()> {
-    let mut seen = Seen::default();
     let hold = node.cfg.campaign_hold.0.max(0) as u64;
-    let mut campaigns = super::Campaigns::new(cfg, hold);
     let clock = std::time::Instant::now();
+    let mut state: Option<Sink> = None;
     loop {
-        if let Err(e) = sink_once(&node, &shared, &sinks, &mut seen, &mut campaigns, clock).await {
-            warn!("alert sink interrupted, resuming: {e:#}");
+        let sink = match state.as_mut() {
+            Some(s) => s,
+            None => match rebuild(&shared, &cfg, hold, clock).await {
+                Ok(s) => state.insert(s),
+                Err(e) => {
+                    warn!("alert sink state not read from the store, retrying: {e:#}");
+                    tokio::time::sleep(StdDuration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        match sink_once(&node, &shared, &sinks, sink, clock).await {
+            Ok(()) => {}
+            Err(SinkError::Bus(e)) => warn!("alert sink interrupted, resuming: {e:#}"),
+            Err(SinkError::Store(e)) => {
+                warn!("alert sink: store write failed, rebuilding its state from the store: {e:#}");
+                state = None;
+            }
         }
         tokio::time::sleep(StdDuration::from_secs(1)).await;
     }
+}
+
+/// The sink's state as its store has it ([`Sink::rebuild`]).
+async fn rebuild(
+    shared: &Arc<Shared>,
+    cfg: &detect::Config,
+    hold: u64,
+    clock: std::time::Instant,
+) -> Result<Sink> {
+    let path = shared.store_path.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        let conn = crate::serve::store::reader(&path)?;
+        crate::serve::store::load_sink(&conn)
+    })
+    .await??;
+    let (ids, held) = (rows.ids.len(), rows.held.len());
+    let (s, rebuilt) = Sink::rebuild(cfg.clone(), hold, rows, clock.elapsed().as_millis() as u64)?;
+    match &rebuilt {
+        Rebuilt::Refused(e) => {
+            warn!("campaign correlator state refused, correlation starts empty: {e}")
+        }
+        Rebuilt::Restored | Rebuilt::Fresh => {}
+    }
+    info!(ids, held, correlator = ?rebuilt, "alert sink state rebuilt from the store");
+    Ok(s)
 }
 
 /// How often the sink releases the `auth-hijack` alerts whose `campaign_hold` ended when no
 /// alert arrives.
 const CAMPAIGN_TICK_MS: u64 = 500;
 
-/// An alert into this node's metrics, sinks and store.
-fn deliver(shared: &Arc<Shared>, sinks: &crate::serve::sinks::Sinks, a: detect::Alert) {
-    shared.metrics.alert(a.detector);
-    sinks.send(&a);
-    let _ = shared.store_tx.send(crate::serve::store::Cmd::Commit {
-        alerts: vec![a],
-        pos: None,
-    });
+/// Why [`sink_once`] stopped.
+enum SinkError {
+    /// The bus: pull again, the state is the store's.
+    Bus(anyhow::Error),
+    /// A step was not committed: the state in memory is ahead of the store's.
+    Store(anyhow::Error),
 }
 
-/// Campaign alerts the correlator raised, delivered like any alert.
-fn deliver_campaigns(
+/// Write one step of the sink and wait until it is committed; then its stored alerts go to
+/// this node's metrics and sinks, and the sink remembers their ids.
+async fn commit(
     shared: &Arc<Shared>,
     sinks: &crate::serve::sinks::Sinks,
-    out: &mut Vec<detect::Alert>,
-) {
-    for a in out.drain(..) {
-        info!(campaign = %a.entity.id, summary = %a.summary, "campaign correlated over the alert stream");
-        deliver(shared, sinks, a);
-    }
-}
-
-/// Alert message ids the sink has stored, the last [`SEEN_ALERTS`] of them: the server
-/// delivers an alert again when the sink's acknowledgement was lost (a server lost, the
-/// consumer's leader moving), and it must not be stored twice.
-#[derive(Debug, Default)]
-struct Seen {
-    ids: std::collections::HashSet<String>,
-    order: std::collections::VecDeque<String>,
-}
-
-/// How many alert ids the sink remembers (alerts are rare: a day of the test has 45).
-const SEEN_ALERTS: usize = 100_000;
-
-impl Seen {
-    /// False when `id` was seen before; remembers it.
-    fn first(&mut self, id: &str) -> bool {
-        if self.ids.contains(id) {
-            return false;
+    sink: &mut Sink,
+    c: SinkCommit,
+) -> Result<(), SinkError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    shared
+        .store_tx
+        .send(crate::serve::store::Cmd::Sink {
+            commit: c.clone(),
+            reply: tx,
+        })
+        .map_err(|_| SinkError::Store(anyhow!("the store is closed")))?;
+    let stored = rx
+        .await
+        .map_err(|_| SinkError::Store(anyhow!("the store dropped the write")))?
+        .map_err(|e| SinkError::Store(anyhow!("{e}")))?;
+    sink.stored(&c);
+    for (a, new) in c.alerts.iter().zip(stored) {
+        if !new {
+            warn!(id = %a.id, "alert already stored (older than the sink's memory of ids): not stored again");
+            continue;
         }
-        if self.order.len() >= SEEN_ALERTS {
-            if let Some(old) = self.order.pop_front() {
-                self.ids.remove(&old);
-            }
+        if a.alert.detector == detect::Detector::Campaign {
+            info!(campaign = %a.alert.entity.id, summary = %a.alert.summary, "campaign correlated over the alert stream");
         }
-        self.ids.insert(id.to_string());
-        self.order.push_back(id.to_string());
-        true
+        shared.metrics.alert(a.alert.detector);
+        sinks.send(&a.alert);
     }
+    Ok(())
 }
 
 async fn sink_once(
     node: &Node,
     shared: &Arc<Shared>,
     sinks: &crate::serve::sinks::Sinks,
-    seen: &mut Seen,
-    campaigns: &mut super::Campaigns,
+    sink: &mut Sink,
     clock: std::time::Instant,
-) -> Result<()> {
+) -> Result<(), SinkError> {
+    let bus = |e: String| SinkError::Bus(anyhow!(e));
     let prefix = &node.cfg.prefix;
     let stream = node
         .js
         .get_stream(format!("{prefix}_ALERTS"))
         .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| bus(e.to_string()))?;
     let name = format!("{prefix}-sink-{}", node.name);
     let consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(
@@ -998,54 +1008,42 @@ async fn sink_once(
             },
         )
         .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let mut msgs = consumer.messages().await.map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| bus(e.to_string()))?;
+    let mut msgs = consumer.messages().await.map_err(|e| bus(e.to_string()))?;
     let now_ms = || clock.elapsed().as_millis() as u64;
-    let mut out = Vec::new();
     let mut tick = tokio::time::interval(StdDuration::from_millis(CAMPAIGN_TICK_MS));
     loop {
         let m = tokio::select! {
             m = msgs.next() => m,
             _ = tick.tick() => {
-                campaigns.tick(now_ms(), &mut out);
-                deliver_campaigns(shared, sinks, &mut out);
+                let due = sink.tick(now_ms()).map_err(SinkError::Store)?;
+                if let Some(c) = due {
+                    commit(shared, sinks, sink, c).await?;
+                }
                 continue;
             }
         };
         let Some(m) = m else { break };
-        let m = m.map_err(|e| anyhow!("{e}"))?;
+        let m = m.map_err(|e| bus(e.to_string()))?;
         // The message id the worker gave the alert (made of the event that raised it), else
         // its place in the stream.
         let id = match m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")) {
             Some(v) => v.to_string(),
             None => match m.info() {
                 Ok(i) => format!("seq-{}", i.stream_sequence),
-                Err(_) => String::new(),
+                Err(e) => return Err(bus(format!("an alert without its stream metadata: {e}"))),
             },
         };
-        if !id.is_empty() && !seen.first(&id) {
-            debug!(%id, "alert delivered again, already stored");
+        let Some(a) = super::wire::decode_alert(&m.payload) else {
+            warn!("alert refused (not the alert JSON)");
             let _ = m.ack().await;
             continue;
-        }
-        match serde_json::from_slice::<WireAlert>(&m.payload)
-            .ok()
-            .and_then(WireAlert::into_alert)
-        {
-            // A partition's own campaigns are partial (a worker of an older version publishes
-            // them): the sink's correlation over the stream stands for them.
-            Some(a) if a.detector == detect::Detector::Campaign => {
-                debug!(campaign = %a.entity.id, "a partition's campaign alert dropped");
-            }
-            Some(a) => {
-                if campaigns.push(&a, now_ms(), &mut out) == detect::campaign::Arrival::Late {
-                    warn!(account = %a.entity.id, ts = %a.ts.rfc3339(), held = campaigns.held(),
-                        "auth-hijack alert later than campaign_hold: campaigns correlated out of event-time order");
-                }
-                deliver(shared, sinks, a);
-                deliver_campaigns(shared, sinks, &mut out);
-            }
-            None => warn!("alert refused (not the alert JSON)"),
+        };
+        match sink.offer(&id, a, now_ms()).map_err(SinkError::Store)? {
+            Offer::Duplicate => debug!(%id, "alert delivered again, already stored"),
+            Offer::PartitionCampaign => debug!(%id, "a partition's campaign alert dropped"),
+            // Acknowledged once committed: a sink stopped before that gets it again.
+            Offer::Store(c) => commit(shared, sinks, sink, c).await?,
         }
         let _ = m.ack().await;
     }
@@ -1345,25 +1343,5 @@ pub async fn watch_containment(node: Node, shared: Arc<Shared>) -> Result<()> {
             warn!("containment watch interrupted, resuming: {e:#}");
         }
         tokio::time::sleep(StdDuration::from_millis(200)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_alert_delivered_again_is_stored_once() {
-        let mut s = Seen::default();
-        assert!(s.first("3-e0-1-17-0"));
-        assert!(s.first("3-e0-1-17-1"));
-        assert!(!s.first("3-e0-1-17-0"));
-        // Bounded: the oldest ids are forgotten first.
-        for i in 0..SEEN_ALERTS {
-            assert!(s.first(&format!("x{i}")));
-        }
-        assert_eq!(s.ids.len(), SEEN_ALERTS);
-        assert!(s.first("3-e0-1-17-0"));
-        assert!(!s.first(&format!("x{}", SEEN_ALERTS - 1)));
     }
 }

@@ -130,6 +130,39 @@ impl<'a> Event<'a> {
     }
 }
 
+/// An alert as the stream carries it (the alert JSON contract).
+#[derive(serde::Deserialize)]
+struct WireAlert {
+    ts: String,
+    detector: String,
+    entity: detect::Entity,
+    score: f64,
+    summary: String,
+    evidence: serde_json::Value,
+}
+
+impl WireAlert {
+    fn into_alert(self) -> Option<detect::Alert> {
+        Some(detect::Alert {
+            ts: maillog::Ts::parse_rfc3339(&self.ts)?,
+            detector: *detect::Detector::ALL
+                .iter()
+                .find(|d| d.as_str() == self.detector)?,
+            entity: self.entity,
+            score: self.score,
+            summary: self.summary,
+            evidence: self.evidence,
+        })
+    }
+}
+
+/// An alert from its JSON (the alert stream's, the store's), or None when it is not one.
+pub fn decode_alert(json: &[u8]) -> Option<detect::Alert> {
+    serde_json::from_slice::<WireAlert>(json)
+        .ok()
+        .and_then(WireAlert::into_alert)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -484,24 +484,7 @@ mod tests {
     use std::sync::Arc;
 
     fn shared(path: &Path, containment: ContainmentConfig) -> Arc<Shared> {
-        let (engine_tx, _) = tokio::sync::mpsc::channel(1);
-        let (store_tx, _) = std::sync::mpsc::sync_channel(1);
-        Arc::new(Shared {
-            metrics: Default::default(),
-            contained: arc_swap::ArcSwap::from_pointee(Set::default()),
-            live: arc_swap::ArcSwap::from_pointee(Live {
-                mode: Mode::Enforce,
-                containment,
-                token: String::new(),
-            }),
-            engine_tx,
-            policy_inbox: crate::serve::policy::Inbox::new(1),
-            store_tx,
-            store_path: path.to_path_buf(),
-            started: std::time::Instant::now(),
-            seen: Default::default(),
-            geo: detect::GeoRef::Builtin(geo::GeoDb::builtin()),
-        })
+        super::super::test_shared(path, containment)
     }
 
     fn alert(det: Detector, kind: EntityKind, id: &str, score: f64) -> Alert {

@@ -16,6 +16,7 @@ mod checkpoint;
 mod incidents;
 mod queries;
 mod schema;
+mod sink;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use queries::{
     Incident, StoredAlert,
 };
 pub use schema::{connect, reader};
+pub use sink::{load_sink, Hold, SinkAlert, SinkCommit, SinkReply, SinkRows, SINK_IDS};
 
 /// Alerts kept per incident as evidence (the count goes on).
 pub const MAX_ALERTS_PER_INCIDENT: i64 = incident::MAX_ALERTS_PER_INCIDENT as i64;
@@ -125,6 +127,14 @@ pub enum Cmd {
         /// Answer (the incident id).
         reply: Reply,
     },
+    /// One step of the cluster sink (its alerts, the correlator's state), answered once
+    /// committed.
+    Sink {
+        /// What to write.
+        commit: SinkCommit,
+        /// Answer.
+        reply: SinkReply,
+    },
     /// Flush and stop.
     Shutdown,
 }
@@ -202,6 +212,7 @@ impl Store {
         let live = shared.live.load();
         let mut changed = false;
         let mut replies: Vec<(Reply, Result<i64, String>)> = Vec::new();
+        let mut sink_replies: Vec<(SinkReply, Vec<bool>)> = Vec::new();
         let tx = self.conn.transaction()?;
         let mut set = std::mem::take(&mut self.set);
         let res: Result<()> = (|| {
@@ -336,6 +347,12 @@ impl Store {
                         )?;
                         replies.push((reply, Ok(incident)));
                     }
+                    Cmd::Sink { commit, reply } => {
+                        let (ch, stored) =
+                            sink::commit(&tx, &mut set, &commit, now, &live.containment, shared)?;
+                        changed |= ch;
+                        sink_replies.push((reply, stored));
+                    }
                     Cmd::Shutdown => {}
                 }
             }
@@ -351,6 +368,9 @@ impl Store {
                 for (r, v) in replies {
                     let _ = r.send(v);
                 }
+                for (r, v) in sink_replies {
+                    let _ = r.send(Ok(v));
+                }
                 Ok(changed)
             }
             Err(e) => {
@@ -358,8 +378,34 @@ impl Store {
                 for (r, _) in replies {
                     let _ = r.send(Err(format!("store error: {e}")));
                 }
+                for (r, _) in sink_replies {
+                    let _ = r.send(Err(format!("store error: {e}")));
+                }
                 Err(e)
             }
         }
     }
+}
+
+/// A `Shared` for the store's tests (its channels lead nowhere).
+#[cfg(test)]
+pub(crate) fn test_shared(path: &Path, containment: super::ContainmentConfig) -> Arc<Shared> {
+    let (engine_tx, _) = tokio::sync::mpsc::channel(1);
+    let (store_tx, _) = std::sync::mpsc::sync_channel(1);
+    Arc::new(Shared {
+        metrics: Default::default(),
+        contained: arc_swap::ArcSwap::from_pointee(Set::default()),
+        live: arc_swap::ArcSwap::from_pointee(super::Live {
+            mode: super::Mode::Enforce,
+            containment,
+            token: String::new(),
+        }),
+        engine_tx,
+        policy_inbox: crate::serve::policy::Inbox::new(1),
+        store_tx,
+        store_path: path.to_path_buf(),
+        started: std::time::Instant::now(),
+        seen: Default::default(),
+        geo: detect::GeoRef::Builtin(geo::GeoDb::builtin()),
+    })
 }

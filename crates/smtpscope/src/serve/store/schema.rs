@@ -87,6 +87,20 @@ const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL DEFAULT 'held',
         at INTEGER NOT NULL,
         PRIMARY KEY(incident_id, queue_id));",
+    // 4: the cluster sink's state across its restarts (issue 13): the message ids of the alerts
+    // it stored (the held ones whole), and its campaign correlator's snapshot.
+    "CREATE TABLE sink_alerts(
+        seq INTEGER PRIMARY KEY,
+        msg_id TEXT NOT NULL UNIQUE,
+        detector TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        held TEXT,
+        at INTEGER NOT NULL);
+     CREATE INDEX sink_alerts_held ON sink_alerts(seq) WHERE held IS NOT NULL;
+     CREATE TABLE sink_correlator(
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        state BLOB NOT NULL,
+        updated_at INTEGER NOT NULL);",
 ];
 
 /// Open a connection with the service's settings and the schema up to date.
