@@ -2,9 +2,10 @@
 # The cluster on NATS JetStream (issue 13), with real servers on loopback:
 #
 #   3 nats-server (JetStream, cluster routes on 127.0.0.1)  <-- every node connects to all three
-#   edge e0: follows a.log, stores the cluster's alerts (sink), HTTP API (manual containment)
+#   edge e0: follows a.log
 #   edge e1: follows b.log, policy server (enforce)
-#   workers w0, w1, w2: 12 partitions, 4 each
+#   workers w0, w1, w2: 12 partitions, 4 each; w2 also stores the cluster's alerts (sink) and
+#   has the HTTP API (manual containment); with REBALANCE=1 the sink is e0
 #
 # A simulated day (`smtpscope simulate`, the first LINES lines) is split into the logs of two
 # MTAs as a load balancer would (cluster_split.py: whole SMTP sessions with their messages).
@@ -13,9 +14,12 @@
 #     for the same edges and partitions, and name the same entities as single-node `analyze`
 #     on the unsplit log;
 #  2. with failures (the default; FAIL=0 runs without them): worker w1 killed (kill -9) and
-#     restarted mid-run, and one NATS server killed for good mid-run, check 1 must still hold
-#     exactly: nothing lost, nothing counted twice, no verdict at another time;
-#  3. an account contained on e0 (HTTP API) is answered HOLD by e1's policy server within 1 s
+#     restarted mid-run, one NATS server killed for good mid-run, and the sink's node w2 killed
+#     (kill -9) as soon as the first of the campaign's two hijack alerts is stored (the sink
+#     holds it for the campaign) and restarted: check 1 must still hold exactly, on the alerts
+#     the sink's store holds: nothing lost, nothing stored twice, no verdict at another time,
+#     the campaign correlated across the sink's restart;
+#  3. an account contained on the sink (HTTP API) is answered HOLD by e1's policy server within 1 s
 #     (tests/e2e/cluster_contain.sh checks that across NATS server losses).
 #  4. campaigns are correlated over the alert stream (the sink's): the day's two hijacked
 #     accounts of example-isp.de, about four hours apart and in different partitions, are one
@@ -120,21 +124,28 @@ $3
 $DETECT
 CONF
 }
-node e0 edge "sink = true" "follow = [\"$T/a.log\"]
-follow_start = \"start\"
-alerts_jsonl = \"$T/alerts.jsonl\"
+REBALANCE=${REBALANCE:-0}
+# The sink's node: a worker (killed and restarted with FAIL=1), e0 with REBALANCE=1 (whose
+# workers come and go).
+SINK=w2; [ "$REBALANCE" = 1 ] && SINK=e0
+SINK_SERVE="alerts_jsonl = \"$T/alerts.jsonl\"
 token = \"secret\"
 http = \"127.0.0.1:$HTTP\""
+sink_keys() { [ "$1" = "$SINK" ] && echo "sink = true" || true; }
+sink_serve() { [ "$1" = "$SINK" ] && echo "$SINK_SERVE" || true; }
+node e0 edge "$(sink_keys e0)" "follow = [\"$T/a.log\"]
+follow_start = \"start\"
+$(sink_serve e0)"
 node e1 edge "" "follow = [\"$T/b.log\"]
 follow_start = \"start\"
 policy = [\"127.0.0.1:$POLICY\"]"
-REBALANCE=${REBALANCE:-0}
 for i in 0 1 2; do
     if [ "$REBALANCE" = 1 ]; then node "w$i" worker "rebalance = true" ""
     else node "w$i" worker "workers = 3
-worker_index = $i" ""; fi
+worker_index = $i
+$(sink_keys "w$i")" "$(sink_serve "w$i")"; fi
 done
-sed -i 's/^http = ""$//' "$T/e0.toml"
+sed -i 's/^http = ""$//' "$T/$SINK.toml"
 start() { SMTPSCOPE_LOG=${NODE_LOG:-warn,smtpscope::cluster::nats=info} "$BIN" serve --config "$T/$1.toml" >> "$T/$1.err" 2>&1 & eval "PID_$1=$!"; PIDS+=($!); }
 if [ "$REBALANCE" = 1 ]; then
     for n in w0 w1 e0; do start $n; done
@@ -164,6 +175,20 @@ kill -9 "$PID_w1" || fail "worker w1 was not running"; log "worker w1 killed (ki
 kill -9 "$NATS_PID3"; log "NATS server n3 killed (kill -9)"
 sleep 3
 start w1; log "worker w1 restarted"
+# The sink killed while it holds the first hijack alert of the campaign (stored, acknowledged,
+# not yet correlated), restarted 3 s later: it rebuilds its dedupe and correlator from its store.
+for _ in $(seq 90); do
+    grep -q '"auth-hijack".*@example-isp.de' "$T/alerts.jsonl" 2>/dev/null && break
+    sleep 0.5
+done
+if grep -q '"auth-hijack".*@example-isp.de' "$T/alerts.jsonl" 2>/dev/null; then
+    log "first campaign hijack alert stored"
+else
+    log "no campaign hijack alert stored yet (the sink is killed anyway)"
+fi
+kill -9 "$PID_w2" || fail "the sink's node w2 was not running"; log "sink (worker w2) killed (kill -9)"
+sleep 3
+start w2; log "sink (worker w2) restarted"
 fi
 
 # --- wait for every alert
@@ -172,9 +197,20 @@ wait "$ANALYZE_PID" || fail "analyze failed"
 WANT=$(wc -l < "$T/replay.jsonl")
 log "replay: $WANT alerts; analyze: $(wc -l < "$T/analyze.jsonl")"
 [ "$WANT" -gt 10 ] || fail "too few alerts to compare ($WANT)"
+# The sink's store is compared, not its JSONL file: a kill -9 may lose the lines its writer had
+# not yet written (the store's transaction came first).
+stored() { python3 - "$T/$SINK.db" "$@" <<'PY'
+import json, sqlite3, sys
+c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=5)
+rows = [r[0] for r in c.execute("SELECT json FROM alerts ORDER BY id")]
+if len(sys.argv) > 2:
+    open(sys.argv[2], "w").write("".join(r + "\n" for r in rows))
+print(len(rows))
+PY
+}
 DEADLINE=$((SECONDS + 120)); [ "$DEADLINE" -le $((BUDGET - 20)) ] || DEADLINE=$((BUDGET - 20)); got=0
 while [ $SECONDS -lt $DEADLINE ]; do
-    got=$( [ -f "$T/alerts.jsonl" ] && wc -l < "$T/alerts.jsonl" || echo 0)
+    got=$(stored 2>/dev/null || echo 0)
     [ "$got" -ge "$WANT" ] && break
     sleep 1
 done
@@ -204,12 +240,13 @@ while time.time() < t_end:
 sys.exit(1)
 PY
 sleep 3
-got=$(wc -l < "$T/alerts.jsonl" 2>/dev/null || echo 0)
-log "cluster raised $got alerts (replay $WANT)"
+got=$(stored "$T/stored.jsonl")
+log "cluster stored $got alerts (replay $WANT)"
 if [ "$FAIL" = 1 ]; then
     log "restarted w1: $(grep -c 'partition state restored' "$T/w1.err" || true) partition restores from stored state; edges re-published unacknowledged events $(cat "$T"/e?.err | grep -c 'publish not acknowledged' || true) times"
+    log "restarted sink: $(grep 'alert sink state rebuilt' "$T/w2.err" | tail -1 | sed 's/\x1b\[[0-9;]*m//g; s/.*rebuilt from the store//')"
 fi
-python3 - "$T/replay.jsonl" "$T/alerts.jsonl" "$T/analyze.jsonl" <<'PY' || fail "alerts differ"
+python3 - "$T/replay.jsonl" "$T/stored.jsonl" "$T/analyze.jsonl" <<'PY' || fail "alerts differ"
 import collections, json, sys
 def load(p):
     return [json.loads(l) for l in open(p)]
@@ -232,8 +269,8 @@ if not camp:
 print(f"cluster: same {len(got)} alerts as cluster-replay ({len(camp)} campaign); same {len(ent(got))} entities as analyze ({len(ana)} alerts)")
 PY
 
-# --- containment on e0 answered by e1's policy server: one process contains (HTTP API of e0)
-# and asks e1 every 20 ms, timing from the containment's answer to the first HOLD.
+# --- containment on the sink answered by e1's policy server: one process contains (the sink's
+# HTTP API) and asks e1 every 20 ms, timing from the containment's answer to the first HOLD.
 python3 - "$HTTP" "$POLICY" "cluster-test-$RANDOM@example.jp" <<'PY' || fail "containment did not reach e1 within 1 s"
 import json, socket, sys, time, urllib.request
 http, policy, account = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -260,7 +297,7 @@ while True:
         print(f"cluster: no HOLD from e1 after {el:.2f} s (last answer {a!r})")
         sys.exit(1)
     time.sleep(0.02)
-print(f"cluster: e1 answered {a.split(' ')[0]} {el:.3f} s after the containment on e0")
+print(f"cluster: e1 answered {a.split(' ')[0]} {el:.3f} s after the containment on the sink")
 sys.exit(0 if el < 1.0 else 1)
 PY
 echo "cluster: ok"
