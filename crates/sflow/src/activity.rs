@@ -407,7 +407,8 @@ pub struct HostSummary {
     /// [`crate::learn::FULL_SEGMENT_IP_LEN`]): the message size.
     #[serde(default)]
     pub full_samples: u64,
-    /// Size evidence learned from the labels ([`crate::learn`]); 0 without labels.
+    /// Size evidence learned from the labels ([`crate::learn`]), a positive value times
+    /// (1 − recurring share); 0 without labels.
     #[serde(default)]
     pub size_evidence: f64,
     /// Addresses of this host's network labelled bad (0 without labels).
@@ -908,7 +909,8 @@ impl Activity {
     }
 
     /// What was learned from the labels over the hosts as they are now ([`crate::learn`]):
-    /// `None` without labels or with learning off.
+    /// `None` with learning off; without labels the spam reference is the traffic's own confident
+    /// detections ([`crate::learn::SpamReference::Traffic`]).
     pub fn learned(&self) -> Option<Learned> {
         self.judged_learned(None).1
     }
@@ -928,7 +930,7 @@ impl Activity {
             })
             .map(|(ip, h)| self.summarize(*ip, h))
             .collect();
-        let mut learned = (self.labelled && self.cfg.learn).then(|| {
+        let mut learned = self.cfg.learn.then(|| {
             learn::apply(
                 &mut v,
                 &self.bad_labels,
@@ -1054,7 +1056,7 @@ impl Activity {
             return Vec::new();
         }
         let mut out: Vec<HostSummary> = self
-            .judged_learned((!(self.labelled && self.cfg.learn)).then_some(&due_nets))
+            .judged_learned((!self.cfg.learn).then_some(&due_nets))
             .0
             .into_iter()
             .filter(|s| s.verdict.flagged())

@@ -746,28 +746,13 @@ fn text_report(
         hosts.len()
     )?;
     write_table(out, hosts, TEXT_TABLE_ROWS)?;
+    write_learned(out, src.activity().learned().as_ref())?;
     if let Some(t) = table {
         writeln!(
             out,
             "\nLabels: {} hosts with enough samples, {} bad; flagged {}, of which bad {}; {} bad IPs never seen on port 25",
             t.hosts, t.bad, t.flagged, t.flagged_bad, t.bad_unseen
         )?;
-        match src.activity().learned() {
-            Some(l) => {
-                let share = |f: Option<sflow::learn::BetaBinomial>| {
-                    f.map_or("-".to_string(), |f| {
-                        format!("{:.2} (α+β {:.0})", f.mean(), f.alpha + f.beta)
-                    })
-                };
-                writeln!(
-                    out,
-                    "Learned from the labels: {} labelled hosts with enough samples, {} of them left out as probable wrong verdicts, {} unlabelled server references; share of full-sized samples: spam sources {}, servers {}; {} labelled networks (labelled share at large {:.3})",
-                    l.labelled, l.noisy, l.servers, share(l.spam_size), share(l.server_size),
-                    l.labelled_networks, l.labelled_share
-                )?;
-            }
-            None => writeln!(out, "Learned from the labels: nothing (--no-learn)")?,
-        }
         for (title, rows) in [
             ("hours active H", &t.by_hours),
             (
@@ -806,6 +791,34 @@ fn text_report(
                 r.bad_share * 100.0
             )?;
         }
+    }
+    Ok(())
+}
+
+/// The report's line on what the size term learned ([`sflow::learn`]): from the labels, or
+/// without them from the traffic's own confident detections.
+fn write_learned(out: &mut dyn Write, learned: Option<&sflow::learn::Learned>) -> Result<()> {
+    let Some(l) = learned else {
+        writeln!(out, "\nLearned: nothing (--no-learn)")?;
+        return Ok(());
+    };
+    let share = |f: Option<sflow::learn::BetaBinomial>| {
+        f.map_or("-".to_string(), |f| {
+            format!("{:.2} (α+β {:.0})", f.mean(), f.alpha + f.beta)
+        })
+    };
+    match l.spam_from {
+        sflow::learn::SpamReference::Labels => writeln!(
+            out,
+            "\nLearned from the labels: {} labelled hosts with enough samples, {} of them left out as probable wrong verdicts, {} unlabelled server references; share of full-sized samples: spam sources {}, servers {}; {} labelled networks (labelled share at large {:.3})",
+            l.labelled, l.noisy, l.servers, share(l.spam_size), share(l.server_size),
+            l.labelled_networks, l.labelled_share
+        )?,
+        sflow::learn::SpamReference::Traffic => writeln!(
+            out,
+            "\nLearned from the traffic ({} labelled hosts, {} of them left out as probable wrong verdicts: too few labels to learn from): {} spam references (confident detections and kept labels), {} server references; share of full-sized samples: spam sources {}, servers {}",
+            l.labelled, l.noisy, l.spam_references, l.servers, share(l.spam_size), share(l.server_size)
+        )?,
     }
     Ok(())
 }
