@@ -46,6 +46,14 @@ const PROGRESS_SECS: u64 = 10;
 /// Events a partition's consumer hands out before their acknowledgement: the merge must be
 /// able to hold one edge's events while it waits for another's, or it would wait forever.
 const MAX_ACK_PENDING: i64 = 1_000_000;
+/// How long each pull request of a partition's or the sink's consumer stays open. With
+/// [`PULL_HEARTBEAT`], how soon a pull that stopped delivering is noticed and made again:
+/// async-nats reports a missed heartbeat after two, so within about 4 s instead of the
+/// client's default 30 s (15 s heartbeats), which `bench/cluster/throughput.sh` showed as
+/// a partition stalled for about 30 s (SCALE.md).
+const PULL_EXPIRES: StdDuration = StdDuration::from_secs(10);
+/// The server's idle heartbeat on an open pull request (see [`PULL_EXPIRES`]).
+const PULL_HEARTBEAT: StdDuration = StdDuration::from_secs(2);
 /// How often an edge checks that its watch of the containment bucket is not behind.
 const WATCH_CHECK_SECS: u64 = 3;
 /// JetStream's window for dropping a message id published twice.
@@ -730,7 +738,7 @@ async fn partition_loop(
         )
         .await
         .map_err(|e| anyhow!("{e}"))?;
-    let mut msgs = consumer.messages().await.map_err(|e| anyhow!("{e}"))?;
+    let mut msgs = pull(&consumer).await.map_err(|e| anyhow!("{e}"))?;
     // A missing event is waited for until the server must have delivered it again.
     let gap = (ack_wait.as_secs() + ACK_WAIT_BASE_SECS) as i64;
     let mut merge: Merge<jetstream::Message> =
@@ -792,7 +800,7 @@ async fn partition_loop(
                             warn!(partition = p, "pull interrupted, pulling again: {e}");
                         }
                         msgs = loop {
-                            match consumer.messages().await {
+                            match pull(&consumer).await {
                                 Ok(s) => break s,
                                 Err(e) => {
                                     warn!(partition = p, "cannot pull, retrying: {e}");
@@ -870,6 +878,19 @@ async fn partition_loop(
             }
         }
     }
+}
+
+/// The messages of a pull consumer, its pull requests open [`PULL_EXPIRES`] with heartbeats
+/// every [`PULL_HEARTBEAT`].
+async fn pull(
+    consumer: &consumer::PullConsumer,
+) -> Result<consumer::pull::Stream, consumer::StreamError> {
+    consumer
+        .stream()
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_HEARTBEAT)
+        .messages()
+        .await
 }
 
 /// The sink: every alert of the cluster into this node's store (incidents, containment) and
@@ -1009,7 +1030,7 @@ async fn sink_once(
         )
         .await
         .map_err(|e| bus(e.to_string()))?;
-    let mut msgs = consumer.messages().await.map_err(|e| bus(e.to_string()))?;
+    let mut msgs = pull(&consumer).await.map_err(|e| bus(e.to_string()))?;
     let now_ms = || clock.elapsed().as_millis() as u64;
     let mut tick = tokio::time::interval(StdDuration::from_millis(CAMPAIGN_TICK_MS));
     loop {
