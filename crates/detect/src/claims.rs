@@ -23,7 +23,9 @@
 //! a policy request never moves the log's event time, so the correlator's idle policy and every
 //! log-fed window stay a function of the log alone.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::arrivals::Arrivals;
 use std::net::IpAddr;
 
 use maillog::Ts;
@@ -139,9 +141,9 @@ struct SessionHelo {
 #[serde(from = "Vec<SessionHelo>", into = "Vec<SessionHelo>")]
 pub struct SessionHelos {
     /// Every transaction by arrival sequence number (oldest first).
-    by_seq: BTreeMap<u64, SessionHelo>,
+    by_seq: Arrivals<SessionHelo>,
     /// Sequence numbers of each session's transactions, oldest first.
-    by_session: BTreeMap<SessionKey, VecDeque<u64>>,
+    by_session: maillog::hash::Map<SessionKey, VecDeque<u64>>,
     next_seq: u64,
     /// The entry of each transaction that has an `instance`, by [`instance_key`] (checked
     /// against the entry, so a collision of the hash only misses): found without walking the
@@ -179,6 +181,18 @@ fn cut(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// Remove `seq` from a queue of sequence numbers in arrival order. What goes is nearly always
+/// the oldest (expiry, overflow and the log's submission all take the oldest first), so that is
+/// looked at first: a busy session's queue holds thousands, and walking it for each request
+/// made the policy server's engine thread slow in proportion to the session's traffic.
+fn forget(q: &mut VecDeque<u64>, seq: u64) {
+    if q.front() == Some(&seq) {
+        q.pop_front();
+    } else if let Ok(i) = q.binary_search(&seq) {
+        q.remove(i);
+    }
 }
 
 /// Forget entry `seq` (being removed) in the instance index.
@@ -223,7 +237,7 @@ impl SessionHelos {
         let same = self.by_session.get(&k).and_then(|q| {
             if instance.is_empty() {
                 q.back().copied().filter(|s| {
-                    self.by_seq.get(s).is_some_and(|e| {
+                    self.by_seq.get(*s).is_some_and(|e| {
                         e.instance.is_empty()
                             && e.helo == helo
                             && (e.sender.is_none() || e.sender.as_deref() == sender)
@@ -236,13 +250,13 @@ impl SessionHelos {
                     .get(&instance_key(ip, &k.1, instance))
                     .copied()
                     .filter(|s| {
-                        self.by_seq.get(s).is_some_and(|e| {
+                        self.by_seq.get(*s).is_some_and(|e| {
                             e.instance == instance && e.ip == ip && e.account == k.1
                         })
                     })
             }
         });
-        if let Some(e) = same.and_then(|s| self.by_seq.get_mut(&s)) {
+        if let Some(e) = same.and_then(|s| self.by_seq.get_mut(s)) {
             if e.sender.is_none() {
                 e.sender = sender.map(str::to_string);
             }
@@ -270,7 +284,7 @@ impl SessionHelos {
         let mut dropped = 0;
         while q.len() > MAX_TRANSACTIONS_PER_SESSION {
             if let Some(old) = q.pop_front() {
-                if let Some(gone) = self.by_seq.remove(&old) {
+                if let Some(gone) = self.by_seq.remove(old) {
                     unindex(&mut self.by_instance, old, &gone);
                 }
                 dropped += 1;
@@ -280,7 +294,8 @@ impl SessionHelos {
             self.by_instance
                 .insert(instance_key(e.ip, &e.account, &e.instance), seq);
         }
-        self.by_seq.insert(seq, e);
+        // `seq` is newer than every entry: always accepted.
+        let _ = self.by_seq.push(seq, e);
         while self.by_seq.len() > MAX_SESSION_HELOS {
             self.pop_oldest();
             dropped += 1;
@@ -296,7 +311,7 @@ impl SessionHelos {
         unindex(&mut self.by_instance, seq, &e);
         let k = (e.ip, e.account);
         if let Some(q) = self.by_session.get_mut(&k) {
-            q.retain(|s| *s != seq);
+            forget(q, seq);
             if q.is_empty() {
                 self.by_session.remove(&k);
             }
@@ -305,7 +320,7 @@ impl SessionHelos {
 
     /// Forget transactions whose first request is [`POLICY_LINK_SECS`] older than `now`.
     fn expire(&mut self, now: Ts) {
-        while let Some((_, e)) = self.by_seq.first_key_value() {
+        while let Some((_, e)) = self.by_seq.first() {
             if e.ts.secs() + POLICY_LINK_SECS > now.secs() {
                 break;
             }
@@ -334,7 +349,7 @@ impl SessionHelos {
                 .as_deref()
                 .is_some_and(|s| s.eq_ignore_ascii_case(sender))
         };
-        let entries = || q.iter().filter_map(|s| Some((*s, self.by_seq.get(s)?)));
+        let entries = || q.iter().filter_map(|s| Some((*s, self.by_seq.get(*s)?)));
         let pick = entries()
             .find(|(_, e)| !e.taken && near(e) && same(e))
             .or_else(|| entries().find(|(_, e)| !e.taken && near(e)))
@@ -346,7 +361,7 @@ impl SessionHelos {
                     .map(|(s, _)| (s, false))
             });
         let (seq, mark) = pick?;
-        let e = self.by_seq.get_mut(&seq)?;
+        let e = self.by_seq.get_mut(seq)?;
         e.taken |= mark;
         Some(e.helo.as_str())
     }
@@ -356,7 +371,7 @@ impl SessionHelos {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PolicyClaims {
     /// By arrival sequence number.
-    pending: BTreeMap<u64, Claim>,
+    pending: Arrivals<Claim>,
     next_seq: u64,
     /// Latest policy-clock time seen.
     now: Option<Ts>,
@@ -367,10 +382,10 @@ pub struct PolicyClaims {
     helos: SessionHelos,
     /// Sequence numbers of pending claims by account and address (rebuilt from `pending`).
     #[serde(skip)]
-    by_key: BTreeMap<Key, VecDeque<u64>>,
+    by_key: maillog::hash::Map<Key, VecDeque<u64>>,
     /// Pending claim of each `instance` (rebuilt from `pending`).
     #[serde(skip)]
-    by_instance: BTreeMap<String, u64>,
+    by_instance: maillog::hash::Map<String, u64>,
 }
 
 impl PolicyClaims {
@@ -437,13 +452,13 @@ impl PolicyClaims {
     pub fn reindex(&mut self) {
         self.by_key.clear();
         self.by_instance.clear();
-        for (seq, c) in &self.pending {
+        for (seq, c) in self.pending.iter() {
             self.by_key
                 .entry(key(&c.account, c.ip))
                 .or_default()
-                .push_back(*seq);
+                .push_back(seq);
             if !c.instance.is_empty() {
-                self.by_instance.insert(c.instance.clone(), *seq);
+                self.by_instance.insert(c.instance.clone(), seq);
             }
         }
     }
@@ -461,7 +476,7 @@ impl PolicyClaims {
         if let Some(c) = self
             .by_instance
             .get(instance)
-            .and_then(|s| self.pending.get_mut(s))
+            .and_then(|s| self.pending.get_mut(*s))
         {
             if let Some(r) = rcpt {
                 if c.rcpts.len() < MAX_CLAIM_RCPTS {
@@ -480,7 +495,8 @@ impl PolicyClaims {
         if !instance.is_empty() {
             self.by_instance.insert(instance.to_string(), seq);
         }
-        self.pending.insert(
+        // `seq` is newer than every claim: always accepted.
+        let _ = self.pending.push(
             seq,
             Claim {
                 ts,
@@ -492,7 +508,7 @@ impl PolicyClaims {
         );
         let mut out = Vec::new();
         while self.pending.len() > MAX_PENDING_CLAIMS {
-            let Some(&first) = self.pending.keys().next() else {
+            let Some((first, _)) = self.pending.first() else {
                 break;
             };
             if let Some(c) = self.remove(first) {
@@ -523,7 +539,7 @@ impl PolicyClaims {
         self.advance(now);
         let now = self.now.unwrap_or(now);
         let mut out = Vec::new();
-        while let Some((&seq, c)) = self.pending.iter().next() {
+        while let Some((seq, c)) = self.pending.first() {
             if c.ts.secs() + POLICY_LINK_SECS > now.secs() {
                 break;
             }
@@ -537,7 +553,7 @@ impl PolicyClaims {
 
     /// Every claim still waiting (end of input), oldest first.
     pub fn drain(&mut self) -> Vec<Claim> {
-        let seqs: Vec<u64> = self.pending.keys().copied().collect();
+        let seqs: Vec<u64> = self.pending.iter().map(|(s, _)| s).collect();
         let out: Vec<Claim> = seqs.into_iter().filter_map(|s| self.remove(s)).collect();
         self.stats.policy_only += out.len() as u64;
         out
@@ -553,10 +569,10 @@ impl PolicyClaims {
     }
 
     fn remove(&mut self, seq: u64) -> Option<Claim> {
-        let c = self.pending.remove(&seq)?;
+        let c = self.pending.remove(seq)?;
         let k = key(&c.account, c.ip);
         if let Some(q) = self.by_key.get_mut(&k) {
-            q.retain(|s| *s != seq);
+            forget(q, seq);
             if q.is_empty() {
                 self.by_key.remove(&k);
             }

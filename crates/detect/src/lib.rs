@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod alert;
+pub mod arrivals;
 pub mod bounded;
 pub mod bruteforce;
 pub mod campaign;

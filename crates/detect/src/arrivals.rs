@@ -1,0 +1,244 @@
+//! Entries numbered in arrival order, kept oldest first: what a `BTreeMap<u64, T>` keyed by a
+//! growing sequence number gives, in a ring of slots instead of a tree.
+//!
+//! The policy claims and the sessions' HELOs ([`crate::claims`]) add one entry per policy
+//! request and remove nearly always the oldest (expiry, overflow), sometimes one in the middle
+//! (a log line took it). In a tree each insertion and removal walks and rebalances nodes; here
+//! both are an index into a `VecDeque`, and a removal in the middle leaves an empty slot that
+//! goes when it reaches the front. The slots between the oldest and the newest entry are
+//! therefore bounded by the entries' lifetime (every user expires them within a minute of
+//! policy clock), not by their number: a slot is one pointer (`Option<Box<T>>`).
+//!
+//! Written to the snapshot as the map from sequence number to entry, exactly as the
+//! `BTreeMap` it replaces was, so snapshots of either load in both.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Entries by increasing sequence number (see the module doc).
+#[derive(Debug, Clone)]
+pub struct Arrivals<T> {
+    /// Sequence number of `slots[0]`.
+    first: u64,
+    slots: VecDeque<Option<Box<T>>>,
+    /// Entries present (slots that are `Some`).
+    len: usize,
+}
+
+impl<T> Default for Arrivals<T> {
+    fn default() -> Self {
+        Arrivals {
+            first: 0,
+            slots: VecDeque::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Arrivals<T> {
+    /// Entries present.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// None present?
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn index(&self, seq: u64) -> Option<usize> {
+        let i = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        (i < self.slots.len()).then_some(i)
+    }
+
+    /// Add entry `seq`, which must be newer than every entry ever added (a sequence number
+    /// at or below the newest slot is refused: returns the value back).
+    pub fn push(&mut self, seq: u64, v: T) -> Result<(), T> {
+        if self.slots.is_empty() {
+            self.first = seq;
+        }
+        let Some(gap) = seq
+            .checked_sub(self.first)
+            .and_then(|d| usize::try_from(d).ok())
+            .and_then(|d| d.checked_sub(self.slots.len()))
+        else {
+            return Err(v);
+        };
+        for _ in 0..gap {
+            self.slots.push_back(None);
+        }
+        self.slots.push_back(Some(Box::new(v)));
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Entry `seq`.
+    pub fn get(&self, seq: u64) -> Option<&T> {
+        self.slots.get(self.index(seq)?)?.as_deref()
+    }
+
+    /// Entry `seq`, to change.
+    pub fn get_mut(&mut self, seq: u64) -> Option<&mut T> {
+        let i = self.index(seq)?;
+        self.slots.get_mut(i)?.as_deref_mut()
+    }
+
+    /// Take entry `seq` out.
+    pub fn remove(&mut self, seq: u64) -> Option<T> {
+        let i = self.index(seq)?;
+        let v = self.slots.get_mut(i)?.take()?;
+        self.len -= 1;
+        self.trim();
+        Some(*v)
+    }
+
+    /// The oldest entry.
+    pub fn first(&self) -> Option<(u64, &T)> {
+        // The front slot is always full (`trim`).
+        let v = self.slots.front()?.as_deref()?;
+        Some((self.first, v))
+    }
+
+    /// Take the oldest entry out.
+    pub fn pop_first(&mut self) -> Option<(u64, T)> {
+        let seq = self.first;
+        let v = self.slots.pop_front()??;
+        self.first += 1;
+        self.len -= 1;
+        self.trim();
+        Some((seq, *v))
+    }
+
+    /// Drop the empty slots at the front, so that the front slot is an entry.
+    fn trim(&mut self) {
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// Every entry, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
+        let first = self.first;
+        self.slots
+            .iter()
+            .zip(first..)
+            .filter_map(|(v, seq)| Some((seq, v.as_deref()?)))
+    }
+
+    /// Every entry, oldest first, taken.
+    pub fn into_values(self) -> impl Iterator<Item = T> {
+        self.slots.into_iter().flatten().map(|b| *b)
+    }
+}
+
+impl<T: Serialize> Serialize for Arrivals<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Arrivals<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = BTreeMap::<u64, T>::deserialize(d)?;
+        let mut a = Arrivals::default();
+        for (seq, v) in m {
+            // A map's keys are distinct and come in order: every push is accepted.
+            let _ = a.push(seq, v);
+        }
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same operations on an `Arrivals` and on a `BTreeMap` give the same entries.
+    #[test]
+    fn behaves_as_the_map_it_replaces() {
+        let mut a = Arrivals::default();
+        let mut m = BTreeMap::new();
+        let mut seq = 10u64;
+        // A fixed pseudo-random walk: pushes (some with gaps), removals in the middle and at
+        // the front.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 7 {
+                0..=2 => {
+                    seq += 1 + (x >> 8) % 3;
+                    a.push(seq, seq * 2).unwrap();
+                    m.insert(seq, seq * 2);
+                }
+                3 => {
+                    assert_eq!(a.pop_first(), m.pop_first());
+                }
+                4 => {
+                    let k = seq.saturating_sub((x >> 8) % 20);
+                    assert_eq!(a.remove(k), m.remove(&k));
+                }
+                5 => {
+                    let k = seq.saturating_sub((x >> 8) % 20);
+                    if let Some(v) = a.get_mut(k) {
+                        *v += 1;
+                    }
+                    if let Some(v) = m.get_mut(&k) {
+                        *v += 1;
+                    }
+                }
+                _ => {
+                    let k = seq.saturating_sub((x >> 8) % 20);
+                    assert_eq!(a.get(k), m.get(&k));
+                }
+            }
+            assert_eq!(a.len(), m.len());
+            assert_eq!(a.first(), m.first_key_value().map(|(k, v)| (*k, v)));
+        }
+        let got: Vec<(u64, u64)> = a.iter().map(|(k, v)| (k, *v)).collect();
+        let want: Vec<(u64, u64)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            a.clone().into_values().collect::<Vec<_>>(),
+            m.values().copied().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn refuses_a_sequence_number_not_newer() {
+        let mut a = Arrivals::default();
+        a.push(5, "a").unwrap();
+        a.push(8, "b").unwrap();
+        assert_eq!(a.push(8, "c"), Err("c"));
+        assert_eq!(a.push(3, "d"), Err("d"));
+        a.remove(8);
+        // The slot of 8 is gone with its entry only when it reaches the front.
+        assert_eq!(a.push(7, "e"), Err("e"));
+        assert_eq!(a.len(), 1);
+    }
+
+    /// Written as the `BTreeMap` was: a snapshot of either reads back into both.
+    #[test]
+    fn snapshot_form_is_the_maps() {
+        let mut a = Arrivals::default();
+        for s in [3u64, 4, 9] {
+            a.push(s, format!("v{s}")).unwrap();
+        }
+        a.remove(4);
+        let m: BTreeMap<u64, String> = [(3, "v3".to_string()), (9, "v9".to_string())].into();
+        let bytes = rmp_serde::to_vec(&a).unwrap();
+        assert_eq!(bytes, rmp_serde::to_vec(&m).unwrap());
+        let back: Arrivals<String> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(
+            back.iter().map(|(k, v)| (k, v.clone())).collect::<Vec<_>>(),
+            vec![(3, "v3".to_string()), (9, "v9".to_string())]
+        );
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&m).unwrap()
+        );
+    }
+}
