@@ -311,8 +311,12 @@ pub struct Inbox {
 /// How long the first request of a batch waits before the engine is woken for it (with a
 /// [`Inbox::pump`]): the requests arriving meanwhile go with it. Short beside what anything
 /// downstream waits for (the policy claims wait [`detect::claims::POLICY_LINK_SECS`] for the
-/// log), long beside a request's ~10 µs of engine work. Our own choice.
-pub const POLICY_BATCH_DELAY: StdDuration = StdDuration::from_millis(2);
+/// log), long beside a request's ~5 µs of engine work. Not longer: the engine then works
+/// through the batch in one go, and on a machine whose cores it shares with the connections a
+/// longer burst delays answers (p99 0.96-1.01 ms with 2 ms against 0.69-1.23 ms with 1 ms in
+/// interleaved runs, docs/PERFORMANCE.md); 1 ms is the resolution of tokio's timer. Our own
+/// choice.
+pub const POLICY_BATCH_DELAY: StdDuration = StdDuration::from_millis(1);
 /// Requests waiting that wake the engine at once, without waiting for the pump (or the
 /// inbox's cap, if smaller).
 pub const POLICY_WAKE_NOW: usize = 1024;

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Interleaved A/B of two smtpscope builds as policy servers, for a shared machine: ROUNDS rounds,
+# each running the load generator (bench/policy/loadgen, CONNECTIONS connections, SECONDS s)
+# against build A, then build B, each a fresh `serve --policy --mode enforce`. Prints per run the
+# requests/s, p50/p99 latency and the server's CPU per request (user+system of its process over
+# the run, which other load disturbs far less than the rates), and the fail-open count.
+#   A=/path/to/old/smtpscope B=target/release/smtpscope ROUNDS=3 bench/policy/ab.sh
+#   PERF=1 ...   # also record a perf profile (DWARF call graphs) of each B run to $OUT/perf-B-N.data
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+: "${A:?A=path of the first build}" "${B:?B=path of the second build}"
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-8}
+SECONDS_EACH=${SECONDS:-5}
+USERS=${USERS:-1000}
+[ -n "${LOADGEN_BIN:-}" ] || (cd "$HERE/loadgen" && CARGO_TARGET_DIR="$TARGET/loadgen" cargo build -q --release)
+LG=${LOADGEN_BIN:-$TARGET/loadgen/release/policy-loadgen}
+OUT=${OUT:-$(mktemp -d /tmp/smtpscope-ab.XXXXXX)}
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 200); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1',$1)).close()" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "ab: port $1 never opened" >&2; return 1
+}
+one() { # label binary round
+    local P HP PID c0 c1 fo
+    P=$(port); HP=$(port)
+    rm -rf "$OUT/store"; mkdir -p "$OUT/store"
+    NO_COLOR=1 SMTPSCOPE_LOG=warn "$2" serve --policy "127.0.0.1:$P" --store "$OUT/store/db" \
+        --http "127.0.0.1:$HP" --mode enforce 2>"$OUT/serve-$1.log" &
+    PID=$!
+    wait_port "$P"
+    c0=$(awk '{print $14+$15}' "/proc/$PID/stat")
+    "$LG" run "127.0.0.1:$P" "$CONNECTIONS" "$SECONDS_EACH" "$USERS" >"$OUT/run.json" &
+    local LGP=$!
+    if [ -n "${PERF:-}" ] && [ "$1" = B ]; then
+        sleep 1
+        perf record -F 999 --call-graph dwarf,16384 -p "$PID" -o "$OUT/perf-B-$3.data" -- sleep $((SECONDS_EACH - 2)) 2>/dev/null
+    fi
+    wait "$LGP"
+    c1=$(awk '{print $14+$15}' "/proc/$PID/stat")
+    fo=$(curl -sf "http://127.0.0.1:$HP/metrics" | awk '/^smtpscope_policy_fail_open_total/ {print $2}')
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+    python3 - "$OUT/run.json" "$1" "$3" "$c0" "$c1" "$fo" "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+tick = os.sysconf("SC_CLK_TCK")
+cpu_us = (float(sys.argv[5]) - float(sys.argv[4])) / tick * 1e6 / max(r["requests"], 1)
+print("| %s | %s | %d | %.3f | %.3f | %.1f | %s | %s |" % (sys.argv[3], sys.argv[2], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, cpu_us, sys.argv[6], sys.argv[7]))
+PY
+}
+echo "A = $A"
+echo "B = $B"
+echo
+echo "| round | build | requests/s | p50 ms | p99 ms | server CPU µs/request | fail-open | load |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+for r in $(seq 1 "$ROUNDS"); do
+    one A "$A" "$r"
+    one B "$B" "$r"
+done
