@@ -9,6 +9,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 /// Length up to which a collection grows one slot at a time.
 pub const SMALL: usize = 8;
 
@@ -28,9 +30,159 @@ pub fn push_back<T>(d: &mut VecDeque<T>, x: T) {
     d.push_back(x);
 }
 
+/// A part of an entity's state that most entities never use, absent (one null pointer) until
+/// it is first written. Serialized as the part itself (its default when absent), so snapshots
+/// hold the same bytes as when the part was inline; one that equals the default is read back as
+/// absent.
+#[derive(Debug, Clone, Default)]
+pub struct Rare<T>(Option<Box<T>>);
+
+impl<T: Default> Rare<T> {
+    /// The part, if it was ever written.
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_deref()
+    }
+
+    /// The part for writing, made (default) on first use.
+    pub fn get_or_default(&mut self) -> &mut T {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Put `x` (absent again when it is the default).
+    pub fn set(&mut self, x: T)
+    where
+        T: PartialEq,
+    {
+        self.0 = (x != T::default()).then(|| Box::new(x));
+    }
+}
+
+impl<T: Default + Serialize> Serialize for Rare<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(x) => x.serialize(s),
+            None => T::default().serialize(s),
+        }
+    }
+}
+
+impl<'de, T: Default + PartialEq + Deserialize<'de>> Deserialize<'de> for Rare<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut r = Rare(None);
+        r.set(T::deserialize(d)?);
+        Ok(r)
+    }
+}
+
+/// Separator of the strings in a [`RecentStrings`]: a log line's field never holds a newline
+/// (lines are split on it), nor does a policy request's (one attribute per line).
+const RECENT_SEP: char = '\n';
+
+/// The latest few short strings (addresses), in one string, each followed by [`RECENT_SEP`]: a
+/// ring of `String`s costs 24 bytes of struct per string, a slot of the ring's table, and an
+/// allocation each. Serialized as the sequence of the strings, the same bytes as the
+/// `VecDeque<String>` it replaced.
+#[derive(Debug, Clone, Default)]
+pub struct RecentStrings(String);
+
+impl RecentStrings {
+    /// Strings held.
+    pub fn len(&self) -> usize {
+        self.0.matches(RECENT_SEP).count()
+    }
+
+    /// True when none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Bytes of heap memory used.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity()
+    }
+
+    /// Append `x`, dropping the oldest while more than `keep` would be held. A separator in `x`
+    /// (which no log field holds) is replaced by a space, so the count stays right.
+    pub fn push(&mut self, x: &str, keep: usize) {
+        while !self.0.is_empty() && self.len() >= keep.max(1) {
+            let end = self.0.find(RECENT_SEP).map_or(self.0.len(), |i| i + 1);
+            self.0.drain(..end);
+        }
+        let need = self.0.len() + x.len() + RECENT_SEP.len_utf8();
+        if need > self.0.capacity() {
+            // Exactly: a handful of addresses per entity, rarely growing once the ring is full.
+            self.0.reserve_exact(need - self.0.len());
+        }
+        self.0
+            .extend(x.chars().map(|c| if c == RECENT_SEP { ' ' } else { c }));
+        self.0.push(RECENT_SEP);
+    }
+
+    /// The strings, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split_terminator(RECENT_SEP)
+    }
+}
+
+impl Serialize for RecentStrings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for RecentStrings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        let mut r = RecentStrings::default();
+        for x in &v {
+            r.push(x, v.len());
+        }
+        Ok(r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rare_is_absent_until_written_and_snapshots_as_the_part() {
+        let mut r: Rare<Vec<u32>> = Rare::default();
+        assert!(r.get().is_none());
+        assert_eq!(
+            crate::snapshot::encode(&r).unwrap(),
+            crate::snapshot::encode(&Vec::<u32>::new()).unwrap()
+        );
+        r.get_or_default().push(7);
+        assert_eq!(r.get(), Some(&vec![7]));
+        let bytes = crate::snapshot::encode(&r).unwrap();
+        assert_eq!(bytes, crate::snapshot::encode(&vec![7u32]).unwrap());
+        let back: Rare<Vec<u32>> = crate::snapshot::decode(&bytes).unwrap();
+        assert_eq!(back.get(), Some(&vec![7]));
+        let empty: Rare<Vec<u32>> =
+            crate::snapshot::decode(&crate::snapshot::encode(&Vec::<u32>::new()).unwrap()).unwrap();
+        assert!(empty.get().is_none());
+    }
+
+    #[test]
+    fn recent_strings_keep_the_latest_and_snapshot_as_a_sequence() {
+        let mut r = RecentStrings::default();
+        assert!(r.is_empty());
+        for x in ["a@x", "", "b@y", "c@z"] {
+            r.push(x, 3);
+        }
+        assert_eq!(r.iter().collect::<Vec<_>>(), ["", "b@y", "c@z"]);
+        assert_eq!(r.len(), 3);
+        let want: std::collections::VecDeque<String> =
+            ["", "b@y", "c@z"].iter().map(|s| s.to_string()).collect();
+        let bytes = crate::snapshot::encode(&r).unwrap();
+        assert_eq!(bytes, crate::snapshot::encode(&want).unwrap());
+        let back: RecentStrings = crate::snapshot::decode(&bytes).unwrap();
+        assert_eq!(back.iter().collect::<Vec<_>>(), ["", "b@y", "c@z"]);
+        r.push("new\nline", 3);
+        assert_eq!(r.iter().last(), Some("new line"));
+        assert_eq!(r.len(), 3);
+    }
 
     #[test]
     fn grows_exactly_while_small_then_doubles() {

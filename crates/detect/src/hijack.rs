@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
+use crate::compact::{Rare, RecentStrings};
 use crate::config::{self, Config};
 use crate::distinct::Distinct;
 use crate::window::Counter;
@@ -124,6 +125,23 @@ pub struct Baseline {
     /// seen. Absent in state files written before it existed.
     #[serde(default)]
     pub networks: Vec<(u64, u32)>,
+}
+
+/// The baseline of an account that has learned no day yet.
+static NO_BASELINE: Baseline = Baseline {
+    countries: Vec::new(),
+    asns: Vec::new(),
+    days: 0,
+    msgs_per_day: 0.0,
+    hours: Vec::new(),
+    networks: Vec::new(),
+};
+
+impl Account {
+    /// The learned baseline ([`NO_BASELINE`] before the first learned day).
+    fn baseline(&self) -> &Baseline {
+        self.baseline.get().unwrap_or(&NO_BASELINE)
+    }
 }
 
 impl Baseline {
@@ -268,12 +286,13 @@ struct NormShare {
 struct Account {
     recent: VecDeque<Obs>,
     day: Day,
-    baseline: Baseline,
+    /// Absent until a first day was learned (most accounts of a day-old state have none).
+    baseline: Rare<Baseline>,
     rcpts: Counter,
     failed: Counter,
     msgs: Counter,
     auth_failures: Counter,
-    sample_rcpts: VecDeque<String>,
+    sample_rcpts: RecentStrings,
     domains: Distinct,
     alerted_ips: u64,
     alerted_at: Option<Ts>,
@@ -949,8 +968,8 @@ impl Hijack {
         let mut v: Vec<(String, Baseline)> = self
             .accounts
             .iter()
-            .filter(|(_, a)| a.baseline.days > 0)
-            .map(|(k, a)| (k.clone(), a.baseline.clone()))
+            .filter(|(_, a)| a.baseline().days > 0)
+            .map(|(k, a)| (k.clone(), a.baseline().clone()))
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -964,8 +983,8 @@ impl Hijack {
                 pop.add_account();
                 Box::default()
             });
-            a.baseline = b;
-            if a.baseline.days > 0 {
+            a.baseline.set(b);
+            if a.baseline().days > 0 {
                 self.accounts.protect(&k);
             }
         }
@@ -1070,7 +1089,7 @@ impl Hijack {
         let Some(a) = self.accounts.get(key) else {
             return Features::empty();
         };
-        let b = &a.baseline;
+        let b = a.baseline();
         let mut nets: Vec<u64> = Vec::new();
         let mut asns: Vec<u32> = Vec::new();
         let mut ccs: Vec<[u8; 2]> = Vec::new();
@@ -1153,10 +1172,13 @@ impl Hijack {
                     + a.day.ips.heap_bytes()
                     + a.day.networks.capacity() * 16
                     + a.domains.heap_bytes()
-                    + a.sample_rcpts.iter().map(|s| s.len() + 24).sum::<usize>()
-                    + a.baseline.countries.len() * 32
-                    + a.baseline.asns.len() * 4
-                    + a.baseline.networks.len() * 16
+                    + a.sample_rcpts.heap_bytes()
+                    + a.baseline.get().map_or(0, |b| {
+                        std::mem::size_of::<Baseline>()
+                            + b.countries.len() * 32
+                            + b.asns.len() * 4
+                            + b.networks.len() * 16
+                    })
             })
             .sum()
     }
@@ -1242,11 +1264,14 @@ fn roll_day(a: &mut Account, ts: Ts) -> bool {
     if ts.secs() - day_start.secs() < 86_400 {
         return false;
     }
-    let had = a.baseline.days > 0;
+    let had = a.baseline().days > 0;
     let d = std::mem::take(&mut a.day);
-    learn_day(&mut a.baseline, &d);
+    if d.learnable() {
+        // Only a learnable day makes the baseline (an unlearnable one would leave it empty).
+        learn_day(a.baseline.get_or_default(), &d);
+    }
     a.day.start = Some(ts);
-    !had && a.baseline.days > 0
+    !had && a.baseline().days > 0
 }
 
 /// Count the send into the account's day, counters and window of addresses. True when something
@@ -1268,15 +1293,7 @@ fn note_send(
         if let Some(d) = r.rsplit_once('@').map(|(_, d)| d) {
             a.domains.insert(maillog::hash::str_key_ci(d));
         }
-        // The oldest sample's buffer is reused: no allocation per recipient once full.
-        let mut slot = if a.sample_rcpts.len() >= SAMPLE_RCPTS {
-            a.sample_rcpts.pop_front().unwrap_or_default()
-        } else {
-            String::new()
-        };
-        slot.clear();
-        slot.push_str(r);
-        crate::compact::push_back(&mut a.sample_rcpts, slot);
+        a.sample_rcpts.push(r, SAMPLE_RCPTS);
     }
     while a.recent.front().is_some_and(|o| o.last.plus_secs(w) < s.ts) {
         a.recent.pop_front();
@@ -1334,7 +1351,7 @@ fn sustained(o: &Obs, hc: &config::Hijack) -> Option<()> {
 /// How the address of `o` stands to the account's history: its learned networks, and the
 /// networks it used earlier the same day.
 fn novelty(a: &Account, o: &Obs) -> Novelty {
-    let b = &a.baseline;
+    let b = a.baseline();
     let d = &a.day;
     if b.has_network(o.net) || d.networks.iter().any(|(n, t)| *n == o.net && *t < o.first) {
         return Novelty::Known;
@@ -1455,14 +1472,14 @@ fn evidence(
         recipients: a.rcpts.get(),
         failed_recipients: a.failed.get(),
         recipient_domains: a.domains.count(),
-        sample_recipients: a.sample_rcpts.iter().cloned().collect(),
+        sample_recipients: a.sample_rcpts.iter().map(str::to_string).collect(),
         auth_failures: a.auth_failures.get(),
         baseline: BaselineSummary {
-            days: a.baseline.days,
-            countries: a.baseline.countries.clone(),
-            asns: a.baseline.asns.len(),
-            networks: a.baseline.networks.len(),
-            msgs_per_day: round3(a.baseline.msgs_per_day),
+            days: a.baseline().days,
+            countries: a.baseline().countries.clone(),
+            asns: a.baseline().asns.len(),
+            networks: a.baseline().networks.len(),
+            msgs_per_day: round3(a.baseline().msgs_per_day),
         },
         population_p999_new_asns: norm.map(|n| n.new_asns),
         population_p999_new_networks: norm.map(|n| n.new_networks),

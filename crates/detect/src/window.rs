@@ -26,6 +26,12 @@ fn bucket(secs: i64) -> i32 {
 impl Counter {
     /// Add `n` at `ts`, dropping what fell out of `window_secs`.
     pub fn add(&mut self, ts: Ts, n: u32, window_secs: i64) {
+        if n == 0 {
+            // Nothing to count: a bucket of zero would only cost memory (most entities add
+            // zero discounted, forwarded or failed recipients with every message).
+            self.expire(ts, window_secs);
+            return;
+        }
         let b = bucket(ts.secs());
         match self.buckets.back_mut() {
             Some((last, c)) if *last == b => *c = c.saturating_add(n),
@@ -92,6 +98,18 @@ mod tests {
         assert_eq!(c.get(), 4);
         c.expire(t0.plus_secs(10_000), 3600);
         assert_eq!(c.get(), 0);
+    }
+
+    #[test]
+    fn zero_adds_keep_no_bucket_but_still_expire() {
+        let mut c = Counter::default();
+        let t0 = Ts::from_secs(1_000_000_020);
+        c.add(t0, 0, 3600);
+        assert!(c.buckets.is_empty());
+        c.add(t0, 2, 3600);
+        c.add(t0.plus_secs(7200), 0, 3600);
+        assert_eq!(c.get(), 0);
+        assert!(c.buckets.is_empty());
     }
 
     #[test]
