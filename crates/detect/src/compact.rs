@@ -43,6 +43,11 @@ impl<T: Default> Rare<T> {
         self.0.as_deref()
     }
 
+    /// The part, if it was ever written, for writing.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.0.as_deref_mut()
+    }
+
     /// The part for writing, made (default) on first use.
     pub fn get_or_default(&mut self) -> &mut T {
         self.0.get_or_insert_with(Box::default)

@@ -189,7 +189,7 @@ impl MessageSample {
 }
 
 /// A small ring of samples: keeps the first `n/2` and the latest `n - n/2`.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Samples {
     first: Vec<MessageSample>,
     last: std::collections::VecDeque<MessageSample>,
