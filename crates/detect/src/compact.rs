@@ -34,7 +34,7 @@ pub fn push_back<T>(d: &mut VecDeque<T>, x: T) {
 /// it is first written. Serialized as the part itself (its default when absent), so snapshots
 /// hold the same bytes as when the part was inline; one that equals the default is read back as
 /// absent.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rare<T>(Option<Box<T>>);
 
 impl<T: Default> Rare<T> {

@@ -10,6 +10,8 @@ use maillog::record::{MessageRecord, Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Detector};
+use crate::compact::Rare;
+use crate::packed::Packed;
 
 pub use crate::bruteforce::evidence::{
     AddressEvidence, AddressRule, BruteforceEvidence, GuessedEvidence, NetworkEvidence,
@@ -188,33 +190,244 @@ impl MessageSample {
     }
 }
 
+/// A [`RcptSample`] as [`Samples`] keep it: every field written, so that it can be packed
+/// positionally ([`Packed`]; the sample skips `None`s when serialized).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StoredRcpt {
+    addr: String,
+    outcome: Outcome,
+    dsn: Option<String>,
+    reply: Option<String>,
+}
+
+/// A [`MessageSample`] as [`Samples`] keep it (see [`StoredRcpt`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StoredSample {
+    time: String,
+    qid: String,
+    sender: String,
+    size: Option<u64>,
+    client: Option<String>,
+    helo: Option<String>,
+    auth_user: Option<String>,
+    recipients: Vec<StoredRcpt>,
+    more_delivered: usize,
+    more_failed: usize,
+}
+
+impl From<MessageSample> for StoredSample {
+    fn from(m: MessageSample) -> Self {
+        StoredSample {
+            time: m.time,
+            qid: m.qid,
+            sender: m.sender,
+            size: m.size,
+            client: m.client,
+            helo: m.helo,
+            auth_user: m.auth_user,
+            recipients: m
+                .recipients
+                .into_iter()
+                .map(|r| StoredRcpt {
+                    addr: r.addr,
+                    outcome: r.outcome,
+                    dsn: r.dsn,
+                    reply: r.reply,
+                })
+                .collect(),
+            more_delivered: m.more_delivered,
+            more_failed: m.more_failed,
+        }
+    }
+}
+
+impl From<StoredSample> for MessageSample {
+    fn from(m: StoredSample) -> Self {
+        MessageSample {
+            time: m.time,
+            qid: m.qid,
+            sender: m.sender,
+            size: m.size,
+            client: m.client,
+            helo: m.helo,
+            auth_user: m.auth_user,
+            recipients: m
+                .recipients
+                .into_iter()
+                .map(|r| RcptSample {
+                    addr: r.addr,
+                    outcome: r.outcome,
+                    dsn: r.dsn,
+                    reply: r.reply,
+                })
+                .collect(),
+            more_delivered: m.more_delivered,
+            more_failed: m.more_failed,
+        }
+    }
+}
+
 /// A small ring of samples: keeps the first `n/2` and the latest `n - n/2`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Samples {
+///
+/// Most entities never have a sample (one null pointer); the others keep theirs packed
+/// ([`Packed`], read only when an alert is raised), the first ones then the latest in one byte
+/// string. A snapshot holds the struct it was before ([`SamplesFields`]): the first ones, the
+/// latest ones and how many were offered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Samples(Rare<Kept>);
+
+/// The samples of an entity that has some.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Kept {
+    /// The first ones, then the latest ones.
+    all: Packed<StoredSample>,
+    /// How many of `all` are the first ones.
+    first: u32,
+    /// How many were offered.
+    seen: u64,
+}
+
+/// [`Samples`] as a snapshot holds them.
+#[derive(Serialize, Deserialize)]
+struct SamplesFields {
     first: Vec<MessageSample>,
-    last: std::collections::VecDeque<MessageSample>,
+    last: Vec<MessageSample>,
     seen: u64,
 }
 
 impl Samples {
     /// Add one, keeping at most `n`.
     pub fn push(&mut self, s: MessageSample, n: usize) {
-        self.seen += 1;
-        if self.first.len() < n / 2 {
-            crate::compact::push(&mut self.first, s);
+        let k = self.0.get_or_default();
+        k.seen += 1;
+        let first = k.first as usize;
+        if first < n / 2 {
+            k.all.insert(first, &s.into());
+            k.first += 1;
             return;
         }
-        crate::compact::push_back(&mut self.last, s);
-        while self.last.len() > n - n / 2 {
-            self.last.pop_front();
+        k.all.push(&s.into());
+        while k.all.len() - first > n - n / 2 {
+            k.all.remove(first);
         }
     }
+
     /// The kept samples, in order.
     pub fn to_vec(&self) -> Vec<MessageSample> {
-        self.first.iter().chain(self.last.iter()).cloned().collect()
+        self.0.get().map_or_else(Vec::new, |k| {
+            k.all
+                .to_vec()
+                .into_iter()
+                .map(MessageSample::from)
+                .collect()
+        })
     }
+
     /// How many were offered.
     pub fn seen(&self) -> u64 {
-        self.seen
+        self.0.get().map_or(0, |k| k.seen)
+    }
+}
+
+impl Serialize for Samples {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut first = self.to_vec();
+        let last = first.split_off((self.0.get().map_or(0, |k| k.first) as usize).min(first.len()));
+        SamplesFields {
+            first,
+            last,
+            seen: self.seen(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Samples {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = SamplesFields::deserialize(d)?;
+        let mut k = Kept {
+            first: u32::try_from(f.first.len()).unwrap_or(u32::MAX),
+            seen: f.seen,
+            ..Kept::default()
+        };
+        for m in f.first.into_iter().chain(f.last) {
+            k.all.push(&m.into());
+        }
+        let mut r = Rare::default();
+        r.set(k);
+        Ok(Samples(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ring as it was kept before it was packed: the reference for order and snapshots.
+    #[derive(Default, Serialize)]
+    struct OldSamples {
+        first: Vec<MessageSample>,
+        last: std::collections::VecDeque<MessageSample>,
+        seen: u64,
+    }
+
+    impl OldSamples {
+        fn push(&mut self, s: MessageSample, n: usize) {
+            self.seen += 1;
+            if self.first.len() < n / 2 {
+                self.first.push(s);
+                return;
+            }
+            self.last.push_back(s);
+            while self.last.len() > n - n / 2 {
+                self.last.pop_front();
+            }
+        }
+    }
+
+    fn sample(i: usize) -> MessageSample {
+        MessageSample {
+            time: format!("2026-11-20 10:47:{:02}", i % 60),
+            qid: format!("Q{i}"),
+            sender: format!("s{i}@example.org"),
+            size: (i % 2 == 0).then_some(1000 + i as u64),
+            client: (i % 3 != 0).then(|| "192.0.2.7".to_string()),
+            helo: None,
+            auth_user: (i % 2 == 1).then(|| "user".to_string()),
+            recipients: vec![RcptSample {
+                addr: format!("r{i}@example.net"),
+                outcome: if i % 2 == 0 {
+                    Outcome::Bounced
+                } else {
+                    Outcome::Delivered
+                },
+                dsn: Some("5.1.1".to_string()),
+                reply: (i % 2 == 0).then(|| "550 User unknown".to_string()),
+            }],
+            more_delivered: i,
+            more_failed: 0,
+        }
+    }
+
+    #[test]
+    fn packed_samples_keep_what_the_ring_kept_and_snapshot_as_it() {
+        for n in [0, 1, 4, 5, 10] {
+            let (mut new, mut old) = (Samples::default(), OldSamples::default());
+            let none = crate::snapshot::encode(&OldSamples::default()).unwrap();
+            assert_eq!(crate::snapshot::encode(&new).unwrap(), none);
+            for i in 0..13 {
+                new.push(sample(i), n);
+                old.push(sample(i), n);
+                let want: Vec<_> = old.first.iter().chain(old.last.iter()).cloned().collect();
+                assert_eq!(new.to_vec(), want, "n {n}, push {i}");
+                assert_eq!(new.seen(), old.seen);
+            }
+            let bytes = crate::snapshot::encode(&new).unwrap();
+            assert_eq!(bytes, crate::snapshot::encode(&old).unwrap(), "n {n}");
+            let back: Samples = crate::snapshot::decode(&bytes).unwrap();
+            assert_eq!(back, new);
+            let empty: Samples = crate::snapshot::decode(&none).unwrap();
+            assert!(empty.0.get().is_none());
+        }
     }
 }

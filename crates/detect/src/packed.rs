@@ -41,6 +41,12 @@ impl<T> Clone for Packed<T> {
     }
 }
 
+impl<T> PartialEq for Packed<T> {
+    fn eq(&self, o: &Self) -> bool {
+        self.len == o.len && self.bytes == o.bytes
+    }
+}
+
 impl<T> std::fmt::Debug for Packed<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Packed")
@@ -73,6 +79,42 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
         rmp_serde::encode::write(&mut v, x).expect("serializing to memory does not fail");
         self.bytes = v.into_boxed_slice();
         self.len += 1;
+    }
+
+    /// Byte offset of value `i` (the end when `i` is the length): the values before it skipped.
+    fn offset(&self, i: usize) -> usize {
+        let mut rest: &[u8] = &self.bytes;
+        for _ in 0..i.min(self.len()) {
+            let mut de = rmp_serde::Deserializer::new(&mut rest);
+            serde::de::IgnoredAny::deserialize(&mut de).expect("decodes: written by push");
+        }
+        self.bytes.len() - rest.len()
+    }
+
+    /// Put `x` before value `i` (at the end when `i` is the length; re-allocates exactly).
+    pub fn insert(&mut self, i: usize, x: &T) {
+        let at = self.offset(i);
+        let mut one = Vec::new();
+        rmp_serde::encode::write(&mut one, x).expect("serializing to memory does not fail");
+        let mut v = Vec::with_capacity(self.bytes.len() + one.len());
+        v.extend_from_slice(&self.bytes[..at]);
+        v.extend_from_slice(&one);
+        v.extend_from_slice(&self.bytes[at..]);
+        self.bytes = v.into_boxed_slice();
+        self.len += 1;
+    }
+
+    /// Take out value `i` (nothing when there is none; re-allocates exactly).
+    pub fn remove(&mut self, i: usize) {
+        if i >= self.len() {
+            return;
+        }
+        let (from, to) = (self.offset(i), self.offset(i + 1));
+        let mut v = Vec::with_capacity(self.bytes.len() - (to - from));
+        v.extend_from_slice(&self.bytes[..from]);
+        v.extend_from_slice(&self.bytes[to..]);
+        self.bytes = v.into_boxed_slice();
+        self.len -= 1;
     }
 
     /// The values, decoded.
@@ -137,5 +179,31 @@ mod tests {
         assert_eq!(packed, plain);
         let back: Packed<S> = crate::snapshot::decode(&plain).unwrap();
         assert_eq!(back.to_vec(), want);
+    }
+
+    #[test]
+    fn inserts_and_removes_in_place() {
+        let mut p = Packed::default();
+        let mut want: Vec<S> = Vec::new();
+        for i in 0..6 {
+            p.push(&s(i));
+            want.push(s(i));
+        }
+        p.insert(2, &s(100));
+        want.insert(2, s(100));
+        p.insert(7, &s(101));
+        want.insert(7, s(101));
+        p.remove(0);
+        want.remove(0);
+        p.remove(3);
+        want.remove(3);
+        p.remove(99);
+        assert_eq!(p.len(), want.len());
+        assert_eq!(p.to_vec(), want);
+        let mut fresh = Packed::default();
+        for x in &want {
+            fresh.push(x);
+        }
+        assert_eq!(p, fresh);
     }
 }
