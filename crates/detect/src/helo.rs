@@ -379,11 +379,16 @@ struct State {
     random_labels: Vec<u64>,
     /// (workstation HELO, sender org domain) pairs (hashed) with when each was last seen.
     workstation_senders: Vec<(u64, u64, Ts)>,
-    sign_counts: [u64; 7],
+    /// Anomalous HELOs per sign, 32-bit (they saturate): the same integers in a snapshot, whose
+    /// older 64-bit counts saturate when read.
+    #[serde(deserialize_with = "sign_counts32")]
+    sign_counts: [u32; 7],
     events: u64,
     anomalous: u64,
-    /// The first [`MAX_SAMPLES`] anomalous HELOs, packed: read only when an alert is raised.
-    samples: Packed<HeloSample>,
+    /// The first [`MAX_SAMPLES`] anomalous HELOs, packed: read only when an alert is raised. A
+    /// snapshot holds them as the list of [`HeloSample`]s it did.
+    #[serde(with = "stored_helos")]
+    samples: Packed<StoredHelo>,
     alerted: Option<Ts>,
     alerted_mask: u8,
     first: Option<Ts>,
@@ -438,6 +443,117 @@ pub struct HeloSample {
     pub client_host: Option<String>,
     /// `message` or the check's reply text.
     pub context: String,
+}
+
+/// A [`HeloSample`] as the state keeps it, packed: its time as seconds since 1970 and its signs
+/// as their bit mask (about 35 bytes less a sample than the text of both) whenever they say
+/// exactly the same, as they do for every sample the detector makes (a snapshot's sample that
+/// does not is kept as its text).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+struct StoredHelo {
+    /// When, in seconds since 1970 (when `time_text` is `None`).
+    secs: i64,
+    /// The time as given, when it is not `secs` shown as [`Ts::display_utc`].
+    time_text: Option<String>,
+    helo: String,
+    client: Option<String>,
+    mail_from: Option<String>,
+    rcpt_to: Vec<String>,
+    /// The signs' [`Sign::bit`]s (when `signs_list` is `None`): listed in [`Sign::ALL`] order.
+    signs: u8,
+    /// The signs as given, when they are not the mask's list.
+    signs_list: Option<Vec<Sign>>,
+    forged_because: Option<Foreign>,
+    client_host: Option<String>,
+    context: String,
+}
+
+/// The signs of a mask, in [`Sign::ALL`] order.
+fn signs_of(mask: u8) -> Vec<Sign> {
+    Sign::ALL
+        .iter()
+        .copied()
+        .filter(|s| mask & s.bit() != 0)
+        .collect()
+}
+
+/// Fields of `2026-11-20 10:47:15` ([`Ts::display_utc`]): year, month, day, hour, minute, second.
+const DISPLAY_FIELDS: [std::ops::Range<usize>; 6] = [0..4, 5..7, 8..10, 11..13, 14..16, 17..19];
+
+/// The time `t` shows in [`Ts::display_utc`]'s form, when it is exactly that form.
+fn display_secs(t: &str) -> Option<i64> {
+    let f: Vec<i64> = DISPLAY_FIELDS
+        .iter()
+        .map(|r| t.get(r.clone())?.parse::<i64>().ok())
+        .collect::<Option<_>>()?;
+    let day =
+        maillog::time::days_from_civil(f[0], u32::try_from(f[1]).ok()?, u32::try_from(f[2]).ok()?);
+    let secs = day * 86_400 + f[3] * 3600 + f[4] * 60 + f[5];
+    // Anything else (another length, a sign, an out-of-range field) does not show the same.
+    (Ts::from_secs(secs).display_utc() == t).then_some(secs)
+}
+
+impl StoredHelo {
+    fn of(h: HeloSample) -> StoredHelo {
+        let secs = display_secs(&h.time);
+        let mask = h.signs.iter().fold(0u8, |m, s| m | s.bit());
+        let exact = signs_of(mask) == h.signs;
+        StoredHelo {
+            secs: secs.unwrap_or(0),
+            time_text: secs.is_none().then_some(h.time),
+            helo: h.helo,
+            client: h.client,
+            mail_from: h.mail_from,
+            rcpt_to: h.rcpt_to,
+            signs: if exact { mask } else { 0 },
+            signs_list: (!exact).then_some(h.signs),
+            forged_because: h.forged_because,
+            client_host: h.client_host,
+            context: h.context,
+        }
+    }
+
+    fn sample(self) -> HeloSample {
+        HeloSample {
+            time: self
+                .time_text
+                .unwrap_or_else(|| Ts::from_secs(self.secs).display_utc()),
+            helo: self.helo,
+            client: self.client,
+            mail_from: self.mail_from,
+            rcpt_to: self.rcpt_to,
+            signs: self.signs_list.unwrap_or_else(|| signs_of(self.signs)),
+            forged_because: self.forged_because,
+            client_host: self.client_host,
+            context: self.context,
+        }
+    }
+}
+
+/// [`State::sign_counts`] from a snapshot, which may hold counts past `u32` (they were 64-bit).
+fn sign_counts32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u32; 7], D::Error> {
+    let wide = <[u64; 7] as serde::Deserialize>::deserialize(d)?;
+    Ok(wide.map(|c| u32::try_from(c).unwrap_or(u32::MAX)))
+}
+
+/// [`State::samples`] in snapshots: the list of [`HeloSample`]s.
+mod stored_helos {
+    use super::{HeloSample, StoredHelo};
+    use crate::packed::Packed;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Packed<StoredHelo>, s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<HeloSample> = p.to_vec().into_iter().map(StoredHelo::sample).collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Packed<StoredHelo>, D::Error> {
+        let mut p = Packed::default();
+        for h in Vec::<HeloSample>::deserialize(d)? {
+            p.push(&StoredHelo::of(h));
+        }
+        Ok(p)
+    }
 }
 
 /// Most distinct HELOs remembered per client.
@@ -613,21 +729,20 @@ impl HeloDetector {
             st.anomalous += 1;
             for s in Sign::ALL {
                 if m & s.bit() != 0 {
-                    st.sign_counts[s as usize] += 1;
+                    let c = &mut st.sign_counts[s as usize];
+                    *c = c.saturating_add(1);
                 }
             }
             if st.samples.len() < MAX_SAMPLES {
-                st.samples.push(&HeloSample {
-                    time: o.ts.display_utc(),
+                st.samples.push(&StoredHelo {
+                    secs: o.ts.secs(),
+                    time_text: None,
                     helo: o.helo.to_string(),
                     client: o.client.map(|c| c.to_string()),
                     mail_from: o.sender.map(str::to_string),
                     rcpt_to: o.rcpts.iter().take(3).map(|r| r.to_string()).collect(),
-                    signs: Sign::ALL
-                        .iter()
-                        .copied()
-                        .filter(|s| m & s.bit() != 0)
-                        .collect(),
+                    signs: m,
+                    signs_list: None,
                     forged_because: foreign,
                     client_host: o.client_host.map(str::to_string),
                     context: o.context.to_string(),
@@ -677,7 +792,7 @@ impl HeloDetector {
                         .filter(|s| st.sign_counts[**s as usize] > 0)
                         .map(|s| SignCount {
                             sign: *s,
-                            count: st.sign_counts[*s as usize],
+                            count: st.sign_counts[*s as usize].into(),
                             weight: s.weight(),
                         })
                         .collect(),
@@ -685,7 +800,12 @@ impl HeloDetector {
                     observed: st.events,
                     distinct_helos: st.distinct.iter().map(|(h, _)| h.clone()).collect(),
                     first: st.first.map(|t| t.rfc3339()),
-                    samples: st.samples.to_vec(),
+                    samples: st
+                        .samples
+                        .to_vec()
+                        .into_iter()
+                        .map(StoredHelo::sample)
+                        .collect(),
                 })
                 .unwrap_or_default(),
             });
@@ -784,16 +904,49 @@ mod tests {
             context: "554 5.7.1 refused".into(),
             ..full.clone()
         };
-        let want = vec![full, bare];
-        let mut p: Packed<HeloSample> = Packed::default();
+        // Neither a display time nor signs in ALL order: kept as given.
+        let odd = HeloSample {
+            time: "2026-11-20T10:47:15Z".into(),
+            signs: vec![
+                Sign::ForgedSenderDomain,
+                Sign::NotHostname,
+                Sign::NotHostname,
+            ],
+            ..full.clone()
+        };
+        let feb30 = HeloSample {
+            time: "2026-02-30 10:47:15".into(),
+            ..bare.clone()
+        };
+        let want = vec![full, bare, odd, feb30];
+        let mut p: Packed<StoredHelo> = Packed::default();
         for x in &want {
-            p.push(x);
+            p.push(&StoredHelo::of(x.clone()));
         }
-        assert_eq!(p.to_vec(), want);
-        let plain = crate::snapshot::encode(&want).expect("encodes");
-        assert_eq!(crate::snapshot::encode(&p).expect("encodes"), plain);
-        let back: Packed<HeloSample> = crate::snapshot::decode(&plain).expect("decodes");
-        assert_eq!(back.to_vec(), want);
+        let got: Vec<HeloSample> = p.to_vec().into_iter().map(StoredHelo::sample).collect();
+        assert_eq!(got, want);
+        let kept = p.to_vec();
+        assert!(kept[0].time_text.is_none() && kept[0].signs_list.is_none());
+        assert!(kept[2].time_text.is_some() && kept[2].signs_list.is_some());
+        assert!(kept[3].time_text.is_some());
+        // A snapshot holds the plain list of samples, in and out.
+        #[derive(Serialize, serde::Deserialize)]
+        struct Holder {
+            #[serde(with = "stored_helos")]
+            samples: Packed<StoredHelo>,
+        }
+        #[derive(Serialize)]
+        struct Plain {
+            samples: Vec<HeloSample>,
+        }
+        let plain = crate::snapshot::encode(&Plain {
+            samples: want.clone(),
+        })
+        .expect("encodes");
+        let h = Holder { samples: p };
+        assert_eq!(crate::snapshot::encode(&h).expect("encodes"), plain);
+        let back: Holder = crate::snapshot::decode(&plain).expect("decodes");
+        assert!(back.samples == h.samples);
     }
 
     #[test]
