@@ -53,6 +53,11 @@ impl<T: Default> Rare<T> {
         self.0.get_or_insert_with(Box::default)
     }
 
+    /// Make it absent again.
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
     /// Put `x` (absent again when it is the default).
     pub fn set(&mut self, x: T)
     where

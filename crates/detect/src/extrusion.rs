@@ -34,7 +34,7 @@ use crate::bounded::BoundedMap;
 use crate::compact::Rare;
 use crate::config::Config;
 use crate::evidence::{MessageSample, Samples};
-use crate::window::Counter;
+use crate::window::{Counter, RareCounter};
 
 /// Most sender addresses tracked per entity for list recognition.
 pub const MAX_SENDERS_PER_ENTITY: usize = 32;
@@ -579,11 +579,12 @@ struct Sorted {
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct EntityState {
     tally: Tally,
-    discounted: Counter,
-    forwarded: Counter,
-    repeats: Counter,
-    /// Failed recipients (hashes) and when they last failed, to count each once per window.
-    failed_rcpts: HashMap<u64, Ts>,
+    discounted: RareCounter,
+    forwarded: RareCounter,
+    repeats: RareCounter,
+    /// Failed recipients (hashes) and when they last failed, to count each once per window
+    /// (absent until a first failure).
+    failed_rcpts: Rare<HashMap<u64, Ts>>,
     /// When the oldest remembered failure leaves the window (next purge worth doing).
     failed_rcpts_purge_at: Option<Ts>,
     failed_rcpt_memory_full: u64,
@@ -622,7 +623,8 @@ impl EntityState {
                 continue;
             }
             let h = hash_str(&r.addr);
-            match self.failed_rcpts.get_mut(&h) {
+            let failed_rcpts = self.failed_rcpts.get_or_default();
+            match failed_rcpts.get_mut(&h) {
                 Some(t) if t.plus_secs(window) >= ts => {
                     *t = ts.max(*t);
                     out.repeats += 1;
@@ -632,18 +634,15 @@ impl EntityState {
                 None => {
                     // Purge only when something can have left the window since the last purge,
                     // so a spammer beyond the cap does not cost a full scan per recipient.
-                    if self.failed_rcpts.len() >= MAX_FAILED_RCPTS
+                    if failed_rcpts.len() >= MAX_FAILED_RCPTS
                         && self.failed_rcpts_purge_at.is_none_or(|p| ts > p)
                     {
-                        self.failed_rcpts.retain(|_, t| t.plus_secs(window) >= ts);
-                        self.failed_rcpts_purge_at = self
-                            .failed_rcpts
-                            .values()
-                            .min()
-                            .map(|t| t.plus_secs(window));
+                        failed_rcpts.retain(|_, t| t.plus_secs(window) >= ts);
+                        self.failed_rcpts_purge_at =
+                            failed_rcpts.values().min().map(|t| t.plus_secs(window));
                     }
-                    if self.failed_rcpts.len() < MAX_FAILED_RCPTS {
-                        self.failed_rcpts.insert(h, ts);
+                    if failed_rcpts.len() < MAX_FAILED_RCPTS {
+                        failed_rcpts.insert(h, ts);
                     } else {
                         self.failed_rcpt_memory_full += 1;
                     }
@@ -924,10 +923,10 @@ impl Extrusion {
                 prior_failure_share: round3(prior),
                 min_failure_share: cfg.delivery_failures.min_failure_share,
                 messages: counted.messages,
-                discounted_rejection_daemon: st.discounted.get(),
+                discounted_rejection_daemon: st.discounted.count(),
                 discounted_mailing_lists: list_failures,
-                discounted_forwarded: st.forwarded.get(),
-                repeated_failures: st.repeats.get(),
+                discounted_forwarded: st.forwarded.count(),
+                repeated_failures: st.repeats.count(),
                 discounted_reported_senders: reported.failed,
                 relayed_by: None,
                 relaying_entity_known_outcomes: None,

@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity};
 use crate::bounded::BoundedMap;
+use crate::compact::Rare;
 use crate::config::Config;
 use crate::packed::Packed;
 
@@ -374,9 +375,11 @@ struct State {
     /// Distinct bot-like HELOs with when each was last seen.
     distinct: Vec<(String, Ts)>,
     /// Organisational domains this entity's HELO matched to its MAIL FROM (hashed, capped).
-    followed: Vec<u64>,
+    /// (Absent until a first one: most entities' HELOs never match their sender.)
+    followed: Rare<Vec<u64>>,
     /// Random labels it put in front of its MAIL FROM domain (hashed, capped).
-    random_labels: Vec<u64>,
+    /// (Absent until a first one.)
+    random_labels: Rare<Vec<u64>>,
     /// (workstation HELO, sender org domain) pairs (hashed) with when each was last seen.
     workstation_senders: Vec<(u64, u64, Ts)>,
     /// Anomalous HELOs per sign, 32-bit (they saturate): the same integers in a snapshot, whose
@@ -643,8 +646,9 @@ impl HeloDetector {
         }
         let key = maillog::hash::str_key(hd);
         let st = self.state.get_mut(entity)?;
-        if !st.followed.contains(&key) && st.followed.len() < MIN_FOLLOWED_DOMAINS {
-            crate::compact::push(&mut st.followed, key);
+        let followed = st.followed.get_or_default();
+        if !followed.contains(&key) && followed.len() < MIN_FOLLOWED_DOMAINS {
+            crate::compact::push(followed, key);
         }
         // A random label in front of the sender's own domain (`lrhnow.usa.net`).
         if let Some(label) = lower
@@ -653,13 +657,14 @@ impl HeloDetector {
         {
             if !label.contains('.') && random_looking(label) {
                 let lk = maillog::hash::str_key(label);
-                if !st.random_labels.contains(&lk) && st.random_labels.len() < MIN_RANDOM_LABELS {
-                    crate::compact::push(&mut st.random_labels, lk);
+                let labels = st.random_labels.get_or_default();
+                if !labels.contains(&lk) && labels.len() < MIN_RANDOM_LABELS {
+                    crate::compact::push(labels, lk);
                 }
             }
         }
-        let follows = st.followed.len() >= MIN_FOLLOWED_DOMAINS;
-        let random = st.random_labels.len() >= MIN_RANDOM_LABELS;
+        let follows = st.followed.get().map_or(0, Vec::len) >= MIN_FOLLOWED_DOMAINS;
+        let random = st.random_labels.get().map_or(0, Vec::len) >= MIN_RANDOM_LABELS;
         let claim = self.claims.get_or_insert_with(&key, o.ts, Claim::default);
         if let Some(ip) = o.client {
             let n = net_key(ip);

@@ -41,7 +41,7 @@ use crate::bounded::BoundedMap;
 use crate::compact::{Rare, RecentStrings};
 use crate::config::{self, Config};
 use crate::distinct::Distinct;
-use crate::window::Counter;
+use crate::window::{Counter, RareCounter};
 
 /// The fast window of the evidence (first sightings within it), seconds.
 pub const FAST_WINDOW_SECS: i64 = 600;
@@ -289,9 +289,10 @@ struct Account {
     /// Absent until a first day was learned (most accounts of a day-old state have none).
     baseline: Rare<Baseline>,
     rcpts: Counter,
-    failed: Counter,
+    /// Failed recipients and failed logins: absent while none (most accounts).
+    failed: RareCounter,
     msgs: Counter,
-    auth_failures: Counter,
+    auth_failures: RareCounter,
     sample_rcpts: RecentStrings,
     domains: Distinct,
     alerted_ips: u64,
@@ -1135,10 +1136,10 @@ impl Hijack {
             new_asns: asns.len() as u64,
             new_countries: ccs.len() as u64,
             run,
-            auth_failures: a.auth_failures.get(),
+            auth_failures: a.auth_failures.count(),
             campaign_hits: a.campaign_hits,
             rcpts: a.rcpts.get(),
-            failed: a.failed.get(),
+            failed: a.failed.count(),
             baseline_days: b.days,
             unused_hour,
             norm: None,
@@ -1470,10 +1471,10 @@ fn evidence(
         window_secs: hc.window.0,
         messages: a.msgs.get(),
         recipients: a.rcpts.get(),
-        failed_recipients: a.failed.get(),
+        failed_recipients: a.failed.count(),
         recipient_domains: a.domains.count(),
         sample_recipients: a.sample_rcpts.iter().map(str::to_string).collect(),
-        auth_failures: a.auth_failures.get(),
+        auth_failures: a.auth_failures.count(),
         baseline: BaselineSummary {
             days: a.baseline().days,
             countries: a.baseline().countries.clone(),

@@ -2,6 +2,8 @@
 
 use maillog::Ts;
 
+use crate::compact::Rare;
+
 /// Width of one bucket of a [`Counter`]: counts are kept per minute, so a 24 h window holds at
 /// most 1,440 buckets however many events arrive.
 pub const BUCKET_SECS: i64 = 60;
@@ -11,7 +13,7 @@ pub const BUCKET_SECS: i64 = 60;
 /// A bucket is its minute since 1970 as an `i32` and its count, 8 bytes (it was an `i64` and
 /// 16): minutes reach `i32::MAX` in the year 6053, and later stamps share the last bucket. A
 /// snapshot holds the same integers as before (MessagePack writes each in the fewest bytes).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Counter {
     buckets: std::collections::VecDeque<(i32, u32)>,
     total: u64,
@@ -65,6 +67,37 @@ impl Counter {
     }
 }
 
+/// A [`Counter`] that most entities never count anything in (discounted or repeated failures,
+/// failed logins): absent (one null pointer instead of 40 bytes) until a first non-zero add,
+/// and absent again once its window is empty. Snapshots hold the counter as before.
+pub type RareCounter = Rare<Counter>;
+
+impl Rare<Counter> {
+    /// [`Counter::add`].
+    pub fn add(&mut self, ts: Ts, n: u32, window_secs: i64) {
+        if n == 0 {
+            self.expire(ts, window_secs);
+        } else {
+            self.get_or_default().add(ts, n, window_secs);
+        }
+    }
+
+    /// [`Counter::expire`], dropping the counter when nothing is left in its window.
+    pub fn expire(&mut self, ts: Ts, window_secs: i64) {
+        if let Some(c) = self.get_mut() {
+            c.expire(ts, window_secs);
+            if c.buckets.is_empty() {
+                self.clear();
+            }
+        }
+    }
+
+    /// [`Counter::get`]: events in the window.
+    pub fn count(&self) -> u64 {
+        self.get().map_or(0, Counter::get)
+    }
+}
+
 /// Parse a duration such as `90s`, `10m`, `24h`, `7d` (or a bare number of seconds).
 pub fn parse_duration(s: &str) -> Option<i64> {
     let s = s.trim();
@@ -110,6 +143,21 @@ mod tests {
         c.add(t0.plus_secs(7200), 0, 3600);
         assert_eq!(c.get(), 0);
         assert!(c.buckets.is_empty());
+    }
+
+    #[test]
+    fn rare_counters_exist_only_while_they_count() {
+        let mut c = RareCounter::default();
+        let t0 = Ts::from_secs(1_000_000_020);
+        c.add(t0, 0, 3600);
+        assert!(c.get().is_none());
+        c.add(t0, 2, 3600);
+        assert_eq!(c.count(), 2);
+        c.add(t0.plus_secs(60), 0, 3600);
+        assert_eq!(c.count(), 2);
+        c.expire(t0.plus_secs(7200), 3600);
+        assert_eq!(c.count(), 0);
+        assert!(c.get().is_none());
     }
 
     #[test]
