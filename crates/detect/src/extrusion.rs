@@ -34,7 +34,7 @@ use crate::bounded::BoundedMap;
 use crate::compact::Rare;
 use crate::config::Config;
 use crate::evidence::{MessageSample, Samples};
-use crate::window::{Counter, RareCounter};
+use crate::window::RareCounter;
 
 /// Most sender addresses tracked per entity for list recognition.
 pub const MAX_SENDERS_PER_ENTITY: usize = 32;
@@ -286,7 +286,7 @@ impl SliceOutcomes {
 
 /// One slice of a [`Tally`]: its number (seconds since 1970 over the slice width, an `i32`:
 /// slices of an hour reach its end in 245,000 years; narrower ones are clamped like
-/// [`Counter`]'s minutes) and its outcomes. 20 bytes; it was 40.
+/// [`crate::window::Counter`]'s minutes) and its outcomes. 20 bytes; it was 40.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Slice {
     slot: i32,
@@ -409,7 +409,7 @@ struct SenderState {
     delivered: u64,
     failed: u64,
     /// Failed recipients in the sliding window (what the entity's count holds of this sender).
-    failed_w: Counter,
+    failed_w: RareCounter,
     /// Recognised as a list until then (sticky for one window after the last recognition).
     list_until: Option<Ts>,
 }
@@ -898,7 +898,7 @@ impl Extrusion {
             .map(|s| {
                 let mut c = s.failed_w.clone();
                 c.expire(ts, window);
-                c.get()
+                c.count()
             })
             .sum();
         let whole = st.tally.window();
@@ -1020,7 +1020,7 @@ fn track_lists(
                     repeats: 0,
                     delivered: 0,
                     failed: 0,
-                    failed_w: Counter::default(),
+                    failed_w: RareCounter::default(),
                     list_until: None,
                 },
             );
