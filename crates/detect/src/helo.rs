@@ -469,6 +469,76 @@ struct StoredHelo {
     forged_because: Option<Foreign>,
     client_host: Option<String>,
     context: String,
+    /// Fields left empty because they are the previous sample's ([`SAME_HELO`] and so on): an
+    /// entity's samples mostly share its HELO, address, sender, host name and context.
+    same: u8,
+}
+
+/// [`StoredHelo::same`]: the HELO is the previous sample's.
+const SAME_HELO: u8 = 1;
+/// [`StoredHelo::same`]: the client address is the previous sample's.
+const SAME_CLIENT: u8 = 1 << 1;
+/// [`StoredHelo::same`]: the envelope sender is the previous sample's.
+const SAME_MAIL_FROM: u8 = 1 << 2;
+/// [`StoredHelo::same`]: the client's host name is the previous sample's.
+const SAME_CLIENT_HOST: u8 = 1 << 3;
+/// [`StoredHelo::same`]: the context is the previous sample's.
+const SAME_CONTEXT: u8 = 1 << 4;
+
+/// `x` emptied when it equals `prev` (a `bit` for `same`), else 0.
+fn ditto_str(x: &mut String, prev: &str, bit: u8) -> u8 {
+    if x.is_empty() || x != prev {
+        return 0;
+    }
+    x.clear();
+    bit
+}
+
+/// `x` emptied when it equals `prev` and is not empty (a `bit` for `same`), else 0.
+fn ditto_opt(x: &mut Option<String>, prev: &Option<String>, bit: u8) -> u8 {
+    if x.is_none() || x != prev {
+        return 0;
+    }
+    *x = None;
+    bit
+}
+
+/// Append `s` to `samples`, its fields that are the previous sample's left empty.
+fn push_sample(samples: &mut Packed<StoredHelo>, mut s: StoredHelo) {
+    if let Some(p) = resolved(samples).last() {
+        s.same = ditto_str(&mut s.helo, &p.helo, SAME_HELO)
+            | ditto_opt(&mut s.client, &p.client, SAME_CLIENT)
+            | ditto_opt(&mut s.mail_from, &p.mail_from, SAME_MAIL_FROM)
+            | ditto_opt(&mut s.client_host, &p.client_host, SAME_CLIENT_HOST)
+            | ditto_str(&mut s.context, &p.context, SAME_CONTEXT);
+    }
+    samples.push(&s);
+}
+
+/// The samples with the fields left empty as the previous sample's filled in again.
+fn resolved(samples: &Packed<StoredHelo>) -> Vec<StoredHelo> {
+    let mut v = samples.to_vec();
+    for i in 1..v.len() {
+        let (done, rest) = v.split_at_mut(i);
+        let (p, s) = (&done[i - 1], &mut rest[0]);
+        if s.same & SAME_HELO != 0 {
+            s.helo.clone_from(&p.helo);
+        }
+        if s.same & SAME_CLIENT != 0 {
+            s.client.clone_from(&p.client);
+        }
+        if s.same & SAME_MAIL_FROM != 0 {
+            s.mail_from.clone_from(&p.mail_from);
+        }
+        if s.same & SAME_CLIENT_HOST != 0 {
+            s.client_host.clone_from(&p.client_host);
+        }
+        if s.same & SAME_CONTEXT != 0 {
+            s.context.clone_from(&p.context);
+        }
+        s.same = 0;
+    }
+    v
 }
 
 /// The signs of a mask, in [`Sign::ALL`] order.
@@ -513,6 +583,7 @@ impl StoredHelo {
             forged_because: h.forged_because,
             client_host: h.client_host,
             context: h.context,
+            same: 0,
         }
     }
 
@@ -541,19 +612,19 @@ fn sign_counts32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u32; 7], D::
 
 /// [`State::samples`] in snapshots: the list of [`HeloSample`]s.
 mod stored_helos {
-    use super::{HeloSample, StoredHelo};
+    use super::{push_sample, resolved, HeloSample, StoredHelo};
     use crate::packed::Packed;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(p: &Packed<StoredHelo>, s: S) -> Result<S::Ok, S::Error> {
-        let v: Vec<HeloSample> = p.to_vec().into_iter().map(StoredHelo::sample).collect();
+        let v: Vec<HeloSample> = resolved(p).into_iter().map(StoredHelo::sample).collect();
         v.serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Packed<StoredHelo>, D::Error> {
         let mut p = Packed::default();
         for h in Vec::<HeloSample>::deserialize(d)? {
-            p.push(&StoredHelo::of(h));
+            push_sample(&mut p, StoredHelo::of(h));
         }
         Ok(p)
     }
@@ -739,7 +810,7 @@ impl HeloDetector {
                 }
             }
             if st.samples.len() < MAX_SAMPLES {
-                st.samples.push(&StoredHelo {
+                let sample = StoredHelo {
                     secs: o.ts.secs(),
                     time_text: None,
                     helo: o.helo.to_string(),
@@ -751,7 +822,9 @@ impl HeloDetector {
                     forged_because: foreign,
                     client_host: o.client_host.map(str::to_string),
                     context: o.context.to_string(),
-                });
+                    same: 0,
+                };
+                push_sample(&mut st.samples, sample);
             }
         }
         if !st.ours {
@@ -805,9 +878,7 @@ impl HeloDetector {
                     observed: st.events,
                     distinct_helos: st.distinct.iter().map(|(h, _)| h.clone()).collect(),
                     first: st.first.map(|t| t.rfc3339()),
-                    samples: st
-                        .samples
-                        .to_vec()
+                    samples: resolved(&st.samples)
                         .into_iter()
                         .map(StoredHelo::sample)
                         .collect(),
@@ -923,17 +994,27 @@ mod tests {
             time: "2026-02-30 10:47:15".into(),
             ..bare.clone()
         };
-        let want = vec![full, bare, odd, feb30];
+        let later = HeloSample {
+            time: "2026-11-20 10:49:01".into(),
+            rcpt_to: vec!["d@example.net".into()],
+            ..full.clone()
+        };
+        let want = vec![full, later.clone(), bare, odd, feb30, later];
         let mut p: Packed<StoredHelo> = Packed::default();
         for x in &want {
-            p.push(&StoredHelo::of(x.clone()));
+            push_sample(&mut p, StoredHelo::of(x.clone()));
         }
-        let got: Vec<HeloSample> = p.to_vec().into_iter().map(StoredHelo::sample).collect();
+        let got: Vec<HeloSample> = resolved(&p).into_iter().map(StoredHelo::sample).collect();
         assert_eq!(got, want);
         let kept = p.to_vec();
         assert!(kept[0].time_text.is_none() && kept[0].signs_list.is_none());
-        assert!(kept[2].time_text.is_some() && kept[2].signs_list.is_some());
-        assert!(kept[3].time_text.is_some());
+        // The second sample is the first's but for time and recipients: all five left empty.
+        assert_eq!(kept[1].same, 0b1_1111);
+        assert!(kept[1].helo.is_empty() && kept[1].client_host.is_none());
+        // The third has no client, sender nor host: only its HELO is the second's.
+        assert_eq!(kept[2].same, SAME_HELO);
+        assert!(kept[3].time_text.is_some() && kept[3].signs_list.is_some());
+        assert!(kept[4].time_text.is_some());
         // A snapshot holds the plain list of samples, in and out.
         #[derive(Serialize, serde::Deserialize)]
         struct Holder {
