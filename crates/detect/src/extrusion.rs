@@ -397,17 +397,20 @@ fn raw_share(o: &Outcomes) -> f64 {
     o.failed as f64 / o.known().max(1) as f64
 }
 
+/// One sender address of an entity, for list recognition. Its counts are of one window (a
+/// tumbling one) and 32-bit (they saturate; a snapshot holds the same integers), its address an
+/// exact `Box<str>`: 120 bytes, it was 144.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct SenderState {
-    addr: String,
+    addr: Box<str>,
     first: Ts,
     last: Ts,
-    messages: u64,
+    messages: u32,
     rcpts: maillog::hash::Set<u64>,
-    distinct: u64,
-    repeats: u64,
-    delivered: u64,
-    failed: u64,
+    distinct: u32,
+    repeats: u32,
+    delivered: u32,
+    failed: u32,
     /// Failed recipients in the sliding window (what the entity's count holds of this sender).
     failed_w: RareCounter,
     /// Recognised as a list until then (sticky for one window after the last recognition).
@@ -419,15 +422,16 @@ impl SenderState {
     /// recipients, many per message) or a recipient set mailed again and again.
     fn list_beyond_doubt(&self, cfg: &Config) -> bool {
         let ml = &cfg.mailing_lists;
-        let fanout = (self.distinct + self.repeats) as f64 / self.messages.max(1) as f64;
+        let (distinct, repeats) = (u64::from(self.distinct), u64::from(self.repeats));
+        let fanout = (distinct + repeats) as f64 / self.messages.max(1) as f64;
         self.list_like(cfg)
-            && ((self.distinct >= ml.multiple_min_recipients && fanout >= ml.multiple_min_fanout)
-                || self.repeats * 10 >= self.distinct * 3)
+            && ((distinct >= ml.multiple_min_recipients && fanout >= ml.multiple_min_fanout)
+                || repeats * 10 >= distinct * 3)
     }
 
     fn list_like(&self, cfg: &Config) -> bool {
-        let done = self.delivered + self.failed;
-        self.distinct >= cfg.mailing_lists.min_recipients
+        let done = u64::from(self.delivered) + u64::from(self.failed);
+        u64::from(self.distinct) >= cfg.mailing_lists.min_recipients
             && done > 0
             && (self.failed as f64) / (done as f64) <= cfg.mailing_lists.max_failure_ratio
     }
@@ -970,12 +974,12 @@ impl Extrusion {
                     lists: lists
                         .iter()
                         .map(|s| ListSender {
-                            sender: s.addr.clone(),
-                            messages: s.messages,
-                            distinct_recipients: s.distinct,
-                            repeat_deliveries: s.repeats,
-                            delivered: s.delivered,
-                            failed: s.failed,
+                            sender: s.addr.to_string(),
+                            messages: s.messages.into(),
+                            distinct_recipients: s.distinct.into(),
+                            repeat_deliveries: s.repeats.into(),
+                            delivered: s.delivered.into(),
+                            failed: s.failed.into(),
                             first: s.first.rfc3339(),
                             last: s.last.rfc3339(),
                         })
@@ -1011,7 +1015,7 @@ fn track_lists(
             crate::compact::push(
                 &mut st.senders,
                 SenderState {
-                    addr: sender.to_string(),
+                    addr: sender.into(),
                     first: ts,
                     last: ts,
                     messages: 0,
@@ -1040,20 +1044,22 @@ fn track_lists(
         s.failed = 0;
     }
     s.last = ts;
-    s.messages += 1;
+    s.messages = s.messages.saturating_add(1);
     for r in &rec.recipients {
         let h = hash_str(&r.addr);
         if s.rcpts.contains(&h) {
-            s.repeats += 1;
+            s.repeats = s.repeats.saturating_add(1);
         } else if s.rcpts.len() < MAX_RCPTS_PER_SENDER {
             s.rcpts.insert(h);
-            s.distinct += 1;
+            s.distinct = s.distinct.saturating_add(1);
         } else {
-            s.distinct += 1;
+            s.distinct = s.distinct.saturating_add(1);
         }
     }
-    s.delivered += sorted.o.delivered;
-    s.failed += sorted.o.failed + sorted.o.failed_other;
+    s.delivered = s.delivered.saturating_add(count32(sorted.o.delivered));
+    s.failed = s
+        .failed
+        .saturating_add(count32(sorted.o.failed + sorted.o.failed_other));
     s.failed_w.add(ts, sorted.o.failed as u32, window);
     if s.list_like(cfg) {
         s.list_until = Some(ts.plus_secs(window));
