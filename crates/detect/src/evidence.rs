@@ -390,19 +390,19 @@ mod tests {
             time: format!("2026-11-20 10:47:{:02}", i % 60),
             qid: format!("Q{i}"),
             sender: format!("s{i}@example.org"),
-            size: (i % 2 == 0).then_some(1000 + i as u64),
-            client: (i % 3 != 0).then(|| "192.0.2.7".to_string()),
+            size: i.is_multiple_of(2).then_some(1000 + i as u64),
+            client: (!i.is_multiple_of(3)).then(|| "192.0.2.7".to_string()),
             helo: None,
             auth_user: (i % 2 == 1).then(|| "user".to_string()),
             recipients: vec![RcptSample {
                 addr: format!("r{i}@example.net"),
-                outcome: if i % 2 == 0 {
+                outcome: if i.is_multiple_of(2) {
                     Outcome::Bounced
                 } else {
                     Outcome::Delivered
                 },
                 dsn: Some("5.1.1".to_string()),
-                reply: (i % 2 == 0).then(|| "550 User unknown".to_string()),
+                reply: i.is_multiple_of(2).then(|| "550 User unknown".to_string()),
             }],
             more_delivered: i,
             more_failed: 0,
