@@ -87,6 +87,8 @@ impl<'de, T: Default + PartialEq + Deserialize<'de>> Deserialize<'de> for Rare<T
 /// Separator of the strings in a [`RecentStrings`]: a log line's field never holds a newline
 /// (lines are split on it), nor does a policy request's (one attribute per line).
 const RECENT_SEP: char = '\n';
+/// [`RECENT_SEP`] as the byte it is in UTF-8 (ASCII: it occurs in no multi-byte character).
+const RECENT_SEP_BYTE: u8 = b'\n';
 
 /// The latest few short strings (addresses), in one string, each followed by [`RECENT_SEP`]: a
 /// ring of `String`s costs 24 bytes of struct per string, a slot of the ring's table, and an
@@ -98,7 +100,7 @@ pub struct RecentStrings(String);
 impl RecentStrings {
     /// Strings held.
     pub fn len(&self) -> usize {
-        self.0.matches(RECENT_SEP).count()
+        self.0.bytes().filter(|&b| b == RECENT_SEP_BYTE).count()
     }
 
     /// True when none.
@@ -113,9 +115,22 @@ impl RecentStrings {
 
     /// Append `x`, dropping the oldest while more than `keep` would be held. A separator in `x`
     /// (which no log field holds) is replaced by a space, so the count stays right.
+    ///
+    /// Called for every recipient an account sends to: the oldest go in one cut, and `x` is
+    /// copied whole unless it holds a separator.
     pub fn push(&mut self, x: &str, keep: usize) {
-        while !self.0.is_empty() && self.len() >= keep.max(1) {
-            let end = self.0.find(RECENT_SEP).map_or(self.0.len(), |i| i + 1);
+        let keep = keep.max(1);
+        let held = self.len();
+        if held >= keep {
+            // Cut after the (held - keep + 1)-th separator: `keep - 1` strings stay.
+            let drop = held - keep + 1;
+            let end = self
+                .0
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == RECENT_SEP_BYTE)
+                .nth(drop - 1)
+                .map_or(self.0.len(), |(i, _)| i + 1);
             self.0.drain(..end);
         }
         let need = self.0.len() + x.len() + RECENT_SEP.len_utf8();
@@ -123,8 +138,12 @@ impl RecentStrings {
             // Exactly: a handful of addresses per entity, rarely growing once the ring is full.
             self.0.reserve_exact(need - self.0.len());
         }
-        self.0
-            .extend(x.chars().map(|c| if c == RECENT_SEP { ' ' } else { c }));
+        if x.as_bytes().contains(&RECENT_SEP_BYTE) {
+            self.0
+                .extend(x.chars().map(|c| if c == RECENT_SEP { ' ' } else { c }));
+        } else {
+            self.0.push_str(x);
+        }
         self.0.push(RECENT_SEP);
     }
 
@@ -192,6 +211,11 @@ mod tests {
         r.push("new\nline", 3);
         assert_eq!(r.iter().last(), Some("new line"));
         assert_eq!(r.len(), 3);
+        // A smaller `keep` drops every string beyond it at once.
+        r.push("d@w", 2);
+        assert_eq!(r.iter().collect::<Vec<_>>(), ["new line", "d@w"]);
+        r.push("e@v", 1);
+        assert_eq!(r.iter().collect::<Vec<_>>(), ["e@v"]);
     }
 
     #[test]
