@@ -306,7 +306,13 @@ impl Samples {
             k.first += 1;
             return;
         }
-        k.all.push(&s.into());
+        let stored = s.into();
+        if k.all.len() - first >= n - n / 2 {
+            // The rolling half is full: its oldest goes as this one comes.
+            k.all.remove_push(first, &stored);
+        } else {
+            k.all.push(&stored);
+        }
         while k.all.len() - first > n - n / 2 {
             k.all.remove(first);
         }

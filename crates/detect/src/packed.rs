@@ -104,6 +104,28 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
         self.len += 1;
     }
 
+    /// Take out value `i` and append `x`: what [`Packed::remove`] after [`Packed::push`] gives,
+    /// with one walk to value `i` and one re-allocation instead of two of each. A rolling window
+    /// of samples (`evidence::Samples`) does this for every record it keeps once full: done as
+    /// two steps it was 9% of `analyze`'s CPU.
+    pub fn remove_push(&mut self, i: usize, x: &T) {
+        if i >= self.len() {
+            return self.push(x);
+        }
+        let from = self.offset(i);
+        let mut rest = &self.bytes[from..];
+        let mut de = rmp_serde::Deserializer::new(&mut rest);
+        serde::de::IgnoredAny::deserialize(&mut de).expect("decodes: written by push");
+        let to = self.bytes.len() - rest.len();
+        let mut one = Vec::new();
+        rmp_serde::encode::write(&mut one, x).expect("serializing to memory does not fail");
+        let mut v = Vec::with_capacity(self.bytes.len() - (to - from) + one.len());
+        v.extend_from_slice(&self.bytes[..from]);
+        v.extend_from_slice(&self.bytes[to..]);
+        v.extend_from_slice(&one);
+        self.bytes = v.into_boxed_slice();
+    }
+
     /// Take out value `i` (nothing when there is none; re-allocates exactly).
     pub fn remove(&mut self, i: usize) {
         if i >= self.len() {
@@ -162,6 +184,27 @@ mod tests {
             c: (0..i % 3).map(|k| k.to_string()).collect(),
             d: i * 1_000_003,
         }
+    }
+
+    /// `remove_push` gives the bytes of `push` then `remove`, wherever the value taken out is
+    /// (and appends when there is none to take).
+    #[test]
+    fn remove_push_is_push_then_remove() {
+        for i in 0..6 {
+            let mut a = Packed::default();
+            for k in 0..6 {
+                a.push(&s(k));
+            }
+            let mut b = a.clone();
+            a.push(&s(99));
+            a.remove(i);
+            b.remove_push(i, &s(99));
+            assert_eq!(a, b, "value {i}");
+            assert_eq!(a.to_vec(), b.to_vec());
+        }
+        let mut c = Packed::default();
+        c.remove_push(0, &s(1));
+        assert_eq!(c.to_vec(), [s(1)]);
     }
 
     #[test]
