@@ -18,14 +18,8 @@ USERS=${USERS:-1000}
 [ -n "${LOADGEN_BIN:-}" ] || (cd "$HERE/loadgen" && CARGO_TARGET_DIR="$TARGET/loadgen" cargo build -q --release)
 LG=${LOADGEN_BIN:-$TARGET/loadgen/release/policy-loadgen}
 OUT=${OUT:-$(mktemp -d /tmp/smtpscope-ab.XXXXXX)}
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 200); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1',$1)).close()" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "ab: port $1 never opened" >&2; return 1
-}
+# shellcheck source=bench/policy/common.sh
+. "$HERE/common.sh"
 one() { # label binary round
     local P HP PID c0 c1 fo
     P=$(port); HP=$(port)

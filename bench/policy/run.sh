@@ -35,14 +35,8 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 200); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1',$1)).close()" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "bench: port $1 never opened" >&2; return 1
-}
+# shellcheck source=bench/policy/common.sh
+. "$HERE/common.sh"
 OUT=$T/results.jsonl
 # CPU seconds (user + system, clock ticks of 1/100 s) of a process and all its descendants.
 cpu_tree() {
