@@ -1,6 +1,11 @@
 //! Memory per tracked account (docs/PERFORMANCE.md, "Memory per tracked account"; issue 12).
 //!
 //! `cargo run --release -p detect --example account_memory -- ACCOUNTS [MSGS] [IPS] [DAYS]`
+//! `cargo run --release -p detect --example account_memory -- --log FILE`
+//!
+//! With `--log`, a real or simulated log file is fed instead (lines that do not parse are
+//! skipped), and each part's heap is printed in bytes, not per account: where the memory of a
+//! long log goes (bench/memory/flat.sh).
 //!
 //! Generates, in memory, a Postfix log (the simulator's line shapes) of ACCOUNTS distinct
 //! authenticated accounts, each submitting MSGS messages a day (default 3) from IPS addresses
@@ -127,6 +132,10 @@ fn stamp(out: &mut String, secs: i64) {
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
+    if a.get(1).map(String::as_str) == Some("--log") {
+        log_memory(a.get(2).expect("usage: account_memory --log FILE"));
+        return;
+    }
     let accounts: u64 = a
         .get(1)
         .expect("usage: account_memory ACCOUNTS [MSGS] [IPS] [DAYS]")
@@ -259,5 +268,52 @@ fn main() {
         records,
         state as f64 / accounts as f64,
         status_kb("VmHWM:") as f64 / accounts as f64,
+    );
+}
+
+/// `--log FILE`: feed the file's lines as `analyze --threads 1` does (idle messages closed by
+/// the same sweep), then print the engine's heap and each part's, in bytes.
+fn log_memory(path: &str) {
+    use std::io::BufRead as _;
+    let live0 = LIVE.load(Ordering::Relaxed);
+    let mut parser = LineParser::new(TimeContext::utc(2026));
+    let mut e = Engine::new(Config::default());
+    let live_empty = LIVE.load(Ordering::Relaxed);
+    let file = std::io::BufReader::new(std::fs::File::open(path).expect("open the log"));
+    let (mut lines, mut next_sweep) = (0u64, None::<Ts>);
+    for line in file.lines() {
+        let line = line.expect("read the log");
+        let p = parser.parse(&line);
+        let (Some(h), Some(ev)) = (&p.header, &p.event) else {
+            continue;
+        };
+        e.feed(h.ts, h.host, h.program, h.pid, ev);
+        let now = e.stats().last_ts.unwrap_or(h.ts);
+        match next_sweep {
+            Some(t) if now < t => {}
+            Some(_) => {
+                e.flush_idle(IDLE_CLOSE_SECS);
+                next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS));
+            }
+            None => next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS)),
+        }
+        e.take_alerts();
+        lines += 1;
+    }
+    let state = LIVE.load(Ordering::Relaxed) - live_empty;
+    let in_flight = e.correlator_stats().peak_in_flight;
+    let mut parts = String::new();
+    for part in Engine::PARTS {
+        let before = LIVE.load(Ordering::Relaxed);
+        if e.reset_part(part) {
+            let freed = before.saturating_sub(LIVE.load(Ordering::Relaxed));
+            let sep = if parts.is_empty() { "" } else { "," };
+            let _ = write!(parts, "{sep}\"{part}\":{freed}");
+        }
+    }
+    println!(
+        "{{\"log\":{path:?},\"lines\":{lines},\"empty_engine_bytes\":{},\"state_bytes\":{state},\"peak_in_flight\":{in_flight},\"peak_rss_bytes\":{},\"bytes_by_part\":{{{parts}}}}}",
+        live_empty - live0,
+        status_kb("VmHWM:"),
     );
 }

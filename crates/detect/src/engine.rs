@@ -186,8 +186,8 @@ fn for_our_mailboxes(cfg: &Config, r: &MessageRecord) -> bool {
         && r.recipients.iter().all(|x| {
             x.is_local_delivery()
                 || x.is_forwarded()
-                || is_local_domain(cfg, &x.addr)
-                || refused_as_our_unknown_user(x.outcome, x.reply.as_deref())
+                || is_local_domain(cfg, x.addr())
+                || refused_as_our_unknown_user(x.outcome, x.reply())
         })
 }
 
@@ -581,14 +581,14 @@ impl Engine {
             .iter()
             .filter(|x| {
                 !x.is_local_delivery()
-                    && !self.is_local_domain(&x.addr)
+                    && !self.is_local_domain(x.addr())
                     && x.outcome != Outcome::Filtered
                     // Mail for our own users that we forward elsewhere is not relayed for the
                     // client: an internet sender writing to three users who forward to three
                     // freemail providers is not our customer.
                     && !x.is_forwarded()
             })
-            .map(|x| domain_hash(&x.addr))
+            .map(|x| domain_hash(x.addr()))
             .collect();
         if remote.is_empty() {
             return;
@@ -698,7 +698,7 @@ impl Engine {
                 if ent.kind == EntityKind::Account {
                     // Recipients and their outcomes reach the hijack features when the message
                     // is done (the submission itself was counted when it happened).
-                    let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr.as_str()).collect();
+                    let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr()).collect();
                     let failed = r.failed().count() as u32;
                     self.send(r.finished, &ent.id, None, 0, &rcpts, failed);
                 }
@@ -1124,7 +1124,7 @@ impl Detectors {
             }
             if let Some(from) = r.sender.as_deref() {
                 for rc in r.recipients.iter().filter(|x| x.outcome.is_delivered()) {
-                    self.extrusion.note_inbound(r.finished, from, &rc.addr);
+                    self.extrusion.note_inbound(r.finished, from, rc.addr());
                 }
             }
             return;
@@ -1137,7 +1137,7 @@ impl Detectors {
                 .iter()
                 .filter(|x| x.is_local_delivery() && x.outcome.is_delivered())
             {
-                self.extrusion.note_inbound(r.finished, from, &rc.addr);
+                self.extrusion.note_inbound(r.finished, from, rc.addr());
             }
         }
         let Some(ent) = ent else { return };
@@ -1154,7 +1154,7 @@ impl Detectors {
         }
         self.extrusion.on_record(&self.cfg, ent, r, out);
         if let Some(h) = r.helo.as_deref() {
-            let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr.as_str()).collect();
+            let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr()).collect();
             let obs = Observation {
                 ts: r.accepted,
                 helo: h,
@@ -1162,7 +1162,7 @@ impl Detectors {
                 rcpts,
                 client: r.client_ip,
                 client_host: r.client_host.as_deref(),
-                refusals: r.failed().filter_map(|x| x.reply.as_deref()).collect(),
+                refusals: r.failed().filter_map(|x| x.reply()).collect(),
                 context: "message",
                 ours: true,
             };
@@ -1178,15 +1178,10 @@ impl Detectors {
         let unknown: Vec<&str> = r
             .recipients
             .iter()
-            .filter(|x| {
-                x.outcome == Outcome::Rejected && x.reply.as_deref().is_some_and(is_unknown_user)
-            })
-            .map(|x| x.addr.as_str())
+            .filter(|x| x.outcome == Outcome::Rejected && x.reply().is_some_and(is_unknown_user))
+            .map(|x| x.addr())
             .collect();
-        let first = r
-            .recipients
-            .first()
-            .map(|x| x.orig.as_deref().unwrap_or(&x.addr));
+        let first = r.recipients.first().map(|x| x.orig().unwrap_or(x.addr()));
         let seen = Seen {
             ts: r.finished,
             ip,
@@ -1278,17 +1273,13 @@ impl Detectors {
                     size: None,
                     nrcpt: Some(1),
                     message_id: None,
-                    recipients: vec![maillog::record::Recipient {
-                        addr: rcpt.clone(),
-                        orig: None,
-                        outcome: Outcome::Rejected,
-                        dsn: None,
-                        relay: None,
-                        transport: None,
-                        reply: Some(c.reason.clone()),
-                        deferrals: 0,
+                    recipients: vec![maillog::record::Recipient::new(
+                        rcpt,
+                        None,
+                        Outcome::Rejected,
                         ts,
-                    }],
+                    )
+                    .with_attempt([None, None, None, Some(&c.reason)])],
                     rejected: None,
                     held: false,
                     notices: 0,

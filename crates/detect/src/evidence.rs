@@ -160,13 +160,13 @@ impl MessageSample {
         for rc in order {
             if recipients.len() < SAMPLE_RECIPIENTS {
                 recipients.push(RcptSample {
-                    addr: rc.addr.clone(),
+                    addr: rc.addr().to_string(),
                     outcome: rc.outcome,
-                    dsn: rc.dsn.clone(),
+                    dsn: rc.dsn().map(str::to_string),
                     reply: if rc.outcome.is_delivered() {
                         None
                     } else {
-                        rc.reply.as_deref().map(|x| cut(x, 160))
+                        rc.reply().map(|x| cut(x, 160))
                     },
                 });
             } else if rc.outcome.is_failure() {

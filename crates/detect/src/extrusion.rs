@@ -183,7 +183,7 @@ fn phrase_kind(text: &str) -> Option<FailureKind> {
 impl FailureKind {
     /// Classify a failed recipient by its reply text, then by its enhanced status code.
     pub fn of(rc: &Recipient) -> FailureKind {
-        Self::from_reply(rc.dsn.as_deref(), rc.reply.as_deref(), rc.outcome)
+        Self::from_reply(rc.dsn(), rc.reply(), rc.outcome)
     }
 
     /// Classify from the enhanced status code, reply text and outcome.
@@ -626,7 +626,7 @@ impl EntityState {
                 out.discounted += 1;
                 continue;
             }
-            let h = hash_str(&r.addr);
+            let h = hash_str(r.addr());
             let failed_rcpts = self.failed_rcpts.get_or_default();
             match failed_rcpts.get_mut(&h) {
                 Some(t) if t.plus_secs(window) >= ts => {
@@ -830,7 +830,7 @@ impl Extrusion {
             return Discount::DaemonSender;
         }
         if rec.recipients.len() == 1 {
-            let to = &rec.recipients[0].addr;
+            let to = rec.recipients[0].addr();
             let k = hash_str(sender) ^ hash_str(to).rotate_left(17);
             if self.inbound.get(&k).is_some() {
                 return Discount::Reply;
@@ -876,7 +876,7 @@ impl Extrusion {
 
         if failed > 0 {
             for r in rec.failed() {
-                if let Some(rep) = &r.reply {
+                if let Some(rep) = r.reply() {
                     reply_key(rep, &mut self.key_buf);
                     let replies = st.replies.get_or_default();
                     if let Some(c) = replies.get_mut(self.key_buf.as_str()) {
@@ -1046,7 +1046,7 @@ fn track_lists(
     s.last = ts;
     s.messages = s.messages.saturating_add(1);
     for r in &rec.recipients {
-        let h = hash_str(&r.addr);
+        let h = hash_str(r.addr());
         if s.rcpts.contains(&h) {
             s.repeats = s.repeats.saturating_add(1);
         } else if s.rcpts.len() < MAX_RCPTS_PER_SENDER {
@@ -1451,21 +1451,22 @@ mod tests {
             size: None,
             nrcpt: Some(1),
             message_id: None,
-            recipients: vec![Recipient {
-                addr: format!("r{i}@far.example"),
-                orig: None,
-                outcome: if ok {
+            recipients: vec![Recipient::new(
+                &format!("r{i}@far.example"),
+                None,
+                if ok {
                     Outcome::Delivered
                 } else {
                     Outcome::Bounced
                 },
-                dsn: Some(if ok { "2.0.0" } else { "5.1.1" }.into()),
-                relay: None,
-                transport: Some("smtp".into()),
-                reply: None,
-                deferrals: 0,
                 ts,
-            }],
+            )
+            .with_attempt([
+                Some(if ok { "2.0.0" } else { "5.1.1" }),
+                None,
+                Some("smtp"),
+                None,
+            ])],
             rejected: None,
             held: false,
             notices: 0,

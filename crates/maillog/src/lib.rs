@@ -22,6 +22,7 @@ pub mod hash;
 pub mod header;
 pub mod parse;
 pub mod postfix;
+pub mod recipient;
 pub mod record;
 pub mod sendmail;
 pub mod time;

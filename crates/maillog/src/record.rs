@@ -66,33 +66,7 @@ impl Outcome {
     }
 }
 
-/// One recipient of a message.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Recipient {
-    /// Address.
-    pub addr: String,
-    /// Original address before aliasing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub orig: Option<String>,
-    /// Final outcome.
-    pub outcome: Outcome,
-    /// Enhanced status code of the last attempt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dsn: Option<String>,
-    /// Next hop of the last attempt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub relay: Option<String>,
-    /// Delivery agent / transport of the last attempt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transport: Option<String>,
-    /// Reply text of the last attempt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reply: Option<String>,
-    /// Temporary failures before the outcome.
-    pub deferrals: u32,
-    /// Time of the last attempt.
-    pub ts: Ts,
-}
+pub use crate::recipient::Recipient;
 
 impl Recipient {
     /// True when our own aliasing or forwarding rewrote this recipient: the log names an original
@@ -102,13 +76,13 @@ impl Recipient {
     /// happens to it downstream says nothing about whoever sent it (Clayton, CEAS 2004, discounts
     /// forwarding for that reason).
     pub fn is_forwarded(&self) -> bool {
-        let Some(orig) = self.orig.as_deref() else {
+        let Some(orig) = self.orig() else {
             return false;
         };
-        if orig.eq_ignore_ascii_case(&self.addr) {
+        if orig.eq_ignore_ascii_case(self.addr()) {
             return false;
         }
-        match (orig.rsplit_once('@'), self.addr.rsplit_once('@')) {
+        match (orig.rsplit_once('@'), self.addr().rsplit_once('@')) {
             (None, _) => true,
             (Some((_, od)), Some((_, ad))) => !od.eq_ignore_ascii_case(ad),
             (Some(_), None) => false,
@@ -118,7 +92,7 @@ impl Recipient {
     /// True when the last attempt went to a local mailbox (local, virtual, lmtp, pipe to a local
     /// delivery agent) rather than across the internet.
     pub fn is_local_delivery(&self) -> bool {
-        match self.transport.as_deref() {
+        match self.transport() {
             Some("local" | "virtual" | "lmtp" | "dovecot" | "maildrop") => true,
             Some(t) => {
                 t.contains("local")
@@ -278,18 +252,6 @@ impl QKey {
 
 fn cap(s: &str) -> String {
     cap_str(s).to_string()
-}
-
-/// `*slot = v.map(cap)`, reusing the `String` already in `slot`.
-fn set_capped(slot: &mut Option<String>, v: Option<&str>) {
-    match (slot.as_mut(), v) {
-        (Some(s), Some(v)) => {
-            s.clear();
-            s.push_str(cap_str(v));
-        }
-        (None, Some(v)) => *slot = Some(cap(v)),
-        (_, None) => *slot = None,
-    }
 }
 
 /// `s` cut to [`MAX_FIELD`] bytes at a character boundary, borrowed.
@@ -577,20 +539,14 @@ impl Correlator {
                         if r.client_ip.is_none() {
                             r.client_ip = ip;
                         }
-                        if let Some(to) = to.filter(|t| !r.recipients.iter().any(|x| x.addr == *t))
+                        if let Some(to) =
+                            to.filter(|t| !r.recipients.iter().any(|x| x.addr() == *t))
                         {
                             if r.recipients.len() < MAX_RECIPIENTS {
-                                r.recipients.push(Recipient {
-                                    addr: cap(to),
-                                    orig: None,
-                                    outcome: Outcome::Rejected,
-                                    dsn: None,
-                                    relay: None,
-                                    transport: None,
-                                    reply: Some(cap(reason)),
-                                    deferrals: 0,
-                                    ts,
-                                });
+                                r.recipients.push(
+                                    Recipient::new(cap_str(to), None, Outcome::Rejected, ts)
+                                        .with_attempt([None, None, None, Some(cap_str(reason))]),
+                                );
                             }
                         }
                     }
@@ -751,34 +707,31 @@ impl Correlator {
                     None
                 };
                 let r = self.entry(hid, host, qid, ts, Origin::Unknown);
-                let idx = r.recipients.iter().position(|x| x.addr == *to);
+                let idx = r.recipients.iter().position(|x| x.addr() == *to);
                 let rc = match idx {
                     Some(i) => &mut r.recipients[i],
                     None => {
                         if r.recipients.len() >= MAX_RECIPIENTS {
                             return;
                         }
-                        r.recipients.push(Recipient {
-                            addr: cap(to),
-                            orig: orig_to.map(cap),
-                            outcome: Outcome::Deferred,
-                            dsn: None,
-                            relay: None,
-                            transport: None,
-                            reply: None,
-                            deferrals: 0,
+                        r.recipients.push(Recipient::new(
+                            cap_str(to),
+                            orig_to.map(cap_str),
+                            Outcome::Deferred,
                             ts,
-                        });
+                        ));
                         r.recipients.last_mut().expect("pushed above")
                     }
                 };
                 rc.ts = ts;
-                // Each attempt's details replace the last one's, in the same buffers (a message
-                // deferred ten times used to allocate and free these ten times).
-                set_capped(&mut rc.dsn, *dsn);
-                set_capped(&mut rc.relay, *relay);
-                set_capped(&mut rc.transport, *transport);
-                set_capped(&mut rc.reply, *reply);
+                // Each attempt's details replace the last one's (and a retry that logs the same
+                // texts again changes nothing: see `Recipient::set_attempt`).
+                rc.set_attempt([
+                    dsn.map(cap_str),
+                    relay.map(cap_str),
+                    transport.map(cap_str),
+                    reply.map(cap_str),
+                ]);
                 rc.outcome = match status {
                     DeliveryStatus::Sent | DeliveryStatus::Deliverable => {
                         if queued_as.is_some() {
@@ -1267,16 +1220,8 @@ mod tests {
 
     #[test]
     fn forwarded_recipients() {
-        let rc = |addr: &str, orig: Option<&str>| Recipient {
-            addr: addr.into(),
-            orig: orig.map(str::to_string),
-            outcome: Outcome::Bounced,
-            dsn: None,
-            relay: None,
-            transport: None,
-            reply: None,
-            deferrals: 0,
-            ts: Ts::from_secs(0),
+        let rc = |addr: &str, orig: Option<&str>| {
+            Recipient::new(addr, orig, Outcome::Bounced, Ts::from_secs(0))
         };
         // .forward / virtual alias of one of our users to an external mailbox.
         assert!(rc("kim.w@gmail.example", Some("kim@isp.example")).is_forwarded());

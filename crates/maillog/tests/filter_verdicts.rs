@@ -128,7 +128,7 @@ fn verdicts_join_their_messages() {
     let r = get("8A9B0C1D2E");
     assert_eq!(r.filter.map(|m| m.verdict), Some(Verdict::Spam));
     assert_eq!(r.recipients.len(), 1);
-    assert_eq!(r.recipients[0].addr, "dave@example.org");
+    assert_eq!(r.recipients[0].addr(), "dave@example.org");
     assert_eq!(r.recipients[0].outcome, Outcome::Rejected);
     assert_eq!(r.client_ip, Some("2001:db8:5::9".parse().unwrap()));
     // The verdict on a message that is not in the log.

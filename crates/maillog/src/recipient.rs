@@ -1,0 +1,341 @@
+//! One recipient of a message, its six texts in one allocation.
+//!
+//! The correlator keeps every recipient of every message in flight until the message leaves
+//! the queue, and deferred mail stays in flight for days (Postfix's `maximal_queue_lifetime` is
+//! five): on a log with much deferred spam these records are most of `analyze`'s memory. Six
+//! `String`s (address, original address, DSN code, relay, transport, reply) cost a recipient
+//! 160 bytes of struct and up to six heap blocks, about 430 bytes in all; here the texts share
+//! one exactly sized block and the struct is 48 bytes (issue 12; docs/PERFORMANCE.md).
+//!
+//! Serialized exactly as the struct of six optional strings it replaces (the same JSON from
+//! `parse --records` and the same snapshots): see [`RecipientRepr`].
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::record::Outcome;
+use crate::time::Ts;
+
+/// The texts of a recipient, in the order they are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Addr,
+    Orig,
+    Dsn,
+    Relay,
+    Transport,
+    Reply,
+}
+
+/// How many texts a recipient has ([`Field`]).
+const FIELDS: usize = 6;
+
+/// The texts of the last delivery attempt, in [`Field`] order: DSN code, relay, transport, reply.
+pub type Attempt<'a> = [Option<&'a str>; 4];
+
+/// One recipient of a message (see the module docs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The present texts, one after another.
+    text: Box<str>,
+    /// Where each [`Field`]'s text ends in `text` (an absent one ends where the one before it
+    /// does). The correlator caps every text at [`crate::record::MAX_FIELD`] bytes, so six fit
+    /// a `u16` with room to spare.
+    ends: [u16; FIELDS],
+    /// Bit `i` set: [`Field`] `i` is present (`Some`); an empty text may be present.
+    present: u8,
+    /// Final outcome.
+    pub outcome: Outcome,
+    /// Temporary failures before the outcome.
+    pub deferrals: u32,
+    /// Time of the last attempt.
+    pub ts: Ts,
+}
+
+impl Recipient {
+    /// A recipient with no delivery attempt yet.
+    pub fn new(addr: &str, orig: Option<&str>, outcome: Outcome, ts: Ts) -> Self {
+        let mut r = Recipient {
+            text: Box::default(),
+            ends: [0; FIELDS],
+            present: 0,
+            outcome,
+            deferrals: 0,
+            ts,
+        };
+        r.pack([Some(addr), orig, None, None, None, None]);
+        r
+    }
+
+    /// The same recipient with the texts of an attempt (builder form of [`Self::set_attempt`]).
+    pub fn with_attempt(mut self, attempt: Attempt<'_>) -> Self {
+        self.set_attempt(attempt);
+        self
+    }
+
+    /// Address.
+    pub fn addr(&self) -> &str {
+        self.get(Field::Addr).unwrap_or("")
+    }
+    /// Original address before aliasing.
+    pub fn orig(&self) -> Option<&str> {
+        self.get(Field::Orig)
+    }
+    /// Enhanced status code of the last attempt.
+    pub fn dsn(&self) -> Option<&str> {
+        self.get(Field::Dsn)
+    }
+    /// Next hop of the last attempt.
+    pub fn relay(&self) -> Option<&str> {
+        self.get(Field::Relay)
+    }
+    /// Delivery agent / transport of the last attempt.
+    pub fn transport(&self) -> Option<&str> {
+        self.get(Field::Transport)
+    }
+    /// Reply text of the last attempt.
+    pub fn reply(&self) -> Option<&str> {
+        self.get(Field::Reply)
+    }
+
+    /// Replace the last attempt's texts. A retry that logs the same texts as the attempt before
+    /// it (a dead host's "Connection timed out", hour after hour) changes nothing and allocates
+    /// nothing.
+    pub fn set_attempt(&mut self, attempt: Attempt<'_>) {
+        let [dsn, relay, transport, reply] = attempt;
+        if self.dsn() == dsn
+            && self.relay() == relay
+            && self.transport() == transport
+            && self.reply() == reply
+        {
+            return;
+        }
+        let (addr, orig) = (self.get(Field::Addr), self.orig());
+        let texts = [addr, orig, dsn, relay, transport, reply];
+        let packed = Self::packed(texts);
+        (self.text, self.ends, self.present) = packed;
+    }
+
+    /// Bytes on the heap (the texts' block).
+    pub fn heap_bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    fn get(&self, f: Field) -> Option<&str> {
+        let i = f as usize;
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(usize::from(start)..usize::from(self.ends[i]))
+    }
+
+    fn pack(&mut self, texts: [Option<&str>; FIELDS]) {
+        (self.text, self.ends, self.present) = Self::packed(texts);
+    }
+
+    /// The block, ends and presence bits of `texts`. A text longer than a `u16` can address in
+    /// all is cut at a character boundary (the correlator's texts are far shorter).
+    fn packed(texts: [Option<&str>; FIELDS]) -> (Box<str>, [u16; FIELDS], u8) {
+        let total: usize = texts.iter().flatten().map(|t| t.len()).sum();
+        let mut s = String::with_capacity(total.min(usize::from(u16::MAX)));
+        let mut ends = [0u16; FIELDS];
+        let mut present = 0u8;
+        for (i, t) in texts.iter().enumerate() {
+            if let Some(t) = t {
+                present |= 1 << i;
+                let room = usize::from(u16::MAX) - s.len();
+                s.push_str(cut(t, room));
+            }
+            ends[i] = u16::try_from(s.len()).unwrap_or(u16::MAX);
+        }
+        (s.into_boxed_str(), ends, present)
+    }
+
+    /// The texts as owned, optional strings (the serialized shape).
+    fn repr(&self) -> RecipientRepr<'_> {
+        RecipientRepr {
+            addr: std::borrow::Cow::Borrowed(self.addr()),
+            orig: self.orig().map(std::borrow::Cow::Borrowed),
+            outcome: self.outcome,
+            dsn: self.dsn().map(std::borrow::Cow::Borrowed),
+            relay: self.relay().map(std::borrow::Cow::Borrowed),
+            transport: self.transport().map(std::borrow::Cow::Borrowed),
+            reply: self.reply().map(std::borrow::Cow::Borrowed),
+            deferrals: self.deferrals,
+            ts: self.ts,
+        }
+    }
+}
+
+/// `s` cut to at most `n` bytes at a character boundary.
+fn cut(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s;
+    }
+    let mut e = n;
+    while !s.is_char_boundary(e) {
+        e -= 1;
+    }
+    &s[..e]
+}
+
+impl std::fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recipient")
+            .field("addr", &self.addr())
+            .field("orig", &self.orig())
+            .field("outcome", &self.outcome)
+            .field("dsn", &self.dsn())
+            .field("relay", &self.relay())
+            .field("transport", &self.transport())
+            .field("reply", &self.reply())
+            .field("deferrals", &self.deferrals)
+            .field("ts", &self.ts)
+            .finish()
+    }
+}
+
+/// The serialized shape of a [`Recipient`]: the struct of six optional strings it replaced,
+/// field for field (absent texts left out), so records and snapshots read and write as before.
+#[derive(Serialize, Deserialize)]
+struct RecipientRepr<'a> {
+    #[serde(borrow)]
+    addr: std::borrow::Cow<'a, str>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    orig: Option<std::borrow::Cow<'a, str>>,
+    outcome: Outcome,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    dsn: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    relay: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    transport: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    reply: Option<std::borrow::Cow<'a, str>>,
+    deferrals: u32,
+    ts: Ts,
+}
+
+impl Serialize for Recipient {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.repr().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Recipient {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RecipientRepr::deserialize(d)?;
+        let mut out = Recipient::new(&r.addr, r.orig.as_deref(), r.outcome, r.ts);
+        out.set_attempt([
+            r.dsn.as_deref(),
+            r.relay.as_deref(),
+            r.transport.as_deref(),
+            r.reply.as_deref(),
+        ]);
+        out.deferrals = r.deferrals;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Ts {
+        Ts::from_secs(s)
+    }
+
+    #[test]
+    fn texts_read_back_as_written() {
+        let r = Recipient::new("a@b.example", None, Outcome::Deferred, at(1)).with_attempt([
+            Some("4.4.1"),
+            Some("none"),
+            Some("smtp"),
+            Some("connect to mx.b.example[192.0.2.1]:25: Connection timed out"),
+        ]);
+        assert_eq!(r.addr(), "a@b.example");
+        assert_eq!(r.orig(), None);
+        assert_eq!(r.dsn(), Some("4.4.1"));
+        assert_eq!(r.relay(), Some("none"));
+        assert_eq!(r.transport(), Some("smtp"));
+        assert_eq!(
+            r.reply(),
+            Some("connect to mx.b.example[192.0.2.1]:25: Connection timed out")
+        );
+        assert_eq!(std::mem::size_of::<Recipient>(), 48);
+    }
+
+    #[test]
+    fn empty_and_absent_differ() {
+        let r = Recipient::new("", Some(""), Outcome::Bounced, at(1)).with_attempt([
+            None,
+            Some(""),
+            None,
+            Some("x"),
+        ]);
+        assert_eq!(r.addr(), "");
+        assert_eq!(r.orig(), Some(""));
+        assert_eq!(r.dsn(), None);
+        assert_eq!(r.relay(), Some(""));
+        assert_eq!(r.transport(), None);
+        assert_eq!(r.reply(), Some("x"));
+    }
+
+    #[test]
+    fn a_new_attempt_replaces_the_last_and_keeps_the_address() {
+        let mut r = Recipient::new("a@b", Some("alias"), Outcome::Deferred, at(1)).with_attempt([
+            Some("4.4.1"),
+            None,
+            Some("smtp"),
+            Some("timed out"),
+        ]);
+        let block = r.text.as_ptr();
+        r.set_attempt([Some("4.4.1"), None, Some("smtp"), Some("timed out")]);
+        assert_eq!(
+            r.text.as_ptr(),
+            block,
+            "the same attempt again re-packs nothing"
+        );
+        r.set_attempt([Some("2.0.0"), Some("mx[192.0.2.1]:25"), Some("smtp"), None]);
+        assert_eq!(r.addr(), "a@b");
+        assert_eq!(r.orig(), Some("alias"));
+        assert_eq!(r.dsn(), Some("2.0.0"));
+        assert_eq!(r.relay(), Some("mx[192.0.2.1]:25"));
+        assert_eq!(r.reply(), None);
+    }
+
+    #[test]
+    fn serialized_as_the_struct_of_optional_strings() {
+        let r = Recipient::new("a@b", None, Outcome::Bounced, at(7)).with_attempt([
+            Some("5.1.1"),
+            Some("mx"),
+            None,
+            Some("550 no"),
+        ]);
+        let mut r2 = r.clone();
+        r2.deferrals = 2;
+        let j = serde_json::to_string(&r2).unwrap();
+        assert_eq!(
+            j,
+            format!(
+                r#"{{"addr":"a@b","outcome":"bounced","dsn":"5.1.1","relay":"mx","reply":"550 no","deferrals":2,"ts":{}}}"#,
+                serde_json::to_string(&at(7)).unwrap()
+            )
+        );
+        let back: Recipient = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, r2);
+        // From a reader (owned strings, no borrowing possible), as snapshots are read.
+        let back: Recipient = serde_json::from_reader(j.as_bytes()).unwrap();
+        assert_eq!(back, r2);
+    }
+
+    #[test]
+    fn texts_too_long_for_u16_offsets_are_cut_at_a_char_boundary() {
+        let long = "é".repeat(30_000); // 60,000 bytes: the address fits, its original not whole
+        let r = Recipient::new(&long, Some(&long), Outcome::Deferred, at(1));
+        assert_eq!(r.addr(), long.as_str());
+        let o = r.orig().unwrap();
+        assert!(o.len() < long.len() && long.starts_with(o));
+        assert!(r.text.len() <= usize::from(u16::MAX));
+    }
+}
