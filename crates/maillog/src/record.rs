@@ -297,7 +297,9 @@ pub struct CorrelatorStats {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Correlator {
     hosts: crate::hash::Map<String, u32>,
-    flight: crate::hash::Map<QKey, MessageRecord>,
+    /// Messages in flight, each boxed: a record is 360 bytes, and a table of inline records
+    /// costs that for every empty slot too, twice over while the table grows (issue 12).
+    flight: crate::hash::Map<QKey, Box<MessageRecord>>,
     sessions: crate::hash::Map<(u32, u32), Session>,
     /// Message-ID (hashed with the log host) to the in-flight message that has it, for the
     /// verdicts that name no queue id. At most one entry per message in flight.
@@ -392,27 +394,29 @@ impl Correlator {
                 self.stats.peak_in_flight = n;
             }
         }
-        let rec = self.flight.entry(key).or_insert_with(|| MessageRecord {
-            host: cap(host),
-            qid: cap(qid),
-            accepted: ts,
-            finished: ts,
-            origin,
-            client_ip: None,
-            client_host: None,
-            helo: None,
-            auth_user: None,
-            local_user: None,
-            sender: None,
-            size: None,
-            nrcpt: None,
-            message_id: None,
-            recipients: Vec::new(),
-            rejected: None,
-            held: false,
-            notices: 0,
-            complete: false,
-            filter: None,
+        let rec = self.flight.entry(key).or_insert_with(|| {
+            Box::new(MessageRecord {
+                host: cap(host),
+                qid: cap(qid),
+                accepted: ts,
+                finished: ts,
+                origin,
+                client_ip: None,
+                client_host: None,
+                helo: None,
+                auth_user: None,
+                local_user: None,
+                sender: None,
+                size: None,
+                nrcpt: None,
+                message_id: None,
+                recipients: Vec::new(),
+                rejected: None,
+                held: false,
+                notices: 0,
+                complete: false,
+                filter: None,
+            })
         });
         if ts > rec.finished {
             rec.finished = ts;
@@ -450,7 +454,7 @@ impl Correlator {
         n
     }
 
-    fn close(&mut self, mut r: MessageRecord, complete: bool) {
+    fn close(&mut self, mut r: Box<MessageRecord>, complete: bool) {
         if let (Some(m), Some(&hid)) = (&r.message_id, self.hosts.get(&r.host)) {
             let k = mid_key(hid, m);
             if self.mids.get(&k) == Some(&QKey::new(hid, &r.qid)) {
@@ -462,7 +466,7 @@ impl Correlator {
         if !complete {
             self.stats.incomplete += 1;
         }
-        self.out.push(r);
+        self.out.push(*r);
     }
 
     fn remove(&mut self, hid: u32, qid: &str, ts: Ts) {
@@ -862,7 +866,7 @@ impl Correlator {
     /// The message `qid` of `host` while it is in flight (not yet completed).
     pub fn in_flight_record(&self, host: &str, qid: &str) -> Option<&MessageRecord> {
         let hid = self.hosts.get(host)?;
-        self.flight.get(&QKey::new(*hid, qid))
+        self.flight.get(&QKey::new(*hid, qid)).map(|r| &**r)
     }
 
     /// A HELO learned outside the log for the in-flight message `qid` of `host` (the Postfix
