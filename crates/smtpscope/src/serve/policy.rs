@@ -9,8 +9,8 @@
 //! The hot path allocates nothing per request: a connection reads into one buffer, finds the
 //! complete requests in it ([`Scanner`]), parses each in place ([`Request`]), appends the
 //! answers to one output buffer and writes them with one write per read (a client that
-//! pipelines several requests gets them all in one write, in order), and copies the requests'
-//! text into the shared [`Inbox`] under one lock; the engine is woken once per batch, not once
+//! pipelines several requests gets them all in one write, in order), and copies the attributes
+//! of the requests that smtpscope reads into the shared [`Inbox`] under one lock; the engine is woken once per batch, not once
 //! per request.
 //!
 //! Requests can contain accounts, so only `[serve] policy_peers` may connect over TCP, and the
@@ -153,6 +153,40 @@ impl<'a> Request<'a> {
         r.slot(name).and_then(|v| *v).filter(|v| !v.is_empty())
     }
 
+    /// The attributes smtpscope reads, by name, as given (`None` when absent).
+    fn attrs(&self) -> [(&'static str, Option<&'a str>); 14] {
+        [
+            ("request", self.request),
+            ("protocol_state", self.protocol_state),
+            ("client_name", self.client_name),
+            ("client_address", self.client_address),
+            ("client_port", self.client_port),
+            ("helo_name", self.helo_name),
+            ("sender", self.sender),
+            ("recipient", self.recipient),
+            ("recipient_count", self.recipient_count),
+            ("queue_id", self.queue_id),
+            ("instance", self.instance),
+            ("size", self.size),
+            ("sasl_method", self.sasl_method),
+            ("sasl_username", self.sasl_username),
+        ]
+    }
+
+    /// Append the request as the lines of the attributes smtpscope reads (without the final
+    /// empty line): parsed again, it gives the same request. A third of Postfix's ~900 bytes,
+    /// so the engine copies and parses less.
+    pub fn write_to(&self, out: &mut String) {
+        for (name, value) in self.attrs() {
+            if let Some(v) = value {
+                out.push_str(name);
+                out.push('=');
+                out.push_str(v);
+                out.push('\n');
+            }
+        }
+    }
+
     /// The engine's event for it (the fields read directly: [`Request::get`] looks the name up).
     pub fn event(&self) -> Event<'a> {
         let g = |v: Option<&'a str>| v.filter(|v| !v.is_empty());
@@ -224,7 +258,7 @@ pub fn handle(shared: &Shared, raw: &str, now: Ts, out: &mut Vec<u8>, batch: &mu
     match Request::parse(raw) {
         Ok(req) => {
             out.extend_from_slice(answer(shared, &req, now.secs()).as_bytes());
-            batch.push(now, raw);
+            batch.push(now, &req);
         }
         Err(e) => {
             shared.metrics.policy_malformed.inc();
@@ -235,7 +269,8 @@ pub fn handle(shared: &Shared, raw: &str, now: Ts, out: &mut Vec<u8>, batch: &mu
     }
 }
 
-/// Requests for the engine: their texts one after the other, each with its arrival time.
+/// Requests for the engine: their texts one after the other (only the attributes smtpscope
+/// reads, [`Request::write_to`]), each with its arrival time.
 #[derive(Debug, Default)]
 pub struct Batch {
     text: String,
@@ -244,8 +279,8 @@ pub struct Batch {
 
 impl Batch {
     /// Add one request.
-    pub fn push(&mut self, ts: Ts, raw: &str) {
-        self.text.push_str(raw);
+    pub fn push(&mut self, ts: Ts, req: &Request<'_>) {
+        req.write_to(&mut self.text);
         self.ends.push((self.text.len(), ts));
     }
 
@@ -872,6 +907,23 @@ mod tests {
         }
     }
 
+    /// What goes to the engine (`Request::write_to`) parses back into the same request: every
+    /// attribute read, the null sender, the first of a repeated name, `\r\n` line ends.
+    #[test]
+    fn the_engines_copy_parses_back_to_the_same_request() {
+        let odd = "request=smtpd_access_policy\r\nsender=\r\nsasl_username=bob\r\n\
+                   sasl_username=eve\r\nrecipient=x@y\r\nunknown_attr=1\r\n";
+        for raw in [REQ, odd] {
+            let r = Request::parse(raw).unwrap();
+            let mut copy = String::new();
+            r.write_to(&mut copy);
+            assert!(copy.len() < raw.len(), "{copy}");
+            let back = Request::parse(&copy).unwrap();
+            assert_eq!(back.attrs(), r.attrs());
+            assert_eq!(format!("{:?}", back.event()), format!("{:?}", r.event()));
+        }
+    }
+
     #[test]
     fn null_sender_and_bad_requests() {
         let r = Request::parse("request=smtpd_access_policy\nsender=\n").unwrap();
@@ -1092,7 +1144,8 @@ mod tests {
         };
         tokio::task::yield_now().await;
         let mut one = Batch::default();
-        one.push(Ts(0), "request=smtpd_access_policy\nsasl_username=a\n");
+        let a = Request::parse("request=smtpd_access_policy\nsasl_username=a\n").unwrap();
+        one.push(Ts(0), &a);
         for _ in 0..10 {
             sh.policy_inbox.put(&sh, &one);
         }
@@ -1113,7 +1166,7 @@ mod tests {
         // A flood does not wait.
         let mut many = Batch::default();
         for _ in 0..POLICY_WAKE_NOW {
-            many.push(Ts(0), "request=smtpd_access_policy\nsasl_username=a\n");
+            many.push(Ts(0), &a);
         }
         sh.policy_inbox.put(&sh, &many);
         assert!(matches!(rx.try_recv(), Ok(Msg::Policy)), "woken at once");
@@ -1133,10 +1186,8 @@ mod tests {
         let inbox = Inbox::new(3);
         let mut b = Batch::default();
         for u in ["a", "b"] {
-            b.push(
-                Ts(0),
-                &format!("request=smtpd_access_policy\nsasl_username={u}\n"),
-            );
+            let raw = format!("request=smtpd_access_policy\nsasl_username={u}\n");
+            b.push(Ts(0), &Request::parse(&raw).unwrap());
         }
         inbox.put(&sh, &b);
         inbox.put(&sh, &b);
