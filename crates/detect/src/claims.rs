@@ -74,11 +74,20 @@ pub struct Claim {
     pub rcpts: Vec<String>,
 }
 
-/// Matching key: lower-cased account and address.
-type Key = (String, Option<IpAddr>);
+/// The hash of a claim's matching key, the account (without case) and the address: the key of
+/// [`PolicyClaims::by_key`]. A hash, not the lower-cased name, so that neither a request nor a
+/// log line allocates one to look its queue up; claims whose keys collide share one queue, and
+/// a look-up takes the first claim in it that is its own ([`Claim::is_of`]).
+fn claim_key(account: &str, ip: Option<IpAddr>) -> u64 {
+    use std::hash::BuildHasher;
+    maillog::hash::State::default().hash_one((maillog::hash::str_key_ci(account), ip))
+}
 
-fn key(account: &str, ip: Option<IpAddr>) -> Key {
-    (account.to_ascii_lowercase(), ip)
+impl Claim {
+    /// Is this a claim of `account` (without case) from `ip`?
+    fn is_of(&self, account: &str, ip: Option<IpAddr>) -> bool {
+        self.ip == ip && self.account.eq_ignore_ascii_case(account)
+    }
 }
 
 /// Counters of the de-duplication.
@@ -101,10 +110,16 @@ pub struct ClaimStats {
     pub helo_dropped: u64,
 }
 
-/// Whose session a HELO belongs to: the client address and the lower-cased SASL login name
-/// (empty when not authenticated). The name keeps apart the users behind one carrier-NAT
-/// address, whose messages are each counted under their own account.
-type SessionKey = (IpAddr, String);
+/// Whose session a HELO belongs to: the hash of the client address and the SASL login name
+/// without case (empty when not authenticated), the key of [`SessionHelos::by_session`]. The
+/// name keeps apart the users behind one carrier-NAT address, whose messages are each counted
+/// under their own account. A hash, so that a request allocates no key to look its session up;
+/// sessions whose keys collide share one queue (and its cap), and every look-up takes only the
+/// entries of its own session ([`SessionHelo::is_of`]).
+fn session_key(ip: IpAddr, account: &str) -> u64 {
+    use std::hash::BuildHasher;
+    maillog::hash::State::default().hash_one((ip, maillog::hash::str_key_ci(account)))
+}
 
 /// One SMTP transaction's HELO as its policy requests gave it (also the form [`SessionHelos`]
 /// is written in: a list, oldest first, since the maps' tuple keys are no JSON string keys).
@@ -142,8 +157,8 @@ struct SessionHelo {
 pub struct SessionHelos {
     /// Every transaction by arrival sequence number (oldest first).
     by_seq: Arrivals<SessionHelo>,
-    /// Sequence numbers of each session's transactions, oldest first.
-    by_session: maillog::hash::Map<SessionKey, VecDeque<u64>>,
+    /// Sequence numbers of each session's transactions, oldest first, by [`session_key`].
+    by_session: maillog::hash::Map<u64, VecDeque<u64>>,
     next_seq: u64,
     /// The entry of each transaction that has an `instance`, by [`instance_key`] (checked
     /// against the entry, so a collision of the hash only misses): found without walking the
@@ -152,10 +167,17 @@ pub struct SessionHelos {
     by_instance: maillog::hash::Map<u64, u64>,
 }
 
-/// The key of a transaction in [`SessionHelos::by_instance`].
+/// The key of a transaction in [`SessionHelos::by_instance`] (the account without case).
 fn instance_key(ip: IpAddr, account: &str, instance: &str) -> u64 {
     use std::hash::BuildHasher;
-    maillog::hash::State::default().hash_one((ip, account, instance))
+    maillog::hash::State::default().hash_one((session_key(ip, account), instance))
+}
+
+impl SessionHelo {
+    /// Is this a transaction of `ip`'s session logged in as `account` (without case)?
+    fn is_of(&self, ip: IpAddr, account: &str) -> bool {
+        self.ip == ip && self.account.eq_ignore_ascii_case(account)
+    }
 }
 
 impl From<SessionHelos> for Vec<SessionHelo> {
@@ -233,29 +255,35 @@ impl SessionHelos {
     ) -> u64 {
         let helo = cut(helo, MAX_HELO_LEN);
         let sender = sender.map(|s| cut(s, MAX_SENDER_LEN));
-        let k = (ip, account.to_ascii_lowercase());
-        let same = self.by_session.get(&k).and_then(|q| {
-            if instance.is_empty() {
-                q.back().copied().filter(|s| {
+        let same = if instance.is_empty() {
+            // The session's newest transaction, if it is this one.
+            self.by_session
+                .get(&session_key(ip, account))
+                .and_then(|q| {
+                    q.iter()
+                        .rev()
+                        .find(|s| self.by_seq.get(**s).is_some_and(|e| e.is_of(ip, account)))
+                })
+                .copied()
+                .filter(|s| {
                     self.by_seq.get(*s).is_some_and(|e| {
                         e.instance.is_empty()
                             && e.helo == helo
                             && (e.sender.is_none() || e.sender.as_deref() == sender)
                     })
                 })
-            } else {
-                // The session's transaction with this instance (at most one: `note` adds one
-                // only when there is none).
-                self.by_instance
-                    .get(&instance_key(ip, &k.1, instance))
-                    .copied()
-                    .filter(|s| {
-                        self.by_seq.get(*s).is_some_and(|e| {
-                            e.instance == instance && e.ip == ip && e.account == k.1
-                        })
-                    })
-            }
-        });
+        } else {
+            // The session's transaction with this instance (at most one: `note` adds one
+            // only when there is none).
+            self.by_instance
+                .get(&instance_key(ip, account, instance))
+                .copied()
+                .filter(|s| {
+                    self.by_seq
+                        .get(*s)
+                        .is_some_and(|e| e.instance == instance && e.is_of(ip, account))
+                })
+        };
         if let Some(e) = same.and_then(|s| self.by_seq.get_mut(s)) {
             if e.sender.is_none() {
                 e.sender = sender.map(str::to_string);
@@ -264,7 +292,7 @@ impl SessionHelos {
         }
         self.push(SessionHelo {
             ip,
-            account: k.1,
+            account: account.to_ascii_lowercase(),
             ts,
             helo: helo.to_string(),
             instance: instance.to_string(),
@@ -278,8 +306,10 @@ impl SessionHelos {
     fn push(&mut self, e: SessionHelo) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let k = (e.ip, e.account.clone());
-        let q = self.by_session.entry(k).or_default();
+        let q = self
+            .by_session
+            .entry(session_key(e.ip, &e.account))
+            .or_default();
         q.push_back(seq);
         let mut dropped = 0;
         while q.len() > MAX_TRANSACTIONS_PER_SESSION {
@@ -309,7 +339,7 @@ impl SessionHelos {
             return;
         };
         unindex(&mut self.by_instance, seq, &e);
-        let k = (e.ip, e.account);
+        let k = session_key(e.ip, &e.account);
         if let Some(q) = self.by_session.get_mut(&k) {
             forget(q, seq);
             if q.is_empty() {
@@ -341,9 +371,11 @@ impl SessionHelos {
     ///
     /// The first two mark the entry taken.
     fn take(&mut self, ts: Ts, ip: IpAddr, account: &str, sender: &str) -> Option<&str> {
-        let q = self.by_session.get(&(ip, account.to_ascii_lowercase()))?;
+        let q = self.by_session.get(&session_key(ip, account))?;
         let sender = cut(sender, MAX_SENDER_LEN);
-        let near = |e: &SessionHelo| (e.ts.secs() - ts.secs()).abs() <= POLICY_LINK_SECS;
+        let near = |e: &SessionHelo| {
+            e.is_of(ip, account) && (e.ts.secs() - ts.secs()).abs() <= POLICY_LINK_SECS
+        };
         let same = |e: &SessionHelo| {
             e.sender
                 .as_deref()
@@ -380,12 +412,13 @@ pub struct PolicyClaims {
     /// The client sessions' HELOs from their policy requests.
     #[serde(default)]
     helos: SessionHelos,
-    /// Sequence numbers of pending claims by account and address (rebuilt from `pending`).
+    /// Sequence numbers of pending claims by [`claim_key`] (rebuilt from `pending`).
     #[serde(skip)]
-    by_key: maillog::hash::Map<Key, VecDeque<u64>>,
-    /// Pending claim of each `instance` (rebuilt from `pending`).
+    by_key: maillog::hash::Map<u64, VecDeque<u64>>,
+    /// Pending claim of each `instance`, by its [`maillog::hash::str_key`] (checked against
+    /// the claim, so a collision of the hash only misses; rebuilt from `pending`).
     #[serde(skip)]
-    by_instance: maillog::hash::Map<String, u64>,
+    by_instance: maillog::hash::Map<u64, u64>,
 }
 
 impl PolicyClaims {
@@ -454,16 +487,18 @@ impl PolicyClaims {
         self.by_instance.clear();
         for (seq, c) in self.pending.iter() {
             self.by_key
-                .entry(key(&c.account, c.ip))
+                .entry(claim_key(&c.account, c.ip))
                 .or_default()
                 .push_back(seq);
             if !c.instance.is_empty() {
-                self.by_instance.insert(c.instance.clone(), seq);
+                self.by_instance
+                    .insert(maillog::hash::str_key(&c.instance), seq);
             }
         }
     }
 
-    /// A policy request at `RCPT` state. Returns claims that must be counted now (overflow).
+    /// A policy request at `RCPT` state. Appends to `out` the claims that must be counted now
+    /// (overflow).
     pub fn request(
         &mut self,
         ts: Ts,
@@ -471,29 +506,32 @@ impl PolicyClaims {
         ip: Option<IpAddr>,
         instance: &str,
         rcpt: Option<&str>,
-    ) -> Vec<Claim> {
+        out: &mut Vec<Claim>,
+    ) {
         self.advance(ts);
+        let instance_key = maillog::hash::str_key(instance);
         if let Some(c) = self
             .by_instance
-            .get(instance)
+            .get(&instance_key)
             .and_then(|s| self.pending.get_mut(*s))
+            .filter(|c| c.instance == instance)
         {
             if let Some(r) = rcpt {
                 if c.rcpts.len() < MAX_CLAIM_RCPTS {
                     c.rcpts.push(r.to_string());
                 }
             }
-            return Vec::new();
+            return;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.stats.claimed += 1;
         self.by_key
-            .entry(key(account, ip))
+            .entry(claim_key(account, ip))
             .or_default()
             .push_back(seq);
         if !instance.is_empty() {
-            self.by_instance.insert(instance.to_string(), seq);
+            self.by_instance.insert(instance_key, seq);
         }
         // `seq` is newer than every claim: always accepted.
         let _ = self.pending.push(
@@ -506,7 +544,6 @@ impl PolicyClaims {
                 rcpts: rcpt.map(str::to_string).into_iter().collect(),
             },
         );
-        let mut out = Vec::new();
         while self.pending.len() > MAX_PENDING_CLAIMS {
             let Some((first, _)) = self.pending.first() else {
                 break;
@@ -516,7 +553,6 @@ impl PolicyClaims {
                 out.push(c);
             }
         }
-        out
     }
 
     /// The log showed a submission of `account` from `ip`: take the oldest claim it matches.
@@ -525,8 +561,11 @@ impl PolicyClaims {
         if self.pending.is_empty() {
             return false;
         }
-        let k = key(account, ip);
-        let Some(seq) = self.by_key.get(&k).and_then(|q| q.front().copied()) else {
+        let Some(seq) = self.by_key.get(&claim_key(account, ip)).and_then(|q| {
+            q.iter()
+                .copied()
+                .find(|s| self.pending.get(*s).is_some_and(|c| c.is_of(account, ip)))
+        }) else {
             return false;
         };
         self.remove(seq);
@@ -570,15 +609,16 @@ impl PolicyClaims {
 
     fn remove(&mut self, seq: u64) -> Option<Claim> {
         let c = self.pending.remove(seq)?;
-        let k = key(&c.account, c.ip);
+        let k = claim_key(&c.account, c.ip);
         if let Some(q) = self.by_key.get_mut(&k) {
             forget(q, seq);
             if q.is_empty() {
                 self.by_key.remove(&k);
             }
         }
-        if self.by_instance.get(&c.instance) == Some(&seq) {
-            self.by_instance.remove(&c.instance);
+        let k = maillog::hash::str_key(&c.instance);
+        if self.by_instance.get(&k) == Some(&seq) {
+            self.by_instance.remove(&k);
         }
         Some(c)
     }
@@ -596,11 +636,11 @@ mod tests {
     fn a_log_line_takes_the_claim_of_its_message() {
         let mut c = PolicyClaims::default();
         let t = Ts::from_secs(1_000);
-        assert!(c
-            .request(t, "Alice", ip("192.0.2.1"), "i.1", Some("x@a"))
-            .is_empty());
+        let mut out = Vec::new();
+        c.request(t, "Alice", ip("192.0.2.1"), "i.1", Some("x@a"), &mut out);
+        assert!(out.is_empty());
         // A second recipient of the same transaction joins the claim.
-        c.request(t, "Alice", ip("192.0.2.1"), "i.1", Some("y@a"));
+        c.request(t, "Alice", ip("192.0.2.1"), "i.1", Some("y@a"), &mut out);
         assert_eq!(c.len(), 1);
         // Another address does not match; the right one does, case-insensitively.
         assert!(!c.log_submission("alice", ip("192.0.2.2")));
@@ -620,6 +660,7 @@ mod tests {
             ip("192.0.2.1"),
             "i.1",
             Some("x@a"),
+            &mut Vec::new(),
         );
         c.request(
             Ts::from_secs(1_010),
@@ -627,6 +668,7 @@ mod tests {
             ip("192.0.2.1"),
             "i.2",
             Some("y@a"),
+            &mut Vec::new(),
         );
         assert!(c
             .due(Ts::from_secs(1_000 + POLICY_LINK_SECS - 1))
@@ -648,6 +690,7 @@ mod tests {
             ip("192.0.2.1"),
             "i.1",
             Some("x@a"),
+            &mut Vec::new(),
         );
         let mut back: PolicyClaims =
             serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
@@ -658,6 +701,7 @@ mod tests {
             ip("192.0.2.1"),
             "i.1",
             Some("y@a"),
+            &mut Vec::new(),
         );
         assert_eq!(back.len(), 1);
         assert!(back.log_submission("BOB", ip("192.0.2.1")));
@@ -758,6 +802,74 @@ mod tests {
         );
         assert_eq!(c.session_helo(t, a, "", "other@example"), None);
     }
+
+    /// The maps are keyed by hashes of the names without case: a name in another case finds the
+    /// same claims and transactions, and another name at the same address finds none of them.
+    #[test]
+    fn names_in_any_case_find_their_own_entries_only() {
+        let mut c = PolicyClaims::default();
+        let a = ip("192.0.2.7");
+        let t = Ts::from_secs(1_000);
+        let mut out = Vec::new();
+        c.request(t, "Carol@Example.org", a, "i.1", Some("x@a"), &mut out);
+        c.request(t, "dave@example.org", a, "i.2", Some("x@a"), &mut out);
+        c.request(t, "CAROL@example.org", a, "i.3", Some("x@a"), &mut out);
+        // A further recipient of a transaction joins its claim, whatever case its name has.
+        c.request(t, "carol@example.org", a, "i.1", Some("y@a"), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(c.len(), 3);
+        assert!(!c.log_submission("eve@example.org", a));
+        assert!(!c.log_submission("carol@example.org", ip("192.0.2.8")));
+        assert!(c.log_submission("carol@example.org", a));
+        assert!(c.log_submission("carol@EXAMPLE.org", a));
+        assert!(
+            !c.log_submission("carol@example.org", a),
+            "dave's is not carol's"
+        );
+        let rest = c.drain();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].account, "dave@example.org");
+
+        let a = a.unwrap();
+        c.helo(t, a, "Carol", "i.1", Some("c@x"), "carol-pc");
+        c.helo(t, a, "CAROL", "i.1", Some("c@x"), "carol-pc");
+        c.helo(t, a, "Dave", "i.1", Some("d@x"), "dave-pc");
+        c.helo(t, a, "dave", "", Some("d@x"), "dave-pc");
+        c.helo(t, a, "DAVE", "", Some("d@x"), "dave-pc");
+        assert_eq!(c.session_helos(), 3, "one per transaction of each session");
+        assert_eq!(c.session_helo(t, a, "carol", "c@x"), Some("carol-pc"));
+        assert_eq!(c.session_helo(t, a, "Dave", "d@x"), Some("dave-pc"));
+        assert_eq!(c.session_helo(t, a, "dave", "d@x"), Some("dave-pc"));
+        assert_eq!(c.session_helo(t, a, "eve", "d@x"), None);
+    }
+
+    /// The snapshot's form of the claims (the look-up maps are not in it): pinned, so that a
+    /// snapshot written before a change of the maps reads back after it.
+    #[test]
+    fn snapshot_form_is_pinned() {
+        let mut c = PolicyClaims::default();
+        let t = Ts::from_secs(1_000);
+        let a = ip("192.0.2.1");
+        c.request(t, "Bob", a, "i.1", Some("x@a"), &mut Vec::new());
+        c.request(t, "bob", a, "i.1", Some("y@a"), &mut Vec::new());
+        c.helo(t, a.unwrap(), "Bob", "i.1", Some("b@a"), "pc");
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(json, SNAPSHOT_JSON);
+        let mut back: PolicyClaims = serde_json::from_str(&json).unwrap();
+        back.reindex();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        assert!(back.log_submission("BOB", a));
+        assert_eq!(back.session_helo(t, a.unwrap(), "bob", "b@a"), Some("pc"));
+    }
+
+    /// [`PolicyClaims`] as written before and after its maps were keyed by hashes.
+    const SNAPSHOT_JSON: &str = concat!(
+        r#"{"pending":{"0":{"ts":1000000000,"account":"Bob","ip":"192.0.2.1","instance":"i.1","#,
+        r#""rcpts":["x@a","y@a"]}},"next_seq":1,"now":1000000000,"stats":{"claimed":1,"#,
+        r#""matched":0,"policy_only":0,"overflowed":0,"helo_lent":0,"helo_dropped":0},"#,
+        r#""helos":[{"ip":"192.0.2.1","account":"bob","ts":1000000000,"helo":"pc","#,
+        r#""instance":"i.1","sender":"b@a","taken":false}]}"#
+    );
 
     #[test]
     fn requests_without_instance_make_one_entry_per_transaction() {

@@ -263,6 +263,9 @@ pub struct Engine {
     geo: GeoRef,
     /// Policy requests' messages waiting for their log line (see [`crate::claims`]).
     claims: PolicyClaims,
+    /// Claims a policy request made due (overflow), kept empty between requests: its memory
+    /// is reused, not allocated per request.
+    overflowed: Vec<Claim>,
     /// Alerts not taken yet, each with its place in the engine's order (see [`Offload`]).
     alerts: Vec<(u64, Alert)>,
     stats: EngineStats,
@@ -296,6 +299,7 @@ impl Engine {
             campaigns: Campaigns::new(&cfg),
             geo,
             claims: PolicyClaims::default(),
+            overflowed: Vec::new(),
             own_names,
             cfg,
             alerts: Vec::new(),
@@ -449,10 +453,11 @@ impl Engine {
             return;
         }
         let ip = client.ip.and_then(parse_ip);
-        let now = self
-            .claims
-            .request(ts, user, ip, instance.unwrap_or(""), *recipient);
-        self.count_claims(now);
+        let mut now = std::mem::take(&mut self.overflowed);
+        self.claims
+            .request(ts, user, ip, instance.unwrap_or(""), *recipient, &mut now);
+        self.count_claims(now.drain(..));
+        self.overflowed = now;
     }
 
     /// A log's `from=` line (Postfix's qmgr) of a message received over SMTP: when the log gave
@@ -500,7 +505,7 @@ impl Engine {
         self.claims.stats()
     }
 
-    fn count_claims(&mut self, claims: Vec<Claim>) {
+    fn count_claims(&mut self, claims: impl IntoIterator<Item = Claim>) {
         for c in claims {
             let rcpts: Vec<&str> = c.rcpts.iter().map(String::as_str).collect();
             self.send(c.ts, &c.account, c.ip, 1, &rcpts, 0);
