@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Interleaved A/B of two smtpscope builds as policy servers, for a shared machine: ROUNDS rounds,
-# each running the load generator (bench/policy/loadgen, CONNECTIONS connections, SECONDS s)
+# each running the load generator (bench/policy/loadgen, CONNECTIONS connections, DURATION s)
 # against build A, then build B, each a fresh `serve --policy --mode enforce`. Prints per run the
 # requests/s, p50/p99 latency and the server's CPU per request (user+system of its process over
 # the run, which other load disturbs far less than the rates), and the fail-open count.
-#   A=/path/to/old/smtpscope B=target/release/smtpscope ROUNDS=3 bench/policy/ab.sh
+#   A=/path/to/old/smtpscope B=target/release/smtpscope ROUNDS=3 DURATION=5 bench/policy/ab.sh
 #   PERF=1 ...   # also record a perf profile (DWARF call graphs) of each B run to $OUT/perf-B-N.data
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +13,13 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 : "${A:?A=path of the first build}" "${B:?B=path of the second build}"
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-8}
-SECONDS_EACH=${SECONDS:-5}
+# Not SECONDS: bash keeps its own SECONDS (seconds since the shell started), so a default for it
+# never applies (a run without it was 0 s long).
+SECONDS_EACH=${DURATION:-5}
+if [ -n "${PERF:-}" ] && [ "$SECONDS_EACH" -lt 3 ]; then
+    echo "PERF=1 needs DURATION >= 3 (perf records DURATION - 2 s of each run)" >&2
+    exit 1
+fi
 USERS=${USERS:-1000}
 [ -n "${LOADGEN_BIN:-}" ] || (cd "$HERE/loadgen" && CARGO_TARGET_DIR="$TARGET/loadgen" cargo build -q --release)
 LG=${LOADGEN_BIN:-$TARGET/loadgen/release/policy-loadgen}

@@ -6,17 +6,19 @@
 #              (auth-hijack baselines per sasl_username, containment lookup, metrics)
 #   postfwd    postfwd2 (Debian package) with an equivalent per-sasl_username rate limit
 # The same load generator (bench/policy/loadgen: CONNECTIONS connections, each sending an RCPT
-# request and waiting for the answer, like Postfix smtpd processes) runs SECONDS against each.
+# request and waiting for the answer, like Postfix smtpd processes) runs DURATION seconds against each.
 #
 # Needs: postfwd (Debian), cargo. Prints one JSON line per server and a Markdown table; writes
 # them to bench/policy/results/ with the date.
-#   CONNECTIONS=16 SECONDS=10 USERS=1000 bench/policy/run.sh
+#   CONNECTIONS=16 DURATION=10 USERS=1000 bench/policy/run.sh
 #   SMTPSCOPE_BASELINE_BIN=/path/to/older/smtpscope bench/policy/run.sh   # also that build
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CONNECTIONS=${CONNECTIONS:-16}
-SECONDS_EACH=${SECONDS:-10}
+# Not SECONDS: bash keeps its own SECONDS (seconds since the shell started), so a default for it
+# never applies.
+SECONDS_EACH=${DURATION:-10}
 USERS=${USERS:-1000}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
