@@ -146,30 +146,15 @@ fn main() {
     let days: i64 = a.get(4).map_or(1, |v| v.parse().expect("DAYS"));
 
     let live0 = LIVE.load(Ordering::Relaxed);
-    let mut parser = LineParser::new(TimeContext::utc(2026));
+    let parser = LineParser::new(TimeContext::utc(2026));
     let mut e = Engine::new(Config::default());
     let live_empty = LIVE.load(Ordering::Relaxed);
     let cpu0 = cpu_secs();
     let t0 = Instant::now();
     let mut line = String::with_capacity(512);
-    let (mut lines, mut next_sweep) = (0u64, None::<Ts>);
+    let mut feeder = Feeder::new(parser);
     let mut feed = |line: &str, e: &mut Engine| {
-        let p = parser.parse(line);
-        let (Some(h), Some(ev)) = (&p.header, &p.event) else {
-            panic!("not parsed: {line}");
-        };
-        e.feed(h.ts, h.host, h.program, h.pid, ev);
-        let now = e.stats().last_ts.unwrap_or(h.ts);
-        match next_sweep {
-            Some(t) if now < t => {}
-            Some(_) => {
-                e.flush_idle(IDLE_CLOSE_SECS);
-                next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS));
-            }
-            None => next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS)),
-        }
-        e.take_alerts();
-        lines += 1;
+        assert!(feeder.feed(line, e), "not parsed: {line}");
     };
     let per_day = accounts * msgs;
     let mut qid: u64 = 0x10_0000;
@@ -237,6 +222,7 @@ fn main() {
             );
         }
     }
+    let lines = feeder.lines;
     let cpu = cpu_secs() - cpu0;
     let wall = t0.elapsed().as_secs_f64();
     drop(line);
@@ -276,30 +262,15 @@ fn main() {
 fn log_memory(path: &str) {
     use std::io::BufRead as _;
     let live0 = LIVE.load(Ordering::Relaxed);
-    let mut parser = LineParser::new(TimeContext::utc(2026));
+    let parser = LineParser::new(TimeContext::utc(2026));
     let mut e = Engine::new(Config::default());
     let live_empty = LIVE.load(Ordering::Relaxed);
     let file = std::io::BufReader::new(std::fs::File::open(path).expect("open the log"));
-    let (mut lines, mut next_sweep) = (0u64, None::<Ts>);
+    let mut feeder = Feeder::new(parser);
     for line in file.lines() {
-        let line = line.expect("read the log");
-        let p = parser.parse(&line);
-        let (Some(h), Some(ev)) = (&p.header, &p.event) else {
-            continue;
-        };
-        e.feed(h.ts, h.host, h.program, h.pid, ev);
-        let now = e.stats().last_ts.unwrap_or(h.ts);
-        match next_sweep {
-            Some(t) if now < t => {}
-            Some(_) => {
-                e.flush_idle(IDLE_CLOSE_SECS);
-                next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS));
-            }
-            None => next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS)),
-        }
-        e.take_alerts();
-        lines += 1;
+        feeder.feed(&line.expect("read the log"), &mut e);
     }
+    let lines = feeder.lines;
     let state = LIVE.load(Ordering::Relaxed) - live_empty;
     let in_flight = e.correlator_stats().peak_in_flight;
     let mut parts = String::new();
@@ -316,4 +287,44 @@ fn log_memory(path: &str) {
         live_empty - live0,
         status_kb("VmHWM:"),
     );
+}
+
+/// Feeds log lines to an engine as `analyze --threads 1` does: idle messages closed by the same
+/// sweep (`IDLE_SWEEP_SECS`, `IDLE_CLOSE_SECS`), alerts taken and dropped.
+struct Feeder {
+    parser: LineParser,
+    next_sweep: Option<Ts>,
+    /// Lines fed (parsed ones).
+    lines: u64,
+}
+
+impl Feeder {
+    fn new(parser: LineParser) -> Self {
+        Feeder {
+            parser,
+            next_sweep: None,
+            lines: 0,
+        }
+    }
+
+    /// Feed one line; false when it does not parse into an event.
+    fn feed(&mut self, line: &str, e: &mut Engine) -> bool {
+        let p = self.parser.parse(line);
+        let (Some(h), Some(ev)) = (&p.header, &p.event) else {
+            return false;
+        };
+        e.feed(h.ts, h.host, h.program, h.pid, ev);
+        let now = e.stats().last_ts.unwrap_or(h.ts);
+        match self.next_sweep {
+            Some(t) if now < t => {}
+            Some(_) => {
+                e.flush_idle(IDLE_CLOSE_SECS);
+                self.next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS));
+            }
+            None => self.next_sweep = Some(now.plus_secs(IDLE_SWEEP_SECS)),
+        }
+        e.take_alerts();
+        self.lines += 1;
+        true
+    }
 }

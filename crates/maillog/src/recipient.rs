@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::record::Outcome;
+use crate::record::{cut_at_char, Outcome};
 use crate::time::Ts;
 
 /// The texts of a recipient, in the order they are stored.
@@ -144,7 +144,7 @@ impl Recipient {
             if let Some(t) = t {
                 present |= 1 << i;
                 let room = usize::from(u16::MAX) - s.len();
-                s.push_str(cut(t, room));
+                s.push_str(cut_at_char(t, room));
             }
             ends[i] = u16::try_from(s.len()).unwrap_or(u16::MAX);
         }
@@ -165,18 +165,6 @@ impl Recipient {
             ts: self.ts,
         }
     }
-}
-
-/// `s` cut to at most `n` bytes at a character boundary.
-fn cut(s: &str, n: usize) -> &str {
-    if s.len() <= n {
-        return s;
-    }
-    let mut e = n;
-    while !s.is_char_boundary(e) {
-        e -= 1;
-    }
-    &s[..e]
 }
 
 impl std::fmt::Debug for Recipient {

@@ -256,10 +256,15 @@ fn cap(s: &str) -> String {
 
 /// `s` cut to [`MAX_FIELD`] bytes at a character boundary, borrowed.
 fn cap_str(s: &str) -> &str {
-    if s.len() <= MAX_FIELD {
+    cut_at_char(s, MAX_FIELD)
+}
+
+/// `s` cut to at most `n` bytes at a character boundary, borrowed.
+pub(crate) fn cut_at_char(s: &str, n: usize) -> &str {
+    if s.len() <= n {
         return s;
     }
-    let mut e = MAX_FIELD;
+    let mut e = n;
     while !s.is_char_boundary(e) {
         e -= 1;
     }
