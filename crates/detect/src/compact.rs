@@ -100,7 +100,7 @@ pub struct RecentStrings(String);
 impl RecentStrings {
     /// Strings held.
     pub fn len(&self) -> usize {
-        self.0.bytes().filter(|&b| b == RECENT_SEP_BYTE).count()
+        memchr::memchr_iter(RECENT_SEP_BYTE, self.0.as_bytes()).count()
     }
 
     /// True when none.
@@ -124,13 +124,9 @@ impl RecentStrings {
         if held >= keep {
             // Cut after the (held - keep + 1)-th separator: `keep - 1` strings stay.
             let drop = held - keep + 1;
-            let end = self
-                .0
-                .bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == RECENT_SEP_BYTE)
+            let end = memchr::memchr_iter(RECENT_SEP_BYTE, self.0.as_bytes())
                 .nth(drop - 1)
-                .map_or(self.0.len(), |(i, _)| i + 1);
+                .map_or(self.0.len(), |i| i + 1);
             self.0.drain(..end);
         }
         let need = self.0.len() + x.len() + RECENT_SEP.len_utf8();
@@ -138,7 +134,7 @@ impl RecentStrings {
             // Exactly: a handful of addresses per entity, rarely growing once the ring is full.
             self.0.reserve_exact(need - self.0.len());
         }
-        if x.as_bytes().contains(&RECENT_SEP_BYTE) {
+        if memchr::memchr(RECENT_SEP_BYTE, x.as_bytes()).is_some() {
             self.0
                 .extend(x.chars().map(|c| if c == RECENT_SEP { ' ' } else { c }));
         } else {
