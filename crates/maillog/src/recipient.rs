@@ -110,8 +110,8 @@ impl Recipient {
             return;
         }
         let (addr, orig) = (self.get(Field::Addr), self.orig());
-        let texts = [addr, orig, dsn, relay, transport, reply];
-        let packed = Self::packed(texts);
+        // Packed into a new block before the old one (which `addr` and `orig` borrow) is replaced.
+        let packed = Self::packed([addr, orig, dsn, relay, transport, reply]);
         (self.text, self.ends, self.present) = packed;
     }
 
@@ -151,7 +151,7 @@ impl Recipient {
         (s.into_boxed_str(), ends, present)
     }
 
-    /// The texts as owned, optional strings (the serialized shape).
+    /// The texts, borrowed, in the serialized shape.
     fn repr(&self) -> RecipientRepr<'_> {
         RecipientRepr {
             addr: std::borrow::Cow::Borrowed(self.addr()),
