@@ -62,6 +62,16 @@ for t in tests/e2e/run.sh tests/e2e/report.sh tests/e2e/dashboard.sh tests/e2e/s
     if timeout "$limit" env $vars bash "$script"; then e2e_pass=$((e2e_pass+1)); else echo "FAILED: $t"; e2e_fail=$((e2e_fail+1)); fi
 done
 
+# What the build dirs take and what is left (CI's disk once ran out in the fuzz build).
+disk_report() { echo "== disk: $(du -sh "${CARGO_TARGET_DIR:-$ROOT/target}" fuzz/target 2>/dev/null | cut -f1 | paste -sd' ') in build dirs, $(df -h . | awk 'NR==2{print $4}') free"; }
+disk_report
+# Nothing after this point uses the workspace's build dir; .ci/run asks for it to be freed
+# before the fuzz build (a CI disk too small for both once stopped the fuzz build).
+if [ "${FREE_BUILD_DIR_BEFORE_FUZZ:-0}" = 1 ]; then
+    echo "== freeing the workspace's build dir for the fuzz build (FREE_BUILD_DIR_BEFORE_FUZZ=1)"
+    cargo clean -q
+    disk_report
+fi
 echo "== fuzz (every target ${FUZZ_SECS:=25} s, fuzz/run.sh)"
 export FUZZ_SECS
 fuzz_log=/tmp/smtpscope-fuzz.log
@@ -69,6 +79,7 @@ if bash fuzz/run.sh 2>&1 | tee "$fuzz_log"; then :; fi
 e2e_pass=$((e2e_pass + $(grep -c "^fuzz .*: ok" "$fuzz_log" || true)))
 e2e_fail=$((e2e_fail + $(grep -c "^FAILED" "$fuzz_log" || true)))
 grep -q "^fuzz: built" "$fuzz_log" || { echo "FAILED: fuzz build"; e2e_fail=$((e2e_fail+1)); }
+disk_report
 
 e2e_fail=$((e2e_fail + lint_fail))
 echo "$((passed + e2e_pass)) passed, $e2e_fail failed"
