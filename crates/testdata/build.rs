@@ -8,7 +8,10 @@ use std::io;
 use std::path::Path;
 
 fn main() -> io::Result<()> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+    // Read at run time, not `env!`: a build script compiled in another checkout that shares
+    // this target directory would otherwise unpack that checkout's (or a removed one's) data.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let src = Path::new(&manifest).join("../../tests/data");
     let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("data");
     println!("cargo:rerun-if-changed={}", src.display());
     if out.exists() {
