@@ -6,6 +6,8 @@
 //! here, and readers (the report, the dashboard, the evaluator) read it back through [`Evidence`]
 //! rather than by string keys, so a renamed field breaks the build, not the report.
 
+use std::borrow::Cow;
+
 use maillog::record::{MessageRecord, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -139,53 +141,119 @@ pub struct MessageSample {
     pub more_failed: usize,
 }
 
-fn cut(s: &str, n: usize) -> String {
+fn cut(s: &str, n: usize) -> Cow<'_, str> {
     if s.len() <= n {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let mut e = n;
     while !s.is_char_boundary(e) {
         e -= 1;
     }
-    format!("{}…", &s[..e])
+    Cow::Owned(format!("{}…", &s[..e]))
 }
 
 impl MessageSample {
     /// Sample a record.
     pub fn of(r: &MessageRecord) -> MessageSample {
-        let mut recipients = Vec::new();
-        let (mut more_d, mut more_f) = (0, 0);
-        let mut order: Vec<_> = r.recipients.iter().collect();
-        order.sort_by_key(|x| !x.outcome.is_failure());
-        for rc in order {
-            if recipients.len() < SAMPLE_RECIPIENTS {
-                recipients.push(RcptSample {
-                    addr: rc.addr().to_string(),
-                    outcome: rc.outcome,
-                    dsn: rc.dsn().map(str::to_string),
-                    reply: if rc.outcome.is_delivered() {
-                        None
-                    } else {
-                        rc.reply().map(|x| cut(x, 160))
-                    },
-                });
-            } else if rc.outcome.is_failure() {
-                more_f += 1;
-            } else {
-                more_d += 1;
-            }
-        }
+        let s = SampleOf::of(r);
         MessageSample {
+            time: s.time,
+            qid: s.qid.to_string(),
+            sender: s.sender.to_string(),
+            size: s.size,
+            client: s.client,
+            helo: s.helo.map(str::to_string),
+            auth_user: s.auth_user.map(str::to_string),
+            recipients: s
+                .recipients
+                .into_iter()
+                .map(|r| RcptSample {
+                    addr: r.addr.to_string(),
+                    outcome: r.outcome,
+                    dsn: r.dsn.map(str::to_string),
+                    reply: r.reply.map(Cow::into_owned),
+                })
+                .collect(),
+            more_delivered: s.more_delivered,
+            more_failed: s.more_failed,
+        }
+    }
+}
+
+/// The recipients a sample lists — failed ones first, then delivered, each group in the
+/// record's order, up to [`SAMPLE_RECIPIENTS`] — and how many delivered and failed ones it
+/// leaves out.
+fn pick_recipients(r: &MessageRecord) -> (Vec<RcptOf<'_>>, usize, usize) {
+    let mut picked = Vec::with_capacity(r.recipients.len().min(SAMPLE_RECIPIENTS));
+    let (mut more_delivered, mut more_failed) = (0, 0);
+    let failed_first = r.recipients.iter().filter(|x| x.outcome.is_failure());
+    let then_others = r.recipients.iter().filter(|x| !x.outcome.is_failure());
+    for rc in failed_first.chain(then_others) {
+        if picked.len() < SAMPLE_RECIPIENTS {
+            picked.push(RcptOf {
+                addr: rc.addr(),
+                outcome: rc.outcome,
+                dsn: rc.dsn(),
+                reply: if rc.outcome.is_delivered() {
+                    None
+                } else {
+                    rc.reply().map(|x| cut(x, SAMPLE_REPLY_BYTES))
+                },
+            });
+        } else if rc.outcome.is_failure() {
+            more_failed += 1;
+        } else {
+            more_delivered += 1;
+        }
+    }
+    (picked, more_delivered, more_failed)
+}
+
+/// Longest reply text a sample keeps, in bytes (cut at a character boundary, `…` added).
+const SAMPLE_REPLY_BYTES: usize = 160;
+
+/// A recipient of a sample, borrowed from its record: serialized as a [`StoredRcpt`].
+#[derive(Serialize)]
+struct RcptOf<'a> {
+    addr: &'a str,
+    outcome: Outcome,
+    dsn: Option<&'a str>,
+    reply: Option<Cow<'a, str>>,
+}
+
+/// A sample borrowed from its record: serialized (packed) exactly as the [`StoredSample`] of
+/// [`MessageSample::of`] the same record, without its strings copied first (building the
+/// owned sample for every failing record, then packing it, was 3.5% of `analyze`'s
+/// instructions; docs/PERFORMANCE.md). The field order is [`StoredSample`]'s: positional.
+#[derive(Serialize)]
+struct SampleOf<'a> {
+    time: String,
+    qid: &'a str,
+    sender: &'a str,
+    size: Option<u64>,
+    client: Option<String>,
+    helo: Option<&'a str>,
+    auth_user: Option<&'a str>,
+    recipients: Vec<RcptOf<'a>>,
+    more_delivered: usize,
+    more_failed: usize,
+}
+
+impl<'a> SampleOf<'a> {
+    /// The sample of a record.
+    fn of(r: &'a MessageRecord) -> SampleOf<'a> {
+        let (recipients, more_delivered, more_failed) = pick_recipients(r);
+        SampleOf {
             time: r.accepted.display_utc(),
-            qid: r.qid.clone(),
-            sender: r.sender.clone().unwrap_or_default(),
+            qid: &r.qid,
+            sender: r.sender.as_deref().unwrap_or_default(),
             size: r.size,
             client: r.client_ip.map(|i| i.to_string()),
-            helo: r.helo.clone(),
-            auth_user: r.auth_user.clone(),
+            helo: r.helo.as_deref(),
+            auth_user: r.auth_user.as_deref(),
             recipients,
-            more_delivered: more_d,
-            more_failed: more_f,
+            more_delivered,
+            more_failed,
         }
     }
 }
@@ -270,19 +338,20 @@ impl From<StoredSample> for MessageSample {
 /// A small ring of samples: keeps the first `n/2` and the latest `n - n/2`.
 ///
 /// Most entities never have a sample (one null pointer); the others keep theirs packed
-/// ([`Packed`], read only when an alert is raised), the first ones then the latest in one byte
-/// string. A snapshot holds the struct it was before ([`SamplesFields`]): the first ones, the
-/// latest ones and how many were offered.
+/// ([`Packed`], read only when an alert is raised): the first ones in one byte string, the
+/// latest in another, so that replacing the oldest of the latest walks past no other sample.
+/// A snapshot holds the struct it was before ([`SamplesFields`]): the first ones, the latest
+/// ones and how many were offered.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Samples(Rare<Kept>);
 
 /// The samples of an entity that has some.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Kept {
-    /// The first ones, then the latest ones.
-    all: Packed<StoredSample>,
-    /// How many of `all` are the first ones.
-    first: u32,
+    /// The first ones.
+    first: Packed<StoredSample>,
+    /// The latest ones, oldest first.
+    last: Packed<StoredSample>,
     /// How many were offered.
     seen: u64,
 }
@@ -298,35 +367,55 @@ struct SamplesFields {
 impl Samples {
     /// Add one, keeping at most `n`.
     pub fn push(&mut self, s: MessageSample, n: usize) {
+        self.keep(&StoredSample::from(s), n);
+    }
+
+    /// Add the sample of a record, keeping at most `n`: what `push(MessageSample::of(r), n)`
+    /// keeps, packed straight from the record.
+    pub fn push_record(&mut self, r: &MessageRecord, n: usize) {
+        self.keep(&SampleOf::of(r), n);
+    }
+
+    /// Keep `stored`, which serializes as a [`StoredSample`].
+    fn keep(&mut self, stored: &impl Serialize, n: usize) {
         let k = self.0.get_or_default();
         k.seen += 1;
-        let first = k.first as usize;
-        if first < n / 2 {
-            k.all.insert(first, &s.into());
-            k.first += 1;
+        if k.first.len() < n / 2 {
+            k.first.push_as(stored);
             return;
         }
-        let stored = s.into();
-        if k.all.len() - first >= n - n / 2 {
-            // The rolling half is full: its oldest goes as this one comes.
-            k.all.remove_push(first, &stored);
-        } else {
-            k.all.push(&stored);
+        let latest = n - n / 2;
+        if latest == 0 {
+            return;
         }
-        while k.all.len() - first > n - n / 2 {
-            k.all.remove(first);
+        if k.last.len() >= latest {
+            // The rolling half is full: its oldest goes as this one comes.
+            k.last.remove_push_as(0, stored);
+        } else {
+            k.last.push_as(stored);
+        }
+        while k.last.len() > latest {
+            k.last.remove(0);
         }
     }
 
     /// The kept samples, in order.
     pub fn to_vec(&self) -> Vec<MessageSample> {
-        self.0.get().map_or_else(Vec::new, |k| {
-            k.all
-                .to_vec()
+        let (first, last) = self.parts();
+        first.into_iter().chain(last).collect()
+    }
+
+    /// The first ones and the latest ones, decoded.
+    fn parts(&self) -> (Vec<MessageSample>, Vec<MessageSample>) {
+        let decode = |p: &Packed<StoredSample>| {
+            p.to_vec()
                 .into_iter()
                 .map(MessageSample::from)
-                .collect()
-        })
+                .collect::<Vec<_>>()
+        };
+        self.0
+            .get()
+            .map_or_else(Default::default, |k| (decode(&k.first), decode(&k.last)))
     }
 
     /// How many were offered.
@@ -337,8 +426,7 @@ impl Samples {
 
 impl Serialize for Samples {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut first = self.to_vec();
-        let last = first.split_off((self.0.get().map_or(0, |k| k.first) as usize).min(first.len()));
+        let (first, last) = self.parts();
         SamplesFields {
             first,
             last,
@@ -352,12 +440,14 @@ impl<'de> Deserialize<'de> for Samples {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let f = SamplesFields::deserialize(d)?;
         let mut k = Kept {
-            first: u32::try_from(f.first.len()).unwrap_or(u32::MAX),
             seen: f.seen,
             ..Kept::default()
         };
-        for m in f.first.into_iter().chain(f.last) {
-            k.all.push(&m.into());
+        for m in f.first {
+            k.first.push(&m.into());
+        }
+        for m in f.last {
+            k.last.push(&m.into());
         }
         let mut r = Rare::default();
         r.set(k);
@@ -413,6 +503,96 @@ mod tests {
             more_delivered: i,
             more_failed: 0,
         }
+    }
+
+    /// A record of `n` recipients whose outcomes cycle through every kind, with replies long
+    /// and short (cut inside a multi-byte character), and the optional fields set or not by `i`.
+    fn record(i: usize, n: usize) -> MessageRecord {
+        use maillog::record::{Origin, Recipient};
+        use maillog::Ts;
+        let outcomes = [
+            Outcome::Delivered,
+            Outcome::Bounced,
+            Outcome::Deferred,
+            Outcome::DeferredThenDelivered,
+            Outcome::Expired,
+            Outcome::Discarded,
+        ];
+        let ts = Ts::from_secs(1_763_600_000 + 61 * i as i64);
+        let long = format!("550 5.1.1 {} no such user", "é".repeat(100 + i));
+        let recipients = (0..n)
+            .map(|k| {
+                let reply = match k % 3 {
+                    0 => Some(long.as_str()),
+                    1 => Some("250 2.0.0 Ok: queued as ABC"),
+                    _ => None,
+                };
+                Recipient::new(
+                    &format!("r{k}@far{i}.example"),
+                    (k % 4 == 1).then_some("orig@here.example"),
+                    outcomes[(k + i) % outcomes.len()],
+                    ts,
+                )
+                .with_attempt([
+                    (k % 2 == 0).then_some("5.1.1"),
+                    None,
+                    Some("smtp"),
+                    reply,
+                ])
+            })
+            .collect();
+        MessageRecord {
+            host: "mx1".to_string(),
+            qid: format!("Q{i}"),
+            accepted: ts,
+            finished: ts,
+            origin: Origin::Smtp,
+            client_ip: match i % 3 {
+                0 => None,
+                1 => Some("192.0.2.7".parse().unwrap()),
+                _ => Some("2001:db8::7".parse().unwrap()),
+            },
+            client_host: None,
+            helo: i.is_multiple_of(2).then(|| "pc-7".to_string()),
+            auth_user: (i % 2 == 1).then(|| format!("user{i}")),
+            local_user: None,
+            sender: (!i.is_multiple_of(5)).then(|| format!("s{i}@here.example")),
+            size: (i % 3 != 1).then_some(1000 + i as u64),
+            nrcpt: Some(n as u32),
+            message_id: None,
+            recipients,
+            rejected: None,
+            held: false,
+            notices: 0,
+            complete: true,
+            filter: None,
+        }
+    }
+
+    /// A record's sample packed straight from it is the one its owned [`MessageSample`] packs
+    /// to, byte for byte, and reads back as that sample.
+    #[test]
+    fn samples_of_records_pack_as_their_owned_samples() {
+        for n in [2, 10] {
+            let (mut direct, mut owned) = (Samples::default(), Samples::default());
+            let mut want = Vec::new();
+            for i in 0..14 {
+                let r = record(i, [0, 1, 3, 8, 9, 20][i % 6]);
+                direct.push_record(&r, n);
+                owned.push(MessageSample::of(&r), n);
+                want.push(MessageSample::of(&r));
+                assert_eq!(direct, owned, "n {n}, record {i}");
+            }
+            let kept = direct.to_vec();
+            assert_eq!(kept.last(), want.last());
+            assert!(kept.iter().all(|k| want.contains(k)));
+        }
+        let s = MessageSample::of(&record(1, 20));
+        assert_eq!(s.recipients.len(), SAMPLE_RECIPIENTS);
+        assert!(s.recipients[0].outcome.is_failure());
+        assert_eq!(s.more_delivered + s.more_failed, 20 - SAMPLE_RECIPIENTS);
+        let cut = s.recipients[0].reply.as_deref().unwrap();
+        assert!(cut.ends_with('…') && cut.len() <= SAMPLE_REPLY_BYTES + '…'.len_utf8());
     }
 
     #[test]

@@ -677,10 +677,17 @@ fn local_part(addr: &str) -> &str {
     addr.rsplit_once('@').map(|(l, _)| l).unwrap_or(addr)
 }
 
+/// What Postfix writes between the remote host and its reply, searched once per failed
+/// recipient (`str::split_once` built a searcher each time).
+static SAID: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(" said: "));
+
 /// Normalize a failure reply for grouping: code and first words.
 fn reply_key(r: &str, out: &mut String) {
     // "host mx.example[192.0.2.1] said: 550 5.1.1 <a@b>: Recipient address rejected: …"
-    let r = r.split_once(" said: ").map_or(r, |(_, rest)| rest);
+    let r = SAID
+        .find(r.as_bytes())
+        .map_or(r, |i| &r[i + SAID.needle().len()..]);
     out.clear();
     for (i, w) in r
         .split_whitespace()
@@ -886,7 +893,7 @@ impl Extrusion {
                     }
                 }
             }
-            st.samples.push(MessageSample::of(rec), n_samples);
+            st.samples.push_record(rec, n_samples);
         }
 
         // Per-sender accounting of a client or account relaying for several senders.
@@ -1236,7 +1243,7 @@ fn split_observe(
                 g.tally.add(ts, window, o);
                 g.last = ts;
                 if o.failed > 0 {
-                    g.samples.push(MessageSample::of(rec), SENDER_SAMPLES);
+                    g.samples.push_record(rec, SENDER_SAMPLES);
                 }
             }
             None => sp.dropped += 1,
@@ -1364,6 +1371,21 @@ impl crate::config::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reply_keys_are_the_remote_code_and_first_words() {
+        let mut k = String::from("stale");
+        reply_key(
+            "host mx.example[192.0.2.1] said: 550 5.1.1 <a@b.example>: Recipient address \
+             rejected: User unknown in virtual mailbox table (in reply to RCPT TO command)",
+            &mut k,
+        );
+        assert_eq!(k, "550 5.1.1 Recipient address rejected: User unknown in");
+        reply_key("552 5.2.2 mailbox full é said:nothing", &mut k);
+        assert_eq!(k, "552 5.2.2 mailbox full é said:nothing");
+        reply_key("", &mut k);
+        assert_eq!(k, "");
+    }
     use maillog::record::Origin;
 
     #[test]

@@ -11,6 +11,7 @@
 
 use std::marker::PhantomData;
 
+use rmp::Marker;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -74,31 +75,36 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
 
     /// Append one (re-allocates the byte string exactly: for short lists).
     pub fn push(&mut self, x: &T) {
+        self.push_as(x);
+    }
+
+    /// Append `x`, a value that serializes as a `T` does (a borrowed view of one, say: the
+    /// caller's tests check the bytes are the same).
+    pub fn push_as(&mut self, x: &impl Serialize) {
         let mut v = std::mem::take(&mut self.bytes).into_vec();
-        v.reserve_exact(64);
+        v.reserve_exact(VALUE_RESERVE);
         rmp_serde::encode::write(&mut v, x).expect("serializing to memory does not fail");
         self.bytes = v.into_boxed_slice();
         self.len += 1;
     }
 
-    /// Byte offset of value `i` (the end when `i` is the length): the values before it skipped.
+    /// Byte offset of value `i` (the end when `i` is the length): the values before it skipped
+    /// by their MessagePack markers ([`skip`]), without decoding them.
     fn offset(&self, i: usize) -> usize {
-        let mut rest: &[u8] = &self.bytes;
-        for _ in 0..i.min(self.len()) {
-            let mut de = rmp_serde::Deserializer::new(&mut rest);
-            serde::de::IgnoredAny::deserialize(&mut de).expect("decodes: written by push");
-        }
-        self.bytes.len() - rest.len()
+        skip(&self.bytes, 0, i.min(self.len())).expect("well formed: written by push")
     }
 
     /// Put `x` before value `i` (at the end when `i` is the length; re-allocates exactly).
     pub fn insert(&mut self, i: usize, x: &T) {
+        self.insert_as(i, x);
+    }
+
+    /// [`Packed::insert`] of a value that serializes as a `T` does (see [`Packed::push_as`]).
+    pub fn insert_as(&mut self, i: usize, x: &impl Serialize) {
         let at = self.offset(i);
-        let mut one = Vec::new();
-        rmp_serde::encode::write(&mut one, x).expect("serializing to memory does not fail");
-        let mut v = Vec::with_capacity(self.bytes.len() + one.len());
+        let mut v = Vec::with_capacity(self.bytes.len() + VALUE_RESERVE);
         v.extend_from_slice(&self.bytes[..at]);
-        v.extend_from_slice(&one);
+        rmp_serde::encode::write(&mut v, x).expect("serializing to memory does not fail");
         v.extend_from_slice(&self.bytes[at..]);
         self.bytes = v.into_boxed_slice();
         self.len += 1;
@@ -109,20 +115,22 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
     /// of samples (`evidence::Samples`) does this for every record it keeps once full: done as
     /// two steps it was 9% of `analyze`'s CPU.
     pub fn remove_push(&mut self, i: usize, x: &T) {
+        self.remove_push_as(i, x);
+    }
+
+    /// [`Packed::remove_push`] of a value that serializes as a `T` does (see
+    /// [`Packed::push_as`]). The new value is written straight into the new byte string, sized
+    /// for a value as long as the one taken out.
+    pub fn remove_push_as(&mut self, i: usize, x: &impl Serialize) {
         if i >= self.len() {
-            return self.push(x);
+            return self.push_as(x);
         }
         let from = self.offset(i);
-        let mut rest = &self.bytes[from..];
-        let mut de = rmp_serde::Deserializer::new(&mut rest);
-        serde::de::IgnoredAny::deserialize(&mut de).expect("decodes: written by push");
-        let to = self.bytes.len() - rest.len();
-        let mut one = Vec::new();
-        rmp_serde::encode::write(&mut one, x).expect("serializing to memory does not fail");
-        let mut v = Vec::with_capacity(self.bytes.len() - (to - from) + one.len());
+        let to = skip(&self.bytes, from, 1).expect("well formed: written by push");
+        let mut v = Vec::with_capacity(self.bytes.len() + VALUE_RESERVE);
         v.extend_from_slice(&self.bytes[..from]);
         v.extend_from_slice(&self.bytes[to..]);
-        v.extend_from_slice(&one);
+        rmp_serde::encode::write(&mut v, x).expect("serializing to memory does not fail");
         self.bytes = v.into_boxed_slice();
     }
 
@@ -131,7 +139,8 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
         if i >= self.len() {
             return;
         }
-        let (from, to) = (self.offset(i), self.offset(i + 1));
+        let from = self.offset(i);
+        let to = skip(&self.bytes, from, 1).expect("well formed: written by push");
         let mut v = Vec::with_capacity(self.bytes.len() - (to - from));
         v.extend_from_slice(&self.bytes[..from]);
         v.extend_from_slice(&self.bytes[to..]);
@@ -146,6 +155,67 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
             .map(|_| T::deserialize(&mut de).expect("decodes: written by push"))
             .collect()
     }
+}
+
+/// Spare room when a value is written into a new byte string (shrunk to fit after): most of
+/// a short value, so that writing one rarely grows the buffer twice.
+const VALUE_RESERVE: usize = 64;
+
+/// The offset just past `values` whole MessagePack values that start at `at` in `b` (`None`
+/// when `b` ends inside one or holds the reserved marker).
+///
+/// Finding the `i`-th sample used to decode the ones before it with serde's `IgnoredAny`, which
+/// checks every string's UTF-8 and goes through the deserializer per value: 3.4% of `analyze`'s
+/// CPU (profile of 2026-12-03 14:05 UTC, docs/PERFORMANCE.md). A value's length is in its
+/// marker and the length field after it (the MessagePack specification's formats), so the walk
+/// only reads those; a container adds its items (a map two per entry) to the values left.
+/// Written here rather than taken from a crate: `rmp` gives the markers but no skip.
+fn skip(b: &[u8], mut at: usize, mut values: usize) -> Option<usize> {
+    while values > 0 {
+        values -= 1;
+        let marker = Marker::from_u8(*b.get(at)?);
+        at += 1;
+        // Bytes of payload after the marker and its length field, and values it contains.
+        let (payload, items) = match marker {
+            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
+                (0, 0)
+            }
+            Marker::U8 | Marker::I8 => (1, 0),
+            Marker::U16 | Marker::I16 => (2, 0),
+            Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
+            Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
+            Marker::FixStr(n) => (usize::from(n), 0),
+            Marker::Str8 | Marker::Bin8 => (length(b, &mut at, 1)?, 0),
+            Marker::Str16 | Marker::Bin16 => (length(b, &mut at, 2)?, 0),
+            Marker::Str32 | Marker::Bin32 => (length(b, &mut at, 4)?, 0),
+            Marker::FixArray(n) => (0, usize::from(n)),
+            Marker::Array16 => (0, length(b, &mut at, 2)?),
+            Marker::Array32 => (0, length(b, &mut at, 4)?),
+            Marker::FixMap(n) => (0, 2 * usize::from(n)),
+            Marker::Map16 => (0, 2 * length(b, &mut at, 2)?),
+            Marker::Map32 => (0, 2usize.checked_mul(length(b, &mut at, 4)?)?),
+            // An extension's type byte, then its data.
+            Marker::FixExt1 => (2, 0),
+            Marker::FixExt2 => (3, 0),
+            Marker::FixExt4 => (5, 0),
+            Marker::FixExt8 => (9, 0),
+            Marker::FixExt16 => (17, 0),
+            Marker::Ext8 => (length(b, &mut at, 1)? + 1, 0),
+            Marker::Ext16 => (length(b, &mut at, 2)? + 1, 0),
+            Marker::Ext32 => (length(b, &mut at, 4)?.checked_add(1)?, 0),
+            Marker::Reserved => return None,
+        };
+        at = at.checked_add(payload)?;
+        values = values.checked_add(items)?;
+    }
+    (at <= b.len()).then_some(at)
+}
+
+/// A big-endian length field of `n` bytes at `*at`, which moves past it.
+fn length(b: &[u8], at: &mut usize, n: usize) -> Option<usize> {
+    let field = b.get(*at..at.checked_add(n)?)?;
+    *at += n;
+    Some(field.iter().fold(0, |v, &x| (v << 8) | usize::from(x)))
 }
 
 impl<T: Serialize + DeserializeOwned> Serialize for Packed<T> {
@@ -205,6 +275,104 @@ mod tests {
         let mut c = Packed::default();
         c.remove_push(0, &s(1));
         assert_eq!(c.to_vec(), [s(1)]);
+    }
+
+    /// One value of every MessagePack format (the specification's list), nested too.
+    fn every_format() -> Vec<Vec<u8>> {
+        use rmp::encode as e;
+        let mut out = Vec::new();
+        let mut one = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = Vec::new();
+            f(&mut v);
+            out.push(v);
+        };
+        one(&|v| e::write_nil(v).unwrap());
+        one(&|v| e::write_bool(v, true).unwrap());
+        for x in [
+            0u64,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            u32::MAX as u64 + 1,
+        ] {
+            one(&|v| {
+                e::write_uint(v, x).unwrap();
+            });
+        }
+        for x in [-1i64, -32, -33, -128, -129, -32_768, -32_769, i64::MIN] {
+            one(&|v| {
+                e::write_sint(v, x).unwrap();
+            });
+        }
+        one(&|v| e::write_f32(v, 1.5).unwrap());
+        one(&|v| e::write_f64(v, -2.25).unwrap());
+        for n in [0usize, 31, 32, 255, 256, 65_535, 65_536] {
+            let text = "é".repeat(n / 2) + &"x".repeat(n % 2);
+            one(&|v| e::write_str(v, &text).unwrap());
+            let bytes = vec![0xc1u8; n];
+            one(&|v| e::write_bin(v, &bytes).unwrap());
+        }
+        for n in [1u32, 2, 4, 8, 16, 0, 3, 300, 70_000] {
+            one(&|v| {
+                e::write_ext_meta(v, n, 7).unwrap();
+                v.extend(std::iter::repeat_n(0xffu8, n as usize));
+            });
+        }
+        for n in [0u32, 15, 16, 65_536] {
+            one(&|v| {
+                e::write_array_len(v, n).unwrap();
+                for i in 0..n {
+                    e::write_uint(v, u64::from(i)).unwrap();
+                }
+            });
+            one(&|v| {
+                e::write_map_len(v, n).unwrap();
+                for i in 0..n {
+                    e::write_str(v, "k").unwrap();
+                    e::write_array_len(v, 2).unwrap();
+                    e::write_nil(v).unwrap();
+                    e::write_uint(v, u64::from(i)).unwrap();
+                }
+            });
+        }
+        out
+    }
+
+    /// `skip` ends each value where decoding it ends, alone and after others, and finds a cut
+    /// value or the reserved marker ill formed rather than reading past the end.
+    #[test]
+    fn skip_ends_values_where_decoding_does() {
+        let values = every_format();
+        let mut all = Vec::new();
+        for v in &values {
+            let mut rest = &v[..];
+            let mut de = rmp_serde::Deserializer::new(&mut rest);
+            serde::de::IgnoredAny::deserialize(&mut de).unwrap();
+            assert!(
+                rest.is_empty(),
+                "decoding ends at the value's end: {:x?}",
+                &v[..1]
+            );
+            assert_eq!(skip(v, 0, 1), Some(v.len()), "marker {:x?}", &v[..1]);
+            for cut in [0, 1, v.len() / 2, v.len() - 1] {
+                if cut < v.len() {
+                    assert_eq!(skip(&v[..cut], 0, 1), None, "{:x?} cut at {cut}", &v[..1]);
+                }
+            }
+            all.extend_from_slice(v);
+        }
+        let mut at = 0;
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(skip(&all, 0, i), Some(at));
+            at += v.len();
+            assert_eq!(skip(&all, at - v.len(), 1), Some(at));
+        }
+        assert_eq!(skip(&all, 0, values.len()), Some(all.len()));
+        assert_eq!(skip(&[0xc1], 0, 1), None);
+        assert_eq!(skip(&[0xdd, 0xff, 0xff, 0xff, 0xff], 0, 1), None);
     }
 
     #[test]
