@@ -16,6 +16,17 @@ pub struct Ts(pub i64);
 /// Microseconds in one second.
 pub const MICROS: i64 = 1_000_000;
 
+/// Bytes of the longest usual [`Ts::rfc3339`] (`2026-11-20T10:47:15.123456Z`).
+const DATE_TIME_CAPACITY: usize = 27;
+
+/// `v` (0 ≤ v < 10^width) in `width` decimal digits, zero-padded.
+fn push_digits(out: &mut String, v: i64, width: u32) {
+    for k in (0..width).rev() {
+        let digit = (v / 10_i64.pow(k)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
+}
+
 impl Ts {
     /// From whole seconds since the epoch.
     pub const fn from_secs(s: i64) -> Ts {
@@ -31,28 +42,44 @@ impl Ts {
     }
     /// RFC 3339 in UTC, `2026-11-20T10:47:15Z` (fraction only when non-zero).
     pub fn rfc3339(self) -> String {
-        let secs = self.secs();
         let micros = self.0.rem_euclid(MICROS);
-        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-        let sod = secs.rem_euclid(86_400);
-        let (h, mi, s) = (sod / 3600, (sod / 60) % 60, sod % 60);
-        if micros == 0 {
-            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-        } else {
-            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z")
+        let mut out = self.date_time('T');
+        if micros != 0 {
+            out.push('.');
+            push_digits(&mut out, micros, 6);
         }
+        out.push('Z');
+        out
     }
     /// `2026-11-20 10:47:15` in UTC, the form abuse reports use.
     pub fn display_utc(self) -> String {
+        self.date_time(' ')
+    }
+    /// `2026-11-20<sep>10:47:15` in UTC. Written digit by digit: `format!` with six padded
+    /// fields cost about 2,800 instructions a call, and every failing message's evidence sample
+    /// carries one (docs/PERFORMANCE.md). Years outside 0-9999 (a forged stamp) are written as
+    /// `format!`'s `{y:04}` writes them.
+    fn date_time(self, sep: char) -> String {
         let secs = self.secs();
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
-        format!(
-            "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )
+        let mut out = String::with_capacity(DATE_TIME_CAPACITY);
+        if (0..=9999).contains(&y) {
+            push_digits(&mut out, y, 4);
+        } else {
+            out.push_str(&format!("{y:04}"));
+        }
+        for (lead, v) in [
+            ('-', i64::from(mo)),
+            ('-', i64::from(d)),
+            (sep, sod / 3600),
+            (':', (sod / 60) % 60),
+            (':', sod % 60),
+        ] {
+            out.push(lead);
+            push_digits(&mut out, v, 2);
+        }
+        out
     }
     /// Parse RFC 3339 (`2026-11-20T10:47:15Z`, `…15.123+01:00`).
     pub fn parse_rfc3339(s: &str) -> Option<Ts> {
@@ -225,6 +252,48 @@ mod tests {
         }
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    /// The digit-by-digit forms are what `format!` wrote, over the years a log can hold and
+    /// the ones only a forged stamp gives (negative, past 9999), with and without a fraction.
+    #[test]
+    fn date_time_forms_are_format_s() {
+        let old_display = |t: Ts| {
+            let secs = t.secs();
+            let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+            let sod = secs.rem_euclid(86_400);
+            let (h, mi, s) = (sod / 3600, (sod / 60) % 60, sod % 60);
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+        };
+        let old_rfc = |t: Ts| {
+            let micros = t.0.rem_euclid(MICROS);
+            let date = old_display(t).replace(' ', "T");
+            if micros == 0 {
+                format!("{date}Z")
+            } else {
+                format!("{date}.{micros:06}Z")
+            }
+        };
+        let mut times = vec![
+            i64::MIN / 2,
+            -62_167_219_200 * MICROS - 1,
+            -1,
+            0,
+            1,
+            i64::MAX / 2,
+        ];
+        let mut x: i64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            times.push(x % (200_000 * 365 * 86_400 * MICROS));
+            times.push(1_700_000_000 * MICROS + x % (40 * 365 * 86_400 * MICROS));
+        }
+        for t in times.into_iter().map(Ts) {
+            assert_eq!(t.display_utc(), old_display(t), "{}", t.0);
+            assert_eq!(t.rfc3339(), old_rfc(t), "{}", t.0);
+        }
     }
 
     #[test]
