@@ -497,6 +497,26 @@ pub struct Hijack {
     countries: HashMap<[u8; 2], u64>,
     logins: u64,
     failures_unknown: u64,
+    /// Reused lists of [`Hijack::features`] (three allocations per message sent before). Not
+    /// state: empty between calls.
+    #[serde(skip)]
+    scratch: Scratch,
+}
+
+/// The new networks, autonomous systems and countries of an account's recent addresses, while
+/// [`Hijack::features`] counts them.
+#[derive(Debug, Default)]
+struct Scratch {
+    nets: Vec<u64>,
+    asns: Vec<u32>,
+    ccs: Vec<[u8; 2]>,
+}
+
+/// The number of distinct values in `v` (sorted and de-duplicated in place).
+fn distinct<T: Ord>(v: &mut Vec<T>) -> u64 {
+    v.sort_unstable();
+    v.dedup();
+    v.len() as u64
 }
 
 fn cc_str(c: &[u8; 2]) -> &str {
@@ -988,6 +1008,7 @@ impl Hijack {
             countries: HashMap::default(),
             logins: 0,
             failures_unknown: 0,
+            scratch: Scratch::default(),
         }
     }
 
@@ -1149,9 +1170,10 @@ impl Hijack {
             return Features::empty();
         };
         let b = a.baseline();
-        let mut nets: Vec<u64> = Vec::new();
-        let mut asns: Vec<u32> = Vec::new();
-        let mut ccs: Vec<[u8; 2]> = Vec::new();
+        let Scratch { nets, asns, ccs } = &mut self.scratch;
+        nets.clear();
+        asns.clear();
+        ccs.clear();
         for o in &a.recent {
             if !b.has_network(o.net) {
                 nets.push(o.net);
@@ -1163,12 +1185,8 @@ impl Hijack {
                 ccs.push(o.cc);
             }
         }
-        nets.sort_unstable();
-        nets.dedup();
-        asns.sort_unstable();
-        asns.dedup();
-        ccs.sort_unstable();
-        ccs.dedup();
+        let (new_networks, new_asns, new_countries) =
+            (distinct(nets), distinct(asns), distinct(ccs));
         let run = src.and_then(|src| {
             let o = a.recent.iter().rev().find(|o| o.ip == src.ip)?;
             sustained(o, hc)?;
@@ -1190,9 +1208,9 @@ impl Hijack {
         .then_some(hour);
         let f = Features {
             ips: a.recent.len() as u64,
-            new_networks: nets.len() as u64,
-            new_asns: asns.len() as u64,
-            new_countries: ccs.len() as u64,
+            new_networks,
+            new_asns,
+            new_countries,
             run,
             auth_failures: a.auth_failures.count(),
             campaign_hits: a.campaign_hits,

@@ -90,7 +90,7 @@ fn split_qid(msg: &str) -> Option<(Option<&str>, &str)> {
 /// Byte offset of `needle` in `hay`. Log lines are short and the needles are short literals, so
 /// a `memchr` on the needle's first non-space byte plus a compare beats building a `memmem`
 /// searcher on every call.
-fn find(hay: &str, needle: &str) -> Option<usize> {
+pub(crate) fn find(hay: &str, needle: &str) -> Option<usize> {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
     let k = n.iter().position(|&c| c != b' ')?;
     memchr::memchr_iter(n[k], h)
