@@ -548,8 +548,7 @@ impl Correlator {
                         if r.client_ip.is_none() {
                             r.client_ip = ip;
                         }
-                        if let Some(to) =
-                            to.filter(|t| !r.recipients.iter().any(|x| x.addr() == *t))
+                        if let Some(to) = to.filter(|t| !r.recipients.iter().any(|x| x.addr_is(t)))
                         {
                             if r.recipients.len() < MAX_RECIPIENTS {
                                 r.recipients.push(
@@ -716,7 +715,7 @@ impl Correlator {
                     None
                 };
                 let r = self.entry(hid, host, qid, ts, Origin::Unknown);
-                let idx = r.recipients.iter().position(|x| x.addr() == *to);
+                let idx = r.recipients.iter().position(|x| x.addr_is(to));
                 let rc = match idx {
                     Some(i) => &mut r.recipients[i],
                     None => {
