@@ -136,10 +136,11 @@ impl Stats {
 /// Which family a program name belongs to, and the program name used for counting.
 pub fn classify_program(program: &str) -> (Format, &str) {
     if program.starts_with("postfix") {
-        return (
-            Format::Postfix,
-            program.rsplit('/').next().unwrap_or(program),
-        );
+        // The daemon after the last `/` (`postfix/submission/smtpd` -> `smtpd`), found with
+        // memrchr: `rsplit('/')` cost about 190 instructions a line (docs/PERFORMANCE.md).
+        let daemon =
+            memchr::memrchr(b'/', program.as_bytes()).map_or(program, |i| &program[i + 1..]);
+        return (Format::Postfix, daemon);
     }
     if program.starts_with("exim") {
         return (Format::Exim, program);
@@ -360,5 +361,30 @@ pub fn parse_line<'a>(line: &'a str, ctx: &mut TimeContext) -> Parsed<'a> {
         header: Some(h),
         format,
         event,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postfix_daemon_is_the_part_after_the_last_slash() {
+        for (program, daemon) in [
+            ("postfix/smtpd", "smtpd"),
+            ("postfix/submission/smtpd", "smtpd"),
+            ("postfix-out/qmgr", "qmgr"),
+            ("postfix", "postfix"),
+            ("postfix/", ""),
+            ("postfix/é/smtp", "smtp"),
+        ] {
+            assert_eq!(
+                classify_program(program),
+                (Format::Postfix, daemon),
+                "{program}"
+            );
+            assert_eq!(Some(daemon), program.rsplit('/').next());
+        }
+        assert_eq!(classify_program("exim"), (Format::Exim, "exim"));
     }
 }
