@@ -59,19 +59,129 @@ pub const MAX_SENDER_LEN: usize = 256;
 /// most 255 octets (RFC 1035, 2.3.4), an address literal shorter.
 pub const MAX_HELO_LEN: usize = 255;
 
-/// A message announced by policy requests, not yet seen in the log.
+/// A message announced by policy requests, not yet seen in the log. Its account, `instance`
+/// and recipients are one string, and its key in [`PolicyClaims`]' queues is computed once:
+/// the policy server makes one claim per transaction and retires one (one allocation where a
+/// `String` per field and a `Vec` of recipients made four; `examples/policy_engine.rs`). A
+/// snapshot holds it as a [`ClaimForm`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ClaimForm", into = "ClaimForm")]
 pub struct Claim {
     /// Arrival of its first `RCPT` request (policy clock).
     pub ts: Ts,
-    /// SASL login name as the request gave it.
-    pub account: String,
     /// Client address.
     pub ip: Option<IpAddr>,
+    /// [`claim_key`] of the account and the address.
+    key: u64,
+    /// Its key in [`PolicyClaims::by_instance`] ([`maillog::hash::str_key`] of the
+    /// `instance`), when it has one.
+    instance_key: Option<u64>,
+    /// The SASL login name as the request gave it, the `instance`, then the recipients
+    /// requested, each ended by a newline (a policy request's value never holds one: it ends
+    /// its line); at most [`MAX_CLAIM_RCPTS`] of them.
+    text: String,
+    /// Where the `instance` and the recipients begin in `text`.
+    instance_at: usize,
+    rcpts_at: usize,
+    /// How many recipients `text` holds.
+    rcpt_count: usize,
+}
+
+/// A [`Claim`] as a snapshot holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ClaimForm {
+    /// Arrival of its first `RCPT` request (policy clock).
+    ts: Ts,
+    /// SASL login name as the request gave it.
+    account: String,
+    /// Client address.
+    ip: Option<IpAddr>,
     /// Postfix's `instance` (one per SMTP transaction); empty when absent.
-    pub instance: String,
+    instance: String,
     /// Recipients requested (at most [`MAX_CLAIM_RCPTS`]).
-    pub rcpts: Vec<String>,
+    rcpts: Vec<String>,
+}
+
+impl Claim {
+    /// A claim of `account` from `ip`, transaction `instance` (`""` when the client sent none)
+    /// whose [`maillog::hash::str_key`] is `instance_key`, made at `ts` by a request for `rcpt`,
+    /// if it named one.
+    fn new(
+        ts: Ts,
+        account: &str,
+        ip: Option<IpAddr>,
+        (instance, instance_key): (&str, u64),
+        rcpt: Option<&str>,
+    ) -> Claim {
+        let rcpt_len = rcpt.map_or(0, |r| r.len() + 1);
+        let mut text = String::with_capacity(account.len() + instance.len() + rcpt_len);
+        text.push_str(account);
+        text.push_str(instance);
+        let mut c = Claim {
+            ts,
+            ip,
+            key: claim_key(account, ip),
+            instance_key: (!instance.is_empty()).then_some(instance_key),
+            instance_at: account.len(),
+            rcpts_at: text.len(),
+            text,
+            rcpt_count: 0,
+        };
+        if let Some(r) = rcpt {
+            c.add_rcpt(r);
+        }
+        c
+    }
+
+    /// The SASL login name as the request gave it.
+    pub fn account(&self) -> &str {
+        &self.text[..self.instance_at]
+    }
+
+    /// Postfix's `instance`; empty when absent.
+    pub fn instance(&self) -> &str {
+        &self.text[self.instance_at..self.rcpts_at]
+    }
+
+    /// The recipients requested, in order.
+    pub fn rcpts(&self) -> impl Iterator<Item = &str> {
+        self.text[self.rcpts_at..].split_terminator('\n')
+    }
+
+    /// Add a recipient (up to [`MAX_CLAIM_RCPTS`]; a newline, which no policy value holds,
+    /// ends it).
+    fn add_rcpt(&mut self, rcpt: &str) {
+        if self.rcpt_count >= MAX_CLAIM_RCPTS {
+            return;
+        }
+        let rcpt = rcpt.split('\n').next().unwrap_or("");
+        self.text.push_str(rcpt);
+        self.text.push('\n');
+        self.rcpt_count += 1;
+    }
+}
+
+impl From<ClaimForm> for Claim {
+    fn from(f: ClaimForm) -> Claim {
+        let instance = (f.instance.as_str(), maillog::hash::str_key(&f.instance));
+        let mut c = Claim::new(f.ts, &f.account, f.ip, instance, None);
+        for r in &f.rcpts {
+            c.add_rcpt(r);
+        }
+        c
+    }
+}
+
+impl From<Claim> for ClaimForm {
+    fn from(c: Claim) -> ClaimForm {
+        ClaimForm {
+            ts: c.ts,
+            account: c.account().to_string(),
+            ip: c.ip,
+            instance: c.instance().to_string(),
+            rcpts: c.rcpts().map(str::to_string).collect(),
+        }
+    }
 }
 
 /// The hash of a claim's matching key, the account (without case) and the address: the key of
@@ -86,7 +196,7 @@ fn claim_key(account: &str, ip: Option<IpAddr>) -> u64 {
 impl Claim {
     /// Is this a claim of `account` (without case) from `ip`?
     fn is_of(&self, account: &str, ip: Option<IpAddr>) -> bool {
-        self.ip == ip && self.account.eq_ignore_ascii_case(account)
+        self.ip == ip && self.account().eq_ignore_ascii_case(account)
     }
 }
 
@@ -121,10 +231,11 @@ fn session_key(ip: IpAddr, account: &str) -> u64 {
     maillog::hash::State::default().hash_one((ip, maillog::hash::str_key_ci(account)))
 }
 
-/// One SMTP transaction's HELO as its policy requests gave it (also the form [`SessionHelos`]
-/// is written in: a list, oldest first, since the maps' tuple keys are no JSON string keys).
+/// One SMTP transaction's HELO as a snapshot holds it (the form [`SessionHelos`] is written in:
+/// a list, oldest first, since the maps' tuple keys are no JSON string keys); in memory it is a
+/// [`SessionHelo`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SessionHelo {
+struct SessionHeloForm {
     ip: IpAddr,
     account: String,
     /// Arrival of the transaction's first request (policy clock).
@@ -142,6 +253,127 @@ struct SessionHelo {
     taken: bool,
 }
 
+/// One SMTP transaction's HELO as its policy requests gave it. Its four texts (the account as
+/// the session is known by, the HELO, the `instance` and the sender) are one string, and its
+/// keys in [`SessionHelos`]' maps are computed once: the policy server adds one entry per
+/// transaction and retires one, and four strings each (four allocations to make and free, on
+/// cold memory when retired) and the keys hashed again at each retirement were most of the
+/// engine's work per request (`examples/policy_engine.rs`).
+#[derive(Debug, Clone, PartialEq)]
+struct SessionHelo {
+    ip: IpAddr,
+    /// Arrival of the transaction's first request (policy clock).
+    ts: Ts,
+    /// [`session_key`] of `ip` and the account.
+    session: u64,
+    /// [`instance_key`], when the transaction has an `instance`.
+    instance_key: Option<u64>,
+    /// The account, the HELO, the instance and the sender, one after another.
+    text: Box<str>,
+    /// Where the HELO, the instance and the sender begin in `text`.
+    helo_at: usize,
+    instance_at: usize,
+    sender_at: usize,
+    /// Has a request given the MAIL FROM (`""` the null sender) yet?
+    has_sender: bool,
+    /// A log message took this HELO already.
+    taken: bool,
+}
+
+impl SessionHelo {
+    /// The entry of a transaction whose [`session_key`] and [`instance_key`] are `keys`.
+    fn with_keys(
+        keys: (u64, Option<u64>),
+        ip: IpAddr,
+        account: &str,
+        ts: Ts,
+        helo: &str,
+        instance: &str,
+        sender: Option<&str>,
+    ) -> SessionHelo {
+        let sender_text = sender.unwrap_or("");
+        let mut t =
+            String::with_capacity(account.len() + helo.len() + instance.len() + sender_text.len());
+        t.push_str(account);
+        t.make_ascii_lowercase();
+        t.push_str(helo);
+        t.push_str(instance);
+        t.push_str(sender_text);
+        let helo_at = account.len();
+        let instance_at = helo_at + helo.len();
+        SessionHelo {
+            ip,
+            ts,
+            session: keys.0,
+            instance_key: keys.1,
+            text: t.into_boxed_str(),
+            helo_at,
+            instance_at,
+            sender_at: instance_at + instance.len(),
+            has_sender: sender.is_some(),
+            taken: false,
+        }
+    }
+
+    fn account(&self) -> &str {
+        &self.text[..self.helo_at]
+    }
+
+    fn helo(&self) -> &str {
+        &self.text[self.helo_at..self.instance_at]
+    }
+
+    fn instance(&self) -> &str {
+        &self.text[self.instance_at..self.sender_at]
+    }
+
+    fn sender(&self) -> Option<&str> {
+        self.has_sender.then(|| &self.text[self.sender_at..])
+    }
+
+    /// The transaction's MAIL FROM, given by a later request (the sender is the text's last
+    /// part).
+    fn set_sender(&mut self, sender: &str) {
+        let mut t = String::with_capacity(self.sender_at + sender.len());
+        t.push_str(&self.text[..self.sender_at]);
+        t.push_str(sender);
+        self.text = t.into_boxed_str();
+        self.has_sender = true;
+    }
+}
+
+impl From<SessionHeloForm> for SessionHelo {
+    fn from(f: SessionHeloForm) -> SessionHelo {
+        let session = session_key(f.ip, &f.account);
+        let ikey = (!f.instance.is_empty()).then(|| instance_key(session, &f.instance));
+        let mut e = SessionHelo::with_keys(
+            (session, ikey),
+            f.ip,
+            &f.account,
+            f.ts,
+            &f.helo,
+            &f.instance,
+            f.sender.as_deref(),
+        );
+        e.taken = f.taken;
+        e
+    }
+}
+
+impl From<SessionHelo> for SessionHeloForm {
+    fn from(e: SessionHelo) -> SessionHeloForm {
+        SessionHeloForm {
+            ip: e.ip,
+            account: e.account().to_string(),
+            ts: e.ts,
+            helo: e.helo().to_string(),
+            instance: e.instance().to_string(),
+            sender: e.sender().map(str::to_string),
+            taken: e.taken,
+        }
+    }
+}
+
 /// The HELOs of recent SMTP transactions from their policy requests, one entry per
 /// transaction, for [`POLICY_LINK_SECS`] of policy clock, at most [`MAX_SESSION_HELOS`] of them
 /// and [`MAX_TRANSACTIONS_PER_SESSION`] per client session.
@@ -153,7 +385,7 @@ struct SessionHelo {
 /// (Keeping only the latest HELO of each session and lending it when the lagging log line was
 /// read gave every message of such a burst the last name.)
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(from = "Vec<SessionHelo>", into = "Vec<SessionHelo>")]
+#[serde(from = "Vec<SessionHeloForm>", into = "Vec<SessionHeloForm>")]
 pub struct SessionHelos {
     /// Every transaction by arrival sequence number (oldest first).
     by_seq: Arrivals<SessionHelo>,
@@ -168,29 +400,29 @@ pub struct SessionHelos {
 }
 
 /// The key of a transaction in [`SessionHelos::by_instance`] (the account without case).
-fn instance_key(ip: IpAddr, account: &str, instance: &str) -> u64 {
+fn instance_key(session: u64, instance: &str) -> u64 {
     use std::hash::BuildHasher;
-    maillog::hash::State::default().hash_one((session_key(ip, account), instance))
+    maillog::hash::State::default().hash_one((session, instance))
 }
 
 impl SessionHelo {
     /// Is this a transaction of `ip`'s session logged in as `account` (without case)?
     fn is_of(&self, ip: IpAddr, account: &str) -> bool {
-        self.ip == ip && self.account.eq_ignore_ascii_case(account)
+        self.ip == ip && self.account().eq_ignore_ascii_case(account)
     }
 }
 
-impl From<SessionHelos> for Vec<SessionHelo> {
+impl From<SessionHelos> for Vec<SessionHeloForm> {
     fn from(h: SessionHelos) -> Self {
-        h.by_seq.into_values().collect()
+        h.by_seq.into_values().map(SessionHeloForm::from).collect()
     }
 }
 
-impl From<Vec<SessionHelo>> for SessionHelos {
-    fn from(v: Vec<SessionHelo>) -> Self {
+impl From<Vec<SessionHeloForm>> for SessionHelos {
+    fn from(v: Vec<SessionHeloForm>) -> Self {
         let mut h = SessionHelos::default();
         for e in v {
-            h.push(e);
+            h.push(e.into());
         }
         h
     }
@@ -219,10 +451,9 @@ fn forget(q: &mut VecDeque<u64>, seq: u64) {
 
 /// Forget entry `seq` (being removed) in the instance index.
 fn unindex(by_instance: &mut maillog::hash::Map<u64, u64>, seq: u64, e: &SessionHelo) {
-    if e.instance.is_empty() {
+    let Some(k) = e.instance_key else {
         return;
-    }
-    let k = instance_key(e.ip, &e.account, &e.instance);
+    };
     if by_instance.get(&k) == Some(&seq) {
         by_instance.remove(&k);
     }
@@ -255,10 +486,20 @@ impl SessionHelos {
     ) -> u64 {
         let helo = cut(helo, MAX_HELO_LEN);
         let sender = sender.map(|s| cut(s, MAX_SENDER_LEN));
-        let same = if instance.is_empty() {
+        let session = session_key(ip, account);
+        let ikey = (!instance.is_empty()).then(|| instance_key(session, instance));
+        let same = if let Some(ikey) = ikey {
+            // The session's transaction with this instance (at most one: `note` adds one
+            // only when there is none).
+            self.by_instance.get(&ikey).copied().filter(|s| {
+                self.by_seq
+                    .get(*s)
+                    .is_some_and(|e| e.instance() == instance && e.is_of(ip, account))
+            })
+        } else {
             // The session's newest transaction, if it is this one.
             self.by_session
-                .get(&session_key(ip, account))
+                .get(&session)
                 .and_then(|q| {
                     q.iter()
                         .rev()
@@ -267,38 +508,27 @@ impl SessionHelos {
                 .copied()
                 .filter(|s| {
                     self.by_seq.get(*s).is_some_and(|e| {
-                        e.instance.is_empty()
-                            && e.helo == helo
-                            && (e.sender.is_none() || e.sender.as_deref() == sender)
+                        e.instance().is_empty()
+                            && e.helo() == helo
+                            && (e.sender().is_none() || e.sender() == sender)
                     })
-                })
-        } else {
-            // The session's transaction with this instance (at most one: `note` adds one
-            // only when there is none).
-            self.by_instance
-                .get(&instance_key(ip, account, instance))
-                .copied()
-                .filter(|s| {
-                    self.by_seq
-                        .get(*s)
-                        .is_some_and(|e| e.instance == instance && e.is_of(ip, account))
                 })
         };
         if let Some(e) = same.and_then(|s| self.by_seq.get_mut(s)) {
-            if e.sender.is_none() {
-                e.sender = sender.map(str::to_string);
+            if let (None, Some(s)) = (e.sender(), sender) {
+                e.set_sender(s);
             }
             return 0;
         }
-        self.push(SessionHelo {
+        self.push(SessionHelo::with_keys(
+            (session, ikey),
             ip,
-            account: account.to_ascii_lowercase(),
+            account,
             ts,
-            helo: helo.to_string(),
-            instance: instance.to_string(),
-            sender: sender.map(str::to_string),
-            taken: false,
-        })
+            helo,
+            instance,
+            sender,
+        ))
     }
 
     /// Append one entry as it is (also when reading a snapshot back); returns how many were
@@ -306,10 +536,7 @@ impl SessionHelos {
     fn push(&mut self, e: SessionHelo) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let q = self
-            .by_session
-            .entry(session_key(e.ip, &e.account))
-            .or_default();
+        let q = self.by_session.entry(e.session).or_default();
         q.push_back(seq);
         let mut dropped = 0;
         while q.len() > MAX_TRANSACTIONS_PER_SESSION {
@@ -320,9 +547,8 @@ impl SessionHelos {
                 dropped += 1;
             }
         }
-        if !e.instance.is_empty() {
-            self.by_instance
-                .insert(instance_key(e.ip, &e.account, &e.instance), seq);
+        if let Some(k) = e.instance_key {
+            self.by_instance.insert(k, seq);
         }
         // `seq` is newer than every entry: always accepted.
         let _ = self.by_seq.push(seq, e);
@@ -339,7 +565,7 @@ impl SessionHelos {
             return;
         };
         unindex(&mut self.by_instance, seq, &e);
-        let k = session_key(e.ip, &e.account);
+        let k = e.session;
         if let Some(q) = self.by_session.get_mut(&k) {
             forget(q, seq);
             if q.is_empty() {
@@ -376,11 +602,7 @@ impl SessionHelos {
         let near = |e: &SessionHelo| {
             e.is_of(ip, account) && (e.ts.secs() - ts.secs()).abs() <= POLICY_LINK_SECS
         };
-        let same = |e: &SessionHelo| {
-            e.sender
-                .as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case(sender))
-        };
+        let same = |e: &SessionHelo| e.sender().is_some_and(|s| s.eq_ignore_ascii_case(sender));
         let entries = || q.iter().filter_map(|s| Some((*s, self.by_seq.get(*s)?)));
         let pick = entries()
             .find(|(_, e)| !e.taken && near(e) && same(e))
@@ -395,7 +617,7 @@ impl SessionHelos {
         let (seq, mark) = pick?;
         let e = self.by_seq.get_mut(seq)?;
         e.taken |= mark;
-        Some(e.helo.as_str())
+        Some(e.helo())
     }
 }
 
@@ -486,13 +708,9 @@ impl PolicyClaims {
         self.by_key.clear();
         self.by_instance.clear();
         for (seq, c) in self.pending.iter() {
-            self.by_key
-                .entry(claim_key(&c.account, c.ip))
-                .or_default()
-                .push_back(seq);
-            if !c.instance.is_empty() {
-                self.by_instance
-                    .insert(maillog::hash::str_key(&c.instance), seq);
+            self.by_key.entry(c.key).or_default().push_back(seq);
+            if let Some(k) = c.instance_key {
+                self.by_instance.insert(k, seq);
             }
         }
     }
@@ -514,36 +732,23 @@ impl PolicyClaims {
             .by_instance
             .get(&instance_key)
             .and_then(|s| self.pending.get_mut(*s))
-            .filter(|c| c.instance == instance)
+            .filter(|c| c.instance() == instance)
         {
             if let Some(r) = rcpt {
-                if c.rcpts.len() < MAX_CLAIM_RCPTS {
-                    c.rcpts.push(r.to_string());
-                }
+                c.add_rcpt(r);
             }
             return;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.stats.claimed += 1;
-        self.by_key
-            .entry(claim_key(account, ip))
-            .or_default()
-            .push_back(seq);
-        if !instance.is_empty() {
-            self.by_instance.insert(instance_key, seq);
+        let claim = Claim::new(ts, account, ip, (instance, instance_key), rcpt);
+        self.by_key.entry(claim.key).or_default().push_back(seq);
+        if let Some(k) = claim.instance_key {
+            self.by_instance.insert(k, seq);
         }
         // `seq` is newer than every claim: always accepted.
-        let _ = self.pending.push(
-            seq,
-            Claim {
-                ts,
-                account: account.to_string(),
-                ip,
-                instance: instance.to_string(),
-                rcpts: rcpt.map(str::to_string).into_iter().collect(),
-            },
-        );
+        let _ = self.pending.push(seq, claim);
         while self.pending.len() > MAX_PENDING_CLAIMS {
             let Some((first, _)) = self.pending.first() else {
                 break;
@@ -609,16 +814,17 @@ impl PolicyClaims {
 
     fn remove(&mut self, seq: u64) -> Option<Claim> {
         let c = self.pending.remove(seq)?;
-        let k = claim_key(&c.account, c.ip);
+        let k = c.key;
         if let Some(q) = self.by_key.get_mut(&k) {
             forget(q, seq);
             if q.is_empty() {
                 self.by_key.remove(&k);
             }
         }
-        let k = maillog::hash::str_key(&c.instance);
-        if self.by_instance.get(&k) == Some(&seq) {
-            self.by_instance.remove(&k);
+        if let Some(k) = c.instance_key {
+            if self.by_instance.get(&k) == Some(&seq) {
+                self.by_instance.remove(&k);
+            }
         }
         Some(c)
     }
@@ -675,7 +881,7 @@ mod tests {
             .is_empty());
         let d = c.due(Ts::from_secs(1_000 + POLICY_LINK_SECS));
         assert_eq!(d.len(), 1);
-        assert_eq!(d[0].rcpts, ["x@a"]);
+        assert_eq!(d[0].rcpts().collect::<Vec<_>>(), ["x@a"]);
         // The log line for the second message still finds its claim.
         assert!(c.log_submission("bob", ip("192.0.2.1")));
         assert_eq!(c.stats().policy_only, 1);
@@ -828,7 +1034,7 @@ mod tests {
         );
         let rest = c.drain();
         assert_eq!(rest.len(), 1);
-        assert_eq!(rest[0].account, "dave@example.org");
+        assert_eq!(rest[0].account(), "dave@example.org");
 
         let a = a.unwrap();
         c.helo(t, a, "Carol", "i.1", Some("c@x"), "carol-pc");
@@ -860,6 +1066,61 @@ mod tests {
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
         assert!(back.log_submission("BOB", a));
         assert_eq!(back.session_helo(t, a.unwrap(), "bob", "b@a"), Some("pc"));
+    }
+
+    /// A claim's and a transaction's texts in one string each read back field by field as
+    /// their snapshot forms gave them: empty and multi-byte parts, no sender and the null
+    /// sender, no recipients and many (cut at [`MAX_CLAIM_RCPTS`]), a sender given later.
+    #[test]
+    fn packed_entries_read_back_as_their_forms() {
+        let t = Ts::from_secs(7);
+        for (account, instance, rcpts) in [
+            ("", "", 0usize),
+            ("Bob", "i.1", 1),
+            ("jürgen@beispiel.de", "", 3),
+            ("x", "ä.ö", MAX_CLAIM_RCPTS + 5),
+        ] {
+            let form = ClaimForm {
+                ts: t,
+                account: account.to_string(),
+                ip: ip("2001:db8::1"),
+                instance: instance.to_string(),
+                rcpts: (0..rcpts).map(|i| format!("r{i}@é.example")).collect(),
+            };
+            let c = Claim::from(form.clone());
+            assert_eq!(c.account(), account);
+            assert_eq!(c.instance(), instance);
+            assert_eq!(c.rcpts().count(), rcpts.min(MAX_CLAIM_RCPTS));
+            let back = ClaimForm::from(c);
+            assert_eq!(back.rcpts[..], form.rcpts[..rcpts.min(MAX_CLAIM_RCPTS)]);
+            assert_eq!((back.account, back.instance), (form.account, form.instance));
+        }
+        let a = ip("192.0.2.7").unwrap();
+        for (helo, instance, sender) in [
+            ("pc", "", None),
+            ("", "i.9", Some("")),
+            ("häuschen", "ä", Some("wer@ü.example")),
+        ] {
+            let form = SessionHeloForm {
+                ip: a,
+                account: "carol".to_string(),
+                ts: t,
+                helo: helo.to_string(),
+                instance: instance.to_string(),
+                sender: sender.map(str::to_string),
+                taken: sender.is_some(),
+            };
+            let mut e = SessionHelo::from(form.clone());
+            assert_eq!(SessionHeloForm::from(e.clone()), form);
+            if sender.is_none() {
+                e.set_sender("late@x.example");
+                assert_eq!(e.sender(), Some("late@x.example"));
+                assert_eq!(
+                    (e.account(), e.helo(), e.instance()),
+                    ("carol", helo, instance)
+                );
+            }
+        }
     }
 
     /// [`PolicyClaims`] as written before and after its maps were keyed by hashes.

@@ -438,7 +438,8 @@ impl Engine {
         else {
             return;
         };
-        if let (Some(ip), Some(h)) = (client.ip.and_then(parse_ip), helo) {
+        let ip = client.ip.and_then(parse_ip);
+        if let (Some(ip), Some(h)) = (ip, helo) {
             let account = sasl_username.unwrap_or("");
             let instance = instance.unwrap_or("");
             self.claims.helo(ts, ip, account, instance, *sender, h);
@@ -452,7 +453,6 @@ impl Engine {
         if user.is_empty() || *protocol_state != "RCPT" {
             return;
         }
-        let ip = client.ip.and_then(parse_ip);
         let mut now = std::mem::take(&mut self.overflowed);
         self.claims
             .request(ts, user, ip, instance.unwrap_or(""), *recipient, &mut now);
@@ -507,8 +507,8 @@ impl Engine {
 
     fn count_claims(&mut self, claims: impl IntoIterator<Item = Claim>) {
         for c in claims {
-            let rcpts: Vec<&str> = c.rcpts.iter().map(String::as_str).collect();
-            self.send(c.ts, &c.account, c.ip, 1, &rcpts, 0);
+            let rcpts: Vec<&str> = c.rcpts().collect();
+            self.send(c.ts, c.account(), c.ip, 1, &rcpts, 0);
         }
     }
 
