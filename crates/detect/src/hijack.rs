@@ -1174,14 +1174,17 @@ impl Hijack {
         nets.clear();
         asns.clear();
         ccs.clear();
+        // A value equal to the one pushed just before is left out: the count of distinct
+        // values is the same, and the sorts below get shorter lists (an account's addresses
+        // come in runs from one network, AS and country).
         for o in &a.recent {
-            if !b.has_network(o.net) {
+            if nets.last() != Some(&o.net) && !b.has_network(o.net) {
                 nets.push(o.net);
             }
-            if o.asn != 0 && !b.has_asn(o.asn) {
+            if o.asn != 0 && asns.last() != Some(&o.asn) && !b.has_asn(o.asn) {
                 asns.push(o.asn);
             }
-            if o.cc != *b"--" && !b.has_country(cc_str(&o.cc)) {
+            if o.cc != *b"--" && ccs.last() != Some(&o.cc) && !b.has_country(cc_str(&o.cc)) {
                 ccs.push(o.cc);
             }
         }

@@ -1024,3 +1024,43 @@ fn accounts_in_two_partitions_are_one_campaign_over_the_alert_stream() {
         "different bots: joined by domain"
     );
 }
+
+/// The counts of new networks, ASes and countries in an alert are exact when the addresses come
+/// back to earlier values after others (every other address from one /24, 21 /24s in 5
+/// countries) and when they come in runs (the same country twice in a row): each distinct value counted once, none lost (`Hijack::features` leaves
+/// out a value equal to the one before it).
+#[test]
+fn new_networks_ases_and_countries_are_counted_exactly_in_runs() {
+    let mut f = F::new();
+    let user = "victim@isp.example";
+    ordinary_days(&mut f, user, "10.0.0.5", 1, 4);
+    let start = at(1, 10.0);
+    let mut used: Vec<(usize, usize)> = Vec::new();
+    for b in 0..300usize {
+        // Every other address from the first /24, the rest from 20 others in turn.
+        let n = if b % 2 == 0 { 0 } else { 1 + (b / 2) % 20 };
+        let (c, a) = (1 + n % 5, n / 5);
+        used.push((c, a));
+        f.send(start + b as f64 * 0.6, user, &ip(c, a, b), 1);
+        if !f.of(Detector::AuthHijack).is_empty() {
+            break;
+        }
+    }
+    let h = f.of(Detector::AuthHijack);
+    let ev = &h
+        .first()
+        .expect("300 addresses in 5 countries not detected")
+        .evidence;
+    used.sort_unstable();
+    used.dedup();
+    let mut countries: Vec<usize> = used.iter().map(|(c, _)| *c).collect();
+    countries.dedup();
+    // Every /24 here is its own AS (64500 + 100 C + A) and none is the baseline's (10.0.0.0/24).
+    assert_eq!(ev["new_networks"].as_u64(), Some(used.len() as u64), "{ev}");
+    assert_eq!(ev["new_asns"].as_u64(), Some(used.len() as u64), "{ev}");
+    assert_eq!(
+        ev["new_countries"].as_u64(),
+        Some(countries.len() as u64),
+        "{ev}"
+    );
+}
