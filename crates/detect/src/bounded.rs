@@ -166,6 +166,20 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         self.protected.retain(|_, (t, _)| *t >= before);
     }
 
+    /// Visit, for writing, every entry (of both segments) not touched since `before`, without
+    /// touching it.
+    pub fn for_each_idle(&mut self, before: Ts, mut f: impl FnMut(&mut V)) {
+        for (t, v) in self
+            .protected
+            .values_mut()
+            .chain(self.probation.values_mut())
+        {
+            if *t < before {
+                f(v);
+            }
+        }
+    }
+
     /// Iterate (protected entries first; order within a segment is unspecified).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.protected

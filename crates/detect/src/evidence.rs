@@ -341,7 +341,9 @@ impl From<StoredSample> for MessageSample {
 /// ([`Packed`], read only when an alert is raised): the first ones in one byte string, the
 /// latest in another, so that replacing the oldest of the latest walks past no other sample.
 /// A snapshot holds the struct it was before ([`SamplesFields`]): the first ones, the latest
-/// ones and how many were offered.
+/// ones and how many were offered, each sample with every field (an absent one as nil), so
+/// that the form is positional-safe ([`crate::cold`]); snapshots written when absent fields
+/// were left out read back the same.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Samples(Rare<Kept>);
 
@@ -359,8 +361,8 @@ struct Kept {
 /// [`Samples`] as a snapshot holds them.
 #[derive(Serialize, Deserialize)]
 struct SamplesFields {
-    first: Vec<MessageSample>,
-    last: Vec<MessageSample>,
+    first: Vec<StoredSample>,
+    last: Vec<StoredSample>,
     seen: u64,
 }
 
@@ -402,20 +404,18 @@ impl Samples {
     /// The kept samples, in order.
     pub fn to_vec(&self) -> Vec<MessageSample> {
         let (first, last) = self.parts();
-        first.into_iter().chain(last).collect()
+        first
+            .into_iter()
+            .chain(last)
+            .map(MessageSample::from)
+            .collect()
     }
 
     /// The first ones and the latest ones, decoded.
-    fn parts(&self) -> (Vec<MessageSample>, Vec<MessageSample>) {
-        let decode = |p: &Packed<StoredSample>| {
-            p.to_vec()
-                .into_iter()
-                .map(MessageSample::from)
-                .collect::<Vec<_>>()
-        };
+    fn parts(&self) -> (Vec<StoredSample>, Vec<StoredSample>) {
         self.0
             .get()
-            .map_or_else(Default::default, |k| (decode(&k.first), decode(&k.last)))
+            .map_or_else(Default::default, |k| (k.first.to_vec(), k.last.to_vec()))
     }
 
     /// How many were offered.
@@ -426,6 +426,12 @@ impl Samples {
 
 impl Serialize for Samples {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if crate::cold::packing() {
+            // A packed state keeps the packed samples as they are (see `crate::cold`).
+            let none = Kept::default();
+            let k = self.0.get().unwrap_or(&none);
+            return (&k.first, &k.last, k.seen).serialize(s);
+        }
         let (first, last) = self.parts();
         SamplesFields {
             first,
@@ -438,16 +444,22 @@ impl Serialize for Samples {
 
 impl<'de> Deserialize<'de> for Samples {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if crate::cold::packing() {
+            let (first, last, seen) = Deserialize::deserialize(d)?;
+            let mut r = Rare::default();
+            r.set(Kept { first, last, seen });
+            return Ok(Samples(r));
+        }
         let f = SamplesFields::deserialize(d)?;
         let mut k = Kept {
             seen: f.seen,
             ..Kept::default()
         };
-        for m in f.first {
-            k.first.push(&m.into());
+        for m in &f.first {
+            k.first.push(m);
         }
-        for m in f.last {
-            k.last.push(&m.into());
+        for m in &f.last {
+            k.last.push(m);
         }
         let mut r = Rare::default();
         r.set(k);
@@ -608,10 +620,27 @@ mod tests {
                 assert_eq!(new.to_vec(), want, "n {n}, push {i}");
                 assert_eq!(new.seen(), old.seen);
             }
+            // Every field written (absent ones as nil), else the ring's form.
             let bytes = crate::snapshot::encode(&new).unwrap();
-            assert_eq!(bytes, crate::snapshot::encode(&old).unwrap(), "n {n}");
+            let stored = |v: &mut dyn Iterator<Item = &MessageSample>| -> Vec<StoredSample> {
+                v.cloned().map(StoredSample::from).collect()
+            };
+            let want = SamplesFields {
+                first: stored(&mut old.first.iter()),
+                last: stored(&mut old.last.iter()),
+                seen: old.seen,
+            };
+            assert_eq!(bytes, crate::snapshot::encode(&want).unwrap(), "n {n}");
             let back: Samples = crate::snapshot::decode(&bytes).unwrap();
             assert_eq!(back, new);
+            // A snapshot that left absent fields out (as before) reads back the same.
+            let ring = crate::snapshot::encode(&old).unwrap();
+            let back: Samples = crate::snapshot::decode(&ring).unwrap();
+            assert_eq!(back, new, "n {n}");
+            // Positional (as a packed state keeps it): the same samples back.
+            let packed = rmp_serde::to_vec(&new).unwrap();
+            let back: Samples = rmp_serde::from_slice(&packed).unwrap();
+            assert_eq!(back, new, "n {n}");
             let empty: Samples = crate::snapshot::decode(&none).unwrap();
             assert!(empty.0.get().is_none());
         }

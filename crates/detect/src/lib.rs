@@ -12,6 +12,7 @@ pub mod bounded;
 pub mod bruteforce;
 pub mod campaign;
 pub mod claims;
+pub mod cold;
 pub mod compact;
 pub mod config;
 pub mod distinct;

@@ -218,14 +218,75 @@ fn length(b: &[u8], at: &mut usize, n: usize) -> Option<usize> {
     Some(field.iter().fold(0, |v, &x| (v << 8) | usize::from(x)))
 }
 
+impl<T> Packed<T> {
+    /// Serialize as its count and its bytes as they are: how a packed per-entity state holds
+    /// it ([`crate::cold`], while [`crate::cold::packing`]), without decoding a value.
+    pub fn serialize_raw<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.len, RawBytes(&self.bytes)).serialize(s)
+    }
+
+    /// Read what [`Packed::serialize_raw`] wrote (refused unless the bytes hold exactly
+    /// that many values).
+    pub fn deserialize_raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (len, RawBuf(bytes)) = <(u32, RawBuf)>::deserialize(d)?;
+        if skip(&bytes, 0, len as usize) != Some(bytes.len()) {
+            return Err(serde::de::Error::custom(
+                "packed values: the count does not match the bytes",
+            ));
+        }
+        Ok(Packed {
+            bytes,
+            len,
+            _t: PhantomData,
+        })
+    }
+}
+
+/// Bytes serialized as a byte string (MessagePack `bin`), not as a list of integers.
+struct RawBytes<'a>(&'a [u8]);
+
+impl Serialize for RawBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// A byte string read back.
+struct RawBuf(Box<[u8]>);
+
+impl<'de> Deserialize<'de> for RawBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RawBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<RawBuf, E> {
+                Ok(RawBuf(Box::from(b)))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, b: Vec<u8>) -> Result<RawBuf, E> {
+                Ok(RawBuf(b.into_boxed_slice()))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
 impl<T: Serialize + DeserializeOwned> Serialize for Packed<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if crate::cold::packing() {
+            return self.serialize_raw(s);
+        }
         self.to_vec().serialize(s)
     }
 }
 
 impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for Packed<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if crate::cold::packing() {
+            return Packed::deserialize_raw(d);
+        }
         let v = Vec::<T>::deserialize(d)?;
         let mut p = Packed::default();
         for x in &v {
@@ -416,5 +477,25 @@ mod tests {
             fresh.push(x);
         }
         assert_eq!(p, fresh);
+    }
+
+    #[test]
+    fn raw_form_round_trips_and_checks_its_count() {
+        let mut p: Packed<String> = Packed::default();
+        p.push(&"a".to_string());
+        p.push(&"ÿy".to_string());
+        let mut buf = Vec::new();
+        p.serialize_raw(&mut rmp_serde::Serializer::new(&mut buf))
+            .unwrap();
+        let back =
+            Packed::<String>::deserialize_raw(&mut rmp_serde::Deserializer::new(&buf[..])).unwrap();
+        assert_eq!(back, p);
+        let mut bad = Vec::new();
+        (3u32, RawBytes(&p.bytes))
+            .serialize(&mut rmp_serde::Serializer::new(&mut bad))
+            .unwrap();
+        assert!(
+            Packed::<String>::deserialize_raw(&mut rmp_serde::Deserializer::new(&bad[..])).is_err()
+        );
     }
 }
