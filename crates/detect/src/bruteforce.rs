@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
+use crate::cold::Cold;
 use crate::config::Config;
 use crate::distinct::Distinct;
 use crate::window::Counter;
@@ -355,7 +356,9 @@ pub struct Bruteforce {
     addresses: BoundedMap<IpAddr, Address>,
     networks: BoundedMap<u64, Network>,
     names: BoundedMap<u64, Guessing>,
-    accounts: BoundedMap<String, Box<Account>>,
+    /// Live while active, packed when idle `[detect.limits] pack_idle_after`
+    /// ([`Bruteforce::freeze_idle`]).
+    accounts: BoundedMap<String, Cold<Account>>,
     wave: Wave,
     /// Failures that named a user, server-wide, in the window, and the distinct names.
     named_failures: Counter,
@@ -389,6 +392,19 @@ impl Bruteforce {
             named_failures: Counter::default(),
             named: SlidingHll::default(),
         }
+    }
+
+    /// Pack the state of the accounts not touched since `before` ([`crate::cold`]: the next
+    /// event of such an account decodes it; detection is the same either way).
+    pub fn freeze_idle(&mut self, before: Ts) {
+        let mut scratch = Vec::new();
+        self.accounts
+            .for_each_idle(before, |a| a.freeze_with(&mut scratch));
+    }
+
+    /// Accounts whose state is packed.
+    pub fn frozen(&self) -> usize {
+        self.accounts.iter().filter(|(_, a)| a.is_frozen()).count()
     }
 
     /// Whether `user` is an existing account (logged in successfully or sent mail).
@@ -435,7 +451,11 @@ impl Bruteforce {
         // The owner's own place (address, network or AS): a device with a stale password or a
         // typo, not an attack.
         if let (Some(ip), Some(k)) = (ip, &key) {
-            if self.accounts.get(k).is_some_and(|a| a.places.owns(ip, asn)) {
+            if self
+                .accounts
+                .get_mut(k)
+                .is_some_and(|a| a.thaw().places.owns(ip, asn))
+            {
                 return;
             }
         }
@@ -772,7 +792,7 @@ impl Bruteforce {
     ) {
         let c = &cfg.bruteforce;
         let (w, quiet) = (c.window.0, c.attack_quiet.0);
-        let Some(acct) = self.accounts.get_mut(user) else {
+        let Some(acct) = self.accounts.get_mut(user).map(Cold::thaw) else {
             return;
         };
         let g = acct
@@ -858,14 +878,17 @@ impl Bruteforce {
         } else {
             None
         };
-        let acct = self.accounts.get_or_insert_with(key, ts, || {
-            Box::new(Account {
-                places: Places::new(ts),
-                guessing: None,
-                guessed_alerted: None,
-                login_during_guessing: None,
+        let acct = self
+            .accounts
+            .get_or_insert_with(key, ts, || {
+                Cold::new(Account {
+                    places: Places::new(ts),
+                    guessing: None,
+                    guessed_alerted: None,
+                    login_during_guessing: None,
+                })
             })
-        });
+            .thaw();
         if let Some(g) = moved {
             acct.guessing = Some(Box::new(g));
         }
@@ -877,7 +900,7 @@ impl Bruteforce {
             a.logins.insert(name_key(user));
         }
         let verdict = self.judge(cfg, ts, key, ip, asn);
-        let Some(acct) = self.accounts.get_mut(key) else {
+        let Some(acct) = self.accounts.get_mut(key).map(Cold::thaw) else {
             return;
         };
         let origin = match verdict {
@@ -902,7 +925,8 @@ impl Bruteforce {
     fn judge(&mut self, cfg: &Config, ts: Ts, user: &str, ip: IpAddr, asn: Option<u32>) -> Verdict {
         let c = &cfg.bruteforce;
         let quiet = c.attack_quiet.0;
-        let Some(acct) = self.accounts.get(user) else {
+        // Live: `success` thawed it before judging.
+        let Some(acct) = self.accounts.get(user).map(Cold::view) else {
             return Verdict::Unremarkable;
         };
         let places = &acct.places;
@@ -913,7 +937,7 @@ impl Bruteforce {
         // Where the failures against this account came from, but for its own places (failures
         // from an AS it was not yet known to use when they happened).
         let mem = c.source_memory.0;
-        let sources = failing(acct, ts, mem);
+        let sources = failing(&acct, ts, mem);
         let recent: u64 = sources.iter().map(|f| f.src.failures).sum();
         let net = geo::prefix_key(ip);
         let at_address: Vec<&Failing> = sources.iter().filter(|f| f.ip == ip).collect();
@@ -984,7 +1008,7 @@ impl Bruteforce {
         // A new place while the account is being guessed, not while one device of its owner
         // fails against it.
         let guessed = distributed || sources.iter().any(|f| self.is_guesser(f.ip));
-        if history && places.is_new(ip, asn) && guessed && under_guessing(acct, ts, c) {
+        if history && places.is_new(ip, asn) && guessed && under_guessing(&acct, ts, c) {
             return Verdict::Suspicious(Origin::NewPlace);
         }
         Verdict::Unremarkable
@@ -1039,7 +1063,7 @@ impl Bruteforce {
         let during = self
             .accounts
             .get(key)
-            .and_then(|a| a.login_during_guessing)
+            .and_then(|a| a.view().login_during_guessing)
             .is_some_and(|t| t.plus_secs(c.source_memory.0) >= ts);
         if during {
             self.guessed_alert(cfg, ts, key, None, None, Origin::ChangedSending, out);
@@ -1058,7 +1082,7 @@ impl Bruteforce {
         out: &mut Vec<Alert>,
     ) {
         let c = &cfg.bruteforce;
-        let Some(acct) = self.accounts.get_mut(user) else {
+        let Some(acct) = self.accounts.get_mut(user).map(Cold::thaw) else {
             return;
         };
         // One alert per attack on the account.
@@ -1070,7 +1094,8 @@ impl Bruteforce {
             return;
         }
         acct.guessed_alerted = Some(ts);
-        let Some(acct) = self.accounts.get(user) else {
+        // Live: thawed just above.
+        let Some(acct) = self.accounts.get(user).map(Cold::view) else {
             return;
         };
         let sources: Vec<(IpAddr, Source)> = acct
@@ -1081,7 +1106,7 @@ impl Bruteforce {
         let failures: u64 = sources.iter().map(|(_, s)| s.failures).sum();
         let places_known = acct.places.addresses_known();
         let history = acct.places.has_history(ts, c.learn_period.0);
-        let shape = self.shape(&failing(acct, ts, c.source_memory.0));
+        let shape = self.shape(&failing(&acct, ts, c.source_memory.0));
         let ev = GuessedEvidence {
             origin,
             shape,

@@ -340,6 +340,10 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Sample messages kept per entity as evidence.
     pub samples: usize,
+    /// Event time after which an idle account's or client's detector state is packed into
+    /// one byte string until its next event ([`crate::cold`]); `0s`: never (more memory, less
+    /// CPU). Detection is the same either way.
+    pub pack_idle_after: Duration,
 }
 
 impl Default for Limits {
@@ -348,6 +352,7 @@ impl Default for Limits {
             max_entities: 500_000,
             max_in_flight: maillog::record::DEFAULT_MAX_IN_FLIGHT,
             samples: 12,
+            pack_idle_after: Duration(crate::cold::FREEZE_AFTER_SECS),
         }
     }
 }
@@ -1003,6 +1008,7 @@ impl Validate for Limits {
         c.size("max_entities", self.max_entities, 1, MAX_TABLE);
         c.size("max_in_flight", self.max_in_flight, 1, MAX_TABLE);
         c.size("samples", self.samples, 0, 10_000);
+        c.duration("pack_idle_after", self.pack_idle_after, 0, MAX_WINDOW);
     }
 }
 
@@ -1043,10 +1049,11 @@ mod validate_tests {
         cfg.delivery_failures.prior_weight = -1.0;
         cfg.delivery_failures.max_senders = 0;
         cfg.mailing_lists.multiple_min_fanout = f64::INFINITY;
+        cfg.limits.pack_idle_after = Duration(MAX_WINDOW + 1);
         let e = cfg.check("detect").unwrap_err();
         let text = e.to_string();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 10, "{text}");
+        assert_eq!(lines.len(), 11, "{text}");
         for want in [
             "detect.delivery_failures.min_failure_share = 1.5: must be a finite number in 0..=1",
             "detect.delivery_failures.typical_failure_share = NaN: must be a finite number in 0..=1",
@@ -1067,5 +1074,14 @@ mod validate_tests {
             text.contains("detect.campaign.ip_memory = \"9223372036854775807s\": must be a duration from 1s to 31d"),
             "{text}"
         );
+        assert!(
+            text.contains(
+                "detect.limits.pack_idle_after = \"2678401s\": must be a duration from 0s to 31d"
+            ),
+            "{text}"
+        );
+        cfg = Config::default();
+        cfg.limits.pack_idle_after = Duration(0);
+        assert!(cfg.check("detect").is_ok(), "0s: never pack");
     }
 }

@@ -551,11 +551,39 @@ impl Engine {
     }
 
     /// Close messages idle for `secs` of event time (real-time service housekeeping).
+    ///
+    /// Also packs the detector state of accounts and clients idle for `[detect.limits]
+    /// pack_idle_after` (memory only: detection is the same; `0s` never).
     pub fn flush_idle(&mut self, secs: i64) {
         self.corr.flush_idle(secs);
         let recs: Vec<MessageRecord> = self.corr.drain().collect();
         for r in recs {
             self.on_record(r);
+        }
+        let after = self.cfg.limits.pack_idle_after.0;
+        if let (Some(now), true) = (self.stats.last_ts, after > 0) {
+            self.freeze_idle(now.plus_secs(-after));
+        }
+    }
+
+    /// Pack the detector state of the accounts and clients not touched since `before`
+    /// ([`crate::cold`]): memory only, detection is the same ([`Engine::flush_idle`] calls it
+    /// for those idle `[detect.limits] pack_idle_after`).
+    pub fn freeze_idle(&mut self, before: Ts) {
+        self.hijack.freeze_idle(before);
+        self.brute.freeze_idle(before);
+        self.dispatch(Op::Freeze(before));
+    }
+
+    /// Entities whose state is packed ([`Engine::freeze_idle`]): auth-hijack's accounts,
+    /// auth-bruteforce's, extrusion's and helo-anomaly's entities (the last two read only after
+    /// [`Engine::finish`] when the detectors run on their own thread).
+    pub fn frozen(&self) -> Frozen {
+        Frozen {
+            hijack: self.hijack.frozen(),
+            bruteforce: self.brute.frozen(),
+            extrusion: self.det.extrusion.frozen(),
+            helo: self.det.helo.frozen(),
         }
     }
 
@@ -1037,6 +1065,19 @@ const OFFLOAD_BATCH: usize = 512;
 /// this far behind, so memory stays bounded however slow the detectors are.
 const OFFLOAD_QUEUE: usize = 8;
 
+/// Entities whose state is packed, per detector ([`Engine::frozen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Frozen {
+    /// auth-hijack's accounts.
+    pub hijack: usize,
+    /// auth-bruteforce's accounts.
+    pub bruteforce: usize,
+    /// Extrusion's entities (clients, accounts, senders).
+    pub extrusion: usize,
+    /// helo-anomaly's entities.
+    pub helo: usize,
+}
+
 /// Work for the [`Detectors`]: everything they need from an event or a record, owned, so it can
 /// be done on another thread. Decided on the engine's side with its state (direction,
 /// customers), applied on the detectors' side with theirs.
@@ -1048,6 +1089,8 @@ enum Op {
     Check(Box<CheckOp>),
     /// A completed record, its direction and submitter.
     Record(Box<(MessageRecord, Direction, Option<Entity>)>),
+    /// Pack the state of entities not touched since then ([`Engine::freeze_idle`]).
+    Freeze(Ts),
 }
 
 /// A refusal or warning without a queue id (see [`Engine::direct`]), owned.
@@ -1103,6 +1146,10 @@ impl Detectors {
             Op::Record(b) => {
                 let (r, dir, ent) = &*b;
                 self.record(r, *dir, ent.as_ref(), out);
+            }
+            Op::Freeze(before) => {
+                self.extrusion.freeze_idle(before);
+                self.helo.freeze_idle(before);
             }
         }
     }

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
+use crate::cold::Cold;
 use crate::compact::Rare;
 use crate::config::Config;
 use crate::evidence::{MessageSample, Samples};
@@ -665,7 +666,9 @@ impl EntityState {
 /// The extrusion detectors' state.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Extrusion {
-    entities: BoundedMap<Entity, Box<EntityState>>,
+    /// Live while active, packed when idle `[detect.limits] pack_idle_after`
+    /// ([`Extrusion::freeze_idle`]).
+    entities: BoundedMap<Entity, Cold<EntityState>>,
     /// Incoming (sender -> local recipient) pairs, for recognising replies.
     inbound: BoundedMap<u64, ()>,
     /// Reused buffer for [`reply_key`] (no `String` per failed recipient). Not state.
@@ -806,6 +809,19 @@ impl Extrusion {
         }
     }
 
+    /// Pack the state of the entities not touched since `before` ([`crate::cold`]: the next
+    /// record of such an entity decodes it; detection is the same either way).
+    pub fn freeze_idle(&mut self, before: Ts) {
+        let mut scratch = Vec::new();
+        self.entities
+            .for_each_idle(before, |s| s.freeze_with(&mut scratch));
+    }
+
+    /// Entities whose state is packed.
+    pub fn frozen(&self) -> usize {
+        self.entities.iter().filter(|(_, s)| s.is_frozen()).count()
+    }
+
     /// Entities with state.
     pub fn tracked(&self) -> usize {
         self.entities.len()
@@ -869,7 +885,10 @@ impl Extrusion {
             Discount::None
         };
         let n_samples = cfg.limits.samples;
-        let st = self.entities.get_or_insert_with(entity, ts, Box::default);
+        let st = self
+            .entities
+            .get_or_insert_with(entity, ts, Cold::default)
+            .thaw();
         let sorted = st.sort(rec, discount, window);
         st.tally.add(ts, window, &sorted.o);
         st.discounted.add(ts, sorted.discounted as u32, window);
@@ -1510,7 +1529,7 @@ mod tests {
             let s = format!("s{}@d{}.example", i % 40, i % 40);
             x.on_record(&cfg, &e, &rec(i, &s, false), &mut out);
         }
-        let st = x.entities.get(&e).unwrap();
+        let st = x.entities.get(&e).unwrap().view();
         let sp = st.split.groups.get().unwrap();
         assert!(sp.addresses.len() <= 8 && sp.domains.len() <= 8);
         assert!(sp.dropped > 0);
@@ -1525,7 +1544,7 @@ mod tests {
             );
         }
         x.on_record(&cfg, &e, &rec(100, "bad@site.example", false), &mut out);
-        let st = x.entities.get(&e).unwrap();
+        let st = x.entities.get(&e).unwrap().view();
         let sp = st.split.groups.get().unwrap();
         assert!(sp.addresses.contains_key("bad@site.example"));
         assert!(sp.domains.contains_key("@site.example"));

@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity};
 use crate::bounded::BoundedMap;
+use crate::cold::Cold;
 use crate::compact::Rare;
 use crate::config::Config;
 use crate::packed::Packed;
@@ -618,11 +619,17 @@ mod stored_helos {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(p: &Packed<StoredHelo>, s: S) -> Result<S::Ok, S::Error> {
+        if crate::cold::packing() {
+            return p.serialize_raw(s);
+        }
         let v: Vec<HeloSample> = resolved(p).into_iter().map(StoredHelo::sample).collect();
         v.serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Packed<StoredHelo>, D::Error> {
+        if crate::cold::packing() {
+            return Packed::deserialize_raw(d);
+        }
         let mut p = Packed::default();
         for h in Vec::<HeloSample>::deserialize(d)? {
             push_sample(&mut p, StoredHelo::of(h));
@@ -662,7 +669,9 @@ pub struct Observation<'a> {
 /// The detector.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct HeloDetector {
-    state: BoundedMap<Entity, Box<State>>,
+    /// Live while active, packed when idle `[detect.limits] pack_idle_after`
+    /// ([`HeloDetector::freeze_idle`]).
+    state: BoundedMap<Entity, Cold<State>>,
     claims: BoundedMap<u64, Claim>,
 }
 
@@ -680,9 +689,22 @@ impl HeloDetector {
         self.state.evicted()
     }
 
+    /// Pack the state of the entities not touched since `before` ([`crate::cold`]: the next
+    /// HELO of such an entity decodes it; detection is the same either way).
+    pub fn freeze_idle(&mut self, before: Ts) {
+        let mut scratch = Vec::new();
+        self.state
+            .for_each_idle(before, |s| s.freeze_with(&mut scratch));
+    }
+
+    /// Entities whose state is packed.
+    pub fn frozen(&self) -> usize {
+        self.state.iter().filter(|(_, s)| s.is_frozen()).count()
+    }
+
     /// Mark an entity as ours (it relayed or authenticated), which lets its buffered signs alert.
     pub fn mark_ours(&mut self, e: &Entity, ts: Ts) {
-        if let Some(s) = self.state.get_mut(e) {
+        if let Some(s) = self.state.get_mut(e).map(Cold::thaw) {
             s.ours = true;
         }
         let _ = ts;
@@ -717,7 +739,7 @@ impl HeloDetector {
             return None;
         }
         let key = maillog::hash::str_key(hd);
-        let st = self.state.get_mut(entity)?;
+        let st = self.state.get_mut(entity)?.thaw();
         let followed = st.followed.get_or_default();
         if !followed.contains(&key) && followed.len() < MIN_FOLLOWED_DOMAINS {
             crate::compact::push(followed, key);
@@ -774,7 +796,9 @@ impl HeloDetector {
         let window = cfg.helo.window.0;
         let mut m = signs(o.helo, o.sender, &o.rcpts, o.client_host, own_names);
         let lower = o.helo.trim().to_ascii_lowercase();
-        self.state.get_or_insert_with(entity, o.ts, Box::default);
+        self.state
+            .get_or_insert_with(entity, o.ts, Cold::default)
+            .thaw();
         let foreign = self.forged_claim(entity, o, &lower);
         if foreign.is_some() {
             m |= Sign::ForgedSenderDomain.bit();
@@ -783,7 +807,11 @@ impl HeloDetector {
         let bot_like = (m != 0 && m != Sign::NotHostname.bit())
             || (m == Sign::NotHostname.bit() && random_looking(&lower))
             || foreign_literal(&lower, o.client);
-        let st = self.state.get_mut(entity).expect("present: inserted above");
+        let st = self
+            .state
+            .get_mut(entity)
+            .expect("present: inserted above")
+            .thaw();
         st.ours |= o.ours;
         st.events += 1;
         st.first.get_or_insert(o.ts);

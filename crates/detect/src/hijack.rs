@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
+use crate::cold::Cold;
 use crate::compact::{Rare, RecentStrings};
 use crate::config::{self, Config};
 use crate::distinct::Distinct;
@@ -492,7 +493,8 @@ pub struct HijackStats {
 /// The detector's state.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Hijack {
-    accounts: BoundedMap<String, Box<Account>>,
+    /// Live while active, packed when idle `[detect.limits] pack_idle_after` ([`Hijack::freeze_idle`]).
+    accounts: BoundedMap<String, Cold<Account>>,
     population: Population,
     countries: HashMap<[u8; 2], u64>,
     logins: u64,
@@ -1038,9 +1040,22 @@ impl Hijack {
     /// seen creates nothing, so invented names cannot flush real accounts.
     pub fn auth_failure(&mut self, cfg: &Config, ts: Ts, account: &str) {
         match self.accounts.get_mut(account) {
-            Some(a) => a.auth_failures.add(ts, 1, cfg.hijack.window.0),
+            Some(a) => a.thaw().auth_failures.add(ts, 1, cfg.hijack.window.0),
             None => self.failures_unknown += 1,
         }
+    }
+
+    /// Pack the state of the accounts not touched since `before` ([`crate::cold`]: the
+    /// next event of such an account decodes it; detection is the same either way).
+    pub fn freeze_idle(&mut self, before: Ts) {
+        let mut scratch = Vec::new();
+        self.accounts
+            .for_each_idle(before, |a| a.freeze_with(&mut scratch));
+    }
+
+    /// Accounts whose state is packed.
+    pub fn frozen(&self) -> usize {
+        self.accounts.iter().filter(|(_, a)| a.is_frozen()).count()
     }
 
     /// Baselines, for saving.
@@ -1048,8 +1063,10 @@ impl Hijack {
         let mut v: Vec<(String, Baseline)> = self
             .accounts
             .iter()
-            .filter(|(_, a)| a.baseline().days > 0)
-            .map(|(k, a)| (k.clone(), a.baseline().clone()))
+            .filter_map(|(k, a)| {
+                let a = a.view();
+                (a.baseline().days > 0).then(|| (k.clone(), a.baseline().clone()))
+            })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -1059,10 +1076,13 @@ impl Hijack {
     pub fn restore(&mut self, items: Vec<(String, Baseline)>, at: Ts) {
         for (k, b) in items {
             let pop = &mut self.population;
-            let a = self.accounts.get_or_insert_with(&k, at, || {
-                pop.add_account();
-                Box::default()
-            });
+            let a = self
+                .accounts
+                .get_or_insert_with(&k, at, || {
+                    pop.add_account();
+                    Cold::default()
+                })
+                .thaw();
             a.baseline.set(b);
             if a.baseline().days > 0 {
                 self.accounts.protect(&k);
@@ -1123,7 +1143,7 @@ impl Hijack {
         let features = self.features(cfg, key, s, src.as_ref());
         let sigs = signals(&features, hc);
         let score = combined(&sigs);
-        let Some(a) = self.accounts.get_mut(key) else {
+        let Some(a) = self.accounts.get_mut(key).map(Cold::thaw) else {
             return false;
         };
         if score < hc.min_score {
@@ -1144,16 +1164,20 @@ impl Hijack {
     /// its baseline (an account that now has a baseline is protected from eviction).
     fn enter(&mut self, key: &str, ts: Ts) -> &mut Account {
         let pop = &mut self.population;
-        let a = self.accounts.get_or_insert_with(key, ts, || {
-            pop.add_account();
-            Box::default()
-        });
+        let a = self
+            .accounts
+            .get_or_insert_with(key, ts, || {
+                pop.add_account();
+                Cold::default()
+            })
+            .thaw();
         if roll_day(a, ts) {
             self.accounts.protect(key);
         }
         self.accounts
             .get_mut(key)
             .expect("present: inserted or found above")
+            .thaw()
     }
 
     /// The features of `key`'s window after the send `s` (and update the population norm).
@@ -1166,7 +1190,7 @@ impl Hijack {
     ) -> Features {
         let hc = &cfg.hijack;
         let home = |c: &[u8; 2]| is_home(&self.countries, self.logins, hc, c);
-        let Some(a) = self.accounts.get(key) else {
+        let Some(a) = self.accounts.get_mut(key).map(|a| &*a.thaw()) else {
             return Features::empty();
         };
         let b = a.baseline();
@@ -1223,7 +1247,7 @@ impl Hijack {
             unused_hour,
             norm: None,
         };
-        if let Some(a) = self.accounts.get_mut(key) {
+        if let Some(a) = self.accounts.get_mut(key).map(Cold::thaw) {
             self.population
                 .update(&mut a.norm, f.new_networks as u32, f.new_asns as u32);
         }
@@ -1237,7 +1261,7 @@ impl Hijack {
     pub fn recent_ips(&self, account: &str) -> Vec<IpAddr> {
         self.accounts
             .get(account)
-            .map(|a| a.recent.iter().map(|o| o.ip).collect())
+            .map(|a| a.view().recent.iter().map(|o| o.ip).collect())
             .unwrap_or_default()
     }
 
@@ -1246,6 +1270,10 @@ impl Hijack {
         self.accounts
             .iter()
             .map(|(k, a)| {
+                let a = match a {
+                    Cold::Hot(a) => a,
+                    Cold::Frozen(b) => return k.len() + b.len(),
+                };
                 k.len()
                     + std::mem::size_of::<Account>()
                     + a.recent.capacity() * std::mem::size_of::<Obs>()

@@ -35,6 +35,8 @@ struct F {
     e: Engine,
     n: u64,
     alerts: Vec<detect::Alert>,
+    /// Pack every account's state after each message (`Engine::freeze_idle`).
+    freeze: bool,
 }
 
 impl F {
@@ -56,6 +58,7 @@ impl F {
             e: Engine::with_geo(cfg, g),
             n: 0,
             alerts: Vec::new(),
+            freeze: false,
         }
     }
     /// One authenticated message at T0+t seconds from `ip`, `failed` of its 2 recipients failing.
@@ -136,7 +139,7 @@ impl F {
             Some(9),
             &Event::Removed { qid: &qid },
         );
-        self.alerts.extend(e.take_alerts());
+        self.settle();
     }
     fn fail_login(&mut self, t: f64, user: &str, ip: &str, service: Service) {
         let ts = Ts(((T0 as f64 + t) * 1e6) as i64);
@@ -158,7 +161,7 @@ impl F {
                 reason: "auth failed",
             },
         );
-        self.alerts.extend(self.e.take_alerts());
+        self.settle();
     }
     fn login(&mut self, t: f64, user: &str, ip: &str) {
         let ts = Ts(((T0 as f64 + t) * 1e6) as i64);
@@ -179,7 +182,16 @@ impl F {
                 service: Service::Imap,
             },
         );
+        self.settle();
+    }
+    /// Take the alerts; pack every account's state when `freeze`.
+    fn settle(&mut self) {
         self.alerts.extend(self.e.take_alerts());
+        if self.freeze {
+            self.e.freeze_idle(Ts(i64::MAX));
+            let z = self.e.frozen();
+            assert!(z.hijack + z.bruteforce + z.extrusion > 0);
+        }
     }
     /// 200 ordinary accounts in DE (country 0) sending a little, so DE is the home country.
     fn home_population(&mut self) {
@@ -1063,4 +1075,80 @@ fn new_networks_ases_and_countries_are_counted_exactly_in_runs() {
         Some(countries.len() as u64),
         "{ev}"
     );
+}
+
+/// An account's state packed between its messages (`Engine::freeze_idle`, which `flush_idle`
+/// does for accounts idle an hour) is the state it was: the same alerts, evidence and campaign
+/// as when it stays live, over baselines learned on earlier days, a spread and a burst hijack,
+/// failed logins, guessing and a guessed password (auth-bruteforce's accounts are packed too),
+/// and ordinary users.
+#[test]
+fn packed_account_state_gives_the_same_alerts() {
+    let run = |freeze: bool| {
+        let mut f = F::new();
+        f.freeze = freeze;
+        for u in 0..6 {
+            ordinary_days(&mut f, &format!("user{u}@isp.example"), &ip(0, u, 5), 3, 4);
+        }
+        for b in 0..300usize {
+            let (c, a) = (1 + b % 25, (b / 25) % 60);
+            f.send(
+                at(3, 9.0) + b as f64 * 5.0,
+                "user1@isp.example",
+                &ip(c, a, b),
+                1,
+            );
+            f.send(
+                at(3, 9.0) + b as f64 * 5.0 + 1.0,
+                "user2@isp.example",
+                &ip(c, a, b + 1),
+                2,
+            );
+            if b % 50 == 0 {
+                f.fail_login(
+                    at(3, 9.0) + b as f64 * 5.0,
+                    "user3@isp.example",
+                    &ip(7, 7, b),
+                    Service::Imap,
+                );
+            }
+        }
+        for i in 0..1000 {
+            f.send(
+                at(3, 12.0) + i as f64 * 0.2,
+                "user4@isp.example",
+                "10.9.7.9",
+                1,
+            );
+        }
+        ordinary_days(&mut f, "user5@isp.example", &ip(0, 5, 5), 1, 4);
+        // Guessing against an existing account, then a success from a guessing address.
+        f.login(at(4, 7.0), "user0@isp.example", &ip(0, 0, 5));
+        for i in 0..15 {
+            let t = at(4, 8.0) + i as f64 * 30.0;
+            f.fail_login(t, "user0@isp.example", &ip(2 + i % 10, i, i), Service::Pop3);
+        }
+        f.login(at(4, 9.0), "user0@isp.example", &ip(2 + 14 % 10, 14, 14));
+        let f = f.finish();
+        assert!(f.of(Detector::AuthHijack).len() >= 2, "{:#?}", f.alerts);
+        assert!(f.of(Detector::AuthBruteforce).len() >= 2, "{:#?}", f.alerts);
+        serde_json::to_string(&f.alerts).unwrap()
+    };
+    assert_eq!(run(true), run(false));
+}
+
+/// `flush_idle` (the driver's hourly sweep) packs the state of an account idle for
+/// `[detect.limits] pack_idle_after`, not of one active within it; `0s` packs nothing.
+#[test]
+fn the_sweep_packs_idle_accounts_unless_turned_off() {
+    for (after, want) in [(3600, 1), (0, 0)] {
+        let mut cfg = Config::default();
+        cfg.limits.pack_idle_after = detect::config::Duration(after);
+        let mut f = F::with(cfg);
+        f.send(0.0, "quiet@isp.example", "10.0.0.5", 0);
+        f.send(7200.0, "busy@isp.example", "10.0.0.6", 0);
+        f.e.flush_idle(86_400);
+        let z = f.e.frozen();
+        assert_eq!((z.hijack, z.extrusion), (want, want), "after {after}: {z:?}");
+    }
 }

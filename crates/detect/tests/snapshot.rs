@@ -282,3 +282,30 @@ fn a_snapshot_of_another_version_or_corrupt_is_refused_and_leaves_the_engine_as_
     fresh.restore(&snap).unwrap();
     assert_eq!(fresh.stats().events, e.stats().events);
 }
+
+/// A snapshot holds each state itself, packed or live (`Engine::freeze_idle`, which
+/// `flush_idle` does for entities idle an hour): the same serialized length (a set's order may
+/// differ: a thawed set is rebuilt), and a run restored from it goes on with the alerts of an
+/// uninterrupted run.
+#[test]
+fn packed_state_snapshots_as_the_live_state() {
+    let lines = attack_log();
+    let whole = run(&lines, &[], true);
+    let cut = index_at(&lines, 1500.0);
+    let mut e = Engine::with_geo(Config::default(), geo());
+    let mut ctx = TimeContext::utc(2025);
+    feed(&mut e, &mut ctx, &lines[..cut]);
+    let mut alerts = e.take_alerts();
+    let live = e.snapshot_raw().expect("snapshot").len();
+    e.freeze_idle(Ts(i64::MAX));
+    let z = e.frozen();
+    assert!(z.hijack > 0 && z.bruteforce > 0 && z.extrusion > 0, "{z:?}");
+    assert_eq!(e.snapshot_raw().expect("snapshot").len(), live);
+    let snap = e.snapshot().expect("snapshot");
+    let mut e = Engine::with_geo(Config::default(), geo());
+    e.restore(&snap).expect("restore");
+    feed(&mut e, &mut ctx, &lines[cut..]);
+    e.finish();
+    alerts.extend(e.take_alerts());
+    assert_eq!(json(&alerts), json(&whole));
+}
