@@ -1149,6 +1149,10 @@ fn the_sweep_packs_idle_accounts_unless_turned_off() {
         f.send(7200.0, "busy@isp.example", "10.0.0.6", 0);
         f.e.flush_idle(86_400);
         let z = f.e.frozen();
-        assert_eq!((z.hijack, z.extrusion), (want, want), "after {after}: {z:?}");
+        assert_eq!(
+            (z.hijack, z.extrusion),
+            (want, want),
+            "after {after}: {z:?}"
+        );
     }
 }
