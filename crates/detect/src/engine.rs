@@ -271,6 +271,8 @@ pub struct Engine {
     stats: EngineStats,
     records_buf: Vec<MessageRecord>,
     keep_records: bool,
+    /// Entities whose state was packed after the last sweep ([`Engine::packed`]).
+    packed: Frozen,
 }
 
 impl Engine {
@@ -292,6 +294,7 @@ impl Engine {
             det: Detectors::new(&cfg, &geo, &own_names),
             off: None,
             ops: 0,
+            packed: Frozen::default(),
             customers: BoundedMap::new(cfg.limits.max_entities),
             own_asns: Default::default(),
             hijack: Hijack::new(&cfg),
@@ -563,7 +566,16 @@ impl Engine {
         let after = self.cfg.limits.pack_idle_after.0;
         if let (Some(now), true) = (self.stats.last_ts, after > 0) {
             self.freeze_idle(now.plus_secs(-after));
+            self.packed = self.frozen();
         }
+    }
+
+    /// Entities whose state was packed, as counted after the last sweep of
+    /// [`Engine::flush_idle`] (counting them walks every table, so it is done once a sweep; a
+    /// gauge for `serve`). Extrusion's and helo-anomaly's are 0 while the detectors run on
+    /// their own thread.
+    pub fn packed(&self) -> Frozen {
+        self.packed
     }
 
     /// Pack the detector state of the accounts and clients not touched since `before`

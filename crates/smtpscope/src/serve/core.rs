@@ -675,6 +675,7 @@ mod tests {
             "smtpscope_policy_helo_dropped_total",
             "smtpscope_policy_claims_total",
             "smtpscope_engine_evicted_total",
+            "smtpscope_engine_packed_entities",
             "smtpscope_hijack_unknown_account_failures_total",
             "smtpscope_engine_events_total",
         ] {
@@ -714,8 +715,25 @@ mod tests {
                 assert!(core.feed_line(FIRST_FILE_SRC, &l), "{l}");
             }
         }
+        assert_eq!(
+            sample(
+                &before,
+                "smtpscope_engine_packed_entities{detector=\"auth-hijack\"}"
+            ),
+            0
+        );
+        // Two hours on, the driver's sweep packs the accounts idle since.
+        let later = "Nov 24 12:30:00 mx postfix/qmgr[9]: FFFFA: removed";
+        assert!(core.feed_line(FIRST_FILE_SRC, later));
         m.engine.copy_from(core.driver().engine());
         let after = m.render(0, 0.0);
+        assert!(
+            sample(
+                &after,
+                "smtpscope_engine_packed_entities{detector=\"auth-hijack\"}"
+            ) > 0,
+            "{after}"
+        );
         assert_eq!(
             sample(&after, "smtpscope_policy_helo_lent_total"),
             20,

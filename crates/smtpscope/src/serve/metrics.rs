@@ -195,7 +195,19 @@ pub struct EngineCounters {
     pub hijack_accounts: Copied,
     /// Entities with extrusion state now (gauge).
     pub extrusion_entities: Copied,
+    /// Entities whose state is packed, as of the engine's last sweep, by [`PACKED_DETECTORS`]
+    /// (gauge).
+    pub packed: [Copied; 4],
 }
+
+/// Detectors whose idle per-entity state is packed (`detect::engine::Frozen`;
+/// `smtpscope_engine_packed_entities{detector}`).
+pub const PACKED_DETECTORS: [&str; 4] = [
+    "auth-hijack",
+    "auth-bruteforce",
+    "extrusion",
+    "helo-anomaly",
+];
 
 impl EngineCounters {
     /// Copy the engine's counters.
@@ -219,6 +231,14 @@ impl EngineCounters {
             .set(h.failures_unknown_account);
         self.hijack_accounts.set(h.tracked);
         self.extrusion_entities.set(e.tracked_entities() as u64);
+        let p = e.packed();
+        for (slot, v) in self
+            .packed
+            .iter()
+            .zip([p.hijack, p.bruteforce, p.extrusion, p.helo])
+        {
+            slot.set(v as u64);
+        }
         let ev = e.evictions();
         for (slot, v) in self.evicted.iter().zip([
             ev.messages,
@@ -298,6 +318,17 @@ impl EngineCounters {
             let _ = writeln!(
                 o,
                 "smtpscope_engine_evicted_total{{state=\"{state}\"}} {}",
+                v.get()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP smtpscope_engine_packed_entities Accounts and clients whose detector state is packed because they were idle ([detect.limits] pack_idle_after), as of the engine's last hourly sweep; memory only, detection is the same.\n# TYPE smtpscope_engine_packed_entities gauge"
+        );
+        for (det, v) in PACKED_DETECTORS.iter().zip(&self.packed) {
+            let _ = writeln!(
+                o,
+                "smtpscope_engine_packed_entities{{detector=\"{det}\"}} {}",
                 v.get()
             );
         }
