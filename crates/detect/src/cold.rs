@@ -17,10 +17,15 @@
 //! state itself, frozen or not, so snapshots are unchanged.
 
 use std::cell::Cell;
+use std::hash::Hash;
 use std::ops::Deref;
+
+use maillog::Ts;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::bounded::BoundedMap;
 
 /// Default of `[detect.limits] pack_idle_after`: the event time an entity must have been idle
 /// for before its state is packed. One hour, the driver's sweep period, so an entity active
@@ -154,6 +159,19 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
             Cold::Hot(_) => None,
             Cold::Frozen(b) => Some(b.len()),
         }
+    }
+}
+
+impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> BoundedMap<K, Cold<T>> {
+    /// Pack the states not touched since `before` (one encoding buffer for them all).
+    pub fn freeze_idle(&mut self, before: Ts) {
+        let mut scratch = Vec::new();
+        self.for_each_idle(before, |c| c.freeze_with(&mut scratch));
+    }
+
+    /// States packed now (walks the map).
+    pub fn frozen(&self) -> usize {
+        self.iter().filter(|(_, c)| c.is_frozen()).count()
     }
 }
 

@@ -812,14 +812,12 @@ impl Extrusion {
     /// Pack the state of the entities not touched since `before` ([`crate::cold`]: the next
     /// record of such an entity decodes it; detection is the same either way).
     pub fn freeze_idle(&mut self, before: Ts) {
-        let mut scratch = Vec::new();
-        self.entities
-            .for_each_idle(before, |s| s.freeze_with(&mut scratch));
+        self.entities.freeze_idle(before);
     }
 
     /// Entities whose state is packed.
     pub fn frozen(&self) -> usize {
-        self.entities.iter().filter(|(_, s)| s.is_frozen()).count()
+        self.entities.frozen()
     }
 
     /// Entities with state.

@@ -692,14 +692,12 @@ impl HeloDetector {
     /// Pack the state of the entities not touched since `before` ([`crate::cold`]: the next
     /// HELO of such an entity decodes it; detection is the same either way).
     pub fn freeze_idle(&mut self, before: Ts) {
-        let mut scratch = Vec::new();
-        self.state
-            .for_each_idle(before, |s| s.freeze_with(&mut scratch));
+        self.state.freeze_idle(before);
     }
 
     /// Entities whose state is packed.
     pub fn frozen(&self) -> usize {
-        self.state.iter().filter(|(_, s)| s.is_frozen()).count()
+        self.state.frozen()
     }
 
     /// Mark an entity as ours (it relayed or authenticated), which lets its buffered signs alert.

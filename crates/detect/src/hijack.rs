@@ -1048,14 +1048,12 @@ impl Hijack {
     /// Pack the state of the accounts not touched since `before` ([`crate::cold`]: the
     /// next event of such an account decodes it; detection is the same either way).
     pub fn freeze_idle(&mut self, before: Ts) {
-        let mut scratch = Vec::new();
-        self.accounts
-            .for_each_idle(before, |a| a.freeze_with(&mut scratch));
+        self.accounts.freeze_idle(before);
     }
 
     /// Accounts whose state is packed.
     pub fn frozen(&self) -> usize {
-        self.accounts.iter().filter(|(_, a)| a.is_frozen()).count()
+        self.accounts.frozen()
     }
 
     /// Baselines, for saving.
