@@ -39,7 +39,7 @@ use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
-use crate::cold::Cold;
+use crate::cold::{Cold, ColdMap};
 use crate::config::Config;
 use crate::distinct::Distinct;
 use crate::window::Counter;
@@ -358,7 +358,7 @@ pub struct Bruteforce {
     names: BoundedMap<u64, Guessing>,
     /// Live while active, packed when idle `[detect.limits] pack_idle_after`
     /// ([`Bruteforce::freeze_idle`]).
-    accounts: BoundedMap<String, Cold<Account>>,
+    accounts: ColdMap<String, Account>,
     wave: Wave,
     /// Failures that named a user, server-wide, in the window, and the distinct names.
     named_failures: Counter,
@@ -387,7 +387,7 @@ impl Bruteforce {
             addresses: BoundedMap::new(cap),
             networks: BoundedMap::new(cap),
             names: BoundedMap::new(cap),
-            accounts: BoundedMap::new(cfg.limits.max_entities),
+            accounts: ColdMap::new(cfg.limits.max_entities),
             wave: Wave::default(),
             named_failures: Counter::default(),
             named: SlidingHll::default(),
@@ -403,6 +403,12 @@ impl Bruteforce {
     /// Accounts whose state is packed.
     pub fn frozen(&self) -> usize {
         self.accounts.frozen()
+    }
+
+    /// Bytes of the compression dictionary learned for the packed states (zstd's memory,
+    /// outside the Rust heap; 0 until learned).
+    pub fn packing_dictionary_bytes(&self) -> usize {
+        self.accounts.dictionary_bytes()
     }
 
     /// Whether `user` is an existing account (logged in successfully or sent mail).

@@ -16,14 +16,16 @@
 //! flattening: a skipped field would shift the ones after it). A snapshot holds a `Cold` as the
 //! state itself, frozen or not, so snapshots are unchanged.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::hash::Hash;
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, RwLock};
 
 use maillog::Ts;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use zstd::zstd_safe::{CCtx, CDict, CParameter, DCtx, DDict};
 
 use crate::bounded::BoundedMap;
 
@@ -34,9 +36,181 @@ use crate::bounded::BoundedMap;
 /// memory.
 pub const FREEZE_AFTER_SECS: i64 = 3_600;
 
+/// Packed states a map holds, uncompressed, before it learns a compression dictionary from
+/// them ([`ColdMap`]): enough that the dictionary sees what the population's states share
+/// (domains, address and HELO shapes, the fields' layout) rather than a few accounts'. Our own
+/// choice.
+pub const TRAIN_MIN_STATES: usize = 1_000;
+
+/// Packed states a dictionary is learned from, at most (the first the map yields): about 1.3
+/// MB of an account's 270-byte states, a one-time cost of well under a second.
+pub const TRAIN_MAX_SAMPLES: usize = 5_000;
+
+/// A learned dictionary's size, at most. zstd's trainer advises samples of 10 to 100 times
+/// the dictionary's size; [`SAMPLE_BYTES_PER_DICTIONARY_BYTE`] keeps the first bound.
+pub const DICTIONARY_MAX_BYTES: usize = 16 * 1024;
+
+/// Sample bytes per dictionary byte, at least (zstd's `ZDICT_trainFromBuffer` documentation).
+pub const SAMPLE_BYTES_PER_DICTIONARY_BYTE: usize = 10;
+
+/// The zstd level packed states are compressed at (zstd's default; states are a few hundred
+/// bytes, so a higher level buys little).
+pub const COMPRESSION_LEVEL: i32 = 3;
+
+/// The first byte of a packed state that is not compressed (otherwise the first bytes are the
+/// dictionary's number, LEB128, from 1).
+const UNCOMPRESSED: u8 = 0;
+
 thread_local! {
     /// Set while this thread encodes or decodes a packed state.
     static PACKING: Cell<bool> = const { Cell::new(false) };
+    /// This thread's zstd decompression context and output buffer, made at its first use.
+    static DECOMPRESSOR: RefCell<Option<(DCtx<'static>, Vec<u8>)>> = const { RefCell::new(None) };
+}
+
+/// The dictionaries learned in this process, by number − 1: a compressed state names its
+/// dictionary by number, so decoding needs no access to the map that packed it. One per map
+/// that learned one; kept for the process's life (a state may outlive its map's learning).
+static DICTIONARIES: RwLock<Vec<Arc<DDict<'static>>>> = RwLock::new(Vec::new());
+
+fn register_dictionary(d: Arc<DDict<'static>>) -> u32 {
+    let mut all = DICTIONARIES.write().unwrap_or_else(|e| e.into_inner());
+    all.push(d);
+    u32::try_from(all.len()).expect("fewer than 4 billion dictionaries")
+}
+
+fn dictionary(number: u32) -> Arc<DDict<'static>> {
+    let all = DICTIONARIES.read().unwrap_or_else(|e| e.into_inner());
+    all[number as usize - 1].clone()
+}
+
+fn write_leb128(out: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn read_leb128(bytes: &[u8]) -> (u32, &[u8]) {
+    let mut n = 0u32;
+    for (i, b) in bytes.iter().enumerate() {
+        n |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return (n, &bytes[i + 1..]);
+        }
+    }
+    unreachable!("our own encoding ends its number")
+}
+
+/// A map's learned compression of its packed states (see [`ColdMap`]).
+#[derive(Default)]
+pub struct Packer {
+    trained: Option<Trained>,
+    /// The map's length when learning last failed; tried again at twice that.
+    failed_at: Option<usize>,
+}
+
+struct Trained {
+    number: u32,
+    compress: CDict<'static>,
+    decompress: Arc<DDict<'static>>,
+}
+
+impl std::fmt::Debug for Packer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packer")
+            .field("dictionary", &self.trained.as_ref().map(|t| t.number))
+            .field("failed_at", &self.failed_at)
+            .finish()
+    }
+}
+
+impl Packer {
+    fn should_train(&self, len: usize) -> bool {
+        self.trained.is_none()
+            && len >= TRAIN_MIN_STATES
+            && self.failed_at.is_none_or(|at| len >= at.saturating_mul(2))
+    }
+
+    /// Learn from `samples` (concatenated, lengths in `sizes`); nothing when too few.
+    fn train(&mut self, samples: &[u8], sizes: &[usize], len: usize) {
+        if sizes.len() < TRAIN_MIN_STATES {
+            return;
+        }
+        let capacity = DICTIONARY_MAX_BYTES.min(samples.len() / SAMPLE_BYTES_PER_DICTIONARY_BYTE);
+        let mut dict = Vec::with_capacity(capacity);
+        let learned = zstd::zstd_safe::train_from_buffer(&mut dict, samples, sizes).is_ok();
+        let prepared = learned
+            .then(|| {
+                let compress = CDict::try_create(&dict, COMPRESSION_LEVEL)?;
+                let decompress = DDict::try_create(&dict)?;
+                Some((compress, decompress))
+            })
+            .flatten();
+        match prepared {
+            Some((compress, decompress)) => {
+                let decompress = Arc::new(decompress);
+                self.trained = Some(Trained {
+                    number: register_dictionary(decompress.clone()),
+                    compress,
+                    decompress,
+                });
+            }
+            None => self.failed_at = Some(len),
+        }
+    }
+
+    fn dictionary_bytes(&self) -> usize {
+        self.trained
+            .as_ref()
+            .map_or(0, |t| t.compress.sizeof() + t.decompress.sizeof())
+    }
+
+    /// A compression context using the dictionary (None until learned).
+    fn context(&self) -> Option<CCtx<'_>> {
+        let t = self.trained.as_ref()?;
+        let mut c = CCtx::try_create()?;
+        c.ref_cdict(&t.compress).ok()?;
+        // The number in front says which dictionary; zstd's own id and checksum would only
+        // repeat what our own encoding guarantees.
+        c.set_parameter(CParameter::DictIdFlag(false)).ok()?;
+        c.set_parameter(CParameter::ChecksumFlag(false)).ok()?;
+        c.set_parameter(CParameter::ContentSizeFlag(true)).ok()?;
+        Some(c)
+    }
+}
+
+/// Buffers and the compression context reused across the states of one sweep.
+#[derive(Default)]
+struct Scratch<'a> {
+    plain: Vec<u8>,
+    frame: Vec<u8>,
+    packed: Vec<u8>,
+    context: Option<Option<CCtx<'a>>>,
+}
+
+impl<'a> Scratch<'a> {
+    /// `plain` (a state's uncompressed packed form, [`UNCOMPRESSED`] first) as it is kept: compressed
+    /// when the packer has a dictionary and that is shorter.
+    fn finish(&mut self, packer: &'a Packer) -> Box<[u8]> {
+        let context = self.context.get_or_insert_with(|| packer.context());
+        if let (Some(cctx), Some(t)) = (context.as_mut(), packer.trained.as_ref()) {
+            // zstd writes from the buffer's start, so the frame goes to its own buffer.
+            self.frame.clear();
+            self.frame
+                .reserve(zstd::zstd_safe::compress_bound(self.plain.len() - 1));
+            if cctx.compress2(&mut self.frame, &self.plain[1..]).is_ok() {
+                self.packed.clear();
+                write_leb128(&mut self.packed, t.number);
+                self.packed.extend_from_slice(&self.frame);
+                if self.packed.len() < self.plain.len() {
+                    return Box::from(&self.packed[..]);
+                }
+            }
+        }
+        Box::from(&self.plain[..])
+    }
 }
 
 /// Whether the value being serialized or deserialized on this thread is part of a packed
@@ -102,9 +276,33 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Cold<T> {
 /// Decode a packed state. The bytes are our own encoding of a `T` (never input), so a failure
 /// is a bug in `T`'s serde shape, which the per-type round-trip tests rule out.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Box<T> {
-    while_packing(|| {
-        Box::new(rmp_serde::from_slice(bytes).expect("a packed state decodes (tested per type)"))
-    })
+    let from_msgpack = |msgpack: &[u8]| {
+        while_packing(|| {
+            Box::new(
+                rmp_serde::from_slice(msgpack).expect("a packed state decodes (tested per type)"),
+            )
+        })
+    };
+    match bytes.split_first() {
+        Some((&UNCOMPRESSED, msgpack)) => from_msgpack(msgpack),
+        _ => {
+            let (number, frame) = read_leb128(bytes);
+            let dict = dictionary(number);
+            DECOMPRESSOR.with(|d| {
+                let mut d = d.borrow_mut();
+                let (dctx, out) = d.get_or_insert_with(|| (DCtx::create(), Vec::new()));
+                let size = zstd::zstd_safe::get_frame_content_size(frame)
+                    .ok()
+                    .flatten()
+                    .expect("our frames record their size");
+                out.clear();
+                out.reserve(size as usize);
+                dctx.decompress_using_ddict(out, frame, &dict)
+                    .expect("a packed state decompresses with its dictionary");
+                from_msgpack(out)
+            })
+        }
+    }
 }
 
 impl<T: Serialize + DeserializeOwned> Cold<T> {
@@ -141,10 +339,37 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
     /// one exactly sized copy, not a vector grown and shrunk per state).
     pub fn freeze_with(&mut self, scratch: &mut Vec<u8>) {
         if let Cold::Hot(t) = self {
-            scratch.clear();
-            while_packing(|| rmp_serde::encode::write(scratch, &**t))
-                .expect("serializing to memory does not fail");
+            encode_plain(scratch, t);
             *self = Cold::Frozen(Box::from(&scratch[..]));
+        }
+    }
+
+    /// Pack a live state with its map's packer (compressed once it has a dictionary).
+    fn freeze_into<'a>(&mut self, scratch: &mut Scratch<'a>, packer: &'a Packer) {
+        if let Cold::Hot(t) = self {
+            encode_plain(&mut scratch.plain, t);
+            *self = Cold::Frozen(scratch.finish(packer));
+        }
+    }
+
+    /// Compress a state packed uncompressed, when the packer can (no-op otherwise).
+    fn recompress<'a>(&mut self, scratch: &mut Scratch<'a>, packer: &'a Packer) {
+        if let Some(msgpack) = self.plain_form() {
+            scratch.plain.clear();
+            scratch.plain.push(UNCOMPRESSED);
+            scratch.plain.extend_from_slice(msgpack);
+            *self = Cold::Frozen(scratch.finish(packer));
+        }
+    }
+
+    /// The MessagePack of a state packed uncompressed.
+    fn plain_form(&self) -> Option<&[u8]> {
+        match self {
+            Cold::Frozen(b) => match b.split_first() {
+                Some((&UNCOMPRESSED, msgpack)) => Some(msgpack),
+                _ => None,
+            },
+            Cold::Hot(_) => None,
         }
     }
 
@@ -162,17 +387,102 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
     }
 }
 
-impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> BoundedMap<K, Cold<T>> {
-    /// Pack the states not touched since `before` (one encoding buffer for them all).
+/// A [`BoundedMap`] of [`Cold`] states that learns, from its own packed states, a compression
+/// dictionary for them (see [`Packer`]). Reads and writes as the map itself
+/// (`Deref`); a snapshot holds the map alone.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+#[serde(bound(
+    serialize = "K: Serialize + Hash + Eq, T: Serialize + DeserializeOwned",
+    deserialize = "K: Deserialize<'de> + Hash + Eq, T: Serialize + DeserializeOwned"
+))]
+pub struct ColdMap<K, T> {
+    map: BoundedMap<K, Cold<T>>,
+    #[serde(skip)]
+    packer: Packer,
+}
+
+impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
+    /// Empty, holding at most `cap` entries.
+    pub fn new(cap: usize) -> Self {
+        ColdMap {
+            map: BoundedMap::new(cap),
+            packer: Packer::default(),
+        }
+    }
+
+    /// Pack the states not touched since `before`, compressed once a dictionary is learned;
+    /// learn it when enough states are packed ([`TRAIN_MIN_STATES`]).
     pub fn freeze_idle(&mut self, before: Ts) {
-        let mut scratch = Vec::new();
-        self.for_each_idle(before, |c| c.freeze_with(&mut scratch));
+        {
+            let mut scratch = Scratch::default();
+            let packer = &self.packer;
+            self.map
+                .for_each_idle(before, |c| c.freeze_into(&mut scratch, packer));
+        }
+        if self.packer.should_train(self.map.len()) {
+            self.train();
+        }
+    }
+
+    /// Learn the dictionary from the states packed plain, then compress them with it.
+    fn train(&mut self) {
+        let mut samples = Vec::new();
+        let mut sizes = Vec::new();
+        for (_, c) in self.map.iter() {
+            if sizes.len() >= TRAIN_MAX_SAMPLES {
+                break;
+            }
+            if let Some(msgpack) = c.plain_form() {
+                samples.extend_from_slice(msgpack);
+                sizes.push(msgpack.len());
+            }
+        }
+        self.packer.train(&samples, &sizes, self.map.len());
+        if self.packer.trained.is_some() {
+            let mut scratch = Scratch::default();
+            let packer = &self.packer;
+            self.map
+                .for_each_idle(Ts(i64::MAX), |c| c.recompress(&mut scratch, packer));
+        }
     }
 
     /// States packed now (walks the map).
     pub fn frozen(&self) -> usize {
-        self.iter().filter(|(_, c)| c.is_frozen()).count()
+        self.map.iter().filter(|(_, c)| c.is_frozen()).count()
     }
+
+    /// Bytes the learned dictionary takes outside the Rust heap (zstd's prepared forms for
+    /// compressing and decompressing; 0 until learned).
+    pub fn dictionary_bytes(&self) -> usize {
+        self.packer.dictionary_bytes()
+    }
+
+    /// Whether a dictionary has been learned.
+    pub fn has_dictionary(&self) -> bool {
+        self.packer.trained.is_some()
+    }
+}
+
+impl<K, T> Deref for ColdMap<K, T> {
+    type Target = BoundedMap<K, Cold<T>>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<K, T> DerefMut for ColdMap<K, T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+/// `t`'s uncompressed packed form into `out`: [`UNCOMPRESSED`], then positional MessagePack.
+fn encode_plain<T: Serialize>(out: &mut Vec<u8>, t: &T) {
+    out.clear();
+    out.push(UNCOMPRESSED);
+    while_packing(|| rmp_serde::encode::write(out, t))
+        .expect("serializing to memory does not fail");
 }
 
 impl<T: Serialize + DeserializeOwned> Serialize for Cold<T> {
@@ -229,6 +539,78 @@ mod tests {
         assert_eq!(c.view().a, 8);
         let back: Cold<S> = rmp_serde::from_slice(&live).unwrap();
         assert_eq!(back.view().a, 7);
+    }
+
+    fn state(i: usize) -> S {
+        S {
+            a: i as u64 * 7_919,
+            b: vec![
+                format!("user{i}@example-isp.de"),
+                format!("r{}@example.org", i * 31 % 997),
+            ],
+            c: i.is_multiple_of(3).then_some(i as i32),
+        }
+    }
+
+    fn filled(n: usize) -> ColdMap<String, S> {
+        let mut m = ColdMap::new(n * 2);
+        for i in 0..n {
+            m.get_or_insert_with(&format!("k{i}"), Ts(i as i64), || Cold::new(state(i)));
+        }
+        m
+    }
+
+    #[test]
+    fn a_map_learns_a_dictionary_and_its_compressed_states_thaw_to_themselves() {
+        let n = TRAIN_MIN_STATES + 500;
+        let mut m = filled(n);
+        let live = rmp_serde::to_vec_named(&m).unwrap();
+        m.freeze_idle(Ts(n as i64));
+        assert!(m.has_dictionary());
+        assert!(m.dictionary_bytes() > 0);
+        assert_eq!(m.frozen(), n);
+        let (mut packed, mut plain) = (0, 0);
+        for (_, c) in m.iter() {
+            let bytes = c.frozen_bytes().unwrap();
+            packed += bytes;
+            plain += 1 + rmp_serde::to_vec(&*c.view()).unwrap().len();
+            assert!(c.plain_form().is_none(), "compressed once learned");
+        }
+        assert!(packed * 10 < plain * 7, "{packed} of {plain} bytes");
+        // A snapshot holds the states themselves: the same bytes as never packed.
+        assert_eq!(rmp_serde::to_vec_named(&m).unwrap(), live);
+        for i in 0..n {
+            let c = m.get_mut(format!("k{i}").as_str()).unwrap();
+            assert_eq!(*c.thaw(), state(i));
+        }
+        // States packed after learning are compressed too.
+        m.freeze_idle(Ts(i64::MAX));
+        assert!(m.iter().all(|(_, c)| c.plain_form().is_none()));
+        assert_eq!(*m.get("k7").unwrap().view(), state(7));
+        // A map restored from a snapshot decodes the same and learns anew.
+        let back: ColdMap<String, S> = rmp_serde::from_slice(&live).unwrap();
+        assert!(!back.has_dictionary());
+        assert_eq!(*back.get("k9").unwrap().view(), state(9));
+    }
+
+    #[test]
+    fn a_small_map_packs_without_compressing() {
+        let mut m = filled(TRAIN_MIN_STATES - 1);
+        m.freeze_idle(Ts(i64::MAX));
+        assert!(!m.has_dictionary());
+        assert_eq!(m.dictionary_bytes(), 0);
+        assert!(m.iter().all(|(_, c)| c.plain_form().is_some()));
+        assert_eq!(*m.get("k3").unwrap().view(), state(3));
+    }
+
+    #[test]
+    fn dictionary_numbers_round_trip_in_leb128() {
+        for n in [1u32, 127, 128, 300, 16_383, 16_384, u32::MAX] {
+            let mut out = vec![];
+            write_leb128(&mut out, n);
+            out.push(0xAB);
+            assert_eq!(read_leb128(&out), (n, &[0xAB][..]), "{n}");
+        }
     }
 
     #[test]

@@ -596,6 +596,10 @@ impl Engine {
             bruteforce: self.brute.frozen(),
             extrusion: self.det.extrusion.frozen(),
             helo: self.det.helo.frozen(),
+            dictionary_bytes: self.hijack.packing_dictionary_bytes()
+                + self.brute.packing_dictionary_bytes()
+                + self.det.extrusion.packing_dictionary_bytes()
+                + self.det.helo.packing_dictionary_bytes(),
         }
     }
 
@@ -1088,6 +1092,9 @@ pub struct Frozen {
     pub extrusion: usize,
     /// helo-anomaly's entities.
     pub helo: usize,
+    /// Bytes of the four maps' learned compression dictionaries ([`crate::cold::ColdMap`]),
+    /// held by zstd outside the Rust heap.
+    pub dictionary_bytes: usize,
 }
 
 /// Work for the [`Detectors`]: everything they need from an event or a record, owned, so it can

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
 use crate::bounded::BoundedMap;
-use crate::cold::Cold;
+use crate::cold::{Cold, ColdMap};
 use crate::compact::Rare;
 use crate::config::Config;
 use crate::evidence::{MessageSample, Samples};
@@ -668,7 +668,7 @@ impl EntityState {
 pub struct Extrusion {
     /// Live while active, packed when idle `[detect.limits] pack_idle_after`
     /// ([`Extrusion::freeze_idle`]).
-    entities: BoundedMap<Entity, Cold<EntityState>>,
+    entities: ColdMap<Entity, EntityState>,
     /// Incoming (sender -> local recipient) pairs, for recognising replies.
     inbound: BoundedMap<u64, ()>,
     /// Reused buffer for [`reply_key`] (no `String` per failed recipient). Not state.
@@ -803,7 +803,7 @@ impl Extrusion {
     /// Empty state.
     pub fn new(cfg: &Config) -> Self {
         Extrusion {
-            entities: BoundedMap::new(cfg.limits.max_entities),
+            entities: ColdMap::new(cfg.limits.max_entities),
             inbound: BoundedMap::new(cfg.rejection_daemons.max_pairs),
             key_buf: String::new(),
         }
@@ -818,6 +818,12 @@ impl Extrusion {
     /// Entities whose state is packed.
     pub fn frozen(&self) -> usize {
         self.entities.frozen()
+    }
+
+    /// Bytes of the compression dictionary learned for the packed states (zstd's memory,
+    /// outside the Rust heap; 0 until learned).
+    pub fn packing_dictionary_bytes(&self) -> usize {
+        self.entities.dictionary_bytes()
     }
 
     /// Entities with state.

@@ -39,7 +39,7 @@ use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity};
 use crate::bounded::BoundedMap;
-use crate::cold::Cold;
+use crate::cold::{Cold, ColdMap};
 use crate::compact::Rare;
 use crate::config::Config;
 use crate::packed::Packed;
@@ -671,7 +671,7 @@ pub struct Observation<'a> {
 pub struct HeloDetector {
     /// Live while active, packed when idle `[detect.limits] pack_idle_after`
     /// ([`HeloDetector::freeze_idle`]).
-    state: BoundedMap<Entity, Cold<State>>,
+    state: ColdMap<Entity, State>,
     claims: BoundedMap<u64, Claim>,
 }
 
@@ -679,7 +679,7 @@ impl HeloDetector {
     /// Empty.
     pub fn new(cfg: &Config) -> Self {
         HeloDetector {
-            state: BoundedMap::new(cfg.limits.max_entities),
+            state: ColdMap::new(cfg.limits.max_entities),
             claims: BoundedMap::new(MAX_CLAIMS),
         }
     }
@@ -698,6 +698,12 @@ impl HeloDetector {
     /// Entities whose state is packed.
     pub fn frozen(&self) -> usize {
         self.state.frozen()
+    }
+
+    /// Bytes of the compression dictionary learned for the packed states (zstd's memory,
+    /// outside the Rust heap; 0 until learned).
+    pub fn packing_dictionary_bytes(&self) -> usize {
+        self.state.dictionary_bytes()
     }
 
     /// Mark an entity as ours (it relayed or authenticated), which lets its buffered signs alert.

@@ -25,7 +25,7 @@
 //! baseline and day sets, and [`Distinct`] counters that switch to a 256-byte sketch past 64
 //! values. Accounts get state only when they send (a failed login for a name never seen creates
 //! nothing), and accounts with a learned baseline are protected from eviction by newcomers
-//! ([`BoundedMap`]).
+//! ([`BoundedMap`](crate::bounded::BoundedMap)).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -37,8 +37,7 @@ use maillog::Ts;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
-use crate::bounded::BoundedMap;
-use crate::cold::Cold;
+use crate::cold::{Cold, ColdMap};
 use crate::compact::{Rare, RecentStrings};
 use crate::config::{self, Config};
 use crate::distinct::Distinct;
@@ -494,7 +493,7 @@ pub struct HijackStats {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Hijack {
     /// Live while active, packed when idle `[detect.limits] pack_idle_after` ([`Hijack::freeze_idle`]).
-    accounts: BoundedMap<String, Cold<Account>>,
+    accounts: ColdMap<String, Account>,
     population: Population,
     countries: HashMap<[u8; 2], u64>,
     logins: u64,
@@ -1005,7 +1004,7 @@ impl Hijack {
     /// Empty state.
     pub fn new(cfg: &Config) -> Self {
         Hijack {
-            accounts: BoundedMap::new(cfg.limits.max_entities),
+            accounts: ColdMap::new(cfg.limits.max_entities),
             population: Population::default(),
             countries: HashMap::default(),
             logins: 0,
@@ -1054,6 +1053,12 @@ impl Hijack {
     /// Accounts whose state is packed.
     pub fn frozen(&self) -> usize {
         self.accounts.frozen()
+    }
+
+    /// Bytes of the compression dictionary learned for the packed states (zstd's memory,
+    /// outside the Rust heap; 0 until learned).
+    pub fn packing_dictionary_bytes(&self) -> usize {
+        self.accounts.dictionary_bytes()
     }
 
     /// Baselines, for saving.

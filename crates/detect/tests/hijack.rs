@@ -1084,9 +1084,22 @@ fn new_networks_ases_and_countries_are_counted_exactly_in_runs() {
 /// and ordinary users.
 #[test]
 fn packed_account_state_gives_the_same_alerts() {
-    let run = |freeze: bool| {
+    // With `population` quiet accounts beside the scenario's, enough for the maps to learn a
+    // compression dictionary (`detect::cold::TRAIN_MIN_STATES`) and pack compressed.
+    let run = |freeze: bool, population: usize| {
         let mut f = F::new();
         f.freeze = freeze;
+        for u in 0..population {
+            let user = format!("quiet{u}@isp.example");
+            f.send(at(0, 1.0) + u as f64, &user, &ip(0, u % 60, u), u % 2);
+        }
+        if population >= detect::cold::TRAIN_MIN_STATES {
+            assert_eq!(
+                f.e.frozen().dictionary_bytes > 0,
+                freeze,
+                "a dictionary is learned when packing"
+            );
+        }
         for u in 0..6 {
             ordinary_days(&mut f, &format!("user{u}@isp.example"), &ip(0, u, 5), 3, 4);
         }
@@ -1134,7 +1147,13 @@ fn packed_account_state_gives_the_same_alerts() {
         assert!(f.of(Detector::AuthBruteforce).len() >= 2, "{:#?}", f.alerts);
         serde_json::to_string(&f.alerts).unwrap()
     };
-    assert_eq!(run(true), run(false));
+    for population in [0, detect::cold::TRAIN_MIN_STATES + 200] {
+        assert_eq!(
+            run(true, population),
+            run(false, population),
+            "{population}"
+        );
+    }
 }
 
 /// `flush_idle` (the driver's hourly sweep) packs the state of an account idle for

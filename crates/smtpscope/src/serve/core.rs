@@ -676,6 +676,7 @@ mod tests {
             "smtpscope_policy_claims_total",
             "smtpscope_engine_evicted_total",
             "smtpscope_engine_packed_entities",
+            "smtpscope_engine_packing_dictionary_bytes",
             "smtpscope_hijack_unknown_account_failures_total",
             "smtpscope_engine_events_total",
         ] {

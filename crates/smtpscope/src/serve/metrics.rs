@@ -198,6 +198,8 @@ pub struct EngineCounters {
     /// Entities whose state is packed, as of the engine's last sweep, by [`PACKED_DETECTORS`]
     /// (gauge).
     pub packed: [Copied; 4],
+    /// Bytes of the learned dictionaries packed states are compressed with (gauge).
+    pub packing_dictionary_bytes: Copied,
 }
 
 /// Detectors whose idle per-entity state is packed (`detect::engine::Frozen`;
@@ -239,6 +241,7 @@ impl EngineCounters {
         {
             slot.set(v as u64);
         }
+        self.packing_dictionary_bytes.set(p.dictionary_bytes as u64);
         let ev = e.evictions();
         for (slot, v) in self.evicted.iter().zip([
             ev.messages,
@@ -332,6 +335,13 @@ impl EngineCounters {
                 v.get()
             );
         }
+        one(
+            o,
+            "smtpscope_engine_packing_dictionary_bytes",
+            "gauge",
+            "Bytes of the compression dictionaries the engine learned from its own packed states (zstd's memory, outside the heap figures), as of its last hourly sweep.",
+            self.packing_dictionary_bytes.get(),
+        );
         one(
             o,
             "smtpscope_hijack_accounts",
