@@ -13,6 +13,8 @@ use std::hash::Hash;
 
 use maillog::Ts;
 
+use crate::slab::SlabMap;
+
 /// Share of the cap (1/n) kept for newcomers however many entries are protected: a newcomer
 /// evicts protected entries only while probation holds less than `cap / PROBATION_SHARE`
 /// entries. Our own idea: a quarter leaves room for a day's new accounts at an ISP whose
@@ -32,7 +34,7 @@ pub enum Segment {
     Protected,
 }
 
-/// A hash map (fixed-seed [`maillog::hash::Map`]) that never holds more than `cap` entries (see the module docs for who is evicted).
+/// A hash map ([`SlabMap`]: fixed-seed hashes, entries in a dense vector) that never holds more than `cap` entries (see the module docs for who is evicted).
 /// Eviction only forgets state, which delays a detection; it never invents one.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(bound(
@@ -40,8 +42,8 @@ pub enum Segment {
     deserialize = "K: serde::Deserialize<'de> + Hash + Eq, V: serde::Deserialize<'de>"
 ))]
 pub struct BoundedMap<K, V> {
-    probation: maillog::hash::Map<K, (Ts, V)>,
-    protected: maillog::hash::Map<K, (Ts, V)>,
+    probation: SlabMap<K, (Ts, V)>,
+    protected: SlabMap<K, (Ts, V)>,
     cap: usize,
     evicted_probation: u64,
     evicted_protected: u64,
@@ -200,7 +202,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 
 /// Drop the least recently touched `1 / EVICT_SHARE` of `map` (at least one entry; all entries
 /// touched at the cut time go together, so the result never depends on iteration order).
-fn evict_oldest<K: Hash + Eq, V>(map: &mut maillog::hash::Map<K, (Ts, V)>) -> u64 {
+fn evict_oldest<K: Hash + Eq, V>(map: &mut SlabMap<K, (Ts, V)>) -> u64 {
     if map.is_empty() {
         return 0;
     }

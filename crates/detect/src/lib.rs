@@ -25,6 +25,7 @@ pub mod incident;
 pub mod incoming;
 pub mod incoming_filter;
 pub mod packed;
+pub mod slab;
 pub mod snapshot;
 pub mod window;
 
