@@ -277,6 +277,8 @@ fn log_memory(path: &str) {
     let lines = feeder.lines;
     let state = LIVE.load(Ordering::Relaxed) - live_empty;
     let in_flight = e.correlator_stats().peak_in_flight;
+    let (tracked, _) = e.hijack_memory();
+    let frozen = e.frozen();
     let mut parts = String::new();
     for part in Engine::PARTS {
         let before = LIVE.load(Ordering::Relaxed);
@@ -287,9 +289,14 @@ fn log_memory(path: &str) {
         }
     }
     println!(
-        "{{\"log\":{path:?},\"lines\":{lines},\"empty_engine_bytes\":{},\"state_bytes\":{state},\"peak_in_flight\":{in_flight},\"peak_rss_bytes\":{},\"bytes_by_part\":{{{parts}}}}}",
+        "{{\"log\":{path:?},\"lines\":{lines},\"empty_engine_bytes\":{},\"state_bytes\":{state},\"peak_in_flight\":{in_flight},\"peak_rss_bytes\":{},\"hijack_accounts\":{tracked},\"packed\":{{\"hijack\":{},\"extrusion\":{},\"helo\":{},\"bruteforce\":{}}},\"packing_dictionary_bytes\":{},\"bytes_by_part\":{{{parts}}}}}",
         live_empty - live0,
         status_kb("VmHWM:"),
+        frozen.hijack,
+        frozen.extrusion,
+        frozen.helo,
+        frozen.bruteforce,
+        frozen.dictionary_bytes,
     );
 }
 
