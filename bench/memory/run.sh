@@ -28,11 +28,13 @@ done
 python3 - "$OUT/$stamp.jsonl" <<'PY' | tee "$OUT/$stamp.md"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print("| accounts fed | msgs/day | addresses | days | lines | CPU s | engine state | hijack accounts tracked | extrusion entities | bytes per tracked account (heap) | peak RSS |")
+print("| accounts fed | msgs/day | addresses | days | lines | CPU s | engine state | hijack accounts tracked | extrusion entities | bytes per tracked account (heap + packing dictionaries) | peak RSS |")
 print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     print("| {:,} | {} | {} | {} | {:,} | {:.1f} | {:.1f} MiB | {:,} | {:,} | **{:,.0f}** | {:.1f} MiB |".format(
         r["accounts"], r["msgs_per_day"], r["ips"], r["days"], r["lines"], r["cpu_s"],
         r["state_bytes"] / 2**20, r["hijack_accounts"], r["extrusion_entities"],
-        r["state_bytes"] / max(r["hijack_accounts"], 1), r["peak_rss_bytes"] / 2**20))
+        r.get("bytes_per_tracked_account",
+              (r["state_bytes"] + r.get("packing_dictionary_bytes", 0)) / max(r["hijack_accounts"], 1)),
+        r["peak_rss_bytes"] / 2**20))
 PY
