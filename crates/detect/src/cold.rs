@@ -19,7 +19,7 @@
 use std::cell::{Cell, RefCell};
 use std::hash::Hash;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use maillog::Ts;
 
@@ -73,20 +73,40 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<(DCtx<'static>, Vec<u8>)>> = const { RefCell::new(None) };
 }
 
-/// The dictionaries learned in this process, by number − 1: a compressed state names its
-/// dictionary by number, so decoding needs no access to the map that packed it. One per map
-/// that learned one; kept for the process's life (a state may outlive its map's learning).
-static DICTIONARIES: RwLock<Vec<Arc<DDict<'static>>>> = RwLock::new(Vec::new());
+/// The dictionaries of the maps alive in this process, by number − 1: a compressed state names
+/// its dictionary by number, so decoding needs no access to the map that packed it. The map
+/// ([`Packer`]) owns its dictionary; this table only refers to it, and a number whose map is
+/// gone is given to the next map that learns, so the table holds at most one entry per live
+/// map however many engines a process makes and drops (a cluster worker does, at each
+/// rebalance). A state lives in its map, so its dictionary outlives it.
+static DICTIONARIES: RwLock<Vec<Weak<DDict<'static>>>> = RwLock::new(Vec::new());
 
-fn register_dictionary(d: Arc<DDict<'static>>) -> u32 {
+fn register_dictionary(d: &Arc<DDict<'static>>) -> u32 {
     let mut all = DICTIONARIES.write().unwrap_or_else(|e| e.into_inner());
-    all.push(d);
-    u32::try_from(all.len()).expect("fewer than 4 billion dictionaries")
+    let i = match all.iter().position(|w| w.strong_count() == 0) {
+        Some(i) => {
+            all[i] = Arc::downgrade(d);
+            i
+        }
+        None => {
+            all.push(Arc::downgrade(d));
+            all.len() - 1
+        }
+    };
+    u32::try_from(i + 1).expect("fewer than 4 billion live maps")
 }
 
 fn dictionary(number: u32) -> Arc<DDict<'static>> {
     let all = DICTIONARIES.read().unwrap_or_else(|e| e.into_inner());
-    all[number as usize - 1].clone()
+    all[number as usize - 1]
+        .upgrade()
+        .expect("a state's dictionary lives as long as its map")
+}
+
+/// Entries of the process's dictionary table (live or free), for tests.
+#[cfg(test)]
+fn dictionary_table_len() -> usize {
+    DICTIONARIES.read().unwrap_or_else(|e| e.into_inner()).len()
 }
 
 fn write_leb128(out: &mut Vec<u8>, mut n: u32) {
@@ -157,7 +177,7 @@ impl Packer {
             Some((compress, decompress)) => {
                 let decompress = Arc::new(decompress);
                 self.trained = Some(Trained {
-                    number: register_dictionary(decompress.clone()),
+                    number: register_dictionary(&decompress),
                     compress,
                     decompress,
                 });
@@ -596,6 +616,25 @@ mod tests {
         let back: ColdMap<String, S> = rmp_serde::from_slice(&live).unwrap();
         assert!(!back.has_dictionary());
         assert_eq!(*back.get("k9").unwrap().view(), state(9));
+    }
+
+    /// Engines come and go (a cluster worker makes one per partition it takes over): the
+    /// table of dictionaries reuses the numbers of maps dropped, so it does not grow with them.
+    #[test]
+    fn dropped_maps_give_their_dictionary_numbers_back() {
+        let before = dictionary_table_len();
+        for round in 0..6 {
+            let mut m = filled(TRAIN_MIN_STATES);
+            m.freeze_idle(Ts(i64::MAX));
+            assert!(m.has_dictionary(), "round {round}");
+            assert_eq!(*m.get("k5").unwrap().view(), state(5));
+        }
+        // At most one more: another test of this file may hold a learned map meanwhile.
+        assert!(
+            dictionary_table_len() <= before + 2,
+            "{before} -> {}",
+            dictionary_table_len()
+        );
     }
 
     #[test]
