@@ -18,6 +18,8 @@ import sys
 OUTER = [
     ("exit: dropping the engine's state", r"drop_in_place<detect::engine::Engine>|drop_in_place<smtpscope::pipeline::Driver>"),
     ("start-up (built-in geo table, config)", r"GeoDb::builtin|OnceLock|_dl_start|dl_main|_dl_init"),
+    # Packing idle state, learning its dictionaries and thawing it (zstd's work included).
+    ("idle state packing (pack, learn, thaw: detect::cold)", r"detect::cold::"),
 ]
 # (phase, regex on a frame's symbol), tried innermost frame first; the first phase whose
 # pattern matches a frame of the stack (walking outwards) takes the sample.
