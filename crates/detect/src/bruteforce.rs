@@ -400,15 +400,9 @@ impl Bruteforce {
         self.accounts.freeze_idle(before);
     }
 
-    /// Accounts whose state is packed.
-    pub fn frozen(&self) -> usize {
-        self.accounts.frozen()
-    }
-
-    /// Bytes of the compression dictionary learned for the packed states (zstd's memory,
-    /// outside the Rust heap; 0 until learned).
-    pub fn packing_dictionary_bytes(&self) -> usize {
-        self.accounts.dictionary_bytes()
+    /// Accounts whose state is packed, and the dictionary they are compressed with.
+    pub fn packing(&self) -> crate::cold::Packing {
+        self.accounts.packing()
     }
 
     /// Whether `user` is an existing account (logged in successfully or sent mail).

@@ -209,32 +209,40 @@ impl Packer {
 /// Buffers and the compression context reused across the states of one sweep.
 #[derive(Default)]
 struct Scratch<'a> {
+    /// A state's uncompressed packed form ([`encode_plain`]).
     plain: Vec<u8>,
+    compressor: Compressor<'a>,
+}
+
+/// Compresses packed states with a map's dictionary (see [`Compressor::pack`]).
+#[derive(Default)]
+struct Compressor<'a> {
     frame: Vec<u8>,
     packed: Vec<u8>,
+    /// Made at the first state, when the packer has a dictionary.
     context: Option<Option<CCtx<'a>>>,
 }
 
-impl<'a> Scratch<'a> {
-    /// `plain` (a state's uncompressed packed form, [`UNCOMPRESSED`] first) as it is kept: compressed
-    /// when the packer has a dictionary and that is shorter.
-    fn finish(&mut self, packer: &'a Packer) -> Box<[u8]> {
+impl<'a> Compressor<'a> {
+    /// `plain` (a state's uncompressed packed form, [`UNCOMPRESSED`] first) as it is kept:
+    /// compressed when the packer has a dictionary and that is shorter.
+    fn pack(&mut self, packer: &'a Packer, plain: &[u8]) -> Box<[u8]> {
         let context = self.context.get_or_insert_with(|| packer.context());
         if let (Some(cctx), Some(t)) = (context.as_mut(), packer.trained.as_ref()) {
             // zstd writes from the buffer's start, so the frame goes to its own buffer.
             self.frame.clear();
             self.frame
-                .reserve(zstd::zstd_safe::compress_bound(self.plain.len() - 1));
-            if cctx.compress2(&mut self.frame, &self.plain[1..]).is_ok() {
+                .reserve(zstd::zstd_safe::compress_bound(plain.len() - 1));
+            if cctx.compress2(&mut self.frame, &plain[1..]).is_ok() {
                 self.packed.clear();
                 write_leb128(&mut self.packed, t.number);
                 self.packed.extend_from_slice(&self.frame);
-                if self.packed.len() < self.plain.len() {
+                if self.packed.len() < plain.len() {
                     return Box::from(&self.packed[..]);
                 }
             }
         }
-        Box::from(&self.plain[..])
+        Box::from(plain)
     }
 }
 
@@ -355,17 +363,12 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
         }
     }
 
-    /// Pack a live state (no-op when packed already).
+    /// Pack a live state, uncompressed (no-op when packed already).
     pub fn freeze(&mut self) {
-        self.freeze_with(&mut Vec::new());
-    }
-
-    /// [`Cold::freeze`], encoding in `scratch` (reused across calls: the packed form is then
-    /// one exactly sized copy, not a vector grown and shrunk per state).
-    pub fn freeze_with(&mut self, scratch: &mut Vec<u8>) {
         if let Cold::Hot(t) = self {
-            encode_plain(scratch, t);
-            *self = Cold::Frozen(Box::from(&scratch[..]));
+            let mut plain = Vec::new();
+            encode_plain(&mut plain, t);
+            *self = Cold::Frozen(plain.into_boxed_slice());
         }
     }
 
@@ -373,17 +376,17 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
     fn freeze_into<'a>(&mut self, scratch: &mut Scratch<'a>, packer: &'a Packer) {
         if let Cold::Hot(t) = self {
             encode_plain(&mut scratch.plain, t);
-            *self = Cold::Frozen(scratch.finish(packer));
+            *self = Cold::Frozen(scratch.compressor.pack(packer, &scratch.plain));
         }
     }
 
     /// Compress a state packed uncompressed, when the packer can (no-op otherwise).
-    fn recompress<'a>(&mut self, scratch: &mut Scratch<'a>, packer: &'a Packer) {
-        if let Some(msgpack) = self.plain_form() {
-            scratch.plain.clear();
-            scratch.plain.push(UNCOMPRESSED);
-            scratch.plain.extend_from_slice(msgpack);
-            *self = Cold::Frozen(scratch.finish(packer));
+    fn recompress<'a>(&mut self, compressor: &mut Compressor<'a>, packer: &'a Packer) {
+        if let Cold::Frozen(plain) = self {
+            if plain.first() == Some(&UNCOMPRESSED) {
+                let packed = compressor.pack(packer, plain);
+                *self = Cold::Frozen(packed);
+            }
         }
     }
 
@@ -465,10 +468,10 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
         }
         self.packer.train(&samples, &sizes, self.map.len());
         if self.packer.trained.is_some() {
-            let mut scratch = Scratch::default();
+            let mut compressor = Compressor::default();
             let packer = &self.packer;
             self.map
-                .for_each_idle(Ts(i64::MAX), |c| c.recompress(&mut scratch, packer));
+                .for_each_idle(Ts(i64::MAX), |c| c.recompress(&mut compressor, packer));
         }
     }
 
@@ -483,10 +486,27 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
         self.packer.dictionary_bytes()
     }
 
+    /// What the map's packing holds now (walks the map).
+    pub fn packing(&self) -> Packing {
+        Packing {
+            frozen: self.frozen(),
+            dictionary_bytes: self.dictionary_bytes(),
+        }
+    }
+
     /// Whether a dictionary has been learned.
     pub fn has_dictionary(&self) -> bool {
         self.packer.trained.is_some()
     }
+}
+
+/// A [`ColdMap`]'s packing, for statistics ([`ColdMap::packing`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Packing {
+    /// States packed.
+    pub frozen: usize,
+    /// Bytes of the learned dictionary, outside the Rust heap.
+    pub dictionary_bytes: usize,
 }
 
 impl<K, T> Deref for ColdMap<K, T> {

@@ -591,15 +591,21 @@ impl Engine {
     /// auth-bruteforce's, extrusion's and helo-anomaly's entities (the last two read only after
     /// [`Engine::finish`] when the detectors run on their own thread).
     pub fn frozen(&self) -> Frozen {
+        let [hijack, bruteforce, extrusion, helo] = [
+            self.hijack.packing(),
+            self.brute.packing(),
+            self.det.extrusion.packing(),
+            self.det.helo.packing(),
+        ];
         Frozen {
-            hijack: self.hijack.frozen(),
-            bruteforce: self.brute.frozen(),
-            extrusion: self.det.extrusion.frozen(),
-            helo: self.det.helo.frozen(),
-            dictionary_bytes: self.hijack.packing_dictionary_bytes()
-                + self.brute.packing_dictionary_bytes()
-                + self.det.extrusion.packing_dictionary_bytes()
-                + self.det.helo.packing_dictionary_bytes(),
+            hijack: hijack.frozen,
+            bruteforce: bruteforce.frozen,
+            extrusion: extrusion.frozen,
+            helo: helo.frozen,
+            dictionary_bytes: [hijack, bruteforce, extrusion, helo]
+                .iter()
+                .map(|p| p.dictionary_bytes)
+                .sum(),
         }
     }
 

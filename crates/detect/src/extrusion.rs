@@ -815,15 +815,9 @@ impl Extrusion {
         self.entities.freeze_idle(before);
     }
 
-    /// Entities whose state is packed.
-    pub fn frozen(&self) -> usize {
-        self.entities.frozen()
-    }
-
-    /// Bytes of the compression dictionary learned for the packed states (zstd's memory,
-    /// outside the Rust heap; 0 until learned).
-    pub fn packing_dictionary_bytes(&self) -> usize {
-        self.entities.dictionary_bytes()
+    /// Entities whose state is packed, and the dictionary they are compressed with.
+    pub fn packing(&self) -> crate::cold::Packing {
+        self.entities.packing()
     }
 
     /// Entities with state.

@@ -695,15 +695,9 @@ impl HeloDetector {
         self.state.freeze_idle(before);
     }
 
-    /// Entities whose state is packed.
-    pub fn frozen(&self) -> usize {
-        self.state.frozen()
-    }
-
-    /// Bytes of the compression dictionary learned for the packed states (zstd's memory,
-    /// outside the Rust heap; 0 until learned).
-    pub fn packing_dictionary_bytes(&self) -> usize {
-        self.state.dictionary_bytes()
+    /// Entities whose state is packed, and the dictionary they are compressed with.
+    pub fn packing(&self) -> crate::cold::Packing {
+        self.state.packing()
     }
 
     /// Mark an entity as ours (it relayed or authenticated), which lets its buffered signs alert.

@@ -1050,15 +1050,9 @@ impl Hijack {
         self.accounts.freeze_idle(before);
     }
 
-    /// Accounts whose state is packed.
-    pub fn frozen(&self) -> usize {
-        self.accounts.frozen()
-    }
-
-    /// Bytes of the compression dictionary learned for the packed states (zstd's memory,
-    /// outside the Rust heap; 0 until learned).
-    pub fn packing_dictionary_bytes(&self) -> usize {
-        self.accounts.dictionary_bytes()
+    /// Accounts whose state is packed, and the dictionary they are compressed with.
+    pub fn packing(&self) -> crate::cold::Packing {
+        self.accounts.packing()
     }
 
     /// Baselines, for saving.
