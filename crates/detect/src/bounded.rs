@@ -70,21 +70,20 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        // hashbrown skips hashing an empty segment.
-        let e = if !self.protected.is_empty() && self.protected.contains_key(k) {
-            self.protected
-                .get_mut(k)
-                .expect("present: contains_key just said so")
+        // One look-up per segment (an empty one is not even hashed).
+        let e = if let Some(i) = self.protected.slot(k) {
+            self.protected.at_mut(i)
         } else {
-            if !self.probation.contains_key(k) {
-                if self.len() >= self.cap {
-                    self.make_room();
+            let i = match self.probation.slot(k) {
+                Some(i) => i,
+                None => {
+                    if self.len() >= self.cap {
+                        self.make_room();
+                    }
+                    self.probation.insert_new(k.to_owned(), (ts, make()))
                 }
-                self.probation.insert(k.to_owned(), (ts, make()));
-            }
-            self.probation
-                .get_mut(k)
-                .expect("present: found or inserted above")
+            };
+            self.probation.at_mut(i)
         };
         if ts > e.0 {
             e.0 = ts;
@@ -99,7 +98,8 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         if let Some((key, v)) = self.probation.remove_entry(k) {
-            self.protected.insert(key, v);
+            // A key is in one segment at most.
+            self.protected.insert_new(key, v);
         }
     }
 

@@ -76,15 +76,28 @@ impl<K, V> SlabMap<K, V> {
 }
 
 impl<K: Hash + Eq, V> SlabMap<K, V> {
-    fn slot<Q>(&self, k: &Q) -> Option<u32>
+    /// The slot of `k`: stable until `k` is removed, for [`SlabMap::at_mut`] (one look-up
+    /// where "is it there?" and "give it to me" would take two).
+    pub fn slot<Q>(&self, k: &Q) -> Option<u32>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        if self.index.is_empty() {
+            return None; // no hash to compute
+        }
         let slots = &self.slots;
         self.index
             .find(hash(k), |&i| Self::key_is(slots, i, k))
             .copied()
+    }
+
+    /// The value in `slot` (from [`SlabMap::slot`] or [`SlabMap::insert_new`]), for writing.
+    pub fn at_mut(&mut self, slot: u32) -> &mut V {
+        &mut self.slots[slot as usize]
+            .as_mut()
+            .expect("a slot handed out holds its entry until removed")
+            .1
     }
 
     fn key_is<Q>(slots: &[Option<(K, V)>], i: u32, k: &Q) -> bool
@@ -128,10 +141,17 @@ impl<K: Hash + Eq, V> SlabMap<K, V> {
 
     /// Set `k` to `v` (replacing its value when present).
     pub fn insert(&mut self, k: K, v: V) {
-        if let Some(old) = self.get_mut(&k) {
-            *old = v;
-            return;
+        match self.slot(&k) {
+            Some(i) => *self.at_mut(i) = v,
+            None => {
+                self.insert_new(k, v);
+            }
         }
+    }
+
+    /// Add `k`, which the caller knows is absent, with `v`; its slot.
+    pub fn insert_new(&mut self, k: K, v: V) -> u32 {
+        let h = hash(&k);
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some((k, v));
@@ -144,8 +164,7 @@ impl<K: Hash + Eq, V> SlabMap<K, V> {
             }
         };
         let slots = &self.slots;
-        let h = slots[i as usize].as_ref().map(|(k, _)| hash(k));
-        self.index.insert_unique(h.expect("just stored"), i, |&j| {
+        self.index.insert_unique(h, i, |&j| {
             hash(
                 &slots[j as usize]
                     .as_ref()
@@ -153,6 +172,7 @@ impl<K: Hash + Eq, V> SlabMap<K, V> {
                     .0,
             )
         });
+        i
     }
 
     /// Remove `k`, returning its key and value.
