@@ -546,14 +546,16 @@ fn group_slot<'a>(
 ) -> Option<&'a mut Group> {
     if !map.contains_key(key) {
         if map.len() >= cap.max(1) {
+            // The least recently used group without failures in the window (ties: the first
+            // key); only the one chosen is copied, not every candidate's key.
             let victim = map
                 .iter_mut()
                 .filter_map(|(k, g)| {
                     g.tally.advance(ts, window);
-                    (g.tally.window().failed == 0).then_some((g.last, k.clone()))
+                    (g.tally.window().failed == 0).then_some((g.last, k))
                 })
                 .min()
-                .map(|(_, k)| k)?;
+                .map(|(_, k)| k.clone())?;
             map.remove(&victim);
         }
         map.insert(key.to_string(), Group::default());
