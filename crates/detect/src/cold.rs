@@ -43,11 +43,28 @@ pub const FREEZE_AFTER_SECS: i64 = 3_600;
 pub const TRAIN_MIN_STATES: usize = 1_000;
 
 /// Packed states a dictionary is learned from, at most (the first the map yields). Training
-/// is a one-time cost that grows with the samples (zstd's trainer tries several parameters,
-/// compressing the samples with each): 5,000 states took 7% of `analyze`'s instructions on a
-/// 303 MB log, and on the benchmark's states 1,000 or 2,000 samples gave dictionaries as good
-/// (hijack states 96.5, 95.9 and 96.3 bytes compressed at 1,000, 2,000 and 5,000 samples).
+/// is a one-time cost that grows with the samples, and on the benchmark's states 1,000 or
+/// 2,000 samples gave dictionaries as good as 5,000 (hijack states 96.5, 95.9 and 96.3 bytes
+/// compressed, measured with zstd's parameter search, before [`learn_dictionary`]).
 pub const TRAIN_MAX_SAMPLES: usize = 2_000;
+
+/// The segment size (FASTCOVER's `k`) dictionaries are learned with ([`learn_dictionary`]):
+/// the size of the pieces of sample the trainer picks to fill the dictionary. zstd's own
+/// search picked 1,024 to 1,998 on our states; 1,511 is the middle of its candidates and, on
+/// `account_memory` at 100 k accounts, 982 bytes per tracked account against 987 for either
+/// end and 984 for zstd's search.
+pub const TRAIN_SEGMENT_BYTES: u32 = 1_511;
+
+/// The d-mer size (FASTCOVER's `d`): the length of the byte strings the trainer counts; 8 is
+/// what `ZDICT_trainFromBuffer` uses.
+pub const TRAIN_DMER_BYTES: u32 = 8;
+
+/// Log2 of the trainer's frequency table (FASTCOVER's `f`): zstd's default 20, a table of
+/// 6 × 2^20 bytes while learning.
+pub const TRAIN_FREQUENCY_LOG: u32 = 20;
+
+/// FASTCOVER's `accel`: zstd's default 1 (the slowest and most accurate of 1–10).
+pub const TRAIN_ACCELERATION: u32 = 1;
 
 /// A learned dictionary's size, at most. zstd's trainer advises samples of 10 to 100 times
 /// the dictionary's size; [`SAMPLE_BYTES_PER_DICTIONARY_BYTE`] keeps the first bound.
@@ -128,6 +145,62 @@ fn read_leb128(bytes: &[u8]) -> (u32, &[u8]) {
     unreachable!("our own encoding ends its number")
 }
 
+/// Learn a dictionary of at most `capacity` bytes from `samples` (concatenated, lengths in
+/// `sizes`) with zstd's FASTCOVER trainer at fixed parameters ([`TRAIN_SEGMENT_BYTES`],
+/// [`TRAIN_DMER_BYTES`]), once over all the samples; None when zstd cannot.
+///
+/// zstd's `ZDICT_trainFromBuffer` (which `zstd-safe` wraps) searches the segment size
+/// instead: it builds a dictionary for each of several sizes from three quarters of the
+/// samples and compresses the rest with each, about five times the work (1.03 G of a
+/// 14.0 G-instruction `analyze` of a 303 MB log, for four maps). On our states the size it
+/// picked was 1,024–1,998 and, measured with `account_memory`, every fixed size in that range
+/// packs as well (docs/PERFORMANCE.md). The fixed-parameter trainer is in zstd's
+/// static-linking-only API, which `zstd-safe` does not wrap: hence the one FFI call here.
+fn learn_dictionary(samples: &[u8], sizes: &[usize], capacity: usize) -> Option<Vec<u8>> {
+    let count = u32::try_from(sizes.len()).ok()?;
+    if sizes.iter().sum::<usize>() != samples.len() {
+        return None;
+    }
+    let params = zstd_sys::ZDICT_fastCover_params_t {
+        k: TRAIN_SEGMENT_BYTES,
+        d: TRAIN_DMER_BYTES,
+        f: TRAIN_FREQUENCY_LOG,
+        steps: 0,
+        nbThreads: 0,
+        // 1.0: learn from every sample (no held-out share: nothing is being searched).
+        splitPoint: 1.0,
+        accel: TRAIN_ACCELERATION,
+        shrinkDict: 0,
+        shrinkDictMaxRegression: 0,
+        zParams: zstd_sys::ZDICT_params_t {
+            compressionLevel: COMPRESSION_LEVEL,
+            notificationLevel: 0,
+            dictID: 0,
+        },
+    };
+    let mut dict: Vec<u8> = Vec::with_capacity(capacity);
+    // SAFETY: the dictionary buffer is `dict`'s allocation of `capacity` bytes, which zstd
+    // writes at most; the samples are `samples`, whose length is the sum of the `count`
+    // entries of `sizes` (checked above); zstd keeps no pointer after it returns.
+    let written = unsafe {
+        zstd_sys::ZDICT_trainFromBuffer_fastCover(
+            dict.as_mut_ptr().cast(),
+            dict.capacity(),
+            samples.as_ptr().cast(),
+            sizes.as_ptr(),
+            count,
+            params,
+        )
+    };
+    // SAFETY: a plain function of the returned code.
+    if unsafe { zstd_sys::ZDICT_isError(written) } != 0 || written > dict.capacity() {
+        return None;
+    }
+    // SAFETY: zstd wrote `written` (≤ capacity) bytes of dictionary from the start.
+    unsafe { dict.set_len(written) };
+    Some(dict)
+}
+
 /// A map's learned compression of its packed states (see [`ColdMap`]).
 #[derive(Default)]
 pub struct Packer {
@@ -164,15 +237,11 @@ impl Packer {
             return;
         }
         let capacity = DICTIONARY_MAX_BYTES.min(samples.len() / SAMPLE_BYTES_PER_DICTIONARY_BYTE);
-        let mut dict = Vec::with_capacity(capacity);
-        let learned = zstd::zstd_safe::train_from_buffer(&mut dict, samples, sizes).is_ok();
-        let prepared = learned
-            .then(|| {
-                let compress = CDict::try_create(&dict, COMPRESSION_LEVEL)?;
-                let decompress = DDict::try_create(&dict)?;
-                Some((compress, decompress))
-            })
-            .flatten();
+        let prepared = learn_dictionary(samples, sizes, capacity).and_then(|dict| {
+            let compress = CDict::try_create(&dict, COMPRESSION_LEVEL)?;
+            let decompress = DDict::try_create(&dict)?;
+            Some((compress, decompress))
+        });
         match prepared {
             Some((compress, decompress)) => {
                 let decompress = Arc::new(decompress);
@@ -665,6 +734,22 @@ mod tests {
         assert_eq!(m.dictionary_bytes(), 0);
         assert!(m.iter().all(|(_, c)| c.plain_form().is_some()));
         assert_eq!(*m.get("k3").unwrap().view(), state(3));
+    }
+
+    #[test]
+    fn learning_refuses_sizes_that_do_not_add_up_to_the_samples() {
+        let states: Vec<Vec<u8>> = (0..TRAIN_MIN_STATES)
+            .map(|i| {
+                let mut plain = Vec::new();
+                encode_plain(&mut plain, &state(i));
+                plain
+            })
+            .collect();
+        let samples = states.concat();
+        let mut sizes: Vec<usize> = states.iter().map(Vec::len).collect();
+        assert!(learn_dictionary(&samples, &sizes, DICTIONARY_MAX_BYTES).is_some());
+        sizes[0] += 1;
+        assert!(learn_dictionary(&samples, &sizes, DICTIONARY_MAX_BYTES).is_none());
     }
 
     #[test]
