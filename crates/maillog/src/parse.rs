@@ -303,7 +303,9 @@ fn program_key<'a>(
 ) -> std::borrow::Cow<'a, str> {
     match format {
         Format::Postfix => {
-            let daemon = program.rsplit('/').next().unwrap_or(program);
+            // memrchr, as in `classify_program` (`rsplit('/')`: ~190 instructions a line).
+            let daemon =
+                memchr::memrchr(b'/', program.as_bytes()).map_or(program, |i| &program[i + 1..]);
             buf.clear();
             buf.push_str("postfix/");
             buf.push_str(daemon);
