@@ -74,7 +74,7 @@ enum Cmd {
         /// Parser threads (default: all cores); results are the same for any number.
         #[arg(long)]
         threads: Option<usize>,
-        /// Per-entity detectors on a thread of their own: auto (with 3 or more threads), on,
+        /// Per-entity detectors on a thread of their own: auto (with 2 or more threads), on,
         /// off. The results are the same; only the speed differs.
         #[arg(long, value_enum, default_value = "auto")]
         detector_thread: pipeline::DetectorThread,

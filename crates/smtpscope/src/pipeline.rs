@@ -211,10 +211,13 @@ pub struct Driver {
 }
 
 /// Least `--threads` with which [`DetectorThread::Auto`] gives the per-entity detectors a
-/// thread of their own. Not 2: on a 2-core machine the extra thread cost more CPU than it saved
-/// wall time (release build, 667 MB simulated log, 2026-12-02 16:08 UTC: `--threads 2` wall
-/// median 5.21 s with the detectors on the engine thread, 5.64 s on their own; docs/PERFORMANCE.md).
-pub const DETECTOR_THREAD_MIN_THREADS: usize = 3;
+/// thread of their own: 2. It was 3 while the engine thread's own work was heavier (on
+/// 2026-12-02 a 2-core machine gained nothing from the extra thread); measured again on
+/// 2026-12-04 with `aa2aad9`, `--threads 2` took 19.6–24.9 s wall on the 1.8 GB benchmark log
+/// with the detectors on their own thread against 30.6–34.4 s without, and won in each of six
+/// interleaved rounds on its first quarter (docs/PERFORMANCE.md, "How `analyze` uses more than
+/// one core").
+pub const DETECTOR_THREAD_MIN_THREADS: usize = 2;
 
 /// Whether batch analysis runs the per-entity detectors (extrusion, helo-anomaly, the incoming
 /// rules) on a thread of their own (`detect::Engine::detectors_on_thread`). The alerts are the
