@@ -151,7 +151,7 @@ fn read_leb128(bytes: &[u8]) -> (u32, &[u8]) {
 ///
 /// zstd's `ZDICT_trainFromBuffer` (which `zstd-safe` wraps) searches the segment size
 /// instead: it builds a dictionary for each of several sizes from three quarters of the
-/// samples and compresses the rest with each, about five times the work (1.03 G of a
+/// samples and compresses the rest with each, about four times the work (1.03 G of a
 /// 14.0 G-instruction `analyze` of a 303 MB log, for four maps). On our states the size it
 /// picked was 1,024–1,998 and, measured with `account_memory`, every fixed size in that range
 /// packs as well (docs/PERFORMANCE.md). The fixed-parameter trainer is in zstd's

@@ -133,14 +133,17 @@ impl Stats {
     }
 }
 
+/// The daemon after a Postfix program name's last `/` (`postfix/submission/smtpd` -> `smtpd`;
+/// the whole name when it has none), found with memrchr: `rsplit('/')` cost about 190
+/// instructions a line (docs/PERFORMANCE.md).
+fn postfix_daemon(program: &str) -> &str {
+    memchr::memrchr(b'/', program.as_bytes()).map_or(program, |i| &program[i + 1..])
+}
+
 /// Which family a program name belongs to, and the program name used for counting.
 pub fn classify_program(program: &str) -> (Format, &str) {
     if program.starts_with("postfix") {
-        // The daemon after the last `/` (`postfix/submission/smtpd` -> `smtpd`), found with
-        // memrchr: `rsplit('/')` cost about 190 instructions a line (docs/PERFORMANCE.md).
-        let daemon =
-            memchr::memrchr(b'/', program.as_bytes()).map_or(program, |i| &program[i + 1..]);
-        return (Format::Postfix, daemon);
+        return (Format::Postfix, postfix_daemon(program));
     }
     if program.starts_with("exim") {
         return (Format::Exim, program);
@@ -303,12 +306,9 @@ fn program_key<'a>(
 ) -> std::borrow::Cow<'a, str> {
     match format {
         Format::Postfix => {
-            // memrchr, as in `classify_program` (`rsplit('/')`: ~190 instructions a line).
-            let daemon =
-                memchr::memrchr(b'/', program.as_bytes()).map_or(program, |i| &program[i + 1..]);
             buf.clear();
             buf.push_str("postfix/");
-            buf.push_str(daemon);
+            buf.push_str(postfix_daemon(program));
             std::borrow::Cow::Borrowed(buf.as_str())
         }
         Format::Exim if program.is_empty() => std::borrow::Cow::Borrowed("exim"),
