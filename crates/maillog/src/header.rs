@@ -227,25 +227,61 @@ struct Tag {
 }
 
 /// The tag at the start of `t`: up to the first `": "`, or a `:` ending the line; None when
-/// there is neither or the tag is empty. One pass over the tag's few bytes, where finding the
-/// colon, `[` and spaces with a search each cost about 500 instructions a line.
+/// there is neither or the tag is empty. One pass over the tag's bytes that stops only at the
+/// bytes that matter (`:`, `[`, space), found eight at a time ([`tag_bytes`]): a byte-by-byte
+/// loop cost about 190 instructions a line, finding each of the three with a search about 500.
 fn tag_of(t: &[u8]) -> Option<Tag> {
     let (mut bracket, mut space) = (None, None);
-    for (j, &c) in t.iter().enumerate() {
-        match c {
-            b':' if t.get(j + 1).is_none_or(|&n| n == b' ') => {
-                return (j > 0).then_some(Tag {
-                    end: j,
-                    bracket,
-                    space,
-                });
+    // The byte at `j` matters; Some(tag) when it ends the tag.
+    let mut visit = |j: usize| -> Option<Option<Tag>> {
+        match t[j] {
+            b':' if t.get(j + 1).is_none_or(|&n| n == b' ') => Some((j > 0).then_some(Tag {
+                end: j,
+                bracket,
+                space,
+            })),
+            b'[' if bracket.is_none() => {
+                bracket = Some(j);
+                None
             }
-            b'[' if bracket.is_none() => bracket = Some(j),
-            b' ' if space.is_none() => space = Some(j),
-            _ => {}
+            b' ' if space.is_none() => {
+                space = Some(j);
+                None
+            }
+            _ => None,
+        }
+    };
+    let mut words = t.chunks_exact(WORD_BYTES);
+    let mut base = 0;
+    for w in words.by_ref() {
+        let mut m = tag_bytes(u64::from_le_bytes(w.try_into().expect("a word")));
+        while m != 0 {
+            if let Some(end) = visit(base + (m.trailing_zeros() / 8) as usize) {
+                return end;
+            }
+            m &= m - 1;
+        }
+        base += WORD_BYTES;
+    }
+    for j in base..t.len() {
+        if let Some(end) = visit(j) {
+            return end;
         }
     }
     None
+}
+
+/// Bytes per word in [`tag_of`]'s scan.
+const WORD_BYTES: usize = 8;
+
+/// The high bit of each byte of a word that is `:`, `[` or a space (exactly those: no carry
+/// from one byte's test reaches the next).
+fn tag_bytes(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // High bit set exactly where a byte of `x` is zero.
+    let zero = |x: u64| !(((x & LOW7) + LOW7) | x | LOW7);
+    zero(w ^ (ONES * b':' as u64)) | zero(w ^ (ONES * b'[' as u64)) | zero(w ^ (ONES * b' ' as u64))
 }
 
 /// Parse the prefix of `line`. `ctx` supplies year and zone for stamps that lack them.
@@ -456,6 +492,12 @@ mod tests {
                 n[i + 1..].iter_mut().for_each(|d| *d = 0);
             }
         }
+        // The same behind 0 to 9 more bytes of program name, so that every byte that
+        // matters falls on every place of `tag_of`'s eight-byte words and in its tail.
+        let cases: Vec<String> = cases
+            .iter()
+            .flat_map(|c| (0..=9).map(move |k| format!("{}{c}", "x".repeat(k))))
+            .collect();
         for tb in &cases {
             let line = format!("Dec  4 12:00:00 {tb}");
             let got = host_prog(&line, 16, false).map(|(_, prog, pid, msg)| (prog, pid, msg));
