@@ -350,6 +350,12 @@ impl Tally {
         o
     }
 
+    /// Whether the window holds spam-sign failures (`window().failed > 0`, without adding up
+    /// the other outcomes).
+    fn failing(&self) -> bool {
+        self.slices.iter().any(|s| s.o.failed > 0)
+    }
+
     /// The prior failure share: the entity's history shrunk toward the typical sender's, so an
     /// entity seen for long is judged against itself and a new one against a typical sender.
     pub fn prior_share(&self, cfg: &Config) -> f64 {
@@ -552,7 +558,7 @@ fn group_slot<'a>(
                 .iter_mut()
                 .filter_map(|(k, g)| {
                     g.tally.advance(ts, window);
-                    (g.tally.window().failed == 0).then_some((g.last, k))
+                    (!g.tally.failing()).then_some((g.last, k))
                 })
                 .min()
                 .map(|(_, k)| k.clone())?;
