@@ -313,7 +313,12 @@ impl Tally {
 
     /// Move slices that left the window ending at `ts` into the history.
     pub fn advance(&mut self, ts: Ts, window: i64) {
-        let now = Self::slot(ts, window);
+        self.advance_to(Self::slot(ts, window));
+    }
+
+    /// [`Tally::advance`] to the slice `now` (`Tally::slot` of the time), for a caller that
+    /// advances many tallies to one time and divides once.
+    fn advance_to(&mut self, now: i32) {
         while let Some(f) = self.slices.front() {
             if i64::from(f.slot) > i64::from(now) - TALLY_SLICES {
                 break;
@@ -554,10 +559,11 @@ fn group_slot<'a>(
         if map.len() >= cap.max(1) {
             // The least recently used group without failures in the window (ties: the first
             // key); only the one chosen is copied, not every candidate's key.
+            let now = Tally::slot(ts, window);
             let victim = map
                 .iter_mut()
                 .filter_map(|(k, g)| {
-                    g.tally.advance(ts, window);
+                    g.tally.advance_to(now);
                     (!g.tally.failing()).then_some((g.last, k))
                 })
                 .min()
