@@ -699,19 +699,68 @@ fn local_part(addr: &str) -> &str {
 static SAID: LazyLock<memchr::memmem::Finder<'static>> =
     LazyLock::new(|| memchr::memmem::Finder::new(" said: "));
 
-/// Normalize a failure reply for grouping: code and first words.
+/// Words of a failure reply kept as its key (the code, the enhanced code and the first words).
+const REPLY_KEY_WORDS: usize = 8;
+
+/// Normalize a failure reply for grouping: code and first words (words with an address or a
+/// host in brackets left out).
 fn reply_key(r: &str, out: &mut String) {
     // "host mx.example[192.0.2.1] said: 550 5.1.1 <a@b>: Recipient address rejected: …"
     let r = SAID
         .find(r.as_bytes())
         .map_or(r, |i| &r[i + SAID.needle().len()..]);
     out.clear();
+    if !ascii_reply_key(r, out) {
+        out.clear();
+        unicode_reply_key(r, out);
+    }
+}
+
+/// [`reply_key`] of an ASCII reply, in one pass over its bytes: false (and `out` half
+/// written) at the first non-ASCII byte before the key is complete, which may belong to a
+/// Unicode space ([`unicode_reply_key`] then). Almost every reply is ASCII; splitting them by
+/// `char` cost about 2,500 instructions a failed recipient.
+fn ascii_reply_key(r: &str, out: &mut String) -> bool {
+    // The ASCII characters `char::is_whitespace` takes (U+000B included).
+    let space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+    let b = r.as_bytes();
+    let (mut kept, mut i) = (0, 0);
+    while kept < REPLY_KEY_WORDS {
+        while i < b.len() && space(b[i]) {
+            i += 1;
+        }
+        if i == b.len() {
+            return true;
+        }
+        let start = i;
+        let mut skip = false;
+        while i < b.len() && !space(b[i]) {
+            match b[i] {
+                b'@' | b'[' => skip = true,
+                c if !c.is_ascii() => return false,
+                _ => {}
+            }
+            i += 1;
+        }
+        if !skip {
+            if kept > 0 {
+                out.push(' ');
+            }
+            out.push_str(&r[start..i]);
+            kept += 1;
+        }
+    }
+    true
+}
+
+/// [`reply_key`] of any reply: words split at Unicode spaces.
+fn unicode_reply_key(r: &str, out: &mut String) {
     for (i, w) in r
         .split_whitespace()
         .filter(|w| !w.contains('@') && !w.contains('['))
         .enumerate()
     {
-        if i >= 8 {
+        if i >= REPLY_KEY_WORDS {
             break;
         }
         if i > 0 {
@@ -1416,6 +1465,37 @@ mod tests {
         assert_eq!(k, "552 5.2.2 mailbox full é said:nothing");
         reply_key("", &mut k);
         assert_eq!(k, "");
+    }
+
+    #[test]
+    fn ascii_reply_keys_are_the_unicode_ones() {
+        // Every string of up to 5 characters over spaces of both kinds, the characters that
+        // drop a word and letters, so that word counts reach the cap, each behind a prefix of
+        // words.
+        let alphabet = ['a', ' ', '\t', '\x0b', '@', '[', '\u{a0}', '\u{3000}', 'é'];
+        let prefixes = ["", "550 5.1.1 a b c d e ", "x@y ", "a b c d e f g "];
+        let mut n = 0;
+        for len in 0..=5u32 {
+            for code in 0..alphabet.len().pow(len) {
+                let mut c = code;
+                let tail: String = (0..len)
+                    .map(|_| {
+                        let ch = alphabet[c % alphabet.len()];
+                        c /= alphabet.len();
+                        ch
+                    })
+                    .collect();
+                for p in prefixes {
+                    let r = format!("{p}{tail}");
+                    let (mut fast, mut slow) = (String::from("stale"), String::new());
+                    reply_key(&r, &mut fast);
+                    unicode_reply_key(&r, &mut slow);
+                    assert_eq!(fast, slow, "{r:?}");
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 200_000, "{n}");
     }
     use maillog::record::Origin;
 
