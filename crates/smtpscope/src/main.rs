@@ -9,6 +9,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::FileConfig;
+use crate::input::Source;
+use crate::pipeline::TimeOpts;
 
 /// mimalloc instead of glibc's allocator: records are made on the engine thread and freed on
 /// the detectors' thread (`analyze --threads 2` and up), which glibc serves through its arena
@@ -17,11 +22,6 @@ use anyhow::{bail, Context, Result};
 /// RSS +58 MiB (docs/PERFORMANCE.md, "The allocator").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use clap::{Parser, Subcommand, ValueEnum};
-
-use crate::config::FileConfig;
-use crate::input::Source;
-use crate::pipeline::TimeOpts;
 
 #[derive(Parser, Debug)]
 #[command(name = "smtpscope", version, about = "Find the users whose mail is abused to send spam, from MTA logs", long_about = None)]
