@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Entries by increasing sequence number (see the module doc).
@@ -135,7 +136,12 @@ impl<T> Arrivals<T> {
 
 impl<T: Serialize> Serialize for Arrivals<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
+        // The length first: a format without a map end (postcard, packed states) needs it.
+        let mut m = s.serialize_map(Some(self.iter().count()))?;
+        for (seq, v) in self.iter() {
+            m.serialize_entry(&seq, v)?;
+        }
+        m.end()
     }
 }
 

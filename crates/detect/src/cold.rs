@@ -4,7 +4,8 @@
 //! detector state — windows, the day's hours and addresses, a baseline — sits in memory as live
 //! structs, vectors and boxes (auth-hijack's account: about 600 bytes in six allocations). A
 //! [`Cold`] holds such a state either **live** (`Hot`) or **packed** (`Frozen`): one exactly
-//! sized byte string of positional MessagePack (about 270 bytes for that account), written when
+//! sized byte string of the state's postcard encoding (positional: no field names or type
+//! markers, integers as varints), written when
 //! the owner's sweep finds the entity idle (`[detect.limits] pack_idle_after`, default
 //! [`FREEZE_AFTER_SECS`]) and decoded back the next
 //! time the entity is written to. Nothing is lost either way: the packed form is the state's
@@ -338,7 +339,7 @@ fn while_packing<R>(f: impl FnOnce() -> R) -> R {
 pub enum Cold<T> {
     /// Live, for reading and writing.
     Hot(Box<T>),
-    /// Packed: positional MessagePack of the state.
+    /// Packed: the state's postcard encoding (compressed once its map has a dictionary).
     Frozen(Box<[u8]>),
 }
 
@@ -378,15 +379,13 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Cold<T> {
 /// Decode a packed state. The bytes are our own encoding of a `T` (never input), so a failure
 /// is a bug in `T`'s serde shape, which the per-type round-trip tests rule out.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Box<T> {
-    let from_msgpack = |msgpack: &[u8]| {
+    let from_plain = |plain: &[u8]| {
         while_packing(|| {
-            Box::new(
-                rmp_serde::from_slice(msgpack).expect("a packed state decodes (tested per type)"),
-            )
+            Box::new(postcard::from_bytes(plain).expect("a packed state decodes (tested per type)"))
         })
     };
     match bytes.split_first() {
-        Some((&UNCOMPRESSED, msgpack)) => from_msgpack(msgpack),
+        Some((&UNCOMPRESSED, plain)) => from_plain(plain),
         _ => {
             let (number, frame) = read_leb128(bytes);
             let dict = dictionary(number);
@@ -401,7 +400,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Box<T> {
                 out.reserve(size as usize);
                 dctx.decompress_using_ddict(out, frame, &dict)
                     .expect("a packed state decompresses with its dictionary");
-                from_msgpack(out)
+                from_plain(out)
             })
         }
     }
@@ -459,11 +458,11 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
         }
     }
 
-    /// The MessagePack of a state packed uncompressed.
+    /// The postcard encoding of a state packed uncompressed.
     fn plain_form(&self) -> Option<&[u8]> {
         match self {
             Cold::Frozen(b) => match b.split_first() {
-                Some((&UNCOMPRESSED, msgpack)) => Some(msgpack),
+                Some((&UNCOMPRESSED, plain)) => Some(plain),
                 _ => None,
             },
             Cold::Hot(_) => None,
@@ -530,9 +529,9 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
             if sizes.len() >= TRAIN_MAX_SAMPLES {
                 break;
             }
-            if let Some(msgpack) = c.plain_form() {
-                samples.extend_from_slice(msgpack);
-                sizes.push(msgpack.len());
+            if let Some(plain) = c.plain_form() {
+                samples.extend_from_slice(plain);
+                sizes.push(plain.len());
             }
         }
         self.packer.train(&samples, &sizes, self.map.len());
@@ -591,12 +590,39 @@ impl<K, T> DerefMut for ColdMap<K, T> {
     }
 }
 
-/// `t`'s uncompressed packed form into `out`: [`UNCOMPRESSED`], then positional MessagePack.
+/// `t`'s uncompressed packed form into `out`: [`UNCOMPRESSED`], then its postcard encoding.
+///
+/// postcard rather than MessagePack (which snapshots use): it writes no type markers, so the
+/// states are smaller before compression, and decodes with less work per value
+/// (docs/PERFORMANCE.md, "Packed states in postcard"). It needs every sequence's and map's
+/// length up front (`serialize_seq(Some(n))`), which `rmp_serde` did not.
 fn encode_plain<T: Serialize>(out: &mut Vec<u8>, t: &T) {
     out.clear();
     out.push(UNCOMPRESSED);
-    while_packing(|| rmp_serde::encode::write(out, t))
+    while_packing(|| postcard::serialize_with_flavor(t, Append(out)))
         .expect("serializing to memory does not fail");
+}
+
+/// postcard's output written straight onto the end of a `Vec` (its `to_io` goes through
+/// `io::Write` for every byte; its `to_allocvec` makes a new vector each time).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.0.push(b);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 impl<T: Serialize + DeserializeOwned> Serialize for Cold<T> {
@@ -687,7 +713,7 @@ mod tests {
         for (_, c) in m.iter() {
             let bytes = c.frozen_bytes().unwrap();
             packed += bytes;
-            plain += 1 + rmp_serde::to_vec(&*c.view()).unwrap().len();
+            plain += 1 + postcard::to_allocvec(&*c.view()).unwrap().len();
             assert!(c.plain_form().is_none(), "compressed once learned");
         }
         assert!(packed * 10 < plain * 7, "{packed} of {plain} bytes");

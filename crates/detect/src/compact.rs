@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use serde::ser::SerializeSeq as _;
 use serde::{Deserialize, Serialize};
 
 /// Length up to which a collection grows one slot at a time.
@@ -151,7 +152,12 @@ impl RecentStrings {
 
 impl Serialize for RecentStrings {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
+        // The length first: a format without a list end (postcard, packed states) needs it.
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for x in self.iter() {
+            seq.serialize_element(x)?;
+        }
+        seq.end()
     }
 }
 
