@@ -252,6 +252,83 @@ pub fn append_line(r: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<Option<
     Ok(n)
 }
 
+/// The lines of text that [`append_lines`] appended (each ends in `\n`, which is not part of
+/// the line).
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', text.as_bytes()).map(move |e| {
+        // `\n` is ASCII, so both ends are char boundaries.
+        let l = &text[start..e];
+        start = e + 1;
+        l
+    })
+}
+
+/// What [`append_lines`] appended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Lines.
+    pub lines: u64,
+    /// Bytes appended, each line's `\n` included (a last line without one counts one too).
+    pub bytes: u64,
+    /// End of input reached.
+    pub eof: bool,
+}
+
+/// Append whole lines to `out`, each cut as [`append_line`] cuts it and followed by `\n`,
+/// until `out` holds at least `until` bytes or the input ends: the same bytes as calling
+/// [`append_line`] while `out` is shorter than `until`.
+///
+/// The lines that lie whole in the reader's buffer and are at most [`MAX_LINE`] long (all of
+/// them, in a log) are found with one `memchr` pass and copied at once; only a line that
+/// crosses the buffer's end or is too long goes through [`append_line`]. Copying line by line
+/// cost about 230 instructions a line (docs/PERFORMANCE.md, "Reading in blocks").
+pub fn append_lines(r: &mut dyn BufRead, out: &mut Vec<u8>, until: usize) -> io::Result<Appended> {
+    let mut got = Appended::default();
+    while out.len() < until {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            got.eof = true;
+            break;
+        }
+        let want = until - out.len();
+        // `avail[..whole]` is whole lines, each at most MAX_LINE long.
+        let mut whole = 0;
+        for nl in memchr::memchr_iter(b'\n', avail) {
+            if nl - whole > MAX_LINE {
+                break;
+            }
+            got.lines += 1;
+            whole = nl + 1;
+            if whole >= want {
+                break;
+            }
+        }
+        if whole > 0 {
+            out.extend_from_slice(&avail[..whole]);
+            got.bytes += whole as u64;
+            r.consume(whole);
+            continue;
+        }
+        // The next line crosses the buffer's end or is too long: on its own.
+        match append_line(r, out)? {
+            Some(n) => {
+                got.lines += 1;
+                got.bytes += n as u64 + 1;
+            }
+            None => {
+                got.eof = true;
+                break;
+            }
+        }
+    }
+    Ok(got)
+}
+
 /// The one capped line reader: appends one line (without `\n`) to `out`, keeping at most
 /// [`MAX_LINE`] bytes of it and skipping the rest. Returns the length kept, or `None` at end of
 /// input.
@@ -438,6 +515,50 @@ mod tests {
             all.len(),
             text.len()
         );
+    }
+
+    /// `append_lines` appends the bytes `append_line` would, in as many lines, over reader
+    /// buffers of every small size (lines crossing the buffer's end), lines longer than
+    /// `MAX_LINE`, a last line without `\n`, and targets that fall inside and between lines.
+    #[test]
+    fn append_lines_appends_what_append_line_would() {
+        let mut text = String::new();
+        for i in 0..300 {
+            text.push_str(&"z".repeat(i * 37 % 101));
+            text.push('\n');
+        }
+        text.push_str(&"y".repeat(MAX_LINE + 3));
+        text.push_str("\n\nshort\n");
+        text.push_str(&"w".repeat(MAX_LINE));
+        text.push_str("\nlast");
+        for cap in [1, 2, 7, 64, 100, 4096, MAX_LINE + 10, 1 << 20] {
+            for until in [1, 50, 333, 5_000, MAX_LINE * 3] {
+                let mut one = std::io::BufReader::with_capacity(cap, text.as_bytes());
+                let mut many = std::io::BufReader::with_capacity(cap, text.as_bytes());
+                loop {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    let mut expect = Appended::default();
+                    while a.len() < until {
+                        match append_line(&mut one, &mut a).unwrap() {
+                            Some(n) => {
+                                expect.lines += 1;
+                                expect.bytes += n as u64 + 1;
+                            }
+                            None => {
+                                expect.eof = true;
+                                break;
+                            }
+                        }
+                    }
+                    let got = append_lines(&mut many, &mut b, until).unwrap();
+                    assert_eq!(got, expect, "buffer {cap}, until {until}");
+                    assert!(a == b, "buffer {cap}, until {until}");
+                    if got.eof {
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     #[test]

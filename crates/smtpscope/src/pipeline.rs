@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use maillog::{LineParser, Parsed, TimeContext, Ts};
 use serde::Serialize;
 
-use crate::input::{first_month, infer_year, read_line, Source};
+use crate::input::{append_line, first_month, infer_year, lines, read_line, Source, MAX_LINE};
 
 /// Time settings from the command line or config.
 #[derive(Debug, Clone, Default)]
@@ -148,29 +148,46 @@ pub fn run_threads(
             continue;
         }
         let mut parser = LineParser::new(TimeContext::new(year, tz));
-        let mut n = 0u32;
-        while read_line(&mut *r, &mut buf)
-            .with_context(|| format!("error reading {}", src.name()))?
-        {
-            is.lines += 1;
-            is.bytes += buf.len() as u64 + 1;
-            let owned;
-            let line: &str = match simdutf8::basic::from_utf8(&buf) {
-                Ok(s) => s,
-                Err(_) => {
-                    parser.note_invalid_utf8();
-                    owned = String::from_utf8_lossy(&buf).into_owned();
-                    &owned
+        loop {
+            let avail = match r.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("error reading {}", src.name()));
                 }
             };
-            let p = parser.parse(line);
-            f(&p, line);
-            n += 1;
-            if n == 65_536 {
-                n = 0;
-                if let Some(b) = &bar {
-                    b.set_position(counter.load(Ordering::Relaxed));
+            if avail.is_empty() {
+                break;
+            }
+            // The whole lines in the reader's buffer, parsed where they lie; a line that
+            // crosses the buffer's end is read on its own.
+            let whole = match memchr::memrchr(b'\n', avail) {
+                Some(last) => {
+                    let whole = last + 1;
+                    let (lines, bytes) = parse_block(&avail[..whole], &mut parser, &mut f);
+                    (whole, lines, bytes)
                 }
+                None => (0, 0, 0),
+            };
+            let (consumed, lines, bytes) = whole;
+            if consumed > 0 {
+                r.consume(consumed);
+            } else {
+                buf.clear();
+                if append_line(&mut *r, &mut buf)
+                    .with_context(|| format!("error reading {}", src.name()))?
+                    .is_none()
+                {
+                    break;
+                }
+                let (lines, bytes) = parse_block(&buf, &mut parser, &mut f);
+                is.lines += lines;
+                is.bytes += bytes;
+            }
+            is.lines += lines;
+            is.bytes += bytes;
+            if let Some(b) = &bar {
+                b.set_position(counter.load(Ordering::Relaxed));
             }
         }
         stats.parse.merge(parser.stats());
@@ -181,6 +198,55 @@ pub fn run_threads(
     }
     stats.secs = start.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// Parse one line's bytes cut at [`MAX_LINE`], read lossily when not UTF-8 (counted).
+fn parse_raw(raw: &[u8], parser: &mut LineParser, f: &mut impl FnMut(&Parsed<'_>, &str)) {
+    let raw = &raw[..raw.len().min(MAX_LINE)];
+    match simdutf8::basic::from_utf8(raw) {
+        Ok(line) => f(&parser.parse(line), line),
+        Err(_) => {
+            parser.note_invalid_utf8();
+            let line = String::from_utf8_lossy(raw);
+            f(&parser.parse(&line), &line);
+        }
+    }
+}
+
+/// Parse `block` (whole lines, each ending in `\n`) line by line, each line cut at
+/// [`MAX_LINE`] bytes and read lossily when not UTF-8, as [`read_line`] reads it; returns
+/// the lines and the bytes they count for (each line's kept length and its `\n`).
+///
+/// The one-thread path hands it the whole lines in the reader's buffer, so a line is neither
+/// copied nor checked for UTF-8 on its own (docs/PERFORMANCE.md, "Reading in blocks").
+fn parse_block(
+    block: &[u8],
+    parser: &mut LineParser,
+    f: &mut impl FnMut(&Parsed<'_>, &str),
+) -> (u64, u64) {
+    let (mut n, mut cut) = (0u64, 0u64);
+    match simdutf8::basic::from_utf8(block) {
+        Ok(text) => {
+            for line in lines(text) {
+                n += 1;
+                if line.len() <= MAX_LINE {
+                    f(&parser.parse(line), line);
+                } else {
+                    cut += (line.len() - MAX_LINE) as u64;
+                    parse_raw(line.as_bytes(), parser, f);
+                }
+            }
+        }
+        Err(_) => {
+            for raw in block.split_inclusive(|&c| c == b'\n') {
+                let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+                n += 1;
+                cut += raw.len().saturating_sub(MAX_LINE) as u64;
+                parse_raw(raw, parser, f);
+            }
+        }
+    }
+    (n, block.len() as u64 - cut)
 }
 
 /// A message with no log line for this long is gone from the queue (rotated out of the log, or
@@ -435,7 +501,7 @@ mod par {
     use maillog::{LineParser, Parsed, Stats, TimeContext};
 
     use super::InputStats;
-    use crate::input::{append_line, Source, MAX_LINE};
+    use crate::input::{append_lines, lines, Appended, Source, MAX_LINE};
 
     /// Target size of one chunk: large enough that the per-chunk overhead (channels, one small
     /// statistics table) vanishes, small enough that all chunks in flight stay a few MB.
@@ -517,17 +583,6 @@ mod par {
         }
     }
 
-    /// Lines of chunk text (each ends in `\n`).
-    fn lines(text: &str) -> impl Iterator<Item = &str> {
-        let mut start = 0;
-        memchr::memchr_iter(b'\n', text.as_bytes()).map(move |e| {
-            // `\n` is ASCII, so both ends are char boundaries.
-            let l = &text[start..e];
-            start = e + 1;
-            l
-        })
-    }
-
     fn parse_job(job: Job, year: i64, tz: &jiff::tz::TimeZone) -> Done {
         let mut parser = LineParser::new(TimeContext::new(year, tz.clone()));
         let (text, invalid) = to_text(job.text);
@@ -603,21 +658,8 @@ mod par {
                 // The caller hangs up (drops its slot sender) only when done.
                 while let Ok(mut buf) = slot_rx.recv() {
                     buf.clear();
-                    let (mut lines, mut bytes, mut eof) = (0u64, 0u64, false);
-                    while buf.len() < CHUNK_BYTES {
-                        match append_line(r, &mut buf)
-                            .with_context(|| format!("error reading {}", src.name()))?
-                        {
-                            Some(n) => {
-                                lines += 1;
-                                bytes += n as u64 + 1;
-                            }
-                            None => {
-                                eof = true;
-                                break;
-                            }
-                        }
-                    }
+                    let Appended { lines, bytes, eof } = append_lines(r, &mut buf, CHUNK_BYTES)
+                        .with_context(|| format!("error reading {}", src.name()))?;
                     if lines > 0 {
                         let job = Job {
                             seq,
@@ -715,5 +757,84 @@ mod par {
                 .map_err(|_| anyhow::anyhow!("reader thread panicked"))?
         })?;
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every line as [`read_line`] reads it: cut at [`MAX_LINE`], lossy when not UTF-8.
+    fn read_lines_one_by_one(src: &Source) -> Vec<String> {
+        let mut r = src.open(None).unwrap();
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        while read_line(&mut *r, &mut buf).unwrap() {
+            out.push(String::from_utf8_lossy(&buf).into_owned());
+        }
+        out
+    }
+
+    /// The one-thread path parses whole lines where they lie in the reader's buffer: it sees
+    /// the lines `read_line` reads, with the same counts, over buffer ends (a 3 MB file
+    /// through a 1 MB buffer), lines longer than `MAX_LINE` (one cut inside a two-byte
+    /// character), invalid UTF-8 inside and outside blocks, and a last line without `\n`.
+    #[test]
+    fn one_thread_reads_the_lines_read_line_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text: Vec<u8> = Vec::new();
+        let mut i = 0u64;
+        while text.len() < 3 << 20 {
+            i += 1;
+            text.extend_from_slice(
+                format!(
+                    "Jan  1 00:00:{:02} mx postfix/smtpd[{i}]: line {i} {}\n",
+                    i % 60,
+                    "x".repeat((i % 300) as usize)
+                )
+                .as_bytes(),
+            );
+            match i {
+                12_000 => text.extend_from_slice(b"bad \xff\xfe bytes\n"),
+                2_000 => {
+                    text.extend_from_slice(&vec![b'y'; MAX_LINE - 1]);
+                    text.extend_from_slice("é and more\n".as_bytes());
+                }
+                3_000 => {
+                    text.extend_from_slice(&vec![b'z'; 3 * MAX_LINE]);
+                    text.push(b'\n');
+                }
+                _ => {}
+            }
+        }
+        text.extend_from_slice(b"last line \xc3");
+        let p = dir.path().join("mail.log");
+        std::fs::write(&p, &text).unwrap();
+        let src = Source::File(p);
+        let want = read_lines_one_by_one(&src);
+        let mut got = Vec::new();
+        let t = TimeOpts {
+            year: Some(2026),
+            tz: Some(jiff::tz::TimeZone::UTC),
+        };
+        let stats = run(std::slice::from_ref(&src), &t, false, |_, line| {
+            got.push(line.to_string())
+        })
+        .unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "the lines differ");
+        assert_eq!(stats.inputs[0].lines, want.len() as u64);
+        let kept: u64 = want.iter().map(|l| l.len() as u64 + 1).sum();
+        // The lossy lines are longer than their bytes (U+FFFD is three bytes): count bytes.
+        let bytes: u64 = {
+            let mut r = src.open(None).unwrap();
+            let (mut buf, mut n) = (Vec::new(), 0u64);
+            while read_line(&mut *r, &mut buf).unwrap() {
+                n += buf.len() as u64 + 1;
+            }
+            n
+        };
+        assert!(kept > bytes);
+        assert_eq!(stats.inputs[0].bytes, bytes);
+        assert_eq!(stats.parse.invalid_utf8, 3, "{:?}", stats.parse);
     }
 }
