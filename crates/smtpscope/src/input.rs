@@ -267,9 +267,7 @@ pub fn lines(text: &str) -> impl Iterator<Item = &str> {
 /// What [`append_lines`] appended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Appended {
-    /// Lines.
-    pub lines: u64,
-    /// Bytes appended, each line's `\n` included (a last line without one counts one too).
+    /// Bytes appended, each line's `\n` included (a last line without one gets one).
     pub bytes: u64,
     /// End of input reached.
     pub eof: bool,
@@ -279,12 +277,14 @@ pub struct Appended {
 /// until `out` holds at least `until` bytes or the input ends: the same bytes as calling
 /// [`append_line`] while `out` is shorter than `until`.
 ///
-/// The lines that lie whole in the reader's buffer and are at most [`MAX_LINE`] long (all of
-/// them, in a log) are found with one `memchr` pass and copied at once; only a line that
-/// crosses the buffer's end or is too long goes through [`append_line`]. Copying line by line
-/// cost about 230 instructions a line (docs/PERFORMANCE.md, "Reading in blocks").
+/// The whole lines in the reader's buffer are copied at once, found from the last `\n`
+/// (`memrchr`) without a search per line; [`lines_are_short`] makes sure none of them is
+/// longer than [`MAX_LINE`]. Only a line that crosses the buffer's end, or a block with a line
+/// that may be too long, goes through [`append_line`] one line at a time. Copying line by line
+/// cost about 240 instructions a line (docs/PERFORMANCE.md, "Reading in blocks").
 pub fn append_lines(r: &mut dyn BufRead, out: &mut Vec<u8>, until: usize) -> io::Result<Appended> {
-    let mut got = Appended::default();
+    let start = out.len();
+    let mut eof = false;
     while out.len() < until {
         let avail = match r.fill_buf() {
             Ok(a) => a,
@@ -292,42 +292,46 @@ pub fn append_lines(r: &mut dyn BufRead, out: &mut Vec<u8>, until: usize) -> io:
             Err(e) => return Err(e),
         };
         if avail.is_empty() {
-            got.eof = true;
+            eof = true;
             break;
         }
-        let want = until - out.len();
-        // `avail[..whole]` is whole lines, each at most MAX_LINE long.
-        let mut whole = 0;
-        for nl in memchr::memchr_iter(b'\n', avail) {
-            if nl - whole > MAX_LINE {
-                break;
-            }
-            got.lines += 1;
-            whole = nl + 1;
-            if whole >= want {
-                break;
-            }
-        }
-        if whole > 0 {
+        // Whole lines up to the last `\n` within what is still wanted, or else up to the
+        // first `\n` after it (the line that reaches `until`).
+        let want = (until - out.len()).min(avail.len());
+        let whole = match memchr::memrchr(b'\n', &avail[..want]) {
+            Some(i) => i + 1,
+            None => memchr::memchr(b'\n', &avail[want..]).map_or(0, |j| want + j + 1),
+        };
+        if whole > 0 && lines_are_short(&avail[..whole]) {
             out.extend_from_slice(&avail[..whole]);
-            got.bytes += whole as u64;
             r.consume(whole);
             continue;
         }
-        // The next line crosses the buffer's end or is too long: on its own.
-        match append_line(r, out)? {
-            Some(n) => {
-                got.lines += 1;
-                got.bytes += n as u64 + 1;
-            }
-            None => {
-                got.eof = true;
-                break;
-            }
+        if append_line(r, out)?.is_none() {
+            eof = true;
+            break;
         }
     }
-    Ok(got)
+    Ok(Appended {
+        bytes: (out.len() - start) as u64,
+        eof,
+    })
 }
+
+/// Whether every line of `block` (whole lines, ending in `\n`) is shorter than [`MAX_LINE`]:
+/// true when each [`SHORT_LINE_SPAN`] bytes of it hold a `\n`, for then no two successive
+/// `\n` lie [`MAX_LINE`] apart. One `memchr` per span, found within a line's length in a log;
+/// false for a block that holds a line of half [`MAX_LINE`] or more, which is then read line
+/// by line.
+fn lines_are_short(block: &[u8]) -> bool {
+    block
+        .chunks(SHORT_LINE_SPAN)
+        .all(|span| memchr::memchr(b'\n', span).is_some())
+}
+
+/// The span [`lines_are_short`] looks for a `\n` in: half of [`MAX_LINE`], so that two
+/// successive `\n`, each in its span, are less than two spans apart.
+const SHORT_LINE_SPAN: usize = MAX_LINE / 2;
 
 /// The one capped line reader: appends one line (without `\n`) to `out`, keeping at most
 /// [`MAX_LINE`] bytes of it and skipping the rest. Returns the length kept, or `None` at end of
@@ -517,9 +521,10 @@ mod tests {
         );
     }
 
-    /// `append_lines` appends the bytes `append_line` would, in as many lines, over reader
-    /// buffers of every small size (lines crossing the buffer's end), lines longer than
-    /// `MAX_LINE`, a last line without `\n`, and targets that fall inside and between lines.
+    /// `append_lines` appends the bytes `append_line` would, over reader buffers of every
+    /// small size (lines crossing the buffer's end), lines longer than `MAX_LINE` and of half
+    /// of it (read one by one), a last line without `\n`, and targets that fall inside and
+    /// between lines.
     #[test]
     fn append_lines_appends_what_append_line_would() {
         let mut text = String::new();
@@ -529,10 +534,12 @@ mod tests {
         }
         text.push_str(&"y".repeat(MAX_LINE + 3));
         text.push_str("\n\nshort\n");
+        text.push_str(&"v".repeat(MAX_LINE / 2 + 1));
+        text.push_str("\nshort\n");
         text.push_str(&"w".repeat(MAX_LINE));
         text.push_str("\nlast");
         for cap in [1, 2, 7, 64, 100, 4096, MAX_LINE + 10, 1 << 20] {
-            for until in [1, 50, 333, 5_000, MAX_LINE * 3] {
+            for until in [1, 50, 333, 5_000, MAX_LINE * 3, 1 << 20] {
                 let mut one = std::io::BufReader::with_capacity(cap, text.as_bytes());
                 let mut many = std::io::BufReader::with_capacity(cap, text.as_bytes());
                 loop {
@@ -540,10 +547,7 @@ mod tests {
                     let mut expect = Appended::default();
                     while a.len() < until {
                         match append_line(&mut one, &mut a).unwrap() {
-                            Some(n) => {
-                                expect.lines += 1;
-                                expect.bytes += n as u64 + 1;
-                            }
+                            Some(n) => expect.bytes += n as u64 + 1,
                             None => {
                                 expect.eof = true;
                                 break;
@@ -557,6 +561,32 @@ mod tests {
                         break;
                     }
                 }
+            }
+        }
+    }
+
+    /// A block holds a line of `MAX_LINE` or more only where a span of half `MAX_LINE` has
+    /// no `\n`.
+    #[test]
+    fn short_lines_are_told_by_their_spans() {
+        let line = |n: usize| {
+            let mut l = vec![b'a'; n];
+            l.push(b'\n');
+            l
+        };
+        assert!(lines_are_short(&[line(100), line(0), line(200)].concat()));
+        assert!(lines_are_short(&line(SHORT_LINE_SPAN - 1)));
+        assert!(!lines_are_short(&line(SHORT_LINE_SPAN)));
+        assert!(!lines_are_short(&[line(10), line(MAX_LINE)].concat()));
+        assert!(!lines_are_short(
+            &[line(10), line(MAX_LINE + 7), line(3)].concat()
+        ));
+        // Every line shorter than MAX_LINE, placed anywhere among short ones: never a false
+        // "short" for a long line.
+        for long in [MAX_LINE, MAX_LINE + 1, 2 * MAX_LINE] {
+            for before in [0, 1, 999, SHORT_LINE_SPAN - 1, SHORT_LINE_SPAN + 1] {
+                let block = [line(before), line(long), line(5)].concat();
+                assert!(!lines_are_short(&block), "{long} after {before}");
             }
         }
     }

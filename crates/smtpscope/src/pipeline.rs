@@ -516,7 +516,6 @@ mod par {
     struct Job {
         seq: u64,
         text: Vec<u8>,
-        lines: u64,
         bytes: u64,
     }
 
@@ -583,7 +582,7 @@ mod par {
         }
     }
 
-    fn parse_job(job: Job, year: i64, tz: &jiff::tz::TimeZone) -> Done {
+    fn parse_job(job: Job, year: i64, tz: &jiff::tz::TimeZone, lines_hint: usize) -> Done {
         let mut parser = LineParser::new(TimeContext::new(year, tz.clone()));
         let (text, invalid) = to_text(job.text);
         // SAFETY: `text`'s heap buffer does not move when the `String` is moved into `Done`, and
@@ -592,7 +591,8 @@ mod par {
         // before taking the buffer. The `'static` never escapes: `Done::items` hands the
         // references out with the lifetime of `&Done`.
         let t: &'static str = unsafe { &*(text.as_str() as *const str) };
-        let mut items = Vec::with_capacity(job.lines as usize);
+        // Room for as many lines as the worker's last chunk had, and an eighth more.
+        let mut items = Vec::with_capacity(lines_hint + lines_hint / 8);
         let mut first_month = None;
         for line in lines(t) {
             let p = parser.parse(line);
@@ -609,13 +609,14 @@ mod par {
         }
         let ctx = parser.time_context();
         let end = (ctx.year(), ctx.last_month());
+        let items_len = items.len() as u64;
         Done {
             seq: job.seq,
             items,
             text,
             invalid,
             stats: parser.take_stats(),
-            lines: job.lines,
+            lines: items_len,
             bytes: job.bytes,
             year_used: year,
             first_month,
@@ -658,13 +659,12 @@ mod par {
                 // The caller hangs up (drops its slot sender) only when done.
                 while let Ok(mut buf) = slot_rx.recv() {
                     buf.clear();
-                    let Appended { lines, bytes, eof } = append_lines(r, &mut buf, CHUNK_BYTES)
+                    let Appended { bytes, eof } = append_lines(r, &mut buf, CHUNK_BYTES)
                         .with_context(|| format!("error reading {}", src.name()))?;
-                    if lines > 0 {
+                    if bytes > 0 {
                         let job = Job {
                             seq,
                             text: buf,
-                            lines,
                             bytes,
                         };
                         if job_tx.send(job).is_err() {
@@ -680,24 +680,28 @@ mod par {
             });
             for _ in 0..workers {
                 let (job_rx, done_tx, guess) = (&job_rx, done_tx.clone(), &guess);
-                s.spawn(move || loop {
-                    // A poisoned lock means another worker panicked: stop too.
-                    let job = match job_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
-                    let year = guess.load(Ordering::Relaxed);
-                    let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        parse_job(job, year, tz)
-                    }))
-                    .ok();
-                    let stop = d.is_none();
-                    if let Some(d) = &d {
-                        guess.fetch_max(d.end.0, Ordering::Relaxed);
-                    }
-                    if done_tx.send(d).is_err() || stop {
-                        return;
+                s.spawn(move || {
+                    let mut lines_hint = 0;
+                    loop {
+                        // A poisoned lock means another worker panicked: stop too.
+                        let job = match job_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        let year = guess.load(Ordering::Relaxed);
+                        let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            parse_job(job, year, tz, lines_hint)
+                        }))
+                        .ok();
+                        let stop = d.is_none();
+                        if let Some(d) = &d {
+                            guess.fetch_max(d.end.0, Ordering::Relaxed);
+                            lines_hint = d.items.len();
+                        }
+                        if done_tx.send(d).is_err() || stop {
+                            return;
+                        }
                     }
                 });
             }
