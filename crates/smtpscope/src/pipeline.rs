@@ -592,7 +592,8 @@ mod par {
         // references out with the lifetime of `&Done`.
         let t: &'static str = unsafe { &*(text.as_str() as *const str) };
         // Exactly sized: `memchr`'s count is a vectorized pass, and a vector sized by guess
-        // (the worker's last chunk and an eighth more) took 13–15 MiB more peak memory.
+        // (the worker's last chunk and an eighth more) took more peak memory at two threads
+        // (docs/PERFORMANCE.md, Results).
         let mut items = Vec::with_capacity(memchr::memchr_iter(b'\n', t.as_bytes()).count());
         let mut first_month = None;
         for line in lines(t) {
