@@ -137,7 +137,7 @@ impl<T> Arrivals<T> {
 impl<T: Serialize> Serialize for Arrivals<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // The length first: a format without a map end (postcard, packed states) needs it.
-        let mut m = s.serialize_map(Some(self.iter().count()))?;
+        let mut m = s.serialize_map(Some(self.len()))?;
         for (seq, v) in self.iter() {
             m.serialize_entry(&seq, v)?;
         }

@@ -252,6 +252,22 @@ pub fn append_line(r: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<Option<
     Ok(n)
 }
 
+/// `r.fill_buf()`, tried again when a signal interrupted it: the reader's buffered bytes, empty
+/// at end of input.
+pub fn fill_buf(r: &mut dyn BufRead) -> io::Result<&[u8]> {
+    loop {
+        match r.fill_buf() {
+            Ok([]) => return Ok(&[]),
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Bytes are buffered now, so this only hands them out (`BufRead` reads only when its
+    // buffer is empty); the borrow checker does not let the first call's slice out of the loop.
+    r.fill_buf()
+}
+
 /// The lines of text that [`append_lines`] appended (each ends in `\n`, which is not part of
 /// the line).
 pub fn lines(text: &str) -> impl Iterator<Item = &str> {
@@ -286,11 +302,7 @@ pub fn append_lines(r: &mut dyn BufRead, out: &mut Vec<u8>, until: usize) -> io:
     let start = out.len();
     let mut eof = false;
     while out.len() < until {
-        let avail = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+        let avail = fill_buf(r)?;
         if avail.is_empty() {
             eof = true;
             break;
@@ -340,11 +352,7 @@ fn capped_line(r: &mut dyn BufRead, out: &mut Vec<u8>) -> io::Result<Option<usiz
     let start = out.len();
     let mut got_any = false;
     loop {
-        let avail = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+        let avail = fill_buf(r)?;
         if avail.is_empty() {
             break;
         }

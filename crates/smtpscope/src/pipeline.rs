@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use maillog::{LineParser, Parsed, TimeContext, Ts};
 use serde::Serialize;
 
-use crate::input::{append_line, first_month, infer_year, lines, read_line, Source, MAX_LINE};
+use crate::input::{
+    append_line, fill_buf, first_month, infer_year, lines, read_line, Source, MAX_LINE,
+};
 
 /// Time settings from the command line or config.
 #[derive(Debug, Clone, Default)]
@@ -148,42 +150,31 @@ pub fn run_threads(
             continue;
         }
         let mut parser = LineParser::new(TimeContext::new(year, tz));
+        let reading = || format!("error reading {}", src.name());
         loop {
-            let avail = match r.fill_buf() {
-                Ok(a) => a,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("error reading {}", src.name()));
-                }
-            };
+            let avail = fill_buf(&mut *r).with_context(reading)?;
             if avail.is_empty() {
                 break;
             }
             // The whole lines in the reader's buffer, parsed where they lie; a line that
             // crosses the buffer's end is read on its own.
-            let whole = match memchr::memrchr(b'\n', avail) {
+            let (lines, bytes) = match memchr::memrchr(b'\n', avail) {
                 Some(last) => {
-                    let whole = last + 1;
-                    let (lines, bytes) = parse_block(&avail[..whole], &mut parser, &mut f);
-                    (whole, lines, bytes)
+                    let got = parse_block(&avail[..=last], &mut parser, &mut f);
+                    r.consume(last + 1);
+                    got
                 }
-                None => (0, 0, 0),
+                None => {
+                    buf.clear();
+                    if append_line(&mut *r, &mut buf)
+                        .with_context(reading)?
+                        .is_none()
+                    {
+                        break;
+                    }
+                    parse_block(&buf, &mut parser, &mut f)
+                }
             };
-            let (consumed, lines, bytes) = whole;
-            if consumed > 0 {
-                r.consume(consumed);
-            } else {
-                buf.clear();
-                if append_line(&mut *r, &mut buf)
-                    .with_context(|| format!("error reading {}", src.name()))?
-                    .is_none()
-                {
-                    break;
-                }
-                let (lines, bytes) = parse_block(&buf, &mut parser, &mut f);
-                is.lines += lines;
-                is.bytes += bytes;
-            }
             is.lines += lines;
             is.bytes += bytes;
             if let Some(b) = &bar {
