@@ -1164,17 +1164,19 @@ impl Detectors {
         }
     }
 
-    fn apply(&mut self, op: Op, out: &mut Vec<Alert>) {
+    /// Do one piece of work. It is left in place (a name taken is left empty), to be dropped
+    /// by the thread that made it (see [`Done::batch`]).
+    fn apply(&mut self, op: &mut Op, out: &mut Vec<Alert>) {
         match op {
-            Op::OwnName(n) => self.own_names.push(n),
-            Op::Check(c) => self.check(&c, out),
+            Op::OwnName(n) => self.own_names.push(std::mem::take(n)),
+            Op::Check(c) => self.check(c, out),
             Op::Record(b) => {
-                let (r, dir, ent) = &*b;
+                let (r, dir, ent) = &**b;
                 self.record(r, *dir, ent.as_ref(), out);
             }
             Op::Freeze(before) => {
-                self.extrusion.freeze_idle(before);
-                self.helo.freeze_idle(before);
+                self.extrusion.freeze_idle(*before);
+                self.helo.freeze_idle(*before);
             }
         }
     }
@@ -1415,7 +1417,11 @@ struct Done {
     upto: u64,
     /// Their alerts, with their places.
     alerts: Vec<(u64, Alert)>,
-    /// The batch, emptied.
+    /// The batch, done but not dropped: its records are freed by the engine's thread, which
+    /// allocated them. A block freed by another thread goes back to its owner's heap by a
+    /// queue the owner must walk (mimalloc's `_mi_page_free_collect`), which cost the engine's
+    /// thread more than freeing its own blocks (docs/PERFORMANCE.md, "How `analyze` uses more
+    /// than one core").
     batch: Vec<Op>,
 }
 
@@ -1430,7 +1436,7 @@ fn detector_thread(
     let mut out = Vec::new();
     for mut batch in rx {
         let mut alerts = Vec::new();
-        for op in batch.drain(..) {
+        for op in batch.iter_mut() {
             det.apply(op, &mut out);
             alerts.extend(out.drain(..).map(|a| (2 * k + 1, a)));
             k += 1;
@@ -1487,8 +1493,8 @@ impl Engine {
     fn dispatch(&mut self, op: Op) {
         self.ops += 1;
         let Some(off) = &mut self.off else {
-            let mut out = Vec::new();
-            self.det.apply(op, &mut out);
+            let (mut out, mut op) = (Vec::new(), op);
+            self.det.apply(&mut op, &mut out);
             self.push(out);
             return;
         };
@@ -1533,8 +1539,11 @@ impl Engine {
         off.done = d.upto;
         stats.alerts += d.alerts.len() as u64;
         off.alerts.extend(d.alerts);
+        let mut batch = d.batch;
+        // Drops the batch's work here, on the thread that allocated it.
+        batch.clear();
         if off.spare.len() < 2 {
-            off.spare.push(d.batch);
+            off.spare.push(batch);
         }
     }
 

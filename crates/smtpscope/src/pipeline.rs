@@ -503,10 +503,22 @@ mod par {
     /// Chunk buffers beyond the per-worker ones (the one being filled, the one being consumed).
     const EXTRA_SLOTS: usize = 2;
 
+    /// The parses of one chunk's lines (see [`Done::items`]).
+    type Items = Vec<(Parsed<'static>, &'static str)>;
+
+    /// The buffers of one chunk in flight, reused from chunk to chunk: its text, and the
+    /// vector for its parses (empty between chunks). The parses take more bytes than the text
+    /// (296 bytes a line); a vector that large, allocated afresh for every chunk, was a fresh
+    /// mapping each time, its pages faulted in and zeroed by the kernel.
+    struct Slot {
+        text: Vec<u8>,
+        items: Items,
+    }
+
     /// A chunk of whole lines, each followed by `\n`, as the reader cut it.
     struct Job {
         seq: u64,
-        text: Vec<u8>,
+        slot: Slot,
         bytes: u64,
     }
 
@@ -515,7 +527,7 @@ mod par {
         seq: u64,
         /// Each line's parse with the line. They borrow from `text` (see [`Done::items`]);
         /// declared before `text` so they are dropped first.
-        items: Vec<(Parsed<'static>, &'static str)>,
+        items: Items,
         /// The chunk's text; its heap buffer is never written to or freed while `items` holds
         /// references into it.
         text: String,
@@ -538,12 +550,13 @@ mod par {
             &self.items
         }
 
-        /// The buffer, for reuse, once the parses borrowing it are gone.
-        fn into_buffer(mut self) -> Vec<u8> {
-            self.items.clear();
-            let mut v = std::mem::take(&mut self.text).into_bytes();
-            v.clear();
-            v
+        /// The buffers, for reuse, once the parses borrowing the text are gone.
+        fn into_slot(mut self) -> Slot {
+            let mut items = std::mem::take(&mut self.items);
+            items.clear();
+            let mut text = std::mem::take(&mut self.text).into_bytes();
+            text.clear();
+            Slot { text, items }
         }
     }
 
@@ -575,17 +588,20 @@ mod par {
 
     fn parse_job(job: Job, year: i64, tz: &jiff::tz::TimeZone) -> Done {
         let mut parser = LineParser::new(TimeContext::new(year, tz.clone()));
-        let (text, invalid) = to_text(job.text);
+        let Slot { text, mut items } = job.slot;
+        let (text, invalid) = to_text(text);
         // SAFETY: `text`'s heap buffer does not move when the `String` is moved into `Done`, and
         // `Done` never writes to it or frees it before `items` (which hold these references) is
-        // dropped or cleared: the field order drops `items` first, and `into_buffer` clears it
-        // before taking the buffer. The `'static` never escapes: `Done::items` hands the
-        // references out with the lifetime of `&Done`.
+        // dropped or cleared: the field order drops `items` first, and `into_slot` clears it
+        // before taking the buffer (a reused `items` holds no references). The `'static` never
+        // escapes: `Done::items` hands the references out with the lifetime of `&Done`.
         let t: &'static str = unsafe { &*(text.as_str() as *const str) };
-        // Exactly sized: `memchr`'s count is a vectorized pass, and a vector sized by guess
-        // (the worker's last chunk and an eighth more) took more peak memory at two threads
+        // Room for exactly the chunk's lines (a reused vector keeps the largest chunk's):
+        // `memchr`'s count is a vectorized pass, and a vector sized by guess (the worker's
+        // last chunk and an eighth more) took more peak memory at two threads
         // (docs/PERFORMANCE.md, Results).
-        let mut items = Vec::with_capacity(memchr::memchr_iter(b'\n', t.as_bytes()).count());
+        items.clear();
+        items.reserve(memchr::memchr_iter(b'\n', t.as_bytes()).count());
         let mut first_month = None;
         for line in lines(t) {
             let p = parser.parse(line);
@@ -631,10 +647,14 @@ mod par {
     ) -> Result<Stats> {
         let workers = workers.max(1);
         let slots = workers * SLOTS_PER_WORKER + EXTRA_SLOTS;
-        let (slot_tx, slot_rx) = sync_channel::<Vec<u8>>(slots);
+        let (slot_tx, slot_rx) = sync_channel::<Slot>(slots);
         for _ in 0..slots {
+            let slot = Slot {
+                text: Vec::with_capacity(CHUNK_BYTES + MAX_LINE + 1),
+                items: Vec::new(),
+            };
             slot_tx
-                .send(Vec::with_capacity(CHUNK_BYTES + MAX_LINE + 1))
+                .send(slot)
                 .expect("the receiver is alive and the channel has room for every slot");
         }
         let (job_tx, job_rx) = channel::<Job>();
@@ -650,16 +670,12 @@ mod par {
             let reader = s.spawn(move || -> Result<()> {
                 let mut seq = 0u64;
                 // The caller hangs up (drops its slot sender) only when done.
-                while let Ok(mut buf) = slot_rx.recv() {
-                    buf.clear();
-                    let Appended { bytes, eof } = append_lines(r, &mut buf, CHUNK_BYTES)
+                while let Ok(mut slot) = slot_rx.recv() {
+                    slot.text.clear();
+                    let Appended { bytes, eof } = append_lines(r, &mut slot.text, CHUNK_BYTES)
                         .with_context(|| format!("error reading {}", src.name()))?;
                     if bytes > 0 {
-                        let job = Job {
-                            seq,
-                            text: buf,
-                            bytes,
-                        };
+                        let job = Job { seq, slot, bytes };
                         if job_tx.send(job).is_err() {
                             break;
                         }
@@ -740,7 +756,7 @@ mod par {
                     }
                     tick();
                     // The reader may have stopped (end of input); then the buffer is not needed.
-                    let _ = slot_tx.send(d.into_buffer());
+                    let _ = slot_tx.send(d.into_slot());
                 }
             }
             drop(slot_tx);
@@ -765,6 +781,69 @@ mod tests {
             out.push(String::from_utf8_lossy(&buf).into_owned());
         }
         out
+    }
+
+    /// The parallel path reuses each chunk's buffers (its text and the vector of its parses)
+    /// for later chunks: with far more chunks than buffers (12 MB through 1 MB chunks, six
+    /// buffers), chunks of different line counts (lines grow and shrink along the file) and
+    /// different kinds of line, every line is parsed once and as one thread parses it.
+    #[test]
+    fn reused_chunk_buffers_give_every_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        let mut i = 0u64;
+        while text.len() < 12 << 20 {
+            i += 1;
+            let pad = "p".repeat(((i / 2_000) % 7 * 60 + i % 13) as usize);
+            let (s, m) = ((i / 60) % 60, (i / 3_600) % 24);
+            let line = match i % 4 {
+                0 => format!(
+                    "Jan  1 {m:02}:{s:02}:{:02} mx postfix/smtpd[{i}]: {i:X}: client=c{pad}.example[192.0.2.{}]\n",
+                    i % 60,
+                    i % 250
+                ),
+                1 => format!(
+                    "Jan  1 {m:02}:{s:02}:{:02} mx postfix/qmgr[7]: {i:X}: from=<a{i}@example.org>, size={}, nrcpt=1 (queue active)\n",
+                    i % 60,
+                    i * 7
+                ),
+                2 => format!(
+                    "Jan  1 {m:02}:{s:02}:{:02} mx postfix/smtp[{i}]: {i:X}: to=<b{pad}@example.net>, relay=r.example.net[198.51.100.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\n",
+                    i % 60
+                ),
+                _ => format!("Jan  1 {m:02}:{s:02}:{:02} mx kernel: something else {pad}\n", i % 60),
+            };
+            text.push_str(&line);
+        }
+        let p = dir.path().join("mail.log");
+        std::fs::write(&p, &text).unwrap();
+        let src = Source::File(p);
+        let t = TimeOpts {
+            year: Some(2026),
+            tz: Some(jiff::tz::TimeZone::UTC),
+        };
+        let parses = |threads| {
+            let mut got = Vec::new();
+            let stats = run_threads(std::slice::from_ref(&src), &t, false, threads, |p, line| {
+                got.push(format!("{line}\t{p:?}"))
+            })
+            .unwrap();
+            (got, stats.inputs[0].lines)
+        };
+        let (one, lines) = parses(1);
+        assert_eq!(lines, i);
+        assert_eq!(one.len() as u64, i);
+        for threads in [2, 3] {
+            let (many, lines) = parses(threads);
+            assert_eq!(lines, i, "{threads} threads");
+            assert_eq!(many.len(), one.len(), "{threads} threads");
+            if let Some(k) = (0..one.len()).find(|&k| one[k] != many[k]) {
+                panic!(
+                    "{threads} threads: line {k} differs:\n{}\n{}",
+                    one[k], many[k]
+                );
+            }
+        }
     }
 
     /// The one-thread path parses whole lines where they lie in the reader's buffer: it sees
