@@ -171,13 +171,14 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// Visit, for writing, every entry (of both segments) not touched since `before`, without
     /// touching it.
     pub fn for_each_idle(&mut self, before: Ts, mut f: impl FnMut(&mut V)) {
-        for (t, v) in self
-            .protected
-            .values_mut()
-            .chain(self.probation.values_mut())
-        {
+        self.for_each_idle_keyed(before, |_, v| f(v));
+    }
+
+    /// [`BoundedMap::for_each_idle`], with each entry's key.
+    pub fn for_each_idle_keyed(&mut self, before: Ts, mut f: impl FnMut(&K, &mut V)) {
+        for (k, (t, v)) in self.protected.iter_mut().chain(self.probation.iter_mut()) {
             if *t < before {
-                f(v);
+                f(k, v);
             }
         }
     }

@@ -400,6 +400,17 @@ impl Bruteforce {
         self.accounts.freeze_idle(before);
     }
 
+    /// [`Self::freeze_idle`], the compressing left to the caller
+    /// ([`crate::cold::ColdMap::freeze_idle_deferred`]).
+    pub fn freeze_idle_deferred(&mut self, before: Ts) -> Option<crate::cold::PackWork<String>> {
+        self.accounts.freeze_idle_deferred(before)
+    }
+
+    /// Put back accounts' states compressed elsewhere ([`crate::cold::ColdMap::packed_back`]).
+    pub fn packed_back(&mut self, work: crate::cold::PackWork<String>) {
+        self.accounts.packed_back(work);
+    }
+
     /// Accounts whose state is packed, and the dictionary they are compressed with.
     pub fn packing(&self) -> crate::cold::Packing {
         self.accounts.packing()

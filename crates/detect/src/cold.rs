@@ -205,7 +205,8 @@ fn learn_dictionary(samples: &[u8], sizes: &[usize], capacity: usize) -> Option<
 /// A map's learned compression of its packed states (see [`ColdMap`]).
 #[derive(Default)]
 pub struct Packer {
-    trained: Option<Trained>,
+    /// Shared with the [`PackWork`] handed to another thread to be compressed.
+    trained: Option<Arc<Trained>>,
     /// The map's length when learning last failed; tried again at twice that.
     failed_at: Option<usize>,
 }
@@ -246,11 +247,11 @@ impl Packer {
         match prepared {
             Some((compress, decompress)) => {
                 let decompress = Arc::new(decompress);
-                self.trained = Some(Trained {
+                self.trained = Some(Arc::new(Trained {
                     number: register_dictionary(&decompress),
                     compress,
                     decompress,
-                });
+                }));
             }
             None => self.failed_at = Some(len),
         }
@@ -261,12 +262,13 @@ impl Packer {
             .as_ref()
             .map_or(0, |t| t.compress.sizeof() + t.decompress.sizeof())
     }
+}
 
-    /// A compression context using the dictionary (None until learned).
+impl Trained {
+    /// A compression context using the dictionary.
     fn context(&self) -> Option<CCtx<'_>> {
-        let t = self.trained.as_ref()?;
         let mut c = CCtx::try_create()?;
-        c.ref_cdict(&t.compress).ok()?;
+        c.ref_cdict(&self.compress).ok()?;
         // The number in front says which dictionary; zstd's own id and checksum would only
         // repeat what our own encoding guarantees.
         c.set_parameter(CParameter::DictIdFlag(false)).ok()?;
@@ -297,22 +299,73 @@ impl<'a> Compressor<'a> {
     /// `plain` (a state's uncompressed packed form, [`UNCOMPRESSED`] first) as it is kept:
     /// compressed when the packer has a dictionary and that is shorter.
     fn pack(&mut self, packer: &'a Packer, plain: &[u8]) -> Box<[u8]> {
-        let context = self.context.get_or_insert_with(|| packer.context());
-        if let (Some(cctx), Some(t)) = (context.as_mut(), packer.trained.as_ref()) {
-            // zstd writes from the buffer's start, so the frame goes to its own buffer.
-            self.frame.clear();
-            self.frame
-                .reserve(zstd::zstd_safe::compress_bound(plain.len() - 1));
-            if cctx.compress2(&mut self.frame, &plain[1..]).is_ok() {
-                self.packed.clear();
-                write_leb128(&mut self.packed, t.number);
-                self.packed.extend_from_slice(&self.frame);
-                if self.packed.len() < plain.len() {
-                    return Box::from(&self.packed[..]);
-                }
-            }
+        self.compress(packer.trained.as_deref(), plain)
+            .unwrap_or_else(|| Box::from(plain))
+    }
+
+    /// `plain` compressed with `trained`'s dictionary, when there is one and that is shorter.
+    fn compress(&mut self, trained: Option<&'a Trained>, plain: &[u8]) -> Option<Box<[u8]>> {
+        let t = trained?;
+        let context = self.context.get_or_insert_with(|| t.context());
+        let cctx = context.as_mut()?;
+        // zstd writes from the buffer's start, so the frame goes to its own buffer.
+        self.frame.clear();
+        self.frame
+            .reserve(zstd::zstd_safe::compress_bound(plain.len() - 1));
+        cctx.compress2(&mut self.frame, &plain[1..]).ok()?;
+        self.packed.clear();
+        write_leb128(&mut self.packed, t.number);
+        self.packed.extend_from_slice(&self.frame);
+        (self.packed.len() < plain.len()).then(|| Box::from(&self.packed[..]))
+    }
+}
+
+/// States of one [`ColdMap`] packed uncompressed by [`ColdMap::freeze_idle_deferred`], to be
+/// compressed on another thread ([`PackWork::compress`]) and put back in their map
+/// ([`ColdMap::packed_back`]). Compressing is most of packing's cost (zstd's work per frame);
+/// `analyze --threads 2` does it on the detectors' thread (docs/PERFORMANCE.md, "How
+/// `analyze` uses more than one core").
+pub struct PackWork<K> {
+    trained: Arc<Trained>,
+    items: Vec<PackItem<K>>,
+}
+
+/// One state of a [`PackWork`].
+struct PackItem<K> {
+    key: K,
+    /// Its uncompressed packed form, as the map holds it meanwhile.
+    plain: Box<[u8]>,
+    /// Compressed, once done and when shorter.
+    packed: Option<Box<[u8]>>,
+}
+
+impl<K> std::fmt::Debug for PackWork<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackWork")
+            .field("dictionary", &self.trained.number)
+            .field("states", &self.items.len())
+            .finish()
+    }
+}
+
+impl<K> PackWork<K> {
+    /// States to compress.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Compress every state with the map's dictionary (on any thread).
+    pub fn compress(&mut self) {
+        let PackWork { trained, items } = self;
+        let mut compressor = Compressor::default();
+        for it in items.iter_mut() {
+            it.packed = compressor.compress(Some(trained), &it.plain);
         }
-        Box::from(plain)
     }
 }
 
@@ -521,6 +574,46 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
         }
     }
 
+    /// [`ColdMap::freeze_idle`] with the compressing left to the caller: the idle states are
+    /// packed uncompressed now (the map holds them so, and they thaw as any packed state), and
+    /// returned to be compressed elsewhere ([`PackWork::compress`]) and put back
+    /// ([`ColdMap::packed_back`]). Until the map has learned its dictionary this is
+    /// [`ColdMap::freeze_idle`] (which learns it) and returns nothing.
+    pub fn freeze_idle_deferred(&mut self, before: Ts) -> Option<PackWork<K>> {
+        let Some(trained) = self.packer.trained.clone() else {
+            self.freeze_idle(before);
+            return None;
+        };
+        let mut items = Vec::new();
+        let mut plain = Vec::new();
+        self.map.for_each_idle_keyed(before, |k, c| {
+            if let Cold::Hot(t) = c {
+                encode_plain(&mut plain, t);
+                let packed: Box<[u8]> = Box::from(&plain[..]);
+                items.push(PackItem {
+                    key: k.clone(),
+                    plain: packed.clone(),
+                    packed: None,
+                });
+                *c = Cold::Frozen(packed);
+            }
+        });
+        (!items.is_empty()).then_some(PackWork { trained, items })
+    }
+
+    /// Put back the states of a [`PackWork`] compressed, those still packed as they were given
+    /// (a state thawed since, or thawed and packed differently, is left as it is).
+    pub fn packed_back(&mut self, work: PackWork<K>) {
+        for it in work.items {
+            let Some(packed) = it.packed else { continue };
+            if let Some(Cold::Frozen(b)) = self.map.get_mut(&it.key) {
+                if *b == it.plain {
+                    *b = packed;
+                }
+            }
+        }
+    }
+
     /// Learn the dictionary from the states packed plain, then compress them with it.
     fn train(&mut self) {
         let mut samples = Vec::new();
@@ -556,8 +649,14 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
 
     /// What the map's packing holds now (walks the map).
     pub fn packing(&self) -> Packing {
+        let (mut frozen, mut uncompressed) = (0, 0);
+        for (_, c) in self.map.iter() {
+            frozen += usize::from(c.is_frozen());
+            uncompressed += usize::from(c.plain_form().is_some());
+        }
         Packing {
-            frozen: self.frozen(),
+            frozen,
+            uncompressed,
             dictionary_bytes: self.dictionary_bytes(),
         }
     }
@@ -573,6 +672,10 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
 pub struct Packing {
     /// States packed.
     pub frozen: usize,
+    /// Of them, those packed without compression (all of them before a dictionary is
+    /// learned; then those not shorter compressed, and those whose compressing is under way
+    /// on another thread, [`ColdMap::freeze_idle_deferred`]).
+    pub uncompressed: usize,
     /// Bytes of the learned dictionary, outside the Rust heap.
     pub dictionary_bytes: usize,
 }
@@ -750,6 +853,57 @@ mod tests {
             "{before} -> {}",
             dictionary_table_len()
         );
+    }
+
+    /// Packing with the compressing done elsewhere ends where packing in one go does, and a
+    /// state written meanwhile keeps what was written.
+    #[test]
+    fn states_compressed_elsewhere_go_back_only_where_unchanged() {
+        // Half packed first, enough to learn from.
+        let n = 2 * TRAIN_MIN_STATES + 600;
+        let mut m = filled(n);
+        // Before a dictionary is learned there is nothing to defer: packed (and learned) here.
+        assert!(m.freeze_idle_deferred(Ts(n as i64 / 2)).is_none());
+        assert!(m.has_dictionary());
+        assert_eq!(m.frozen(), n / 2);
+        let mut at_once = filled(n);
+        at_once.freeze_idle(Ts(n as i64 / 2));
+        at_once.freeze_idle(Ts(i64::MAX));
+
+        let mut work = m
+            .freeze_idle_deferred(Ts(i64::MAX))
+            .expect("states to compress");
+        assert_eq!(work.len(), n - n / 2);
+        assert_eq!(m.frozen(), n, "packed uncompressed meanwhile");
+        assert!(m.get("k1400").unwrap().plain_form().is_some());
+        // Meanwhile: k1400 is written (live again), k1401 written and packed again (different
+        // bytes), k1402 only read.
+        m.get_mut("k1400").unwrap().thaw().a = 1;
+        m.get_mut("k1401").unwrap().thaw().a = 2;
+        m.get_mut("k1401").unwrap().freeze();
+        assert_eq!(*m.get("k1402").unwrap().view(), state(1402));
+        std::thread::scope(|s| {
+            s.spawn(|| work.compress());
+        });
+        m.packed_back(work);
+
+        assert!(!m.get("k1400").unwrap().is_frozen());
+        assert_eq!(m.get("k1400").unwrap().view().a, 1);
+        assert_eq!(m.get("k1401").unwrap().view().a, 2);
+        assert!(
+            m.get("k1401").unwrap().plain_form().is_some(),
+            "not overwritten"
+        );
+        for i in (n / 2..n).filter(|i| ![1400, 1401].contains(i)) {
+            let k = format!("k{i}");
+            let c = m.get(k.as_str()).unwrap();
+            assert!(c.plain_form().is_none(), "{k} compressed");
+            assert_eq!(
+                c.frozen_bytes(),
+                at_once.get(k.as_str()).unwrap().frozen_bytes()
+            );
+            assert_eq!(*c.view(), state(i));
+        }
     }
 
     #[test]

@@ -73,6 +73,11 @@ impl<K, V> SlabMap<K, V> {
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
         self.slots.iter_mut().flatten().map(|(_, v)| v)
     }
+
+    /// Entries, their values for writing, in slot order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.slots.iter_mut().flatten().map(|(k, v)| (&*k, v))
+    }
 }
 
 impl<K: Hash + Eq, V> SlabMap<K, V> {
