@@ -28,7 +28,13 @@ struct Entry {
     activity: Activity,
     since: Instant,
     kick: Arc<Notify>,
+    /// Closes the connection from outside, for one served by a thread of its own (blocked in
+    /// a read that no notification reaches).
+    closer: Option<Closer>,
 }
+
+/// Closes a connection from another thread: its blocked read then returns end of input.
+pub type Closer = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 struct Table {
@@ -79,6 +85,16 @@ impl Slots {
     /// A slot for a newly accepted connection, evicting the connection that has waited
     /// longest for input when all are taken (idle ones first).
     pub fn admit(self: &Arc<Self>) -> (Slot, Admission) {
+        self.admit_with(None)
+    }
+
+    /// [`Slots::admit`] for a connection served by a thread of its own: when it is evicted,
+    /// `closer` closes it.
+    pub fn admit_closing(self: &Arc<Self>, closer: Closer) -> (Slot, Admission) {
+        self.admit_with(Some(closer))
+    }
+
+    fn admit_with(self: &Arc<Self>, closer: Option<Closer>) -> (Slot, Admission) {
         let now = Instant::now();
         let mut t = self.table();
         let mut how = Admission::Free;
@@ -90,6 +106,9 @@ impl Slots {
                 .map(|(id, _)| *id);
             if let Some(e) = victim.and_then(|id| t.entries.remove(&id)) {
                 e.kick.notify_one();
+                if let Some(close) = &e.closer {
+                    close();
+                }
                 self.open.fetch_sub(1, Ordering::Relaxed);
                 how = Admission::Evicted(e.activity);
             }
@@ -103,6 +122,7 @@ impl Slots {
                 activity: Activity::Idle,
                 since: now,
                 kick: kick.clone(),
+                closer,
             },
         );
         self.open.fetch_add(1, Ordering::Relaxed);
