@@ -681,7 +681,9 @@ pub fn connection<S: PolicyStream>(
     let mut busy = false;
     slot.idle();
     loop {
-        if *stop.borrow() {
+        // Stopped: the value changed (or the sender is gone). One atomic load, where
+        // `borrow` would take the channel's lock, shared by every connection, per request.
+        if !matches!(stop.has_changed(), Ok(false)) {
             return;
         }
         match s.recv_into(&mut c.input) {
