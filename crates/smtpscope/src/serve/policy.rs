@@ -399,10 +399,10 @@ impl Inbox {
     }
 
     /// Add the requests of `b`; wake the engine when they are the first waiting. Requests
-    /// past the cap are counted as fail-open.
-    pub fn put(&self, shared: &Shared, b: &Batch) {
+    /// past the cap are counted as fail-open. Returns how many are waiting now.
+    pub fn put(&self, shared: &Shared, b: &Batch) -> usize {
         if b.is_empty() {
-            return;
+            return 0;
         }
         let (taken, before) = {
             let mut w = self.lock();
@@ -412,7 +412,7 @@ impl Inbox {
         };
         shared.metrics.fail_open.add((b.len() - taken) as u64);
         if taken == 0 {
-            return;
+            return before;
         }
         // A flood, or an inbox about to refuse requests, does not wait for the pump.
         let wake_at = POLICY_WAKE_NOW.min(self.cap);
@@ -429,6 +429,7 @@ impl Inbox {
             // A full engine queue: the requests wait in the inbox for the engine's next tick.
             let _ = shared.engine_tx.try_send(Msg::Policy);
         }
+        before + taken
     }
 
     /// Swap the waiting requests into `into` (whose old content is dropped, its memory reused).
@@ -705,7 +706,7 @@ pub fn connection<S: PolicyStream>(
         let (n, ok) = c.answer_all(&shared, super::now_ts());
         if n > 0 {
             shared.metrics.lines[SourceKind::Policy as usize].add(n as u64);
-            shared.policy_inbox.put(&shared, &c.batch);
+            let waiting = shared.policy_inbox.put(&shared, &c.batch);
             c.batch.clear();
             let w = s.write_all(&c.out);
             c.out.clear();
@@ -715,6 +716,12 @@ pub fn connection<S: PolicyStream>(
                 .observe_n(t0.elapsed(), n as u64);
             if w.is_err() {
                 return;
+            }
+            if waiting >= POLICY_WAKE_NOW {
+                // The engine is behind: let it have this core (each connection is a thread
+                // as runnable as the engine's; at saturation they took its time and the inbox
+                // filled, failing requests open).
+                std::thread::yield_now();
             }
         }
         if !ok {
@@ -1354,8 +1361,8 @@ mod tests {
             let raw = format!("request=smtpd_access_policy\nsasl_username={u}\n");
             b.push(Ts(0), &Request::parse(&raw).unwrap());
         }
-        inbox.put(&sh, &b);
-        inbox.put(&sh, &b);
+        assert_eq!(inbox.put(&sh, &b), 2, "waiting");
+        assert_eq!(inbox.put(&sh, &b), 3, "waiting, at the cap");
         assert!(matches!(rx.try_recv(), Ok(Msg::Policy)));
         assert!(rx.try_recv().is_err(), "one wake-up for the batch");
         assert_eq!(sh.metrics.fail_open.get(), 1);
