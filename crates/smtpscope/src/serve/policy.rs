@@ -660,9 +660,9 @@ impl PolicyStream for std::os::unix::net::UnixStream {
 /// Serve one connection, on its own thread, until it closes, misbehaves, idles too long, is
 /// evicted (its slot's closer shuts it down) or `serve` stops.
 ///
-/// A thread per connection with blocking reads and writes, as Postfix's own clients expect
-/// (one request in flight per smtpd process): on loopback this took 9.0–9.3 µs of CPU per
-/// request against 10.5–11.7 on tokio's workers, and answered 45% more requests a second
+/// A thread per connection with blocking reads and writes, as Postfix's own clients use it
+/// (one request in flight per smtpd process): on loopback this took 8.5–9.7 µs of CPU per
+/// request against 9.4–10.9 on tokio's workers, and answered about 40% more requests a second
 /// (docs/PERFORMANCE.md, "Policy server"). The deadlines are kept here, not in the socket:
 /// its read timeout is set once ([`POLL_INTERVAL`]), so a request costs no `setsockopt`.
 pub fn connection<S: PolicyStream>(
