@@ -627,35 +627,27 @@ fn recv_spare(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> std::io::Result<usiz
     Ok(n)
 }
 
-impl PolicyStream for std::net::TcpStream {
-    fn recv_into(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-        recv_spare(std::os::fd::AsRawFd::as_raw_fd(self), buf)
-    }
-    fn set_read_timeout(&self, d: StdDuration) -> std::io::Result<()> {
-        std::net::TcpStream::set_read_timeout(self, Some(d))
-    }
-    fn closer(&self) -> std::io::Result<super::slots::Closer> {
-        let s = self.try_clone()?;
-        Ok(Box::new(move || {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }))
-    }
+/// [`PolicyStream`] for a socket type of std (the same code for TCP and unix sockets).
+macro_rules! policy_stream {
+    ($($t:ty),*) => {$(
+        impl PolicyStream for $t {
+            fn recv_into(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+                recv_spare(std::os::fd::AsRawFd::as_raw_fd(self), buf)
+            }
+            fn set_read_timeout(&self, d: StdDuration) -> std::io::Result<()> {
+                <$t>::set_read_timeout(self, Some(d))
+            }
+            fn closer(&self) -> std::io::Result<super::slots::Closer> {
+                let s = self.try_clone()?;
+                Ok(Box::new(move || {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }))
+            }
+        }
+    )*};
 }
 
-impl PolicyStream for std::os::unix::net::UnixStream {
-    fn recv_into(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-        recv_spare(std::os::fd::AsRawFd::as_raw_fd(self), buf)
-    }
-    fn set_read_timeout(&self, d: StdDuration) -> std::io::Result<()> {
-        std::os::unix::net::UnixStream::set_read_timeout(self, Some(d))
-    }
-    fn closer(&self) -> std::io::Result<super::slots::Closer> {
-        let s = self.try_clone()?;
-        Ok(Box::new(move || {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }))
-    }
-}
+policy_stream!(std::net::TcpStream, std::os::unix::net::UnixStream);
 
 /// Serve one connection, on its own thread, until it closes, misbehaves, idles too long, is
 /// evicted (its slot's closer shuts it down) or `serve` stops.
