@@ -24,9 +24,44 @@ pub enum Activity {
     Busy,
 }
 
+/// A connection's activity and since when, in one word that its connection writes without
+/// the table's lock (a policy connection sets it once per request, and the table's lock, taken
+/// by every connection of the listener, was contended on two cores); eviction reads it under
+/// the lock. The activity is the lowest bit, above it the nanoseconds since the listener's
+/// [`Slots::epoch`]. A cache line of its own: each connection writes only its own.
+#[repr(align(64))]
+struct SlotState(AtomicU64);
+
+impl SlotState {
+    fn new(activity: Activity, since_ns: u64) -> SlotState {
+        SlotState(AtomicU64::new(Self::pack(activity, since_ns)))
+    }
+
+    fn pack(activity: Activity, since_ns: u64) -> u64 {
+        // 2^63 ns is 292 years after the listener started.
+        (since_ns.min(u64::MAX >> 1) << 1) | activity as u64
+    }
+
+    fn set(&self, activity: Activity, since_ns: u64) {
+        self.0
+            .store(Self::pack(activity, since_ns), Ordering::Relaxed);
+    }
+
+    /// The activity and since when (ns after the epoch): the order of eviction, first the
+    /// smallest.
+    fn get(&self) -> (Activity, u64) {
+        let v = self.0.load(Ordering::Relaxed);
+        let activity = if v & 1 == 0 {
+            Activity::Idle
+        } else {
+            Activity::Busy
+        };
+        (activity, v >> 1)
+    }
+}
+
 struct Entry {
-    activity: Activity,
-    since: Instant,
+    state: Arc<SlotState>,
     kick: Arc<Notify>,
     /// Closes the connection from outside, for one served by a thread of its own (blocked in
     /// a read that no notification reaches).
@@ -45,6 +80,8 @@ struct Table {
 /// The slots of one listener.
 pub struct Slots {
     cap: usize,
+    /// Start of the clock of [`SlotState`].
+    epoch: Instant,
     table: Mutex<Table>,
     open: Arc<AtomicU64>,
 }
@@ -62,6 +99,7 @@ pub enum Admission {
 pub struct Slot {
     id: u64,
     slots: Arc<Slots>,
+    state: Arc<SlotState>,
     kick: Arc<Notify>,
 }
 
@@ -71,6 +109,7 @@ impl Slots {
     pub fn new(cap: usize, open: Arc<AtomicU64>) -> Arc<Slots> {
         Arc::new(Slots {
             cap: cap.max(1),
+            epoch: Instant::now(),
             table: Mutex::new(Table::default()),
             open,
         })
@@ -102,7 +141,7 @@ impl Slots {
             let victim = t
                 .entries
                 .iter()
-                .min_by_key(|(id, e)| (e.activity, e.since, **id))
+                .min_by_key(|(id, e)| (e.state.get(), **id))
                 .map(|(id, _)| *id);
             if let Some(e) = victim.and_then(|id| t.entries.remove(&id)) {
                 e.kick.notify_one();
@@ -110,17 +149,17 @@ impl Slots {
                     close();
                 }
                 self.open.fetch_sub(1, Ordering::Relaxed);
-                how = Admission::Evicted(e.activity);
+                how = Admission::Evicted(e.state.get().0);
             }
         }
         let id = t.next;
         t.next += 1;
         let kick = Arc::new(Notify::new());
+        let state = Arc::new(SlotState::new(Activity::Idle, self.since_epoch(now)));
         t.entries.insert(
             id,
             Entry {
-                activity: Activity::Idle,
-                since: now,
+                state: state.clone(),
                 kick: kick.clone(),
                 closer,
             },
@@ -129,9 +168,15 @@ impl Slots {
         let slot = Slot {
             id,
             slots: self.clone(),
+            state,
             kick,
         };
         (slot, how)
+    }
+
+    /// Nanoseconds from the epoch to `t`.
+    fn since_epoch(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Connections holding a slot.
@@ -143,10 +188,8 @@ impl Slots {
 
 impl Slot {
     fn set(&self, activity: Activity) {
-        if let Some(e) = self.slots.table().entries.get_mut(&self.id) {
-            e.activity = activity;
-            e.since = Instant::now();
-        }
+        self.state
+            .set(activity, self.slots.since_epoch(Instant::now()));
     }
 
     /// The connection waits for the next request or frame.
