@@ -277,9 +277,12 @@ fn take_policy(
     batch: &mut Vec<(String, String, Vec<u8>)>,
 ) {
     shared.policy_inbox.take(inbox);
-    for (ts, raw) in inbox.iter() {
-        let part = router.policy(raw);
-        let e = stamp.event(part, Kind::Policy, ts.0, raw);
+    let mut raw = String::new();
+    for (ts, req) in inbox.iter() {
+        raw.clear();
+        req.write_to(&mut raw);
+        let part = router.policy(&raw);
+        let e = stamp.event(part, Kind::Policy, ts.0, &raw);
         batch.push((
             subject_events(prefix, part),
             format!("{}-{}-{}-{}", e.edge, e.run, part, e.seq),

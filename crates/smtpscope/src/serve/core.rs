@@ -203,24 +203,30 @@ impl Core {
         p.header.is_some()
     }
 
-    /// Feed one policy request.
+    /// Feed one policy request, as its text (the attribute lines).
+    #[cfg(test)]
     pub fn feed_policy(&mut self, ts: Ts, raw: &str) {
         if let Ok(req) = super::policy::Request::parse(raw) {
-            self.driver.feed_policy(ts, &req.event());
-            // A request that already has its queue file (a second recipient, a later stage):
-            // if it was answered HOLD, this is a held message (decided in `record_held`).
-            if let Some(q) = req.get("queue_id").filter(|q| valid_queue_id(q)) {
-                if self.held.len() < MAX_PENDING {
-                    self.held.push((
-                        Held {
-                            qid: q.to_string(),
-                            account: req.get("sasl_username").map(str::to_string),
-                            client: req.get("client_address").map(str::to_string),
-                            sender: req.get("sender").map(str::to_string),
-                        },
-                        Source::Policy,
-                    ));
-                }
+            self.feed_request(ts, &req);
+        }
+    }
+
+    /// Feed one policy request.
+    pub fn feed_request(&mut self, ts: Ts, req: &super::policy::Request<'_>) {
+        self.driver.feed_policy(ts, &req.event());
+        // A request that already has its queue file (a second recipient, a later stage):
+        // if it was answered HOLD, this is a held message (decided in `record_held`).
+        if let Some(q) = req.get("queue_id").filter(|q| valid_queue_id(q)) {
+            if self.held.len() < MAX_PENDING {
+                self.held.push((
+                    Held {
+                        qid: q.to_string(),
+                        account: req.get("sasl_username").map(str::to_string),
+                        client: req.get("client_address").map(str::to_string),
+                        sender: req.get("sender").map(str::to_string),
+                    },
+                    Source::Policy,
+                ));
             }
         }
     }
@@ -229,8 +235,8 @@ impl Core {
     pub fn feed_policy_inbox(&mut self, shared: &Shared) {
         let mut b = std::mem::take(&mut self.policy);
         shared.policy_inbox.take(&mut b);
-        for (ts, raw) in b.iter() {
-            self.feed_policy(ts, raw);
+        for (ts, req) in b.iter() {
+            self.feed_request(ts, &req);
         }
         self.policy = b;
     }

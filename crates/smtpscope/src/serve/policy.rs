@@ -157,8 +157,9 @@ impl<'a> Request<'a> {
         r.slot(name).and_then(|v| *v).filter(|v| !v.is_empty())
     }
 
-    /// The attributes smtpscope reads, by name, as given (`None` when absent).
-    fn attrs(&self) -> [(&'static str, Option<&'a str>); 14] {
+    /// The attributes smtpscope reads, by name, as given (`None` when absent), in the order
+    /// [`Request::from_values`] takes them.
+    fn attrs(&self) -> [(&'static str, Option<&'a str>); ATTRS] {
         [
             ("request", self.request),
             ("protocol_state", self.protocol_state),
@@ -178,8 +179,8 @@ impl<'a> Request<'a> {
     }
 
     /// Append the request as the lines of the attributes smtpscope reads (without the final
-    /// empty line): parsed again, it gives the same request. A third of Postfix's ~900 bytes,
-    /// so the engine copies and parses less.
+    /// empty line): parsed again, it gives the same request. A third of Postfix's ~900 bytes;
+    /// the cluster's edge publishes this (`wire::Kind::Policy`).
     pub fn write_to(&self, out: &mut String) {
         for (name, value) in self.attrs() {
             if let Some(v) = value {
@@ -188,6 +189,28 @@ impl<'a> Request<'a> {
                 out.push_str(v);
                 out.push('\n');
             }
+        }
+    }
+
+    /// The request whose attributes are `v`, in the order of [`Request::attrs`].
+    fn from_values(v: [Option<&'a str>; ATTRS]) -> Request<'a> {
+        let [request, protocol_state, client_name, client_address, client_port, helo_name, sender, recipient, recipient_count, queue_id, instance, size, sasl_method, sasl_username] =
+            v;
+        Request {
+            request,
+            protocol_state,
+            client_name,
+            client_address,
+            client_port,
+            helo_name,
+            sender,
+            recipient,
+            recipient_count,
+            queue_id,
+            instance,
+            size,
+            sasl_method,
+            sasl_username,
         }
     }
 
@@ -273,54 +296,103 @@ pub fn handle(shared: &Shared, raw: &str, now: Ts, out: &mut Vec<u8>, batch: &mu
     }
 }
 
-/// Requests for the engine: their texts one after the other (only the attributes smtpscope
-/// reads, [`Request::write_to`]), each with its arrival time.
+/// How many attributes smtpscope reads ([`Request::attrs`]).
+const ATTRS: usize = 14;
+
+/// Where one attribute's value lies in a [`Batch`]'s text, from its request's start: `start`
+/// and `len` bytes; [`Span::ABSENT`] when the request did not give it. A request's values are
+/// far shorter than [`MAX_REQUEST`], so 32 bits each are ample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The attribute is absent (an empty value is present: the null sender).
+    const ABSENT: Span = Span {
+        start: u32::MAX,
+        len: 0,
+    };
+}
+
+/// One request in a [`Batch`]: its arrival, where its values begin in the text, and where
+/// each lies from there.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    ts: Ts,
+    at: usize,
+    spans: [Span; ATTRS],
+}
+
+/// Requests for the engine, already parsed: the values of the attributes smtpscope reads
+/// ([`Request::attrs`]), one request's after the other's in one text, and where each lies.
+/// The engine rebuilds each [`Request`] from the spans without parsing it again (a second
+/// parse was an eighth of the engine thread's time at saturation, docs/PERFORMANCE.md).
 #[derive(Debug, Default)]
 pub struct Batch {
     text: String,
-    ends: Vec<(usize, Ts)>,
+    entries: Vec<Entry>,
 }
 
 impl Batch {
     /// Add one request.
     pub fn push(&mut self, ts: Ts, req: &Request<'_>) {
-        req.write_to(&mut self.text);
-        self.ends.push((self.text.len(), ts));
+        let at = self.text.len();
+        let mut spans = [Span::ABSENT; ATTRS];
+        for (span, (_, value)) in spans.iter_mut().zip(req.attrs()) {
+            if let Some(v) = value {
+                // Values are cut to MAX_REQUEST by the scanner, far below u32::MAX.
+                *span = Span {
+                    start: (self.text.len() - at) as u32,
+                    len: v.len() as u32,
+                };
+                self.text.push_str(v);
+            }
+        }
+        self.entries.push(Entry { ts, at, spans });
     }
 
     /// The requests, in arrival order.
-    pub fn iter(&self) -> impl Iterator<Item = (Ts, &str)> {
-        let mut start = 0;
-        self.ends.iter().map(move |&(end, ts)| {
-            let s = &self.text[start..end];
-            start = end;
-            (ts, s)
+    pub fn iter(&self) -> impl Iterator<Item = (Ts, Request<'_>)> {
+        self.entries.iter().map(|e| {
+            let text = &self.text[e.at..];
+            let values = e.spans.map(|s| {
+                (s != Span::ABSENT)
+                    .then(|| text.get(s.start as usize..(s.start + s.len) as usize))
+                    .flatten()
+            });
+            (e.ts, Request::from_values(values))
         })
     }
 
     /// Number of requests.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.entries.len()
     }
 
     /// No request?
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.entries.is_empty()
     }
 
     /// Forget the requests, keep the memory.
     pub fn clear(&mut self) {
         self.text.clear();
-        self.ends.clear();
+        self.entries.clear();
     }
 
+    /// Append the first `max` requests of `other`; returns how many.
     fn append(&mut self, other: &Batch, max: usize) -> usize {
         let n = other.len().min(max);
+        let end = other.entries.get(n).map_or(other.text.len(), |e| e.at);
         let base = self.text.len();
-        let end = if n == 0 { 0 } else { other.ends[n - 1].0 };
         self.text.push_str(&other.text[..end]);
-        self.ends
-            .extend(other.ends[..n].iter().map(|&(e, ts)| (base + e, ts)));
+        self.entries
+            .extend(other.entries[..n].iter().map(|e| Entry {
+                at: base + e.at,
+                ..*e
+            }));
         n
     }
 }
@@ -996,10 +1068,11 @@ mod tests {
         }
     }
 
-    /// What goes to the engine (`Request::write_to`) parses back into the same request: every
-    /// attribute read, the null sender, the first of a repeated name, `\r\n` line ends.
+    /// What the cluster's edge publishes (`Request::write_to`) parses back into the same
+    /// request: every attribute read, the null sender, the first of a repeated name, `\r\n`
+    /// line ends.
     #[test]
-    fn the_engines_copy_parses_back_to_the_same_request() {
+    fn the_published_copy_parses_back_to_the_same_request() {
         let odd = "request=smtpd_access_policy\r\nsender=\r\nsasl_username=bob\r\n\
                    sasl_username=eve\r\nrecipient=x@y\r\nunknown_attr=1\r\n";
         for raw in [REQ, odd] {
@@ -1011,6 +1084,53 @@ mod tests {
             assert_eq!(back.attrs(), r.attrs());
             assert_eq!(format!("{:?}", back.event()), format!("{:?}", r.event()));
         }
+    }
+
+    /// What goes to the engine (a [`Batch`]) reads back as the same requests: every attribute
+    /// read, absent ones absent, the null sender (an empty value) present, the first of a
+    /// repeated name, `\r\n` line ends; also after being appended to another batch, in part.
+    #[test]
+    fn the_engines_copy_is_the_same_request() {
+        let odd = "request=smtpd_access_policy\r\nsender=\r\nsasl_username=bob\r\n\
+                   sasl_username=eve\r\nrecipient=x@y\r\nunknown_attr=1\r\n";
+        let bare = "request=smtpd_access_policy\n";
+        let raws = [REQ, odd, bare, REQ];
+        let reqs: Vec<Request> = raws.iter().map(|r| Request::parse(r).unwrap()).collect();
+        let mut b = Batch::default();
+        for (i, r) in reqs.iter().enumerate() {
+            b.push(Ts(i as i64), r);
+        }
+        assert!(
+            b.text.len() < REQ.len() + odd.len(),
+            "only the values are kept"
+        );
+        let same = |got: &Batch, want: &[Request]| {
+            assert_eq!(got.len(), want.len());
+            for ((ts, back), (i, r)) in got.iter().zip(want.iter().enumerate()) {
+                assert_eq!(back.attrs(), r.attrs(), "request {i}");
+                assert_eq!(format!("{:?}", back.event()), format!("{:?}", r.event()));
+                assert_eq!(back.get("sender"), r.get("sender"));
+                let _ = ts;
+            }
+        };
+        same(&b, &reqs);
+        assert_eq!(reqs[1].sender, Some(""), "the null sender is present");
+        assert_eq!(b.iter().nth(1).unwrap().1.sender, Some(""));
+        assert_eq!(b.iter().nth(2).unwrap().1.sender, None);
+        let ts: Vec<Ts> = b.iter().map(|(t, _)| t).collect();
+        assert_eq!(ts, [Ts(0), Ts(1), Ts(2), Ts(3)]);
+        // Appended after a request already waiting, whole and in part.
+        let mut waiting = Batch::default();
+        waiting.push(Ts(9), &reqs[1]);
+        assert_eq!(waiting.append(&b, 2), 2);
+        same(&waiting, &[reqs[1], reqs[0], reqs[1]]);
+        assert_eq!(waiting.append(&b, 10), 4);
+        same(
+            &waiting,
+            &[
+                reqs[1], reqs[0], reqs[1], reqs[0], reqs[1], reqs[2], reqs[3],
+            ],
+        );
     }
 
     #[test]
@@ -1182,13 +1302,7 @@ mod tests {
             sh.policy_inbox.take(&mut b);
             let fed: Vec<String> = b
                 .iter()
-                .map(|(_, raw)| {
-                    Request::parse(raw)
-                        .unwrap()
-                        .get("sasl_username")
-                        .unwrap()
-                        .to_string()
-                })
+                .map(|(_, r)| r.get("sasl_username").unwrap().to_string())
                 .collect();
             assert_eq!(fed, users, "chunk {chunk}");
             assert_eq!(sh.metrics.policy_malformed.get(), 1);
@@ -1361,10 +1475,9 @@ mod tests {
         let mut got = Batch::default();
         inbox.take(&mut got);
         assert_eq!(got.len(), 3);
-        assert_eq!(
-            got.iter().last().unwrap().1,
-            "request=smtpd_access_policy\nsasl_username=a\n"
-        );
+        let last = got.iter().last().unwrap().1;
+        assert_eq!(last.get("sasl_username"), Some("a"));
+        assert_eq!(last.get("request"), Some("smtpd_access_policy"));
         inbox.take(&mut got);
         assert!(got.is_empty());
     }
