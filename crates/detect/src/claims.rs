@@ -36,13 +36,16 @@ use serde::{Deserialize, Serialize};
 /// asked us, so the line follows the request within the log's delivery delay (syslog and the
 /// follower's poll, a few seconds); a minute leaves ample room. Our own idea.
 pub const POLICY_LINK_SECS: i64 = 60;
-/// Most claims waiting at once; beyond, the oldest is counted at once (nothing is dropped). A
-/// busy ISP submits a few hundred messages a minute; our own idea.
+/// Most claims waiting at once, counting as waiting the claims the log took after the oldest
+/// one still waiting (their slots are held until it goes, [`crate::arrivals::Arrivals::span`]);
+/// beyond, the oldest is counted at once (nothing is dropped). A busy ISP submits a few
+/// hundred messages a minute; our own idea.
 pub const MAX_PENDING_CLAIMS: usize = 100_000;
 /// Recipients kept per claim (one per `RCPT` request); more are counted but not kept.
 pub const MAX_CLAIM_RCPTS: usize = 1000;
-/// SMTP transactions whose policy-request HELO is remembered at once; beyond, the oldest is
-/// dropped (counted in [`ClaimStats::helo_dropped`]). A request is untrusted input; a busy ISP
+/// SMTP transactions whose policy-request HELO is remembered at once (counting the slots of
+/// those a session's cap dropped after the oldest, [`crate::arrivals::Arrivals::span`]); beyond,
+/// the oldest is dropped (counted in [`ClaimStats::helo_dropped`]). A request is untrusted input; a busy ISP
 /// sees a few thousand transactions a minute, the time one is kept ([`POLICY_LINK_SECS`]). Our
 /// own idea.
 pub const MAX_SESSION_HELOS: usize = 65_536;
@@ -552,7 +555,9 @@ impl SessionHelos {
         }
         // `seq` is newer than every entry: always accepted.
         let _ = self.by_seq.push(seq, e);
-        while self.by_seq.len() > MAX_SESSION_HELOS {
+        // The slots spanned, not only the entries: removals in the middle (a session's cap)
+        // leave empty slots, as large as entries.
+        while self.by_seq.span() > MAX_SESSION_HELOS {
             self.pop_oldest();
             dropped += 1;
         }
@@ -749,7 +754,9 @@ impl PolicyClaims {
         }
         // `seq` is newer than every claim: always accepted.
         let _ = self.pending.push(seq, claim);
-        while self.pending.len() > MAX_PENDING_CLAIMS {
+        // The slots spanned, not only the claims waiting: the claims the log took leave empty
+        // slots, as large as claims, until the oldest goes.
+        while self.pending.span() > MAX_PENDING_CLAIMS {
             let Some((first, _)) = self.pending.first() else {
                 break;
             };
@@ -887,6 +894,38 @@ mod tests {
         assert_eq!(c.stats().policy_only, 1);
     }
 
+    /// Claims the log took leave empty slots behind the oldest claim still waiting; those
+    /// count towards [`MAX_PENDING_CLAIMS`], so the memory held stays bounded: past the cap
+    /// the oldest waiting claim is counted at once (overflow), and the slots go with it.
+    #[test]
+    fn claims_taken_by_the_log_count_towards_the_cap_until_the_oldest_goes() {
+        let mut c = PolicyClaims::default();
+        let mut out = Vec::new();
+        let t = Ts::from_secs(1_000);
+        c.request(
+            t,
+            "stuck",
+            ip("192.0.2.1"),
+            "i.stuck",
+            Some("x@a"),
+            &mut out,
+        );
+        for n in 0..MAX_PENDING_CLAIMS {
+            c.request(t, "bob", ip("192.0.2.2"), &format!("i.{n}"), None, &mut out);
+            assert!(c.log_submission("bob", ip("192.0.2.2")));
+            assert!(c.pending.span() <= MAX_PENDING_CLAIMS);
+        }
+        assert_eq!(out.len(), 1, "the oldest claim was counted early");
+        assert_eq!(out[0].account(), "stuck");
+        assert_eq!(c.stats().overflowed, 1);
+        assert_eq!(
+            (c.len(), c.pending.span()),
+            (0, 0),
+            "and every slot went with it"
+        );
+        assert_eq!(c.stats().matched, MAX_PENDING_CLAIMS as u64);
+    }
+
     #[test]
     fn claims_survive_serialization() {
         let mut c = PolicyClaims::default();
@@ -946,6 +985,9 @@ mod tests {
         let last = IpAddr::from(std::net::Ipv4Addr::from(
             0x0a00_0000 + MAX_SESSION_HELOS as u32 + 9,
         ));
+        // Dropped from the middle (a session's cap below), a transaction still holds its slot
+        // until the older ones go: the slots, not only the entries, stay within the cap.
+        assert!(c.helos.by_seq.span() <= MAX_SESSION_HELOS);
         // They survive serialization.
         let mut back: PolicyClaims =
             serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
