@@ -14,9 +14,10 @@
 //! The hot path allocates nothing per request: a connection reads into one buffer, finds the
 //! complete requests in it ([`Scanner`]), parses each in place ([`Request`]), appends the
 //! answers to one output buffer and writes them with one write per read (a client that
-//! pipelines several requests gets them all in one write, in order), and copies the attributes
-//! of the requests that smtpscope reads into the shared [`Inbox`] under one lock; the engine is woken once per batch, not once
-//! per request.
+//! pipelines several requests gets them all in one write, in order), and copies the values of
+//! the attributes smtpscope reads, with where each lies ([`Batch`]), into the shared [`Inbox`]
+//! under one lock; the engine is woken once per batch, not once per request, and rebuilds each
+//! request from the spans without parsing it again.
 //!
 //! Requests can contain accounts, so only `[serve] policy_peers` may connect over TCP, and the
 //! unix socket is mode 0660 with group `postfix`. Connections take a slot after `accept`; when
