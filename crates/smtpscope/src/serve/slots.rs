@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 /// What a connection is doing, for the choice of whom to evict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,6 +66,17 @@ struct Entry {
     /// Closes the connection from outside, for one served by a thread of its own (blocked in
     /// a read that no notification reaches).
     closer: Option<Closer>,
+}
+
+impl Entry {
+    /// Tell the connection to close: its task's [`Slot::evicted`] completes, a thread's
+    /// socket is shut down (its blocked read returns end of input).
+    fn close(&self) {
+        self.kick.notify_one();
+        if let Some(close) = &self.closer {
+            close();
+        }
+    }
 }
 
 /// Closes a connection from another thread: its blocked read then returns end of input.
@@ -144,10 +155,7 @@ impl Slots {
                 .min_by_key(|(id, e)| (e.state.get(), **id))
                 .map(|(id, _)| *id);
             if let Some(e) = victim.and_then(|id| t.entries.remove(&id)) {
-                e.kick.notify_one();
-                if let Some(close) = &e.closer {
-                    close();
-                }
+                e.close();
                 self.open.fetch_sub(1, Ordering::Relaxed);
                 how = Admission::Evicted(e.state.get().0);
             }
@@ -172,6 +180,44 @@ impl Slots {
             kick,
         };
         (slot, how)
+    }
+
+    /// Close the connections that at `now` have been idle longer than `idle`, or inside one
+    /// request or frame longer than `busy` (since it began); they give up their slots. Returns
+    /// how many. For connections served by threads of their own, which block in their reads
+    /// and so keep no deadline themselves (see `policy::reap`).
+    pub fn close_overdue(&self, now: Instant, idle: Duration, busy: Duration) -> usize {
+        let now_ns = self.since_epoch(now);
+        let limit = |a: Activity| match a {
+            Activity::Idle => idle,
+            Activity::Busy => busy,
+        };
+        self.close_where(|(a, since)| {
+            now_ns.saturating_sub(since) > u64::try_from(limit(a).as_nanos()).unwrap_or(u64::MAX)
+        })
+    }
+
+    /// Close every connection (the service stops).
+    pub fn close_all(&self) -> usize {
+        self.close_where(|_| true)
+    }
+
+    /// Close the connections whose activity and since-when (ns after the epoch) match.
+    fn close_where(&self, overdue: impl Fn((Activity, u64)) -> bool) -> usize {
+        let mut t = self.table();
+        let ids: Vec<u64> = t
+            .entries
+            .iter()
+            .filter(|(_, e)| overdue(e.state.get()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            if let Some(e) = t.entries.remove(id) {
+                e.close();
+                self.open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        ids.len()
     }
 
     /// Nanoseconds from the epoch to `t`.
@@ -293,5 +339,45 @@ mod tests {
         );
         drop((a, c, d, e));
         assert_eq!(s.len(), open.load(Ordering::Relaxed) as usize);
+    }
+
+    /// Connections idle or inside a request past their limits are closed and give up their
+    /// slots; the others stay, until all are closed at the stop.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn overdue_connections_are_closed() {
+        let open = Arc::new(AtomicU64::new(0));
+        let s = Slots::new(10, open.clone());
+        let (idle, busy) = (Duration::from_secs(30), Duration::from_secs(10));
+        let (a, _) = s.admit();
+        let (b, _) = s.admit();
+        let (c, _) = s.admit();
+        b.busy();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        c.busy();
+        // b has been inside its request for 11 s; a idle for 11 s, c just began one.
+        assert_eq!(s.close_overdue(Instant::now(), idle, busy), 1);
+        tokio::time::timeout(Duration::from_millis(1), b.evicted())
+            .await
+            .expect("b is told to close");
+        assert_eq!((s.len(), open.load(Ordering::Relaxed)), (2, 2));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        a.idle();
+        // c is 20 s into its request, a idle since just now: both closed once past a limit.
+        assert_eq!(s.close_overdue(Instant::now(), idle, busy), 1);
+        assert!(tokio::time::timeout(Duration::from_millis(1), a.evicted())
+            .await
+            .is_err());
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(s.close_overdue(Instant::now(), idle, busy), 1);
+        assert_eq!((s.len(), open.load(Ordering::Relaxed)), (0, 0));
+        // At the stop every one goes, overdue or not.
+        let (d, _) = s.admit();
+        let (_e, _) = s.admit();
+        assert_eq!(s.close_all(), 2);
+        tokio::time::timeout(Duration::from_millis(1), d.evicted())
+            .await
+            .expect("d is told to close");
+        drop((a, b, c, d));
+        assert_eq!((s.len(), open.load(Ordering::Relaxed)), (0, 0));
     }
 }
