@@ -281,7 +281,7 @@ fn take_policy(
     for (ts, req) in inbox.iter() {
         raw.clear();
         req.write_to(&mut raw);
-        let part = router.policy(&raw);
+        let part = router.policy_of(req.get("sasl_username"), req.get("client_address"));
         let e = stamp.event(part, Kind::Policy, ts.0, &raw);
         batch.push((
             subject_events(prefix, part),

@@ -130,7 +130,13 @@ impl Router {
                     .map(|(_, v)| v)
             })
         };
-        match (attr("sasl_username"), attr("client_address")) {
+        self.policy_of(attr("sasl_username"), attr("client_address"))
+    }
+
+    /// Partition of a policy request from its SASL name and client address (non-empty, when
+    /// given): the account's, else the address's network's.
+    pub fn policy_of(&self, sasl_username: Option<&str>, client_address: Option<&str>) -> u32 {
+        match (sasl_username, client_address) {
             (Some(u), _) => self.part(&lower(u)),
             (None, Some(ip)) => self.part(&ip_key(ip)),
             (None, None) => 0,

@@ -673,9 +673,8 @@ pub const REAP_INTERVAL: StdDuration = StdDuration::from_millis(250);
 ///
 /// A connection's thread blocks in its read with no timeout, so it costs nothing while idle;
 /// its deadlines are kept here, from its slot's activity and since-when, which the thread sets
-/// as requests begin and end. (With a read timeout on each socket, every idle connection's
-/// thread woke four times a second: a thousand connections, opened together, woke together,
-/// and a new client's request queued behind them for up to 190 ms on two cores.)
+/// as requests begin and end. (With a read timeout on each socket instead, every idle
+/// connection's thread woke four times a second.)
 pub fn reap(slots: &Slots, timeouts: Timeouts, shared: &Shared) -> usize {
     let n = slots.close_overdue(tokio::time::Instant::now(), timeouts.idle, timeouts.request);
     shared.metrics.policy_timeouts.add(n as u64);

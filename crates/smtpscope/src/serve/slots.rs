@@ -205,19 +205,17 @@ impl Slots {
     /// Close the connections whose activity and since-when (ns after the epoch) match.
     fn close_where(&self, overdue: impl Fn((Activity, u64)) -> bool) -> usize {
         let mut t = self.table();
-        let ids: Vec<u64> = t
-            .entries
-            .iter()
-            .filter(|(_, e)| overdue(e.state.get()))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &ids {
-            if let Some(e) = t.entries.remove(id) {
+        let before = t.entries.len();
+        t.entries.retain(|_, e| {
+            let close = overdue(e.state.get());
+            if close {
                 e.close();
-                self.open.fetch_sub(1, Ordering::Relaxed);
             }
-        }
-        ids.len()
+            !close
+        });
+        let closed = before - t.entries.len();
+        self.open.fetch_sub(closed as u64, Ordering::Relaxed);
+        closed
     }
 
     /// Nanoseconds from the epoch to `t`.
