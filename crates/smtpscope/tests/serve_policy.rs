@@ -133,6 +133,23 @@ fn policy_answers_contains_and_survives_malformed_requests() {
     assert_eq!(srv.term(), 0);
 }
 
+/// Transparent huge pages are off for the whole process (`main`'s
+/// `no_transparent_huge_pages`): with them, the kernel zeroed whole 2 MiB pages for each new
+/// connection thread's first allocations, and again after the allocator returned memory
+/// (docs/PERFORMANCE.md, "Transparent huge pages off").
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    let d = tempfile::tempdir().unwrap();
+    let srv = Server::start(d.path(), "");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.child.id())).unwrap();
+    // Kernels before 5.0 do not show the flag.
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
+    srv.term();
+}
+
 #[test]
 fn observe_mode_logs_and_sighup_switches_to_enforce() {
     let d = tempfile::tempdir().unwrap();
