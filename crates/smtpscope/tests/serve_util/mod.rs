@@ -40,13 +40,48 @@ pub struct Server {
 
 pub const TOKEN: &str = "test-token-123";
 
+/// Starts of [`Server::start`] on new ports after a port was taken ([`ADDRESS_IN_USE`]).
+const START_ATTEMPTS: usize = 5;
+/// What the server's log says when a port it was given is taken (the OS error's text).
+const ADDRESS_IN_USE: &str = "Address already in use";
+/// What the server logs once its HTTP API listens (followed by `addr=`).
+const HTTP_LISTENING: &str = "HTTP API and dashboard listening";
+
 impl Server {
     /// Start with `extra` appended to a config that sets ports, store and token.
+    ///
+    /// The ports are free when looked up ([`free_port`]), not reserved: a test running beside
+    /// this one can bind one of them first (its server, or a listener of its own), and this
+    /// server then exits at start with "Address already in use". Such a start is tried again
+    /// on new ports, up to [`START_ATTEMPTS`] times; any other exit fails the test at once.
     pub fn start(dir: &Path, extra: &str) -> Server {
-        Self::start_ports(dir, extra, free_port(), free_port(), free_port())
+        for _ in 0..START_ATTEMPTS {
+            let (http, policy, syslog) = (free_port(), free_port(), free_port());
+            match Self::try_start_ports(dir, extra, http, policy, syslog) {
+                Ok(s) => return s,
+                Err(log) if log.contains(ADDRESS_IN_USE) => {
+                    // The failed start's log goes, so the next one's is read alone.
+                    let _ = std::fs::remove_file(dir.join("serve.log"));
+                }
+                Err(log) => panic!("server exited at start: {log}"),
+            }
+        }
+        panic!("server found a port taken in each of {START_ATTEMPTS} starts");
     }
 
     pub fn start_ports(dir: &Path, extra: &str, http: u16, policy: u16, syslog: u16) -> Server {
+        Self::try_start_ports(dir, extra, http, policy, syslog)
+            .unwrap_or_else(|log| panic!("server exited at start: {log}"))
+    }
+
+    /// Write the config and start; the log's text when the server exited before it was ready.
+    fn try_start_ports(
+        dir: &Path,
+        extra: &str,
+        http: u16,
+        policy: u16,
+        syslog: u16,
+    ) -> Result<Server, String> {
         let config = dir.join("smtpscope.toml");
         let text = format!(
             "[serve]\npolicy = [\"127.0.0.1:{policy}\", \"unix:{}\"]\nsyslog = [\"127.0.0.1:{syslog}\"]\nhttp = \"127.0.0.1:{http}\"\nstore = \"{}\"\ntoken = \"{TOKEN}\"\nfollow_start = \"start\"\n{extra}",
@@ -54,10 +89,21 @@ impl Server {
             dir.join("store.db").display(),
         );
         std::fs::write(&config, text).unwrap();
-        Self::spawn(dir, config, http, policy, syslog)
+        Self::try_spawn(dir, config, http, policy, syslog)
     }
 
     pub fn spawn(dir: &Path, config: PathBuf, http: u16, policy: u16, syslog: u16) -> Server {
+        Self::try_spawn(dir, config, http, policy, syslog)
+            .unwrap_or_else(|log| panic!("server exited at start: {log}"))
+    }
+
+    fn try_spawn(
+        dir: &Path,
+        config: PathBuf,
+        http: u16,
+        policy: u16,
+        syslog: u16,
+    ) -> Result<Server, String> {
         let log = dir.join("serve.log");
         let logf = std::fs::OpenOptions::new()
             .create(true)
@@ -83,18 +129,27 @@ impl Server {
             config,
             log,
         };
-        s.wait_ready();
-        s
+        s.wait_ready()?;
+        Ok(s)
     }
 
-    fn wait_ready(&mut self) {
+    /// Wait until `/health` answers; the log's text when the server exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("server exited with {st}: {}", self.log_text());
+                return Err(format!("exit {st}: {}", self.log_text()));
             }
+            // Another test's server may hold this port (the start then fails): the answer
+            // counts once this server's log shows its own HTTP listener (at the default log
+            // level; with SMTPSCOPE_LOG set, the answer alone).
             if let Ok((200, _)) = http(self.http, "GET", "/health", &[], "") {
-                return;
+                let listening = format!("{HTTP_LISTENING} addr=127.0.0.1:{}", self.http);
+                if std::env::var_os("SMTPSCOPE_LOG").is_some()
+                    || self.log_text().contains(&listening)
+                {
+                    return Ok(());
+                }
             }
             assert!(
                 Instant::now() < end,
