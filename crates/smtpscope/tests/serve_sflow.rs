@@ -8,7 +8,7 @@ mod serve_util;
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serve_util::*;
 
@@ -30,44 +30,43 @@ fn payloads() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Start `serve` with `args` (plus `--http`, `--store`) and wait until /health answers.
-fn start(dir: &Path, args: &[String]) -> Server {
-    let http_port = free_port();
-    let log = dir.join("serve.log");
-    let logf = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
-        .arg("serve")
-        .args(args)
-        .arg("--http")
-        .arg(format!("127.0.0.1:{http_port}"))
-        .arg("--store")
-        .arg(dir.join("db"))
-        .env("NO_COLOR", "1")
-        .env_remove("SMTPSCOPE_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(logf)
-        .spawn()
-        .unwrap();
-    let mut srv = Server {
-        child,
-        dir: dir.to_path_buf(),
-        http: http_port,
-        policy: 0,
-        syslog: 0,
-        config: dir.join("none.toml"),
-        log,
-    };
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(st)) = srv.child.try_wait() {
-            panic!("server exited with {st}: {}", srv.log_text());
+/// Start `serve` with the arguments `args` makes for an sFlow port (plus `--http`, `--store`)
+/// and wait until it is ready; the server and that port. The ports are looked up free, not
+/// reserved: a start that finds one taken is tried again on new ones (see `Server::start`).
+fn start(dir: &Path, args: impl Fn(u16) -> Vec<String>) -> (Server, u16) {
+    for _ in 0..START_ATTEMPTS {
+        let (http_port, sflow_port) = (free_port(), free_port());
+        let log = dir.join("serve.log");
+        let logf = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+            .arg("serve")
+            .args(args(sflow_port))
+            .arg("--http")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--store")
+            .arg(dir.join("db"))
+            .env("NO_COLOR", "1")
+            .env_remove("SMTPSCOPE_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .unwrap();
+        let mut srv = Server {
+            child,
+            dir: dir.to_path_buf(),
+            http: http_port,
+            policy: 0,
+            syslog: 0,
+            config: dir.join("none.toml"),
+            log,
+        };
+        match srv.wait_ready() {
+            Ok(()) => return (srv, sflow_port),
+            Err(log) if log.contains(ADDRESS_IN_USE) => continue,
+            Err(log) => panic!("server exited at start: {log}"),
         }
-        if let Ok((200, _)) = http(srv.http, "GET", "/health", &[], "") {
-            return srv;
-        }
-        assert!(Instant::now() < end, "no start: {}", srv.log_text());
-        std::thread::sleep(Duration::from_millis(30));
     }
+    panic!("server found a port taken in each of {START_ATTEMPTS} starts");
 }
 
 /// Send the datagrams in small batches, waiting for each batch to be received (a loopback
@@ -96,8 +95,9 @@ fn serve_receives_and_decodes_sflow() {
     // README of the corpus: 1,000 datagrams, 5,855 flow samples, one agent (192.168.1.1).
     assert_eq!(dgs.len(), 1000);
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let srv = start(dir.path(), &["--sflow".into(), format!("127.0.0.1:{port}")]);
+    let (srv, port) = start(dir.path(), |port| {
+        vec!["--sflow".into(), format!("127.0.0.1:{port}")]
+    });
     send_all(&srv, port, &dgs);
     // The collector counters reach the metrics once a second.
     wait_for(10, "every datagram decoded", || {
@@ -117,17 +117,15 @@ fn serve_receives_and_decodes_sflow() {
 fn serve_sflow_agent_filter_from_the_config() {
     let dgs = payloads();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let cfg = dir.path().join("smtpscope.toml");
-    std::fs::write(
-        &cfg,
-        format!("[serve]\nsflow = [\"127.0.0.1:{port}\"]\nsflow_agents = [\"192.0.2.1\"]\n"),
-    )
-    .unwrap();
-    let srv = start(
-        dir.path(),
-        &["--config".into(), cfg.to_str().unwrap().to_string()],
-    );
+    let (srv, port) = start(dir.path(), |port| {
+        std::fs::write(
+            &cfg,
+            format!("[serve]\nsflow = [\"127.0.0.1:{port}\"]\nsflow_agents = [\"192.0.2.1\"]\n"),
+        )
+        .unwrap();
+        vec!["--config".into(), cfg.to_str().unwrap().to_string()]
+    });
     send_all(&srv, port, &dgs[..100]);
     // The capture's agent is 192.168.1.1: not allowed, so every datagram is rejected.
     wait_for(10, "datagrams rejected", || {
@@ -215,7 +213,6 @@ fn serve_raises_the_alerts_of_sflow_analyze_on_a_replayed_capture() {
     let expected = alert_keys(&std::fs::read_to_string(&expected).unwrap());
     assert!(expected.len() >= 5, "{expected:?}");
 
-    let port = free_port();
     let jsonl = d.join("alerts.jsonl");
     let secs = (start / 1_000_000_000) as i64;
     let start = format!(
@@ -226,15 +223,17 @@ fn serve_raises_the_alerts_of_sflow_analyze_on_a_replayed_capture() {
         start % 1_000_000_000 / 1000
     );
     let cfg = d.join("smtpscope.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[serve]\nsflow = [\"127.0.0.1:{port}\"]\nsflow_agents = [\"{agent}\"]\nsflow_clock = \"agent\"\nsflow_clock_start = \"{start}\"\nalerts_jsonl = \"{}\"\n",
-            jsonl.display()
-        ),
-    )
-    .unwrap();
-    let srv = self::start(d, &["--config".into(), cfg.to_str().unwrap().to_string()]);
+    let (srv, port) = self::start(d, |port| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[serve]\nsflow = [\"127.0.0.1:{port}\"]\nsflow_agents = [\"{agent}\"]\nsflow_clock = \"agent\"\nsflow_clock_start = \"{start}\"\nalerts_jsonl = \"{}\"\n",
+                jsonl.display()
+            ),
+        )
+        .unwrap();
+        vec!["--config".into(), cfg.to_str().unwrap().to_string()]
+    });
     let t0 = Instant::now();
     send_batches(&srv, port, &dgs, 50);
     // Hosts first seen 36 hours (of the agent's time) before are judged while the replay

@@ -41,9 +41,9 @@ pub struct Server {
 pub const TOKEN: &str = "test-token-123";
 
 /// Starts of [`Server::start`] on new ports after a port was taken ([`ADDRESS_IN_USE`]).
-const START_ATTEMPTS: usize = 5;
+pub const START_ATTEMPTS: usize = 5;
 /// What the server's log says when a port it was given is taken (the OS error's text).
-const ADDRESS_IN_USE: &str = "Address already in use";
+pub const ADDRESS_IN_USE: &str = "Address already in use";
 /// What the server logs once its HTTP API listens (followed by `addr=`).
 const HTTP_LISTENING: &str = "HTTP API and dashboard listening";
 
@@ -134,7 +134,7 @@ impl Server {
     }
 
     /// Wait until `/health` answers; the log's text when the server exited first.
-    fn wait_ready(&mut self) -> Result<(), String> {
+    pub fn wait_ready(&mut self) -> Result<(), String> {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
