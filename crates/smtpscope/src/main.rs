@@ -25,8 +25,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turn transparent huge pages off for this process and every thread it starts
 /// (`prctl(PR_SET_THP_DISABLE)`; Linux only, a no-op where the kernel lacks it). mimalloc
-/// advises the kernel to back its arenas with 2 MiB pages (`madvise(MADV_HUGEPAGE)`, which
-/// Debian's default THP mode, `madvise`, honours); the kernel then zeroes a whole 2 MiB page
+/// advises the kernel to back its arenas with 2 MiB pages (`madvise(MADV_HUGEPAGE)`, honoured
+/// in the kernel's `madvise` and `always` THP modes); the kernel then zeroes a whole 2 MiB page
 /// at the first touch of each, again after mimalloc returns part of one (its purge), and for
 /// each new thread's heap. Measured on the 2-core VM against the build before, alternating
 /// (docs/PERFORMANCE.md, "Transparent huge pages off"): `analyze` of the 1.8 GB benchmark log
