@@ -31,42 +31,19 @@ fn payloads() -> Vec<Vec<u8>> {
 }
 
 /// Start `serve` with the arguments `args` makes for an sFlow port (plus `--http`, `--store`)
-/// and wait until it is ready; the server and that port. The ports are looked up free, not
-/// reserved: a start that finds one taken is tried again on new ones (see `Server::start`).
+/// on free ports ([`start_on_free_ports`]) and wait until it is ready; the server and that port.
 fn start(dir: &Path, args: impl Fn(u16) -> Vec<String>) -> (Server, u16) {
-    for _ in 0..START_ATTEMPTS {
-        let (http_port, sflow_port) = (free_port(), free_port());
-        let log = dir.join("serve.log");
-        let logf = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
-            .arg("serve")
-            .args(args(sflow_port))
-            .arg("--http")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .arg("--store")
-            .arg(dir.join("db"))
-            .env("NO_COLOR", "1")
-            .env_remove("SMTPSCOPE_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .unwrap();
-        let mut srv = Server {
-            child,
-            dir: dir.to_path_buf(),
-            http: http_port,
-            policy: 0,
-            syslog: 0,
-            config: dir.join("none.toml"),
-            log,
-        };
-        match srv.wait_ready() {
-            Ok(()) => return (srv, sflow_port),
-            Err(log) if log.contains(ADDRESS_IN_USE) => continue,
-            Err(log) => panic!("server exited at start: {log}"),
-        }
-    }
-    panic!("server found a port taken in each of {START_ATTEMPTS} starts");
+    start_on_free_ports(dir, || {
+        let (http, sflow) = (free_port(), free_port());
+        let mut all = args(sflow);
+        all.extend([
+            "--http".to_string(),
+            format!("127.0.0.1:{http}"),
+            "--store".to_string(),
+            dir.join("db").display().to_string(),
+        ]);
+        launch(dir, &all, http, 0, 0, dir.join("none.toml")).map(|s| (s, sflow))
+    })
 }
 
 /// Send the datagrams in small batches, waiting for each batch to be received (a loopback

@@ -40,33 +40,21 @@ pub struct Server {
 
 pub const TOKEN: &str = "test-token-123";
 
-/// Starts of [`Server::start`] on new ports after a port was taken ([`ADDRESS_IN_USE`]).
-pub const START_ATTEMPTS: usize = 5;
+/// Starts of [`start_on_free_ports`] on new ports after a port was taken ([`ADDRESS_IN_USE`]).
+const START_ATTEMPTS: usize = 5;
 /// What the server's log says when a port it was given is taken (the OS error's text).
-pub const ADDRESS_IN_USE: &str = "Address already in use";
+const ADDRESS_IN_USE: &str = "Address already in use";
 /// What the server logs once its HTTP API listens (followed by `addr=`).
 const HTTP_LISTENING: &str = "HTTP API and dashboard listening";
 
 impl Server {
-    /// Start with `extra` appended to a config that sets ports, store and token.
-    ///
-    /// The ports are free when looked up ([`free_port`]), not reserved: a test running beside
-    /// this one can bind one of them first (its server, or a listener of its own), and this
-    /// server then exits at start with "Address already in use". Such a start is tried again
-    /// on new ports, up to [`START_ATTEMPTS`] times; any other exit fails the test at once.
+    /// Start with `extra` appended to a config that sets ports, store and token, on free
+    /// ports ([`start_on_free_ports`]).
     pub fn start(dir: &Path, extra: &str) -> Server {
-        for _ in 0..START_ATTEMPTS {
+        start_on_free_ports(dir, || {
             let (http, policy, syslog) = (free_port(), free_port(), free_port());
-            match Self::try_start_ports(dir, extra, http, policy, syslog) {
-                Ok(s) => return s,
-                Err(log) if log.contains(ADDRESS_IN_USE) => {
-                    // The failed start's log goes, so the next one's is read alone.
-                    let _ = std::fs::remove_file(dir.join("serve.log"));
-                }
-                Err(log) => panic!("server exited at start: {log}"),
-            }
-        }
-        panic!("server found a port taken in each of {START_ATTEMPTS} starts");
+            Self::try_start_ports(dir, extra, http, policy, syslog)
+        })
     }
 
     pub fn start_ports(dir: &Path, extra: &str, http: u16, policy: u16, syslog: u16) -> Server {
@@ -104,37 +92,12 @@ impl Server {
         policy: u16,
         syslog: u16,
     ) -> Result<Server, String> {
-        let log = dir.join("serve.log");
-        let logf = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .env("NO_COLOR", "1")
-            .env_remove("SMTPSCOPE_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .unwrap();
-        let mut s = Server {
-            child,
-            dir: dir.to_path_buf(),
-            http,
-            policy,
-            syslog,
-            config,
-            log,
-        };
-        s.wait_ready()?;
-        Ok(s)
+        let args = ["--config".to_string(), config.display().to_string()];
+        launch(dir, &args, http, policy, syslog, config)
     }
 
     /// Wait until `/health` answers; the log's text when the server exited first.
-    pub fn wait_ready(&mut self) -> Result<(), String> {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -205,6 +168,66 @@ impl Server {
         self.child.kill().unwrap();
         let _ = self.child.wait();
     }
+}
+
+/// Start a server with `attempt`, which looks up the free ports it needs ([`free_port`]) and
+/// gives the log's text when the server exited before it was ready.
+///
+/// The ports are free when looked up, not reserved: a test running beside this one can bind
+/// one of them first (its server, or a listener of its own), and the server then exits at
+/// start with "Address already in use". Such a start is tried again on new ports, up to
+/// [`START_ATTEMPTS`] times; any other exit fails the test at once.
+pub fn start_on_free_ports<T>(dir: &Path, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    for _ in 0..START_ATTEMPTS {
+        match attempt() {
+            Ok(s) => return s,
+            Err(log) if log.contains(ADDRESS_IN_USE) => {
+                // The failed start's log goes, so the next one's is read alone.
+                let _ = std::fs::remove_file(dir.join("serve.log"));
+            }
+            Err(log) => panic!("server exited at start: {log}"),
+        }
+    }
+    panic!("server found a port taken in each of {START_ATTEMPTS} starts");
+}
+
+/// Run `smtpscope serve ARGS`, its log `serve.log` in `dir` (appended to), and wait until it
+/// is ready; the log's text when it exited first. `http`, `policy`, `syslog` and `config` are
+/// what `args` gave it (0 and a file that need not exist when it has none).
+pub fn launch(
+    dir: &Path,
+    args: &[String],
+    http: u16,
+    policy: u16,
+    syslog: u16,
+    config: PathBuf,
+) -> Result<Server, String> {
+    let log = dir.join("serve.log");
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_smtpscope"))
+        .arg("serve")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("SMTPSCOPE_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(logf)
+        .spawn()
+        .unwrap();
+    let mut s = Server {
+        child,
+        dir: dir.to_path_buf(),
+        http,
+        policy,
+        syslog,
+        config,
+        log,
+    };
+    s.wait_ready()?;
+    Ok(s)
 }
 
 impl Drop for Server {
