@@ -16,27 +16,15 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 [ -n "${SMTPSCOPE_BIN:-}" ] || (cd "$ROOT" && cargo build -q --release -p smtpscope)
 SCOPE=${SMTPSCOPE_BIN:-$TARGET/release/smtpscope}
 
-T=$(mktemp -d /tmp/smtpscope-burst.XXXXXX)
-SP=
-cleanup() {
-    [ -z "$SP" ] || kill "$SP" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
 # shellcheck source=bench/policy/common.sh
 . "$HERE/common.sh"
+scratch burst
 OUT=$T/results.jsonl
 
 run() { # name binary
-    local P HP
-    P=$(port); HP=$(port)
-    rm -f "$T/smtpscope.db"*
-    NO_COLOR=1 SMTPSCOPE_LOG=warn "$2" serve --policy "127.0.0.1:$P" --store "$T/smtpscope.db" \
-        --http "127.0.0.1:$HP" --mode enforce 2> "$T/smtpscope.log" &
-    SP=$!; wait_port "$P"
-    python3 "$HERE/burst.py" "$P" "$BURST" "$SP" | sed "s/^{/{\"server\":\"$1\",/" | tee -a "$OUT"
-    kill -TERM "$SP"; wait "$SP" 2>/dev/null || true; SP=
+    start_serve "$2" "$T"
+    python3 "$HERE/burst.py" "$POLICY_PORT" "$BURST" "$SERVE_PID" | sed "s/^{/{\"server\":\"$1\",/" | tee -a "$OUT"
+    kill -TERM "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true; SERVE_PID=
 }
 for _ in $(seq 1 "$ROUNDS"); do
     run smtpscope "$SCOPE"

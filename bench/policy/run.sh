@@ -74,14 +74,11 @@ kill "${PIDS[-1]}"
 
 # smtpscope (and, with SMTPSCOPE_BASELINE_BIN, an earlier build of it, for an A/B in one run)
 scope() { # name binary
-    local P HP
-    P=$(port); HP=$(port)
-    rm -f "$T/smtpscope.db"*
-    NO_COLOR=1 SMTPSCOPE_LOG=warn "$2" serve --policy "127.0.0.1:$P" --store "$T/smtpscope.db" --http "127.0.0.1:$HP" --mode enforce 2> "$T/smtpscope.log" &
-    PIDS+=($!); wait_port "$P"
-    bench "$1" "$P" "${PIDS[-1]}"
+    start_serve "$2" "$T"
+    PIDS+=("$SERVE_PID")
+    bench "$1" "$POLICY_PORT" "$SERVE_PID"
     # Were the requests analysed, or answered without analysis (fail open)?
-    curl -sf "http://127.0.0.1:$HP/metrics" | grep -E '^smtpscope_(policy_fail_open_total|lines_total\{source="policy"\}|engine_queue_depth|engine_events_total)' | sed "s/^/# $1 /"
+    curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E '^smtpscope_(policy_fail_open_total|lines_total\{source="policy"\}|engine_queue_depth|engine_events_total)' | sed "s/^/# $1 /"
     kill -TERM "${PIDS[-1]}"
     wait "${PIDS[-1]}" 2>/dev/null || true
 }

@@ -20,28 +20,19 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 SCOPE=${SMTPSCOPE_BIN:-$TARGET/release/smtpscope}
 LG=${LOADGEN_BIN:-$TARGET/loadgen/release/policy-loadgen}
 
-T=$(mktemp -d /tmp/smtpscope-threads.XXXXXX)
-SP=
-cleanup() {
-    [ -z "$SP" ] || kill "$SP" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
 # shellcheck source=bench/policy/common.sh
 . "$HERE/common.sh"
+scratch threads
 
-P=$(port)
 if [ "$SCOPE" = floor ]; then
-    "$LG" floor "$P" & SP=$!
+    POLICY_PORT=$(port)
+    "$LG" floor "$POLICY_PORT" & SERVE_PID=$!
+    wait_port "$POLICY_PORT"
 else
-    HP=$(port)
-    NO_COLOR=1 SMTPSCOPE_LOG=warn "$SCOPE" serve --policy "127.0.0.1:$P" --store "$T/smtpscope.db" \
-        --http "127.0.0.1:$HP" --mode enforce 2> "$T/smtpscope.log" & SP=$!
+    start_serve "$SCOPE" "$T"
 fi
-wait_port "$P"
-"$LG" run "127.0.0.1:$P" "$CONNECTIONS" "$SECONDS_EACH" "$USERS" > "$T/run.json" & LP=$!
-python3 "$HERE/threads.py" sample "$SP" 1 $((SECONDS_EACH - 2)) > "$T/sample.json"
+"$LG" run "127.0.0.1:$POLICY_PORT" "$CONNECTIONS" "$SECONDS_EACH" "$USERS" > "$T/run.json" & LP=$!
+python3 "$HERE/threads.py" sample "$SERVE_PID" 1 $((SECONDS_EACH - 2)) > "$T/sample.json"
 wait "$LP"
 echo "## $(basename "$SCOPE") ($CONNECTIONS connections, $(date -u +%Y-%m-%dT%H:%MZ))"
 python3 "$HERE/threads.py" report "$T/sample.json" "$T/run.json"
