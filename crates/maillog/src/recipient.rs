@@ -32,6 +32,33 @@ const FIELDS: usize = 6;
 /// The texts of the last delivery attempt, in [`Field`] order: DSN code, relay, transport, reply.
 pub type Attempt<'a> = [Option<&'a str>; 4];
 
+/// The fingerprint of a recipient's address: the upper half of its stable hash
+/// ([`crate::hash::str_key`]).
+fn addr_key(addr: &str) -> u32 {
+    (crate::hash::str_key(addr) >> 32) as u32
+}
+
+/// An address to find among a message's recipients ([`Recipient::is`]), its fingerprint made
+/// once for the whole search. A delivery line names one recipient, and the correlator looks
+/// for it among all of the message's recipients so far: for a list message, one search per
+/// recipient over all the ones before it, so the comparison is what most of them cost
+/// (issue 12; docs/PERFORMANCE.md).
+#[derive(Debug, Clone, Copy)]
+pub struct AddrQuery<'a> {
+    addr: &'a str,
+    key: u32,
+}
+
+impl<'a> AddrQuery<'a> {
+    /// A search for `addr` (compared as bytes, exactly as [`Recipient::addr_is`] does).
+    pub fn new(addr: &'a str) -> Self {
+        AddrQuery {
+            addr,
+            key: addr_key(addr),
+        }
+    }
+}
+
 /// One recipient of a message (see the module docs).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Recipient {
@@ -43,6 +70,10 @@ pub struct Recipient {
     ends: [u16; FIELDS],
     /// Bit `i` set: [`Field`] `i` is present (`Some`); an empty text may be present.
     present: u8,
+    /// The address's fingerprint ([`addr_key`]): the correlator finds a delivery line's
+    /// recipient among the message's by comparing it first (see [`AddrQuery`]). In what was
+    /// the struct's padding.
+    addr_key: u32,
     /// Final outcome.
     pub outcome: Outcome,
     /// Temporary failures before the outcome.
@@ -58,11 +89,13 @@ impl Recipient {
             text: Box::default(),
             ends: [0; FIELDS],
             present: 0,
+            addr_key: 0,
             outcome,
             deferrals: 0,
             ts,
         };
         r.pack([Some(addr), orig, None, None, None, None]);
+        r.addr_key = addr_key(r.addr());
         r
     }
 
@@ -82,6 +115,13 @@ impl Recipient {
     /// `analyze`'s CPU, docs/PERFORMANCE.md).
     pub fn addr_is(&self, addr: &str) -> bool {
         self.get_bytes(Field::Addr).unwrap_or(b"") == addr.as_bytes()
+    }
+    /// Whether this is the recipient `q` looks for: [`Recipient::addr_is`]'s answer, found
+    /// by comparing two fingerprints for all but the recipient it is (and the rare one whose
+    /// fingerprint is the same).
+    #[inline]
+    pub fn is(&self, q: &AddrQuery<'_>) -> bool {
+        self.addr_key == q.key && self.addr_is(q.addr)
     }
     /// Original address before aliasing.
     pub fn orig(&self) -> Option<&str> {
@@ -288,6 +328,11 @@ mod tests {
             for asked in addrs.iter().chain([&"a@", &"é"]) {
                 assert_eq!(
                     r.addr_is(asked),
+                    r.addr() == *asked,
+                    "{stored:.9} vs {asked:.9}"
+                );
+                assert_eq!(
+                    r.is(&AddrQuery::new(asked)),
                     r.addr() == *asked,
                     "{stored:.9} vs {asked:.9}"
                 );

@@ -66,7 +66,7 @@ impl Outcome {
     }
 }
 
-pub use crate::recipient::Recipient;
+pub use crate::recipient::{AddrQuery, Recipient};
 
 impl Recipient {
     /// True when our own aliasing or forwarding rewrote this recipient: the log names an original
@@ -548,8 +548,10 @@ impl Correlator {
                         if r.client_ip.is_none() {
                             r.client_ip = ip;
                         }
-                        if let Some(to) = to.filter(|t| !r.recipients.iter().any(|x| x.addr_is(t)))
-                        {
+                        if let Some(to) = to.filter(|t| {
+                            let q = AddrQuery::new(t);
+                            !r.recipients.iter().any(|x| x.is(&q))
+                        }) {
                             if r.recipients.len() < MAX_RECIPIENTS {
                                 r.recipients.push(
                                     Recipient::new(cap_str(to), None, Outcome::Rejected, ts)
@@ -715,7 +717,8 @@ impl Correlator {
                     None
                 };
                 let r = self.entry(hid, host, qid, ts, Origin::Unknown);
-                let idx = r.recipients.iter().position(|x| x.addr_is(to));
+                let q = AddrQuery::new(to);
+                let idx = r.recipients.iter().position(|x| x.is(&q));
                 let rc = match idx {
                     Some(i) => &mut r.recipients[i],
                     None => {
