@@ -213,29 +213,32 @@ struct Claim {
     foreign: Option<Foreign>,
 }
 
+/// Second-level labels that are generic under a two-letter country code (`co.uk`, `com.au`,
+/// `ne.jp`), so that [`org_domain`] keeps a third label below them.
+const GENERIC_SECOND_LEVELS: [&str; 12] = [
+    "co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go", "gr", "ltd",
+];
+
 /// The organisational part of a host or mail domain: its last two labels, or three under a
 /// two-letter country code whose second level is a generic one (`co.uk`, `com.au`, `ne.jp`).
 /// An approximation of the Public Suffix List, enough to tell `lists.univ.example` and
-/// `univ.example` apart from `bank.example`.
+/// `univ.example` apart from `bank.example`. Blind to ASCII case (the labels are compared
+/// without it and the name's own slice is returned), so the organisational part of a
+/// lower-cased name is the lower-cased organisational part, and callers can compare without
+/// a lower-cased copy.
 pub fn org_domain(name: &str) -> &str {
     let n = name.trim_end_matches('.');
-    let labels: Vec<&str> = n.rsplitn(4, '.').collect();
-    if labels.len() < 2 {
+    let mut labels = n.rsplit('.');
+    let tld = labels.next().unwrap_or_default();
+    let Some(sld) = labels.next() else {
         return n;
-    }
-    let tld = labels[0];
-    let sld = labels[1];
-    let generic = matches!(
-        sld,
-        "co" | "com" | "net" | "org" | "ac" | "gov" | "edu" | "ne" | "or" | "go" | "gr" | "ltd"
-    );
-    let keep = if tld.len() == 2 && generic && labels.len() >= 3 {
-        3
-    } else {
-        2
     };
-    let drop: usize = labels[..keep].iter().map(|l| l.len() + 1).sum();
-    &n[n.len() + 1 - drop..]
+    let generic = GENERIC_SECOND_LEVELS
+        .iter()
+        .any(|g| sld.eq_ignore_ascii_case(g));
+    let third = labels.next().filter(|_| tld.len() == 2 && generic);
+    let kept = tld.len() + 1 + sld.len() + 1 + third.map_or(0, |t| t.len() + 1);
+    &n[n.len() + 1 - kept..]
 }
 
 /// True when a refusal cites sender authentication (SPF, DMARC): RFC 7372 §3.2 (5.7.23 SPF
@@ -264,27 +267,32 @@ pub fn is_hostname(s: &str) -> bool {
     if s.len() > 253 || !s.contains('.') {
         return false;
     }
-    let lower = s.to_ascii_lowercase();
-    if lower.starts_with("localhost") {
+    if s.as_bytes()
+        .get(..LOCALHOST.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(LOCALHOST))
+    {
         return false;
     }
-    let labels: Vec<&str> = s.trim_end_matches('.').split('.').collect();
-    if labels.iter().any(|l| {
-        l.is_empty()
+    let mut last = "";
+    for l in s.trim_end_matches('.').split('.') {
+        if l.is_empty()
             || l.len() > 63
             || l.starts_with('-')
             || l.ends_with('-')
             || !l
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    }) {
-        return false;
+        {
+            return false;
+        }
+        last = l;
     }
     // A numeric last label is an IP-ish string, not a host name.
-    !labels
-        .last()
-        .is_some_and(|l| l.bytes().all(|c| c.is_ascii_digit()))
+    !last.bytes().all(|c| c.is_ascii_digit())
 }
+
+/// A HELO beginning with this (in any case) is no host name ([`is_hostname`]).
+const LOCALHOST: &[u8] = b"localhost";
 
 /// The signs one HELO shows by itself and against the recipients' domains (the claims matched
 /// to MAIL FROM need the detector's memory: [`HeloDetector::observe`]). `client_host` is the
@@ -301,7 +309,6 @@ pub fn signs(
     if h.is_empty() {
         return Sign::NotHostname.bit();
     }
-    let lower = h.to_ascii_lowercase();
     if h.parse::<IpAddr>().is_ok() {
         m |= Sign::BareIp.bit();
     } else if h.starts_with('[') && h.ends_with(']') {
@@ -309,32 +316,31 @@ pub fn signs(
     } else if !is_hostname(h) {
         m |= Sign::NotHostname.bit();
     }
+    // Names compared without ASCII case, and organisational domains taken of the texts as
+    // logged (`org_domain` is blind to case): no lower-cased copies.
     if own_names.iter().any(|n| {
-        n.eq_ignore_ascii_case(&lower)
-            || n.eq_ignore_ascii_case(lower.trim_matches(|c| c == '[' || c == ']'))
+        n.eq_ignore_ascii_case(h)
+            || n.eq_ignore_ascii_case(h.trim_matches(|c| c == '[' || c == ']'))
     }) {
         m |= Sign::OwnName.bit();
     }
     if m & (Sign::BareIp.bit() | Sign::NotHostname.bit()) != 0 || h.starts_with('[') {
         return m;
     }
-    let hd = org_domain(&lower);
+    let hd = org_domain(h);
     if confirmed_by_rdns(hd, client_host) {
         return m;
     }
-    let sorg = sender
-        .and_then(domain_of)
-        .map(|d| org_domain(&d.to_ascii_lowercase()).to_string());
+    let sorg = sender.and_then(domain_of).map(org_domain);
     for r in rcpts {
         if let Some(rd) = domain_of(r) {
-            let rd = rd.to_ascii_lowercase();
-            let rorg = org_domain(&rd);
+            let rorg = org_domain(rd);
             // Mail within one organisation (a list server at `lists.univ.example` writing to
             // `univ.example`) is not forgery.
-            if sorg.as_deref() == Some(rorg) {
+            if sorg.is_some_and(|s| s.eq_ignore_ascii_case(rorg)) {
                 continue;
             }
-            if hd == rorg {
+            if hd.eq_ignore_ascii_case(rorg) {
                 m |= Sign::RecipientDomain.bit();
                 break;
             }
@@ -343,11 +349,12 @@ pub fn signs(
     m
 }
 
-/// True when the client's reverse-DNS name lies in the organisational domain `org`.
+/// True when the client's reverse-DNS name lies in the organisational domain `org` (compared
+/// without ASCII case).
 fn confirmed_by_rdns(org: &str, client_host: Option<&str>) -> bool {
     client_host
         .filter(|h| !h.is_empty() && *h != "unknown")
-        .is_some_and(|h| org_domain(&h.to_ascii_lowercase()) == org)
+        .is_some_and(|h| org_domain(h).eq_ignore_ascii_case(org))
 }
 
 /// True when `helo` is an address literal of another public host than `client` (not the
@@ -1116,6 +1123,115 @@ mod tests {
         assert_eq!(org_domain("a.b.ne.jp"), "b.ne.jp");
         assert_eq!(org_domain("localhost"), "localhost");
         assert_eq!(org_domain("x.example."), "x.example");
+        assert_eq!(org_domain("MX.Shop.CO.UK"), "Shop.CO.UK");
+        assert_eq!(org_domain(""), "");
+        assert_eq!(org_domain(".x"), ".x");
+        assert_eq!(org_domain("a..b"), ".b");
+    }
+
+    /// Names of every shape the texts give (labels empty, numeric, generic or not, country
+    /// codes, trailing dots, upper and mixed case, localhost, non-ASCII).
+    fn name_shapes() -> Vec<String> {
+        let parts = [
+            "",
+            "mx",
+            "MX",
+            "co",
+            "Co",
+            "com",
+            "uk",
+            "UK",
+            "jp",
+            "ne",
+            "example",
+            "Example",
+            "127",
+            "0",
+            "-a",
+            "a-",
+            "a_b",
+            "localhost",
+            "LocalHost",
+            "é",
+            "x",
+        ];
+        let mut out = Vec::new();
+        for a in parts {
+            out.push(a.to_string());
+            for b in parts {
+                out.push(format!("{a}.{b}"));
+                out.push(format!("{a}.{b}."));
+                for c in ["co", "uk", "shop", "1"] {
+                    out.push(format!("{a}.{b}.{c}"));
+                    out.push(format!("mail.{a}.{c}.{b}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// `org_domain` without ASCII case: of a lower-cased name it is the lower-cased answer,
+    /// and on lower-case names it answers as the rule it states (last two labels, three under a
+    /// country code's generic second level), written out here the long way.
+    #[test]
+    fn organisational_domains_are_blind_to_case() {
+        let by_rule = |n: &str| -> String {
+            let n = n.trim_end_matches('.');
+            let labels: Vec<&str> = n.split('.').collect();
+            let k = labels.len();
+            if k < 2 {
+                return n.to_string();
+            }
+            let keep = if labels[k - 1].len() == 2
+                && GENERIC_SECOND_LEVELS.contains(&labels[k - 2])
+                && k >= 3
+            {
+                3
+            } else {
+                2
+            };
+            labels[k - keep..].join(".")
+        };
+        for name in name_shapes() {
+            let lower = name.to_ascii_lowercase();
+            assert_eq!(org_domain(&lower), by_rule(&lower), "{name}");
+            assert_eq!(
+                org_domain(&name).to_ascii_lowercase(),
+                org_domain(&lower),
+                "{name}"
+            );
+        }
+    }
+
+    /// `is_hostname` and `signs` answer for a name as for its lower-cased form.
+    #[test]
+    fn hostnames_and_signs_are_blind_to_case() {
+        let own = vec!["mx.isp.example".to_string()];
+        for name in name_shapes() {
+            let lower = name.to_ascii_lowercase();
+            assert_eq!(is_hostname(&name), is_hostname(&lower), "{name}");
+            for (from, to) in [
+                (Some("a@Shop.CO.uk"), "b@MAIL.shop.co.UK"),
+                (Some("a@example"), "b@Example"),
+                (None, "x@mx.isp.example"),
+            ] {
+                let rcpts = [to, "c@other.example"];
+                assert_eq!(
+                    signs(&name, from, &rcpts, Some("MX.Example"), &own),
+                    signs(
+                        &lower,
+                        from.map(str::to_ascii_lowercase).as_deref(),
+                        &[&to.to_ascii_lowercase(), "c@other.example"],
+                        Some("mx.example"),
+                        &own
+                    ),
+                    "{name} {from:?} {to}"
+                );
+            }
+        }
+        assert!(!is_hostname("LOCALHOST.example"));
+        assert!(is_hostname("Mail.Example"));
+        assert!(!is_hostname("host.123"));
     }
 
     #[test]
