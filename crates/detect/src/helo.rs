@@ -228,17 +228,25 @@ const GENERIC_SECOND_LEVELS: [&str; 12] = [
 /// a lower-cased copy.
 pub fn org_domain(name: &str) -> &str {
     let n = name.trim_end_matches('.');
-    let mut labels = n.rsplit('.');
-    let tld = labels.next().unwrap_or_default();
-    let Some(sld) = labels.next() else {
+    // Found by bytes from the end: a dot is never part of a longer UTF-8 character.
+    let last_dot = |end: usize| n.as_bytes()[..end].iter().rposition(|&c| c == b'.');
+    let Some(before_tld) = last_dot(n.len()) else {
         return n;
     };
+    let Some(before_sld) = last_dot(before_tld) else {
+        return n;
+    };
+    let tld = &n[before_tld + 1..];
+    let sld = &n[before_sld + 1..before_tld];
     let generic = GENERIC_SECOND_LEVELS
         .iter()
         .any(|g| sld.eq_ignore_ascii_case(g));
-    let third = labels.next().filter(|_| tld.len() == 2 && generic);
-    let kept = tld.len() + 1 + sld.len() + 1 + third.map_or(0, |t| t.len() + 1);
-    &n[n.len() + 1 - kept..]
+    let start = if tld.len() == 2 && generic {
+        last_dot(before_sld).map_or(0, |d| d + 1)
+    } else {
+        before_sld + 1
+    };
+    &n[start..]
 }
 
 /// True when a refusal cites sender authentication (SPF, DMARC): RFC 7372 §3.2 (5.7.23 SPF
