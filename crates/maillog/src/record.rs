@@ -389,40 +389,41 @@ impl Correlator {
         origin: Origin,
     ) -> &mut MessageRecord {
         let key = QKey::new(hid, qid);
-        if !self.flight.contains_key(&key) {
-            if self.flight.len() >= self.max_in_flight {
-                self.evict();
-            }
-            // The map only grows here, so its peak is its size after an insert.
-            let n = self.flight.len() as u64 + 1;
-            if n > self.stats.peak_in_flight {
-                self.stats.peak_in_flight = n;
-            }
+        // One look-up for a message in flight (the common case); a new one only when full
+        // checks first whether it is new, to make room.
+        if self.flight.len() >= self.max_in_flight && !self.flight.contains_key(&key) {
+            self.evict();
         }
-        let rec = self.flight.entry(key).or_insert_with(|| {
-            Box::new(MessageRecord {
-                host: cap(host),
-                qid: cap(qid),
-                accepted: ts,
-                finished: ts,
-                origin,
-                client_ip: None,
-                client_host: None,
-                helo: None,
-                auth_user: None,
-                local_user: None,
-                sender: None,
-                size: None,
-                nrcpt: None,
-                message_id: None,
-                recipients: Vec::new(),
-                rejected: None,
-                held: false,
-                notices: 0,
-                complete: false,
-                filter: None,
-            })
-        });
+        let before = self.flight.len() as u64;
+        let rec = match self.flight.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                // The map only grows here, so its peak is its size after an insert.
+                self.stats.peak_in_flight = self.stats.peak_in_flight.max(before + 1);
+                v.insert(Box::new(MessageRecord {
+                    host: cap(host),
+                    qid: cap(qid),
+                    accepted: ts,
+                    finished: ts,
+                    origin,
+                    client_ip: None,
+                    client_host: None,
+                    helo: None,
+                    auth_user: None,
+                    local_user: None,
+                    sender: None,
+                    size: None,
+                    nrcpt: None,
+                    message_id: None,
+                    recipients: Vec::new(),
+                    rejected: None,
+                    held: false,
+                    notices: 0,
+                    complete: false,
+                    filter: None,
+                }))
+            }
+        };
         if ts > rec.finished {
             rec.finished = ts;
         }
