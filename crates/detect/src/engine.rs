@@ -403,10 +403,15 @@ impl Engine {
             self.stats.last_ts = Some(ts);
         }
         // Every name kept is lower-case, so comparing without case finds the same ones as
-        // comparing the lower-cased host, without a `String` per event.
+        // comparing the lower-cased host, without a `String` per event; the plain comparison
+        // first, as logs name their hosts in lower case (it was 0.7% of `analyze`'s
+        // instructions, once per line).
         if !host.is_empty()
             && self.own_names.len() < MAX_OWN_NAMES
-            && !self.own_names.iter().any(|n| n.eq_ignore_ascii_case(host))
+            && !self
+                .own_names
+                .iter()
+                .any(|n| n == host || n.eq_ignore_ascii_case(host))
         {
             let name = host.to_ascii_lowercase();
             self.own_names.push(name.clone());
