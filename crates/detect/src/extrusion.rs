@@ -1435,15 +1435,31 @@ fn split_observe(
 impl crate::config::Duration {
     /// `24 h`, `10 min`, `90 s`.
     pub fn to_string_h(self) -> String {
-        let s = self.0;
+        self.human().to_string()
+    }
+
+    /// The duration as [`Self::to_string_h`] writes it, formatted only where it is written (a
+    /// detail text made for a signal that fires), not where it might be.
+    pub fn human(self) -> HumanDuration {
+        HumanDuration(self)
+    }
+}
+
+/// A [`crate::config::Duration`] shown for people: `2 days`, `24 h`, `10 min`, `90 s`.
+#[derive(Debug, Clone, Copy)]
+pub struct HumanDuration(crate::config::Duration);
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0 .0;
         if s % 86_400 == 0 && s >= 86_400 * 2 {
-            format!("{} days", s / 86_400)
+            write!(f, "{} days", s / 86_400)
         } else if s % 3600 == 0 && s >= 3600 {
-            format!("{} h", s / 3600)
+            write!(f, "{} h", s / 3600)
         } else if s % 60 == 0 && s >= 60 {
-            format!("{} min", s / 60)
+            write!(f, "{} min", s / 60)
         } else {
-            format!("{s} s")
+            write!(f, "{s} s")
         }
     }
 }

@@ -690,7 +690,7 @@ fn graded(base: f64, n: u64, threshold: u64) -> f64 {
 /// The signals that fire on `f` with settings `hc`: a pure function of the window.
 pub fn signals(f: &Features, hc: &config::Hijack) -> Vec<Signal> {
     let mut out = Vec::new();
-    let win = hc.window.to_string_h();
+    let win = hc.window.human();
     let above_norm_nets = f
         .norm
         .is_none_or(|p| f.new_networks > p.new_networks as u64);
