@@ -85,6 +85,20 @@ pub struct Recipient {
 impl Recipient {
     /// A recipient with no delivery attempt yet.
     pub fn new(addr: &str, orig: Option<&str>, outcome: Outcome, ts: Ts) -> Self {
+        Self::attempted(addr, orig, [None; 4], outcome, ts)
+    }
+
+    /// A recipient first seen in an attempt: what `new(…).with_attempt(attempt)` makes, its
+    /// texts packed once instead of twice (most recipients of a Postfix log first appear in
+    /// their delivery line).
+    pub fn attempted(
+        addr: &str,
+        orig: Option<&str>,
+        attempt: Attempt<'_>,
+        outcome: Outcome,
+        ts: Ts,
+    ) -> Self {
+        let [dsn, relay, transport, reply] = attempt;
         let mut r = Recipient {
             text: Box::default(),
             ends: [0; FIELDS],
@@ -94,7 +108,7 @@ impl Recipient {
             deferrals: 0,
             ts,
         };
-        r.pack([Some(addr), orig, None, None, None, None]);
+        r.pack([Some(addr), orig, dsn, relay, transport, reply]);
         r.addr_key = addr_key(r.addr());
         r
     }
@@ -338,6 +352,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A recipient made with its first attempt is the one made and then given it.
+    #[test]
+    fn attempted_is_new_with_the_attempt() {
+        let texts = [
+            None,
+            Some(""),
+            Some("5.1.1"),
+            Some("mx.example[192.0.2.1]:25"),
+        ];
+        for addr in ["a@b", "", "ü@b.example"] {
+            for orig in [None, Some("alias@b")] {
+                for dsn in texts {
+                    for reply in texts {
+                        let attempt = [dsn, reply, Some("smtp"), reply];
+                        let made =
+                            Recipient::attempted(addr, orig, attempt, Outcome::Deferred, at(3));
+                        let given = Recipient::new(addr, orig, Outcome::Deferred, at(3))
+                            .with_attempt(attempt);
+                        assert_eq!(made, given);
+                        assert_eq!(made.addr(), addr);
+                        assert_eq!(made.dsn(), dsn);
+                        assert!(made.is(&AddrQuery::new(addr)));
+                    }
+                }
+            }
+        }
+        let none = Recipient::attempted("a@b", None, [None; 4], Outcome::Bounced, at(1));
+        assert_eq!(none, Recipient::new("a@b", None, Outcome::Bounced, at(1)));
     }
 
     #[test]

@@ -554,10 +554,13 @@ impl Correlator {
                             !r.recipients.iter().any(|x| x.is(&q))
                         }) {
                             if r.recipients.len() < MAX_RECIPIENTS {
-                                r.recipients.push(
-                                    Recipient::new(cap_str(to), None, Outcome::Rejected, ts)
-                                        .with_attempt([None, None, None, Some(cap_str(reason))]),
-                                );
+                                r.recipients.push(Recipient::attempted(
+                                    cap_str(to),
+                                    None,
+                                    [None, None, None, Some(cap_str(reason))],
+                                    Outcome::Rejected,
+                                    ts,
+                                ));
                             }
                         }
                     }
@@ -718,17 +721,30 @@ impl Correlator {
                     None
                 };
                 let r = self.entry(hid, host, qid, ts, Origin::Unknown);
+                let attempt = [
+                    dsn.map(cap_str),
+                    relay.map(cap_str),
+                    transport.map(cap_str),
+                    reply.map(cap_str),
+                ];
                 let q = AddrQuery::new(to);
                 let idx = r.recipients.iter().position(|x| x.is(&q));
                 let rc = match idx {
-                    Some(i) => &mut r.recipients[i],
+                    Some(i) => {
+                        // Each attempt's details replace the last one's (and a retry that logs
+                        // the same texts again changes nothing: see `Recipient::set_attempt`).
+                        let rc = &mut r.recipients[i];
+                        rc.set_attempt(attempt);
+                        rc
+                    }
                     None => {
                         if r.recipients.len() >= MAX_RECIPIENTS {
                             return;
                         }
-                        r.recipients.push(Recipient::new(
+                        r.recipients.push(Recipient::attempted(
                             cap_str(to),
                             orig_to.map(cap_str),
+                            attempt,
                             Outcome::Deferred,
                             ts,
                         ));
@@ -736,14 +752,6 @@ impl Correlator {
                     }
                 };
                 rc.ts = ts;
-                // Each attempt's details replace the last one's (and a retry that logs the same
-                // texts again changes nothing: see `Recipient::set_attempt`).
-                rc.set_attempt([
-                    dsn.map(cap_str),
-                    relay.map(cap_str),
-                    transport.map(cap_str),
-                    reply.map(cap_str),
-                ]);
                 rc.outcome = match status {
                     DeliveryStatus::Sent | DeliveryStatus::Deliverable => {
                         if queued_as.is_some() {
