@@ -27,7 +27,7 @@ fn event_ip<'a>(e: &'a Event<'a>) -> Option<&'a str> {
     }
 }
 
-fn rate(p: &LineParser) -> (u64, u64) {
+fn rate(p: &mut LineParser) -> (u64, u64) {
     let c = p
         .stats()
         .by_format
@@ -67,7 +67,7 @@ fn infohtreasure_real_log() {
             _ => {}
         }
     }
-    let (n, ok) = rate(&p);
+    let (n, ok) = rate(&mut p);
     println!(
         "infohtreasure-sendmail: {ok}/{n} = {:.4}",
         ok as f64 / n as f64
@@ -174,7 +174,7 @@ fn loghub_thunderbird() {
             _ => {}
         }
     }
-    let (n, ok) = rate(&p);
+    let (n, ok) = rate(&mut p);
     println!("loghub thunderbird: {ok}/{n}");
     assert_eq!(n, text.lines().count() as u64);
     assert_eq!(n, ok);
