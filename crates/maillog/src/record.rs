@@ -862,7 +862,17 @@ impl Correlator {
             s.ip = ip;
         }
         if let Some(h) = helo {
-            s.helo = Some(cap(h));
+            // Every check line of a session names its HELO again: the session's own text is
+            // rewritten in place, not allocated anew.
+            let h = cap_str(h);
+            match &mut s.helo {
+                Some(kept) if kept == h => {}
+                Some(kept) => {
+                    kept.clear();
+                    kept.push_str(h);
+                }
+                None => s.helo = Some(h.to_string()),
+            }
         }
         s.last = ts;
     }
