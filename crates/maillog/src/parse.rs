@@ -218,6 +218,12 @@ pub fn shape_of(msg: &str) -> String {
 /// choice.
 const PENDING_PROGRAMS: usize = 16;
 
+/// Program names longer than this are not looked for among the pending ones: each such line
+/// gets an entry of its own (the oldest leaves), so a flood of long names in attacker-written
+/// lines costs a copy of each name, not sixteen comparisons of it per line. Far above any
+/// daemon's name (`postfix/submission/smtpd` is 24 bytes). Our own choice.
+const PENDING_NAME_MAX_BYTES: usize = 64;
+
 /// Lines of one program (as the header gives it, with the format it was read as) not yet added
 /// to [`Stats::by_format`] and [`Stats::by_program`]. Two map look-ups and the program's
 /// normalized name per line were 3.5% of `analyze`'s instructions (issue 12); a line of one of
@@ -281,13 +287,17 @@ impl LineParser {
     }
 
     /// The entry of `pending` for lines of `program` read as `format`: found, or made (its
-    /// `by_program` entry decided now), replacing the oldest when all are taken.
+    /// `by_program` entry decided now), replacing the oldest when all are taken. A name over
+    /// [`PENDING_NAME_MAX_BYTES`] is not looked for.
     fn pending_for(&mut self, format: Format, program: &str) -> usize {
-        if let Some(i) = self
-            .pending
-            .iter()
-            .position(|p| *p.program == *program && p.format == format)
-        {
+        let found = (program.len() <= PENDING_NAME_MAX_BYTES)
+            .then(|| {
+                self.pending
+                    .iter()
+                    .position(|p| *p.program == *program && p.format == format)
+            })
+            .flatten();
+        if let Some(i) = found {
             return i;
         }
         let name: Box<str> = program_key(format, program, &mut self.key).into();
@@ -533,6 +543,12 @@ mod tests {
                         "Nov 16 00:01:00 mx postfix-out/smtp[4]: B{i:X}: weird"
                     ));
                 }
+                if i % 11 == 0 {
+                    // Names over PENDING_NAME_MAX_BYTES, the same one again and others.
+                    let long = format!("{}{}", "x".repeat(PENDING_NAME_MAX_BYTES), i % 3);
+                    lines.push(format!("Nov 16 00:02:00 host {long}[9]: hello"));
+                    lines.push(format!("Nov 16 00:02:00 mx postfix/{long}[9]: odd"));
+                }
                 if i % 7 == 0 {
                     lines.push("2026-11-16 00:00:01 1tA0aa-000001-AB <= a@b.example".into());
                     lines.push("2026-11-16 00:00:01 auth-worker(1): Info: x".into());
@@ -590,6 +606,7 @@ mod tests {
             .by_program
             .get("postfix/smtp")
             .is_some_and(|c| c.lines > 0));
+        assert!(st.by_program.get("(long)").is_some_and(|c| c.lines > 0));
         assert!(!st.shapes.is_empty());
     }
 }
