@@ -91,7 +91,9 @@ impl Stats {
     fn add_pending(&mut self, p: Pending) {
         for c in [
             self.by_format.entry(p.format).or_default(),
-            self.by_program.entry(p.slot.into()).or_default(),
+            self.by_program
+                .entry(p.by_program_key().to_string())
+                .or_default(),
         ] {
             c.lines += p.counts.lines;
             c.recognized += p.counts.recognized;
@@ -116,7 +118,7 @@ impl Stats {
             let e = if self.by_program.len() < MAX_PROGRAMS || self.by_program.contains_key(k) {
                 self.by_program.entry(k.clone()).or_default()
             } else {
-                self.by_program.entry("(other)".into()).or_default()
+                self.by_program.entry(OTHER_PROGRAMS.into()).or_default()
             };
             e.lines += v.lines;
             e.recognized += v.recognized;
@@ -235,11 +237,25 @@ struct Pending {
     program: Box<str>,
     /// Its normalized name ([`program_key`]), which unrecognized shapes are kept under.
     name: Box<str>,
-    /// Its entry in [`Stats::by_program`]: `name`, or `(other)` when the map was full at the
-    /// program's first line, decided then as it was before there were pending counts.
-    slot: Box<str>,
+    /// Counted under `(other)` in [`Stats::by_program`], not under `name`: the map was full at
+    /// the program's first line (decided then, as it was before there were pending counts).
+    other: bool,
     counts: Counts,
 }
+
+impl Pending {
+    /// Its entry in [`Stats::by_program`].
+    fn by_program_key(&self) -> &str {
+        if self.other {
+            OTHER_PROGRAMS
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// The [`Stats::by_program`] entry of the programs past [`MAX_PROGRAMS`].
+const OTHER_PROGRAMS: &str = "(other)";
 
 /// Turns lines into events, keeping the time context (year, zone) and statistics.
 #[derive(Debug, Clone)]
@@ -290,31 +306,25 @@ impl LineParser {
     /// `by_program` entry decided now), replacing the oldest when all are taken. A name over
     /// [`PENDING_NAME_MAX_BYTES`] is not looked for.
     fn pending_for(&mut self, format: Format, program: &str) -> usize {
-        let found = (program.len() <= PENDING_NAME_MAX_BYTES)
-            .then(|| {
-                self.pending
-                    .iter()
-                    .position(|p| *p.program == *program && p.format == format)
-            })
-            .flatten();
-        if let Some(i) = found {
-            return i;
+        if program.len() <= PENDING_NAME_MAX_BYTES {
+            let same = |p: &Pending| *p.program == *program && p.format == format;
+            if let Some(i) = self.pending.iter().position(same) {
+                return i;
+            }
         }
         let name: Box<str> = program_key(format, program, &mut self.key).into();
         let by_program = &mut self.stats.by_program;
-        let slot: Box<str> = if by_program.contains_key(&*name) || by_program.len() < MAX_PROGRAMS {
-            name.clone()
-        } else {
-            "(other)".into()
-        };
-        by_program.entry(slot.to_string()).or_default();
+        let other = !by_program.contains_key(&*name) && by_program.len() >= MAX_PROGRAMS;
         let fresh = Pending {
             format,
             program: program.into(),
             name,
-            slot,
+            other,
             counts: Counts::default(),
         };
+        by_program
+            .entry(fresh.by_program_key().to_string())
+            .or_default();
         if self.pending.len() < PENDING_PROGRAMS {
             self.pending.push(fresh);
             return self.pending.len() - 1;
