@@ -286,13 +286,13 @@ impl Serialize for Recipient {
 impl<'de> Deserialize<'de> for Recipient {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let r = RecipientRepr::deserialize(d)?;
-        let mut out = Recipient::new(&r.addr, r.orig.as_deref(), r.outcome, r.ts);
-        out.set_attempt([
+        let attempt = [
             r.dsn.as_deref(),
             r.relay.as_deref(),
             r.transport.as_deref(),
             r.reply.as_deref(),
-        ]);
+        ];
+        let mut out = Recipient::attempted(&r.addr, r.orig.as_deref(), attempt, r.outcome, r.ts);
         out.deferrals = r.deferrals;
         Ok(out)
     }

@@ -866,7 +866,6 @@ impl Correlator {
             // rewritten in place, not allocated anew.
             let h = cap_str(h);
             match &mut s.helo {
-                Some(kept) if kept == h => {}
                 Some(kept) => {
                     kept.clear();
                     kept.push_str(h);
