@@ -350,9 +350,6 @@ impl Engine {
         let Some(off) = &mut self.off else {
             unreachable!("checked above")
         };
-        if self.alerts.is_empty() && off.alerts.is_empty() {
-            return Vec::new();
-        }
         // Ours (even places) are settled up to the work the thread has finished; the thread's
         // (odd places) all are.
         let settled = if off.batch.is_empty() && off.done == off.sent {
@@ -360,6 +357,12 @@ impl Engine {
         } else {
             off.done.saturating_mul(2)
         };
+        // Nothing settled (ours wait for the thread's work before them): nothing to merge.
+        // Returned before the merge's iterators are made, since this is called for every line
+        // and an alert of ours can wait for thousands of them.
+        if off.alerts.is_empty() && self.alerts.first().is_none_or(|(k, _)| *k > settled) {
+            return Vec::new();
+        }
         let n = self.alerts.partition_point(|(k, _)| *k <= settled);
         let mut ours = self.alerts.drain(..n).peekable();
         let mut theirs = off.alerts.drain(..).peekable();
@@ -1438,6 +1441,12 @@ struct Offload {
     done: u64,
     /// The thread's alerts received and not taken, in place order.
     alerts: Vec<(u64, Alert)>,
+    /// Pieces of work the thread has finished and sent back (its [`Done::upto`], stored after
+    /// each send): [`Engine::take_alerts`], called for every line, looks at the channel only
+    /// when this is past [`Offload::done`]. An empty `try_recv` on the channel cost the
+    /// engine's thread, which sets the pace with two threads, about 70 instructions a line
+    /// (docs/PERFORMANCE.md, "How `analyze` uses more than one core").
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What the detector thread sends back after a batch.
@@ -1460,7 +1469,10 @@ fn detector_thread(
     mut det: Detectors,
     first: u64,
     rx: std::sync::mpsc::Receiver<Vec<Op>>,
-    tx: std::sync::mpsc::Sender<Done>,
+    (tx, progress): (
+        std::sync::mpsc::Sender<Done>,
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ),
 ) -> Detectors {
     let mut k = first;
     let mut out = Vec::new();
@@ -1479,6 +1491,8 @@ fn detector_thread(
         if tx.send(done).is_err() {
             break;
         }
+        // After the send: whoever sees `k` finds its batch in the channel.
+        progress.store(k, std::sync::atomic::Ordering::Release);
     }
     det
 }
@@ -1502,9 +1516,11 @@ impl Engine {
         let (tx, rx) = std::sync::mpsc::sync_channel(OFFLOAD_QUEUE);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let first = self.ops;
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(first));
+        let theirs = progress.clone();
         let handle = std::thread::Builder::new()
             .name("detect".into())
-            .spawn(move || detector_thread(det, first, rx, done_tx))
+            .spawn(move || detector_thread(det, first, rx, (done_tx, theirs)))
             .expect("spawning the detector thread");
         self.off = Some(Offload {
             tx: Some(tx),
@@ -1515,6 +1531,7 @@ impl Engine {
             sent: first,
             done: first,
             alerts: Vec::new(),
+            progress,
         });
     }
 
@@ -1557,9 +1574,13 @@ impl Engine {
         }
     }
 
-    /// Take what the detector thread sent back, without waiting.
+    /// Take what the detector thread sent back, without waiting (nothing to do, and the
+    /// channel not looked at, until its [`Offload::progress`] passes what was taken).
     fn poll_worker(&mut self) {
         let Some(off) = &mut self.off else { return };
+        if off.progress.load(std::sync::atomic::Ordering::Acquire) <= off.done {
+            return;
+        }
         while let Ok(d) = off.rx.try_recv() {
             Self::accept(off, &mut self.stats, (&mut self.hijack, &mut self.brute), d);
         }
@@ -1665,6 +1686,50 @@ mod tests {
         let r = e.take_records();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].auth_user.as_deref(), Some("u@isp.example"));
+    }
+
+    /// What the detector thread has sent back is taken by the next [`Engine::take_alerts`]
+    /// once its [`Offload::progress`] says so, without [`Engine::finish`]: the look at the
+    /// channel it saves is skipped only while there is nothing in it.
+    #[test]
+    fn work_done_on_the_detector_thread_is_taken_as_it_comes_back() {
+        let mut ctx = maillog::TimeContext::utc(2026);
+        let mut e = Engine::new(Config::default());
+        e.detectors_on_thread();
+        for i in 0..20 {
+            for l in [
+                format!("Nov 16 10:00:{i:02} mx postfix/smtpd[7]: A1B2{i:02}: client=unknown[192.0.2.7], sasl_method=PLAIN, sasl_username=u@isp.example"),
+                format!("Nov 16 10:00:{i:02} mx postfix/qmgr[9]: A1B2{i:02}: from=<u@isp.example>, size=900, nrcpt=1 (queue active)"),
+                format!("Nov 16 10:00:{i:02} mx postfix/smtp[8]: A1B2{i:02}: to=<x{i}@example.org>, relay=mx.example.org[198.51.100.2]:25, delay=1, dsn=5.1.1, status=bounced (host said: 550 5.1.1 User unknown)"),
+                format!("Nov 16 10:00:{i:02} mx postfix/qmgr[9]: A1B2{i:02}: removed"),
+            ] {
+                let p = maillog::parse_line(&l, &mut ctx);
+                let (Some(h), Some(ev)) = (&p.header, &p.event) else {
+                    panic!("not parsed: {l}");
+                };
+                e.feed(h.ts, h.host, h.program, h.pid, ev);
+            }
+        }
+        e.send_batch();
+        let off = e.off.as_ref().expect("the thread runs");
+        let sent = off.sent;
+        assert!(sent >= 20, "{sent}");
+        assert!(off.done < sent, "nothing can be back before it was taken");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while off.progress.load(std::sync::atomic::Ordering::Acquire) < sent {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread never finished"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        e.take_alerts();
+        let off = e.off.as_ref().expect("the thread runs");
+        assert_eq!(off.done, sent);
+        // Nothing new: the channel is not looked at again, and nothing changes.
+        e.take_alerts();
+        assert_eq!(e.off.as_ref().map(|o| o.done), Some(sent));
+        e.finish();
     }
 
     /// With the detectors on their own thread, auth-hijack's and auth-bruteforce's idle
