@@ -144,7 +144,7 @@ fn domain_hash(addr: &str) -> u64 {
 
 /// An address as logs write it (`IPv6:` prefix allowed).
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.strip_prefix("IPv6:").unwrap_or(s).parse().ok()
+    maillog::ip::parse(s.strip_prefix("IPv6:").unwrap_or(s))
 }
 
 /// Most host names learned from log headers as "our names".
@@ -882,7 +882,7 @@ impl Engine {
             if !matches!(action, Action::Reject | Action::Defer | Action::Warn) {
                 return;
             }
-            let Some(ip) = c.ip.and_then(|i| i.parse::<IpAddr>().ok()) else {
+            let Some(ip) = c.ip.and_then(maillog::ip::parse) else {
                 return;
             };
             if !self.may_be_customer(ip) {

@@ -317,7 +317,7 @@ pub fn signs(
     if h.is_empty() {
         return Sign::NotHostname.bit();
     }
-    if h.parse::<IpAddr>().is_ok() {
+    if maillog::ip::parse(h).is_some() {
         m |= Sign::BareIp.bit();
     } else if h.starts_with('[') && h.ends_with(']') {
         // An address literal is correct.
@@ -371,11 +371,7 @@ fn foreign_literal(helo: &str, client: Option<IpAddr>) -> bool {
     let Some(inner) = helo.strip_prefix('[').and_then(|h| h.strip_suffix(']')) else {
         return false;
     };
-    let Ok(ip) = inner
-        .strip_prefix("IPv6:")
-        .unwrap_or(inner)
-        .parse::<IpAddr>()
-    else {
+    let Some(ip) = maillog::ip::parse(inner.strip_prefix("IPv6:").unwrap_or(inner)) else {
         return false;
     };
     let private = match ip {

@@ -20,6 +20,7 @@ pub mod exim;
 pub mod filter;
 pub mod hash;
 pub mod header;
+pub mod ip;
 pub mod parse;
 pub mod postfix;
 pub mod recipient;

@@ -22,8 +22,6 @@
 //! Everything is borrowed from the message; nothing allocates. Scanning uses `str::find` and
 //! byte loops (no regular expressions).
 
-use std::net::IpAddr;
-
 use crate::event::{
     peer_brackets, unbracket, Action, DeliveryStatus, Event, NoticeKind, Peer, Service,
 };
@@ -166,7 +164,7 @@ fn peer_after<'a>(s: &'a str, marker: &str) -> Option<Peer<'a>> {
 
 /// An IP address text (v4 or v6) as a peer with only `ip` set.
 fn ip_peer(s: &str) -> Option<Peer<'_>> {
-    s.parse::<IpAddr>().ok()?;
+    crate::ip::parse(s)?;
     Some(Peer {
         host: None,
         ip: Some(s),
@@ -689,7 +687,7 @@ fn warning_peer(text: &str) -> Option<Peer<'_>> {
         let host = &r[..sp];
         let ip = find(r, " address ").map(|i| &r[i + 9..])?;
         let ip = &ip[..ip.find([':', ' ']).unwrap_or(ip.len())];
-        ip.parse::<IpAddr>().ok()?;
+        crate::ip::parse(ip)?;
         return Some(Peer {
             host: Some(host),
             ip: Some(ip),

@@ -324,8 +324,7 @@ impl Default for Correlator {
 
 fn parse_ip(p: &Peer<'_>) -> Option<IpAddr> {
     let ip = p.ip?;
-    let ip = ip.strip_prefix("IPv6:").unwrap_or(ip);
-    ip.parse().ok()
+    crate::ip::parse(ip.strip_prefix("IPv6:").unwrap_or(ip))
 }
 
 /// The key of a Message-ID on a log host in the Message-ID index.
