@@ -213,11 +213,17 @@ impl Recipient {
         let mut s = String::with_capacity(total.min(usize::from(u16::MAX)));
         let mut ends = [0u16; FIELDS];
         let mut present = 0u8;
+        // Nothing to cut (nearly always): no boundary to look for.
+        let fits = total <= usize::from(u16::MAX);
         for (i, t) in texts.iter().enumerate() {
             if let Some(t) = t {
                 present |= 1 << i;
-                let room = usize::from(u16::MAX) - s.len();
-                s.push_str(cut_at_char(t, room));
+                if fits {
+                    s.push_str(t);
+                } else {
+                    let room = usize::from(u16::MAX) - s.len();
+                    s.push_str(cut_at_char(t, room));
+                }
             }
             ends[i] = u16::try_from(s.len()).unwrap_or(u16::MAX);
         }
