@@ -241,6 +241,11 @@ struct QKey {
 
 /// Bytes of a queue id a [`QKey`] keeps.
 const QKEY_ID_BYTES: usize = 23;
+// `QKey::words` places the id's bytes at fixed offsets (3 + 8 + 8 + 4 after the first word's).
+const _: () = assert!(
+    QKEY_ID_BYTES == 3 + 8 + 8 + 4,
+    "QKey::words packs 23 id bytes"
+);
 
 impl PartialEq for QKey {
     fn eq(&self, other: &QKey) -> bool {
