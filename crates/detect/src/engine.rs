@@ -423,6 +423,16 @@ impl Engine {
         self.direct(ts, program, ev);
         self.corr.feed(ts, host, pid, ev);
         self.lend_session_helo(ts, host, ev);
+        self.closed_records();
+    }
+
+    /// Run the detectors on the records the correlator closed. Most lines close none: then
+    /// nothing is made or walked (collecting the correlator's empty output after every line
+    /// was about 90 instructions a line, 2.5% of the engine thread's with two threads).
+    fn closed_records(&mut self) {
+        if !self.corr.has_closed() {
+            return;
+        }
         let recs: Vec<MessageRecord> = self.corr.drain().collect();
         for r in recs {
             self.on_record(r);
@@ -555,10 +565,7 @@ impl Engine {
         let rest = self.claims.drain();
         self.count_claims(rest);
         self.corr.finish();
-        let recs: Vec<MessageRecord> = self.corr.drain().collect();
-        for r in recs {
-            self.on_record(r);
-        }
+        self.closed_records();
         self.detectors_back();
     }
 
@@ -568,10 +575,7 @@ impl Engine {
     /// pack_idle_after` (memory only: detection is the same; `0s` never).
     pub fn flush_idle(&mut self, secs: i64) {
         self.corr.flush_idle(secs);
-        let recs: Vec<MessageRecord> = self.corr.drain().collect();
-        for r in recs {
-            self.on_record(r);
-        }
+        self.closed_records();
         let after = self.cfg.limits.pack_idle_after.0;
         if let (Some(now), true) = (self.stats.last_ts, after > 0) {
             self.freeze_idle(now.plus_secs(-after));

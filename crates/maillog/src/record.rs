@@ -417,6 +417,11 @@ impl Correlator {
         self.out.drain(..)
     }
 
+    /// Whether records completed since the last [`Correlator::drain`] wait to be taken.
+    pub fn has_closed(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     fn host_id(&mut self, host: &str) -> u32 {
         if let Some(&id) = self.hosts.get(host) {
             return id;
