@@ -142,11 +142,6 @@ fn domain_hash(addr: &str) -> u64 {
     maillog::hash::str_key_ci(d)
 }
 
-/// An address as logs write it (`IPv6:` prefix allowed).
-fn parse_ip(s: &str) -> Option<IpAddr> {
-    maillog::ip::parse(s.strip_prefix("IPv6:").unwrap_or(s))
-}
-
 /// Most host names learned from log headers as "our names".
 const MAX_OWN_NAMES: usize = 64;
 
@@ -460,7 +455,7 @@ impl Engine {
         else {
             return;
         };
-        let ip = client.ip.and_then(parse_ip);
+        let ip = client.ip.and_then(maillog::ip::parse_logged);
         if let (Some(ip), Some(h)) = (ip, helo) {
             let account = sasl_username.unwrap_or("");
             let instance = instance.unwrap_or("");
@@ -813,7 +808,7 @@ impl Engine {
 
     /// Events used directly (not through records).
     fn direct(&mut self, ts: Ts, program: &str, ev: &Event<'_>) {
-        let ip_of = |p: &maillog::Peer<'_>| p.ip.and_then(parse_ip);
+        let ip_of = |p: &maillog::Peer<'_>| p.ip.and_then(maillog::ip::parse_logged);
         match ev {
             Event::AuthFailure {
                 client,

@@ -371,7 +371,7 @@ fn foreign_literal(helo: &str, client: Option<IpAddr>) -> bool {
     let Some(inner) = helo.strip_prefix('[').and_then(|h| h.strip_suffix(']')) else {
         return false;
     };
-    let Some(ip) = maillog::ip::parse(inner.strip_prefix("IPv6:").unwrap_or(inner)) else {
+    let Some(ip) = maillog::ip::parse_logged(inner) else {
         return false;
     };
     let private = match ip {

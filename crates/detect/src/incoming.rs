@@ -375,8 +375,7 @@ impl Incoming {
             let literal = helo
                 .strip_prefix('[')
                 .and_then(|x| x.strip_suffix(']'))
-                .map(|x| x.strip_prefix("IPv6:").unwrap_or(x))
-                .and_then(maillog::ip::parse);
+                .and_then(maillog::ip::parse_logged);
             h.foreign_literal.add(
                 seen.ts,
                 u32::from(literal.is_some_and(|a| a != seen.ip && is_public(a))),

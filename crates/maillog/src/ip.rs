@@ -28,6 +28,13 @@ pub fn parse(s: &str) -> Option<IpAddr> {
     }
 }
 
+/// An address as logs write it: [`parse`] of `s` without the `IPv6:` prefix that address
+/// literals (`[IPv6:2001:db8::1]`) and some MTAs' client fields put before an IPv6 address.
+#[inline]
+pub fn parse_logged(s: &str) -> Option<IpAddr> {
+    parse(s.strip_prefix("IPv6:").unwrap_or(s))
+}
+
 /// `b` as an IPv4 address when it is four decimal octets of one to three digits, each at most
 /// 255 and without a leading zero, joined by dots: the form the standard library accepts for
 /// IPv4. None for anything else, which may still be an address ([`parse`] asks the standard
@@ -125,6 +132,17 @@ mod tests {
         assert_eq!(parse("192.0.2.7"), Some(IpAddr::from([192, 0, 2, 7])));
         assert_eq!(dotted_quad(b"01.2.3.4"), None);
         assert_eq!(dotted_quad(b"::1"), None);
+    }
+
+    /// The `IPv6:` prefix of address literals is dropped before parsing, and only it.
+    #[test]
+    fn logged_addresses_may_carry_the_ipv6_prefix() {
+        let v6: IpAddr = "2001:db8::7".parse().expect("an address");
+        assert_eq!(parse_logged("IPv6:2001:db8::7"), Some(v6));
+        assert_eq!(parse_logged("2001:db8::7"), Some(v6));
+        assert_eq!(parse_logged("192.0.2.7"), parse("192.0.2.7"));
+        assert_eq!(parse_logged("ipv6:2001:db8::7"), None);
+        assert_eq!(parse_logged("IPv6:"), None);
     }
 
     /// Every quad of octets from a set that crosses each boundary (one, two and three digits,

@@ -375,7 +375,7 @@ impl Default for Correlator {
 
 fn parse_ip(p: &Peer<'_>) -> Option<IpAddr> {
     let ip = p.ip?;
-    crate::ip::parse(ip.strip_prefix("IPv6:").unwrap_or(ip))
+    crate::ip::parse_logged(ip)
 }
 
 /// The key of a Message-ID on a log host in the Message-ID index.
