@@ -676,9 +676,12 @@ pub const REAP_INTERVAL: StdDuration = StdDuration::from_millis(250);
 /// as requests begin and end. (With a read timeout on each socket instead, every idle
 /// connection's thread woke four times a second.)
 pub fn reap(slots: &Slots, timeouts: Timeouts, shared: &Shared) -> usize {
-    let n = slots.close_overdue(tokio::time::Instant::now(), timeouts.idle, timeouts.request);
-    shared.metrics.policy_timeouts.add(n as u64);
-    n
+    slots.close_overdue(
+        tokio::time::Instant::now(),
+        timeouts.idle,
+        timeouts.request,
+        |n| shared.metrics.policy_timeouts.add(n as u64),
+    )
 }
 
 /// Stack of a connection's thread: it parses in place and keeps its buffers on the heap, so it

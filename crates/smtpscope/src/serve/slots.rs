@@ -184,38 +184,60 @@ impl Slots {
 
     /// Close the connections that at `now` have been idle longer than `idle`, or inside one
     /// request or frame longer than `busy` (since it began); they give up their slots. Returns
-    /// how many. For connections served by threads of their own, which block in their reads
-    /// and so keep no deadline themselves (see `policy::reap`).
-    pub fn close_overdue(&self, now: Instant, idle: Duration, busy: Duration) -> usize {
+    /// how many, and tells `count` how many before closing any (so a client that sees its
+    /// connection closed by a timeout finds it already counted). For connections served by
+    /// threads of their own, which block in their reads and so keep no deadline themselves
+    /// (see `policy::reap`).
+    pub fn close_overdue(
+        &self,
+        now: Instant,
+        idle: Duration,
+        busy: Duration,
+        count: impl FnOnce(usize),
+    ) -> usize {
         let now_ns = self.since_epoch(now);
         let limit = |a: Activity| match a {
             Activity::Idle => idle,
             Activity::Busy => busy,
         };
-        self.close_where(|(a, since)| {
-            now_ns.saturating_sub(since) > u64::try_from(limit(a).as_nanos()).unwrap_or(u64::MAX)
-        })
+        self.close_where(
+            |(a, since)| {
+                now_ns.saturating_sub(since)
+                    > u64::try_from(limit(a).as_nanos()).unwrap_or(u64::MAX)
+            },
+            count,
+        )
     }
 
     /// Close every connection (the service stops).
     pub fn close_all(&self) -> usize {
-        self.close_where(|_| true)
+        self.close_where(|_| true, |_| {})
     }
 
-    /// Close the connections whose activity and since-when (ns after the epoch) match.
-    fn close_where(&self, overdue: impl Fn((Activity, u64)) -> bool) -> usize {
+    /// Close the connections whose activity and since-when (ns after the epoch) match, having
+    /// told `count` how many first.
+    fn close_where(
+        &self,
+        overdue: impl Fn((Activity, u64)) -> bool,
+        count: impl FnOnce(usize),
+    ) -> usize {
         let mut t = self.table();
-        let before = t.entries.len();
-        t.entries.retain(|_, e| {
-            let close = overdue(e.state.get());
-            if close {
+        // Chosen once: a connection's state may change meanwhile (its thread sets it without
+        // the table's lock), and the ones counted are the ones closed.
+        let chosen: Vec<u64> = t
+            .entries
+            .iter()
+            .filter(|(_, e)| overdue(e.state.get()))
+            .map(|(id, _)| *id)
+            .collect();
+        count(chosen.len());
+        for id in &chosen {
+            if let Some(e) = t.entries.remove(id) {
                 e.close();
             }
-            !close
-        });
-        let closed = before - t.entries.len();
-        self.open.fetch_sub(closed as u64, Ordering::Relaxed);
-        closed
+        }
+        self.open.fetch_sub(chosen.len() as u64, Ordering::Relaxed);
+        chosen.len()
     }
 
     /// Nanoseconds from the epoch to `t`.
@@ -339,6 +361,35 @@ mod tests {
         assert_eq!(s.len(), open.load(Ordering::Relaxed) as usize);
     }
 
+    /// The connections closed for a timeout are counted before any of them is closed: a client
+    /// that sees its connection end finds the timeout already in the metrics.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn timeouts_are_counted_before_the_connections_close() {
+        let s = Slots::new(10, Arc::new(AtomicU64::new(0)));
+        let closed = Arc::new(AtomicU64::new(0));
+        let closing = |closed: &Arc<AtomicU64>| -> Closer {
+            let closed = closed.clone();
+            Box::new(move || {
+                closed.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let (a, _) = s.admit_closing(closing(&closed));
+        let (b, _) = s.admit_closing(closing(&closed));
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let (c, _) = s.admit_closing(closing(&closed));
+        let mut counted = None;
+        let n = s.close_overdue(
+            Instant::now(),
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+            |n| counted = Some((n, closed.load(Ordering::SeqCst))),
+        );
+        assert_eq!(n, 2, "a and b were idle 31 s");
+        assert_eq!(counted, Some((2, 0)), "counted, and none closed yet");
+        assert_eq!(closed.load(Ordering::SeqCst), 2);
+        drop((a, b, c));
+    }
+
     /// Connections idle or inside a request past their limits are closed and give up their
     /// slots; the others stay, until all are closed at the stop.
     #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -353,7 +404,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(11)).await;
         c.busy();
         // b has been inside its request for 11 s; a idle for 11 s, c just began one.
-        assert_eq!(s.close_overdue(Instant::now(), idle, busy), 1);
+        assert_eq!(s.close_overdue(Instant::now(), idle, busy, |_| {}), 1);
         tokio::time::timeout(Duration::from_millis(1), b.evicted())
             .await
             .expect("b is told to close");
@@ -361,12 +412,12 @@ mod tests {
         tokio::time::advance(Duration::from_secs(20)).await;
         a.idle();
         // c is 20 s into its request, a idle since just now: both closed once past a limit.
-        assert_eq!(s.close_overdue(Instant::now(), idle, busy), 1);
+        assert_eq!(s.close_overdue(Instant::now(), idle, busy, |_| {}), 1);
         assert!(tokio::time::timeout(Duration::from_millis(1), a.evicted())
             .await
             .is_err());
         tokio::time::advance(Duration::from_secs(31)).await;
-        assert_eq!(s.close_overdue(Instant::now(), idle, busy), 1);
+        assert_eq!(s.close_overdue(Instant::now(), idle, busy, |_| {}), 1);
         assert_eq!((s.len(), open.load(Ordering::Relaxed)), (0, 0));
         // At the stop every one goes, overdue or not.
         let (d, _) = s.admit();
