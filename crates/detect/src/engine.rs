@@ -26,8 +26,10 @@ use crate::snapshot::SnapshotError;
 /// The geo database an engine uses: the built-in one, or one the operator loaded.
 #[derive(Debug, Clone)]
 pub enum GeoRef {
-    /// `geo::GeoDb::builtin()`.
-    Builtin(&'static geo::GeoDb),
+    /// `geo::GeoDb::builtin()`, decoded at the first look-up (or beforehand on another thread,
+    /// [`geo::GeoDb::decode_builtin_in_background`]): making an engine costs no decoding, so a
+    /// run's reading and parsing can start while the table is decoded.
+    Builtin,
     /// A loaded or overridden database.
     Owned(std::sync::Arc<geo::GeoDb>),
 }
@@ -36,7 +38,7 @@ impl std::ops::Deref for GeoRef {
     type Target = geo::GeoDb;
     fn deref(&self) -> &geo::GeoDb {
         match self {
-            GeoRef::Builtin(g) => g,
+            GeoRef::Builtin => geo::GeoDb::builtin(),
             GeoRef::Owned(g) => g,
         }
     }
@@ -274,7 +276,7 @@ pub struct Engine {
 impl Engine {
     /// An engine with these settings and the built-in geo database.
     pub fn new(cfg: Config) -> Self {
-        Self::with_geo(cfg, GeoRef::Builtin(geo::GeoDb::builtin()))
+        Self::with_geo(cfg, GeoRef::Builtin)
     }
 
     /// An engine with these settings and this geo database.

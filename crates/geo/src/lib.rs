@@ -55,6 +55,8 @@ pub const MAX_MMDB_BYTES: u64 = 2 << 30;
 /// The built-in table, compiled from the public data in `data/` (see
 /// `data/README.md` for how to regenerate it).
 static BUILTIN_TABLE: &[u8] = include_bytes!("../../../data/geo-default.bin");
+/// [`BUILTIN_TABLE`] decoded, once, at its first use ([`GeoDb::try_builtin`]).
+static BUILTIN: OnceLock<Result<GeoDb, GeoError>> = OnceLock::new();
 
 /// What is known about one address.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -117,9 +119,31 @@ impl GeoDb {
         }
     }
 
+    /// Start decoding the built-in database on a thread of its own and return at once: a
+    /// caller with other start-up work (`analyze` with more than one thread reads and parses
+    /// the first lines meanwhile; `serve` opens its listeners) gets [`GeoDb::builtin`] without
+    /// waiting the decoding's ~60 ms (it waits only for what is left of it). Only the first
+    /// call does anything.
+    pub fn decode_builtin_in_background() {
+        static STARTED: std::sync::Once = std::sync::Once::new();
+        STARTED.call_once(|| {
+            // A thread that cannot start leaves the decoding to the first look-up.
+            let _ = std::thread::Builder::new()
+                .name("geo-decode".into())
+                .spawn(|| {
+                    GeoDb::builtin();
+                });
+        });
+    }
+
+    /// Whether the built-in database is decoded yet (by [`GeoDb::builtin`] or in the
+    /// background): nothing in a process decodes it before its first use.
+    pub fn builtin_is_decoded() -> bool {
+        BUILTIN.get().is_some()
+    }
+
     /// The built-in default database, or why it could not be decoded.
     pub fn try_builtin() -> Result<&'static GeoDb, &'static GeoError> {
-        static BUILTIN: OnceLock<Result<GeoDb, GeoError>> = OnceLock::new();
         BUILTIN
             .get_or_init(|| GeoDb::from_table_bytes(BUILTIN_TABLE))
             .as_ref()

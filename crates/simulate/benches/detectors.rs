@@ -91,7 +91,7 @@ fn detectors(c: &mut Criterion) {
     for (name, cfg) in configs() {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut e = Engine::with_geo(cfg.clone(), GeoRef::Builtin(geo::GeoDb::builtin()));
+                let mut e = Engine::with_geo(cfg.clone(), GeoRef::Builtin);
                 for (ts, host, program, pid, ev) in &fed {
                     e.feed(*ts, host, program, *pid, black_box(ev));
                 }

@@ -126,7 +126,7 @@ impl FileConfig {
         let Some(ov) = &g.overrides else {
             return Ok(match base {
                 Some(db) => detect::GeoRef::Owned(std::sync::Arc::new(db)),
-                None => detect::GeoRef::Builtin(geo::GeoDb::builtin()),
+                None => detect::GeoRef::Builtin,
             });
         };
         let o = geo::Overrides::load(ov).map_err(|e| anyhow::anyhow!("{e}"))?;

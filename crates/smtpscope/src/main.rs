@@ -310,7 +310,15 @@ fn analyze(
     } else {
         OutFormat::Jsonl
     });
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let geo = file.geo_db()?;
+    if threads > 1 && matches!(geo, detect::GeoRef::Builtin) {
+        // The first chunks are read and parsed while the built-in table is decoded; with one
+        // thread the first look-up decodes it.
+        geo::GeoDb::decode_builtin_in_background();
+    }
     let mut engine = detect::Engine::with_geo(file.detect_config(), geo.clone());
     // What was saved before: the new snapshot is merged into it, so a baseline evicted from
     // memory during this run is kept, never deleted.
@@ -330,9 +338,6 @@ fn analyze(
     }
     let mut out = out_writer(&output)?;
     let progress = !quiet && std::io::stderr().is_terminal();
-    let threads = threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
     let mut driver = pipeline::Driver::new(engine);
     driver.set_detector_thread(detector_thread);
     let mut seen = seen::Seen::new();

@@ -313,7 +313,7 @@ pub(crate) mod tests {
             store_path: "unused.db".into(),
             started: std::time::Instant::now(),
             seen: Default::default(),
-            geo: detect::GeoRef::Builtin(geo::GeoDb::builtin()),
+            geo: detect::GeoRef::Builtin,
         });
         (sh, rx)
     }

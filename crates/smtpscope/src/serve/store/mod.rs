@@ -406,6 +406,6 @@ pub(crate) fn test_shared(path: &Path, containment: super::ContainmentConfig) ->
         store_path: path.to_path_buf(),
         started: std::time::Instant::now(),
         seen: Default::default(),
-        geo: detect::GeoRef::Builtin(geo::GeoDb::builtin()),
+        geo: detect::GeoRef::Builtin,
     })
 }
