@@ -838,7 +838,7 @@ mod tests {
         // refused when cut short.
         for bits in (0..=126u32).step_by(7) {
             let low = if bits == 0 { 0 } else { 1u128 << bits };
-            let high = low.checked_mul(128).map_or(u128::MAX, |h| h - 1);
+            let high = 1u128.checked_shl(bits + 7).map_or(u128::MAX, |h| h - 1);
             for x in [low, low + 1, high] {
                 let mut b = Vec::new();
                 put_varint(&mut b, x);
