@@ -34,6 +34,17 @@ pub enum GeoRef {
     Owned(std::sync::Arc<geo::GeoDb>),
 }
 
+impl GeoRef {
+    /// Have the built-in table decoded on a thread of its own from now, for a caller with other
+    /// start-up work ([`geo::GeoDb::decode_builtin_in_background`]); a loaded database is
+    /// decoded already, so nothing is done for it.
+    pub fn decode_in_background(&self) {
+        if let GeoRef::Builtin = self {
+            geo::GeoDb::decode_builtin_in_background();
+        }
+    }
+}
+
 impl std::ops::Deref for GeoRef {
     type Target = geo::GeoDb;
     fn deref(&self) -> &geo::GeoDb {

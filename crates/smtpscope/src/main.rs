@@ -314,10 +314,10 @@ fn analyze(
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let geo = file.geo_db()?;
-    if threads > 1 && matches!(geo, detect::GeoRef::Builtin) {
+    if threads > 1 {
         // The first chunks are read and parsed while the built-in table is decoded; with one
         // thread the first look-up decodes it.
-        geo::GeoDb::decode_builtin_in_background();
+        geo.decode_in_background();
     }
     let mut engine = detect::Engine::with_geo(file.detect_config(), geo.clone());
     // What was saved before: the new snapshot is merged into it, so a baseline evicted from

@@ -532,10 +532,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let open_files = slots::raise_open_files_limit();
     info!(?open_files, "open files limit");
     let geo = geo_ref(&file)?;
-    if matches!(geo, detect::GeoRef::Builtin) {
-        // Decoded while the service starts, not at the first event.
-        geo::GeoDb::decode_builtin_in_background();
-    }
+    // Decoded while the service starts, not at the first event.
+    geo.decode_in_background();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
