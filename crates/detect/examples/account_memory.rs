@@ -145,6 +145,7 @@ fn main() {
     let ips: u64 = a.get(3).map_or(2, |v| v.parse().expect("IPS"));
     let days: i64 = a.get(4).map_or(1, |v| v.parse().expect("DAYS"));
 
+    builtin_geo_decoded();
     let live0 = LIVE.load(Ordering::Relaxed);
     let parser = LineParser::new(TimeContext::utc(2026));
     let mut e = Engine::new(Config::default());
@@ -261,10 +262,20 @@ fn main() {
     );
 }
 
+/// Decode the built-in geo table now, before the heap is first read: it is the process's,
+/// shared by every engine, not any account's state. Since an engine decodes it at its first
+/// look-up (not when made), it was otherwise decoded while the log was fed and counted as
+/// state: about 330 bytes per tracked account at 100,000 accounts (docs/PERFORMANCE.md,
+/// "Memory per tracked account").
+fn builtin_geo_decoded() {
+    geo::GeoDb::builtin();
+}
+
 /// `--log FILE`: feed the file's lines as `analyze --threads 1` does (idle messages closed by
 /// the same sweep), then print the engine's heap and each part's, in bytes.
 fn log_memory(path: &str) {
     use std::io::BufRead as _;
+    builtin_geo_decoded();
     let live0 = LIVE.load(Ordering::Relaxed);
     let parser = LineParser::new(TimeContext::utc(2026));
     let mut e = Engine::new(Config::default());
