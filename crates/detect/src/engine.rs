@@ -1123,7 +1123,7 @@ const OFFLOAD_BATCH: usize = 512;
 /// absorbs: with 8 batches the engine thread waited on the full queue 229 ms and the detector
 /// thread for work 169 ms of a 1.6 s run (first quarter of the benchmark log), with 32 62 ms
 /// and 97 ms; on the whole log two threads took 2.5% less time (faster in 12 of 13 paired
-/// runs) for 10–18 MiB more peak memory (docs/PERFORMANCE.md, "Steps of 2026-12-05 night").
+/// runs) for 6–19 MiB more peak memory (docs/PERFORMANCE.md, "Steps of 2026-12-05 night").
 const OFFLOAD_QUEUE: usize = 32;
 
 /// Entities whose state is packed, per detector ([`Engine::frozen`]).
