@@ -80,15 +80,6 @@ pub const SAMPLE_BYTES_PER_DICTIONARY_BYTE: usize = 10;
 /// that outweighs the gain below some 60,000 accounts, and it takes more CPU.
 pub const COMPRESSION_LEVEL: i32 = 1;
 
-/// Whether a packed state's literals (the bytes no dictionary match covers) are
-/// Huffman-coded. Not: a state is one small frame, and coding its few literals meant building
-/// a Huffman table for each frame when packing and decoding through one when thawing. Without
-/// it, `analyze --threads 1` of the benchmark log took about 2% less CPU (eight paired runs on
-/// the whole log: from 0.4% more to 4.0% less; alerts identical), for 9–13 more bytes per
-/// tracked account (`account_memory`: 978 against 965 at 100 k accounts, 965 against 956 at
-/// 1 M; docs/PERFORMANCE.md, "Steps of 2026-12-05 night").
-pub const HUFFMAN_LITERALS: bool = false;
-
 /// The first byte of a packed state that is not compressed (otherwise the first bytes are the
 /// dictionary's number, LEB128, from 1).
 const UNCOMPRESSED: u8 = 0;
@@ -283,10 +274,15 @@ impl Trained {
         c.set_parameter(CParameter::DictIdFlag(false)).ok()?;
         c.set_parameter(CParameter::ChecksumFlag(false)).ok()?;
         c.set_parameter(CParameter::ContentSizeFlag(true)).ok()?;
-        if !HUFFMAN_LITERALS {
-            c.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Disable))
-                .ok()?;
-        }
+        // Literals (the bytes no dictionary match covers) are not Huffman-coded: a state is
+        // one small frame, and coding its few literals meant building a Huffman table for each
+        // frame when packing and decoding through one when thawing. Without it `analyze
+        // --threads 1` of the benchmark log took about 2% less CPU (eight paired runs on the
+        // whole log, from 0.4% more to 4.0% less; alerts identical), for 9–13 more bytes per
+        // tracked account (`account_memory`: 978 against 965 at 100 k accounts, 965 against
+        // 956 at 1 M; docs/PERFORMANCE.md, "Packed states' literals not Huffman-coded").
+        c.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Disable))
+            .ok()?;
         Some(c)
     }
 }
