@@ -256,8 +256,8 @@ struct SnapshotOwned {
 pub struct Engine {
     cfg: Config,
     corr: Correlator,
-    /// extrusion, helo-anomaly and the incoming rules: here, or on their own thread (see
-    /// [`Engine::detectors_on_thread`]), in which case this is an empty stand-in.
+    /// Every detector: here, or on their own thread (see [`Engine::detectors_on_thread`]), in
+    /// which case this is an empty stand-in.
     det: Detectors,
     /// The thread running [`Engine::det`]'s work, when there is one.
     off: Option<Offload>,
@@ -266,9 +266,6 @@ pub struct Engine {
     own_names: Vec<String>,
     customers: BoundedMap<IpAddr, Customer>,
     own_asns: maillog::hash::Map<u32, u64>,
-    hijack: Hijack,
-    brute: Bruteforce,
-    campaigns: Campaigns,
     geo: GeoRef,
     /// Policy requests' messages waiting for their log line (see [`crate::claims`]).
     claims: PolicyClaims,
@@ -306,9 +303,6 @@ impl Engine {
             packed: Frozen::default(),
             customers: BoundedMap::new(cfg.limits.max_entities),
             own_asns: Default::default(),
-            hijack: Hijack::new(&cfg),
-            brute: Bruteforce::new(&cfg),
-            campaigns: Campaigns::new(&cfg),
             geo,
             claims: PolicyClaims::default(),
             overflowed: Vec::new(),
@@ -545,19 +539,23 @@ impl Engine {
     /// An SMTP AUTH login seen in the log (a `client=… sasl_username=` line, or Exim's `A=`):
     /// a success for auth-bruteforce, and a submission the policy claims may be waiting for.
     fn smtp_login(&mut self, ts: Ts, ip: Option<IpAddr>, user: &str) {
-        let asn = self.asn_of(ip);
-        let mut out = Vec::new();
-        self.brute.success(
-            &self.cfg,
+        self.login(Login {
             ts,
             ip,
-            asn,
-            user,
-            maillog::Service::Smtp,
-            &mut out,
-        );
-        self.push(out);
+            user: Some(user),
+            service: maillog::Service::Smtp,
+            ok: true,
+        });
         self.log_submission(ts, user, ip);
+    }
+
+    /// A login or failed login for auth-bruteforce, which runs with the [`Detectors`]: done at
+    /// once without their thread (nothing owned is made), else handed over ([`Op::Login`]).
+    fn login(&mut self, l: Login<'_>) {
+        self.hand(
+            |det, out| det.login(&l, out),
+            || Op::Login(Box::new(LoginOp::from(&l))),
+        );
     }
 
     /// The log showed `user` submitting a message from `ip`: counted from the log, taking the
@@ -603,31 +601,19 @@ impl Engine {
     /// ([`crate::cold`]): memory only, detection is the same ([`Engine::flush_idle`] calls it
     /// for those idle `[detect.limits] pack_idle_after`).
     ///
-    /// While the detectors run on their own thread, auth-hijack's and auth-bruteforce's states
-    /// are packed here uncompressed and compressed there ([`Op::Pack`]); they go back to their
-    /// maps when the batch returns. Compressing was 6–7% of this thread's samples.
+    /// Every detector's state is the [`Detectors`']: packed there, on their thread when they
+    /// have one.
     pub fn freeze_idle(&mut self, before: Ts) {
-        if self.off.is_some() {
-            if let Some(work) = self.hijack.freeze_idle_deferred(before) {
-                self.dispatch(Op::Pack(Box::new((PackOwner::Hijack, work))));
-            }
-            if let Some(work) = self.brute.freeze_idle_deferred(before) {
-                self.dispatch(Op::Pack(Box::new((PackOwner::Bruteforce, work))));
-            }
-        } else {
-            self.hijack.freeze_idle(before);
-            self.brute.freeze_idle(before);
-        }
         self.dispatch(Op::Freeze(before));
     }
 
     /// Entities whose state is packed ([`Engine::freeze_idle`]): auth-hijack's accounts,
-    /// auth-bruteforce's, extrusion's and helo-anomaly's entities (the last two read only after
+    /// auth-bruteforce's, extrusion's and helo-anomaly's entities (read only after
     /// [`Engine::finish`] when the detectors run on their own thread).
     pub fn frozen(&self) -> Frozen {
         let [hijack, bruteforce, extrusion, helo] = [
-            self.hijack.packing(),
-            self.brute.packing(),
+            self.det.hijack.packing(),
+            self.det.brute.packing(),
             self.det.extrusion.packing(),
             self.det.helo.packing(),
         ];
@@ -780,18 +766,9 @@ impl Engine {
             Direction::Incoming => self.stats.incoming += 1,
             Direction::Internal => self.stats.internal += 1,
         }
-        if dir != Direction::Incoming {
-            if let Some(ent) = &ent {
-                self.stats.failed_recipients += r.failed().count() as u64;
-                self.stats.delivered_recipients += r.delivered().count() as u64;
-                if ent.kind == EntityKind::Account {
-                    // Recipients and their outcomes reach the hijack features when the message
-                    // is done (the submission itself was counted when it happened).
-                    let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr()).collect();
-                    let failed = r.failed().count() as u32;
-                    self.send(r.finished, &ent.id, None, 0, &rcpts, failed);
-                }
-            }
+        if dir != Direction::Incoming && ent.is_some() {
+            self.stats.failed_recipients += r.failed().count() as u64;
+            self.stats.delivered_recipients += r.delivered().count() as u64;
         }
         if self.off.is_none() {
             let mut out = Vec::new();
@@ -814,11 +791,6 @@ impl Engine {
         self.alerts.extend(out.into_iter().map(|a| (place, a)));
     }
 
-    /// The autonomous system of an address, when the geo data knows it.
-    fn asn_of(&self, ip: Option<IpAddr>) -> Option<u32> {
-        ip.and_then(|i| self.geo.lookup_fast(i).1)
-    }
-
     /// Events used directly (not through records).
     fn direct(&mut self, ts: Ts, program: &str, ev: &Event<'_>) {
         let ip_of = |p: &maillog::Peer<'_>| p.ip.and_then(maillog::ip::parse_logged);
@@ -829,16 +801,13 @@ impl Engine {
                 service,
                 ..
             } => {
-                let ip = ip_of(client);
-                let asn = self.asn_of(ip);
-                let mut out = Vec::new();
-                self.brute
-                    .failure(&self.cfg, ts, ip, asn, *user, *service, &mut out);
-                // auth-hijack keeps no state for a name that never logged in (it counts them).
-                if let Some(u) = user {
-                    self.hijack.auth_failure(&self.cfg, ts, u);
-                }
-                self.push(out);
+                self.login(Login {
+                    ts,
+                    ip: ip_of(client),
+                    user: *user,
+                    service: *service,
+                    ok: false,
+                });
                 return;
             }
             Event::AuthSuccess {
@@ -847,12 +816,13 @@ impl Engine {
                 service,
                 ..
             } => {
-                let ip = ip_of(client);
-                let asn = self.asn_of(ip);
-                let mut out = Vec::new();
-                self.brute
-                    .success(&self.cfg, ts, ip, asn, user, *service, &mut out);
-                self.push(out);
+                self.login(Login {
+                    ts,
+                    ip: ip_of(client),
+                    user: Some(user),
+                    service: *service,
+                    ok: true,
+                });
                 return;
             }
             Event::Client {
@@ -928,7 +898,7 @@ impl Engine {
 
     /// Accounts with hijack state and their approximate heap bytes.
     pub fn hijack_memory(&self) -> (usize, usize) {
-        (self.hijack.tracked(), self.hijack.approx_bytes())
+        (self.det.hijack.tracked(), self.det.hijack.approx_bytes())
     }
 
     /// The parts [`Engine::reset_part`] knows, for memory reports.
@@ -957,12 +927,12 @@ impl Engine {
         let cfg = &self.cfg;
         match part {
             "correlator" => self.corr = Correlator::new(cfg.limits.max_in_flight),
-            "hijack" => self.hijack = Hijack::new(cfg),
+            "hijack" => self.det.hijack = Hijack::new(cfg),
             "extrusion" => self.det.extrusion = Extrusion::new(cfg),
             "helo" => self.det.helo = HeloDetector::new(cfg),
             "incoming" => self.det.incoming = Incoming::new(cfg),
-            "bruteforce" => self.brute = Bruteforce::new(cfg),
-            "campaigns" => self.campaigns = Campaigns::new(cfg),
+            "bruteforce" => self.det.brute = Bruteforce::new(cfg),
+            "campaigns" => self.det.campaigns = Campaigns::new(cfg),
             "customers" => self.customers = BoundedMap::new(cfg.limits.max_entities),
             "claims" => self.claims = PolicyClaims::default(),
             "own_asns" => self.own_asns = Default::default(),
@@ -973,8 +943,8 @@ impl Engine {
 
     /// State the engine dropped to stay within its caps, by kind (see [`Evictions`]).
     pub fn evictions(&self) -> Evictions {
-        let hijack = self.hijack.stats();
-        let (brute_accounts, brute_attackers) = self.brute.evicted();
+        let hijack = self.det.hijack.stats();
+        let (brute_accounts, brute_attackers) = self.det.brute.evicted();
         Evictions {
             messages: self.corr.stats().evicted,
             hijack_accounts: hijack.evicted,
@@ -989,7 +959,7 @@ impl Engine {
     /// Counters of the hijack detector's state (tracked and evicted accounts, failed logins for
     /// names without state, the population norm's size).
     pub fn hijack_stats(&self) -> crate::hijack::HijackStats {
-        self.hijack.stats()
+        self.det.hijack.stats()
     }
 
     /// The state worth keeping across runs (account baselines). It holds the baselines in
@@ -999,14 +969,14 @@ impl Engine {
         State {
             version: 1,
             taken_at: self.stats.last_ts.map(|t| t.secs()).unwrap_or(0),
-            baselines: self.hijack.baselines(),
+            baselines: self.det.hijack.baselines(),
         }
     }
 
     /// Load saved state (before feeding events).
     pub fn restore_state(&mut self, st: State) {
         let at = Ts::from_secs(st.taken_at);
-        self.hijack.restore(st.baselines, at);
+        self.det.hijack.restore(st.baselines, at);
     }
 
     /// The whole detection state as a versioned, compressed snapshot (see [`crate::snapshot`]):
@@ -1037,9 +1007,9 @@ impl Engine {
             own_names: &self.own_names,
             customers: &self.customers,
             own_asns: &self.own_asns,
-            hijack: &self.hijack,
-            brute: &self.brute,
-            campaigns: &self.campaigns,
+            hijack: &self.det.hijack,
+            brute: &self.det.brute,
+            campaigns: &self.det.campaigns,
             incoming: &self.det.incoming,
             claims: &self.claims,
             stats: &self.stats,
@@ -1061,9 +1031,9 @@ impl Engine {
         self.own_names = s.own_names;
         self.customers = s.customers;
         self.own_asns = s.own_asns;
-        self.hijack = s.hijack;
-        self.brute = s.brute;
-        self.campaigns = s.campaigns;
+        self.det.hijack = s.hijack;
+        self.det.brute = s.brute;
+        self.det.campaigns = s.campaigns;
         self.det.incoming = s.incoming;
         self.claims = s.claims;
         self.stats = s.stats;
@@ -1072,7 +1042,8 @@ impl Engine {
         Ok(())
     }
 
-    /// One account sent (or started sending) a message from `ip`.
+    /// One account sent (or started sending) a message from `ip`: for auth-hijack, with the
+    /// [`Detectors`].
     fn send(
         &mut self,
         ts: Ts,
@@ -1082,34 +1053,35 @@ impl Engine {
         rcpts: &[&str],
         failed: u32,
     ) {
-        let mut out = Vec::new();
-        let (campaigns, cfg) = (&self.campaigns, &self.cfg);
-        self.hijack.observe(
-            &self.cfg,
-            &self.geo,
-            &Send {
-                ts,
-                account,
-                ip,
-                msgs,
-                rcpts,
-                failed,
-            },
-            |ip| campaigns.is_campaign_ip(cfg, ip, ts),
-            &mut out,
+        let s = Send {
+            ts,
+            account,
+            ip,
+            msgs,
+            rcpts,
+            failed,
+        };
+        self.hand(
+            |det, out| det.send(&s, out),
+            || Op::Send(Box::new(SendOp::from(&s))),
         );
-        let mut camp = Vec::new();
-        for a in &out {
-            if a.detector == Detector::AuthHijack {
-                // Sending changed: was the password guessed just before?
-                self.brute
-                    .sending_changed(&self.cfg, a.ts, &a.entity.id, &mut camp);
-                let ips = self.hijack.recent_ips(&a.entity.id);
-                self.campaigns
-                    .flagged(&self.cfg, a.ts, &a.entity.id, &ips, &mut camp);
-            }
+    }
+
+    /// Work for the [`Detectors`] on borrowed data: done at once without their thread (nothing
+    /// owned is made), else made owned by `owned` and handed over as [`Engine::dispatch`]
+    /// does.
+    fn hand(
+        &mut self,
+        now: impl FnOnce(&mut Detectors, &mut Vec<Alert>),
+        owned: impl FnOnce() -> Op,
+    ) {
+        if self.off.is_some() {
+            self.dispatch(owned());
+            return;
         }
-        out.extend(camp);
+        self.ops += 1;
+        let mut out = Vec::new();
+        now(&mut self.det, &mut out);
         self.push(out);
     }
 }
@@ -1155,16 +1127,111 @@ enum Op {
     Record(Box<(MessageRecord, Direction, Option<Entity>)>),
     /// Pack the state of entities not touched since then ([`Engine::freeze_idle`]).
     Freeze(Ts),
-    /// Compress states the engine packed uncompressed ([`Engine::freeze_idle`]); the work
-    /// comes back with its batch and is put back in its owner's map ([`Engine::accept`]).
-    Pack(Box<(PackOwner, PackWork<String>)>),
+    /// A login or failed login, for auth-bruteforce and auth-hijack.
+    Login(Box<LoginOp>),
+    /// An account's submission or policy request, for auth-hijack (a record's goes with
+    /// [`Op::Record`]).
+    Send(Box<SendOp>),
+    /// States the detectors' thread packed and the engine's compressed ([`Packs`]), to be put
+    /// back.
+    Packed(Box<Packs>),
 }
 
-/// Whose states a [`Op::Pack`] holds.
+/// Idle states the [`Detectors`] packed uncompressed on their own thread, handed to the
+/// engine's thread to be compressed and brought back ([`Op::Packed`]); the two threads' work
+/// is then about even (docs/PERFORMANCE.md, "How `analyze` uses more than one core"). A
+/// state thawed meanwhile stays as it is ([`crate::cold::ColdMap::packed_back`]).
+#[derive(Debug, Default)]
+struct Packs {
+    hijack: Vec<PackWork<String>>,
+    brute: Vec<PackWork<String>>,
+    extrusion: Vec<PackWork<Entity>>,
+    helo: Vec<PackWork<Entity>>,
+}
+
+impl Packs {
+    fn is_empty(&self) -> bool {
+        self.hijack.is_empty()
+            && self.brute.is_empty()
+            && self.extrusion.is_empty()
+            && self.helo.is_empty()
+    }
+
+    fn compress(&mut self) {
+        self.hijack.iter_mut().for_each(PackWork::compress);
+        self.brute.iter_mut().for_each(PackWork::compress);
+        self.extrusion.iter_mut().for_each(PackWork::compress);
+        self.helo.iter_mut().for_each(PackWork::compress);
+    }
+}
+
+/// A [`Send`], owned, on its way to the detector thread.
+#[derive(Debug)]
+struct SendOp {
+    ts: Ts,
+    account: String,
+    ip: Option<IpAddr>,
+    msgs: u32,
+    rcpts: Vec<String>,
+    failed: u32,
+}
+
+impl From<&Send<'_>> for SendOp {
+    fn from(s: &Send<'_>) -> SendOp {
+        SendOp {
+            ts: s.ts,
+            account: s.account.to_string(),
+            ip: s.ip,
+            msgs: s.msgs,
+            rcpts: s.rcpts.iter().map(|r| r.to_string()).collect(),
+            failed: s.failed,
+        }
+    }
+}
+
+/// A login or failed login seen in the log, for auth-bruteforce ([`Detectors::login`]).
 #[derive(Debug, Clone, Copy)]
-enum PackOwner {
-    Hijack,
-    Bruteforce,
+struct Login<'a> {
+    ts: Ts,
+    ip: Option<IpAddr>,
+    user: Option<&'a str>,
+    service: maillog::Service,
+    /// A success, not a failure.
+    ok: bool,
+}
+
+/// A [`Login`], owned, on its way to the detector thread.
+#[derive(Debug)]
+struct LoginOp {
+    ts: Ts,
+    ip: Option<IpAddr>,
+    user: Option<String>,
+    service: maillog::Service,
+    ok: bool,
+}
+
+impl From<&Login<'_>> for LoginOp {
+    fn from(l: &Login<'_>) -> LoginOp {
+        LoginOp {
+            ts: l.ts,
+            ip: l.ip,
+            user: l.user.map(str::to_string),
+            service: l.service,
+            ok: l.ok,
+        }
+    }
+}
+
+impl LoginOp {
+    fn login(&self) -> Login<'_> {
+        Login {
+            ts: self.ts,
+            ip: self.ip,
+            user: self.user.as_deref(),
+            service: self.service,
+            ok: self.ok,
+        }
+    }
 }
 
 /// A refusal or warning without a queue id (see [`Engine::direct`]), owned.
@@ -1185,11 +1252,12 @@ struct CheckOp {
     reason: String,
 }
 
-/// The detectors whose state is theirs alone: extrusion (`delivery-failures`,
-/// `multiple-lists`), `helo-anomaly` and the incoming rules (`incoming-failures`,
-/// `incoming-helo`, `looped-back`). Nothing else in the engine reads their state and they read
-/// no other state, so they can run on a thread of their own; what they are given ([`Op`]) is
-/// decided by the engine in event order.
+/// The detectors: auth-hijack, auth-bruteforce and campaign (fed by logins and submissions),
+/// extrusion (`delivery-failures`, `multiple-lists`), `helo-anomaly` and the incoming rules
+/// (`incoming-failures`, `incoming-helo`, `looped-back`). Nothing else in the engine reads
+/// their state and they read no other state, so they can run on a thread of their own; what
+/// they are given ([`Op`]) is decided by the engine (the correlator, the direction, the
+/// customers and the policy claims) in event order.
 #[derive(Debug)]
 struct Detectors {
     cfg: Config,
@@ -1199,6 +1267,13 @@ struct Detectors {
     extrusion: Extrusion,
     helo: HeloDetector,
     incoming: Incoming,
+    brute: Bruteforce,
+    hijack: Hijack,
+    campaigns: Campaigns,
+    /// On their own thread: idle states are packed uncompressed and handed over in
+    /// [`Detectors::packs`].
+    defer_packing: bool,
+    packs: Packs,
 }
 
 impl Detectors {
@@ -1210,6 +1285,11 @@ impl Detectors {
             extrusion: Extrusion::new(cfg),
             helo: HeloDetector::new(cfg),
             incoming: Incoming::new(cfg),
+            brute: Bruteforce::new(cfg),
+            hijack: Hijack::new(cfg),
+            campaigns: Campaigns::new(cfg),
+            defer_packing: false,
+            packs: Packs::default(),
         }
     }
 
@@ -1223,16 +1303,101 @@ impl Detectors {
                 let (r, dir, ent) = &**b;
                 self.record(r, *dir, ent.as_ref(), out);
             }
-            Op::Freeze(before) => {
-                self.extrusion.freeze_idle(*before);
-                self.helo.freeze_idle(*before);
+            Op::Freeze(before) => self.freeze_idle(*before),
+            Op::Packed(p) => self.packed_back(p),
+            Op::Login(l) => self.login(&l.login(), out),
+            Op::Send(s) => {
+                let rcpts: Vec<&str> = s.rcpts.iter().map(String::as_str).collect();
+                let send = Send {
+                    ts: s.ts,
+                    account: &s.account,
+                    ip: s.ip,
+                    msgs: s.msgs,
+                    rcpts: &rcpts,
+                    failed: s.failed,
+                };
+                self.send(&send, out);
             }
-            Op::Pack(p) => p.1.compress(),
         }
     }
 
-    /// A record's part in extrusion, helo-anomaly and the incoming rules (the engine counted it,
-    /// learned its client and gave an account's recipients to auth-hijack before).
+    /// Pack the states not touched since `before`: compressed at once, or left for the
+    /// engine's thread ([`Detectors::defer_packing`]).
+    fn freeze_idle(&mut self, before: Ts) {
+        if !self.defer_packing {
+            self.hijack.freeze_idle(before);
+            self.brute.freeze_idle(before);
+            self.extrusion.freeze_idle(before);
+            self.helo.freeze_idle(before);
+            return;
+        }
+        let p = &mut self.packs;
+        p.hijack.extend(self.hijack.freeze_idle_deferred(before));
+        p.brute.extend(self.brute.freeze_idle_deferred(before));
+        p.extrusion
+            .extend(self.extrusion.freeze_idle_deferred(before));
+        p.helo.extend(self.helo.freeze_idle_deferred(before));
+    }
+
+    /// Put back states compressed on the engine's thread.
+    fn packed_back(&mut self, p: &mut Packs) {
+        let p = std::mem::take(p);
+        p.hijack
+            .into_iter()
+            .for_each(|w| self.hijack.packed_back(w));
+        p.brute.into_iter().for_each(|w| self.brute.packed_back(w));
+        p.extrusion
+            .into_iter()
+            .for_each(|w| self.extrusion.packed_back(w));
+        p.helo.into_iter().for_each(|w| self.helo.packed_back(w));
+    }
+
+    /// An account's sending for auth-hijack; when it finds the sending changed,
+    /// auth-bruteforce looks whether the password was guessed just before, and the campaign
+    /// detector whether the account's addresses send for other accounts too.
+    fn send(&mut self, s: &Send<'_>, out: &mut Vec<Alert>) {
+        let (campaigns, cfg) = (&self.campaigns, &self.cfg);
+        let start = out.len();
+        self.hijack.observe(
+            cfg,
+            &self.geo,
+            s,
+            |ip| campaigns.is_campaign_ip(cfg, ip, s.ts),
+            out,
+        );
+        let mut camp = Vec::new();
+        for a in &out[start..] {
+            if a.detector == Detector::AuthHijack {
+                self.brute
+                    .sending_changed(cfg, a.ts, &a.entity.id, &mut camp);
+                let ips = self.hijack.recent_ips(&a.entity.id);
+                self.campaigns
+                    .flagged(cfg, a.ts, &a.entity.id, &ips, &mut camp);
+            }
+        }
+        out.extend(camp);
+    }
+
+    /// A login or failed login for auth-bruteforce, with the address's autonomous system.
+    fn login(&mut self, l: &Login<'_>, out: &mut Vec<Alert>) {
+        let asn = l.ip.and_then(|i| self.geo.lookup_fast(i).1);
+        let cfg = &self.cfg;
+        if l.ok {
+            let user = l.user.unwrap_or_default();
+            self.brute
+                .success(cfg, l.ts, l.ip, asn, user, l.service, out);
+        } else {
+            self.brute
+                .failure(cfg, l.ts, l.ip, asn, l.user, l.service, out);
+            // auth-hijack keeps no state for a name that never logged in (it counts them).
+            if let Some(u) = l.user {
+                self.hijack.auth_failure(cfg, l.ts, u);
+            }
+        }
+    }
+
+    /// A record's part in auth-hijack (an account's recipients and their outcomes), extrusion,
+    /// helo-anomaly and the incoming rules (the engine counted it and learned its client).
     fn record(
         &mut self,
         r: &MessageRecord,
@@ -1257,6 +1422,20 @@ impl Detectors {
                 }
             }
             return;
+        }
+        if let Some(ent) = ent.filter(|e| e.kind == EntityKind::Account) {
+            // Recipients and their outcomes reach the hijack features when the message is done
+            // (the submission itself was counted when it happened).
+            let rcpts: Vec<&str> = r.recipients.iter().map(|x| x.addr()).collect();
+            let send = Send {
+                ts: r.finished,
+                account: &ent.id,
+                ip: None,
+                msgs: 0,
+                rcpts: &rcpts,
+                failed: r.failed().count() as u32,
+            };
+            self.send(&send, out);
         }
         // Local deliveries to our own mailboxes are incoming too, whoever sent them: remember
         // them so that autoresponder replies are recognised.
@@ -1440,10 +1619,11 @@ impl Detectors {
 
 /// The detector thread (see [`Engine::detectors_on_thread`]) and the work on its way.
 ///
-/// Order: every alert has a place, a number. The engine's own alerts (correlation-side
-/// detectors: auth-hijack, auth-bruteforce, campaign) get `2k` when `k` pieces of work had been
-/// handed to the [`Detectors`] before them; the alerts of the `k`-th piece get `2k + 1`. Sorting
-/// by place (stable) gives exactly the order of an engine that does all of it in one thread.
+/// Order: every alert has a place, a number. Alerts raised on the engine's own thread get `2k`
+/// when `k` pieces of work had been handed to the [`Detectors`] before them (none since every
+/// detector went to the [`Detectors`]; the merge stays for any that raises them there); the
+/// alerts of the `k`-th piece get `2k + 1`. Sorting by place (stable) gives exactly the order
+/// of an engine that does all of it in one thread.
 #[derive(Debug)]
 struct Offload {
     tx: Option<std::sync::mpsc::SyncSender<Vec<Op>>>,
@@ -1458,6 +1638,8 @@ struct Offload {
     done: u64,
     /// The thread's alerts received and not taken, in place order.
     alerts: Vec<(u64, Alert)>,
+    /// States the thread packed, to be compressed here and sent back ([`Op::Packed`]).
+    packs: Vec<Packs>,
     /// Pieces of work the thread has finished and sent back (its [`Done::upto`], stored after
     /// each send): [`Engine::take_alerts`], called for every line, looks at the channel only
     /// when this is past [`Offload::done`]. An empty `try_recv` on the channel cost the
@@ -1479,6 +1661,8 @@ struct Done {
     /// thread more than freeing its own blocks (docs/PERFORMANCE.md, "How `analyze` uses more
     /// than one core").
     batch: Vec<Op>,
+    /// States packed in the batch, to be compressed by the engine's thread.
+    packs: Packs,
 }
 
 /// The detector thread's loop: apply each batch in order, send back its alerts.
@@ -1493,6 +1677,7 @@ fn detector_thread(
 ) -> Detectors {
     let mut k = first;
     let mut out = Vec::new();
+    det.defer_packing = true;
     for mut batch in rx {
         let mut alerts = Vec::new();
         for op in batch.iter_mut() {
@@ -1504,6 +1689,7 @@ fn detector_thread(
             upto: k,
             alerts,
             batch,
+            packs: std::mem::take(&mut det.packs),
         };
         if tx.send(done).is_err() {
             break;
@@ -1511,16 +1697,19 @@ fn detector_thread(
         // After the send: whoever sees `k` finds its batch in the channel.
         progress.store(k, std::sync::atomic::Ordering::Release);
     }
+    det.defer_packing = false;
     det
 }
 
 impl Engine {
-    /// Run extrusion, helo-anomaly and the incoming rules on a thread of their own from now
-    /// until [`Engine::finish`] (`analyze` with more than one thread): the correlator, the
-    /// direction and the account detectors stay on the calling thread and hand the rest over
-    /// in batches. The alerts are exactly those of an engine without the thread, in the same
-    /// order ([`Engine::take_alerts`]); counters and state that belong to those detectors
-    /// ([`Engine::evictions`], [`Engine::tracked_entities`], snapshots) are only read after
+    /// Run the detectors on a thread of their own from now until [`Engine::finish`]
+    /// (`analyze` with more than one thread): the correlator, the direction, the customers and
+    /// the policy claims stay on the calling thread and hand the detectors their work in
+    /// batches; idle states are packed there and compressed here ([`Packs`]), which leaves the
+    /// two threads about even. The alerts are exactly those of an engine without the thread,
+    /// in the same order ([`Engine::take_alerts`]); counters and state that belong to the
+    /// detectors ([`Engine::evictions`], [`Engine::tracked_entities`], [`Engine::frozen`],
+    /// [`Engine::hijack_stats`], [`Engine::snapshot_state`], snapshots) are only read after
     /// [`Engine::finish`] (or before this call). No-op when the thread already runs.
     pub fn detectors_on_thread(&mut self) {
         if self.off.is_some() {
@@ -1548,6 +1737,7 @@ impl Engine {
             sent: first,
             done: first,
             alerts: Vec::new(),
+            packs: Vec::new(),
             progress,
         });
     }
@@ -1572,6 +1762,7 @@ impl Engine {
     /// [`OFFLOAD_QUEUE`] batches behind).
     fn send_batch(&mut self) {
         self.poll_worker();
+        self.return_packs();
         let Some(off) = &mut self.off else { return };
         if off.batch.is_empty() {
             return;
@@ -1591,6 +1782,16 @@ impl Engine {
         }
     }
 
+    /// Compress the states the detector thread packed and put them in the batch, to go back.
+    fn return_packs(&mut self) {
+        let Some(off) = &mut self.off else { return };
+        for mut p in off.packs.drain(..) {
+            p.compress();
+            off.batch.push(Op::Packed(Box::new(p)));
+            self.ops += 1;
+        }
+    }
+
     /// Take what the detector thread sent back, without waiting (nothing to do, and the
     /// channel not looked at, until its [`Offload::progress`] passes what was taken).
     fn poll_worker(&mut self) {
@@ -1599,30 +1800,21 @@ impl Engine {
             return;
         }
         while let Ok(d) = off.rx.try_recv() {
-            Self::accept(off, &mut self.stats, (&mut self.hijack, &mut self.brute), d);
+            Self::accept(off, &mut self.stats, d);
         }
     }
 
     /// Take a batch back from the detector thread: its alerts, the states it compressed.
-    fn accept(
-        off: &mut Offload,
-        stats: &mut EngineStats,
-        (hijack, brute): (&mut Hijack, &mut Bruteforce),
-        d: Done,
-    ) {
+    fn accept(off: &mut Offload, stats: &mut EngineStats, d: Done) {
         off.done = d.upto;
         stats.alerts += d.alerts.len() as u64;
         off.alerts.extend(d.alerts);
+        if !d.packs.is_empty() {
+            off.packs.push(d.packs);
+        }
         let mut batch = d.batch;
         // Drops the batch's work here, on the thread that allocated it.
-        for op in batch.drain(..) {
-            if let Op::Pack(p) = op {
-                match *p {
-                    (PackOwner::Hijack, work) => hijack.packed_back(work),
-                    (PackOwner::Bruteforce, work) => brute.packed_back(work),
-                }
-            }
-        }
+        batch.clear();
         if off.spare.len() < 2 {
             off.spare.push(batch);
         }
@@ -1638,10 +1830,15 @@ impl Engine {
         loop {
             let Some(off) = &mut self.off else { return };
             if off.done >= off.sent {
-                break;
+                if off.packs.is_empty() {
+                    break;
+                }
+                // States packed by the last work, compressed and sent back.
+                self.send_batch();
+                continue;
             }
             match off.rx.recv() {
-                Ok(d) => Self::accept(off, &mut self.stats, (&mut self.hijack, &mut self.brute), d),
+                Ok(d) => Self::accept(off, &mut self.stats, d),
                 Err(_) => self.worker_died(),
             }
         }
@@ -1749,9 +1946,9 @@ mod tests {
         e.finish();
     }
 
-    /// With the detectors on their own thread, auth-hijack's and auth-bruteforce's idle
-    /// states are packed on the engine's thread and compressed on theirs ([`Op::Pack`]): the
-    /// engine ends as one without the thread, every state compressed as there.
+    /// With the detectors on their own thread, their idle states are packed there and
+    /// compressed on the engine's thread ([`Packs`], [`Op::Packed`]): the engine ends as one
+    /// without the thread, every state compressed as there.
     #[test]
     fn states_compressed_on_the_detector_thread_come_back() {
         // Users logging in, an hour each: enough go idle to learn the dictionaries at the
@@ -1790,7 +1987,7 @@ mod tests {
             }
             // The thread's work settled (its batches back), before `finish` thaws accounts.
             e.detectors_back();
-            let packing = (e.hijack.packing(), e.brute.packing());
+            let packing = (e.det.hijack.packing(), e.det.brute.packing());
             let frozen = e.frozen();
             e.finish();
             let alerts = e.take_alerts();

@@ -878,6 +878,17 @@ impl Extrusion {
         self.entities.freeze_idle(before);
     }
 
+    /// [`Self::freeze_idle`], the compressing left to the caller
+    /// ([`crate::cold::ColdMap::freeze_idle_deferred`]).
+    pub fn freeze_idle_deferred(&mut self, before: Ts) -> Option<crate::cold::PackWork<Entity>> {
+        self.entities.freeze_idle_deferred(before)
+    }
+
+    /// Put back states compressed elsewhere ([`crate::cold::ColdMap::packed_back`]).
+    pub fn packed_back(&mut self, work: crate::cold::PackWork<Entity>) {
+        self.entities.packed_back(work);
+    }
+
     /// Entities whose state is packed, and the dictionary they are compressed with.
     pub fn packing(&self) -> crate::cold::Packing {
         self.entities.packing()
