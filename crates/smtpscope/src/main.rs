@@ -99,11 +99,12 @@ enum Cmd {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
-        /// Parser threads (default: all cores); results are the same for any number.
+        /// Threads (default: all cores): with two or more the detectors get one of their own
+        /// beside the engine's, and parsers get the rest; results are the same for any number.
         #[arg(long)]
         threads: Option<usize>,
-        /// Per-entity detectors on a thread of their own: auto (with 2 or more threads), on,
-        /// off. The results are the same; only the speed differs.
+        /// The detectors on a thread of their own: auto (with 2 or more threads), on, off. The
+        /// results are the same; only the speed differs.
         #[arg(long, value_enum, default_value = "auto")]
         detector_thread: pipeline::DetectorThread,
         /// Keep account baselines in this file: loaded before, saved after the run.

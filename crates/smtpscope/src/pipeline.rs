@@ -267,8 +267,8 @@ pub struct Driver {
     detector_thread: DetectorThread,
 }
 
-/// Least `--threads` with which [`DetectorThread::Auto`] gives the per-entity detectors a
-/// thread of their own: 2. It was 3 while the engine thread's own work was heavier (on
+/// Least `--threads` with which [`DetectorThread::Auto`] gives the detectors a thread of their
+/// own: 2. It was 3 while the engine thread's own work was heavier (on
 /// 2026-12-02 a 2-core machine gained nothing from the extra thread); measured again on
 /// 2026-12-04 with `aa2aad9`, `--threads 2` took 19.6–24.9 s wall on the 1.8 GB benchmark log
 /// with the detectors on their own thread against 30.6–34.4 s without, and won in each of six
@@ -276,9 +276,9 @@ pub struct Driver {
 /// one core").
 pub const DETECTOR_THREAD_MIN_THREADS: usize = 2;
 
-/// Whether batch analysis runs the per-entity detectors (extrusion, helo-anomaly, the incoming
-/// rules) on a thread of their own (`detect::Engine::detectors_on_thread`). The alerts are the
-/// same either way; only the speed differs (docs/PERFORMANCE.md).
+/// Whether batch analysis runs the detectors on a thread of their own
+/// (`detect::Engine::detectors_on_thread`). The alerts are the same either way; only the speed
+/// differs (docs/PERFORMANCE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DetectorThread {
     /// With at least [`DETECTOR_THREAD_MIN_THREADS`] threads.
@@ -302,6 +302,22 @@ impl DetectorThread {
 }
 
 impl Driver {
+    /// Start a batch run of `threads` threads: the detectors get a thread of their own when
+    /// the driver's [`DetectorThread`] wants it, and the parsers the rest, beside the calling
+    /// (engine) thread and the detectors'. Returns the parser threads for [`run_threads`]
+    /// (`1`: the calling thread parses). On two cores the engine thread parsing and the
+    /// detectors' thread each take about half of the work, and a third and fourth thread
+    /// (a reader and a parser) cost more than they gave: the first quarter of the benchmark
+    /// log in 1.47–1.58 s against 1.61 with them (docs/PERFORMANCE.md, "How `analyze` uses
+    /// more than one core").
+    pub fn start_threads(&mut self, threads: usize) -> usize {
+        if !self.detector_thread.wanted(threads) {
+            return threads;
+        }
+        self.engine.detectors_on_thread();
+        threads.saturating_sub(2).max(1)
+    }
+
     /// A driver for `engine`.
     pub fn new(engine: detect::Engine) -> Driver {
         Driver {
@@ -383,9 +399,9 @@ impl Driver {
 
 /// The batch analysis: every source through the [`Driver`], the end of input closing what is
 /// left. Returns what was read and every alert, in order. When the driver's [`DetectorThread`]
-/// wants it for `threads`, the engine also runs its per-entity detectors on a thread of their
-/// own (`detect::Engine::detectors_on_thread`; the same alerts in the same order) until
-/// [`Driver::finish`].
+/// wants it for `threads`, the engine also runs its detectors on a thread of their own
+/// (`detect::Engine::detectors_on_thread`; the same alerts in the same order) until
+/// [`Driver::finish`]; the parsers get the threads left ([`Driver::start_threads`]).
 pub fn analyze(
     driver: &mut Driver,
     srcs: &[Source],
@@ -394,10 +410,8 @@ pub fn analyze(
     threads: usize,
 ) -> Result<(RunStats, Vec<detect::Alert>)> {
     let mut alerts = Vec::new();
-    if driver.detector_thread.wanted(threads) {
-        driver.engine.detectors_on_thread();
-    }
-    let run = run_threads(srcs, t, progress, threads, |p, _| {
+    let parsers = driver.start_threads(threads);
+    let run = run_threads(srcs, t, progress, parsers, |p, _| {
         driver.feed(p);
         alerts.extend(driver.take_alerts());
     })?;
@@ -430,11 +444,9 @@ pub fn analyze_seeing(
         }
     }
     driver.engine.keep_records(true);
-    if driver.detector_thread.wanted(threads) {
-        driver.engine.detectors_on_thread();
-    }
+    let parsers = driver.start_threads(threads);
     let mut alerts = Vec::new();
-    let run = run_threads(srcs, t, progress, threads, |p, _| {
+    let run = run_threads(srcs, t, progress, parsers, |p, _| {
         driver.feed(p);
         drain(driver, seen, &mut alerts);
     })?;

@@ -115,16 +115,17 @@ fn analyze_with(log: &Path, threads: usize, detector_thread: &str) -> (String, s
     (String::from_utf8(out.stdout).expect("JSONL"), stats)
 }
 
-/// `log` analysed with 2 and 3 threads, and with the detector thread forced on or off, gives
-/// `one` and `s1`, the one-thread alerts and statistics.
+/// `log` analysed with 2, 3 and 4 threads (the engine thread parsing, one parser thread, two),
+/// and with the detector thread forced on or off, gives `one` and `s1`, the one-thread alerts
+/// and statistics.
 fn same_for_every_thread_setting(log: &Path, one: &str, s1: &serde_json::Value) {
-    for threads in [2, 3] {
+    for threads in [2, 3, 4] {
         let (many, sn) = analyze(log, threads);
         assert_eq!(many, one, "alerts with --threads {threads}");
         assert_eq!(&sn, s1, "statistics with --threads {threads}");
     }
     // Forced either way, whatever the thread count.
-    for (threads, d) in [(1, "on"), (2, "off"), (2, "on")] {
+    for (threads, d) in [(1, "on"), (2, "off"), (2, "on"), (3, "off")] {
         let (many, sn) = analyze_with(log, threads, d);
         assert_eq!(
             many, one,
@@ -229,17 +230,26 @@ fn new_year_on_a_chunk_boundary() {
                 && l.contains("\"ts\":\"2027-01-01T00:00:")),
         "the burst is dated in the new year: {one}"
     );
-    let (two, s2) = analyze(&log, 2);
-    assert_eq!(two, one, "alerts with --threads 2");
-    assert_eq!(s2, s1, "statistics with --threads 2");
+    // Parser threads cut the input in chunks: two without the detector thread, one with it.
+    for (threads, d) in [(2, "off"), (3, "auto")] {
+        let (many, sn) = analyze_with(&log, threads, d);
+        assert_eq!(
+            many, one,
+            "alerts with --threads {threads} --detector-thread {d}"
+        );
+        assert_eq!(
+            sn, s1,
+            "statistics with --threads {threads} --detector-thread {d}"
+        );
+    }
 }
 
-/// The detectors split across threads (`detect::Engine::detectors_on_thread`: extrusion,
-/// helo-anomaly and the incoming rules on a thread of their own with three threads or more, or `--detector-thread on`) give
-/// the one-thread output byte for byte, on a simulated day where the detectors of both sides
-/// fire and their alerts interleave: auth-hijack, auth-bruteforce and campaign (engine thread),
-/// delivery-failures and helo-anomaly (detector thread). Also the incidents (`--format
-/// incidents`), built from the alerts in their order.
+/// The detectors on a thread of their own (`detect::Engine::detectors_on_thread`, with two
+/// threads or more, or `--detector-thread on`) give the one-thread output byte for byte, on a
+/// simulated day where detectors fed by logins, by submissions and by completed messages fire
+/// and their alerts interleave: auth-hijack, auth-bruteforce and campaign, delivery-failures
+/// and helo-anomaly. Also the incidents (`--format incidents`), built from the alerts in their
+/// order.
 #[test]
 fn detectors_on_their_own_thread_give_the_same_alerts() {
     let dir = tempfile::tempdir().unwrap();
