@@ -549,8 +549,8 @@ impl Engine {
         self.log_submission(ts, user, ip);
     }
 
-    /// A login or failed login for auth-bruteforce, which runs with the [`Detectors`]: done at
-    /// once without their thread (nothing owned is made), else handed over ([`Op::Login`]).
+    /// A login or failed login for auth-bruteforce (and auth-hijack's count of failed logins),
+    /// which run with the [`Detectors`] ([`Engine::hand`]).
     fn login(&mut self, l: Login<'_>) {
         self.hand(
             |det, out| det.login(&l, out),
@@ -601,8 +601,8 @@ impl Engine {
     /// ([`crate::cold`]): memory only, detection is the same ([`Engine::flush_idle`] calls it
     /// for those idle `[detect.limits] pack_idle_after`).
     ///
-    /// Every detector's state is the [`Detectors`']: packed there, on their thread when they
-    /// have one.
+    /// Every detector's state is in the engine's `Detectors` and packed there; on their own
+    /// thread it is packed uncompressed and compressed on this one (`Packs`).
     pub fn freeze_idle(&mut self, before: Ts) {
         self.dispatch(Op::Freeze(before));
     }
@@ -1189,7 +1189,8 @@ impl From<&Send<'_>> for SendOp {
     }
 }
 
-/// A login or failed login seen in the log, for auth-bruteforce ([`Detectors::login`]).
+/// A login or failed login seen in the log, for auth-bruteforce and auth-hijack
+/// ([`Detectors::login`]).
 #[derive(Debug, Clone, Copy)]
 struct Login<'a> {
     ts: Ts,
@@ -1705,7 +1706,7 @@ impl Engine {
     /// Run the detectors on a thread of their own from now until [`Engine::finish`]
     /// (`analyze` with more than one thread): the correlator, the direction, the customers and
     /// the policy claims stay on the calling thread and hand the detectors their work in
-    /// batches; idle states are packed there and compressed here ([`Packs`]), which leaves the
+    /// batches; idle states are packed there and compressed here (`Packs`), which leaves the
     /// two threads about even. The alerts are exactly those of an engine without the thread,
     /// in the same order ([`Engine::take_alerts`]); counters and state that belong to the
     /// detectors ([`Engine::evictions`], [`Engine::tracked_entities`], [`Engine::frozen`],
