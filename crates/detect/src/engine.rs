@@ -973,8 +973,11 @@ impl Engine {
         }
     }
 
-    /// Load saved state (before feeding events).
+    /// Load saved state (before feeding events). The baselines are auth-hijack's, which runs
+    /// with the detectors: if they have a thread of their own, it is stopped first (as
+    /// [`Engine::restore`] does), so the state reaches the detectors and not a stand-in.
     pub fn restore_state(&mut self, st: State) {
+        self.detectors_back();
         let at = Ts::from_secs(st.taken_at);
         self.det.hijack.restore(st.baselines, at);
     }
@@ -1945,6 +1948,32 @@ mod tests {
         e.take_alerts();
         assert_eq!(e.off.as_ref().map(|o| o.done), Some(sent));
         e.finish();
+    }
+
+    /// Saved baselines given to an engine whose detectors already run on their own thread
+    /// reach auth-hijack (the thread is stopped first), not the thread's empty stand-in.
+    #[test]
+    fn saved_state_reaches_the_detectors_on_their_thread() {
+        let saved = State {
+            version: 1,
+            taken_at: 1_795_000_000,
+            baselines: vec![(
+                "u@isp.example".to_string(),
+                Baseline {
+                    countries: vec![("DE".to_string(), 3)],
+                    asns: vec![3320],
+                    days: 3,
+                    msgs_per_day: 2.0,
+                    hours: vec![1; 24],
+                    ..Baseline::default()
+                },
+            )],
+        };
+        let mut threaded = Engine::new(Config::default());
+        threaded.detectors_on_thread();
+        threaded.restore_state(saved.clone());
+        threaded.finish();
+        assert_eq!(threaded.snapshot_state().baselines, saved.baselines);
     }
 
     /// With the detectors on their own thread, their idle states are packed there and
