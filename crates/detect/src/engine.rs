@@ -1080,11 +1080,16 @@ impl Engine {
     ) {
         if self.off.is_some() {
             self.dispatch(owned());
-            return;
+        } else {
+            self.apply_here(now);
         }
+    }
+
+    /// Work for the [`Detectors`] done on this thread, its alerts in their place.
+    fn apply_here(&mut self, f: impl FnOnce(&mut Detectors, &mut Vec<Alert>)) {
         self.ops += 1;
         let mut out = Vec::new();
-        now(&mut self.det, &mut out);
+        f(&mut self.det, &mut out);
         self.push(out);
     }
 }
@@ -1748,14 +1753,12 @@ impl Engine {
 
     /// Hand a piece of work to the [`Detectors`]: at once without their thread, else in the
     /// next batch.
-    fn dispatch(&mut self, op: Op) {
-        self.ops += 1;
+    fn dispatch(&mut self, mut op: Op) {
         let Some(off) = &mut self.off else {
-            let (mut out, mut op) = (Vec::new(), op);
-            self.det.apply(&mut op, &mut out);
-            self.push(out);
+            self.apply_here(|det, out| det.apply(&mut op, out));
             return;
         };
+        self.ops += 1;
         off.batch.push(op);
         if off.batch.len() >= OFFLOAD_BATCH {
             self.send_batch();
@@ -1786,7 +1789,9 @@ impl Engine {
         }
     }
 
-    /// Compress the states the detector thread packed and put them in the batch, to go back.
+    /// Compress the states the detector thread packed and put them in the batch, to go back
+    /// (pushed here, not through [`Engine::dispatch`], which may call [`Engine::send_batch`],
+    /// this function's caller).
     fn return_packs(&mut self) {
         let Some(off) = &mut self.off else { return };
         for mut p in off.packs.drain(..) {
