@@ -483,7 +483,10 @@ impl Inbox {
             let room = self.cap.saturating_sub(before);
             (w.append(b, room), before)
         };
-        shared.metrics.fail_open.add((b.len() - taken) as u64);
+        if taken < b.len() {
+            // Not an add of 0 per read: the counter is shared by every connection.
+            shared.metrics.fail_open.add((b.len() - taken) as u64);
+        }
         if taken == 0 {
             return before;
         }
@@ -765,16 +768,21 @@ pub fn connection<S: PolicyStream>(
         }
         let t0 = Instant::now();
         let (n, ok) = c.answer_all(&shared, super::now_ts());
+        // When the answers went out: the latency's end, and the start of the wait for the
+        // next request (one clock read for both).
+        let mut answered = None;
         if n > 0 {
             shared.metrics.lines[SourceKind::Policy as usize].add(n as u64);
             let waiting = shared.policy_inbox.put(&shared, &c.batch);
             c.batch.clear();
             let w = s.write_all(&c.out);
             c.out.clear();
+            let t1 = Instant::now();
             shared
                 .metrics
                 .policy_latency
-                .observe_n(t0.elapsed(), n as u64);
+                .observe_n(t1.saturating_duration_since(t0), n as u64);
+            answered = Some(t1);
             if w.is_err() {
                 return;
             }
@@ -797,7 +805,10 @@ pub fn connection<S: PolicyStream>(
                 busy = true;
             }
         } else if n > 0 || busy {
-            slot.idle();
+            match answered {
+                Some(t) => slot.idle_since(t.into()),
+                None => slot.idle(),
+            }
             busy = false;
         }
         c.compact();

@@ -253,19 +253,24 @@ impl Slots {
 }
 
 impl Slot {
-    fn set(&self, activity: Activity) {
-        self.state
-            .set(activity, self.slots.since_epoch(Instant::now()));
+    fn set(&self, activity: Activity, at: Instant) {
+        self.state.set(activity, self.slots.since_epoch(at));
     }
 
     /// The connection waits for the next request or frame.
     pub fn idle(&self) {
-        self.set(Activity::Idle);
+        self.idle_since(Instant::now());
+    }
+
+    /// The connection has waited for the next request or frame since `at` (a time its caller
+    /// has just read, for one clock read less per request).
+    pub fn idle_since(&self, at: Instant) {
+        self.set(Activity::Idle, at);
     }
 
     /// The connection has started a request or frame.
     pub fn busy(&self) {
-        self.set(Activity::Busy);
+        self.set(Activity::Busy, Instant::now());
     }
 
     /// Completes when the connection was evicted to make room: close it.
