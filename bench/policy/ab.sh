@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Interleaved A/B of two smtpscope builds as policy servers, for a shared machine: ROUNDS rounds,
 # each running the load generator (bench/policy/loadgen, CONNECTIONS connections, DURATION s)
-# against build A, then build B, each a fresh `serve --policy --mode enforce`. Prints per run the
+# against build A and build B, each a fresh `serve --policy --mode enforce`, A first in odd
+# rounds and B first in even ones (on the 2-core VM the first server after a pause came out
+# ahead of the second in 7 of 8 rounds when the order never changed, docs/PERFORMANCE.md).
+# With FLOOR=1 each round begins with the do-nothing responder, and each build's rate is also
+# given as its share of that round's floor (the target's measure). Prints per run the
 # requests/s, p50/p99 latency and the server's CPU per request (user+system of its process over
 # the run, which other load disturbs far less than the rates), and the fail-open count.
 #   A=/path/to/old/smtpscope B=target/release/smtpscope ROUNDS=3 DURATION=5 bench/policy/ab.sh
@@ -45,20 +49,40 @@ one() { # label binary round
     c1=$(awk '{print $14+$15}' "/proc/$PID/stat")
     fo=$(curl -sf "http://127.0.0.1:$HP/metrics" | awk '/^smtpscope_policy_fail_open_total/ {print $2}')
     kill "$PID"; wait "$PID" 2>/dev/null || true
-    python3 - "$OUT/run.json" "$1" "$3" "$c0" "$c1" "$fo" "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
+    python3 - "$OUT/run.json" "$1" "$3" "$c0" "$c1" "$fo" "$(cut -d' ' -f1 /proc/loadavg)" "$(cat "$OUT/floor-rps" 2>/dev/null || true)" <<'PY'
 import json, os, sys
 r = json.load(open(sys.argv[1]))
 tick = os.sysconf("SC_CLK_TCK")
 cpu_us = (float(sys.argv[5]) - float(sys.argv[4])) / tick * 1e6 / max(r["requests"], 1)
-print("| %s | %s | %d | %.3f | %.3f | %.1f | %s | %s |" % (sys.argv[3], sys.argv[2], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, cpu_us, sys.argv[6], sys.argv[7]))
+rate = "%d" % r["rps"]
+if sys.argv[8]:
+    rate += " (%.1f%%)" % (100 * r["rps"] / float(sys.argv[8]))
+print("| %s | %s | %s | %.3f | %.3f | %.1f | %s | %s |" % (sys.argv[3], sys.argv[2], rate, r["p50_us"] / 1000, r["p99_us"] / 1000, cpu_us, sys.argv[6], sys.argv[7]))
 PY
 }
 echo "A = $A"
 echo "B = $B"
 echo
+rm -f "$OUT/floor-rps"
 echo "| round | build | requests/s | p50 ms | p99 ms | server CPU µs/request | fail-open | load |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+floor() { # round
+    local P
+    P=$(port)
+    "$LG" floor "$P" & local FP=$!
+    wait_port "$P"
+    "$LG" run "127.0.0.1:$P" "$CONNECTIONS" "$SECONDS_EACH" "$USERS" >"$OUT/run.json"
+    kill "$FP"; wait "$FP" 2>/dev/null || true
+    python3 -c 'import json, sys; print("| %s | floor | %d | %.3f | %.3f | | | |" % (sys.argv[2], *[(r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000) for r in [json.load(open(sys.argv[1]))]][0]))' "$OUT/run.json" "$1"
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rps"])' "$OUT/run.json" >"$OUT/floor-rps"
+}
 for r in $(seq 1 "$ROUNDS"); do
-    one A "$A" "$r"
-    one B "$B" "$r"
+    [ -z "${FLOOR:-}" ] || floor "$r"
+    if [ $((r % 2)) = 1 ]; then
+        one A "$A" "$r"
+        one B "$B" "$r"
+    else
+        one B "$B" "$r"
+        one A "$A" "$r"
+    fi
 done
