@@ -132,21 +132,29 @@ impl<'a> Request<'a> {
     }
 
     fn slot(&mut self, name: &str) -> Option<&mut Option<&'a str>> {
-        Some(match name {
-            "request" => &mut self.request,
-            "protocol_state" => &mut self.protocol_state,
-            "client_name" => &mut self.client_name,
-            "client_address" => &mut self.client_address,
-            "client_port" => &mut self.client_port,
-            "helo_name" => &mut self.helo_name,
-            "sender" => &mut self.sender,
-            "recipient" => &mut self.recipient,
-            "recipient_count" => &mut self.recipient_count,
-            "queue_id" => &mut self.queue_id,
-            "instance" => &mut self.instance,
-            "size" => &mut self.size,
-            "sasl_method" => &mut self.sasl_method,
-            "sasl_username" => &mut self.sasl_username,
+        let b = name.as_bytes();
+        let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+            return None;
+        };
+        // Each name smtpscope reads has a length, first and last byte of its own, so a name is
+        // compared with one of them at most, and most of the twenty-odd names Postfix sends
+        // that smtpscope does not read with none (a `match` on the strings alone compares a
+        // name with every one of its length: up to three calls to compare memory a line).
+        Some(match (b.len(), first, last) {
+            (7, b'r', b't') if name == "request" => &mut self.request,
+            (14, b'p', b'e') if name == "protocol_state" => &mut self.protocol_state,
+            (11, b'c', b'e') if name == "client_name" => &mut self.client_name,
+            (14, b'c', b's') if name == "client_address" => &mut self.client_address,
+            (11, b'c', b't') if name == "client_port" => &mut self.client_port,
+            (9, b'h', b'e') if name == "helo_name" => &mut self.helo_name,
+            (6, b's', b'r') if name == "sender" => &mut self.sender,
+            (9, b'r', b't') if name == "recipient" => &mut self.recipient,
+            (15, b'r', b't') if name == "recipient_count" => &mut self.recipient_count,
+            (8, b'q', b'd') if name == "queue_id" => &mut self.queue_id,
+            (8, b'i', b'e') if name == "instance" => &mut self.instance,
+            (4, b's', b'e') if name == "size" => &mut self.size,
+            (11, b's', b'd') if name == "sasl_method" => &mut self.sasl_method,
+            (13, b's', b'e') if name == "sasl_username" => &mut self.sasl_username,
             _ => return None,
         })
     }
@@ -1096,6 +1104,45 @@ mod tests {
     /// What the cluster's edge publishes (`Request::write_to`) parses back into the same
     /// request: every attribute read, the null sender, the first of a repeated name, `\r\n`
     /// line ends.
+    /// Every attribute smtpscope reads is read, under its own name only: names of the same
+    /// length, first and last byte (what `slot` looks at before comparing) are not.
+    #[test]
+    fn every_attribute_is_read_under_its_own_name_only() {
+        let names = Request::default().attrs().map(|(n, _)| n);
+        let mut raw = String::new();
+        for (i, n) in names.iter().enumerate() {
+            // A look-alike first: the same length and ends, one byte changed in the middle
+            // (or, for the short ones, Postfix's own names of the same shape).
+            let mut alike = n.as_bytes().to_vec();
+            let mid = alike.len() / 2;
+            alike[mid] = if alike[mid] == b'x' { b'y' } else { b'x' };
+            raw.push_str(&format!("{}=alike{i}\n", String::from_utf8(alike).unwrap()));
+            if *n != "request" {
+                raw.push_str(&format!("{n}=value{i}\n"));
+            }
+        }
+        raw.push_str("server_port=25\nsasl_sender=x\nstress=yes\nrequest=smtpd_access_policy\n");
+        let r = Request::parse(&raw).unwrap();
+        for (i, n) in names.iter().enumerate() {
+            let want = if *n == "request" {
+                "smtpd_access_policy".to_string()
+            } else {
+                format!("value{i}")
+            };
+            assert_eq!(r.get(n).map(str::to_string), Some(want), "{n}");
+        }
+        for n in [
+            "server_port",
+            "sasl_sender",
+            "stress",
+            "requesx",
+            "Sender",
+            "",
+        ] {
+            assert_eq!(r.get(n), None, "{n}");
+        }
+    }
+
     #[test]
     fn the_published_copy_parses_back_to_the_same_request() {
         let odd = "request=smtpd_access_policy\r\nsender=\r\nsasl_username=bob\r\n\
