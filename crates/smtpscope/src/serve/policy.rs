@@ -97,10 +97,10 @@ impl<'a> Request<'a> {
     pub fn parse(raw: &'a str) -> Result<Request<'a>, BadRequest> {
         let mut r = Request::default();
         let mut attrs = 0;
-        // A request is ~30 short lines, parsed twice (for the answer, for the engine): the
-        // line ends are found in one pass over the whole text, the `=` of each line (after a
-        // name of a few bytes) by a plain loop; `str::split` with a char pattern per line was
-        // 5% of the server's CPU.
+        // A request is ~30 short lines, parsed once (the engine rebuilds it from a `Batch`'s
+        // spans): the line ends are found in one pass over the whole text, the `=` of each
+        // line (after a name of a few bytes) by a plain loop; `str::split` with a char pattern
+        // per line was 5% of the server's CPU. `cargo bench -p smtpscope --bench policy`.
         let mut start = 0;
         let ends = memchr::memchr_iter(b'\n', raw.as_bytes()).chain(std::iter::once(raw.len()));
         for end in ends {
