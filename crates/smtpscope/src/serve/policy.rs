@@ -1101,9 +1101,6 @@ mod tests {
         }
     }
 
-    /// What the cluster's edge publishes (`Request::write_to`) parses back into the same
-    /// request: every attribute read, the null sender, the first of a repeated name, `\r\n`
-    /// line ends.
     /// Every attribute smtpscope reads is read, under its own name only: names of the same
     /// length, first and last byte (what `slot` looks at before comparing) are not.
     #[test]
@@ -1111,8 +1108,7 @@ mod tests {
         let names = Request::default().attrs().map(|(n, _)| n);
         let mut raw = String::new();
         for (i, n) in names.iter().enumerate() {
-            // A look-alike first: the same length and ends, one byte changed in the middle
-            // (or, for the short ones, Postfix's own names of the same shape).
+            // A look-alike first: the same length and ends, one byte changed in the middle.
             let mut alike = n.as_bytes().to_vec();
             let mid = alike.len() / 2;
             alike[mid] = if alike[mid] == b'x' { b'y' } else { b'x' };
@@ -1143,6 +1139,9 @@ mod tests {
         }
     }
 
+    /// What the cluster's edge publishes (`Request::write_to`) parses back into the same
+    /// request: every attribute read, the null sender, the first of a repeated name, `\r\n`
+    /// line ends.
     #[test]
     fn the_published_copy_parses_back_to_the_same_request() {
         let odd = "request=smtpd_access_policy\r\nsender=\r\nsasl_username=bob\r\n\
