@@ -60,22 +60,27 @@ if sys.argv[8]:
 print("| %s | %s | %s | %.3f | %.3f | %.1f | %s | %s |" % (sys.argv[3], sys.argv[2], rate, r["p50_us"] / 1000, r["p99_us"] / 1000, cpu_us, sys.argv[6], sys.argv[7]))
 PY
 }
+# The do-nothing responder's run of round $1: its row, and its rate for the builds' shares.
+floor() {
+    local P FP
+    P=$(port)
+    "$LG" floor "$P" & FP=$!
+    wait_port "$P"
+    "$LG" run "127.0.0.1:$P" "$CONNECTIONS" "$SECONDS_EACH" "$USERS" >"$OUT/run.json"
+    kill "$FP"; wait "$FP" 2>/dev/null || true
+    python3 - "$OUT/run.json" "$1" "$OUT/floor-rps" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+open(sys.argv[3], "w").write("%s\n" % r["rps"])
+print("| %s | floor | %d | %.3f | %.3f | | | |" % (sys.argv[2], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000))
+PY
+}
 echo "A = $A"
 echo "B = $B"
 echo
 rm -f "$OUT/floor-rps"
 echo "| round | build | requests/s | p50 ms | p99 ms | server CPU µs/request | fail-open | load |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|"
-floor() { # round
-    local P
-    P=$(port)
-    "$LG" floor "$P" & local FP=$!
-    wait_port "$P"
-    "$LG" run "127.0.0.1:$P" "$CONNECTIONS" "$SECONDS_EACH" "$USERS" >"$OUT/run.json"
-    kill "$FP"; wait "$FP" 2>/dev/null || true
-    python3 -c 'import json, sys; print("| %s | floor | %d | %.3f | %.3f | | | |" % (sys.argv[2], *[(r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000) for r in [json.load(open(sys.argv[1]))]][0]))' "$OUT/run.json" "$1"
-    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rps"])' "$OUT/run.json" >"$OUT/floor-rps"
-}
 for r in $(seq 1 "$ROUNDS"); do
     [ -z "${FLOOR:-}" ] || floor "$r"
     if [ $((r % 2)) = 1 ]; then
