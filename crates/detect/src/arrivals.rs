@@ -112,6 +112,11 @@ impl<T> Arrivals<T> {
         Some((self.first, v))
     }
 
+    /// Sequence number of the oldest slot, when there is one (it holds the oldest entry).
+    pub fn oldest_slot(&self) -> Option<u64> {
+        (!self.slots.is_empty()).then_some(self.first)
+    }
+
     /// Take the oldest entry out.
     pub fn pop_first(&mut self) -> Option<(u64, T)> {
         let seq = self.first;
@@ -142,6 +147,72 @@ impl<T> Arrivals<T> {
     /// Every entry, oldest first, taken.
     pub fn into_values(self) -> impl Iterator<Item = T> {
         self.slots.into_iter().flatten()
+    }
+}
+
+/// Keys (hashes the owner computes) of entries of an [`Arrivals`], to their sequence numbers,
+/// whose mappings are **not removed when their entry goes**: a look-up may yield the number of
+/// an entry gone, which [`Arrivals::get`] then does not find (a number is never given twice),
+/// and the owner checks what it finds against its key as before.
+///
+/// Why: the policy claims and sessions' HELOs retire one entry per policy request, nearly
+/// always the oldest, and removing its mapping was a look-up of a key hashed ~100,000 requests
+/// earlier, in a table larger than the cache — a miss on every retirement (most of
+/// `PolicyClaims::remove` and `SessionHelos::pop_oldest` in `examples/policy_engine.rs`'s
+/// profile, docs/PERFORMANCE.md). Instead, once the index holds more than
+/// [`STALE_FACTOR`] times the slots its arrivals span, it drops in one pass the mappings older
+/// than the oldest slot; that pass reads only the index, in order. Mappings of entries taken
+/// from the middle stay until the oldest slot passes them, as those entries' slots do, so the
+/// index stays within `STALE_FACTOR` times the arrivals' own bound.
+#[derive(Debug, Clone, Default)]
+pub struct LazyIndex {
+    map: maillog::hash::Map<u64, u64>,
+}
+
+/// The index's size, as a multiple of its arrivals' span (at least [`LAZY_INDEX_MIN`]), that
+/// makes it drop its stale mappings. Two: a pass over the index every span's worth of
+/// insertions, so the pass costs a constant per insertion, and the index at most twice the
+/// size of one that removed each mapping at once. Our own choice.
+pub const STALE_FACTOR: usize = 2;
+
+/// The smallest size at which the index drops its stale mappings, so that a small index is
+/// not walked at every few insertions. Our own choice.
+pub const LAZY_INDEX_MIN: usize = 1024;
+
+impl LazyIndex {
+    /// The sequence number mapped to `key`, if any (its entry may be gone).
+    pub fn get(&self, key: u64) -> Option<u64> {
+        self.map.get(&key).copied()
+    }
+
+    /// Map `key` to `seq`, the newest entry of `arrivals` (replacing what `key` mapped to);
+    /// drop the stale mappings first when there are too many.
+    pub fn insert<T>(&mut self, key: u64, seq: u64, arrivals: &Arrivals<T>) {
+        if self.map.len() >= arrivals.span().max(LAZY_INDEX_MIN) * STALE_FACTOR {
+            self.drop_stale(arrivals);
+        }
+        self.map.insert(key, seq);
+    }
+
+    /// Drop the mappings older than `arrivals`' oldest slot (all of them when it is empty).
+    pub fn drop_stale<T>(&mut self, arrivals: &Arrivals<T>) {
+        let oldest = arrivals.oldest_slot().unwrap_or(u64::MAX);
+        self.map.retain(|_, seq| *seq >= oldest);
+    }
+
+    /// Mappings held, stale ones included.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// None held?
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Forget every mapping.
+    pub fn clear(&mut self) {
+        self.map.clear();
     }
 }
 
@@ -222,6 +293,54 @@ mod tests {
             a.clone().into_values().collect::<Vec<_>>(),
             m.values().copied().collect::<Vec<_>>()
         );
+    }
+
+    /// A [`LazyIndex`] beside arrivals that retire their oldest entry at each push (the policy
+    /// claims' steady state) and some from the middle: every live entry stays found, and the
+    /// mappings held stay within [`STALE_FACTOR`] times the largest span (the arrivals' own
+    /// bound; a span shrinks at once when the oldest goes, the index at its next pass).
+    #[test]
+    fn a_lazy_index_finds_every_entry_and_stays_bounded() {
+        let mut a = Arrivals::default();
+        let mut idx = LazyIndex::default();
+        let key = |seq: u64| seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let live = 3 * LAZY_INDEX_MIN;
+        let mut widest = 0;
+        for seq in 0..(40 * LAZY_INDEX_MIN as u64) {
+            a.push(seq, seq).unwrap();
+            idx.insert(key(seq), seq, &a);
+            if a.len() > live {
+                a.pop_first();
+            }
+            // One in seven taken from the middle, as a log line takes a claim.
+            if seq % 7 == 0 {
+                a.remove(seq.saturating_sub(100));
+            }
+            widest = widest.max(a.span());
+            assert!(
+                idx.len() <= widest.max(LAZY_INDEX_MIN) * STALE_FACTOR + 1,
+                "{} mappings for spans of at most {widest}",
+                idx.len(),
+            );
+        }
+        for (seq, _) in a.iter() {
+            assert_eq!(idx.get(key(seq)), Some(seq));
+        }
+        // The mapping of an entry gone stays until a pass, and finds no entry.
+        let s = 40 * LAZY_INDEX_MIN as u64;
+        a.push(s, s).unwrap();
+        idx.insert(key(s), s, &a);
+        a.remove(s);
+        assert_eq!(idx.get(key(s)), Some(s));
+        assert!(a.get(s).is_none());
+        idx.drop_stale(&a);
+        assert!(
+            idx.len() <= a.span(),
+            "only mappings at or after the oldest slot"
+        );
+        a = Arrivals::default();
+        idx.drop_stale(&a);
+        assert!(idx.is_empty(), "no slots: every mapping is stale");
     }
 
     #[test]

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 
-use crate::arrivals::Arrivals;
+use crate::arrivals::{Arrivals, LazyIndex};
 use std::net::IpAddr;
 
 use maillog::Ts;
@@ -398,8 +398,9 @@ pub struct SessionHelos {
     /// The entry of each transaction that has an `instance`, by [`instance_key`] (checked
     /// against the entry, so a collision of the hash only misses): found without walking the
     /// session's transactions, which a busy session (one address and login sending much mail,
-    /// like a hijacked account) fills to [`MAX_TRANSACTIONS_PER_SESSION`].
-    by_instance: maillog::hash::Map<u64, u64>,
+    /// like a hijacked account) fills to [`MAX_TRANSACTIONS_PER_SESSION`]. Mappings of
+    /// entries gone are dropped lazily ([`LazyIndex`]).
+    by_instance: LazyIndex,
 }
 
 /// The key of a transaction in [`SessionHelos::by_instance`] (the account without case).
@@ -452,16 +453,6 @@ fn forget(q: &mut VecDeque<u64>, seq: u64) {
     }
 }
 
-/// Forget entry `seq` (being removed) in the instance index.
-fn unindex(by_instance: &mut maillog::hash::Map<u64, u64>, seq: u64, e: &SessionHelo) {
-    let Some(k) = e.instance_key else {
-        return;
-    };
-    if by_instance.get(&k) == Some(&seq) {
-        by_instance.remove(&k);
-    }
-}
-
 impl SessionHelos {
     /// Transactions remembered.
     pub fn len(&self) -> usize {
@@ -494,7 +485,7 @@ impl SessionHelos {
         let same = if let Some(ikey) = ikey {
             // The session's transaction with this instance (at most one: `note` adds one
             // only when there is none).
-            self.by_instance.get(&ikey).copied().filter(|s| {
+            self.by_instance.get(ikey).filter(|s| {
                 self.by_seq
                     .get(*s)
                     .is_some_and(|e| e.instance() == instance && e.is_of(ip, account))
@@ -544,17 +535,16 @@ impl SessionHelos {
         let mut dropped = 0;
         while q.len() > MAX_TRANSACTIONS_PER_SESSION {
             if let Some(old) = q.pop_front() {
-                if let Some(gone) = self.by_seq.remove(old) {
-                    unindex(&mut self.by_instance, old, &gone);
-                }
+                self.by_seq.remove(old);
                 dropped += 1;
             }
         }
-        if let Some(k) = e.instance_key {
-            self.by_instance.insert(k, seq);
-        }
+        let instance_key = e.instance_key;
         // `seq` is newer than every entry: always accepted.
         let _ = self.by_seq.push(seq, e);
+        if let Some(k) = instance_key {
+            self.by_instance.insert(k, seq, &self.by_seq);
+        }
         // The slots spanned, not only the entries: removals in the middle (a session's cap)
         // leave empty slots, as large as entries.
         while self.by_seq.span() > MAX_SESSION_HELOS {
@@ -569,7 +559,6 @@ impl SessionHelos {
         let Some((seq, e)) = self.by_seq.pop_first() else {
             return;
         };
-        unindex(&mut self.by_instance, seq, &e);
         let k = e.session;
         if let Some(q) = self.by_session.get_mut(&k) {
             forget(q, seq);
@@ -643,9 +632,10 @@ pub struct PolicyClaims {
     #[serde(skip)]
     by_key: maillog::hash::Map<u64, VecDeque<u64>>,
     /// Pending claim of each `instance`, by its [`maillog::hash::str_key`] (checked against
-    /// the claim, so a collision of the hash only misses; rebuilt from `pending`).
+    /// the claim, so a collision of the hash only misses; mappings of claims gone dropped
+    /// lazily, [`LazyIndex`]; rebuilt from `pending`).
     #[serde(skip)]
-    by_instance: maillog::hash::Map<u64, u64>,
+    by_instance: LazyIndex,
 }
 
 impl PolicyClaims {
@@ -715,7 +705,7 @@ impl PolicyClaims {
         for (seq, c) in self.pending.iter() {
             self.by_key.entry(c.key).or_default().push_back(seq);
             if let Some(k) = c.instance_key {
-                self.by_instance.insert(k, seq);
+                self.by_instance.insert(k, seq, &self.pending);
             }
         }
     }
@@ -735,8 +725,8 @@ impl PolicyClaims {
         let instance_key = maillog::hash::str_key(instance);
         if let Some(c) = self
             .by_instance
-            .get(&instance_key)
-            .and_then(|s| self.pending.get_mut(*s))
+            .get(instance_key)
+            .and_then(|s| self.pending.get_mut(s))
             .filter(|c| c.instance() == instance)
         {
             if let Some(r) = rcpt {
@@ -749,11 +739,12 @@ impl PolicyClaims {
         self.stats.claimed += 1;
         let claim = Claim::new(ts, account, ip, (instance, instance_key), rcpt);
         self.by_key.entry(claim.key).or_default().push_back(seq);
-        if let Some(k) = claim.instance_key {
-            self.by_instance.insert(k, seq);
-        }
+        let instance_key = claim.instance_key;
         // `seq` is newer than every claim: always accepted.
         let _ = self.pending.push(seq, claim);
+        if let Some(k) = instance_key {
+            self.by_instance.insert(k, seq, &self.pending);
+        }
         // The slots spanned, not only the claims waiting: the claims the log took leave empty
         // slots, as large as claims, until the oldest goes.
         while self.pending.span() > MAX_PENDING_CLAIMS {
@@ -826,11 +817,6 @@ impl PolicyClaims {
             forget(q, seq);
             if q.is_empty() {
                 self.by_key.remove(&k);
-            }
-        }
-        if let Some(k) = c.instance_key {
-            if self.by_instance.get(&k) == Some(&seq) {
-                self.by_instance.remove(&k);
             }
         }
         Some(c)
