@@ -80,6 +80,16 @@ pub const SAMPLE_BYTES_PER_DICTIONARY_BYTE: usize = 10;
 /// that outweighs the gain below some 60,000 accounts, and it takes more CPU.
 pub const COMPRESSION_LEVEL: i32 = 1;
 
+/// The share of its training samples' bytes (percent) a learned dictionary must save for its
+/// map to compress with it; below, the map keeps packing its states uncompressed and learns no
+/// more. Compressing a state is zstd's fixed work per frame (about 8,000–12,000 instructions
+/// at each pack, 3,600 at each thaw, docs/PERFORMANCE.md), worth it for states a dictionary
+/// shrinks by a third or more (auth-hijack's accounts, extrusion's entities: 40–49% on the
+/// benchmark log, helo-anomaly's 26%) and not for states it barely touches (auth-bruteforce's
+/// accounts, 38 bytes of which it saved 3%). Our own choice: any value from 5 to 25 makes
+/// the same choice for each of the four maps on that log.
+pub const MIN_DICTIONARY_SAVING_PERCENT: u64 = 10;
+
 /// The first byte of a packed state that is not compressed (otherwise the first bytes are the
 /// dictionary's number, LEB128, from 1).
 const UNCOMPRESSED: u8 = 0;
@@ -209,6 +219,9 @@ pub struct Packer {
     trained: Option<Arc<Trained>>,
     /// The map's length when learning last failed; tried again at twice that.
     failed_at: Option<usize>,
+    /// The share (percent) of its samples' bytes the map's dictionary saved, when that was
+    /// under [`MIN_DICTIONARY_SAVING_PERCENT`]: the map packs uncompressed and learns no more.
+    not_worth_it: Option<u64>,
 }
 
 struct Trained {
@@ -222,6 +235,7 @@ impl std::fmt::Debug for Packer {
         f.debug_struct("Packer")
             .field("dictionary", &self.trained.as_ref().map(|t| t.number))
             .field("failed_at", &self.failed_at)
+            .field("not_worth_it", &self.not_worth_it)
             .finish()
     }
 }
@@ -229,6 +243,7 @@ impl std::fmt::Debug for Packer {
 impl Packer {
     fn should_train(&self, len: usize) -> bool {
         self.trained.is_none()
+            && self.not_worth_it.is_none()
             && len >= TRAIN_MIN_STATES
             && self.failed_at.is_none_or(|at| len >= at.saturating_mul(2))
     }
@@ -246,6 +261,11 @@ impl Packer {
         });
         match prepared {
             Some((compress, decompress)) => {
+                let saved = saving(&compress, samples, sizes);
+                if saved < MIN_DICTIONARY_SAVING_PERCENT {
+                    self.not_worth_it = Some(saved);
+                    return;
+                }
                 let decompress = Arc::new(decompress);
                 self.trained = Some(Arc::new(Trained {
                     number: register_dictionary(&decompress),
@@ -264,26 +284,62 @@ impl Packer {
     }
 }
 
+/// The share (percent, rounded down) of the bytes of `samples` (concatenated, lengths in
+/// `sizes`: states' uncompressed packed forms without their first byte) that compressing each
+/// with `dict` saves, counted as [`Compressor::pack`] keeps them (a state compressed only when
+/// that is shorter; the dictionary's number taken as one byte, as it is for the first 127).
+fn saving(dict: &CDict<'static>, samples: &[u8], sizes: &[usize]) -> u64 {
+    let Some(mut cctx) = context(dict) else {
+        return 0;
+    };
+    let (mut plain, mut kept) = (0u64, 0u64);
+    let mut frame = Vec::new();
+    let mut at = 0;
+    for &n in sizes {
+        let Some(sample) = samples.get(at..at + n) else {
+            return 0;
+        };
+        at += n;
+        let stored = n as u64 + 1;
+        frame.clear();
+        frame.reserve(zstd::zstd_safe::compress_bound(n));
+        let packed = match cctx.compress2(&mut frame, sample) {
+            Ok(_) => frame.len() as u64 + 1,
+            Err(_) => stored,
+        };
+        plain += stored;
+        kept += packed.min(stored);
+    }
+    (plain.saturating_sub(kept) * 100)
+        .checked_div(plain)
+        .unwrap_or(0)
+}
+
+/// A compression context using the dictionary `dict`.
+fn context<'a>(dict: &'a CDict<'_>) -> Option<CCtx<'a>> {
+    let mut c = CCtx::try_create()?;
+    c.ref_cdict(dict).ok()?;
+    // The number in front says which dictionary; zstd's own id and checksum would only
+    // repeat what our own encoding guarantees.
+    c.set_parameter(CParameter::DictIdFlag(false)).ok()?;
+    c.set_parameter(CParameter::ChecksumFlag(false)).ok()?;
+    c.set_parameter(CParameter::ContentSizeFlag(true)).ok()?;
+    // Literals (the bytes no dictionary match covers) are not Huffman-coded: a state is
+    // one small frame, and coding its few literals meant building a Huffman table for each
+    // frame when packing and decoding through one when thawing. Without it `analyze
+    // --threads 1` of the benchmark log took about 2% less CPU (eight paired runs on the
+    // whole log, from 0.4% more to 4.0% less; alerts identical), for 9–13 more bytes per
+    // tracked account (`account_memory`: 978 against 965 at 100 k accounts, 965 against
+    // 956 at 1 M; docs/PERFORMANCE.md, "Packed states' literals not Huffman-coded").
+    c.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Disable))
+        .ok()?;
+    Some(c)
+}
+
 impl Trained {
     /// A compression context using the dictionary.
     fn context(&self) -> Option<CCtx<'_>> {
-        let mut c = CCtx::try_create()?;
-        c.ref_cdict(&self.compress).ok()?;
-        // The number in front says which dictionary; zstd's own id and checksum would only
-        // repeat what our own encoding guarantees.
-        c.set_parameter(CParameter::DictIdFlag(false)).ok()?;
-        c.set_parameter(CParameter::ChecksumFlag(false)).ok()?;
-        c.set_parameter(CParameter::ContentSizeFlag(true)).ok()?;
-        // Literals (the bytes no dictionary match covers) are not Huffman-coded: a state is
-        // one small frame, and coding its few literals meant building a Huffman table for each
-        // frame when packing and decoding through one when thawing. Without it `analyze
-        // --threads 1` of the benchmark log took about 2% less CPU (eight paired runs on the
-        // whole log, from 0.4% more to 4.0% less; alerts identical), for 9–13 more bytes per
-        // tracked account (`account_memory`: 978 against 965 at 100 k accounts, 965 against
-        // 956 at 1 M; docs/PERFORMANCE.md, "Packed states' literals not Huffman-coded").
-        c.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Disable))
-            .ok()?;
-        Some(c)
+        context(&self.compress)
     }
 }
 
@@ -843,6 +899,61 @@ mod tests {
         let back: ColdMap<String, S> = rmp_serde::from_slice(&live).unwrap();
         assert!(!back.has_dictionary());
         assert_eq!(*back.get("k9").unwrap().view(), state(9));
+    }
+
+    /// States a dictionary cannot shrink (each a few pseudo-random numbers, as an account's
+    /// counters and times are): the map measures what its dictionary would save, keeps packing
+    /// them uncompressed, and does not try to learn again as it grows.
+    #[test]
+    fn a_map_whose_dictionary_would_save_little_packs_uncompressed() {
+        let n = TRAIN_MIN_STATES + 500;
+        let noise = |i: usize| {
+            let mut x = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            (0..3)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x
+                })
+                .collect::<Vec<u64>>()
+        };
+        let mut m: ColdMap<String, Vec<u64>> = ColdMap::new(n * 4);
+        for i in 0..n {
+            m.get_or_insert_with(&format!("k{i}"), Ts(i as i64), || Cold::new(noise(i)));
+        }
+        m.freeze_idle(Ts(n as i64));
+        let saved = m
+            .packer
+            .not_worth_it
+            .expect("measured and found not worth it");
+        assert!(saved < MIN_DICTIONARY_SAVING_PERCENT, "{saved}%");
+        assert!(!m.has_dictionary());
+        assert_eq!(m.dictionary_bytes(), 0);
+        assert_eq!(m.packing().uncompressed, n);
+        assert_eq!(*m.get("k5").unwrap().view(), noise(5));
+        // Twice as many states: no second try.
+        for i in n..3 * n {
+            m.get_or_insert_with(&format!("k{i}"), Ts(i as i64), || Cold::new(noise(i)));
+        }
+        m.freeze_idle(Ts(3 * n as i64));
+        assert!(!m.has_dictionary());
+        assert_eq!(m.packing().uncompressed, 3 * n);
+        // The states of `filled` share most of their bytes: their map learns (above), and
+        // says what its dictionary saves.
+        let text = filled(n);
+        let mut samples = Vec::new();
+        let mut sizes = Vec::new();
+        for (_, c) in text.iter() {
+            let mut plain = Vec::new();
+            encode_plain(&mut plain, &*c.view());
+            samples.extend_from_slice(&plain[1..]);
+            sizes.push(plain.len() - 1);
+        }
+        let cap = DICTIONARY_MAX_BYTES.min(samples.len() / SAMPLE_BYTES_PER_DICTIONARY_BYTE);
+        let dict = learn_dictionary(&samples, &sizes, cap).unwrap();
+        let cdict = CDict::try_create(&dict, COMPRESSION_LEVEL).unwrap();
+        assert!(saving(&cdict, &samples, &sizes) >= MIN_DICTIONARY_SAVING_PERCENT);
     }
 
     /// Engines come and go (a cluster worker makes one per partition it takes over): the
