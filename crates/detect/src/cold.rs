@@ -602,8 +602,9 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
 }
 
 /// A [`BoundedMap`] of [`Cold`] states that learns, from its own packed states, a compression
-/// dictionary for them (see [`Packer`]). Reads and writes as the map itself
-/// (`Deref`); a snapshot holds the map alone.
+/// dictionary for them (see [`Packer`]), and compresses with it when it saves enough
+/// ([`MIN_DICTIONARY_SAVING_PERCENT`]). Reads and writes as the map itself (`Deref`); a
+/// snapshot holds the map alone.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 #[serde(bound(
@@ -738,8 +739,9 @@ pub struct Packing {
     /// States packed.
     pub frozen: usize,
     /// Of them, those packed without compression (all of them before a dictionary is
-    /// learned; then those not shorter compressed, and those whose compressing is under way
-    /// on another thread, [`ColdMap::freeze_idle_deferred`]).
+    /// learned, and always in a map whose dictionary would save too little,
+    /// [`MIN_DICTIONARY_SAVING_PERCENT`]; then those not shorter compressed, and those whose
+    /// compressing is under way on another thread, [`ColdMap::freeze_idle_deferred`]).
     pub uncompressed: usize,
     /// Bytes of the learned dictionary, outside the Rust heap.
     pub dictionary_bytes: usize,
