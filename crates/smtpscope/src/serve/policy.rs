@@ -551,9 +551,47 @@ enum Scan {
     TooLong,
 }
 
+/// The end of a request whose lines end in LF alone: its last attribute line's end and the
+/// empty line.
+static REQUEST_END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
+
 impl Scanner {
     /// Look for the end of the request that starts at `self.pos` (after the last one).
     fn scan(&mut self, buf: &[u8]) -> Scan {
+        self.scan_whole(buf).unwrap_or_else(|| self.scan_lines(buf))
+    }
+
+    /// The common case in one search, as [`Scanner::scan_lines`] would find it: a whole
+    /// request at `self.pos`, none of it scanned before, its lines ended by LF alone (no `\r`
+    /// in it), shorter than [`MAX_LINE`] (so no line of it is too long, nor is it). `None`
+    /// when it is not that case (nothing changed): the lines are then scanned one by one.
+    /// Postfix's requests are that case; one search for the empty line instead of one per
+    /// line (about 30) is what it saves.
+    fn scan_whole(&mut self, buf: &[u8]) -> Option<Scan> {
+        if self.start.is_some() {
+            return None;
+        }
+        let rest = buf.get(self.pos..)?;
+        if rest.first() == Some(&b'\n') {
+            return None;
+        }
+        let window = &rest[..rest.len().min(MAX_LINE + 2)];
+        let i = REQUEST_END.find(window)?;
+        if i > MAX_LINE || memchr::memchr(b'\r', &rest[..i]).is_some() {
+            return None;
+        }
+        let start = self.pos;
+        self.pos += i + 2;
+        Some(Scan::Request {
+            start,
+            end: start + i + 1,
+            next: self.pos,
+        })
+    }
+
+    /// [`Scanner::scan`] a line at a time, from where the last look stopped.
+    fn scan_lines(&mut self, buf: &[u8]) -> Scan {
         loop {
             let rest = &buf[self.pos..];
             let Some(i) = memchr::memchr(b'\n', rest) else {
@@ -1261,6 +1299,79 @@ mod tests {
             let r = Request::parse(&got[1]).unwrap();
             assert_eq!(r.get("sasl_username"), Some("bob"));
         }
+    }
+
+    /// [`scan_chunked`] with the line-at-a-time scan alone (no [`Scanner::scan_whole`]).
+    fn scan_chunked_by_lines(wire: &[u8], chunk: usize) -> (Vec<String>, Option<Scan>) {
+        let (mut buf, mut sc, mut got) = (Vec::new(), Scanner::default(), Vec::new());
+        for c in wire.chunks(chunk) {
+            buf.extend_from_slice(c);
+            loop {
+                match sc.scan_lines(&buf) {
+                    Scan::Request { start, end, .. } => {
+                        got.push(String::from_utf8_lossy(&buf[start..end]).into_owned())
+                    }
+                    Scan::Partial => break,
+                    Scan::TooLong => return (got, Some(Scan::TooLong)),
+                }
+            }
+            let keep = sc.keep_from();
+            buf.drain(..keep);
+            sc.shift(keep);
+        }
+        (got, None)
+    }
+
+    /// The one-search path finds what the line-at-a-time scan finds, on wires of requests
+    /// with LF and CRLF ends, stray empty lines, `\r` inside values, and lines and requests
+    /// around [`MAX_LINE`] and [`MAX_REQUEST`], read in chunks of many sizes.
+    #[test]
+    fn one_search_finds_what_the_line_scan_finds() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut whole = 0;
+        for _ in 0..300 {
+            let mut wire = String::new();
+            for _ in 0..next(6) {
+                let eol = if next(5) == 0 { "\r\n" } else { "\n" };
+                if next(6) == 0 {
+                    wire.push_str(eol);
+                }
+                for a in 0..1 + next(30) {
+                    let len = match next(40) {
+                        0 => MAX_LINE - 4 + next(8) as usize,
+                        1 => MAX_LINE / 4,
+                        _ => next(40) as usize,
+                    };
+                    let value: String = (0..len)
+                        .map(|i| if i == 3 && next(20) == 0 { '\r' } else { 'v' })
+                        .collect();
+                    wire.push_str(&format!("a{a}={value}{eol}"));
+                }
+                wire.push_str(eol);
+            }
+            if next(3) == 0 {
+                wire.push_str("request=smtpd_access_policy\nsasl_user");
+            }
+            for chunk in [1usize, 5, 64, 700, 4096, 1 << 20] {
+                let got = scan_chunked(wire.as_bytes(), chunk);
+                assert_eq!(
+                    got,
+                    scan_chunked_by_lines(wire.as_bytes(), chunk),
+                    "chunk {chunk}"
+                );
+                whole += got.0.len();
+            }
+        }
+        assert!(
+            whole > 1000,
+            "{whole} requests found: the wires hold requests"
+        );
     }
 
     #[test]
