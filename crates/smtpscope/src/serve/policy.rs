@@ -1264,11 +1264,25 @@ mod tests {
     /// The requests the scanner finds in `wire` fed in chunks of `chunk` bytes, as the
     /// connection does (compacting between reads).
     fn scan_chunked(wire: &[u8], chunk: usize) -> (Vec<String>, Option<Scan>) {
+        scan_chunked_with(wire, chunk, Scanner::scan)
+    }
+
+    /// [`scan_chunked`] with the line-at-a-time scan alone (no [`Scanner::scan_whole`]).
+    fn scan_chunked_by_lines(wire: &[u8], chunk: usize) -> (Vec<String>, Option<Scan>) {
+        scan_chunked_with(wire, chunk, Scanner::scan_lines)
+    }
+
+    /// The requests `scan` finds in `wire` read `chunk` bytes at a time, and how it stopped.
+    fn scan_chunked_with(
+        wire: &[u8],
+        chunk: usize,
+        scan: fn(&mut Scanner, &[u8]) -> Scan,
+    ) -> (Vec<String>, Option<Scan>) {
         let (mut buf, mut sc, mut got) = (Vec::new(), Scanner::default(), Vec::new());
         for c in wire.chunks(chunk) {
             buf.extend_from_slice(c);
             loop {
-                match sc.scan(&buf) {
+                match scan(&mut sc, &buf) {
                     Scan::Request { start, end, .. } => {
                         got.push(String::from_utf8_lossy(&buf[start..end]).into_owned())
                     }
@@ -1299,27 +1313,6 @@ mod tests {
             let r = Request::parse(&got[1]).unwrap();
             assert_eq!(r.get("sasl_username"), Some("bob"));
         }
-    }
-
-    /// [`scan_chunked`] with the line-at-a-time scan alone (no [`Scanner::scan_whole`]).
-    fn scan_chunked_by_lines(wire: &[u8], chunk: usize) -> (Vec<String>, Option<Scan>) {
-        let (mut buf, mut sc, mut got) = (Vec::new(), Scanner::default(), Vec::new());
-        for c in wire.chunks(chunk) {
-            buf.extend_from_slice(c);
-            loop {
-                match sc.scan_lines(&buf) {
-                    Scan::Request { start, end, .. } => {
-                        got.push(String::from_utf8_lossy(&buf[start..end]).into_owned())
-                    }
-                    Scan::Partial => break,
-                    Scan::TooLong => return (got, Some(Scan::TooLong)),
-                }
-            }
-            let keep = sc.keep_from();
-            buf.drain(..keep);
-            sc.shift(keep);
-        }
-        (got, None)
     }
 
     /// The one-search path finds what the line-at-a-time scan finds, on wires of requests
