@@ -159,8 +159,8 @@ impl<T> Arrivals<T> {
 /// always the oldest, and removing its mapping was a look-up of a key hashed ~100,000 requests
 /// earlier, in a table larger than the cache — a miss on every retirement (most of
 /// `PolicyClaims::remove` and `SessionHelos::pop_oldest` in `examples/policy_engine.rs`'s
-/// profile, docs/PERFORMANCE.md). Instead, once the index holds more than
-/// [`STALE_FACTOR`] times the slots its arrivals span, it drops in one pass the mappings older
+/// profile, docs/PERFORMANCE.md). Instead, once the index holds [`STALE_FACTOR`] times as many
+/// mappings as its arrivals span slots, it drops in one pass the mappings older
 /// than the oldest slot; that pass reads only the index, in order. Mappings of entries taken
 /// from the middle stay until the oldest slot passes them, as those entries' slots do, so the
 /// index stays within `STALE_FACTOR` times the arrivals' own bound.
@@ -185,8 +185,8 @@ impl LazyIndex {
         self.map.get(&key).copied()
     }
 
-    /// Map `key` to `seq`, the newest entry of `arrivals` (replacing what `key` mapped to);
-    /// drop the stale mappings first when there are too many.
+    /// Map `key` to `seq`, an entry of `arrivals` (replacing what `key` mapped to); drop the
+    /// stale mappings first when there are too many.
     pub fn insert<T>(&mut self, key: u64, seq: u64, arrivals: &Arrivals<T>) {
         if self.map.len() >= arrivals.span().max(LAZY_INDEX_MIN) * STALE_FACTOR {
             self.drop_stale(arrivals);

@@ -576,9 +576,10 @@ impl Scanner {
         if rest.first() == Some(&b'\n') {
             return None;
         }
+        // An end found in this window is at most `MAX_LINE` bytes in.
         let window = &rest[..rest.len().min(MAX_LINE + 2)];
         let i = REQUEST_END.find(window)?;
-        if i > MAX_LINE || memchr::memchr(b'\r', &rest[..i]).is_some() {
+        if memchr::memchr(b'\r', &rest[..i]).is_some() {
             return None;
         }
         let start = self.pos;
