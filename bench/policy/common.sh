@@ -11,13 +11,15 @@ wait_port() {
 }
 
 # Start `smtpscope serve` (binary $1) in enforce mode on fresh loopback ports, with a new store
-# and its log in directory $2, and wait until its policy port listens. Sets SERVE_PID,
-# POLICY_PORT and HTTP_PORT.
+# and its log in directory $2 and any further arguments after them, and wait until its policy
+# port listens. Sets SERVE_PID, POLICY_PORT and HTTP_PORT.
 start_serve() {
+    local bin=$1 dir=$2
+    shift 2
     POLICY_PORT=$(port); HTTP_PORT=$(port)
-    rm -f "$2/smtpscope.db"*
-    NO_COLOR=1 SMTPSCOPE_LOG=warn "$1" serve --policy "127.0.0.1:$POLICY_PORT" --store "$2/smtpscope.db" \
-        --http "127.0.0.1:$HTTP_PORT" --mode enforce 2> "$2/smtpscope.log" &
+    rm -f "$dir/smtpscope.db"*
+    NO_COLOR=1 SMTPSCOPE_LOG=warn "$bin" serve --policy "127.0.0.1:$POLICY_PORT" --store "$dir/smtpscope.db" \
+        --http "127.0.0.1:$HTTP_PORT" --mode enforce "$@" 2> "$dir/smtpscope.log" &
     SERVE_PID=$!
     wait_port "$POLICY_PORT"
 }

@@ -3,7 +3,12 @@
 #   floor      a do-nothing responder (answers DUNNO, threads, no parsing): what the machine,
 #              the kernel's loopback and the load generator allow at all
 #   smtpscope  `smtpscope serve` in enforce mode, every request also fed to the engine
-#              (auth-hijack baselines per sasl_username, containment lookup, metrics)
+#              (auth-hijack baselines per sasl_username, containment lookup, metrics): a
+#              policy-only deployment, which reads no log
+#   smtpscope-with-log  the same, also following a log file (empty: no line comes), as a
+#              deployment that reads its MTA's log beside the requests; the engine then keeps
+#              each transaction's HELO for the log's messages (docs/PERFORMANCE.md, "Policy
+#              server")
 #   postfwd    postfwd2 (Debian package) with an equivalent per-sasl_username rate limit
 # The same load generator (bench/policy/loadgen: CONNECTIONS connections, each sending an RCPT
 # request and waiting for the answer, like Postfix smtpd processes) runs DURATION seconds against each.
@@ -73,8 +78,8 @@ bench floor "$P" "${PIDS[-1]}"
 kill "${PIDS[-1]}"
 
 # smtpscope (and, with SMTPSCOPE_BASELINE_BIN, an earlier build of it, for an A/B in one run)
-scope() { # name binary
-    start_serve "$2" "$T"
+scope() { # name binary [serve arguments]
+    start_serve "$2" "$T" "${@:3}"
     PIDS+=("$SERVE_PID")
     bench "$1" "$POLICY_PORT" "$SERVE_PID"
     # Were the requests analysed, or answered without analysis (fail open)?
@@ -83,6 +88,8 @@ scope() { # name binary
     wait "${PIDS[-1]}" 2>/dev/null || true
 }
 scope smtpscope "$SCOPE"
+: > "$T/mail.log"
+scope smtpscope-with-log "$SCOPE" --follow "$T/mail.log"
 [ -z "${SMTPSCOPE_BASELINE_BIN:-}" ] || scope smtpscope-baseline "$SMTPSCOPE_BASELINE_BIN"
 
 # postfwd2: at most 100 messages per sasl_username per minute (never reached by this load:
@@ -107,6 +114,8 @@ for r in rows:
     print("| %s | %.0f | %.3f | %.3f | %.3f | %d | %.2f | %.1f | %s |" % (r["server"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["p999_us"] / 1000, r["errors"], r["server_cpu_s"], r["server_cpu_s"] * 1e6 / max(r["requests"], 1), r["load_before"]))
 if "floor" in by and "smtpscope" in by and by["floor"]["rps"] > 0:
     print("\nsmtpscope / floor throughput: %.0f%%" % (100 * by["smtpscope"]["rps"] / by["floor"]["rps"]))
+    if "smtpscope-with-log" in by:
+        print("\nsmtpscope-with-log / floor throughput: %.0f%%" % (100 * by["smtpscope-with-log"]["rps"] / by["floor"]["rps"]))
 if "smtpscope" in by and "postfwd" in by and by["postfwd"]["rps"] > 0:
     print("\nsmtpscope / postfwd throughput: %.1fx" % (by["smtpscope"]["rps"] / by["postfwd"]["rps"]))
 EOF

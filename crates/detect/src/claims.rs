@@ -678,6 +678,12 @@ impl PolicyClaims {
         self.stats.helo_dropped += self.helos.note(ts, ip, account, instance, sender, helo);
     }
 
+    /// Move the policy clock to `ts` (what [`PolicyClaims::helo`] does with a request's HELO it
+    /// is not to keep: [`crate::Engine::policy_only`]).
+    pub fn clock(&mut self, ts: Ts) {
+        self.advance(ts);
+    }
+
     /// The HELO of the transaction of a log's message at `ts` (log clock) from `ip`, logged in
     /// as `account` (`""` when not), with envelope sender `sender` (`""` the null sender), if a
     /// policy request of that session gave one within [`POLICY_LINK_SECS`]: its own

@@ -279,6 +279,9 @@ pub struct Engine {
     keep_records: bool,
     /// Entities whose state was packed after the last sweep ([`Engine::packed`]).
     packed: Frozen,
+    /// A log may reach this engine: policy requests' HELOs are kept to lend to its messages
+    /// (false after [`Engine::policy_only`]).
+    reads_log: bool,
 }
 
 impl Engine {
@@ -312,12 +315,23 @@ impl Engine {
             stats: EngineStats::default(),
             records_buf: Vec::new(),
             keep_records: false,
+            reads_log: true,
         }
     }
 
     /// Settings.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// No log reaches this engine, only policy requests (`serve` with a policy server and no
+    /// syslog listener or followed file): their HELOs, which the claims keep only to lend to
+    /// the log's messages ([`crate::claims::SessionHelos`]), are not kept. Nothing else
+    /// changes: the claims are made and counted as before, and no detector reads those HELOs
+    /// but through a log's message. A deployment setting, like [`Engine::detectors_on_thread`],
+    /// not part of the snapshot.
+    pub fn policy_only(&mut self) {
+        self.reads_log = false;
     }
 
     /// Keep completed records for [`Engine::take_records`] (for `parse --records`).
@@ -466,7 +480,11 @@ impl Engine {
         if let (Some(ip), Some(h)) = (ip, helo) {
             let account = sasl_username.unwrap_or("");
             let instance = instance.unwrap_or("");
-            self.claims.helo(ts, ip, account, instance, *sender, h);
+            if self.reads_log {
+                self.claims.helo(ts, ip, account, instance, *sender, h);
+            } else {
+                self.claims.clock(ts);
+            }
         }
         let Some(user) = sasl_username else {
             return;
@@ -1883,6 +1901,82 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A policy-only engine keeps no session HELOs (nothing could borrow them) and otherwise
+    /// does what an engine a log may reach does with the same requests: the same claims made
+    /// and counted, the same alerts (here auth-hijack's, on an account sending from hundreds of
+    /// networks).
+    #[test]
+    fn a_policy_only_engine_keeps_no_helos_and_detects_the_same() {
+        let requests = |e: &mut Engine| {
+            let start = Ts::from_secs(1_764_547_200);
+            let mut alerts = Vec::new();
+            for i in 0..6_000u64 {
+                // 40 accounts from their own address; every fifth request the hijacked
+                // one's, from a new network each time.
+                let (ip, user) = if i % 5 == 0 {
+                    let n = i / 5;
+                    (
+                        format!("{}.{}.{}.7", 11 + n % 180, (n * 7) % 250, n % 200),
+                        "victim@isp.example".to_string(),
+                    )
+                } else {
+                    (
+                        format!("192.0.2.{}", i % 40),
+                        format!("user{}@isp.example", i % 40),
+                    )
+                };
+                let (helo, rcpt, instance) = (
+                    format!("pc-{i}"),
+                    format!("r{i}@example.org"),
+                    format!("{i:x}.1"),
+                );
+                let ev = Event::Policy {
+                    protocol_state: "RCPT",
+                    client: maillog::Peer {
+                        host: Some("unknown"),
+                        ip: Some(&ip),
+                        port: Some(50_000),
+                    },
+                    helo: Some(&helo),
+                    sender: Some(&user),
+                    recipient: Some(&rcpt),
+                    recipient_count: Some(0),
+                    sasl_username: Some(&user),
+                    sasl_method: Some("PLAIN"),
+                    qid: None,
+                    instance: Some(&instance),
+                    size: Some(0),
+                };
+                e.feed_policy(Ts(start.0 + i as i64 * 500_000), &ev);
+                alerts.extend(e.take_alerts());
+            }
+            let helos = e.claims.session_helos();
+            e.policy_tick(Ts::from_secs(1_764_547_200 + 3_600));
+            alerts.extend(e.take_alerts());
+            (alerts, helos)
+        };
+        let mut both = Engine::new(Config::default());
+        let mut policy = Engine::new(Config::default());
+        policy.policy_only();
+        let ((a, kept), (b, none)) = (requests(&mut both), requests(&mut policy));
+        assert!(kept > 100, "{kept}");
+        assert_eq!(none, 0);
+        assert!(
+            a.iter().any(|x| x.entity.id == "victim@isp.example"),
+            "the hijacked account is flagged: {a:#?}"
+        );
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+        let (x, y) = (both.claim_stats(), policy.claim_stats());
+        assert_eq!(
+            (x.claimed, x.policy_only, x.overflowed, x.matched),
+            (y.claimed, y.policy_only, y.overflowed, y.matched)
+        );
+        assert_eq!(x.claimed, 6_000);
+    }
 
     /// Records closed by the idle sweep reach [`Engine::take_records`] like those closed by
     /// their own lines or by [`Engine::finish`] (the report's and the dashboard's figures lost

@@ -634,11 +634,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         None
     } else {
         let sh = shared.clone();
-        let mut core = core::Core::new(
-            detect::Engine::with_geo(file.detect_config(), shared.geo.clone()),
-            tz.clone(),
-            s.follow.len(),
-        );
+        let mut engine = detect::Engine::with_geo(file.detect_config(), shared.geo.clone());
+        if s.syslog.is_empty() && s.follow.is_empty() {
+            // No log can reach this engine (sources change on restart): the policy requests'
+            // HELOs would wait for a log's messages in vain.
+            engine.policy_only();
+        }
+        let mut core = core::Core::new(engine, tz.clone(), s.follow.len());
         if let Some(y) = file.input.year {
             core.set_year(y);
         }
