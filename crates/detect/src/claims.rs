@@ -678,12 +678,6 @@ impl PolicyClaims {
         self.stats.helo_dropped += self.helos.note(ts, ip, account, instance, sender, helo);
     }
 
-    /// Move the policy clock to `ts` (what [`PolicyClaims::helo`] does with a request's HELO it
-    /// is not to keep: [`crate::Engine::policy_only`]).
-    pub fn clock(&mut self, ts: Ts) {
-        self.advance(ts);
-    }
-
     /// The HELO of the transaction of a log's message at `ts` (log clock) from `ip`, logged in
     /// as `account` (`""` when not), with envelope sender `sender` (`""` the null sender), if a
     /// policy request of that session gave one within [`POLICY_LINK_SECS`]: its own
@@ -807,7 +801,9 @@ impl PolicyClaims {
         out
     }
 
-    fn advance(&mut self, ts: Ts) {
+    /// Move the policy clock to `ts` (also what the engine does with a request whose HELO it
+    /// does not keep: [`crate::Engine::policy_only`]).
+    pub(crate) fn advance(&mut self, ts: Ts) {
         if self.now.is_none_or(|n| ts > n) {
             self.now = Some(ts);
         }

@@ -483,7 +483,7 @@ impl Engine {
             if self.reads_log {
                 self.claims.helo(ts, ip, account, instance, *sender, h);
             } else {
-                self.claims.clock(ts);
+                self.claims.advance(ts);
             }
         }
         let Some(user) = sasl_username else {
