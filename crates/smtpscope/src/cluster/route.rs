@@ -26,9 +26,10 @@
 //! is keyed by its /24 (IPv4) or /48 (IPv6) network, because auth-bruteforce and
 //! incoming-failures count over networks (password spraying from a /24 is one attack).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
+use maillog::hash::Map;
 use maillog::{Event, Parsed};
 
 /// Most queue ids whose key the router remembers (the oldest is forgotten first; its later
@@ -40,6 +41,103 @@ pub const MAX_SESSIONS: usize = 1 << 16;
 /// Most lines held for one session before its key is known (`connect`, HELO, a few refusals'
 /// worth); more are published by the client address at once.
 pub const MAX_HELD: usize = 8;
+
+/// Longest host-and-id key built on the stack for a look-up (longer ones, rare, on the heap).
+const STACK_KEY_BYTES: usize = 256;
+
+/// A look-up of what the router keeps per host and id (a queue id, a Message-ID, a process id):
+/// one byte string, the host, a NUL (never in a log's host name) and the id, so that a look-up
+/// needs no allocation.
+fn with_key<R>(host: &str, id: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let n = host.len() + 1 + id.len();
+    let fill = |b: &mut [u8]| {
+        b[..host.len()].copy_from_slice(host.as_bytes());
+        b[host.len()] = 0;
+        b[host.len() + 1..].copy_from_slice(id);
+    };
+    if n <= STACK_KEY_BYTES {
+        let mut b = [0u8; STACK_KEY_BYTES];
+        fill(&mut b[..n]);
+        f(&b[..n])
+    } else {
+        let mut b = vec![0u8; n];
+        fill(&mut b);
+        f(&b)
+    }
+}
+
+/// The key [`with_key`] looks up, owned (to insert).
+fn owned_key(host: &str, id: &[u8]) -> Box<[u8]> {
+    with_key(host, id, |k| Box::from(k))
+}
+
+/// A map bounded by dropping its oldest insertions: the insertion order beside the map, pruned
+/// of keys removed meanwhile whenever it holds twice the map's keys, so it stays within a
+/// constant of the map's size however many keys come and go.
+#[derive(Debug)]
+struct Bounded<V> {
+    map: Map<Box<[u8]>, V>,
+    order: VecDeque<Box<[u8]>>,
+    cap: usize,
+}
+
+/// Keys the insertion order may hold beyond twice the map's before it is pruned, so a small
+/// map is not pruned at every insertion.
+const ORDER_SLACK: usize = 1_024;
+
+impl<V> Bounded<V> {
+    fn new(cap: usize) -> Bounded<V> {
+        Bounded {
+            map: Map::default(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn get(&self, k: &[u8]) -> Option<&V> {
+        self.map.get(k)
+    }
+
+    fn get_mut(&mut self, k: &[u8]) -> Option<&mut V> {
+        self.map.get_mut(k)
+    }
+
+    fn remove(&mut self, k: &[u8]) -> Option<V> {
+        self.map.remove(k)
+    }
+
+    /// Insert (or replace) `k`, forgetting the oldest keys while more than the cap are kept;
+    /// returns the value now under `k`.
+    fn insert(&mut self, k: Box<[u8]>, v: V) -> &mut V {
+        use std::collections::hash_map::Entry;
+        let new = match self.map.entry(k.clone()) {
+            Entry::Occupied(mut e) => {
+                e.insert(v);
+                false
+            }
+            Entry::Vacant(e) => {
+                e.insert(v);
+                true
+            }
+        };
+        if new {
+            self.order.push_back(k.clone());
+            while self.map.len() > self.cap {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.map.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            if self.order.len() > 2 * self.map.len() + ORDER_SLACK {
+                let map = &self.map;
+                self.order.retain(|o| map.contains_key(o));
+            }
+        }
+        self.map.get_mut(&k).expect("just inserted")
+    }
+}
 
 /// FNV-1a, 32 bits (offset basis 2166136261, prime 16777619).
 pub fn fnv1a32(bytes: &[u8]) -> u32 {
@@ -93,14 +191,13 @@ struct Session {
 #[derive(Debug)]
 pub struct Router {
     partitions: u32,
-    messages: HashMap<(String, String), u32>,
-    message_order: VecDeque<(String, String)>,
+    /// (log host, queue id) -> partition of its message.
+    messages: Bounded<u32>,
     /// (log host, Message-ID) -> partition of the message that carries it, for filter verdicts
     /// that name their message by Message-ID only (SpamAssassin `spamd`).
-    message_ids: HashMap<(String, String), u32>,
-    message_id_order: VecDeque<(String, String)>,
-    sessions: HashMap<(String, u32), Session>,
-    session_order: VecDeque<(String, u32)>,
+    message_ids: Bounded<u32>,
+    /// (log host, process id) -> the SMTP session.
+    sessions: Bounded<Session>,
 }
 
 impl Router {
@@ -108,12 +205,9 @@ impl Router {
     pub fn new(partitions: u32) -> Router {
         Router {
             partitions: partitions.max(1),
-            messages: HashMap::new(),
-            message_order: VecDeque::new(),
-            message_ids: HashMap::new(),
-            message_id_order: VecDeque::new(),
-            sessions: HashMap::new(),
-            session_order: VecDeque::new(),
+            messages: Bounded::new(MAX_MESSAGES),
+            message_ids: Bounded::new(MAX_MESSAGES),
+            sessions: Bounded::new(MAX_SESSIONS),
         }
     }
 
@@ -144,59 +238,38 @@ impl Router {
     }
 
     fn remember_message(&mut self, host: &str, qid: &str, p: u32) {
-        let k = (host.to_string(), qid.to_string());
-        if self.messages.insert(k.clone(), p).is_none() {
-            self.message_order.push_back(k);
-            while self.messages.len() > MAX_MESSAGES {
-                match self.message_order.pop_front() {
-                    Some(old) => {
-                        self.messages.remove(&old);
-                    }
-                    None => break,
-                }
-            }
+        let known = with_key(host, qid.as_bytes(), |k| {
+            self.messages.get_mut(k).map(|v| *v = p).is_some()
+        });
+        if !known {
+            self.messages.insert(owned_key(host, qid.as_bytes()), p);
         }
     }
 
     /// Remember which partition the message carrying `message_id` went to (bounded, oldest
     /// forgotten first, like the queue ids).
     fn remember_message_id(&mut self, host: &str, message_id: &str, p: u32) {
-        let k = (host.to_string(), message_id.to_string());
-        if self.message_ids.insert(k.clone(), p).is_none() {
-            self.message_id_order.push_back(k);
-            while self.message_ids.len() > MAX_MESSAGES {
-                match self.message_id_order.pop_front() {
-                    Some(old) => {
-                        self.message_ids.remove(&old);
-                    }
-                    None => break,
-                }
-            }
+        let known = with_key(host, message_id.as_bytes(), |k| {
+            self.message_ids.get_mut(k).map(|v| *v = p).is_some()
+        });
+        if !known {
+            self.message_ids
+                .insert(owned_key(host, message_id.as_bytes()), p);
         }
     }
 
     fn message(&self, host: &str, qid: &str) -> Option<u32> {
-        // Only a lookup: no allocation on the hot path would be nicer, but (String, String)
-        // keys need owned strings; queue ids are short.
-        self.messages
-            .get(&(host.to_string(), qid.to_string()))
-            .copied()
+        with_key(host, qid.as_bytes(), |k| self.messages.get(k).copied())
     }
 
     fn session(&mut self, host: &str, pid: u32) -> &mut Session {
-        let k = (host.to_string(), pid);
-        if !self.sessions.contains_key(&k) {
-            self.session_order.push_back(k.clone());
-            while self.sessions.len() >= MAX_SESSIONS {
-                match self.session_order.pop_front() {
-                    Some(old) => {
-                        self.sessions.remove(&old);
-                    }
-                    None => break,
-                }
-            }
+        let pid = pid.to_le_bytes();
+        if with_key(host, &pid, |k| self.sessions.get(k).is_none()) {
+            return self
+                .sessions
+                .insert(owned_key(host, &pid), Session::default());
         }
-        self.sessions.entry(k).or_default()
+        with_key(host, &pid, |k| self.sessions.get_mut(k)).expect("looked up just before")
     }
 
     /// The session's held lines, then this one, to `p`; the session now goes to `p`.
@@ -207,30 +280,40 @@ impl Router {
         p: u32,
         ts: i64,
         line: &str,
-        out: &mut Vec<Routed>,
+        out: &mut impl FnMut(u32, i64, &str),
     ) {
         if let Some(pid) = pid {
             let s = self.session(host, pid);
             s.partition = Some(p);
             for (t, text) in s.held.drain(..) {
-                out.push(Routed {
-                    partition: p,
-                    ts: t,
-                    text,
-                });
+                out(p, t, &text);
             }
         }
-        out.push(Routed {
-            partition: p,
-            ts,
-            text: line.to_string(),
-        });
+        out(p, ts, line);
     }
 
     /// Route one parsed line (with its text and resolved event time, µs) into `out`: nothing
     /// for a line without an event (the engine would skip it), one or more lines otherwise
     /// (a session's held lines come out with the line that decides their partition).
     pub fn route(&mut self, p: &Parsed<'_>, ts: i64, line: &str, out: &mut Vec<Routed>) {
+        self.route_each(p, ts, line, &mut |partition, ts, text| {
+            out.push(Routed {
+                partition,
+                ts,
+                text: text.to_string(),
+            })
+        });
+    }
+
+    /// [`Router::route`], handing each routed line to `out` (partition, event time, text)
+    /// instead of copying it (`analyze --partitions` copies it into its batch).
+    pub fn route_each(
+        &mut self,
+        p: &Parsed<'_>,
+        ts: i64,
+        line: &str,
+        out: &mut impl FnMut(u32, i64, &str),
+    ) {
         let (Some(h), Some(ev)) = (&p.header, &p.event) else {
             return;
         };
@@ -255,11 +338,7 @@ impl Router {
                     s.client = ip.clone();
                 }
                 if let Some(part) = s.partition {
-                    return out.push(Routed {
-                        partition: part,
-                        ts,
-                        text: line.to_string(),
-                    });
+                    return out(part, ts, line);
                 }
                 if s.held.len() < MAX_HELD {
                     s.held.push((ts, line.to_string()));
@@ -271,16 +350,16 @@ impl Router {
             }
             Event::Disconnect { client, .. } => {
                 let part = match pid.and_then(|pid| {
-                    self.sessions
-                        .get(&(host.to_string(), pid))
-                        .and_then(|s| s.partition)
+                    with_key(host, &pid.to_le_bytes(), |k| {
+                        self.sessions.get(k).and_then(|s| s.partition)
+                    })
                 }) {
                     Some(part) => part,
                     None => self.part(&peer_ip(client).unwrap_or_default()),
                 };
                 self.decide(host, pid, part, ts, line, out);
                 if let Some(pid) = pid {
-                    self.sessions.remove(&(host.to_string(), pid));
+                    with_key(host, &pid.to_le_bytes(), |k| self.sessions.remove(k));
                 }
             }
             Event::Client {
@@ -334,11 +413,7 @@ impl Router {
                     .message(host, qid)
                     .unwrap_or_else(|| self.part(&format!("{host}:{qid}")));
                 self.remember_message(host, notice_qid, part);
-                out.push(Routed {
-                    partition: part,
-                    ts,
-                    text: line.to_string(),
-                });
+                out(part, ts, line);
             }
             Event::Check {
                 qid: None, client, ..
@@ -356,11 +431,7 @@ impl Router {
                     None => lower(user),
                 };
                 let part = self.part(&key);
-                out.push(Routed {
-                    partition: part,
-                    ts,
-                    text: line.to_string(),
-                });
+                out(part, ts, line);
             }
             Event::AuthFailure { client, user, .. } => {
                 let key = match (peer_ip(client), user) {
@@ -369,11 +440,7 @@ impl Router {
                     (None, None) => String::new(),
                 };
                 let part = self.part(&key);
-                out.push(Routed {
-                    partition: part,
-                    ts,
-                    text: line.to_string(),
-                });
+                out(part, ts, line);
             }
             Event::MessageId { qid, message_id } => {
                 let part = self
@@ -381,11 +448,7 @@ impl Router {
                     .unwrap_or_else(|| self.part(&format!("{host}:{qid}")));
                 self.remember_message(host, qid, part);
                 self.remember_message_id(host, message_id, part);
-                out.push(Routed {
-                    partition: part,
-                    ts,
-                    text: line.to_string(),
-                });
+                out(part, ts, line);
             }
             Event::FilterVerdict {
                 qid,
@@ -398,20 +461,14 @@ impl Router {
                 let by_qid = qid.and_then(|q| self.message(host, q));
                 let by_mid = || {
                     message_id.and_then(|m| {
-                        self.message_ids
-                            .get(&(host.to_string(), m.to_string()))
-                            .copied()
+                        with_key(host, m.as_bytes(), |k| self.message_ids.get(k).copied())
                     })
                 };
                 let part = by_qid.or_else(by_mid).unwrap_or_else(|| {
                     let key = client.as_ref().and_then(peer_ip).unwrap_or_default();
                     self.part(&key)
                 });
-                out.push(Routed {
-                    partition: part,
-                    ts,
-                    text: line.to_string(),
-                });
+                out(part, ts, line);
             }
             Event::Policy { .. } => {
                 // Policy requests come from the policy server ([`Router::policy`]), not logs.
@@ -421,13 +478,9 @@ impl Router {
                 let part = self
                     .message(host, qid)
                     .unwrap_or_else(|| self.part(&format!("{host}:{qid}")));
-                out.push(Routed {
-                    partition: part,
-                    ts,
-                    text: line.to_string(),
-                });
+                out(part, ts, line);
                 if let Event::Removed { qid } = other {
-                    self.messages.remove(&(host.to_string(), qid.to_string()));
+                    with_key(host, qid.as_bytes(), |k| self.messages.remove(k));
                 }
             }
         }
@@ -438,6 +491,65 @@ impl Router {
 mod tests {
     use super::*;
     use maillog::{LineParser, TimeContext};
+
+    #[test]
+    fn a_bounded_map_keeps_its_insertion_order_within_a_constant_of_its_keys() {
+        // Messages come and go (`removed`) far more often than the cap is reached: the order
+        // must not keep every key ever inserted (it did, growing without bound on an edge
+        // whose live messages never reached the cap).
+        let mut m: Bounded<u32> = Bounded::new(MAX_MESSAGES);
+        for i in 0..50_000u32 {
+            let k = owned_key("mx1", format!("Q{i}").as_bytes());
+            m.insert(k.clone(), i);
+            // Pruned at insertion: the bound holds right after one.
+            assert!(
+                m.order.len() <= 2 * m.map.len() + ORDER_SLACK,
+                "order {} for {} keys",
+                m.order.len(),
+                m.map.len()
+            );
+            if i % 10 != 0 {
+                m.remove(&k);
+            }
+        }
+        assert_eq!(m.map.len(), 5_000);
+    }
+
+    #[test]
+    fn a_bounded_map_forgets_its_oldest_keys_past_its_cap() {
+        let mut m: Bounded<u32> = Bounded::new(100);
+        for i in 0..200u32 {
+            m.insert(owned_key("mx1", format!("Q{i}").as_bytes()), i);
+            assert!(m.map.len() <= 100);
+        }
+        let has =
+            |m: &Bounded<u32>, id: &str| with_key("mx1", id.as_bytes(), |k| m.get(k).is_some());
+        assert!(!has(&m, "Q0") && !has(&m, "Q99"));
+        assert!(has(&m, "Q100") && has(&m, "Q199"));
+        // A key removed and a new one inserted: the map is under its cap, nothing goes.
+        with_key("mx1", b"Q150", |k| m.remove(k));
+        m.insert(owned_key("mx1", b"new"), 1);
+        assert!(has(&m, "new") && has(&m, "Q100"));
+        // Past the cap again, the oldest goes.
+        m.insert(owned_key("mx1", b"newer"), 2);
+        assert!(has(&m, "newer") && !has(&m, "Q100") && has(&m, "Q101"));
+        assert_eq!(m.map.len(), 100);
+    }
+
+    #[test]
+    fn a_long_key_is_looked_up_as_a_short_one() {
+        let mut m: Bounded<u32> = Bounded::new(10);
+        let long = "x".repeat(STACK_KEY_BYTES * 2);
+        m.insert(owned_key("mx1", long.as_bytes()), 7);
+        m.insert(owned_key("mx1", b"short"), 8);
+        assert_eq!(
+            with_key("mx1", long.as_bytes(), |k| m.get(k).copied()),
+            Some(7)
+        );
+        assert_eq!(with_key("mx1", b"short", |k| m.get(k).copied()), Some(8));
+        // Host and id are kept apart: ("mx1", "2x") is not ("mx12", "x").
+        assert_eq!(with_key("mx12", b"x", |k| m.get(k).copied()), None);
+    }
 
     #[test]
     fn fnv1a32_matches_the_published_test_vectors() {
