@@ -8,6 +8,7 @@ pub mod config;
 pub mod ecs;
 pub mod html;
 pub mod input;
+pub mod partitioned;
 pub mod pipeline;
 pub mod report;
 pub mod seen;

@@ -107,6 +107,12 @@ enum Cmd {
         /// results are the same; only the speed differs.
         #[arg(long, value_enum, default_value = "auto")]
         detector_thread: pipeline::DetectorThread,
+        /// Split the engine into this many partitions by entity, as a cluster of this many
+        /// partitions does, run on `--threads` threads beside the reading one: the alerts are
+        /// the cluster's (state that spans entities is seen per partition) and the same for
+        /// any number of threads. Not with `--state` or `--format html`.
+        #[arg(long, value_name = "P")]
+        partitions: Option<u32>,
         /// Keep account baselines in this file: loaded before, saved after the run.
         #[arg(long)]
         state: Option<PathBuf>,
@@ -288,6 +294,7 @@ fn analyze(
     quiet: bool,
     threads: Option<usize>,
     detector_thread: pipeline::DetectorThread,
+    partitions: Option<u32>,
     state: Option<PathBuf>,
     geo_override: Option<PathBuf>,
     abuse_reports: Option<PathBuf>,
@@ -320,6 +327,63 @@ fn analyze(
         // thread the first look-up decodes it.
         geo.decode_in_background();
     }
+    if let Some(p) = partitions {
+        if state.is_some() {
+            bail!("--partitions does not keep baselines: leave out --state (or --partitions)");
+        }
+        if format == OutFormat::Html {
+            bail!("--partitions does not make the HTML report: choose another --format (or leave out --partitions)");
+        }
+        let cfg = file.detect_config();
+        let progress = !quiet && std::io::stderr().is_terminal();
+        let outcome = smtpscope::partitioned::analyze(&srcs, &t, progress, p, threads, || {
+            detect::Engine::with_geo(cfg.clone(), geo.clone())
+        })?;
+        let engine_stats = outcome.engine_stats();
+        let out = out_writer(&output)?;
+        let extra = |j: &mut serde_json::Value| -> Result<()> {
+            j["engine"] = serde_json::to_value(&engine_stats)?;
+            j["partitions"] = serde_json::json!(p);
+            // How evenly the entities spread: each partition's events.
+            let events: Vec<u64> = outcome
+                .partitions
+                .iter()
+                .map(|p| p.engine().stats().events)
+                .collect();
+            j["partition_events"] = serde_json::to_value(events)?;
+            let correlators: Vec<_> = outcome
+                .partitions
+                .iter()
+                .map(|p| p.engine().correlator_stats())
+                .collect();
+            j["correlator"] = serde_json::to_value(correlators)?;
+            Ok(())
+        };
+        let done = Analyzed {
+            run: &outcome.run,
+            engine: &engine_stats,
+            alerts: &outcome.alerts,
+            seen: None,
+        };
+        write_analysis(
+            &file,
+            &geo,
+            format,
+            out,
+            &done,
+            &abuse_reports,
+            &reporter,
+            quiet,
+        )?;
+        if stats {
+            let mut j = stats_json(&outcome.run);
+            extra(&mut j)?;
+            eprintln!("{}", serde_json::to_string(&j)?);
+        }
+        // As below: the partitions' state goes back to the OS at exit.
+        std::mem::forget(outcome);
+        return Ok(());
+    }
     let mut engine = detect::Engine::with_geo(file.detect_config(), geo.clone());
     // What was saved before: the new snapshot is merged into it, so a baseline evicted from
     // memory during this run is kept, never deleted.
@@ -337,7 +401,7 @@ fn analyze(
         saved = st.clone();
         engine.restore_state(st);
     }
-    let mut out = out_writer(&output)?;
+    let out = out_writer(&output)?;
     let progress = !quiet && std::io::stderr().is_terminal();
     let mut driver = pipeline::Driver::new(engine);
     driver.set_detector_thread(detector_thread);
@@ -356,51 +420,22 @@ fn analyze(
             .with_context(|| format!("cannot write state {}", tmp.display()))?;
         std::fs::rename(&tmp, p).with_context(|| format!("cannot write state {}", p.display()))?;
     }
-    let incidents = pipeline::incidents(&alerts, file.serve.containment.policy());
-    if let (Some(dir), Some(us)) = (&abuse_reports, &reporter) {
-        let files = abuse::write_dir(dir, us, incidents.list())?;
-        if !quiet {
-            eprintln!("{} abuse report files in {}", files.len(), dir.display());
-        }
-    }
-    match format {
-        OutFormat::Incidents => {
-            for i in incidents.list() {
-                serde_json::to_writer(&mut out, i)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        OutFormat::Jsonl => {
-            for a in &alerts {
-                serde_json::to_writer(&mut out, a)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        OutFormat::Ecs => {
-            let docs = alerts.iter().map(|a| ecs::alert(a, &geo));
-            for d in docs.chain(incidents.list().iter().map(|i| ecs::incident(i, &geo))) {
-                serde_json::to_writer(&mut out, &d)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        OutFormat::Html => {
-            let input = html::report::Input {
-                run: &run,
-                engine: engine.stats(),
-                alerts: &alerts,
-                incidents: incidents.list(),
-                seen: &seen,
-                geo: &geo,
-            };
-            out.write_all(html::report::document(&input).into_string().as_bytes())?;
-        }
-        OutFormat::Text => {
-            out.write_all(report::summary(&run, engine.stats(), &alerts).as_bytes())?;
-            out.write_all(report::incidents(incidents.list()).as_bytes())?;
-            out.write_all(report::entities(&alerts).as_bytes())?;
-        }
-    }
-    out.flush()?;
+    let done = Analyzed {
+        run: &run,
+        engine: engine.stats(),
+        alerts: &alerts,
+        seen: Some(&seen),
+    };
+    write_analysis(
+        &file,
+        &geo,
+        format,
+        out,
+        &done,
+        &abuse_reports,
+        &reporter,
+        quiet,
+    )?;
     if stats {
         let mut j = stats_json(&run);
         j["engine"] = serde_json::to_value(engine.stats())?;
@@ -418,6 +453,78 @@ fn analyze(
     // to the OS when the process exits: freeing it piece by piece first cost 4 % of a run's CPU
     // (docs/PERFORMANCE.md). `analyze` ends here, so nothing is lost by not dropping it.
     std::mem::forget(driver);
+    Ok(())
+}
+
+/// What an analysis gives the output stage: what was read, the engine's counters, the alerts
+/// and (for the HTML report) what it saw.
+struct Analyzed<'a> {
+    run: &'a pipeline::RunStats,
+    engine: &'a detect::engine::EngineStats,
+    alerts: &'a [detect::Alert],
+    seen: Option<&'a seen::Seen>,
+}
+
+/// The analysis's incidents, abuse reports and output in `format`.
+#[allow(clippy::too_many_arguments)] // the output options of `analyze`
+fn write_analysis(
+    file: &FileConfig,
+    geo: &geo::GeoDb,
+    format: OutFormat,
+    mut out: Box<dyn Write>,
+    a: &Analyzed<'_>,
+    abuse_reports: &Option<PathBuf>,
+    reporter: &Option<abuse::Us>,
+    quiet: bool,
+) -> Result<()> {
+    let incidents = pipeline::incidents(a.alerts, file.serve.containment.policy());
+    if let (Some(dir), Some(us)) = (&abuse_reports, &reporter) {
+        let files = abuse::write_dir(dir, us, incidents.list())?;
+        if !quiet {
+            eprintln!("{} abuse report files in {}", files.len(), dir.display());
+        }
+    }
+    match format {
+        OutFormat::Incidents => {
+            for i in incidents.list() {
+                serde_json::to_writer(&mut out, i)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        OutFormat::Jsonl => {
+            for alert in a.alerts {
+                serde_json::to_writer(&mut out, alert)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        OutFormat::Ecs => {
+            let docs = a.alerts.iter().map(|a| ecs::alert(a, geo));
+            for d in docs.chain(incidents.list().iter().map(|i| ecs::incident(i, geo))) {
+                serde_json::to_writer(&mut out, &d)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        OutFormat::Html => {
+            let Some(seen) = a.seen else {
+                bail!("the HTML report needs what the run saw");
+            };
+            let input = html::report::Input {
+                run: a.run,
+                engine: a.engine,
+                alerts: a.alerts,
+                incidents: incidents.list(),
+                seen,
+                geo,
+            };
+            out.write_all(html::report::document(&input).into_string().as_bytes())?;
+        }
+        OutFormat::Text => {
+            out.write_all(report::summary(a.run, a.engine, a.alerts).as_bytes())?;
+            out.write_all(report::incidents(incidents.list()).as_bytes())?;
+            out.write_all(report::entities(a.alerts).as_bytes())?;
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 
@@ -496,6 +603,7 @@ fn main() {
             quiet,
             threads,
             detector_thread,
+            partitions,
             state,
             geo_override,
             abuse_reports,
@@ -509,6 +617,7 @@ fn main() {
             quiet,
             threads,
             detector_thread,
+            partitions,
             state,
             geo_override,
             abuse_reports,

@@ -197,13 +197,7 @@ impl Partition {
         self.last.insert(ev.edge.to_string(), ev.id());
         self.fed += 1;
         match ev.kind {
-            wire::Kind::Line => {
-                let mut p = self.parser.parse(&ev.text);
-                if let Some(h) = p.header.as_mut() {
-                    h.ts = Ts(ev.ts);
-                }
-                self.driver.feed(&p);
-            }
+            wire::Kind::Line => self.feed_line(ev.ts, &ev.text),
             wire::Kind::Policy => {
                 if let Ok(req) = crate::serve::policy::Request::parse(&ev.text) {
                     self.driver.feed_policy(Ts(ev.ts), &req.event());
@@ -212,6 +206,22 @@ impl Partition {
             wire::Kind::Mark | wire::Kind::Idle => {}
         }
         Applied::Fed
+    }
+
+    /// Feed one log line at the event time its edge resolved (µs), parsed again here as a
+    /// worker parses it; no event id, so no dedupe (`analyze --partitions`, where every line
+    /// comes once).
+    pub fn feed_line(&mut self, ts: i64, text: &str) {
+        let mut p = self.parser.parse(text);
+        if let Some(h) = p.header.as_mut() {
+            h.ts = Ts(ts);
+        }
+        self.driver.feed(&p);
+    }
+
+    /// End of batch input: close every message in flight (a live cluster never does).
+    pub fn finish(&mut self) {
+        self.driver.finish();
     }
 
     /// Alerts raised since the last call, less the engine's `campaign` alerts: a partition
