@@ -11,6 +11,7 @@
 #   BENCH_USERS=20000   simulated user accounts
 #   BENCH_DIR=bench/out/analyze   where the log is cached (gitignored)
 #   NO_PFLOGSUMM=1      skip pflogsumm (it is the slowest part)
+#   PARTITIONS=64       partitions of the `analyze --partitions` rows (the cluster's default)
 #
 # Prints one table: seconds, MB/s, lines/s and peak RSS of each run; the same table goes to
 # $BENCH_DIR/results.md. "wall" figures depend on whatever else the machine is doing (the load
@@ -22,6 +23,7 @@ ROOT=$PWD
 BENCH_MB=${BENCH_MB:-1500}
 BENCH_USERS=${BENCH_USERS:-20000}
 BENCH_DIR=${BENCH_DIR:-$ROOT/bench/out/analyze}
+PARTITIONS=${PARTITIONS:-64}
 mkdir -p "$BENCH_DIR"
 
 if [[ -z "${SMTPSCOPE:-}" ]]; then
@@ -109,6 +111,10 @@ measure "smtpscope analyze, $NPROC threads" "$BYTES" "$LINES" "${A[@]}" --thread
 measure "…1 thread, hijack/campaign/bruteforce off" "$BYTES" "$LINES" "${A[@]}" --threads 1 -c "$OFFCFG" "$LOG"
 measure "…$NPROC threads, hijack/campaign/bruteforce off" "$BYTES" "$LINES" "${A[@]}" --threads "$NPROC" -c "$OFFCFG" "$LOG"
 measure "…1 thread, first quarter of the file" "$QBYTES" "$QLINES" "${A[@]}" --threads 1 "$QUARTER"
+# The engine split by entity as a cluster of $PARTITIONS partitions splits it (issue 12, item 3):
+# the reading thread plus $NPROC workers; its alerts are the cluster's, not the one engine's.
+measure "…$PARTITIONS partitions, 1 thread" "$BYTES" "$LINES" "${A[@]}" --partitions "$PARTITIONS" --threads 1 "$LOG"
+measure "…$PARTITIONS partitions, $NPROC threads" "$BYTES" "$LINES" "${A[@]}" --partitions "$PARTITIONS" --threads "$NPROC" "$LOG"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
