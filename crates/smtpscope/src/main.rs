@@ -308,6 +308,14 @@ fn analyze(
         .as_ref()
         .map(|_| file.abuse.complete())
         .transpose()?;
+    if partitions.is_some() {
+        if state.is_some() {
+            bail!("--partitions does not keep baselines: leave out --state (or --partitions)");
+        }
+        if format == Some(OutFormat::Html) {
+            bail!("--partitions does not make the HTML report: choose another --format (or leave out --partitions)");
+        }
+    }
     if geo_override.is_some() {
         file.geo.overrides = geo_override;
     }
@@ -327,62 +335,18 @@ fn analyze(
         // thread the first look-up decodes it.
         geo.decode_in_background();
     }
+    let outputs = Outputs {
+        format,
+        abuse_reports: &abuse_reports,
+        reporter: &reporter,
+        quiet,
+    };
     if let Some(p) = partitions {
-        if state.is_some() {
-            bail!("--partitions does not keep baselines: leave out --state (or --partitions)");
-        }
-        if format == OutFormat::Html {
-            bail!("--partitions does not make the HTML report: choose another --format (or leave out --partitions)");
-        }
-        let cfg = file.detect_config();
-        let progress = !quiet && std::io::stderr().is_terminal();
-        let outcome = smtpscope::partitioned::analyze(&srcs, &t, progress, p, threads, || {
-            detect::Engine::with_geo(cfg.clone(), geo.clone())
-        })?;
-        let engine_stats = outcome.engine_stats();
         let out = out_writer(&output)?;
-        let extra = |j: &mut serde_json::Value| -> Result<()> {
-            j["engine"] = serde_json::to_value(&engine_stats)?;
-            j["partitions"] = serde_json::json!(p);
-            // How evenly the entities spread: each partition's events.
-            let events: Vec<u64> = outcome
-                .partitions
-                .iter()
-                .map(|p| p.engine().stats().events)
-                .collect();
-            j["partition_events"] = serde_json::to_value(events)?;
-            let correlators: Vec<_> = outcome
-                .partitions
-                .iter()
-                .map(|p| p.engine().correlator_stats())
-                .collect();
-            j["correlator"] = serde_json::to_value(correlators)?;
-            Ok(())
-        };
-        let done = Analyzed {
-            run: &outcome.run,
-            engine: &engine_stats,
-            alerts: &outcome.alerts,
-            seen: None,
-        };
-        write_analysis(
-            &file,
-            &geo,
-            format,
-            out,
-            &done,
-            &abuse_reports,
-            &reporter,
-            quiet,
-        )?;
-        if stats {
-            let mut j = stats_json(&outcome.run);
-            extra(&mut j)?;
-            eprintln!("{}", serde_json::to_string(&j)?);
-        }
-        // As below: the partitions' state goes back to the OS at exit.
-        std::mem::forget(outcome);
-        return Ok(());
+        let progress = !quiet && std::io::stderr().is_terminal();
+        return analyze_partitioned(
+            &file, &geo, &srcs, &t, p, threads, progress, stats, out, &outputs,
+        );
     }
     let mut engine = detect::Engine::with_geo(file.detect_config(), geo.clone());
     // What was saved before: the new snapshot is merged into it, so a baseline evicted from
@@ -426,16 +390,7 @@ fn analyze(
         alerts: &alerts,
         seen: Some(&seen),
     };
-    write_analysis(
-        &file,
-        &geo,
-        format,
-        out,
-        &done,
-        &abuse_reports,
-        &reporter,
-        quiet,
-    )?;
+    write_analysis(&file, &geo, out, &done, &outputs)?;
     if stats {
         let mut j = stats_json(&run);
         j["engine"] = serde_json::to_value(engine.stats())?;
@@ -465,26 +420,83 @@ struct Analyzed<'a> {
     seen: Option<&'a seen::Seen>,
 }
 
-/// The analysis's incidents, abuse reports and output in `format`.
-#[allow(clippy::too_many_arguments)] // the output options of `analyze`
+/// What `analyze` writes besides its statistics: the format, the abuse reports' directory and
+/// their sender, and whether to stay quiet.
+struct Outputs<'a> {
+    format: OutFormat,
+    abuse_reports: &'a Option<PathBuf>,
+    reporter: &'a Option<abuse::Us>,
+    quiet: bool,
+}
+
+/// `analyze --partitions P`: the engine split by entity across threads
+/// (`smtpscope::partitioned`), then the same output as one engine's; `--stats` adds each
+/// partition's events and correlator counters.
+#[allow(clippy::too_many_arguments)] // the inputs and options of `analyze`
+fn analyze_partitioned(
+    file: &FileConfig,
+    geo: &detect::GeoRef,
+    srcs: &[input::Source],
+    t: &pipeline::TimeOpts,
+    partitions: u32,
+    threads: usize,
+    progress: bool,
+    stats: bool,
+    out: Box<dyn Write>,
+    outputs: &Outputs<'_>,
+) -> Result<()> {
+    let cfg = file.detect_config();
+    let outcome = smtpscope::partitioned::analyze(srcs, t, progress, partitions, threads, || {
+        detect::Engine::with_geo(cfg.clone(), geo.clone())
+    })?;
+    let engine_stats = outcome.engine_stats();
+    let done = Analyzed {
+        run: &outcome.run,
+        engine: &engine_stats,
+        alerts: &outcome.alerts,
+        seen: None,
+    };
+    write_analysis(file, geo, out, &done, outputs)?;
+    if stats {
+        let mut j = stats_json(&outcome.run);
+        j["engine"] = serde_json::to_value(&engine_stats)?;
+        j["partitions"] = serde_json::json!(partitions);
+        // How evenly the entities spread: each partition's events.
+        let events: Vec<u64> = outcome
+            .partitions
+            .iter()
+            .map(|p| p.engine().stats().events)
+            .collect();
+        j["partition_events"] = serde_json::to_value(events)?;
+        let correlators: Vec<_> = outcome
+            .partitions
+            .iter()
+            .map(|p| p.engine().correlator_stats())
+            .collect();
+        j["correlator"] = serde_json::to_value(correlators)?;
+        eprintln!("{}", serde_json::to_string(&j)?);
+    }
+    // As with one engine: the partitions' state goes back to the OS at exit.
+    std::mem::forget(outcome);
+    Ok(())
+}
+
+/// The analysis's incidents, abuse reports and output in its format.
 fn write_analysis(
     file: &FileConfig,
-    geo: &geo::GeoDb,
-    format: OutFormat,
+    geo: &detect::GeoRef,
     mut out: Box<dyn Write>,
     a: &Analyzed<'_>,
-    abuse_reports: &Option<PathBuf>,
-    reporter: &Option<abuse::Us>,
-    quiet: bool,
+    o: &Outputs<'_>,
 ) -> Result<()> {
     let incidents = pipeline::incidents(a.alerts, file.serve.containment.policy());
-    if let (Some(dir), Some(us)) = (&abuse_reports, &reporter) {
+    if let (Some(dir), Some(us)) = (o.abuse_reports, o.reporter) {
         let files = abuse::write_dir(dir, us, incidents.list())?;
-        if !quiet {
+        if !o.quiet {
             eprintln!("{} abuse report files in {}", files.len(), dir.display());
         }
     }
-    match format {
+    match o.format {
         OutFormat::Incidents => {
             for i in incidents.list() {
                 serde_json::to_writer(&mut out, i)?;
