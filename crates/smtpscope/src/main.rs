@@ -108,9 +108,10 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "auto")]
         detector_thread: pipeline::DetectorThread,
         /// Split the engine into this many partitions by entity, as a cluster of this many
-        /// partitions does, run on `--threads` threads beside the reading one: the alerts are
-        /// the cluster's (state that spans entities is seen per partition) and the same for
-        /// any number of threads. Not with `--state` or `--format html`.
+        /// partitions does, run on `--threads` worker threads beside those that read, parse
+        /// and route: the alerts are the cluster's (state that spans entities is seen per
+        /// partition) and the same for any number of threads. Not with `--state` or `--format
+        /// html`.
         #[arg(long, value_name = "P")]
         partitions: Option<u32>,
         /// Keep account baselines in this file: loaded before, saved after the run.

@@ -1,10 +1,12 @@
 //! `analyze --partitions P`: the engine split by entity across threads (issue 12, item 3).
 //!
-//! The log is read, parsed and routed on the calling thread exactly as a cluster edge routes it
+//! The log is routed on the calling thread exactly as a cluster edge routes it
 //! ([`cluster::route::Router`]: the SASL account, else the client's network, else the sender
 //! decides a line's partition, and a delivery line follows its queue id); each partition is a
 //! [`cluster::Partition`], the engine behind the same [`crate::pipeline::Driver`] a cluster
-//! worker runs, fed its lines in routing order. Partitions are dealt to `threads` worker
+//! worker runs, fed its lines in routing order. From [`PARSE_APART_MIN_THREADS`] workers on,
+//! a reader and parser threads ([`parser_threads`]) read and parse the input for the routing
+//! thread, which takes the parsed lines in input order (`run_threads`). Partitions are dealt to `threads` worker
 //! threads (in contiguous ranges of partition numbers), so a partition's engine sees the same
 //! lines in the same order whatever the thread count, and the alerts are put in one order at
 //! the end (event time, then partition, then the order its engine raised them); campaigns are
@@ -26,6 +28,34 @@ use detect::Alert;
 use crate::cluster::{self, Partition};
 use crate::input::Source;
 use crate::pipeline::{run_threads, RunStats, TimeOpts};
+
+/// Least worker threads with which the calling thread hands its parsing to parser threads and
+/// only routes. The calling thread's share of a partitioned run is about 29% of its CPU (3.88
+/// of 13.57 CPU-s on the whole benchmark log, `--partitions 64 --threads 2`), so it sets the
+/// pace once each of the workers has less, from three workers on (9.69 CPU-s / 3 = 3.2).
+/// With two, parsing apart only adds threads: 6.84–7.21 s against 6.44–7.11 s on two cores
+/// (docs/PERFORMANCE.md, "The engine split by entity").
+pub const PARSE_APART_MIN_THREADS: usize = 3;
+
+/// Least parser threads when parsing apart: `run_threads` parses in parallel only with two or
+/// more.
+pub const MIN_PARSER_THREADS: usize = 2;
+
+/// Worker threads per parser thread beyond [`MIN_PARSER_THREADS`]: parsing is about a fifth of
+/// a partitioned run's CPU (0.45 of 2.48 CPU-s on the benchmark's first quarter, measured with
+/// two parser threads), so a parser for every four workers keeps it off the critical path.
+pub const WORKERS_PER_PARSER: usize = 4;
+
+/// Parser threads for a partitioned run of `threads` worker threads: `1` (the calling thread
+/// parses) below [`PARSE_APART_MIN_THREADS`], else [`MIN_PARSER_THREADS`] or one per
+/// [`WORKERS_PER_PARSER`] workers, whichever is more.
+pub fn parser_threads(threads: usize) -> usize {
+    if threads < PARSE_APART_MIN_THREADS {
+        1
+    } else {
+        (threads / WORKERS_PER_PARSER).max(MIN_PARSER_THREADS)
+    }
+}
 
 /// Routed lines handed to a worker at once: one channel operation per this many lines, and a
 /// batch of about 200-byte lines stays within a few hundred KiB. Our own choice.
@@ -195,8 +225,8 @@ impl Outcome {
 }
 
 /// Analyze `srcs` with the engine split into `partitions` partitions by entity, run on
-/// `threads` worker threads beside the calling thread (which reads, parses and routes); with
-/// one thread everything runs on the calling thread. `engine` makes each partition's engine.
+/// `threads` worker threads beside the calling thread (which routes) and the reader and parser
+/// threads ([`parser_threads`]); with one thread everything runs on the calling thread. `engine` makes each partition's engine.
 pub fn analyze(
     srcs: &[Source],
     t: &TimeOpts,
@@ -246,7 +276,8 @@ pub fn analyze(
             }
             drop(back_tx);
             let mut batches: Vec<Batch> = (0..workers).map(|_| Batch::with_capacity()).collect();
-            let run = run_threads(srcs, t, progress, 1, |p, line| {
+            let parsers = parser_threads(threads);
+            let run = run_threads(srcs, t, progress, parsers, |p, line| {
                 let Some(h) = &p.header else { return };
                 router.route_each(p, h.ts.0, line, &mut |part, ts, text| {
                     let w = worker_of(part, workers, partitions) as usize;
@@ -354,6 +385,15 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn parsing_moves_off_the_routing_thread_from_three_workers_on() {
+        assert_eq!(parser_threads(1), 1);
+        assert_eq!(parser_threads(2), 1);
+        assert_eq!(parser_threads(3), 2);
+        assert_eq!(parser_threads(8), 2);
+        assert_eq!(parser_threads(16), 4);
     }
 
     #[test]

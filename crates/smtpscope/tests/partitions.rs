@@ -75,6 +75,7 @@ fn partitioned_analysis_is_the_same_for_any_thread_count_and_is_the_clusters() {
             Some(&log),
         );
         for threads in ["2", "3", "5", "8", "12"] {
+            // From 3 on the input is parsed apart from the routing thread (parser_threads).
             let many = run(
                 &[
                     "analyze",
