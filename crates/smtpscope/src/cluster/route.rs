@@ -45,15 +45,23 @@ pub const MAX_HELD: usize = 8;
 /// Longest host-and-id key built on the stack for a look-up (longer ones, rare, on the heap).
 const STACK_KEY_BYTES: usize = 256;
 
+/// Bytes of a key's host length prefix ([`with_key`]).
+const HOST_LEN_BYTES: usize = 4;
+
 /// A look-up of what the router keeps per host and id (a queue id, a Message-ID, a process id):
-/// one byte string, the host, a NUL (never in a log's host name) and the id, so that a look-up
-/// needs no allocation.
+/// one byte string, the host's length (4 bytes, little-endian), the host and the id, so that a
+/// look-up needs no allocation and no host and id run into another pair (a corrupt log's host
+/// may hold any byte, a NUL too).
 fn with_key<R>(host: &str, id: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    let n = host.len() + 1 + id.len();
+    let n = HOST_LEN_BYTES + host.len() + id.len();
+    // A line is at most 64 KiB, so its host's length fits; saturate rather than wrap if not.
+    let host_len = u32::try_from(host.len()).unwrap_or(u32::MAX).to_le_bytes();
     let fill = |b: &mut [u8]| {
-        b[..host.len()].copy_from_slice(host.as_bytes());
-        b[host.len()] = 0;
-        b[host.len() + 1..].copy_from_slice(id);
+        let (len, rest) = b.split_at_mut(HOST_LEN_BYTES);
+        len.copy_from_slice(&host_len);
+        let (h, i) = rest.split_at_mut(host.len());
+        h.copy_from_slice(host.as_bytes());
+        i.copy_from_slice(id);
     };
     if n <= STACK_KEY_BYTES {
         let mut b = [0u8; STACK_KEY_BYTES];
@@ -71,13 +79,20 @@ fn owned_key(host: &str, id: &[u8]) -> Box<[u8]> {
     with_key(host, id, |k| Box::from(k))
 }
 
-/// A map bounded by dropping its oldest insertions: the insertion order beside the map, pruned
-/// of keys removed meanwhile whenever it holds twice the map's keys, so it stays within a
-/// constant of the map's size however many keys come and go.
+/// A map bounded by dropping its oldest insertions. Each insertion of a new key is numbered,
+/// and the insertion order beside the map holds (key, number): an entry whose key was removed,
+/// or removed and inserted again since (a process id reused, a queue id seen anew), no longer
+/// matches the map's number for that key and is skipped when the oldest is dropped and dropped
+/// when the order is pruned, which happens whenever the order holds more than twice the map's
+/// keys. So the order stays within a constant of the map's size however keys come and go, a
+/// prune leaves exactly the live keys (each once: amortized O(1) per insertion), and eviction
+/// drops the key inserted longest ago, never the one being inserted.
 #[derive(Debug)]
 struct Bounded<V> {
-    map: Map<Box<[u8]>, V>,
-    order: VecDeque<Box<[u8]>>,
+    map: Map<Box<[u8]>, (V, u64)>,
+    order: VecDeque<(Box<[u8]>, u64)>,
+    /// The number of the next insertion of a new key.
+    next: u64,
     cap: usize,
 }
 
@@ -86,56 +101,69 @@ struct Bounded<V> {
 const ORDER_SLACK: usize = 1_024;
 
 impl<V> Bounded<V> {
+    /// At most `cap` keys (at least one).
     fn new(cap: usize) -> Bounded<V> {
         Bounded {
             map: Map::default(),
             order: VecDeque::new(),
-            cap,
+            next: 0,
+            cap: cap.max(1),
         }
     }
 
     fn get(&self, k: &[u8]) -> Option<&V> {
-        self.map.get(k)
+        self.map.get(k).map(|(v, _)| v)
     }
 
     fn get_mut(&mut self, k: &[u8]) -> Option<&mut V> {
-        self.map.get_mut(k)
+        self.map.get_mut(k).map(|(v, _)| v)
     }
 
     fn remove(&mut self, k: &[u8]) -> Option<V> {
-        self.map.remove(k)
+        self.map.remove(k).map(|(v, _)| v)
     }
 
-    /// Insert (or replace) `k`, forgetting the oldest keys while more than the cap are kept;
-    /// returns the value now under `k`.
-    fn insert(&mut self, k: Box<[u8]>, v: V) -> &mut V {
-        use std::collections::hash_map::Entry;
-        let new = match self.map.entry(k.clone()) {
-            Entry::Occupied(mut e) => {
-                e.insert(v);
-                false
-            }
-            Entry::Vacant(e) => {
-                e.insert(v);
-                true
-            }
-        };
-        if new {
-            self.order.push_back(k.clone());
-            while self.map.len() > self.cap {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.map.remove(&old);
-                    }
-                    None => break,
-                }
-            }
-            if self.order.len() > 2 * self.map.len() + ORDER_SLACK {
-                let map = &self.map;
-                self.order.retain(|o| map.contains_key(o));
+    /// Whether the order's entry `(k, n)` is the insertion the map holds `k` from.
+    fn is_current(map: &Map<Box<[u8]>, (V, u64)>, k: &[u8], n: u64) -> bool {
+        map.get(k).is_some_and(|(_, m)| *m == n)
+    }
+
+    /// Forget the oldest key still held.
+    fn evict_oldest(&mut self) {
+        while let Some((old, n)) = self.order.pop_front() {
+            if Self::is_current(&self.map, &old, n) {
+                self.map.remove(&old);
+                return;
             }
         }
-        self.map.get_mut(&k).expect("just inserted")
+    }
+
+    /// Insert (or replace: a replaced key keeps its place in the order) `k`, first forgetting
+    /// the oldest keys while the map is at its cap; returns the value now under `k`.
+    fn insert(&mut self, k: Box<[u8]>, v: V) -> &mut V {
+        use std::collections::hash_map::Entry;
+        if !self.map.contains_key(&k) {
+            while self.map.len() >= self.cap && !self.order.is_empty() {
+                self.evict_oldest();
+            }
+            if self.order.len() >= 2 * self.map.len() + ORDER_SLACK {
+                let map = &self.map;
+                self.order.retain(|(o, n)| Self::is_current(map, o, *n));
+            }
+            self.order.push_back((k.clone(), self.next));
+        }
+        let n = self.next;
+        match self.map.entry(k) {
+            Entry::Occupied(e) => {
+                let slot = e.into_mut();
+                slot.0 = v;
+                &mut slot.0
+            }
+            Entry::Vacant(e) => {
+                self.next += 1;
+                &mut e.insert((v, n)).0
+            }
+        }
     }
 }
 
@@ -534,6 +562,77 @@ mod tests {
         m.insert(owned_key("mx1", b"newer"), 2);
         assert!(has(&m, "newer") && !has(&m, "Q100") && has(&m, "Q101"));
         assert_eq!(m.map.len(), 100);
+    }
+
+    #[test]
+    fn a_key_removed_and_inserted_again_at_the_cap_evicts_the_oldest_other() {
+        // The order still names A's first insertion when A comes back at the cap: evicting
+        // must skip it, drop B (the oldest key held) and keep A (it used to drop A itself and
+        // panic).
+        let mut m: Bounded<u32> = Bounded::new(2);
+        let k = |id: &str| owned_key("mx1", id.as_bytes());
+        let has =
+            |m: &Bounded<u32>, id: &str| with_key("mx1", id.as_bytes(), |x| m.get(x).copied());
+        m.insert(k("A"), 1);
+        with_key("mx1", b"A", |x| m.remove(x));
+        m.insert(k("B"), 2);
+        m.insert(k("C"), 3);
+        assert_eq!(*m.insert(k("A"), 4), 4);
+        assert_eq!(has(&m, "A"), Some(4));
+        assert_eq!(has(&m, "B"), None);
+        assert_eq!(has(&m, "C"), Some(3));
+        // C is now the oldest.
+        m.insert(k("D"), 5);
+        assert_eq!(has(&m, "C"), None);
+        assert_eq!((has(&m, "A"), has(&m, "D")), (Some(4), Some(5)));
+    }
+
+    #[test]
+    fn a_key_inserted_and_removed_over_and_over_keeps_the_order_short() {
+        // One process id connecting and disconnecting all day: each insertion is a new entry
+        // in the order, and a prune must drop the stale ones (it kept them all while the key
+        // was live, so every later insertion pruned the whole order: quadratic).
+        let mut m: Bounded<u32> = Bounded::new(MAX_SESSIONS);
+        let k = owned_key("mx1", &1u32.to_le_bytes());
+        for i in 0..200_000u32 {
+            m.insert(k.clone(), i);
+            assert!(m.order.len() <= ORDER_SLACK + 2, "{} at {i}", m.order.len());
+            m.remove(&k);
+        }
+        assert!(m.map.is_empty());
+    }
+
+    #[test]
+    fn a_reused_process_id_at_the_session_cap_is_routed() {
+        // smtpd[1] comes and goes, the session table fills to its cap with sessions that never
+        // end (a log cut, pids reused), then smtpd[1] connects again while the order's oldest
+        // entry is still its first session.
+        let mut lines = vec![
+            "Nov 20 10:00:00 mx1 postfix/smtpd[1]: connect from unknown[203.0.113.5]".to_string(),
+            "Nov 20 10:00:01 mx1 postfix/smtpd[1]: disconnect from unknown[203.0.113.5] ehlo=1 quit=1 commands=2".to_string(),
+        ];
+        for pid in 2..(MAX_SESSIONS as u32 + 2) {
+            lines.push(format!(
+                "Nov 20 10:00:02 mx1 postfix/smtpd[{pid}]: connect from unknown[198.51.100.9]"
+            ));
+        }
+        lines.push(
+            "Nov 20 10:00:03 mx1 postfix/smtpd[1]: connect from unknown[192.0.2.1]".to_string(),
+        );
+        lines.push("Nov 20 10:00:04 mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 554 5.7.1 <x@example.org>: Relay access denied; from=<a@example.com> to=<x@example.org> proto=ESMTP helo=<h>".to_string());
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let out = route_all(&refs, 64);
+        let last = out.last().expect("routed");
+        assert!(last.text.contains("Relay access denied"), "{last:?}");
+        assert_eq!(last.partition, partition("192.0.2.0/24", 64));
+    }
+
+    #[test]
+    fn a_host_holding_a_nul_does_not_run_into_its_id() {
+        let mut m: Bounded<u32> = Bounded::new(10);
+        m.insert(owned_key("a\0b", b"c"), 1);
+        assert_eq!(with_key("a", b"b\0c", |k| m.get(k).copied()), None);
+        assert_eq!(with_key("a\0b", b"c", |k| m.get(k).copied()), Some(1));
     }
 
     #[test]
