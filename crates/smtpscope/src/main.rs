@@ -110,8 +110,8 @@ enum Cmd {
         /// Split the engine into this many partitions by entity, as a cluster of this many
         /// partitions does, run on `--threads` worker threads beside those that read, parse
         /// and route: the alerts are the cluster's (state that spans entities is seen per
-        /// partition) and the same for any number of threads. Not with `--state` or `--format
-        /// html`.
+        /// partition) and the same for any number of threads. Not with `--state`, `--format
+        /// html` or `--detector-thread on` (each partition's detectors run on its worker).
         #[arg(long, value_name = "P")]
         partitions: Option<u32>,
         /// Keep account baselines in this file: loaded before, saved after the run.
@@ -309,7 +309,14 @@ fn analyze(
         .as_ref()
         .map(|_| file.abuse.complete())
         .transpose()?;
-    if partitions.is_some() {
+    if let Some(p) = partitions {
+        let most = smtpscope::cluster::config::MAX_PARTITIONS;
+        if !(1..=most).contains(&p) {
+            bail!("--partitions {p}: expected 1..={most}");
+        }
+        if detector_thread == pipeline::DetectorThread::On {
+            bail!("--partitions runs each partition's detectors on its worker: leave out --detector-thread on (or --partitions)");
+        }
         if state.is_some() {
             bail!("--partitions does not keep baselines: leave out --state (or --partitions)");
         }

@@ -46,20 +46,25 @@ pub const MIN_PARSER_THREADS: usize = 2;
 /// two parser threads), so a parser for every four workers keeps it off the critical path.
 pub const WORKERS_PER_PARSER: usize = 4;
 
-/// Parser threads for a partitioned run of `threads` worker threads: `1` (the calling thread
+/// Parser threads for a partitioned run of `workers` worker threads: `1` (the calling thread
 /// parses) below [`PARSE_APART_MIN_THREADS`], else [`MIN_PARSER_THREADS`] or one per
 /// [`WORKERS_PER_PARSER`] workers, whichever is more.
-pub fn parser_threads(threads: usize) -> usize {
-    if threads < PARSE_APART_MIN_THREADS {
+pub fn parser_threads(workers: usize) -> usize {
+    if workers < PARSE_APART_MIN_THREADS {
         1
     } else {
-        (threads / WORKERS_PER_PARSER).max(MIN_PARSER_THREADS)
+        (workers / WORKERS_PER_PARSER).max(MIN_PARSER_THREADS)
     }
 }
 
 /// Routed lines handed to a worker at once: one channel operation per this many lines, and a
 /// batch of about 200-byte lines stays within a few hundred KiB. Our own choice.
 pub const BATCH_LINES: usize = 1_024;
+
+/// Bytes of text after which a batch is handed over whatever its lines: a log line may be up
+/// to 64 KiB, and [`BATCH_LINES`] of those would hold 64 MiB per batch. Our own choice (about
+/// [`BATCH_LINES`] lines of twice the benchmark's average).
+pub const BATCH_BYTES: usize = 512 * 1024;
 
 /// Batches a worker may have waiting before the router waits for it: enough to ride out one
 /// worker's burst (an idle sweep packing an hour's entities) without holding the log in memory.
@@ -93,8 +98,16 @@ impl Batch {
         self.lines.len()
     }
 
+    /// Whether the batch is to be handed over ([`BATCH_LINES`], [`BATCH_BYTES`]).
+    fn is_full(&self) -> bool {
+        self.lines.len() >= BATCH_LINES || self.text.len() >= BATCH_BYTES
+    }
+
+    /// Empty, to be filled again; a text grown past [`BATCH_BYTES`] by long lines is given
+    /// back to the allocator, so that recycled batches hold no more than that each.
     fn clear(&mut self) {
         self.text.clear();
+        self.text.shrink_to(BATCH_BYTES);
         self.lines.clear();
     }
 
@@ -242,7 +255,6 @@ pub fn analyze(
         );
     }
     let workers = threads.clamp(1, partitions as usize) as u32;
-    let cfg = engine().config().clone();
     let mut router = cluster::route::Router::new(partitions);
     let (run, shares) = if threads <= 1 {
         let mut share = Share::new(0..partitions, &mut engine);
@@ -276,20 +288,24 @@ pub fn analyze(
             }
             drop(back_tx);
             let mut batches: Vec<Batch> = (0..workers).map(|_| Batch::with_capacity()).collect();
-            let parsers = parser_threads(threads);
+            // A worker gone (it panicked) takes no more: the rest of the input is read but
+            // not routed, and the worker's panic is raised at the join.
+            let mut worker_gone = false;
+            let parsers = parser_threads(workers as usize);
             let run = run_threads(srcs, t, progress, parsers, |p, line| {
                 let Some(h) = &p.header else { return };
+                if worker_gone {
+                    return;
+                }
                 router.route_each(p, h.ts.0, line, &mut |part, ts, text| {
                     let w = worker_of(part, workers, partitions) as usize;
                     batches[w].push(part, ts, text);
-                    if batches[w].len() >= BATCH_LINES {
+                    if batches[w].is_full() {
                         let next = back_rx
                             .try_recv()
                             .unwrap_or_else(|_| Batch::with_capacity());
                         let full = std::mem::replace(&mut batches[w], next);
-                        // A worker gone (it panicked) takes no more; its panic is raised at
-                        // the join.
-                        let _ = txs[w].send(full);
+                        worker_gone |= txs[w].send(full).is_err();
                     }
                 });
             });
@@ -306,7 +322,7 @@ pub fn analyze(
             Ok((run?, shares))
         })?
     };
-    Ok(gather(run, shares, &cfg))
+    Ok(gather(run, shares))
 }
 
 /// The first partition worker `w` of `workers` runs: the partitions are dealt in contiguous
@@ -333,7 +349,7 @@ fn worker_of(p: u32, workers: u32, partitions: u32) -> u32 {
 
 /// The shares' alerts in their one order, the campaigns over them, and the partitions by
 /// number.
-fn gather(run: RunStats, shares: Vec<Share>, cfg: &detect::Config) -> Outcome {
+fn gather(run: RunStats, shares: Vec<Share>) -> Outcome {
     let mut placed: Vec<Placed> = Vec::new();
     let mut partitions: Vec<Partition> = Vec::new();
     for s in shares {
@@ -343,7 +359,11 @@ fn gather(run: RunStats, shares: Vec<Share>, cfg: &detect::Config) -> Outcome {
     partitions.sort_by_key(|p| p.number);
     placed.sort_by_key(|p| (p.alert.ts, p.partition, p.n));
     let mut alerts: Vec<Alert> = placed.into_iter().map(|p| p.alert).collect();
-    let campaigns = cluster::Campaigns::over(cfg, &alerts);
+    // Every partition's engine has the one configuration; there is at least one partition.
+    let campaigns = match partitions.first() {
+        Some(p) => cluster::Campaigns::over(p.engine().config(), &alerts),
+        None => Vec::new(),
+    };
     alerts.extend(campaigns);
     // Stable: at one time a partition's alerts come before the campaigns they make.
     alerts.sort_by_key(|a| a.ts);
@@ -409,5 +429,25 @@ mod tests {
         );
         b.clear();
         assert_eq!(b.iter().count(), 0);
+    }
+
+    #[test]
+    fn a_batch_of_long_lines_is_handed_over_by_its_bytes() {
+        let mut b = Batch::with_capacity();
+        let long = "x".repeat(64 * 1024);
+        let mut lines = 0;
+        while !b.is_full() {
+            b.push(0, 0, &long);
+            lines += 1;
+        }
+        assert_eq!(lines, BATCH_BYTES.div_ceil(long.len()));
+        assert!(lines < BATCH_LINES);
+        // Recycled, it keeps no more than a batch's bytes.
+        b.clear();
+        assert!(b.text.capacity() <= BATCH_BYTES, "{}", b.text.capacity());
+        for _ in 0..BATCH_LINES {
+            b.push(0, 0, "short");
+        }
+        assert!(b.is_full());
     }
 }

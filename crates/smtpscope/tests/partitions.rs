@@ -148,6 +148,10 @@ fn partitions_refuse_what_they_cannot_do() {
         (vec!["--partitions", "100000"], "--partitions 100000"),
         (vec!["--partitions", "4", "--format", "html"], "HTML"),
         (
+            vec!["--partitions", "4", "--detector-thread", "on"],
+            "--detector-thread",
+        ),
+        (
             vec![
                 "--partitions",
                 "4",
