@@ -142,6 +142,11 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         }
     }
 
+    /// Most entries held.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
     /// Entries.
     pub fn len(&self) -> usize {
         self.probation.len() + self.protected.len()
@@ -172,6 +177,13 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// touching it.
     pub fn for_each_idle(&mut self, before: Ts, mut f: impl FnMut(&mut V)) {
         self.for_each_idle_keyed(before, |_, v| f(v));
+    }
+
+    /// Every entry, with its key and the time it was last touched.
+    pub fn for_each_timed(&mut self, mut f: impl FnMut(&K, Ts, &mut V)) {
+        for (k, (t, v)) in self.protected.iter_mut().chain(self.probation.iter_mut()) {
+            f(k, *t, v);
+        }
     }
 
     /// [`BoundedMap::for_each_idle`], with each entry's key.

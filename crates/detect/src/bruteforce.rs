@@ -396,14 +396,17 @@ impl Bruteforce {
 
     /// Pack the state of the accounts not touched since `before` ([`crate::cold`]: the next
     /// event of such an account decodes it; detection is the same either way).
-    pub fn freeze_idle(&mut self, before: Ts) {
-        self.accounts.freeze_idle(before);
+    pub fn freeze_idle(&mut self, sweep: impl Into<crate::cold::Sweep>) {
+        self.accounts.freeze_idle(sweep);
     }
 
     /// [`Self::freeze_idle`], the compressing left to the caller
     /// ([`crate::cold::ColdMap::freeze_idle_deferred`]).
-    pub fn freeze_idle_deferred(&mut self, before: Ts) -> Option<crate::cold::PackWork<String>> {
-        self.accounts.freeze_idle_deferred(before)
+    pub fn freeze_idle_deferred(
+        &mut self,
+        sweep: impl Into<crate::cold::Sweep>,
+    ) -> Option<crate::cold::PackWork<String>> {
+        self.accounts.freeze_idle_deferred(sweep)
     }
 
     /// Put back accounts' states compressed elsewhere ([`crate::cold::ColdMap::packed_back`]).

@@ -37,6 +37,96 @@ use crate::bounded::BoundedMap;
 /// memory.
 pub const FREEZE_AFTER_SECS: i64 = 3_600;
 
+/// Idle periods (`pack_idle_after`) an entity is kept live, instead of one, once it has come
+/// back from a pack after a pause of less than that: an account that sends every two or three
+/// hours is otherwise packed at every sweep only to be thawed soon after, which is most of
+/// what packing costs on a busy population (a pack and a thaw are about 10 µs; on the
+/// benchmark log packing took 22% of one thread's CPU: with it off the same alerts took
+/// 9.4–9.7 CPU-s instead of 12.2–12.6). Judged by the pause that ended its last pack, at the
+/// first sweep after it came back, and kept until it is packed again; so an account that sends
+/// a few messages a day, hours apart (what `account_memory` measures), is packed after one
+/// idle period as before. Our own idea.
+pub const SPARE_IDLE_PERIODS: i64 = 4;
+
+/// A map spares idle states ([`SPARE_IDLE_PERIODS`]) only while it holds less than this share
+/// (1/n) of its cap: sparing is CPU saved with memory, and a map that fills up — a million
+/// accounts against the default cap of 500,000, or a flood of invented names — packs after one
+/// idle period as it did before (without this, `account_memory` at 1 M accounts kept every
+/// state live: its entities were evicted before they were ever idle four hours, 1,894 bytes
+/// per tracked account). Our own choice.
+pub const SPARE_BELOW_CAP_SHARE: usize = 2;
+
+/// The unit of a state's pack mark ([`Sweep`]): an hour of event time, the driver's sweep
+/// period, kept modulo [`MARK_MODULUS`] in a byte.
+const MARK_UNIT_MICROS: i64 = 3_600 * 1_000_000;
+
+/// Marks are hours modulo this (about ten days), so that they fit in a byte beside
+/// [`NO_MARK`]. A state packed for longer may look, in about [`SPARE_IDLE_PERIODS`] cases of
+/// [`MARK_MODULUS`], as if it came back soon: it is then kept live a few hours longer, which
+/// costs memory only.
+const MARK_MODULUS: i64 = 255;
+
+/// The mark of a state never packed.
+const NO_MARK: u8 = 255;
+
+/// One sweep's packing: which states are idle, and which of those it spares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// States last touched before this are idle, and packed unless spared.
+    pub before: Ts,
+    /// An idle state that came back from its last pack after a short pause
+    /// ([`Sweep::short_pause`]) is spared while it was touched since this
+    /// ([`SPARE_IDLE_PERIODS`]).
+    pub spare_since: Ts,
+    /// Hours of pause that count as short.
+    pub short_hours: u8,
+}
+
+impl Sweep {
+    /// The sweep at event time `now` of an engine that packs states idle `idle_after_secs`.
+    pub fn at(now: Ts, idle_after_secs: i64) -> Sweep {
+        let period = idle_after_secs.max(0);
+        let spare = period.saturating_mul(SPARE_IDLE_PERIODS);
+        Sweep {
+            before: now.plus_secs(-period),
+            spare_since: now.plus_secs(-spare),
+            // Whole hours (the marks' unit), at least one.
+            short_hours: u8::try_from(
+                (spare.saturating_mul(1_000_000) / MARK_UNIT_MICROS).clamp(1, MARK_MODULUS - 1),
+            )
+            .unwrap_or(u8::MAX),
+        }
+    }
+
+    /// Whether a state whose last touch before its pack had mark `before_pack` and which was
+    /// touched at `touched` since it came back (the sweep after, so within an hour or so of its
+    /// return) paused for less than [`Sweep::short_hours`].
+    fn short_pause(&self, before_pack: u8, touched: Ts) -> bool {
+        if before_pack == NO_MARK {
+            return false;
+        }
+        let pause = (i64::from(mark_of(touched)) - i64::from(before_pack)).rem_euclid(MARK_MODULUS);
+        pause < i64::from(self.short_hours)
+    }
+}
+
+impl From<Ts> for Sweep {
+    /// A sweep that packs every state last touched before `before`, sparing none.
+    fn from(before: Ts) -> Sweep {
+        Sweep {
+            before,
+            spare_since: Ts(i64::MAX),
+            short_hours: 0,
+        }
+    }
+}
+
+/// The mark of event time `ts`: its hour, modulo [`MARK_MODULUS`].
+fn mark_of(ts: Ts) -> u8 {
+    // In 0..MARK_MODULUS (254 at most), so never NO_MARK.
+    u8::try_from(ts.0.div_euclid(MARK_UNIT_MICROS).rem_euclid(MARK_MODULUS)).unwrap_or(0)
+}
+
 /// Packed states a map holds, uncompressed, before it learns a compression dictionary from
 /// them ([`ColdMap`]): enough that the dictionary sees what the population's states share
 /// (domains, address and HELO shapes, the fields' layout) rather than a few accounts'. Our own
@@ -361,26 +451,30 @@ struct Compressor<'a> {
 }
 
 impl<'a> Compressor<'a> {
-    /// `plain` (a state's uncompressed packed form, [`UNCOMPRESSED`] first) as it is kept:
-    /// compressed when the packer has a dictionary and that is shorter.
+    /// `plain` (a state's uncompressed packed form, [`UNCOMPRESSED`] first, its mark last) as
+    /// it is kept: compressed when the packer has a dictionary and that is shorter.
     fn pack(&mut self, packer: &'a Packer, plain: &[u8]) -> Box<[u8]> {
         self.compress(packer.trained.as_deref(), plain)
             .unwrap_or_else(|| Box::from(plain))
     }
 
-    /// `plain` compressed with `trained`'s dictionary, when there is one and that is shorter.
+    /// `plain` compressed with `trained`'s dictionary (its mark kept last), when there is one
+    /// and that is shorter.
     fn compress(&mut self, trained: Option<&'a Trained>, plain: &[u8]) -> Option<Box<[u8]>> {
         let t = trained?;
+        let (sealed, mark) = unseal(plain);
+        let body = sealed.get(1..)?;
         let context = self.context.get_or_insert_with(|| t.context());
         let cctx = context.as_mut()?;
         // zstd writes from the buffer's start, so the frame goes to its own buffer.
         self.frame.clear();
         self.frame
-            .reserve(zstd::zstd_safe::compress_bound(plain.len() - 1));
-        cctx.compress2(&mut self.frame, &plain[1..]).ok()?;
+            .reserve(zstd::zstd_safe::compress_bound(body.len()));
+        cctx.compress2(&mut self.frame, body).ok()?;
         self.packed.clear();
         write_leb128(&mut self.packed, t.number);
         self.packed.extend_from_slice(&self.frame);
+        seal(&mut self.packed, mark);
         (self.packed.len() < plain.len()).then(|| Box::from(&self.packed[..]))
     }
 }
@@ -456,9 +550,44 @@ fn while_packing<R>(f: impl FnOnce() -> R) -> R {
 /// A state, live or packed (see the module docs).
 pub enum Cold<T> {
     /// Live, for reading and writing.
-    Hot(Box<T>),
+    Hot(Box<Live<T>>),
     /// Packed: the state's postcard encoding (compressed once its map has a dictionary).
     Frozen(Box<[u8]>),
+}
+
+/// A live state, with what the sweeps know of its pauses ([`Sweep`]).
+#[derive(Debug, Default)]
+pub struct Live<T> {
+    state: T,
+    /// The mark of its last touch before it was last packed ([`NO_MARK`]: never packed).
+    before_pack: u8,
+    /// Whether the pause that ended its last pack was short ([`Sweep::short_pause`]): judged
+    /// at the first sweep after it came back; then it is kept live until idle
+    /// [`SPARE_IDLE_PERIODS`].
+    short_pause: Option<bool>,
+}
+
+impl<T> Live<T> {
+    fn new(state: T, before_pack: u8) -> Box<Live<T>> {
+        Box::new(Live {
+            state,
+            before_pack,
+            short_pause: None,
+        })
+    }
+}
+
+impl<T> Deref for Live<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.state
+    }
+}
+
+impl<T> DerefMut for Live<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.state
+    }
 }
 
 /// A state read through [`Cold::view`]: borrowed when live, decoded when packed.
@@ -481,25 +610,39 @@ impl<T> Deref for View<'_, T> {
 
 impl<T: Default> Default for Cold<T> {
     fn default() -> Self {
-        Cold::Hot(Box::default())
+        Cold::Hot(Live::new(T::default(), NO_MARK))
     }
 }
 
 impl<T: std::fmt::Debug> std::fmt::Debug for Cold<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Cold::Hot(t) => t.fmt(f),
+            Cold::Hot(t) => t.state.fmt(f),
             Cold::Frozen(b) => f.debug_struct("Frozen").field("bytes", &b.len()).finish(),
         }
     }
 }
 
-/// Decode a packed state. The bytes are our own encoding of a `T` (never input), so a failure
-/// is a bug in `T`'s serde shape, which the per-type round-trip tests rule out.
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Box<T> {
+/// A packed state's bytes and its mark: the mark is the last byte (written by [`seal`]).
+fn unseal(packed: &[u8]) -> (&[u8], u8) {
+    match packed.split_last() {
+        Some((&mark, bytes)) => (bytes, mark),
+        None => (packed, NO_MARK),
+    }
+}
+
+/// End a packed state's bytes with its mark ([`unseal`]).
+fn seal(bytes: &mut Vec<u8>, mark: u8) {
+    bytes.push(mark);
+}
+
+/// Decode a packed state (its bytes without the mark, [`unseal`]). The bytes are our own
+/// encoding of a `T` (never input), so a failure is a bug in `T`'s serde shape, which the
+/// per-type round-trip tests rule out.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
     let from_plain = |plain: &[u8]| {
         while_packing(|| {
-            Box::new(postcard::from_bytes(plain).expect("a packed state decodes (tested per type)"))
+            postcard::from_bytes(plain).expect("a packed state decodes (tested per type)")
         })
     };
     match bytes.split_first() {
@@ -527,16 +670,17 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Box<T> {
 impl<T: Serialize + DeserializeOwned> Cold<T> {
     /// A live state.
     pub fn new(t: T) -> Self {
-        Cold::Hot(Box::new(t))
+        Cold::Hot(Live::new(t, NO_MARK))
     }
 
     /// The state for writing, decoded first when packed.
     pub fn thaw(&mut self) -> &mut T {
         if let Cold::Frozen(b) = self {
-            *self = Cold::Hot(decode(b));
+            let (bytes, mark) = unseal(b);
+            *self = Cold::Hot(Live::new(decode(bytes), mark));
         }
         match self {
-            Cold::Hot(t) => t,
+            Cold::Hot(t) => &mut t.state,
             Cold::Frozen(_) => unreachable!("thawed just above"),
         }
     }
@@ -544,8 +688,8 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
     /// The state for reading, decoded into a copy when packed (it stays packed).
     pub fn view(&self) -> View<'_, T> {
         match self {
-            Cold::Hot(t) => View::Live(t),
-            Cold::Frozen(b) => View::Decoded(decode(b)),
+            Cold::Hot(t) => View::Live(&t.state),
+            Cold::Frozen(b) => View::Decoded(Box::new(decode(unseal(b).0))),
         }
     }
 
@@ -553,15 +697,33 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
     pub fn freeze(&mut self) {
         if let Cold::Hot(t) = self {
             let mut plain = Vec::new();
-            encode_plain(&mut plain, t);
+            encode_plain(&mut plain, &t.state);
+            seal(&mut plain, NO_MARK);
             *self = Cold::Frozen(plain.into_boxed_slice());
         }
     }
 
-    /// Pack a live state with its map's packer (compressed once it has a dictionary).
-    fn freeze_into<'a>(&mut self, scratch: &mut Scratch<'a>, packer: &'a Packer) {
+    /// Whether `sweep` packs this state, last touched at `touched`: when it is live and idle
+    /// ([`Sweep::before`]), unless the pause that ended its last pack was short and it is not
+    /// yet idle [`SPARE_IDLE_PERIODS`]. The pause is judged here, at the first sweep after
+    /// the state came back.
+    fn packed_by(&mut self, sweep: &Sweep, touched: Ts) -> bool {
+        let Cold::Hot(live) = self else {
+            return false;
+        };
+        if live.short_pause.is_none() && live.before_pack != NO_MARK {
+            live.short_pause = Some(sweep.short_pause(live.before_pack, touched));
+        }
+        let spared = live.short_pause == Some(true) || live.before_pack == NO_MARK;
+        touched < sweep.before && !(spared && touched >= sweep.spare_since)
+    }
+
+    /// Pack a live state with its map's packer (compressed once it has a dictionary), marked
+    /// with its last touch's mark.
+    fn freeze_into<'a>(&mut self, scratch: &mut Scratch<'a>, packer: &'a Packer, mark: u8) {
         if let Cold::Hot(t) = self {
-            encode_plain(&mut scratch.plain, t);
+            encode_plain(&mut scratch.plain, &t.state);
+            seal(&mut scratch.plain, mark);
             *self = Cold::Frozen(scratch.compressor.pack(packer, &scratch.plain));
         }
     }
@@ -576,10 +738,10 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
         }
     }
 
-    /// The postcard encoding of a state packed uncompressed.
+    /// The postcard encoding of a state packed uncompressed (without its mark).
     fn plain_form(&self) -> Option<&[u8]> {
         match self {
-            Cold::Frozen(b) => match b.split_first() {
+            Cold::Frozen(b) => match unseal(b).0.split_first() {
                 Some((&UNCOMPRESSED, plain)) => Some(plain),
                 _ => None,
             },
@@ -628,12 +790,20 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
 
     /// Pack the states not touched since `before`, compressed once a dictionary is learned;
     /// learn it when enough states are packed ([`TRAIN_MIN_STATES`]).
-    pub fn freeze_idle(&mut self, before: Ts) {
+    /// A [`Ts`] packs every state touched before it; a [`Sweep`] spares those that came back
+    /// soon after their last pack ([`Sweep::spares`]).
+    pub fn freeze_idle(&mut self, sweep: impl Into<Sweep>) {
+        let sweep = self.with_room(sweep.into());
         {
             let mut scratch = Scratch::default();
             let packer = &self.packer;
-            self.map
-                .for_each_idle(before, |c| c.freeze_into(&mut scratch, packer));
+            // Every state, not only the idle ones: those that came back since the last sweep
+            // have their pause judged.
+            self.map.for_each_timed(|_, touched, c| {
+                if c.packed_by(&sweep, touched) {
+                    c.freeze_into(&mut scratch, packer, mark_of(touched));
+                }
+            });
         }
         if self.packer.should_train(self.map.len()) {
             self.train();
@@ -645,16 +815,21 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
     /// returned to be compressed elsewhere ([`PackWork::compress`]) and put back
     /// ([`ColdMap::packed_back`]). Until the map has learned its dictionary this is
     /// [`ColdMap::freeze_idle`] (which learns it) and returns nothing.
-    pub fn freeze_idle_deferred(&mut self, before: Ts) -> Option<PackWork<K>> {
+    pub fn freeze_idle_deferred(&mut self, sweep: impl Into<Sweep>) -> Option<PackWork<K>> {
+        let sweep = self.with_room(sweep.into());
         let Some(trained) = self.packer.trained.clone() else {
-            self.freeze_idle(before);
+            self.freeze_idle(sweep);
             return None;
         };
         let mut items = Vec::new();
         let mut plain = Vec::new();
-        self.map.for_each_idle_keyed(before, |k, c| {
+        self.map.for_each_timed(|k, touched, c| {
+            if !c.packed_by(&sweep, touched) {
+                return;
+            }
             if let Cold::Hot(t) = c {
-                encode_plain(&mut plain, t);
+                encode_plain(&mut plain, &t.state);
+                seal(&mut plain, mark_of(touched));
                 let packed: Box<[u8]> = Box::from(&plain[..]);
                 items.push(PackItem {
                     key: k.clone(),
@@ -665,6 +840,18 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
             }
         });
         (!items.is_empty()).then_some(PackWork { trained, items })
+    }
+
+    /// `sweep`, sparing nothing when the map holds [`SPARE_BELOW_CAP_SHARE`] of its cap or more.
+    fn with_room(&self, sweep: Sweep) -> Sweep {
+        if self.map.len() < self.map.cap() / SPARE_BELOW_CAP_SHARE {
+            sweep
+        } else {
+            Sweep {
+                spare_since: Ts(i64::MAX),
+                ..sweep
+            }
+        }
     }
 
     /// Put back the states of a [`PackWork`] compressed, those still packed as they were given
@@ -803,7 +990,7 @@ impl<T: Serialize + DeserializeOwned> Serialize for Cold<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Cold<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        T::deserialize(d).map(|t| Cold::Hot(Box::new(t)))
+        T::deserialize(d).map(|t| Cold::Hot(Live::new(t, NO_MARK)))
     }
 }
 
@@ -1062,6 +1249,81 @@ mod tests {
             out.push(0xAB);
             assert_eq!(read_leb128(&out), (n, &[0xAB][..]), "{n}");
         }
+    }
+
+    /// Event time `h` hours (and `m` minutes) into a day.
+    fn hour(h: i64, m: i64) -> Ts {
+        Ts((h * 3_600 + m * 60) * 1_000_000)
+    }
+
+    /// A one-entry map's sweeps, hourly at minute 5 from `from` to `to`, with the entity
+    /// touched at the given times: whether it is packed after each sweep.
+    fn packed_after_sweeps(touches: &[Ts], from: i64, to: i64) -> Vec<bool> {
+        let mut m: ColdMap<String, S> = ColdMap::new(8);
+        let mut touches = touches.iter().peekable();
+        let mut out = Vec::new();
+        for h in from..=to {
+            let now = hour(h, 5);
+            while let Some(t) = touches.next_if(|t| **t <= now) {
+                m.get_or_insert_with("acct", *t, || Cold::new(state(1)))
+                    .thaw()
+                    .a += 1;
+            }
+            m.freeze_idle(Sweep::at(now, FREEZE_AFTER_SECS));
+            out.push(m.get("acct").is_some_and(Cold::is_frozen));
+        }
+        out
+    }
+
+    #[test]
+    fn an_entity_that_comes_back_after_short_pauses_stays_live() {
+        // Never packed: kept live until idle SPARE_IDLE_PERIODS (4 h), then packed.
+        let once = packed_after_sweeps(&[hour(1, 0)], 1, 7);
+        assert_eq!(once, [false, false, false, false, true, true, true]);
+        // Packed at 5:05, back at 7:00 after a pause of 6 h (long): packed again after an idle
+        // hour, at 8:05.
+        let long = packed_after_sweeps(&[hour(1, 0), hour(7, 0)], 1, 9);
+        assert_eq!(long[6..], [false, true, true], "{long:?}");
+        // Packed at 4:05; back at 4:30 after 4 h 30 (long): packed at 6:05 after an idle hour;
+        // back at 7:00 after 2 h 30 (short): live while idle under 4 h (8:05 to 10:05), packed
+        // at 11:05.
+        let t = [hour(0, 0), hour(4, 30), hour(7, 0)];
+        let short = packed_after_sweeps(&t, 0, 12);
+        assert_eq!(
+            short,
+            [
+                false, false, false, false, true, false, true, false, false, false, false, true,
+                true
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sweep_by_time_alone_spares_nothing() {
+        let mut m = filled(10);
+        m.freeze_idle(Ts(i64::MAX));
+        assert_eq!(m.frozen(), 10);
+    }
+
+    #[test]
+    fn a_packed_state_keeps_its_mark_through_compression() {
+        let n = TRAIN_MIN_STATES + 10;
+        let mut m = filled(n);
+        m.freeze_idle(Sweep::at(Ts(i64::MAX / 2), 0));
+        assert!(m.has_dictionary());
+        for (_, c) in m.iter() {
+            let Cold::Frozen(b) = c else {
+                panic!("not packed")
+            };
+            let (_, mark) = unseal(b);
+            assert_ne!(mark, NO_MARK);
+        }
+        let c = m.get_mut("k3").unwrap();
+        assert_eq!(*c.thaw(), state(3));
+        let Cold::Hot(live) = c else {
+            panic!("not thawed")
+        };
+        assert_eq!(live.before_pack, mark_of(Ts(3)));
     }
 
     #[test]

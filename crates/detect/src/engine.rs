@@ -602,7 +602,7 @@ impl Engine {
         self.closed_records();
         let after = self.cfg.limits.pack_idle_after.0;
         if let (Some(now), true) = (self.stats.last_ts, after > 0) {
-            self.freeze_idle(now.plus_secs(-after));
+            self.dispatch(Op::Freeze(crate::cold::Sweep::at(now, after)));
             self.packed = self.frozen();
         }
     }
@@ -622,7 +622,7 @@ impl Engine {
     /// Every detector's state is in the engine's `Detectors` and packed there; on their own
     /// thread it is packed uncompressed and compressed on this one (`Packs`).
     pub fn freeze_idle(&mut self, before: Ts) {
-        self.dispatch(Op::Freeze(before));
+        self.dispatch(Op::Freeze(before.into()));
     }
 
     /// Entities whose state is packed ([`Engine::freeze_idle`]): auth-hijack's accounts,
@@ -1151,8 +1151,9 @@ enum Op {
     Check(Box<CheckOp>),
     /// A completed record, its direction and submitter.
     Record(Box<(MessageRecord, Direction, Option<Entity>)>),
-    /// Pack the state of entities not touched since then ([`Engine::freeze_idle`]).
-    Freeze(Ts),
+    /// Pack the state of entities idle by the sweep's measure ([`Engine::freeze_idle`],
+    /// [`crate::cold::Sweep`]).
+    Freeze(crate::cold::Sweep),
     /// A login or failed login, for auth-bruteforce and auth-hijack.
     Login(Box<LoginOp>),
     /// An account's submission or policy request, for auth-hijack (a record's goes with
@@ -1330,7 +1331,7 @@ impl Detectors {
                 let (r, dir, ent) = &**b;
                 self.record(r, *dir, ent.as_ref(), out);
             }
-            Op::Freeze(before) => self.freeze_idle(*before),
+            Op::Freeze(sweep) => self.freeze_idle(*sweep),
             Op::Packed(p) => self.packed_back(p),
             Op::Login(l) => self.login(&l.login(), out),
             Op::Send(s) => {
@@ -1350,20 +1351,20 @@ impl Detectors {
 
     /// Pack the states not touched since `before`: compressed at once, or left for the
     /// engine's thread ([`Detectors::defer_packing`]).
-    fn freeze_idle(&mut self, before: Ts) {
+    fn freeze_idle(&mut self, sweep: crate::cold::Sweep) {
         if !self.defer_packing {
-            self.hijack.freeze_idle(before);
-            self.brute.freeze_idle(before);
-            self.extrusion.freeze_idle(before);
-            self.helo.freeze_idle(before);
+            self.hijack.freeze_idle(sweep);
+            self.brute.freeze_idle(sweep);
+            self.extrusion.freeze_idle(sweep);
+            self.helo.freeze_idle(sweep);
             return;
         }
         let p = &mut self.packs;
-        p.hijack.extend(self.hijack.freeze_idle_deferred(before));
-        p.brute.extend(self.brute.freeze_idle_deferred(before));
+        p.hijack.extend(self.hijack.freeze_idle_deferred(sweep));
+        p.brute.extend(self.brute.freeze_idle_deferred(sweep));
         p.extrusion
-            .extend(self.extrusion.freeze_idle_deferred(before));
-        p.helo.extend(self.helo.freeze_idle_deferred(before));
+            .extend(self.extrusion.freeze_idle_deferred(sweep));
+        p.helo.extend(self.helo.freeze_idle_deferred(sweep));
     }
 
     /// Put back states compressed on the engine's thread.
@@ -2080,13 +2081,14 @@ mod tests {
     /// without the thread, every state compressed as there.
     #[test]
     fn states_compressed_on_the_detector_thread_come_back() {
-        // Users logging in, an hour each: enough go idle to learn the dictionaries at the
-        // second sweep; at the third the next idle ones are compressed on the thread, and
-        // some of them are back after it.
+        // Users logging in, five hours apart (new entities are packed once idle four hours,
+        // cold::SPARE_IDLE_PERIODS): enough go idle to learn the dictionaries at the second
+        // sweep; at the third the next idle ones are compressed on the thread, and some of
+        // them are back after it.
         let rounds: [(u32, std::ops::Range<usize>); 4] = [
-            (10, 0..1_500),
-            (12, 1_500..3_000),
-            (14, 0..100),
+            (1, 0..1_500),
+            (6, 1_500..3_000),
+            (11, 0..100),
             (16, 1_500..1_550),
         ];
         let run = |threaded: bool| {

@@ -874,14 +874,17 @@ impl Extrusion {
 
     /// Pack the state of the entities not touched since `before` ([`crate::cold`]: the next
     /// record of such an entity decodes it; detection is the same either way).
-    pub fn freeze_idle(&mut self, before: Ts) {
-        self.entities.freeze_idle(before);
+    pub fn freeze_idle(&mut self, sweep: impl Into<crate::cold::Sweep>) {
+        self.entities.freeze_idle(sweep);
     }
 
     /// [`Self::freeze_idle`], the compressing left to the caller
     /// ([`crate::cold::ColdMap::freeze_idle_deferred`]).
-    pub fn freeze_idle_deferred(&mut self, before: Ts) -> Option<crate::cold::PackWork<Entity>> {
-        self.entities.freeze_idle_deferred(before)
+    pub fn freeze_idle_deferred(
+        &mut self,
+        sweep: impl Into<crate::cold::Sweep>,
+    ) -> Option<crate::cold::PackWork<Entity>> {
+        self.entities.freeze_idle_deferred(sweep)
     }
 
     /// Put back states compressed elsewhere ([`crate::cold::ColdMap::packed_back`]).

@@ -702,14 +702,17 @@ impl HeloDetector {
 
     /// Pack the state of the entities not touched since `before` ([`crate::cold`]: the next
     /// HELO of such an entity decodes it; detection is the same either way).
-    pub fn freeze_idle(&mut self, before: Ts) {
-        self.state.freeze_idle(before);
+    pub fn freeze_idle(&mut self, sweep: impl Into<crate::cold::Sweep>) {
+        self.state.freeze_idle(sweep);
     }
 
     /// [`Self::freeze_idle`], the compressing left to the caller
     /// ([`crate::cold::ColdMap::freeze_idle_deferred`]).
-    pub fn freeze_idle_deferred(&mut self, before: Ts) -> Option<crate::cold::PackWork<Entity>> {
-        self.state.freeze_idle_deferred(before)
+    pub fn freeze_idle_deferred(
+        &mut self,
+        sweep: impl Into<crate::cold::Sweep>,
+    ) -> Option<crate::cold::PackWork<Entity>> {
+        self.state.freeze_idle_deferred(sweep)
     }
 
     /// Put back states compressed elsewhere ([`crate::cold::ColdMap::packed_back`]).

@@ -1164,8 +1164,9 @@ fn the_sweep_packs_idle_accounts_unless_turned_off() {
         let mut cfg = Config::default();
         cfg.limits.pack_idle_after = detect::config::Duration(after);
         let mut f = F::with(cfg);
+        // An account never packed is packed once idle four periods (cold::SPARE_IDLE_PERIODS).
         f.send(0.0, "quiet@isp.example", "10.0.0.5", 0);
-        f.send(7200.0, "busy@isp.example", "10.0.0.6", 0);
+        f.send(4.0 * 3600.0 + 60.0, "busy@isp.example", "10.0.0.6", 0);
         f.e.flush_idle(86_400);
         let z = f.e.frozen();
         assert_eq!(

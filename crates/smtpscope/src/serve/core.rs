@@ -729,8 +729,9 @@ mod tests {
             ),
             0
         );
-        // Two hours on, the driver's sweep packs the accounts idle since.
-        let later = "Nov 24 12:30:00 mx postfix/qmgr[9]: FFFFA: removed";
+        // Five hours on, the driver's sweep packs the accounts idle since (new ones are packed
+        // once idle four hours, detect::cold::SPARE_IDLE_PERIODS).
+        let later = "Nov 24 15:30:00 mx postfix/qmgr[9]: FFFFA: removed";
         assert!(core.feed_line(FIRST_FILE_SRC, later));
         m.engine.copy_from(core.driver().engine());
         let after = m.render(0, 0.0);
