@@ -7,7 +7,8 @@
 //! sized byte string of the state's postcard encoding (positional: no field names or type
 //! markers, integers as varints), written when
 //! the owner's sweep finds the entity idle (`[detect.limits] pack_idle_after`, default
-//! [`FREEZE_AFTER_SECS`]) and decoded back the next
+//! [`FREEZE_AFTER_SECS`]; four times that for an entity never packed or back after a short
+//! pause, while its map has room: [`SPARE_IDLE_PERIODS`]) and decoded back the next
 //! time the entity is written to. Nothing is lost either way: the packed form is the state's
 //! whole serde form, so a state thawed is the state frozen (tested per type by re-encoding), and
 //! detection cannot tell the difference — only memory and a decode per thaw can (issue 12;
@@ -31,10 +32,11 @@ use zstd::zstd_safe::{CCtx, CDict, CParameter, DCtx, DDict, ParamSwitch};
 use crate::bounded::BoundedMap;
 
 /// Default of `[detect.limits] pack_idle_after`: the event time an entity must have been idle
-/// for before its state is packed. One hour, the driver's sweep period, so an entity active
-/// within the hour stays live and most of the decodes are of entities back after a quiet hour.
-/// Our own choice; the packed state is exactly the live one, so this trades only CPU against
-/// memory.
+/// for before its state is packed (one idle period; an entity never packed, or back after a
+/// short pause, waits [`SPARE_IDLE_PERIODS`] while its map has room). One hour, the driver's
+/// sweep period, so an entity active within the hour stays live and most of the decodes are of
+/// entities back after a quiet hour. Our own choice; the packed state is exactly the live one,
+/// so this trades only CPU against memory.
 pub const FREEZE_AFTER_SECS: i64 = 3_600;
 
 /// Idle periods (`pack_idle_after`) an entity is kept live, instead of one, once it has come
