@@ -12,6 +12,8 @@ use maillog::Ts;
 use serde_json::Value;
 use smtpscope::abuse::{self, Case, ReportKind, Us};
 
+mod sim_util;
+
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/xarf")
 }
@@ -227,16 +229,8 @@ fn arf_is_a_feedback_report_with_three_parts() {
 #[test]
 fn analyze_writes_valid_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = dir.path().join("sim");
+    let log = sim_util::simulated_day(dir.path());
     let bin = env!("CARGO_BIN_EXE_smtpscope");
-    let st = Command::new(bin)
-        .args([
-            "simulate", "--users", "300", "--days", "1", "--seed", "7", "--out",
-        ])
-        .arg(&sim)
-        .output()
-        .unwrap();
-    assert!(st.status.success());
     let cfg = dir.path().join("smtpscope.toml");
     std::fs::write(
         &cfg,
@@ -256,7 +250,7 @@ fn analyze_writes_valid_reports() {
             "--abuse-reports",
         ])
         .arg(&out_dir)
-        .arg(sim.join("mail.log"))
+        .arg(&log)
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -282,7 +276,7 @@ fn analyze_writes_valid_reports() {
         .arg(&cfg)
         .arg("--abuse-reports")
         .arg(&out_dir)
-        .arg(sim.join("mail.log"))
+        .arg(&log)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

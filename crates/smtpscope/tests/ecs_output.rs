@@ -9,6 +9,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod sim_util;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_smtpscope"))
 }
@@ -189,24 +191,12 @@ fn the_checker_refuses_what_ecs_does_not_define() {
 #[test]
 fn analyze_format_ecs_emits_only_ecs_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = dir.path().join("sim");
-    let st = bin()
-        .args([
-            "simulate", "--users", "300", "--days", "1", "--seed", "7", "--out",
-        ])
-        .arg(&sim)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    let log = sim_util::simulated_day(dir.path());
     let out = bin()
         .args([
             "analyze", "-q", "--format", "ecs", "--year", "2026", "--tz", "UTC",
         ])
-        .arg(sim.join("mail.log"))
+        .arg(&log)
         .output()
         .unwrap();
     assert!(
@@ -218,7 +208,7 @@ fn analyze_format_ecs_emits_only_ecs_fields() {
         .args([
             "analyze", "-q", "--format", "jsonl", "--year", "2026", "--tz", "UTC",
         ])
-        .arg(sim.join("mail.log"))
+        .arg(&log)
         .output()
         .unwrap();
     let alerts: Vec<Value> = String::from_utf8(jsonl.stdout)

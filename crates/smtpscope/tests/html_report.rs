@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+mod sim_util;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_smtpscope"))
 }
@@ -36,20 +38,7 @@ fn attrs<'a>(html: &'a str, attr: &str) -> Vec<&'a str> {
 #[test]
 fn html_report_is_self_contained_with_five_figures_and_a_section_per_incident() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = dir.path().join("sim");
-    let st = bin()
-        .args([
-            "simulate", "--users", "300", "--days", "1", "--seed", "7", "--out",
-        ])
-        .arg(&sim)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    let log = sim.join("mail.log");
+    let log = sim_util::simulated_day(dir.path());
     let page = dir.path().join("report.html");
     run(&["--format", "html", "-o", page.to_str().unwrap()], &log);
     let html = std::fs::read_to_string(&page).unwrap();

@@ -6,25 +6,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_smtpscope");
+mod sim_util;
 
-/// A simulated ISP day (300 accounts, hijacks, password guessing, spam runs among them).
-fn simulated_log(dir: &Path) -> std::path::PathBuf {
-    let sim = dir.join("sim");
-    let st = Command::new(BIN)
-        .args([
-            "simulate", "--users", "300", "--days", "1", "--seed", "7", "--out",
-        ])
-        .arg(&sim)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    sim.join("mail.log")
-}
+const BIN: &str = env!("CARGO_BIN_EXE_smtpscope");
 
 /// `smtpscope ARGS --tz UTC [--quiet LOG]`'s output (it must succeed).
 fn run(args: &[&str], log: Option<&Path>) -> Vec<u8> {
@@ -60,34 +44,16 @@ fn alert_keys(jsonl: &[u8]) -> Vec<(String, String, String)> {
 #[test]
 fn partitioned_analysis_is_the_same_for_any_thread_count_and_is_the_clusters() {
     let dir = tempfile::tempdir().unwrap();
-    let log = simulated_log(dir.path());
+    let log = sim_util::simulated_day(dir.path());
+    let partitioned = |format: &str, threads: &str| {
+        let args = ["analyze", "--format", format, "--partitions", "8"];
+        run(&[&args[..], &["--threads", threads]].concat(), Some(&log))
+    };
     for format in ["jsonl", "incidents"] {
-        let one = run(
-            &[
-                "analyze",
-                "--format",
-                format,
-                "--partitions",
-                "8",
-                "--threads",
-                "1",
-            ],
-            Some(&log),
-        );
+        let one = partitioned(format, "1");
         for threads in ["2", "3", "5", "8", "12"] {
             // From 3 on the input is parsed apart from the routing thread (parser_threads).
-            let many = run(
-                &[
-                    "analyze",
-                    "--format",
-                    format,
-                    "--partitions",
-                    "8",
-                    "--threads",
-                    threads,
-                ],
-                Some(&log),
-            );
+            let many = partitioned(format, threads);
             assert!(
                 one == many,
                 "--format {format}: --threads {threads} differs from one thread"
