@@ -176,22 +176,18 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// Visit, for writing, every entry (of both segments) not touched since `before`, without
     /// touching it.
     pub fn for_each_idle(&mut self, before: Ts, mut f: impl FnMut(&mut V)) {
-        self.for_each_idle_keyed(before, |_, v| f(v));
+        self.for_each_timed(|_, t, v| {
+            if t < before {
+                f(v);
+            }
+        });
     }
 
-    /// Every entry, with its key and the time it was last touched.
+    /// Visit, for writing, every entry (of both segments) with its key and the time it was
+    /// last touched, without touching it.
     pub fn for_each_timed(&mut self, mut f: impl FnMut(&K, Ts, &mut V)) {
         for (k, (t, v)) in self.protected.iter_mut().chain(self.probation.iter_mut()) {
             f(k, *t, v);
-        }
-    }
-
-    /// [`BoundedMap::for_each_idle`], with each entry's key.
-    pub fn for_each_idle_keyed(&mut self, before: Ts, mut f: impl FnMut(&K, &mut V)) {
-        for (k, (t, v)) in self.protected.iter_mut().chain(self.probation.iter_mut()) {
-            if *t < before {
-                f(k, v);
-            }
         }
     }
 
