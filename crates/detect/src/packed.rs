@@ -9,6 +9,7 @@
 //! each type it holds. A snapshot holds a [`Packed`] as the plain sequence of its values, the
 //! same bytes as the `Vec` it replaced (issue 12; docs/PERFORMANCE.md).
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use rmp::Marker;
@@ -81,10 +82,7 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
     /// Append `x`, a value that serializes as a `T` does (a borrowed view of one, say: the
     /// caller's tests check the bytes are the same).
     pub fn push_as(&mut self, x: &impl Serialize) {
-        let mut v = std::mem::take(&mut self.bytes).into_vec();
-        v.reserve_exact(VALUE_RESERVE);
-        rmp_serde::encode::write(&mut v, x).expect("serializing to memory does not fail");
-        self.bytes = v.into_boxed_slice();
+        self.bytes = with_encoded(x, |x| joined(&[&self.bytes, x]));
         self.len += 1;
     }
 
@@ -102,11 +100,8 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
     /// [`Packed::insert`] of a value that serializes as a `T` does (see [`Packed::push_as`]).
     pub fn insert_as(&mut self, i: usize, x: &impl Serialize) {
         let at = self.offset(i);
-        let mut v = Vec::with_capacity(self.bytes.len() + VALUE_RESERVE);
-        v.extend_from_slice(&self.bytes[..at]);
-        rmp_serde::encode::write(&mut v, x).expect("serializing to memory does not fail");
-        v.extend_from_slice(&self.bytes[at..]);
-        self.bytes = v.into_boxed_slice();
+        let b = &self.bytes;
+        self.bytes = with_encoded(x, |x| joined(&[&b[..at], x, &b[at..]]));
         self.len += 1;
     }
 
@@ -119,19 +114,15 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
     }
 
     /// [`Packed::remove_push`] of a value that serializes as a `T` does (see
-    /// [`Packed::push_as`]). The new value is written straight into the new byte string, sized
-    /// for a value as long as the one taken out.
+    /// [`Packed::push_as`]).
     pub fn remove_push_as(&mut self, i: usize, x: &impl Serialize) {
         if i >= self.len() {
             return self.push_as(x);
         }
         let from = self.offset(i);
         let to = skip(&self.bytes, from, 1).expect("well formed: written by push");
-        let mut v = Vec::with_capacity(self.bytes.len() + VALUE_RESERVE);
-        v.extend_from_slice(&self.bytes[..from]);
-        v.extend_from_slice(&self.bytes[to..]);
-        rmp_serde::encode::write(&mut v, x).expect("serializing to memory does not fail");
-        self.bytes = v.into_boxed_slice();
+        let b = &self.bytes;
+        self.bytes = with_encoded(x, |x| joined(&[&b[..from], &b[to..], x]));
     }
 
     /// Take out value `i` (nothing when there is none; re-allocates exactly).
@@ -141,10 +132,7 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
         }
         let from = self.offset(i);
         let to = skip(&self.bytes, from, 1).expect("well formed: written by push");
-        let mut v = Vec::with_capacity(self.bytes.len() - (to - from));
-        v.extend_from_slice(&self.bytes[..from]);
-        v.extend_from_slice(&self.bytes[to..]);
-        self.bytes = v.into_boxed_slice();
+        self.bytes = joined(&[&self.bytes[..from], &self.bytes[to..]]);
         self.len -= 1;
     }
 
@@ -157,9 +145,45 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
     }
 }
 
-/// Spare room when a value is written into a new byte string (shrunk to fit after): most of
-/// a short value, so that writing one rarely grows the buffer twice.
-const VALUE_RESERVE: usize = 64;
+thread_local! {
+    /// This thread's buffer for a value's encoding before it joins a byte string.
+    static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `f` of `x`'s MessagePack encoding, written into this thread's buffer ([`ENCODED`]; a new
+/// one in the unlikely case that `x`'s serialization packs a value itself).
+///
+/// A byte string used to be grown in place with the value written onto its end: a vector
+/// with 64 bytes to spare, grown again when the value was longer (a sample with its
+/// recipients mostly is) and shrunk to fit after, up to three allocations and copies of the
+/// whole string per value. Encoded apart first, the value's length is known and the new
+/// string is allocated once, exactly ([`joined`]).
+fn with_encoded<R>(x: &impl Serialize, f: impl FnOnce(&[u8]) -> R) -> R {
+    let encode = |buf: &mut Vec<u8>| {
+        buf.clear();
+        rmp_serde::encode::write(buf, x).expect("serializing to memory does not fail");
+    };
+    ENCODED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            encode(&mut buf);
+            f(&buf)
+        }
+        Err(_) => {
+            let mut own = Vec::new();
+            encode(&mut own);
+            f(&own)
+        }
+    })
+}
+
+/// `parts` one after the other, in one exactly sized allocation.
+fn joined(parts: &[&[u8]]) -> Box<[u8]> {
+    let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        v.extend_from_slice(p);
+    }
+    v.into_boxed_slice()
+}
 
 /// The offset just past `values` whole MessagePack values that start at `at` in `b` (`None`
 /// when `b` ends inside one or holds the reserved marker).
