@@ -222,6 +222,10 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 2_000_000;
 pub const MAX_RECIPIENTS: usize = 10_000;
 /// Most SMTP sessions (host, pid) remembered for their HELO.
 pub const MAX_SESSIONS: usize = 200_000;
+/// Longest host name [`Correlator`] remembers as the last one looked up (a DNS name is at most
+/// 253 bytes).
+const LAST_HOST_MAX_BYTES: usize = 255;
+
 /// Longest string kept from an attacker-controlled field (HELO, addresses, replies).
 pub const MAX_FIELD: usize = 512;
 
@@ -353,6 +357,13 @@ pub struct CorrelatorStats {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Correlator {
     hosts: crate::hash::Map<String, u32>,
+    /// The last host looked up in `hosts` and its number: a log's lines come mostly from one
+    /// host, or a few in runs, and a comparison of a short name costs less than hashing it
+    /// for every line. Numbers never change once given, so this only repeats the map. The
+    /// name's buffer is reused (no allocation when hosts take turns); names over
+    /// [`LAST_HOST_MAX_BYTES`] are not kept.
+    #[serde(skip)]
+    last_host: (String, Option<u32>),
     /// Messages in flight, each boxed: a record is 360 bytes, and a table of inline records
     /// costs that for every empty slot too, twice over while the table grows (issue 12).
     flight: crate::hash::Map<QKey, Box<MessageRecord>>,
@@ -392,6 +403,7 @@ impl Correlator {
     pub fn new(max_in_flight: usize) -> Self {
         Correlator {
             hosts: Default::default(),
+            last_host: (String::new(), None),
             flight: Default::default(),
             sessions: Default::default(),
             mids: Default::default(),
@@ -423,7 +435,17 @@ impl Correlator {
     }
 
     fn host_id(&mut self, host: &str) -> u32 {
+        if let (last, Some(id)) = &self.last_host {
+            if *last == *host {
+                return *id;
+            }
+        }
         if let Some(&id) = self.hosts.get(host) {
+            if host.len() <= LAST_HOST_MAX_BYTES {
+                self.last_host.0.clear();
+                self.last_host.0.push_str(host);
+                self.last_host.1 = Some(id);
+            }
             return id;
         }
         // Host names come from the log; cap how many we intern.
@@ -1318,6 +1340,38 @@ mod tests {
         for w in got.windows(2) {
             // Each eviction closes a batch in order; batches follow each other in time.
             assert!(w[0] <= w[1], "{w:?}");
+        }
+    }
+
+    /// Each log host's lines join its own messages, whether its lines come in runs or take
+    /// turns with another host's line by line (the last host looked up is remembered), and
+    /// a host name too long to remember is still one host.
+    #[test]
+    fn hosts_taking_turns_keep_their_messages_apart() {
+        let long = "h".repeat(LAST_HOST_MAX_BYTES + 1);
+        for hosts in [["a", "b"], ["a", "a.example"], ["a", long.as_str()]] {
+            let mut c = Correlator::new(10_000);
+            let mut want = Vec::new();
+            for (n, host) in hosts.iter().enumerate() {
+                let qid = format!("Q{n}");
+                want.push((host.to_string(), qid.clone()));
+                c.feed(t(0), host, None, &queued(&qid, "s@x"));
+            }
+            for round in 0..3 {
+                for (n, host) in hosts.iter().enumerate() {
+                    c.feed(t(round), host, None, &queued(&format!("Q{n}"), "s@x"));
+                }
+                for host in hosts.iter().rev() {
+                    c.feed(t(round), host, None, &queued(&format!("Q{}", 0), "s@x"));
+                    c.feed(t(round), host, None, &queued(&format!("Q{}", 0), "s@x"));
+                }
+            }
+            c.finish();
+            let mut got: Vec<(String, String)> = c.drain().map(|r| (r.host, r.qid)).collect();
+            got.sort();
+            want.push((hosts[1].to_string(), "Q0".to_string()));
+            want.sort();
+            assert_eq!(got, want, "{hosts:?}");
         }
     }
 
