@@ -18,19 +18,22 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export CARGO_TERM_COLOR=never
+# Each stage's heading says when it began (UTC, and seconds since this script started), so a
+# slow CI run shows where its time went.
+stage() { echo "== $* [$(date -u +%T), ${SECONDS}s]"; }
 
 lint_fail=0
 if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
-    echo "== cargo fmt --check"
+    stage "cargo fmt --check"
     cargo fmt --all --check || { echo "FAILED: cargo fmt --all --check (run cargo fmt --all)"; lint_fail=1; }
-    echo "== cargo clippy -D warnings"
+    stage "cargo clippy -D warnings"
     cargo clippy -q --workspace --all-targets -- -D warnings || { echo "FAILED: cargo clippy"; lint_fail=1; }
 else
     echo "FAILED: rustfmt or clippy missing (tests/install-deps.sh installs them with rustup)"
     lint_fail=1
 fi
 
-echo "== cargo test (workspace)"
+stage "cargo test (workspace)"
 cargo test --workspace --all-targets 2>&1 | tee /tmp/smtpscope-cargo-test.log | grep -E "^test result|FAILED|panicked|error(\[|:)" || true
 if grep -qE "^test result: FAILED|error: test failed|error(\[E[0-9]+\])?: " /tmp/smtpscope-cargo-test.log; then
     echo "cargo test failed"; tail -50 /tmp/smtpscope-cargo-test.log; exit 1
@@ -48,7 +51,7 @@ export SMTPSCOPE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/smtpscope"
 export SMTPSCOPE="$SMTPSCOPE_BIN"
 e2e_pass=0; e2e_fail=0
 for t in tests/e2e/run.sh tests/e2e/report.sh tests/e2e/dashboard.sh tests/e2e/scenarios.sh tests/e2e/sflow_pmacct.sh tests/e2e/prometheus_rules.sh tests/e2e/cluster.sh tests/e2e/cluster_contain.sh "TLS=1 tests/e2e/cluster_contain.sh" tests/e2e/package.sh; do
-    echo "== $t"
+    stage "$t"
     # The package test may install cargo-deb from source first: more time. The cluster tests
     # are bounded (issue 13: under 3 minutes).
     limit=600
@@ -68,11 +71,11 @@ disk_report
 # Nothing after this point uses the workspace's build dir; .ci/run asks for it to be freed
 # before the fuzz build (a CI disk too small for both once stopped the fuzz build).
 if [ "${FREE_BUILD_DIR_BEFORE_FUZZ:-0}" = 1 ]; then
-    echo "== freeing the workspace's build dir for the fuzz build (FREE_BUILD_DIR_BEFORE_FUZZ=1)"
+    stage "freeing the workspace's build dir for the fuzz build (FREE_BUILD_DIR_BEFORE_FUZZ=1)"
     cargo clean -q
     disk_report
 fi
-echo "== fuzz (every target ${FUZZ_SECS:=25} s, fuzz/run.sh)"
+stage "fuzz (every target ${FUZZ_SECS:=25} s, fuzz/run.sh)"
 export FUZZ_SECS
 fuzz_log=/tmp/smtpscope-fuzz.log
 if bash fuzz/run.sh 2>&1 | tee "$fuzz_log"; then :; fi
@@ -82,5 +85,6 @@ grep -q "^fuzz: built" "$fuzz_log" || { echo "FAILED: fuzz build"; e2e_fail=$((e
 disk_report
 
 e2e_fail=$((e2e_fail + lint_fail))
+stage "done"
 echo "$((passed + e2e_pass)) passed, $e2e_fail failed"
 [ "$e2e_fail" = 0 ]
