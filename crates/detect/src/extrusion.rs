@@ -203,14 +203,15 @@ fn phrase_kind(text: &str) -> Option<FailureKind> {
         return phrase_kind_by_automaton(p, text);
     };
     let mut stack = [0u8; REPLY_ON_STACK];
-    let mut heap = Vec::new();
+    let mut heap;
     let lower: &mut [u8] = if text.len() <= REPLY_ON_STACK {
-        &mut stack[..text.len()]
+        let on_stack = &mut stack[..text.len()];
+        on_stack.copy_from_slice(text.as_bytes());
+        on_stack
     } else {
-        heap.extend_from_slice(text.as_bytes());
+        heap = text.as_bytes().to_vec();
         &mut heap
     };
-    lower.copy_from_slice(text.as_bytes());
     lower.make_ascii_lowercase();
     let mut first: Option<usize> = None;
     let mut at = 0;

@@ -1362,8 +1362,8 @@ mod tests {
                     c.feed(t(round), host, None, &queued(&format!("Q{n}"), "s@x"));
                 }
                 for host in hosts.iter().rev() {
-                    c.feed(t(round), host, None, &queued(&format!("Q{}", 0), "s@x"));
-                    c.feed(t(round), host, None, &queued(&format!("Q{}", 0), "s@x"));
+                    c.feed(t(round), host, None, &queued("Q0", "s@x"));
+                    c.feed(t(round), host, None, &queued("Q0", "s@x"));
                 }
             }
             c.finish();
