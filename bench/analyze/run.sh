@@ -6,6 +6,10 @@
 #
 # Environment:
 #   SMTPSCOPE=path      binary to measure (default: cargo build --release, $CARGO_TARGET_DIR or target/)
+#   PGO=1               with no SMTPSCOPE: the profile-guided build of bench/pgo/build.sh instead
+#   ALSO=path           a second binary whose 1- and N-thread rows are measured in the same run
+#                       (e.g. the plain release build beside a PGO one), labelled ALSO_LABEL
+#                       (default: the file's name)
 #   BENCH_MB=1500       size of the log to make, in MB (at least; whole simulated days are added;
 #                       issue 12 asks for 1.5 GB)
 #   BENCH_USERS=20000   simulated user accounts
@@ -26,10 +30,13 @@ BENCH_DIR=${BENCH_DIR:-$ROOT/bench/out/analyze}
 PARTITIONS=${PARTITIONS:-64}
 mkdir -p "$BENCH_DIR"
 
-if [[ -z "${SMTPSCOPE:-}" ]]; then
+if [[ -z "${SMTPSCOPE:-}" && -n "${PGO:-}" ]]; then
+    SMTPSCOPE=$(bash "$ROOT/bench/pgo/build.sh" | tail -1)
+elif [[ -z "${SMTPSCOPE:-}" ]]; then
     cargo build --release -p smtpscope >&2
     SMTPSCOPE="${CARGO_TARGET_DIR:-$ROOT/target}/release/smtpscope"
 fi
+ALSO_LABEL=${ALSO_LABEL:-$(basename "${ALSO:-none}")}
 [[ -x /usr/bin/time ]] || { echo "need /usr/bin/time (apt-get install time)" >&2; exit 1; }
 if [[ -z "${NO_PFLOGSUMM:-}" ]] && ! command -v pflogsumm >/dev/null; then
     echo "pflogsumm not found: apt-get install pflogsumm (or NO_PFLOGSUMM=1)" >&2
@@ -108,6 +115,11 @@ fi
 A=("$SMTPSCOPE" analyze --format jsonl --quiet -o /dev/null --tz UTC)
 measure "smtpscope analyze, 1 thread" "$BYTES" "$LINES" "${A[@]}" --threads 1 "$LOG"
 measure "smtpscope analyze, $NPROC threads" "$BYTES" "$LINES" "${A[@]}" --threads "$NPROC" "$LOG"
+if [[ -n "${ALSO:-}" ]]; then
+    B=("$ALSO" analyze --format jsonl --quiet -o /dev/null --tz UTC)
+    measure "$ALSO_LABEL, 1 thread" "$BYTES" "$LINES" "${B[@]}" --threads 1 "$LOG"
+    measure "$ALSO_LABEL, $NPROC threads" "$BYTES" "$LINES" "${B[@]}" --threads "$NPROC" "$LOG"
+fi
 measure "…1 thread, hijack/campaign/bruteforce off" "$BYTES" "$LINES" "${A[@]}" --threads 1 -c "$OFFCFG" "$LOG"
 measure "…$NPROC threads, hijack/campaign/bruteforce off" "$BYTES" "$LINES" "${A[@]}" --threads "$NPROC" -c "$OFFCFG" "$LOG"
 measure "…1 thread, first quarter of the file" "$QBYTES" "$QLINES" "${A[@]}" --threads 1 "$QUARTER"
@@ -120,6 +132,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 {
     echo "Date: $(date -u +%Y-%m-%dT%H:%MZ); $(uname -srm); $NPROC cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average before $LOAD_BEFORE, after $LOAD_AFTER"
     echo "Log: $(basename "$LOG"), $BYTES bytes, $LINES lines (quarter: $QBYTES bytes)"
+    echo "smtpscope: $SMTPSCOPE${ALSO:+; $ALSO_LABEL: $ALSO}"
     echo
     echo "| run                                          |   wall s |    CPU s | MB/s wall | lines/s wall | MB per CPU-s  |  RSS MiB |"
     echo "|----------------------------------------------|---------:|---------:|----------:|-------------:|--------------:|---------:|"
