@@ -9,7 +9,9 @@
 //! - Exim's own main log: `2026-11-20 10:47:15 [pid] msg`, optionally with `.fff` and a `+0100` zone;
 //! - daemontools/multilog TAI64N: `@4000000063f1c0de0a1b2c3d prog: msg` (no host).
 
-use crate::time::{days_from_civil, TimeContext, Ts, MICROS};
+use crate::time::{
+    days_from_civil, StampFields, StampMemo, TimeContext, Ts, MICROS, STAMP_KEY_BYTES,
+};
 
 /// Which time-stamp shape a line had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -208,14 +210,31 @@ fn host_prog(line: &str, i: usize, want_host: bool) -> Option<(&str, &str, Optio
             if tag.space.is_some_and(|sp| sp < lb) {
                 return None; // a space in the program name
             }
-            let pid = tag_text[lb + 1..]
-                .strip_suffix(']')
-                .and_then(|p| p.parse().ok());
+            let pid = tag_text[lb + 1..].strip_suffix(']').and_then(pid_of);
             Some((host, &tag_text[..lb], pid, msg))
         }
         None if tag.space.is_some() => None,
         None => Some((host, tag_text, None, msg)),
     }
+}
+
+/// A pid as `str::parse::<u32>` reads it (an optional `+`, then decimal digits, at most
+/// `u32::MAX`), without its general machinery: one per line.
+fn pid_of(p: &str) -> Option<u32> {
+    let b = p.as_bytes();
+    let digits = b.strip_prefix(b"+").unwrap_or(b);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u32::from(d))?;
+    }
+    Some(v)
 }
 
 /// Where a syslog tag (`prog[pid]`) ends, and its first `[` and first space.
@@ -303,25 +322,7 @@ pub fn parse_header<'a>(line: &'a str, ctx: &mut TimeContext) -> Option<Header<'
     }
     // RFC 3164
     if b[3] == b' ' && b[0].is_ascii_uppercase() {
-        let mo = MONTHS.iter().position(|m| &b[0..3] == *m)? as u32 + 1;
-        let (d, mut i) = if b[4] == b' ' {
-            (digits(&b[5..6])?, 6)
-        } else if b[5] == b' ' {
-            // Unpadded day ("Sep 8 07:46:30"), as some relays and exporters write it.
-            (digits(&b[4..5])?, 5)
-        } else {
-            (digits(&b[4..6])?, 6)
-        };
-        if b.get(i) != Some(&b' ') {
-            return None;
-        }
-        i += 1;
-        let (h, mi, s) = hms(b.get(i..i + 8)?)?;
-        i += 8;
-        let (us, fl) = fraction(&b[i..]);
-        i += fl;
-        let y = ctx.year_for_date(mo, d);
-        let ts = ctx.local_to_utc(y, mo, d, h, mi, s, us);
+        let (ts, i) = rfc3164_stamp(b, ctx)?;
         let (host, program, pid, msg) = host_prog(line, i, true)?;
         return Some(Header {
             ts,
@@ -390,6 +391,64 @@ pub fn parse_header<'a>(line: &'a str, ctx: &mut TimeContext) -> Option<Header<'
         });
     }
     None
+}
+
+/// The RFC 3164 stamp at the start of `b` (`Nov 20 10:47:15`, day space- or zero-padded or
+/// unpadded, an optional fraction): its time and where it ends. When the line's first
+/// [`STAMP_KEY_BYTES`] bytes are the last stamp's ([`StampMemo`]), its fields are not read
+/// again, and its time is reused when the year (asked of `ctx` for every line, as it moves at
+/// a new year) is the one it was made in.
+fn rfc3164_stamp(b: &[u8], ctx: &mut TimeContext) -> Option<(Ts, usize)> {
+    let key: Option<[u8; STAMP_KEY_BYTES]> =
+        b.get(..STAMP_KEY_BYTES).and_then(|k| k.try_into().ok());
+    let memo = ctx.last_stamp.filter(|m| key == Some(m.key));
+    let fields = match memo {
+        Some(m) => m.fields,
+        None => rfc3164_fields(b)?,
+    };
+    let year = ctx.year_for_date(fields.month, fields.day);
+    let whole = match memo {
+        Some(m) if m.year == year => m.ts,
+        _ => {
+            let f = fields;
+            let whole = ctx.local_to_utc(year, f.month, f.day, f.hour, f.minute, f.second, 0);
+            ctx.last_stamp = key.map(|key| StampMemo {
+                key,
+                fields,
+                year,
+                ts: whole,
+            });
+            whole
+        }
+    };
+    let (us, fl) = fraction(&b[fields.end..]);
+    Some((Ts(whole.0 + us as i64), fields.end + fl))
+}
+
+/// The fields of the RFC 3164 stamp at the start of `b` (up to the seconds).
+fn rfc3164_fields(b: &[u8]) -> Option<StampFields> {
+    let month = MONTHS.iter().position(|m| &b[0..3] == *m)? as u32 + 1;
+    let (day, mut i) = if b[4] == b' ' {
+        (digits(&b[5..6])?, 6)
+    } else if b[5] == b' ' {
+        // Unpadded day ("Sep 8 07:46:30"), as some relays and exporters write it.
+        (digits(&b[4..5])?, 5)
+    } else {
+        (digits(&b[4..6])?, 6)
+    };
+    if b.get(i) != Some(&b' ') {
+        return None;
+    }
+    i += 1;
+    let (hour, minute, second) = hms(b.get(i..i + 8)?)?;
+    Some(StampFields {
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        end: i + 8,
+    })
 }
 
 fn parse_5424<'a>(rest: &'a str, ctx: &mut TimeContext) -> Option<Header<'a>> {
@@ -505,8 +564,83 @@ mod tests {
         }
     }
 
+    #[test]
+    fn pids_read_as_str_parse_reads_them() {
+        for p in [
+            "",
+            "+",
+            "-",
+            "0",
+            "+0",
+            "-1",
+            "123",
+            "+123",
+            "00042",
+            "4294967295",
+            "4294967296",
+            "99999999999",
+            "12a",
+            "a12",
+            " 1",
+            "1 ",
+            "１",
+            "٣",
+        ] {
+            assert_eq!(pid_of(p), p.parse::<u32>().ok(), "{p:?}");
+        }
+    }
+
     fn ctx() -> TimeContext {
         TimeContext::utc(2026)
+    }
+
+    /// A run of lines read with the last stamp remembered gives what each line gives read
+    /// without it (the memo cleared first), year state included: repeated stamps, fractions
+    /// after a repeated stamp, unpadded days, a new year, a zone with a daylight-saving change,
+    /// and a reference time in the past, which moves the year back at every line (so a stamp
+    /// repeated is not the same time). Seen to fail when the memo's time was used whatever
+    /// the year.
+    #[test]
+    fn the_last_stamp_remembered_reads_as_read_afresh() {
+        let lines = [
+            "Dec 31 23:59:59 h postfix/smtpd[1]: a",
+            "Dec 31 23:59:59 h postfix/smtpd[1]: b",
+            "Dec 31 23:59:59.25 h postfix/smtpd[1]: c",
+            "Dec 31 23:59:59.5 h postfix/qmgr[2]: d",
+            "Jan  1 00:00:00 h postfix/smtpd[1]: e",
+            "Jan  1 00:00:00 h postfix/smtpd[1]: f",
+            "Jan 1 00:00:00 h postfix/smtpd[1]: g",
+            "Jan 1 00:00:00 i postfix/smtpd[1]: h",
+            "Jan  1 00:00:0x h postfix/smtpd[1]: bad",
+            "Jan  1 00:00:00 h postfix/smtpd[1]: i",
+            "Mar 29 02:30:00 h postfix/smtpd[1]: j",
+            "Mar 29 02:30:00 h postfix/smtpd[1]: k",
+            "Oct 25 02:30:00 h postfix/smtpd[1]: l",
+            "Oct 25 02:30:00 h postfix/smtpd[1]: m",
+        ];
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let contexts = |reference: Option<i64>| {
+            let mut c = TimeContext::new(2026, berlin.clone());
+            if let Some(r) = reference {
+                c.set_reference(Ts(r * MICROS));
+            }
+            c
+        };
+        // No reference; a reference in 2020 (every 2026 date lies in its future).
+        for reference in [None, Some(1_577_836_800)] {
+            let (mut kept, mut afresh) = (contexts(reference), contexts(reference));
+            for line in lines {
+                afresh.last_stamp = None;
+                let a = parse_header(line, &mut kept).map(|h| (h.ts, h.host, h.msg));
+                let b = parse_header(line, &mut afresh).map(|h| (h.ts, h.host, h.msg));
+                assert_eq!(a, b, "{line}");
+                assert_eq!(
+                    (kept.year(), kept.last_month()),
+                    (afresh.year(), afresh.last_month()),
+                    "{line}"
+                );
+            }
+        }
     }
 
     #[test]

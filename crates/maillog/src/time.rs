@@ -138,7 +138,40 @@ pub struct TimeContext {
     /// Cache: local hour (as seconds since epoch, wall clock) -> offset seconds.
     cache_key: i64,
     cache_off: i64,
+    /// The last RFC 3164 stamp read and what it gave ([`crate::header`]): most lines of a busy
+    /// log share their second with the line before.
+    pub(crate) last_stamp: Option<StampMemo>,
 }
+
+/// An RFC 3164 stamp (`Nov 20 10:47:15`) as [`crate::header::parse_header`] read it last: the
+/// line's first [`STAMP_KEY_BYTES`] bytes, the fields read from them, and the time they gave in
+/// the year then assumed (whole seconds: a fraction follows the key and is read from every
+/// line).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StampMemo {
+    /// The line's first [`STAMP_KEY_BYTES`] bytes.
+    pub key: [u8; STAMP_KEY_BYTES],
+    pub fields: StampFields,
+    /// The year the time was computed in.
+    pub year: i64,
+    /// The time, whole seconds.
+    pub ts: Ts,
+}
+
+/// The fields of an RFC 3164 stamp, and where it ends (before a fraction).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StampFields {
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub end: usize,
+}
+
+/// How many bytes of a line [`StampMemo`] compares: `Nov 20 10:47:15` and the byte after it
+/// (a space, or the `.` of a fraction, which is read again for every line).
+pub(crate) const STAMP_KEY_BYTES: usize = 16;
 
 impl TimeContext {
     /// Year for the first year-less stamp, and the zone of zone-less stamps.
@@ -150,6 +183,7 @@ impl TimeContext {
             tz,
             cache_key: i64::MIN,
             cache_off: 0,
+            last_stamp: None,
         }
     }
     /// UTC, year given.
