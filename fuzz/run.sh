@@ -8,6 +8,7 @@
 #
 #   fuzz/run.sh                    every target, FUZZ_SECS (default 25) seconds each
 #   FUZZ_SECS=600 fuzz/run.sh exim  one target, longer
+#   FUZZ_JOBS=1 fuzz/run.sh         one target at a time (default: as many as cores)
 set -euo pipefail
 FUZZ=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$FUZZ")
@@ -42,26 +43,53 @@ zstd -dc "$ROOT/tests/data/corpus/mail.tar.zst" | tar -xf - -C "$SEEDS/data"
 zstd -dc "$ROOT/tests/data/corpus/sflow.tar.zst" | tar -xf - -C "$SEEDS/data"
 python3 "$FUZZ/seeds.py" "$SEEDS/data" "$ROOT" "$SEEDS"
 
-fail=0
-for t in $TARGETS; do
+# One target: its libFuzzer run, then its verdict (status 1 when it crashed).
+fuzz_one() {
+    local t=$1
     # A target may have hand-written seeds only (policy_request): libFuzzer refuses a missing
     # directory.
     mkdir -p "corpus/$t" "artifacts/$t" "$SEEDS/$t"
-    seeds=("$SEEDS/$t")
+    local seeds=("$SEEDS/$t")
     [ -d "seeds/$t" ] && seeds+=("seeds/$t")
-    log="$CARGO_TARGET_DIR/fuzz-$t.log"
+    local log="$CARGO_TARGET_DIR/fuzz-$t.log"
     # -rss_limit_mb: the harnesses bound their memory; 2 GiB leaves room on a 24 GiB machine
     # shared by two cores' worth of work. -timeout: one input taking 10 s is a hang.
     if "$BIN/$t" "corpus/$t" "${seeds[@]}" \
         -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1; then
+        local runs cov
         runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" || echo "?")
         cov=$(grep -oE "cov: [0-9]+" "$log" | tail -1 || true)
         echo "fuzz $t: ok, $runs executions in ${SECS} s, $cov"
     else
         echo "FAILED: fuzz $t (log: $log; input in fuzz/artifacts/$t/)"
         grep -E "panicked|ERROR|SUMMARY|Test unit written" "$log" | head -10 || tail -20 "$log"
-        fail=1
+        return 1
     fi
+}
+
+# FUZZ_JOBS targets at a time (default: one per core): each libFuzzer run is one process on
+# one core, so on CI's two cores two runs take the wall time of one. Each job's verdict is
+# printed when its group is done, in the targets' order.
+JOBS=${FUZZ_JOBS:-$(nproc)}
+((JOBS >= 1)) || JOBS=1
+fail=0
+set -- $TARGETS
+while (($# > 0)); do
+    group=("${@:1:JOBS}")
+    shift $((${#group[@]}))
+    outs=()
+    pids=()
+    for t in "${group[@]}"; do
+        out=$(mktemp)
+        outs+=("$out")
+        fuzz_one "$t" >"$out" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || fail=1
+        cat "${outs[$i]}"
+        rm -f "${outs[$i]}"
+    done
 done
 exit $fail

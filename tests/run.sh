@@ -8,7 +8,8 @@
 # nats-servers, tests/e2e/cluster.sh, and its containment across server losses, plain and with
 # TLS, tests/e2e/cluster_contain.sh; the Debian package built,
 # installed and its unit's command started: tests/e2e/package.sh), then every fuzz
-# target for FUZZ_SECS seconds (coverage-guided libFuzzer on the stable toolchain, fuzz/run.sh).
+# target for FUZZ_SECS seconds, as many at a time as cores (coverage-guided libFuzzer on the
+# stable toolchain, fuzz/run.sh).
 # Missing Debian packages are installed when run as root. Everything it reads is in the
 # repository (tests/data/) or made by the tests.
 #
