@@ -147,11 +147,10 @@ impl Stats {
 }
 
 /// The daemon after a Postfix program name's last `/` (`postfix/submission/smtpd` -> `smtpd`;
-/// the whole name when it has none), found with memrchr: `rsplit('/')` cost about 190
-/// instructions a line (docs/PERFORMANCE.md).
+/// the whole name when it has none), found by a reverse byte loop: `rsplit('/')` cost about
+/// 190 instructions a line, `memrchr`, whose call layers cost more than reading the daemon's
+/// few bytes, about 58 (docs/PERFORMANCE.md).
 fn postfix_daemon(program: &str) -> &str {
-    // A reverse byte loop: the daemon's name is a few bytes, and `memrchr`'s call layers cost
-    // more than reading them (about 58 instructions a line; docs/PERFORMANCE.md).
     let b = program.as_bytes();
     b.iter()
         .rposition(|&c| c == b'/')
