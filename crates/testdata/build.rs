@@ -32,14 +32,29 @@ fn unpack_dir(src: &Path, dst: &Path) -> io::Result<()> {
         if e.file_type()?.is_dir() {
             unpack_dir(&path, &dst.join(&name))?;
         } else if name.ends_with(".tar.zst") {
-            let dec = zstd::stream::read::Decoder::new(fs::File::open(&path)?)?;
-            tar::Archive::new(dec).unpack(dst)?;
+            tar::Archive::new(&zstd_decoded(&path)?[..]).unpack(dst)?;
         } else if let Some(stem) = name.strip_suffix(".zst").filter(|s| s.ends_with(".mmdb")) {
-            let mut dec = zstd::stream::read::Decoder::new(fs::File::open(&path)?)?;
-            io::copy(&mut dec, &mut fs::File::create(dst.join(stem))?)?;
+            fs::write(dst.join(stem), zstd_decoded(&path)?)?;
         } else {
             fs::copy(&path, dst.join(&name))?;
         }
     }
     Ok(())
+}
+
+/// A `.zst` file's contents: every frame in it, one after another (as `zstd -d` writes them).
+fn zstd_decoded(path: &Path) -> io::Result<Vec<u8>> {
+    let packed = fs::read(path)?;
+    let mut rest = &packed[..];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let mut frame = ruzstd::decoding::StreamingDecoder::new(&mut rest).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        io::Read::read_to_end(&mut frame, &mut out)?;
+    }
+    Ok(out)
 }
