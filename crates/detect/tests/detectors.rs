@@ -163,7 +163,7 @@ impl Feed {
                     orig_to: r.orig_to,
                     relay: Some("mx.far.example[192.0.2.9]:25"),
                     transport: Some("smtp"),
-                    delay: Some(1.0),
+                    delay: Some(maillog::Delay("1")),
                     delays: None,
                     dsn: Some(r.dsn),
                     status: r.status,

@@ -29,7 +29,7 @@ pub mod sendmail;
 pub mod time;
 
 pub use event::{
-    Action, DeliveryStatus, Event, Filter, Format, NoticeKind, Peer, Service, Verdict,
+    Action, Delay, DeliveryStatus, Event, Filter, Format, NoticeKind, Peer, Service, Verdict,
 };
 pub use header::Header;
 pub use parse::{parse_line, LineParser, Parsed, Stats};

@@ -23,7 +23,7 @@
 //! byte loops (no regular expressions).
 
 use crate::event::{
-    peer_brackets, unbracket, Action, DeliveryStatus, Event, NoticeKind, Peer, Service,
+    peer_brackets, unbracket, Action, Delay, DeliveryStatus, Event, NoticeKind, Peer, Service,
 };
 
 /// Shortest short (hexadecimal) queue id accepted. Real ones are 6–12 characters; test data and
@@ -330,7 +330,7 @@ fn delivery<'a>(daemon: &'a str, qid: Option<&'a str>, rest: &'a str) -> Event<'
             "to" => to = unbracket(v),
             "orig_to" => orig_to = Some(unbracket(v)),
             "relay" => relay = Some(v),
-            "delay" => delay = v.parse::<f64>().ok(),
+            "delay" => delay = Some(Delay(v)),
             "delays" => delays = Some(v),
             "dsn" => dsn = Some(v),
             "status" => {
@@ -1510,7 +1510,7 @@ mod tests {
                 orig_to: Some("a"),
                 relay: Some("x.google.com[173.194.72.123]:25"),
                 transport: Some("smtp"),
-                delay: Some(959.0),
+                delay: Some(Delay("959")),
                 delays: Some("0/956/1.9/0.75"),
                 dsn: Some("2.0.0"),
                 status: DeliveryStatus::Sent,

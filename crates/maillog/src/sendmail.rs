@@ -6,7 +6,7 @@
 //! `NOQUEUE:` stands for "no queue id yet". Values end at `, `; `stat=` runs to the end of
 //! the line because its text may hold commas.
 
-use crate::event::{unbracket, Action, DeliveryStatus, Event, NoticeKind, Peer, Service};
+use crate::event::{unbracket, Action, Delay, DeliveryStatus, Event, NoticeKind, Peer, Service};
 use crate::exim::{enhanced_code, host_peer};
 
 /// Shortest and longest Sendmail queue id we accept (8.12+ writes 14 characters; older
@@ -360,19 +360,6 @@ fn queued<'a>(qid: &'a str, r: &'a str, all: &'a str) -> Event<'a> {
     }
 }
 
-/// `[D+]HH:MM:SS` -> seconds.
-fn delay_secs(v: &str) -> Option<f64> {
-    let (days, hms) = match v.split_once('+') {
-        Some((d, t)) => (d.parse::<u32>().ok()?, t),
-        None => (0, v),
-    };
-    let mut it = hms.split(':');
-    let h: u32 = it.next()?.parse().ok()?;
-    let m: u32 = it.next()?.parse().ok()?;
-    let s: u32 = it.next()?.parse().ok()?;
-    Some(f64::from(days) * 86_400.0 + f64::from(h) * 3600.0 + f64::from(m) * 60.0 + f64::from(s))
-}
-
 fn delivery<'a>(qid: &'a str, r: &'a str, all: &'a str) -> Event<'a> {
     let to = &r[..r.find(", ").unwrap_or(r.len())];
     let stat = rest_field(all, "stat=");
@@ -396,7 +383,7 @@ fn delivery<'a>(qid: &'a str, r: &'a str, all: &'a str) -> Event<'a> {
         orig_to: field(all, "orig_to=").map(unbracket),
         relay: field(all, "relay="),
         transport: field(all, "mailer="),
-        delay: field(all, "delay=").and_then(delay_secs),
+        delay: field(all, "delay=").map(Delay),
         delays: None,
         dsn,
         status,
@@ -465,7 +452,7 @@ mod tests {
         assert_eq!(to, "root");
         assert_eq!(status, DeliveryStatus::Deferred);
         assert_eq!(dsn, Some("4.0.0"));
-        assert_eq!(delay, Some(1.0));
+        assert_eq!(delay.and_then(Delay::seconds), Some(1.0));
         assert_eq!(transport, Some("relay"));
         assert_eq!(relay, Some("[127.0.0.1] [127.0.0.1]"));
         assert_eq!(reply, Some("Deferred: Connection refused by [127.0.0.1]"));
@@ -490,7 +477,7 @@ mod tests {
             panic!()
         };
         assert_eq!(status, DeliveryStatus::Sent);
-        assert_eq!(delay, Some(93603.0));
+        assert_eq!(delay.and_then(Delay::seconds), Some(93603.0));
         assert_eq!(reply, Some("Ok: queued as DB951405DD14"));
         assert_eq!(to, "a@b.c");
     }

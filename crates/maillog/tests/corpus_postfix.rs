@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use maillog::event::Peer;
 use maillog::{
-    postfix, Action, DeliveryStatus, Event, Format, LineParser, NoticeKind, TimeContext,
+    postfix, Action, Delay, DeliveryStatus, Event, Format, LineParser, NoticeKind, TimeContext,
 };
 
 /// Share of Postfix lines of a real log that must give an event.
@@ -100,7 +100,7 @@ fn check_kv(ev: &Event<'_>, kv: &str, ctx: &str) -> usize {
             (Event::Delivery { to, .. }, "to") => Some(to.to_string()),
             (Event::Delivery { orig_to, .. }, "orig_to") => orig_to.map(str::to_string),
             (Event::Delivery { relay, .. }, "relay") => relay.map(str::to_string),
-            (Event::Delivery { delay, .. }, "delay") => delay.map(|d| {
+            (Event::Delivery { delay, .. }, "delay") => delay.and_then(Delay::seconds).map(|d| {
                 let w: f64 = v.parse().expect("numeric delay in test data");
                 assert!((d - w).abs() < 1e-9, "{ctx}: delay {d} != {w}");
                 v.to_string()
