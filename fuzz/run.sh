@@ -9,6 +9,8 @@
 #   fuzz/run.sh                    every target, FUZZ_SECS (default 25) seconds each
 #   FUZZ_SECS=600 fuzz/run.sh exim  one target, longer
 #   FUZZ_JOBS=1 fuzz/run.sh         one target at a time (default: as many as cores)
+#   FUZZ_BUILD_ONLY=1 fuzz/run.sh   build the targets, run none (tests/run.sh builds them this
+#                                   way in the background, then runs them with this script)
 set -euo pipefail
 FUZZ=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$FUZZ")
@@ -33,6 +35,7 @@ echo "fuzz: building ($(rustc --version), $HOST)"
 build_start=$(date +%s)
 cargo build -q --release --target "$HOST" --bins
 echo "fuzz: built in $(( $(date +%s) - build_start )) s"
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
 BIN="$CARGO_TARGET_DIR/$HOST/release"
 
 # Seeds, generated afresh from tests/data and the few hand-written ones in fuzz/seeds.
