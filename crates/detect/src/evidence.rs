@@ -7,6 +7,7 @@
 //! rather than by string keys, so a renamed field breaks the build, not the report.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use maillog::record::{MessageRecord, Outcome};
 use serde::{Deserialize, Serialize};
@@ -157,11 +158,11 @@ impl MessageSample {
     pub fn of(r: &MessageRecord) -> MessageSample {
         let s = SampleOf::of(r);
         MessageSample {
-            time: s.time,
+            time: s.time.0.display_utc(),
             qid: s.qid.to_string(),
             sender: s.sender.to_string(),
             size: s.size,
-            client: s.client,
+            client: s.client.map(|c| c.0.to_string()),
             helo: s.helo.map(str::to_string),
             auth_user: s.auth_user.map(str::to_string),
             recipients: s
@@ -227,11 +228,11 @@ struct RcptOf<'a> {
 /// instructions; docs/PERFORMANCE.md). The field order is [`StoredSample`]'s: positional.
 #[derive(Serialize)]
 struct SampleOf<'a> {
-    time: String,
+    time: TimeText,
     qid: &'a str,
     sender: &'a str,
     size: Option<u64>,
-    client: Option<String>,
+    client: Option<IpText>,
     helo: Option<&'a str>,
     auth_user: Option<&'a str>,
     recipients: Vec<RcptOf<'a>>,
@@ -244,16 +245,89 @@ impl<'a> SampleOf<'a> {
     fn of(r: &'a MessageRecord) -> SampleOf<'a> {
         let (recipients, more_delivered, more_failed) = pick_recipients(r);
         SampleOf {
-            time: r.accepted.display_utc(),
+            time: TimeText(r.accepted),
             qid: &r.qid,
             sender: r.sender.as_deref().unwrap_or_default(),
             size: r.size,
-            client: r.client_ip.map(|i| i.to_string()),
+            client: r.client_ip.map(IpText),
             helo: r.helo.as_deref(),
             auth_user: r.auth_user.as_deref(),
             recipients,
             more_delivered,
             more_failed,
+        }
+    }
+}
+
+thread_local! {
+    /// The text of a sample's time or client address while it is packed ([`TimeText`],
+    /// [`IpText`]): one buffer reused, where each sample made two strings and dropped them.
+    static SAMPLE_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// `text` written into this thread's [`SAMPLE_TEXT`], then serialized as a string.
+fn serialize_text<S: serde::Serializer>(
+    s: S,
+    text: impl FnOnce(&mut String),
+) -> Result<S::Ok, S::Error> {
+    SAMPLE_TEXT.with(|buf| {
+        // A serializer never packs a sample inside another, so the buffer is free; should it
+        // ever not be, a string of its own does the same.
+        match buf.try_borrow_mut() {
+            Ok(mut b) => {
+                b.clear();
+                text(&mut b);
+                s.serialize_str(&b)
+            }
+            Err(_) => {
+                let mut b = String::new();
+                text(&mut b);
+                s.serialize_str(&b)
+            }
+        }
+    })
+}
+
+/// A sample's time, serialized as [`maillog::Ts::display_utc`] writes it.
+struct TimeText(maillog::Ts);
+
+impl Serialize for TimeText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_text(s, |b| self.0.push_display_utc(b))
+    }
+}
+
+/// A sample's client address, serialized as its `Display` writes it.
+struct IpText(std::net::IpAddr);
+
+impl Serialize for IpText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_text(s, |b| push_ip(b, self.0))
+    }
+}
+
+/// `ip` appended to `out` as its `Display` writes it; an IPv4 address (most clients) digit by
+/// digit, without the formatting machinery's four calls.
+fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        std::net::IpAddr::V6(_) => {
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{ip}");
         }
     }
 }
@@ -605,6 +679,38 @@ mod tests {
         assert_eq!(s.more_delivered + s.more_failed, 20 - SAMPLE_RECIPIENTS);
         let cut = s.recipients[0].reply.as_deref().unwrap();
         assert!(cut.ends_with('…') && cut.len() <= SAMPLE_REPLY_BYTES + '…'.len_utf8());
+    }
+
+    /// A client address is written as `Display` writes it: every octet value in every place
+    /// of an IPv4 address, and IPv6 ones (which `Display` writes).
+    #[test]
+    fn a_sample_writes_addresses_as_display_does() {
+        use std::net::{IpAddr, Ipv4Addr};
+        let mut out = String::new();
+        for v in 0..=255u8 {
+            for place in 0..4 {
+                let mut octets = [10, 0, 200, 99];
+                octets[place] = v;
+                let ip = IpAddr::V4(Ipv4Addr::from(octets));
+                out.clear();
+                push_ip(&mut out, ip);
+                assert_eq!(out, ip.to_string());
+            }
+        }
+        for text in ["2001:db8::7", "::1", "::ffff:192.0.2.1", "fe80::1:2:3:4"] {
+            let ip: IpAddr = text.parse().unwrap();
+            out.clear();
+            push_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string());
+        }
+        // The time as `display_utc` writes it, into a buffer that held something before.
+        let ts = maillog::Ts::from_secs(1_763_635_635);
+        out.clear();
+        out.push_str("left over");
+        out.clear();
+        ts.push_display_utc(&mut out);
+        assert_eq!(out, ts.display_utc());
+        assert_eq!(out, "2025-11-20 10:47:15");
     }
 
     #[test]

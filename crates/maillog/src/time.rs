@@ -55,17 +55,26 @@ impl Ts {
     pub fn display_utc(self) -> String {
         self.date_time(' ')
     }
+    /// [`Ts::display_utc`] appended to `out`: for a caller that writes many into one buffer.
+    pub fn push_display_utc(self, out: &mut String) {
+        self.push_date_time(' ', out);
+    }
     /// `2026-11-20<sep>10:47:15` in UTC. Written digit by digit: `format!` with six padded
     /// fields cost about 2,800 instructions a call, and every failing message's evidence sample
     /// carries one (docs/PERFORMANCE.md). Years outside 0-9999 (a forged stamp) are written as
     /// `format!`'s `{y:04}` writes them.
     fn date_time(self, sep: char) -> String {
+        let mut out = String::with_capacity(DATE_TIME_CAPACITY);
+        self.push_date_time(sep, &mut out);
+        out
+    }
+    /// [`Ts::date_time`] appended to `out`.
+    fn push_date_time(self, sep: char, out: &mut String) {
         let secs = self.secs();
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
-        let mut out = String::with_capacity(DATE_TIME_CAPACITY);
         if (0..=9999).contains(&y) {
-            push_digits(&mut out, y, 4);
+            push_digits(out, y, 4);
         } else {
             out.push_str(&format!("{y:04}"));
         }
@@ -77,9 +86,8 @@ impl Ts {
             (':', sod % 60),
         ] {
             out.push(lead);
-            push_digits(&mut out, v, 2);
+            push_digits(out, v, 2);
         }
-        out
     }
     /// Parse RFC 3339 (`2026-11-20T10:47:15Z`, `…15.123+01:00`).
     pub fn parse_rfc3339(s: &str) -> Option<Ts> {
