@@ -273,18 +273,12 @@ fn serialize_text<S: serde::Serializer>(
     SAMPLE_TEXT.with(|buf| {
         // A serializer never packs a sample inside another, so the buffer is free; should it
         // ever not be, a string of its own does the same.
-        match buf.try_borrow_mut() {
-            Ok(mut b) => {
-                b.clear();
-                text(&mut b);
-                s.serialize_str(&b)
-            }
-            Err(_) => {
-                let mut b = String::new();
-                text(&mut b);
-                s.serialize_str(&b)
-            }
-        }
+        let mut shared = buf.try_borrow_mut().ok();
+        let mut own = String::new();
+        let b = shared.as_deref_mut().unwrap_or(&mut own);
+        b.clear();
+        text(b);
+        s.serialize_str(b)
     })
 }
 
