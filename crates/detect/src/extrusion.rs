@@ -367,6 +367,11 @@ pub struct Tally {
     past_failed: u64,
 }
 
+/// Whether slice `slot` is in the window ending at slice `now`.
+fn in_window(slot: i32, now: i32) -> bool {
+    i64::from(slot) > i64::from(now) - TALLY_SLICES
+}
+
 impl Tally {
     fn slot(ts: Ts, window: i64) -> i32 {
         let s = ts.secs().div_euclid((window / TALLY_SLICES).max(1));
@@ -378,11 +383,10 @@ impl Tally {
         self.advance_to(Self::slot(ts, window));
     }
 
-    /// [`Tally::advance`] to the slice `now` (`Tally::slot` of the time), for a caller that
-    /// advances many tallies to one time and divides once.
+    /// [`Tally::advance`] to the slice `now` (`Tally::slot` of the time).
     fn advance_to(&mut self, now: i32) {
         while let Some(f) = self.slices.front() {
-            if i64::from(f.slot) > i64::from(now) - TALLY_SLICES {
+            if in_window(f.slot, now) {
                 break;
             }
             self.past_known += f.o.get().known();
@@ -417,10 +421,45 @@ impl Tally {
         o
     }
 
-    /// Whether the window holds spam-sign failures (`window().failed > 0`, without adding up
-    /// the other outcomes).
-    fn failing(&self) -> bool {
-        self.slices.iter().any(|s| s.o.failed > 0)
+    /// The slices in the window ending at slice `now` (`Tally::slot` of the time): those that
+    /// [`Tally::advance_to`] would keep, left where they are.
+    fn slices_at(&self, now: i32) -> impl Iterator<Item = &Slice> {
+        self.slices
+            .iter()
+            .skip_while(move |s| !in_window(s.slot, now))
+    }
+
+    /// Whether the window ending at slice `now` holds spam-sign failures: `window().failed > 0`
+    /// after advancing to it, without adding up the other outcomes and without moving anything
+    /// into the history. Read from the newest slice back (slices are kept in slot order), where
+    /// a sender that fails has most likely failed last.
+    fn failing_at(&self, now: i32) -> bool {
+        self.slices
+            .iter()
+            .rev()
+            .take_while(|s| in_window(s.slot, now))
+            .any(|s| s.o.failed > 0)
+    }
+
+    /// Outcomes in the window ending at slice `now`: [`Tally::window`] after advancing to it,
+    /// without moving anything into the history.
+    fn window_at(&self, now: i32) -> Outcomes {
+        let mut o = Outcomes::default();
+        for s in self.slices_at(now) {
+            o.add(&s.o.get());
+        }
+        o
+    }
+
+    /// Known outcomes and spam-sign failures that left the window ending at slice `now`: the
+    /// history (`past_known`, `past_failed`) after advancing to it, without moving anything.
+    fn past_at(&self, now: i32) -> (u64, u64) {
+        let (mut known, mut failed) = (self.past_known, self.past_failed);
+        for s in self.slices.iter().take_while(|s| !in_window(s.slot, now)) {
+            known += s.o.get().known();
+            failed += u64::from(s.o.failed);
+        }
+        (known, failed)
     }
 
     /// The prior failure share: the entity's history shrunk toward the typical sender's, so an
@@ -609,7 +648,7 @@ impl<'de> serde::Deserialize<'de> for Split {
 
 /// Insert-or-get in a capped table. When full, the least recently seen group with no spam-sign
 /// failures in the window makes room (deterministic: ties go to the smallest key); when every
-/// group is failing, the newcomer is not tracked.
+/// group is failing, the newcomer is not tracked. Choosing changes no other group.
 fn group_slot<'a>(
     map: &'a mut BTreeMap<String, Group>,
     key: &str,
@@ -619,22 +658,30 @@ fn group_slot<'a>(
 ) -> Option<&'a mut Group> {
     if !map.contains_key(key) {
         if map.len() >= cap.max(1) {
-            // The least recently used group without failures in the window (ties: the first
-            // key); only the one chosen is copied, not every candidate's key.
-            let now = Tally::slot(ts, window);
-            let victim = map
-                .iter_mut()
-                .filter_map(|(k, g)| {
-                    g.tally.advance_to(now);
-                    (!g.tally.failing()).then_some((g.last, k))
-                })
-                .min()
-                .map(|(_, k)| k.clone())?;
+            let victim = least_recent_quiet(map, Tally::slot(ts, window))?.to_string();
             map.remove(&victim);
         }
         map.insert(key.to_string(), Group::default());
     }
     map.get_mut(key)
+}
+
+/// The key of the least recently seen group with no spam-sign failures in the window ending at
+/// slice `now` (ties: the first key), if any. Only a group seen before every candidate so far
+/// has its window looked at: in a full table of a relaying client most are not, and the scan
+/// reads little more than each group's `last`.
+fn least_recent_quiet(map: &BTreeMap<String, Group>, now: i32) -> Option<&str> {
+    let mut best: Option<(Ts, &str)> = None;
+    for (k, g) in map {
+        // Keys come in order, so an equal time keeps the first key.
+        if best.is_some_and(|(last, _)| g.last >= last) {
+            continue;
+        }
+        if !g.tally.failing_at(now) {
+            best = Some((g.last, k));
+        }
+    }
+    best.map(|(_, k)| k)
 }
 
 /// Why a message's failures were not counted.
@@ -1057,54 +1104,10 @@ impl Extrusion {
             split_observe(cfg, entity, st, sender, rec, &sorted.o, ts, window, out);
         }
 
-        // Failures of list-like senders are not the customer's fault.
-        let list_failures: u64 = st
-            .senders
-            .iter()
-            .filter(|s| s.list_until.is_some_and(|u| u >= ts))
-            .map(|s| {
-                let mut c = s.failed_w.clone();
-                c.expire(ts, window);
-                c.count()
-            })
-            .sum();
-        let whole = st.tally.window();
-        let reported = reported_senders(st, ts, window);
-        let mut counted = whole.minus(&reported);
-        counted.failed = counted.failed.saturating_sub(list_failures);
-        let prior = entity_prior(cfg, st, ts, window);
-
-        if cfg.delivery_failures.enabled
-            && failed > 0
-            && counted.failed >= st.alerted_failures.saturating_mul(2).max(1)
-            && fails_like_spam(cfg, &counted, prior)
-        {
-            let ev = FailureEvidence {
-                failed_recipients: counted.failed,
-                threshold: cfg.delivery_failures.threshold,
-                window_secs: window,
-                delivered_recipients: counted.delivered,
-                failed_other_reasons: counted.failed_other,
-                failure_ratio: round3(raw_share(&counted)),
-                estimated_failure_share: round3(estimated_share(cfg, &counted, prior)),
-                prior_failure_share: round3(prior),
-                min_failure_share: cfg.delivery_failures.min_failure_share,
-                messages: counted.messages,
-                discounted_rejection_daemon: st.discounted.count(),
-                discounted_mailing_lists: list_failures,
-                discounted_forwarded: st.forwarded.count(),
-                repeated_failures: st.repeats.count(),
-                discounted_reported_senders: reported.failed,
-                relayed_by: None,
-                relaying_entity_known_outcomes: None,
-                senders_dropped: st.split.dropped(),
-                failed_rcpt_memory_full: st.failed_rcpt_memory_full,
-                top_failure_replies: st.replies.get().map(top_replies).unwrap_or_default(),
-                sample_messages: st.samples.to_vec(),
-                sampled_of: st.samples.seen(),
-            };
-            out.push(failure_alert(cfg, ts, entity.clone(), &counted, ev));
-            st.alerted_failures = counted.failed;
+        // The entity's own verdict, looked at only when this message failed (nothing it reads
+        // changed otherwise).
+        if cfg.delivery_failures.enabled && failed > 0 {
+            entity_verdict(cfg, entity, st, ts, window, out);
         }
 
         // For `multiple-lists`, only senders that are lists beyond doubt count: a large fan-out,
@@ -1230,17 +1233,77 @@ fn track_lists(
     s.list_until.is_some_and(|u| u >= ts)
 }
 
+/// The `delivery-failures` verdict on an entity's own mail after a failing message: its window
+/// without the mail of reported senders and of mailing lists, judged against its prior; an
+/// alert when that fails like spam and the failures at least doubled since the last one.
+fn entity_verdict(
+    cfg: &Config,
+    entity: &Entity,
+    st: &mut EntityState,
+    ts: Ts,
+    window: i64,
+    out: &mut Vec<Alert>,
+) {
+    // Failures of list-like senders are not the customer's fault.
+    let list_failures: u64 = st
+        .senders
+        .iter()
+        .filter(|s| s.list_until.is_some_and(|u| u >= ts))
+        .map(|s| {
+            let mut c = s.failed_w.clone();
+            c.expire(ts, window);
+            c.count()
+        })
+        .sum();
+    let whole = st.tally.window();
+    let reported = reported_senders(st, ts, window);
+    let mut counted = whole.minus(&reported);
+    counted.failed = counted.failed.saturating_sub(list_failures);
+    if counted.failed < st.alerted_failures.saturating_mul(2).max(1) {
+        return;
+    }
+    let prior = entity_prior(cfg, st, ts, window);
+    if fails_like_spam(cfg, &counted, prior) {
+        let ev = FailureEvidence {
+            failed_recipients: counted.failed,
+            threshold: cfg.delivery_failures.threshold,
+            window_secs: window,
+            delivered_recipients: counted.delivered,
+            failed_other_reasons: counted.failed_other,
+            failure_ratio: round3(raw_share(&counted)),
+            estimated_failure_share: round3(estimated_share(cfg, &counted, prior)),
+            prior_failure_share: round3(prior),
+            min_failure_share: cfg.delivery_failures.min_failure_share,
+            messages: counted.messages,
+            discounted_rejection_daemon: st.discounted.count(),
+            discounted_mailing_lists: list_failures,
+            discounted_forwarded: st.forwarded.count(),
+            repeated_failures: st.repeats.count(),
+            discounted_reported_senders: reported.failed,
+            relayed_by: None,
+            relaying_entity_known_outcomes: None,
+            senders_dropped: st.split.dropped(),
+            failed_rcpt_memory_full: st.failed_rcpt_memory_full,
+            top_failure_replies: st.replies.get().map(top_replies).unwrap_or_default(),
+            sample_messages: st.samples.to_vec(),
+            sampled_of: st.samples.seen(),
+        };
+        out.push(failure_alert(cfg, ts, entity.clone(), &counted, ev));
+        st.alerted_failures = counted.failed;
+    }
+}
+
 /// The window outcomes of the sender domains reported on their own, left out of the relaying
 /// entity's verdict (they were reported only while the rest of its mail was fine; should the
 /// rest fail like spam too, the entity is judged on the rest).
-fn reported_senders(st: &mut EntityState, ts: Ts, window: i64) -> Outcomes {
+fn reported_senders(st: &EntityState, ts: Ts, window: i64) -> Outcomes {
     let mut r = Outcomes::default();
-    let Some(groups) = st.split.groups.get_mut() else {
+    let Some(groups) = st.split.groups.get() else {
         return r;
     };
-    for g in groups.domains.values_mut().filter(|g| g.flagged(ts)) {
-        g.tally.advance(ts, window);
-        r.add(&g.tally.window());
+    let now = Tally::slot(ts, window);
+    for g in groups.domains.values().filter(|g| g.flagged(ts)) {
+        r.add(&g.tally.window_at(now));
     }
     r
 }
@@ -1255,7 +1318,7 @@ fn reported_senders(st: &mut EntityState, ts: Ts, window: i64) -> Outcomes {
 /// tenant: the client itself is the problem. Our own idea.
 fn is_one_tenant_of_many(
     cfg: &Config,
-    sp: &mut Groups,
+    sp: &Groups,
     whole: &Outcomes,
     prior: f64,
     dkey: &str,
@@ -1264,9 +1327,9 @@ fn is_one_tenant_of_many(
 ) -> bool {
     let mut failing = Outcomes::default();
     let mut others = 0usize;
-    for (key, g) in sp.domains.iter_mut() {
-        g.tally.advance(ts, window);
-        let w = g.tally.window();
+    let now = Tally::slot(ts, window);
+    for (key, g) in &sp.domains {
+        let w = g.tally.window_at(now);
         if g.flagged(ts) || key == dkey {
             failing.add(&w);
         } else if w.delivered > 0 {
@@ -1280,17 +1343,18 @@ fn is_one_tenant_of_many(
 
 /// The relaying entity's prior failure share without the history of the sender domains reported
 /// on their own: a hacked site's spam of yesterday is not the hosting server's record.
-fn entity_prior(cfg: &Config, st: &mut EntityState, ts: Ts, window: i64) -> f64 {
+fn entity_prior(cfg: &Config, st: &EntityState, ts: Ts, window: i64) -> f64 {
     let (mut known, mut failed) = (st.tally.past_known, st.tally.past_failed);
-    let groups = st.split.groups.get_mut().map(|g| &mut g.domains);
+    let now = Tally::slot(ts, window);
+    let groups = st.split.groups.get().map(|g| &g.domains);
     for g in groups
         .into_iter()
-        .flat_map(|d| d.values_mut())
+        .flat_map(|d| d.values())
         .filter(|g| g.reported)
     {
-        g.tally.advance(ts, window);
-        known = known.saturating_sub(g.tally.past_known);
-        failed = failed.saturating_sub(g.tally.past_failed);
+        let (k, f) = g.tally.past_at(now);
+        known = known.saturating_sub(k);
+        failed = failed.saturating_sub(f);
     }
     prior_from(cfg, known, failed)
 }
@@ -1409,21 +1473,37 @@ fn split_observe(
         return;
     }
     let whole = st.tally.window();
-    let prior = entity_prior(cfg, st, ts, window);
-    let sp = st.split.groups.get_or_default();
     let dkey = domain.unwrap_or_default();
-    let tenant = is_one_tenant_of_many(cfg, sp, &whole, prior, &dkey, ts, window);
+    // Whether the sender is one tenant of many, asked when one of its groups first fails like
+    // spam (before that, nothing it reads has changed): most failing mail never asks.
+    let mut tenant = None;
     for (is_domain, key) in &keys {
+        let sp = st.split.groups.get_or_default();
         let g = if *is_domain {
-            sp.domains.get_mut(key)
+            sp.domains.get(key)
         } else {
-            sp.addresses.get_mut(key)
+            sp.addresses.get(key)
         };
         let Some(g) = g else { continue };
         let gw = g.tally.window();
         if !fails_like_spam(cfg, &gw, g.tally.prior_share(cfg)) {
             continue;
         }
+        let tenant = *tenant.get_or_insert_with(|| {
+            let prior = entity_prior(cfg, st, ts, window);
+            st.split
+                .groups
+                .get()
+                .is_some_and(|sp| is_one_tenant_of_many(cfg, sp, &whole, prior, &dkey, ts, window))
+        });
+        let sp = st.split.groups.get_or_default();
+        let Some(g) = (if *is_domain {
+            sp.domains.get_mut(key)
+        } else {
+            sp.addresses.get_mut(key)
+        }) else {
+            continue;
+        };
         // A reported sender that keeps failing like spam stays out of the relaying entity's
         // verdict for a window after its latest failures (records closed late, at the end of a
         // log or after long deferrals, included), alerting again only when they double.
@@ -1805,5 +1885,105 @@ mod tests {
         assert!(sp.addresses.contains_key("bad@site.example"));
         assert!(sp.domains.contains_key("@site.example"));
         assert_eq!(sp.dropped, 0);
+    }
+
+    /// A table of `n` groups whose times, tallies and failures come from `seed` (a small
+    /// linear congruential sequence: ties in `last`, failures inside and outside the window).
+    fn groups_table(n: usize, seed: u64, window: i64) -> BTreeMap<String, Group> {
+        let mut r = seed;
+        let mut next = move |m: u64| {
+            r = r
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (r >> 33) % m
+        };
+        let hour = window / TALLY_SLICES;
+        (0..n)
+            .map(|i| {
+                let mut g = Group {
+                    last: Ts::from_secs(1_000_000 + 60 * next(8) as i64),
+                    ..Group::default()
+                };
+                for _ in 0..next(4) {
+                    let at = Ts::from_secs(1_000_000 - hour * next(2 * TALLY_SLICES as u64) as i64);
+                    let o = Outcomes {
+                        delivered: next(3),
+                        failed: next(2),
+                        ..Outcomes::default()
+                    };
+                    g.tally.add(at, window, &o);
+                }
+                (format!("k{:03}@x{}.example", next(1000), i), g)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_group_given_up_is_the_least_recent_quiet_one() {
+        let window = Config::default().delivery_failures.window.0;
+        let now = Tally::slot(Ts::from_secs(1_000_000), window);
+        let mut chosen = 0;
+        for seed in 0..400 {
+            let map = groups_table(1 + (seed as usize % 40), seed, window);
+            // The plain definition: advance a copy of every tally, keep the quiet ones, take
+            // the least (time, key).
+            let expected = map
+                .iter()
+                .filter(|(_, g)| {
+                    let mut t = g.tally.clone();
+                    t.advance_to(now);
+                    t.window().failed == 0
+                })
+                .map(|(k, g)| (g.last, k.as_str()))
+                .min()
+                .map(|(_, k)| k);
+            assert_eq!(least_recent_quiet(&map, now), expected, "seed {seed}");
+            chosen += usize::from(expected.is_some());
+        }
+        // Both answers occur: some tables have a quiet group, some have none.
+        assert!(chosen > 0 && chosen < 400, "{chosen}");
+    }
+
+    #[test]
+    fn reading_a_window_at_a_time_is_advancing_to_it_then_reading() {
+        let window = Config::default().delivery_failures.window.0;
+        let hour = window / TALLY_SLICES;
+        let mut n = 0;
+        for seed in 0..100 {
+            for (_, g) in groups_table(20, seed, window) {
+                for h in -3..(3 * TALLY_SLICES) {
+                    let now = Tally::slot(Ts::from_secs(1_000_000 + h * hour), window);
+                    let mut advanced = g.tally.clone();
+                    advanced.advance_to(now);
+                    assert_eq!(g.tally.window_at(now), advanced.window());
+                    assert_eq!(
+                        g.tally.past_at(now),
+                        (advanced.past_known, advanced.past_failed)
+                    );
+                    assert_eq!(g.tally.failing_at(now), advanced.window().failed > 0);
+                    n += usize::from(advanced != g.tally);
+                }
+            }
+        }
+        // Most reads are at times that would have moved slices into the history.
+        assert!(n > 10_000, "{n}");
+    }
+
+    #[test]
+    fn making_room_changes_no_other_group() {
+        let window = Config::default().delivery_failures.window.0;
+        let mut map = groups_table(30, 7, window);
+        let before: Vec<(String, Tally)> = map
+            .iter()
+            .map(|(k, g)| (k.clone(), g.tally.clone()))
+            .collect();
+        let late = Ts::from_secs(1_000_000 + 3 * window);
+        let victim = least_recent_quiet(&map, Tally::slot(late, window)).map(str::to_string);
+        assert!(group_slot(&mut map, "new@y.example", 30, late, window).is_some());
+        let victim = victim.expect("a quiet group three windows on");
+        assert!(!map.contains_key(&victim) && map.contains_key("new@y.example"));
+        for (k, t) in before.into_iter().filter(|(k, _)| *k != victim) {
+            assert_eq!(map[&k].tally, t, "{k}");
+        }
     }
 }
