@@ -521,8 +521,9 @@ impl Event<'_> {
 
 /// Parse `host[ip]` or `host[ip]:port` (Postfix style). `None` unless it has the brackets.
 pub fn peer_brackets(s: &str) -> Option<Peer<'_>> {
-    let lb = s.find('[')?;
-    let rb = s[lb..].find(']')? + lb;
+    let b = s.as_bytes();
+    let lb = memchr::memchr(b'[', b)?;
+    let rb = memchr::memchr(b']', &b[lb..])? + lb;
     let host = &s[..lb];
     let ip = &s[lb + 1..rb];
     let port = s[rb + 1..].strip_prefix(':').and_then(|p| p.parse().ok());

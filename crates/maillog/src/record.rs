@@ -94,6 +94,8 @@ impl Recipient {
     pub fn is_local_delivery(&self) -> bool {
         match self.transport() {
             Some("local" | "virtual" | "lmtp" | "dovecot" | "maildrop") => true,
+            // Postfix's transports to the internet, the most asked (none has a word below).
+            Some("smtp" | "relay") => false,
             Some(t) => {
                 t.contains("local")
                     || t.contains("lmtp")
@@ -1034,6 +1036,44 @@ fn is_loopback_relay(relay: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_delivery_is_named_by_the_transport() {
+        for t in [
+            "smtp",
+            "relay",
+            "local",
+            "virtual",
+            "lmtp",
+            "dovecot",
+            "maildrop",
+            "smtp-amavis",
+            "dovecot-lda",
+            "my-lmtp",
+            "virtualuser",
+            "nonlocal",
+            "error",
+            "retry",
+            "pipe",
+            "",
+            "SMTP",
+            "smtps",
+        ] {
+            let r = Recipient::new("a@b.example", None, Outcome::Delivered, Ts(0)).with_attempt([
+                None,
+                None,
+                Some(t),
+                None,
+            ]);
+            let expected = t == "maildrop"
+                || ["local", "lmtp", "dovecot", "virtual"]
+                    .iter()
+                    .any(|w| t.contains(w));
+            assert_eq!(r.is_local_delivery(), expected, "{t:?}");
+        }
+        let none = Recipient::new("a@b.example", None, Outcome::Delivered, Ts(0));
+        assert!(!none.is_local_delivery());
+    }
 
     /// A queue key's words hold every byte of it: keys that differ in any one byte (host
     /// number, length, each byte of the id) are different and, here, hash differently; equal
