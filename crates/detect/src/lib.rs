@@ -27,6 +27,8 @@ pub mod incoming_filter;
 pub mod packed;
 pub mod slab;
 pub mod snapshot;
+#[cfg(test)]
+mod testing;
 pub mod window;
 
 pub use alert::{Alert, Detector, Entity, EntityKind};
