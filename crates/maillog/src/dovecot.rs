@@ -15,6 +15,7 @@
 //!   [`Event::Info`].
 
 use crate::event::{Event, Peer, Service};
+use crate::postfix::find;
 
 /// Parse a Dovecot message; `program` is the syslog tag (`dovecot`, `dovecot-auth`,
 /// `imap-login`…). `None` when the line is not understood.
@@ -131,7 +132,7 @@ fn strip_level(s: &str) -> &str {
 
 /// A leading `tag: ` without spaces (parentheses may hold commas).
 fn split_tag(s: &str) -> Option<(&str, &str)> {
-    let c = s.find(": ")?;
+    let c = find(s, ": ")?;
     let tag = &s[..c];
     if tag.is_empty() || tag.contains(' ') {
         return None;
@@ -178,7 +179,7 @@ fn login_service(proto: &str) -> Service {
 /// Value of `key=` in a `k=v, k=v` list; `<…>` values lose their brackets.
 fn kv<'a>(s: &'a str, key: &str) -> Option<&'a str> {
     let mut from = 0;
-    while let Some(p) = s[from..].find(key) {
+    while let Some(p) = find(&s[from..], key) {
         let at = from + p;
         let ok = at == 0 || matches!(s.as_bytes()[at - 1], b' ' | b',' | b'(' | b':');
         if ok {
@@ -374,7 +375,7 @@ fn driver_call(msg: &str) -> (Option<&str>, &str, Option<&str>) {
 /// Value of ` key=` (space-separated list, key after a space or at the start).
 fn sp_kv<'a>(s: &'a str, key: &str) -> Option<&'a str> {
     let mut from = 0;
-    while let Some(p) = s[from..].find(key) {
+    while let Some(p) = find(&s[from..], key) {
         let at = from + p;
         if at == 0 || s.as_bytes()[at - 1] == b' ' {
             let v = &s[at + key.len()..];

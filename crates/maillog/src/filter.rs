@@ -29,6 +29,7 @@
 //! well-known lines.
 
 use crate::event::{peer_brackets, unbracket, Event, Filter, Peer, Verdict};
+use crate::postfix::find;
 
 /// Whether a program name is a spam filter's: `amavis`, `amavisd`, `amavisd-new`, `spamd`,
 /// `rspamd`.
@@ -50,7 +51,7 @@ pub fn parse<'a>(program: &str, msg: &'a str) -> Option<Event<'a>> {
 
 /// The text after `key` in `s` up to the first of `ends` (or the end).
 fn field<'a>(s: &'a str, key: &str, ends: &[char]) -> Option<&'a str> {
-    let i = s.find(key)? + key.len();
+    let i = find(s, key)? + key.len();
     let rest = &s[i..];
     let j = rest.find(ends).unwrap_or(rest.len());
     Some(&rest[..j])
@@ -58,7 +59,7 @@ fn field<'a>(s: &'a str, key: &str, ends: &[char]) -> Option<&'a str> {
 
 /// A bracketed `<…>` value after `key`, without the brackets (`<>` gives `""`).
 fn angle<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    let i = s.find(key)? + key.len();
+    let i = find(s, key)? + key.len();
     let rest = s[i..].strip_prefix('<')?;
     let j = rest.find('>')?;
     Some(&rest[..j])
@@ -182,10 +183,10 @@ fn rspamd_action(a: &str) -> Option<Verdict> {
 /// `…rspamd_task_write_log: id: <mid>, qid: <QID>, ip: 1.2.3.4, from: <f>, (default: T (reject): [15.00/15.00] [...]), …`.
 fn rspamd(msg: &str) -> Option<Event<'_>> {
     const TAG: &str = "rspamd_task_write_log: ";
-    let i = msg.find(TAG)? + TAG.len();
+    let i = find(msg, TAG)? + TAG.len();
     let s = &msg[i..];
     let message_id = angle(s, "id: ").and_then(nonempty);
-    let qid = match s.find(", qid: ") {
+    let qid = match find(s, ", qid: ") {
         Some(k) => {
             let v = &s[k + 7..];
             if let Some(b) = v.strip_prefix('<') {

@@ -194,6 +194,10 @@ impl<'a> Kv<'a> {
 impl<'a> Iterator for Kv<'a> {
     type Item = (&'a str, &'a str);
 
+    // Inlined into its callers' loops: called about 3.5 times a line, and as a call its
+    // prologue, epilogue and the pair returned through memory were about 17 instructions
+    // (`#[inline]` alone left it a call).
+    #[inline(always)]
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
         let lead = self
             .s
