@@ -427,10 +427,9 @@ impl Engine {
         // instructions, once per line).
         if !host.is_empty()
             && self.own_names.len() < MAX_OWN_NAMES
-            && !self
-                .own_names
-                .iter()
-                .any(|n| n == host || n.eq_ignore_ascii_case(host))
+            && !self.own_names.iter().any(|n| {
+                maillog::bytes::same(n.as_bytes(), host.as_bytes()) || n.eq_ignore_ascii_case(host)
+            })
         {
             let name = host.to_ascii_lowercase();
             self.own_names.push(name.clone());

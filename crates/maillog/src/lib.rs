@@ -14,6 +14,7 @@
 //! the events of one queue id into a message record.
 #![deny(missing_docs)]
 
+pub mod bytes;
 pub mod dovecot;
 pub mod event;
 pub mod exim;

@@ -311,7 +311,9 @@ impl LineParser {
     /// [`PENDING_NAME_MAX_BYTES`] is not looked for.
     fn pending_for(&mut self, format: Format, program: &str) -> usize {
         if program.len() <= PENDING_NAME_MAX_BYTES {
-            let same = |p: &Pending| *p.program == *program && p.format == format;
+            let same = |p: &Pending| {
+                crate::bytes::same(p.program.as_bytes(), program.as_bytes()) && p.format == format
+            };
             if let Some(i) = self.pending.iter().position(same) {
                 return i;
             }

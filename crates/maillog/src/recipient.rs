@@ -128,7 +128,7 @@ impl Recipient {
     /// message's recipients for every delivery line (the boundary checks were 2.5% of
     /// `analyze`'s CPU, docs/PERFORMANCE.md).
     pub fn addr_is(&self, addr: &str) -> bool {
-        self.get_bytes(Field::Addr).unwrap_or(b"") == addr.as_bytes()
+        crate::bytes::same(self.get_bytes(Field::Addr).unwrap_or(b""), addr.as_bytes())
     }
     /// Whether this is the recipient `q` looks for: [`Recipient::addr_is`]'s answer, found
     /// by comparing two fingerprints for all but the recipient it is (and the rare one whose
