@@ -95,8 +95,7 @@ pub struct Campaigns {
 }
 
 fn domain(account: &str) -> Option<&str> {
-    account
-        .rsplit_once('@')
+    maillog::bytes::rsplit_once(account, b'@')
         .map(|(_, d)| d)
         .filter(|d| !d.is_empty())
 }

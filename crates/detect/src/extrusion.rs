@@ -796,7 +796,7 @@ pub struct Extrusion {
 }
 
 fn local_part(addr: &str) -> &str {
-    addr.rsplit_once('@').map(|(l, _)| l).unwrap_or(addr)
+    maillog::bytes::rsplit_once(addr, b'@').map_or(addr, |(l, _)| l)
 }
 
 /// What Postfix writes between the remote host and its reply, searched once per failed

@@ -265,7 +265,7 @@ fn net_key(ip: IpAddr) -> u64 {
 }
 
 fn domain_of(addr: &str) -> Option<&str> {
-    addr.rsplit_once('@')
+    maillog::bytes::rsplit_once(addr, b'@')
         .map(|(_, d)| d)
         .filter(|d| !d.is_empty())
 }

@@ -1409,7 +1409,7 @@ fn note_send(
     a.failed.add(s.ts, s.failed, w);
     a.auth_failures.expire(s.ts, w);
     for r in s.rcpts.iter().take(4) {
-        if let Some(d) = r.rsplit_once('@').map(|(_, d)| d) {
+        if let Some((_, d)) = maillog::bytes::rsplit_once(r, b'@') {
             a.domains.insert(maillog::hash::str_key_ci(d));
         }
         a.sample_rcpts.push(r, SAMPLE_RCPTS);

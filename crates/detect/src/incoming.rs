@@ -254,7 +254,7 @@ fn default_filter() -> crate::incoming_filter::IncomingFilter {
 }
 
 fn domain_of(addr: &str) -> Option<&str> {
-    addr.rsplit_once('@')
+    maillog::bytes::rsplit_once(addr, b'@')
         .map(|(_, d)| d)
         .filter(|d| !d.is_empty())
 }

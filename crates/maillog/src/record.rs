@@ -82,7 +82,10 @@ impl Recipient {
         if orig.eq_ignore_ascii_case(self.addr()) {
             return false;
         }
-        match (orig.rsplit_once('@'), self.addr().rsplit_once('@')) {
+        match (
+            crate::bytes::rsplit_once(orig, b'@'),
+            crate::bytes::rsplit_once(self.addr(), b'@'),
+        ) {
             (None, _) => true,
             (Some((_, od)), Some((_, ad))) => !od.eq_ignore_ascii_case(ad),
             (Some(_), None) => false,
