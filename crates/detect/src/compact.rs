@@ -144,9 +144,17 @@ impl RecentStrings {
         self.0.push(RECENT_SEP);
     }
 
-    /// The strings, oldest first.
+    /// The strings, oldest first: each ends at its separator, found with `memchr` (what
+    /// `split_terminator` returns, without its character searcher: about 170 instructions a
+    /// state when a state is packed).
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.split_terminator(RECENT_SEP)
+        let s = self.0.as_str();
+        let mut start = 0;
+        memchr::memchr_iter(RECENT_SEP_BYTE, s.as_bytes()).map(move |end| {
+            let x = &s[start..end];
+            start = end + 1;
+            x
+        })
     }
 }
 

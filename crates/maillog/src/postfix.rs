@@ -384,9 +384,11 @@ fn delivery<'a>(daemon: &'a str, qid: Option<&'a str>, rest: &'a str) -> Event<'
         return info("delivery", qid, None);
     };
     let after = kv.rest();
-    let reply = after.find('(').and_then(|l| {
-        after
-            .rfind(')')
+    // The reply in parentheses: from the first `(` to the last `)` (memchr's searches: the
+    // standard library's `find(char)` and `rfind(char)` were about 240 instructions a line).
+    let ab = after.as_bytes();
+    let reply = memchr::memchr(b'(', ab).and_then(|l| {
+        memchr::memrchr(b')', ab)
             .filter(|&r| r > l)
             .map(|r| &after[l + 1..r])
     });
