@@ -441,7 +441,7 @@ impl Correlator {
 
     fn host_id(&mut self, host: &str) -> u32 {
         if let (last, Some(id)) = &self.last_host {
-            if *last == *host {
+            if crate::bytes::same(last.as_bytes(), host.as_bytes()) {
                 return *id;
             }
         }
