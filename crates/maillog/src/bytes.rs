@@ -1,4 +1,6 @@
-//! Equality of short byte strings without a call to the C library's `memcmp`.
+//! Equality of short strings and a split at an address's `@`, as the hot paths of a line need
+//! them: ours because speed demands it (docs/PERFORMANCE.md, "Steps of 2026-12-07, late
+//! morning"), each the standard library's answer (tested against it).
 //!
 //! Comparing two slices (`a == b`) calls `memcmp` whatever their length: about 20 instructions
 //! in the library and a call's worth around it. The hot comparisons of a line are short: a
