@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use maillog::event::domain_of;
 use maillog::hash::Map as HashMap;
 use maillog::Ts;
 
@@ -92,12 +93,6 @@ pub struct Campaigns {
     by_domain: HashMap<String, (u32, Ts)>,
     last_sweep: Option<Ts>,
     steps: u64,
-}
-
-fn domain(account: &str) -> Option<&str> {
-    maillog::bytes::rsplit_once(account, b'@')
-        .map(|(_, d)| d)
-        .filter(|d| !d.is_empty())
 }
 
 impl Campaigns {
@@ -270,7 +265,7 @@ impl Campaigns {
             }
         }
         // Same domain within the window: joining its latest flagged account joins its group.
-        if let Some(d) = domain(account) {
+        if let Some(d) = domain_of(account) {
             let w = cfg.campaign.domain_window.0;
             let prev = self.by_domain.get(d).copied();
             if let Some((o, _)) = prev.filter(|(o, t)| *o != me && t.plus_secs(w) >= ts) {
@@ -351,7 +346,7 @@ fn add_member(accounts: &[String], g: &mut Group, i: u32, ts: Ts) {
     if g.members.len() < MAX_MEMBERS {
         g.members.push((i, ts));
     }
-    if let Some(d) = domain(&accounts[i as usize]) {
+    if let Some(d) = domain_of(&accounts[i as usize]) {
         if g.domains.len() < MAX_DOMAINS && !g.domains.iter().any(|x| x == d) {
             g.domains.push(d.to_string());
         }

@@ -151,7 +151,7 @@ struct Customer {
 }
 
 fn domain_hash(addr: &str) -> u64 {
-    let d = maillog::bytes::rsplit_once(addr, b'@').map_or("", |(_, d)| d);
+    let d = maillog::event::domain_of(addr).unwrap_or("");
     maillog::hash::str_key_ci(d)
 }
 
@@ -181,7 +181,7 @@ fn refused_as_our_unknown_user(outcome: Outcome, reply: Option<&str>) -> bool {
 
 /// Whether `addr` is in one of `[network] local_domains`.
 fn is_local_domain(cfg: &Config, addr: &str) -> bool {
-    let d = maillog::bytes::rsplit_once(addr, b'@').map_or("", |(_, d)| d);
+    let d = maillog::event::domain_of(addr).unwrap_or("");
     cfg.network
         .local_domains
         .iter()

@@ -34,6 +34,7 @@
 
 use std::net::IpAddr;
 
+use maillog::event::domain_of;
 use maillog::Ts;
 use serde::Serialize;
 
@@ -262,12 +263,6 @@ fn net_key(ip: IpAddr) -> u64 {
         IpAddr::V4(v) => u64::from(u32::from(v) >> 8),
         IpAddr::V6(v) => (u128::from(v) >> 80) as u64 | 1 << 63,
     }
-}
-
-fn domain_of(addr: &str) -> Option<&str> {
-    maillog::bytes::rsplit_once(addr, b'@')
-        .map(|(_, d)| d)
-        .filter(|d| !d.is_empty())
 }
 
 /// True when `s` is a syntactically valid host name with at least one dot.

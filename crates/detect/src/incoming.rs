@@ -26,6 +26,7 @@
 
 use std::net::IpAddr;
 
+use maillog::event::domain_of;
 use maillog::Ts;
 use serde::{Deserialize, Serialize};
 
@@ -251,12 +252,6 @@ pub struct Incoming {
 
 fn default_filter() -> crate::incoming_filter::IncomingFilter {
     crate::incoming_filter::IncomingFilter::new(&Config::default())
-}
-
-fn domain_of(addr: &str) -> Option<&str> {
-    maillog::bytes::rsplit_once(addr, b'@')
-        .map(|(_, d)| d)
-        .filter(|d| !d.is_empty())
 }
 
 /// Mark `k` seen at `now` in a capped list of (key, last seen); a new key past `cap` is dropped.

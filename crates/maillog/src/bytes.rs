@@ -1,11 +1,15 @@
-//! Equality of short strings and a split at an address's `@`, as the hot paths of a line need
-//! them: ours because speed demands it (docs/PERFORMANCE.md, "Steps of 2026-12-07, late
-//! morning"), each the standard library's answer (tested against it).
+//! Equality of short strings, a literal's place in a line and a split at an address's `@`, as
+//! the hot paths of a line need them: ours because speed demands it (docs/PERFORMANCE.md,
+//! "Steps of 2026-12-07, late morning"), each the standard library's answer (tested against
+//! it, or by the parsers' corpus tests for `find`).
 //!
 //! Comparing two slices (`a == b`) calls `memcmp` whatever their length: about 20 instructions
 //! in the library and a call's worth around it. The hot comparisons of a line are short: a
 //! program name (`postfix/smtpd`, 13 bytes), a host name, a recipient address. [`same`]
 //! compares strings of up to [`INLINE_MAX`] bytes with a few overlapping word loads instead.
+//!
+//! [`find`] looks for a short literal with a `memchr` on its first non-space byte and a
+//! compare, where `str::find(&str)` builds a two-way searcher for every call.
 //!
 //! [`rsplit_once`] splits at the last of an ASCII byte with the `memchr` crate's search: the
 //! standard library's `str::rsplit_once(char)` reads backwards a word at a time, about 140
@@ -42,6 +46,18 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
         }
         _ => a == b,
     }
+}
+
+/// Byte offset of `needle` in `hay`. Log lines are short and the needles are short literals, so
+/// a `memchr` on the needle's first non-space byte plus a compare beats building a `memmem`
+/// searcher on every call.
+pub(crate) fn find(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let k = n.iter().position(|&c| c != b' ')?;
+    memchr::memchr_iter(n[k], h)
+        .filter(|&i| i >= k)
+        .map(|i| i - k)
+        .find(|&i| h[i..].starts_with(n))
 }
 
 /// `s.rsplit_once(byte as char)` for an ASCII `byte`: the text before and after its last

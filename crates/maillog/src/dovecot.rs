@@ -14,8 +14,8 @@
 //! - `master`, `imap(user)`, `pop3(user)`, `lmtp(…)`, `lda(…)`: recognised and counted as
 //!   [`Event::Info`].
 
+use crate::bytes::find;
 use crate::event::{Event, Peer, Service};
-use crate::postfix::find;
 
 /// Parse a Dovecot message; `program` is the syslog tag (`dovecot`, `dovecot-auth`,
 /// `imap-login`…). `None` when the line is not understood.

@@ -534,6 +534,13 @@ pub fn peer_brackets(s: &str) -> Option<Peer<'_>> {
     })
 }
 
+/// The domain of an address (after its last `@`), None when it has none or it is empty.
+pub fn domain_of(addr: &str) -> Option<&str> {
+    crate::bytes::rsplit_once(addr, b'@')
+        .map(|(_, d)| d)
+        .filter(|d| !d.is_empty())
+}
+
 /// Strip one pair of angle brackets: `<a@b>` -> `a@b`, `<>` -> ``; other text unchanged.
 pub fn unbracket(s: &str) -> &str {
     s.strip_prefix('<')
@@ -544,6 +551,15 @@ pub fn unbracket(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_domain_is_after_its_last_at_and_not_empty() {
+        assert_eq!(domain_of("a@b.example"), Some("b.example"));
+        assert_eq!(domain_of("\"a@b\"@c.example"), Some("c.example"));
+        assert_eq!(domain_of("a@"), None);
+        assert_eq!(domain_of("postmaster"), None);
+        assert_eq!(domain_of(""), None);
+    }
 
     #[test]
     fn a_delay_reads_as_seconds_in_either_form() {

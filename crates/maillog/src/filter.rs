@@ -28,8 +28,8 @@
 //! verdict gives `None` (counted as unrecognized) or an [`Event::Info`] for the filters' other
 //! well-known lines.
 
+use crate::bytes::find;
 use crate::event::{peer_brackets, unbracket, Event, Filter, Peer, Verdict};
-use crate::postfix::find;
 
 /// Whether a program name is a spam filter's: `amavis`, `amavisd`, `amavisd-new`, `spamd`,
 /// `rspamd`.

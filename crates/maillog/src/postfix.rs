@@ -22,6 +22,7 @@
 //! Everything is borrowed from the message; nothing allocates. Scanning uses `str::find` and
 //! byte loops (no regular expressions).
 
+use crate::bytes::find;
 use crate::event::{
     peer_brackets, unbracket, Action, Delay, DeliveryStatus, Event, NoticeKind, Peer, Service,
 };
@@ -118,18 +119,6 @@ fn split_qid(msg: &str) -> Option<(Option<&str>, &str)> {
     } else {
         None
     }
-}
-
-/// Byte offset of `needle` in `hay`. Log lines are short and the needles are short literals, so
-/// a `memchr` on the needle's first non-space byte plus a compare beats building a `memmem`
-/// searcher on every call.
-pub(crate) fn find(hay: &str, needle: &str) -> Option<usize> {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    let k = n.iter().position(|&c| c != b' ')?;
-    memchr::memchr_iter(n[k], h)
-        .filter(|&i| i >= k)
-        .map(|i| i - k)
-        .find(|&i| h[i..].starts_with(n))
 }
 
 /// Byte offset of the last `needle` in `hay` (see [`find`]).

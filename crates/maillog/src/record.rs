@@ -1018,7 +1018,7 @@ fn mark_filter(r: &mut MessageRecord, m: FilterMark) {
 pub fn queued_as(reply: &str) -> Option<&str> {
     // Not `str::find`: it builds a two-way searcher per call (1% of `analyze`'s instructions
     // for a delivery line's reply).
-    let i = crate::postfix::find(reply, "queued as ")?;
+    let i = crate::bytes::find(reply, "queued as ")?;
     let id = reply[i + 10..].split([' ', ')', ';', ',']).next()?;
     if id.is_empty() || id.len() > 23 || !id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
     {
