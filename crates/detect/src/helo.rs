@@ -268,7 +268,7 @@ fn net_key(ip: IpAddr) -> u64 {
 /// True when `s` is a syntactically valid host name with at least one dot.
 pub fn is_hostname(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() > 253 || memchr::memchr(b'.', b).is_none() {
+    if b.len() > 253 || maillog::bytes::find_byte(b, b'.').is_none() {
         return false;
     }
     if b.get(..LOCALHOST.len())

@@ -54,10 +54,99 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
 pub(crate) fn find(hay: &str, needle: &str) -> Option<usize> {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
     let k = n.iter().position(|&c| c != b' ')?;
-    memchr::memchr_iter(n[k], h)
-        .filter(|&i| i >= k)
-        .map(|i| i - k)
-        .find(|&i| h[i..].starts_with(n))
+    let mut from = k;
+    while let Some(off) = find_byte(h.get(from..)?, n[k]) {
+        let i = from + off - k;
+        if h[i..].starts_with(n) {
+            return Some(i);
+        }
+        from += off + 1;
+    }
+    None
+}
+
+/// Bytes [`find_byte`] and [`find_byte2`] look at with one vector compare before they hand the
+/// rest of a search to `memchr`: most of a line's searches (a value's end, a peer's `[`, a
+/// host name's space) stop within them, where a `memchr` call costs about 55 instructions of
+/// dispatch and set-up whatever the distance (docs/PERFORMANCE.md, "Steps of 2026-12-07,
+/// afternoon").
+pub const NEAR: usize = 16;
+
+/// Bit `i` set exactly where byte `i` of `c` is `x` or `y`. On x86-64 two vector compares and
+/// one mask move (SSE2, in every x86-64 processor); elsewhere a byte at a time.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn near_mask(c: &[u8; NEAR], x: u8, y: u8) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is in the x86-64 baseline, so rustc enables it for every x86_64 target; the
+    // unaligned load reads exactly the 16 bytes `c` refers to.
+    let m = unsafe {
+        let v = _mm_loadu_si128(c.as_ptr().cast());
+        _mm_movemask_epi8(_mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(x as i8)),
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(y as i8)),
+        ))
+    };
+    // The mask has the low 16 bits only.
+    m as u32
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn near_mask(c: &[u8; NEAR], x: u8, y: u8) -> u32 {
+    near_mask_bytewise(c, x, y)
+}
+
+/// [`near_mask`] a byte at a time (the other architectures', and the tests' reference).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn near_mask_bytewise(c: &[u8; NEAR], x: u8, y: u8) -> u32 {
+    let mut m = 0u32;
+    for (i, &b) in c.iter().enumerate() {
+        m |= u32::from((b == x) | (b == y)) << i;
+    }
+    m
+}
+
+/// Offset of the first `x` in `hay`: `memchr::memchr(x, hay)`, with the first [`NEAR`] bytes
+/// looked at inline.
+#[inline(always)]
+pub fn find_byte(hay: &[u8], x: u8) -> Option<usize> {
+    match hay.first_chunk::<NEAR>() {
+        Some(c) => match near_mask(c, x, x) {
+            0 => memchr::memchr(x, &hay[NEAR..]).map(|i| i + NEAR),
+            m => Some(m.trailing_zeros() as usize),
+        },
+        None => hay.iter().position(|&b| b == x),
+    }
+}
+
+/// Offset of the first `x` or `y` in `hay`: `memchr::memchr2(x, y, hay)`, with the first
+/// [`NEAR`] bytes looked at inline.
+#[inline(always)]
+pub fn find_byte2(hay: &[u8], x: u8, y: u8) -> Option<usize> {
+    match hay.first_chunk::<NEAR>() {
+        Some(c) => match near_mask(c, x, y) {
+            0 => memchr::memchr2(x, y, &hay[NEAR..]).map(|i| i + NEAR),
+            m => Some(m.trailing_zeros() as usize),
+        },
+        None => hay.iter().position(|&b| b == x || b == y),
+    }
+}
+
+/// Offset of the last `x` in `hay`: `memchr::memrchr(x, hay)`, with the last [`NEAR`] bytes
+/// looked at inline (a reply's closing `)` ends its line; an address's `@` is a domain's
+/// length from its end).
+#[inline(always)]
+pub fn rfind_byte(hay: &[u8], x: u8) -> Option<usize> {
+    match hay.last_chunk::<NEAR>() {
+        Some(c) => match near_mask(c, x, x) {
+            0 => memchr::memrchr(x, &hay[..hay.len() - NEAR]),
+            m => Some(hay.len() - NEAR + (31 - m.leading_zeros()) as usize),
+        },
+        None => hay.iter().rposition(|&b| b == x),
+    }
 }
 
 /// `s.rsplit_once(byte as char)` for an ASCII `byte`: the text before and after its last
@@ -68,7 +157,7 @@ pub fn rsplit_once(s: &str, byte: u8) -> Option<(&str, &str)> {
         byte.is_ascii(),
         "an ASCII byte splits a str at a character boundary"
     );
-    let i = memchr::memrchr(byte, s.as_bytes())?;
+    let i = rfind_byte(s.as_bytes(), byte)?;
     Some((&s[..i], &s[i + 1..]))
 }
 
@@ -103,6 +192,71 @@ mod tests {
             }
         }
         assert_eq!(checked, parts.len().pow(3));
+    }
+
+    /// `find_byte` and `find_byte2` answer as `memchr` and `memchr2` for every length up to
+    /// past [`NEAR`] and a hit at every place, before, inside and past the first chunk; and
+    /// the vector mask as the bytewise one.
+    #[test]
+    fn the_near_searches_are_memchrs() {
+        let mut checked = 0;
+        for n in 0..=3 * NEAR + 2 {
+            let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 7) as u8).collect();
+            let mut cases = vec![base.clone()];
+            for at in 0..n {
+                for hit in [b'[', b' '] {
+                    let mut h = base.clone();
+                    h[at] = hit;
+                    cases.push(h.clone());
+                    // A second hit later: the first one is the answer.
+                    if at + 3 < n {
+                        h[at + 3] = b'[';
+                        cases.push(h);
+                    }
+                }
+            }
+            for h in &cases {
+                assert_eq!(find_byte(h, b'['), memchr::memchr(b'[', h), "{h:?}");
+                assert_eq!(find_byte(h, b' '), memchr::memchr(b' ', h), "{h:?}");
+                assert_eq!(rfind_byte(h, b'['), memchr::memrchr(b'[', h), "{h:?}");
+                assert_eq!(rfind_byte(h, b' '), memchr::memrchr(b' ', h), "{h:?}");
+                assert_eq!(
+                    find_byte2(h, b'[', b' '),
+                    memchr::memchr2(b'[', b' ', h),
+                    "{h:?}"
+                );
+                if let Some(c) = h.first_chunk::<NEAR>() {
+                    assert_eq!(near_mask(c, b'[', b' '), near_mask_bytewise(c, b'[', b' '));
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 1_000, "{checked}");
+    }
+
+    /// `find` answers as `str::find` for needles with and without leading spaces, in
+    /// haystacks of every length over a small alphabet (so partial matches abound), shorter
+    /// than the needle's leading spaces included.
+    #[test]
+    fn find_is_str_find() {
+        let needles = ["ab", " ab", "  ba a", "a", "queued as ", "b a"];
+        let mut checked = 0;
+        for n in 0..40usize {
+            for seed in 0..12u32 {
+                let hay: String = (0..n)
+                    .map(|i| {
+                        [b'a', b'b', b' ']
+                            [((i as u32 * 7 + seed * 13) ^ (i as u32 >> 1)) as usize % 3]
+                            as char
+                    })
+                    .collect();
+                for needle in needles {
+                    assert_eq!(find(&hay, needle), hay.find(needle), "{hay:?} {needle:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 2_000);
     }
 
     /// `same` answers as `==` for every pair of equal-length strings that differ in one byte,

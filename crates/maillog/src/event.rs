@@ -522,8 +522,8 @@ impl Event<'_> {
 /// Parse `host[ip]` or `host[ip]:port` (Postfix style). `None` unless it has the brackets.
 pub fn peer_brackets(s: &str) -> Option<Peer<'_>> {
     let b = s.as_bytes();
-    let lb = memchr::memchr(b'[', b)?;
-    let rb = memchr::memchr(b']', &b[lb..])? + lb;
+    let lb = crate::bytes::find_byte(b, b'[')?;
+    let rb = crate::bytes::find_byte(&b[lb..], b']')? + lb;
     let host = &s[..lb];
     let ip = &s[lb + 1..rb];
     let port = s[rb + 1..].strip_prefix(':').and_then(|p| p.parse().ok());

@@ -192,7 +192,7 @@ fn host_prog(line: &str, i: usize, want_host: bool) -> Option<(&str, &str, Optio
     let b = line.as_bytes();
     let i = skip_spaces(b, i);
     let rest = &line[i..];
-    let sp = memchr::memchr(b' ', rest.as_bytes());
+    let sp = crate::bytes::find_byte(rest.as_bytes(), b' ');
     let first = &rest[..sp.unwrap_or(rest.len())];
     // A tag ends in ':' or has '[pid]:'; a host name has neither.
     let first_is_tag = first.ends_with(':');

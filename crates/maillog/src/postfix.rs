@@ -153,11 +153,11 @@ fn info<'a>(what: &'static str, qid: Option<&'a str>, client: Option<Peer<'a>>) 
 /// the `[`. Returns the peer and the text after it.
 fn take_peer(s: &str) -> Option<(Peer<'_>, &str)> {
     let b = s.as_bytes();
-    let lb = memchr::memchr2(b'[', b' ', b)?;
+    let lb = crate::bytes::find_byte2(b, b'[', b' ')?;
     if b[lb] != b'[' {
         return None;
     }
-    let rb = lb + memchr::memchr(b']', &b[lb..])?;
+    let rb = lb + crate::bytes::find_byte(&b[lb..], b']')?;
     let mut end = rb + 1;
     let mut port = None;
     if b.get(end) == Some(&b':') {
@@ -242,7 +242,7 @@ impl<'a> Iterator for Kv<'a> {
             // First '>' followed by the end, a separator or a ':' (cleanup's trailing text).
             let mut i = 1;
             let mut end = vb.len();
-            while let Some(off) = memchr::memchr(b'>', &vb[i..]) {
+            while let Some(off) = crate::bytes::find_byte(&vb[i..], b'>') {
                 let j = i + off;
                 match vb.get(j + 1) {
                     None | Some(b' ') | Some(b',') | Some(b':') | Some(b';') => {
@@ -254,7 +254,7 @@ impl<'a> Iterator for Kv<'a> {
             }
             end
         } else {
-            memchr::memchr2(b' ', b',', vb).unwrap_or(vb.len())
+            crate::bytes::find_byte2(vb, b' ', b',').unwrap_or(vb.len())
         };
         self.s = &v[vlen..];
         Some((key, &v[..vlen]))
@@ -376,8 +376,8 @@ fn delivery<'a>(daemon: &'a str, qid: Option<&'a str>, rest: &'a str) -> Event<'
     // The reply in parentheses: from the first `(` to the last `)` (memchr's searches: the
     // standard library's `find(char)` and `rfind(char)` were about 240 instructions a line).
     let ab = after.as_bytes();
-    let reply = memchr::memchr(b'(', ab).and_then(|l| {
-        memchr::memrchr(b')', ab)
+    let reply = crate::bytes::find_byte(ab, b'(').and_then(|l| {
+        crate::bytes::rfind_byte(ab, b')')
             .filter(|&r| r > l)
             .map(|r| &after[l + 1..r])
     });
@@ -549,7 +549,7 @@ fn check_action(a: &str) -> Option<Action> {
 /// `proxy-reject: END-OF-MESSAGE: <reply>; from=…`.
 fn check<'a>(qid: Option<&'a str>, rest: &'a str) -> Option<Event<'a>> {
     let b = rest.as_bytes();
-    let colon = memchr::memchr(b':', &b[..b.len().min(MAX_ACTION + 1)])?;
+    let colon = crate::bytes::find_byte(&b[..b.len().min(MAX_ACTION + 1)], b':')?;
     if b.get(colon + 1) != Some(&b' ') {
         return None;
     }
@@ -853,7 +853,7 @@ fn anvil_peer(r: &str) -> Option<Peer<'_>> {
 
 fn tls_line(msg: &str) -> Option<Event<'_>> {
     const EST: &str = " TLS connection established ";
-    let first_space = memchr::memchr(b' ', msg.as_bytes()).unwrap_or(msg.len());
+    let first_space = crate::bytes::find_byte(msg.as_bytes(), b' ').unwrap_or(msg.len());
     let peer = if msg[first_space..].starts_with(EST) {
         let r = &msg[first_space + EST.len()..];
         let r = r.strip_prefix("from ").or_else(|| r.strip_prefix("to "))?;
@@ -905,7 +905,7 @@ fn postscreen_line<'a>(daemon: &'a str, msg: &'a str) -> Option<Event<'a>> {
         "postscreen"
     };
     let b = msg.as_bytes();
-    let lb = memchr::memchr(b'[', b);
+    let lb = crate::bytes::find_byte(b, b'[');
     if let Some(lb) = lb {
         let verdict = &b[..lb];
         let upper = verdict.first().is_some_and(|c| c.is_ascii_uppercase())
