@@ -94,24 +94,31 @@ const RECENT_SEP_BYTE: u8 = b'\n';
 /// The latest few short strings (addresses), in one string, each followed by [`RECENT_SEP`]: a
 /// ring of `String`s costs 24 bytes of struct per string, a slot of the ring's table, and an
 /// allocation each. Serialized as the sequence of the strings, the same bytes as the
-/// `VecDeque<String>` it replaced.
+/// `VecDeque<String>` it replaced. The number held is kept beside them: counting the
+/// separators at every push was about 190 instructions (docs/PERFORMANCE.md, "Steps of
+/// 2026-12-07, afternoon").
 #[derive(Debug, Clone, Default)]
-pub struct RecentStrings(String);
+pub struct RecentStrings {
+    /// The strings, each followed by [`RECENT_SEP`].
+    text: String,
+    /// How many: the separators in `text`.
+    held: u32,
+}
 
 impl RecentStrings {
     /// Strings held.
     pub fn len(&self) -> usize {
-        memchr::memchr_iter(RECENT_SEP_BYTE, self.0.as_bytes()).count()
+        self.held as usize
     }
 
     /// True when none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.held == 0
     }
 
     /// Bytes of heap memory used.
     pub fn heap_bytes(&self) -> usize {
-        self.0.capacity()
+        self.text.capacity()
     }
 
     /// Append `x`, dropping the oldest while more than `keep` would be held. A separator in `x`
@@ -120,35 +127,44 @@ impl RecentStrings {
     /// Called for every recipient an account sends to: the oldest go in one cut, and `x` is
     /// copied whole unless it holds a separator.
     pub fn push(&mut self, x: &str, keep: usize) {
-        let keep = keep.max(1);
+        let keep = keep.clamp(1, u32::MAX as usize);
         let held = self.len();
         if held >= keep {
             // Cut after the (held - keep + 1)-th separator: `keep - 1` strings stay.
             let drop = held - keep + 1;
-            let end = memchr::memchr_iter(RECENT_SEP_BYTE, self.0.as_bytes())
+            let end = memchr::memchr_iter(RECENT_SEP_BYTE, self.text.as_bytes())
                 .nth(drop - 1)
-                .map_or(self.0.len(), |i| i + 1);
-            self.0.drain(..end);
+                .map_or(self.text.len(), |i| i + 1);
+            self.text.drain(..end);
+            self.held = (keep - 1) as u32;
         }
-        let need = self.0.len() + x.len() + RECENT_SEP.len_utf8();
-        if need > self.0.capacity() {
-            // Exactly: a handful of addresses per entity, rarely growing once the ring is full.
-            self.0.reserve_exact(need - self.0.len());
+        let need = self.text.len() + x.len() + RECENT_SEP.len_utf8();
+        if need > self.text.capacity() {
+            // Exactly while the ring fills (a handful of addresses per entity, most never
+            // filling it); once full, with room to spare, so that a longer string than the one
+            // dropped does not reallocate at every push.
+            let more = need - self.text.len();
+            if held >= keep {
+                self.text.reserve(more);
+            } else {
+                self.text.reserve_exact(more);
+            }
         }
-        if memchr::memchr(RECENT_SEP_BYTE, x.as_bytes()).is_some() {
-            self.0
+        if maillog::bytes::find_byte(x.as_bytes(), RECENT_SEP_BYTE).is_some() {
+            self.text
                 .extend(x.chars().map(|c| if c == RECENT_SEP { ' ' } else { c }));
         } else {
-            self.0.push_str(x);
+            self.text.push_str(x);
         }
-        self.0.push(RECENT_SEP);
+        self.text.push(RECENT_SEP);
+        self.held += 1;
     }
 
     /// The strings, oldest first: each ends at its separator, found with `memchr` (what
     /// `split_terminator` returns, without its character searcher: about 170 instructions a
     /// state when a state is packed).
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        let s = self.0.as_str();
+        let s = self.text.as_str();
         let mut start = 0;
         memchr::memchr_iter(RECENT_SEP_BYTE, s.as_bytes()).map(move |end| {
             let x = &s[start..end];
@@ -226,6 +242,15 @@ mod tests {
         assert_eq!(r.iter().collect::<Vec<_>>(), ["new line", "d@w"]);
         r.push("e@v", 1);
         assert_eq!(r.iter().collect::<Vec<_>>(), ["e@v"]);
+        // The count kept is the separators counted, through fills, cuts and longer strings.
+        let mut r = RecentStrings::default();
+        for i in 0..100 {
+            let x = "r".repeat(i % 37) + "@example.org";
+            r.push(&x, 8);
+            assert_eq!(r.len(), r.iter().count());
+            assert_eq!(r.len(), (i + 1).min(8));
+            assert_eq!(r.iter().last(), Some(x.as_str()));
+        }
     }
 
     #[test]
