@@ -20,8 +20,76 @@ use crate::pipeline::TimeOpts;
 /// locks and slow paths (a fifth of the engine thread's samples in `_int_malloc` and friends);
 /// measured on the 1.8 GB benchmark log, one thread 41.3 -> 29.1 s and two 23.8 -> 18.0 s, peak
 /// RSS +58 MiB (docs/PERFORMANCE.md, "The allocator").
+///
+/// Called through [`Mimalloc`], not the `mimalloc` crate's wrapper, which asks for every block
+/// with `mi_malloc_aligned`.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Mimalloc = Mimalloc;
+
+/// mimalloc as the global allocator, asking for a plain block (`mi_malloc`) wherever a plain
+/// block is aligned enough, which is nearly every Rust allocation. `mi_malloc_aligned` (what
+/// the `mimalloc` crate calls for every block) takes its fast path only when a small block of
+/// the size is free at hand; otherwise, for blocks over 1 KiB and whenever a size's page has
+/// run out of free blocks, it over-allocates by the alignment and goes the slow way: about 65
+/// instructions an allocation where `mi_malloc` takes about 45, and 300 for a tenth of them
+/// (callgrind on the benchmark log, docs/PERFORMANCE.md, "Steps of 2026-12-07, afternoon").
+struct Mimalloc;
+
+/// The alignment every mimalloc block has, whatever its size: block sizes are multiples of a
+/// word, and a page's blocks start 16-byte aligned (mimalloc's `MI_PAGE_MIN_START_BLOCK_ALIGN`).
+/// Larger alignments go to mimalloc's aligned allocation.
+const PLAIN_BLOCK_ALIGN: usize = std::mem::size_of::<usize>();
+
+// SAFETY: every block comes from mimalloc and goes back to it (`mi_free`, `mi_realloc*`); a
+// plain block is asked for only when the layout's alignment is at most PLAIN_BLOCK_ALIGN, which
+// every mimalloc block has; a failed allocation returns null, as GlobalAlloc requires.
+unsafe impl std::alloc::GlobalAlloc for Mimalloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};
+        // SAFETY: plain C allocation calls with the layout's size (and alignment).
+        unsafe {
+            if layout.align() <= PLAIN_BLOCK_ALIGN {
+                mi_malloc(layout.size()).cast()
+            } else {
+                mi_malloc_aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        use libmimalloc_sys::{mi_zalloc, mi_zalloc_aligned};
+        // SAFETY: as in `alloc`.
+        unsafe {
+            if layout.align() <= PLAIN_BLOCK_ALIGN {
+                mi_zalloc(layout.size()).cast()
+            } else {
+                mi_zalloc_aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from this allocator, so from mimalloc.
+        unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        use libmimalloc_sys::{mi_realloc, mi_realloc_aligned};
+        // SAFETY: `ptr` came from this allocator with `layout`; the new block keeps its
+        // alignment (a plain block has PLAIN_BLOCK_ALIGN).
+        unsafe {
+            if layout.align() <= PLAIN_BLOCK_ALIGN {
+                mi_realloc(ptr.cast(), new_size).cast()
+            } else {
+                mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast()
+            }
+        }
+    }
+}
 
 /// Turn transparent huge pages off for this process and every thread it starts
 /// (`prctl(PR_SET_THP_DISABLE)`; Linux only, a no-op where the kernel lacks it). mimalloc
@@ -765,4 +833,68 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
                     .is_some_and(json_pipe)
         }) || c.downcast_ref::<serde_json::Error>().is_some_and(json_pipe)
     })
+}
+
+#[cfg(test)]
+mod allocator_tests {
+    use super::*;
+    use std::alloc::{GlobalAlloc, Layout};
+
+    /// Every block the allocator hands out has the layout's alignment, plain and aligned,
+    /// small and large, fresh, zeroed and reallocated (contents kept), and goes back to it.
+    #[test]
+    fn blocks_are_aligned_and_keep_their_bytes() {
+        let mut checked = 0;
+        for align in [1usize, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in [1usize, 3, 8, 24, 100, 1000, 1025, 5000, 70_000] {
+                let size = size.next_multiple_of(align);
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: non-zero sizes; each block is written within its size and freed
+                // once with the layout it has.
+                unsafe {
+                    let p = GLOBAL.alloc(layout);
+                    assert!(!p.is_null());
+                    assert!(
+                        (p as usize).is_multiple_of(align),
+                        "size {size} align {align}"
+                    );
+                    for i in 0..size {
+                        *p.add(i) = i as u8;
+                    }
+                    let q = GLOBAL.realloc(p, layout, size * 3);
+                    assert!(
+                        (q as usize).is_multiple_of(align),
+                        "realloc, size {size} align {align}"
+                    );
+                    for i in 0..size {
+                        assert_eq!(*q.add(i), i as u8);
+                    }
+                    GLOBAL.dealloc(q, Layout::from_size_align(size * 3, align).unwrap());
+                    let z = GLOBAL.alloc_zeroed(layout);
+                    assert!(
+                        (z as usize).is_multiple_of(align),
+                        "zeroed, size {size} align {align}"
+                    );
+                    assert!((0..size).all(|i| *z.add(i) == 0));
+                    GLOBAL.dealloc(z, layout);
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 72);
+        // Many blocks held at once, so that sizes' pages fill and new ones are taken.
+        for (size, align) in [(24usize, 8usize), (8, 8), (40, 4), (48, 16)] {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: non-zero sizes, each block freed once with its layout.
+            let held: Vec<*mut u8> = (0..20_000)
+                .map(|_| unsafe { GLOBAL.alloc(layout) })
+                .collect();
+            assert!(held
+                .iter()
+                .all(|p| !p.is_null() && (*p as usize).is_multiple_of(align)));
+            for p in held {
+                unsafe { GLOBAL.dealloc(p, layout) };
+            }
+        }
+    }
 }
