@@ -27,7 +27,7 @@ use maillog::Ts;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use zstd::zstd_safe::{CCtx, CDict, CParameter, DCtx, DDict, DParameter, FrameFormat, ParamSwitch};
+use zstd::zstd_safe::{CCtx, CDict, CParameter, DCtx, DDict, ParamSwitch};
 
 use crate::bounded::BoundedMap;
 
@@ -416,11 +416,6 @@ fn context<'a>(dict: &'a CDict<'_>) -> Option<CCtx<'a>> {
     c.set_parameter(CParameter::DictIdFlag(false)).ok()?;
     c.set_parameter(CParameter::ChecksumFlag(false)).ok()?;
     c.set_parameter(CParameter::ContentSizeFlag(true)).ok()?;
-    // Nor zstd's magic number: a packed state is always a frame (its first byte says so),
-    // and the number's 4 bytes were about 12 of a tracked account's (three compressed states;
-    // docs/PERFORMANCE.md, "Steps of 2026-12-07, afternoon").
-    c.set_parameter(CParameter::Format(FrameFormat::Magicless))
-        .ok()?;
     // Literals (the bytes no dictionary match covers) are not Huffman-coded: a state is
     // one small frame, and coding its few literals meant building a Huffman table for each
     // frame when packing and decoding through one when thawing. Without it `analyze
@@ -659,51 +654,19 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
             let dict = dictionary(number);
             DECOMPRESSOR.with(|d| {
                 let mut d = d.borrow_mut();
-                let (dctx, out) = d.get_or_insert_with(|| (decompression_context(), Vec::new()));
-                let size = frame_content_size(frame).expect("our frames record their size");
+                let (dctx, out) = d.get_or_insert_with(|| (DCtx::create(), Vec::new()));
+                let size = zstd::zstd_safe::get_frame_content_size(frame)
+                    .ok()
+                    .flatten()
+                    .expect("our frames record their size");
                 out.clear();
-                out.reserve(size);
+                out.reserve(size as usize);
                 dctx.decompress_using_ddict(out, frame, &dict)
                     .expect("a packed state decompresses with its dictionary");
                 from_plain(out)
             })
         }
     }
-}
-
-/// A decompression context for packed states' frames, which are magicless ([`context`]).
-fn decompression_context() -> DCtx<'static> {
-    let mut d = DCtx::create();
-    d.set_parameter(DParameter::Format(FrameFormat::Magicless))
-        .expect("zstd knows its magicless format");
-    d
-}
-
-/// The uncompressed size a packed state's frame records: zstd's `ZSTD_getFrameContentSize`
-/// expects the magic number, which these frames leave out, so the header is read with the
-/// format named (`ZSTD_getFrameHeader_advanced`, in zstd's static-linking-only API, which
-/// `zstd-safe` does not wrap).
-fn frame_content_size(frame: &[u8]) -> Option<usize> {
-    // SAFETY: an all-zero ZSTD_FrameHeader is a valid value (integers, and a frame type whose
-    // 0 is ZSTD_frame).
-    let mut header: zstd_sys::ZSTD_FrameHeader = unsafe { std::mem::zeroed() };
-    // SAFETY: zstd reads at most `frame.len()` bytes from `frame` and writes only `header`.
-    let r = unsafe {
-        zstd_sys::ZSTD_getFrameHeader_advanced(
-            &mut header,
-            frame.as_ptr().cast(),
-            frame.len(),
-            zstd_sys::ZSTD_format_e::ZSTD_f_zstd1_magicless,
-        )
-    };
-    // 0: the header is complete (more: too few bytes; an error code is larger still).
-    if r != 0 || header.frameType != zstd_sys::ZSTD_FrameType_e::ZSTD_frame {
-        return None;
-    }
-    // zstd's "unknown" and "error" sizes are the two largest u64s.
-    (header.frameContentSize < u64::MAX - 1)
-        .then(|| usize::try_from(header.frameContentSize).ok())
-        .flatten()
 }
 
 impl<T: Serialize + DeserializeOwned> Cold<T> {
