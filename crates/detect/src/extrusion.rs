@@ -437,6 +437,14 @@ impl Tally {
         self.slices_at(now).any(|s| s.o.failed > 0)
     }
 
+    /// None when the window ending at slice `now` holds no spam-sign failures
+    /// ([`Tally::failing_at`] false); otherwise the first slice whose window holds none of
+    /// them (its newest failure's slice plus [`TALLY_SLICES`]), as long as nothing is added.
+    fn quiet_from(&self, now: i32) -> Option<i32> {
+        let newest = self.slices_at(now).filter(|s| s.o.failed > 0).last()?.slot;
+        Some(newest.saturating_add(TALLY_SLICES as i32))
+    }
+
     /// Outcomes in the window ending at slice `now`: [`Tally::window`] after advancing to it,
     /// without moving anything into the history.
     fn window_at(&self, now: i32) -> Outcomes {
@@ -584,6 +592,10 @@ struct Groups {
     domains: BTreeMap<String, Group>,
     /// Senders not tracked because the tables were full of failing ones.
     dropped: u64,
+    /// What the last searches of the full tables for a group to give up found (a cache: not
+    /// in a snapshot or a packed state, and no part of equality).
+    address_room: Room,
+    domain_room: Room,
 }
 
 /// A [`Split`] as a snapshot holds it (the struct it was before its groups were boxed).
@@ -634,6 +646,8 @@ impl<'de> serde::Deserialize<'de> for Split {
             addresses: f.addresses,
             domains: f.domains,
             dropped: f.dropped,
+            address_room: Room::default(),
+            domain_room: Room::default(),
         });
         Ok(Split {
             first_sender: f.first_sender.map(String::into_boxed_str),
@@ -644,9 +658,11 @@ impl<'de> serde::Deserialize<'de> for Split {
 
 /// Insert-or-get in a capped table. When full, the least recently seen group with no spam-sign
 /// failures in the window makes room (deterministic: ties go to the smallest key); when every
-/// group is failing, the newcomer is not tracked. Choosing changes no other group.
+/// group is failing, the newcomer is not tracked. Choosing changes no other group. `room` is
+/// the table's [`Room`]: every change to the table's groups goes through here.
 fn group_slot<'a>(
     map: &'a mut BTreeMap<String, Group>,
+    room: &mut Room,
     key: &str,
     cap: usize,
     ts: Ts,
@@ -654,18 +670,124 @@ fn group_slot<'a>(
 ) -> Option<&'a mut Group> {
     if !map.contains_key(key) {
         if map.len() >= cap.max(1) {
-            let victim = least_recent_quiet(map, Tally::slot(ts, window))?.to_string();
+            let victim = room.victim(map, Tally::slot(ts, window))?;
             map.remove(&victim);
         }
         map.insert(key.to_string(), Group::default());
     }
+    // The caller writes the group at `ts` (its `last`, its tally).
+    room.touched(ts);
     map.get_mut(key)
 }
 
+/// Groups a search of a full table keeps as the next ones to give up, at most.
+const ROOM_CANDIDATES: usize = 16;
+
+/// The groups to give up next in a full sender table, found by one search of the whole table
+/// and handed out one per newcomer while nothing can have come before them: a relaying
+/// client's spam brings a new sender with nearly every message, and searching all
+/// [`DeliveryFailureConfig::max_senders`] groups for each was 2.6% of `analyze`'s
+/// instructions on the benchmark log (docs/PERFORMANCE.md, "Steps of 2026-12-07, afternoon").
+/// The answer is always [`least_recent_quiet`]'s (tested against it).
+///
+/// A search (at slice `now`) keeps the [`ROOM_CANDIDATES`] quiet groups that come first (least
+/// recent, then smallest key), and the slice at which the first of the failing groups that
+/// come before the last of them could be quiet (`recheck`: a failing group's newest spam-sign
+/// failure leaves the window then). A candidate is the answer at a later slice when the
+/// groups written since (`touched`) are all more recent than it, it is unchanged (same
+/// `last`) and still quiet, and the slice is not before the search's (a window read earlier
+/// holds older failures) nor at or after `recheck`. Otherwise the table is searched again.
+#[derive(Debug, Clone, Default)]
+struct Room {
+    /// The search's slice, none before the first.
+    searched_at: Option<i32>,
+    /// The slice from which the search's answer may be out of date.
+    recheck: i32,
+    /// The candidates (`last`, key), the first one last (popped first).
+    candidates: Vec<(Ts, String)>,
+    /// The search found every group failing: no room until `recheck`.
+    none_quiet: bool,
+    /// The earliest `last` written to the table since the search.
+    touched: Option<Ts>,
+}
+
+/// A cache: two tables with the same groups are equal whatever their searches found.
+impl PartialEq for Room {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Room {
+    /// A group of the table was written with `last = ts`.
+    fn touched(&mut self, ts: Ts) {
+        self.touched = Some(self.touched.map_or(ts, |t| t.min(ts)));
+    }
+
+    /// The key of the group to give up at slice `now` (None: every group is failing).
+    fn victim(&mut self, map: &BTreeMap<String, Group>, now: i32) -> Option<String> {
+        let fresh = self
+            .searched_at
+            .is_some_and(|at| now >= at && now < self.recheck);
+        if fresh {
+            if self.none_quiet {
+                // A write adds outcomes (no group stops failing by one); time alone can only
+                // after `recheck`.
+                return None;
+            }
+            while let Some((last, key)) = self.candidates.pop() {
+                if self.touched.is_some_and(|t| t <= last) {
+                    // A group written since may come first.
+                    break;
+                }
+                if map
+                    .get(&key)
+                    .is_some_and(|g| g.last == last && !g.tally.failing_at(now))
+                {
+                    return Some(key);
+                }
+            }
+        }
+        self.search(map, now)
+    }
+
+    /// Search the whole table at slice `now`: keep the candidates and the recheck slice, and
+    /// answer with the first candidate.
+    fn search(&mut self, map: &BTreeMap<String, Group>, now: i32) -> Option<String> {
+        // The first quiet groups, in order (`last`, then key: keys come in order, so an equal
+        // `last` never displaces one kept).
+        let mut first: Vec<(Ts, &str)> = Vec::with_capacity(ROOM_CANDIDATES + 1);
+        let mut recheck = i32::MAX;
+        for (k, g) in map {
+            let full = first.len() == ROOM_CANDIDATES;
+            if full && first.last().is_some_and(|&(last, _)| g.last >= last) {
+                continue;
+            }
+            match g.tally.quiet_from(now) {
+                None => {
+                    let at = first.partition_point(|&(last, _)| last <= g.last);
+                    first.insert(at, (g.last, k));
+                    first.truncate(ROOM_CANDIDATES);
+                }
+                // Failing, and before the last candidate so far (which only moves earlier):
+                // once quiet it may come before a candidate.
+                Some(q) => recheck = recheck.min(q),
+            }
+        }
+        self.searched_at = Some(now);
+        self.recheck = recheck;
+        self.none_quiet = first.is_empty();
+        self.touched = None;
+        self.candidates.clear();
+        self.candidates
+            .extend(first.iter().rev().map(|&(last, k)| (last, k.to_string())));
+        self.candidates.pop().map(|(_, k)| k)
+    }
+}
+
 /// The key of the least recently seen group with no spam-sign failures in the window ending at
-/// slice `now` (ties: the first key), if any. Only a group seen before every candidate so far
-/// has its window looked at: in a full table of a relaying client most are not, and the scan
-/// reads little more than each group's `last`.
+/// slice `now` (ties: the first key), if any: the definition [`Room`] answers by.
+#[cfg(test)]
 fn least_recent_quiet(map: &BTreeMap<String, Group>, now: i32) -> Option<&str> {
     let mut best: Option<(Ts, &str)> = None;
     for (k, g) in map {
@@ -1431,9 +1553,12 @@ fn split_observe(
                 first.remove_newest(o);
                 let fd = f.rsplit_once('@').map(|(_, d)| format!("@{d}"));
                 let cap = cfg.delivery_failures.max_senders;
-                for (map, key) in [(&mut sp.addresses, Some(f)), (&mut sp.domains, fd)] {
+                for (map, room, key) in [
+                    (&mut sp.addresses, &mut sp.address_room, Some(f)),
+                    (&mut sp.domains, &mut sp.domain_room, fd),
+                ] {
                     let Some(key) = key else { continue };
-                    if let Some(g) = group_slot(map, &key, cap, ts, window) {
+                    if let Some(g) = group_slot(map, room, &key, cap, ts, window) {
                         g.tally = first.clone();
                         g.last = ts;
                     }
@@ -1449,12 +1574,12 @@ fn split_observe(
         keys.push((true, d));
     }
     for (is_domain, key) in &keys {
-        let map = if *is_domain {
-            &mut sp.domains
+        let (map, room) = if *is_domain {
+            (&mut sp.domains, &mut sp.domain_room)
         } else {
-            &mut sp.addresses
+            (&mut sp.addresses, &mut sp.address_room)
         };
-        match group_slot(map, key, cap, ts, window) {
+        match group_slot(map, room, key, cap, ts, window) {
             Some(g) => {
                 g.tally.add(ts, window, o);
                 g.last = ts;
@@ -1965,11 +2090,95 @@ mod tests {
             .collect();
         let late = Ts::from_secs(1_000_000 + 3 * window);
         let victim = least_recent_quiet(&map, Tally::slot(late, window)).map(str::to_string);
-        assert!(group_slot(&mut map, "new@y.example", 30, late, window).is_some());
+        let mut room = Room::default();
+        assert!(group_slot(&mut map, &mut room, "new@y.example", 30, late, window).is_some());
         let victim = victim.expect("a quiet group three windows on");
         assert!(!map.contains_key(&victim) && map.contains_key("new@y.example"));
         for (k, t) in before.into_iter().filter(|(k, _)| *k != victim) {
             assert_eq!(map[&k].tally, t, "{k}");
         }
+    }
+
+    /// A table kept with its [`Room`] gives up the same groups as one searched in full for
+    /// every newcomer ([`least_recent_quiet`]), through long runs of newcomers and returning
+    /// senders, writes at the same second, times going back a little (log lines out of
+    /// order) and jumps of hours (failures leaving the window), and tables full of failing
+    /// groups.
+    #[test]
+    fn the_room_kept_gives_up_what_a_full_search_gives_up() {
+        let window = Config::default().delivery_failures.window.0;
+        let hour = window / TALLY_SLICES;
+        let (mut searched, mut given_up, mut refused) = (0usize, 0usize, 0usize);
+        for seed in 0..60u64 {
+            let mut r = seed.wrapping_add(1);
+            let mut next = move |m: u64| {
+                r = r
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (r >> 33) % m
+            };
+            let cap = 1 + next(40) as usize;
+            let senders = cap as u64 * (1 + next(4));
+            let fail_per_mille = [0, 300, 700, 1000][next(4) as usize];
+            let mut kept: BTreeMap<String, Group> = BTreeMap::new();
+            let mut room = Room::default();
+            let mut plain: BTreeMap<String, Group> = BTreeMap::new();
+            let mut secs = 1_000_000i64;
+            for _ in 0..3_000 {
+                secs += match next(100) {
+                    0..=59 => 0,
+                    60..=89 => next(120) as i64,
+                    90..=95 => -(next(30) as i64),
+                    _ => hour * next(30) as i64,
+                };
+                let ts = Ts::from_secs(secs);
+                let key = format!("s{}@d{}.example", next(senders), next(3));
+                let failed = u64::from(next(1000) < fail_per_mille);
+                let o = Outcomes {
+                    delivered: 1 - failed,
+                    failed,
+                    ..Outcomes::default()
+                };
+                // The plain table: a full search for every newcomer.
+                let now = Tally::slot(ts, window);
+                let expected = if !plain.contains_key(&key) && plain.len() >= cap {
+                    searched += 1;
+                    match least_recent_quiet(&plain, now).map(str::to_string) {
+                        Some(v) => {
+                            plain.remove(&v);
+                            given_up += 1;
+                            true
+                        }
+                        None => {
+                            refused += 1;
+                            false
+                        }
+                    }
+                } else {
+                    true
+                };
+                if expected {
+                    let g = plain.entry(key.clone()).or_default();
+                    g.tally.add(ts, window, &o);
+                    g.last = ts;
+                }
+                let got = group_slot(&mut kept, &mut room, &key, cap, ts, window);
+                assert_eq!(got.is_some(), expected, "seed {seed} at {secs}");
+                if let Some(g) = got {
+                    g.tally.add(ts, window, &o);
+                    g.last = ts;
+                }
+                assert!(
+                    kept.len() == plain.len() && kept.keys().eq(plain.keys()),
+                    "seed {seed} at {secs}"
+                );
+            }
+            assert_eq!(kept, plain, "seed {seed}");
+        }
+        // Every case occurs many times.
+        assert!(
+            given_up > 10_000 && refused > 1_000,
+            "{searched} {given_up} {refused}"
+        );
     }
 }
