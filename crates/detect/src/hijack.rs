@@ -511,6 +511,37 @@ struct Scratch {
     nets: Vec<u64>,
     asns: Vec<u32>,
     ccs: Vec<[u8; 2]>,
+    /// A bit per two-byte country code, all clear between calls ([`distinct_codes`]).
+    cc_seen: Vec<u64>,
+}
+
+/// Words of [`Scratch::cc_seen`]: a bit for each of the 65,536 two-byte codes.
+const CODE_WORDS: usize = (1 << 16) / 64;
+
+/// The number of distinct codes in `v`, marked in `seen` (a bit per code, clear before and
+/// after): countries come interleaved from a botnet's addresses, and sorting them to count
+/// was a third of the sorts of [`Hijack::features`] (docs/PERFORMANCE.md, "Steps of
+/// 2026-12-07, afternoon").
+fn distinct_codes(v: &[[u8; 2]], seen: &mut Vec<u64>) -> u64 {
+    if seen.len() != CODE_WORDS {
+        *seen = vec![0; CODE_WORDS];
+    }
+    let at = |c: &[u8; 2]| {
+        let i = usize::from(u16::from_be_bytes(*c));
+        (i / 64, 1u64 << (i % 64))
+    };
+    let mut n = 0;
+    for c in v {
+        let (w, bit) = at(c);
+        if seen[w] & bit == 0 {
+            seen[w] |= bit;
+            n += 1;
+        }
+    }
+    for c in v {
+        seen[at(c).0] = 0;
+    }
+    n
 }
 
 /// The number of distinct values in `v` (sorted and de-duplicated in place).
@@ -1205,7 +1236,12 @@ impl Hijack {
             return Features::empty();
         };
         let b = a.baseline();
-        let Scratch { nets, asns, ccs } = &mut self.scratch;
+        let Scratch {
+            nets,
+            asns,
+            ccs,
+            cc_seen,
+        } = &mut self.scratch;
         nets.clear();
         asns.clear();
         ccs.clear();
@@ -1224,7 +1260,7 @@ impl Hijack {
             }
         }
         let (new_networks, new_asns, new_countries) =
-            (distinct(nets), distinct(asns), distinct(ccs));
+            (distinct(nets), distinct(asns), distinct_codes(ccs, cc_seen));
         let run = src.and_then(|src| {
             let o = a.recent.iter().rev().find(|o| o.ip == src.ip)?;
             sustained(o, hc)?;
@@ -1649,6 +1685,33 @@ pub fn country_of(geo: &GeoDb, ip: IpAddr) -> Option<Country> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `distinct_codes` counts what sorting and de-duplicating counts, and leaves its bits
+    /// clear for the next call.
+    #[test]
+    fn distinct_codes_count_as_sorting_does() {
+        let mut seen = Vec::new();
+        let mut r = 7u64;
+        for n in 0..300usize {
+            let v: Vec<[u8; 2]> = (0..n)
+                .map(|_| {
+                    r = r.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    let x = (r >> 33) as u16 % (1 + n as u16 % 40);
+                    [
+                        b'A' + (x % 26) as u8,
+                        [b'A', b'Z', b'-', 0xFF][(x / 26) as usize % 4],
+                    ]
+                })
+                .collect();
+            let mut sorted = v.clone();
+            assert_eq!(
+                distinct_codes(&v, &mut seen),
+                distinct(&mut sorted),
+                "{v:?}"
+            );
+            assert!(seen.iter().all(|&w| w == 0));
+        }
+    }
 
     #[test]
     fn hours_keep_the_used_ones_and_snapshot_as_the_24_counts() {
