@@ -160,11 +160,9 @@ impl IncomingFilter {
         let Some(h) = host.filter(|h| !h.eq_ignore_ascii_case("unknown")) else {
             return false;
         };
-        let h = h.to_ascii_lowercase();
-        s.forwarder_hosts.iter().any(|suffix| {
-            let suf = suffix.trim_start_matches('.').to_ascii_lowercase();
-            h == suf || h.ends_with(&format!(".{suf}"))
-        })
+        s.forwarder_hosts
+            .iter()
+            .any(|suffix| crate::incoming::is_host_or_subdomain(h, suffix))
     }
 
     /// Feed one message of an incoming host (`listed_good`: the incoming known-good lists name
