@@ -148,6 +148,15 @@ impl Baseline {
     fn has_country(&self, c: &str) -> bool {
         self.countries.iter().any(|(x, _)| x == c)
     }
+    /// [`Baseline::has_country`] of a code as an address's look-up gives it: compared as bytes
+    /// when ASCII (always, from the geo table), without a UTF-8 check for each address.
+    fn has_country_code(&self, c: &[u8; 2]) -> bool {
+        if c.is_ascii() {
+            self.countries.iter().any(|(x, _)| x.as_bytes() == c)
+        } else {
+            self.has_country(cc_str(c))
+        }
+    }
     fn has_asn(&self, a: u32) -> bool {
         self.asns.contains(&a)
     }
@@ -1255,7 +1264,7 @@ impl Hijack {
             if o.asn != 0 && asns.last() != Some(&o.asn) && !b.has_asn(o.asn) {
                 asns.push(o.asn);
             }
-            if o.cc != *b"--" && ccs.last() != Some(&o.cc) && !b.has_country(cc_str(&o.cc)) {
+            if o.cc != *b"--" && ccs.last() != Some(&o.cc) && !b.has_country_code(&o.cc) {
                 ccs.push(o.cc);
             }
         }
@@ -1265,7 +1274,7 @@ impl Hijack {
             let o = a.recent.iter().rev().find(|o| o.ip == src.ip)?;
             sustained(o, hc)?;
             let foreign_country = src.cc.filter(|c| {
-                !b.has_country(cc_str(c)) && !home(c) && src.asn.is_none_or(|x| !b.has_asn(x))
+                !b.has_country_code(c) && !home(c) && src.asn.is_none_or(|x| !b.has_asn(x))
             });
             Some(Run {
                 ip: o.ip,
@@ -1685,6 +1694,20 @@ pub fn country_of(geo: &GeoDb, ip: IpAddr) -> Option<Country> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A code is in the baseline by bytes exactly when its text is, invalid UTF-8 ("??")
+    /// included.
+    #[test]
+    fn a_country_code_is_found_as_its_text_is() {
+        let b = Baseline {
+            countries: vec![("DE".into(), 3), ("??".into(), 1), ("US".into(), 2)],
+            ..NO_BASELINE.clone()
+        };
+        for c in [*b"DE", *b"US", *b"FR", *b"de", *b"??", [0xFF, 0xFE], [b'D', 0xC3], *b"--"] {
+            assert_eq!(b.has_country_code(&c), b.has_country(cc_str(&c)), "{c:?}");
+        }
+        assert!(!NO_BASELINE.has_country_code(b"DE"));
+    }
 
     /// `distinct_codes` counts what sorting and de-duplicating counts, and leaves its bits
     /// clear for the next call.
