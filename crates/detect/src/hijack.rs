@@ -1703,7 +1703,16 @@ mod tests {
             countries: vec![("DE".into(), 3), ("??".into(), 1), ("US".into(), 2)],
             ..NO_BASELINE.clone()
         };
-        for c in [*b"DE", *b"US", *b"FR", *b"de", *b"??", [0xFF, 0xFE], [b'D', 0xC3], *b"--"] {
+        for c in [
+            *b"DE",
+            *b"US",
+            *b"FR",
+            *b"de",
+            *b"??",
+            [0xFF, 0xFE],
+            [b'D', 0xC3],
+            *b"--",
+        ] {
             assert_eq!(b.has_country_code(&c), b.has_country(cc_str(&c)), "{c:?}");
         }
         assert!(!NO_BASELINE.has_country_code(b"DE"));
