@@ -757,7 +757,7 @@ impl Engine {
                 }
                 return (
                     Direction::Outgoing,
-                    Some(Entity::new(EntityKind::Client, ip.to_string())),
+                    Some(Entity::new(EntityKind::Client, maillog::ip::text(ip))),
                 );
             }
             return (Direction::Incoming, None);
@@ -1548,7 +1548,7 @@ impl Detectors {
             Some(_) => true,
             None => c.submission,
         };
-        let ent = Entity::new(EntityKind::Client, ip.to_string());
+        let ent = Entity::new(EntityKind::Client, maillog::ip::text(ip));
         // A recipient our MX refused at RCPT time, sent without authentication: the
         // incoming rules count unknown local users and the HELO (`looped-back` when the
         // client is ours).

@@ -867,7 +867,7 @@ impl HeloDetector {
                     secs: o.ts.secs(),
                     time_text: None,
                     helo: o.helo.to_string(),
-                    client: o.client.map(|c| c.to_string()),
+                    client: o.client.map(maillog::ip::text),
                     mail_from: o.sender.map(str::to_string),
                     rcpt_to: o.rcpts.iter().take(3).map(|r| r.to_string()).collect(),
                     signs: m,

@@ -1623,7 +1623,7 @@ fn evidence(
         messages_per_ip: per_ip,
         max_messages_one_ip: max_per_ip,
         burst_run: f.run.map(|r| BurstRun {
-            ip: r.ip.to_string(),
+            ip: maillog::ip::text(r.ip),
             messages: r.msgs,
             secs: round3(r.secs),
             per_minute: round3(r.msgs as f64 * 60.0 / r.secs.max(1.0)),
@@ -1653,7 +1653,7 @@ fn evidence(
             .rev()
             .take(10)
             .map(|o| IpSample {
-                ip: o.ip.to_string(),
+                ip: maillog::ip::text(o.ip),
                 network: network_text(o.ip),
                 country: cc_str(&o.cc).to_string(),
                 asn: o.asn,
@@ -1663,7 +1663,7 @@ fn evidence(
                 last: o.last.rfc3339(),
             })
             .collect(),
-        window_ips: a.recent.iter().map(|o| o.ip.to_string()).collect(),
+        window_ips: a.recent.iter().map(|o| maillog::ip::text(o.ip)).collect(),
     }
 }
 

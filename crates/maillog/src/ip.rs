@@ -78,9 +78,52 @@ fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
     (i == b.len()).then(|| Ipv4Addr::from(octets))
 }
 
+/// `ip` as text: `ip.to_string()`, with an IPv4 address's four octets written digit by digit
+/// rather than through the formatting machinery (about 1,200 instructions an address; the
+/// engine names a client entity by its address for most messages). IPv6 goes to the standard
+/// library.
+pub fn text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut s = String::with_capacity(*QUAD_BYTES.end());
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `text` writes what `to_string` writes: every octet value in every place, and IPv6.
+    #[test]
+    fn text_is_to_string() {
+        for o in 0..=255u8 {
+            for v4 in [
+                Ipv4Addr::new(o, 0, 255, 9),
+                Ipv4Addr::new(10, o, 100, 99),
+                Ipv4Addr::new(1, 2, o, 3),
+                Ipv4Addr::new(255, 10, 1, o),
+            ] {
+                assert_eq!(text(IpAddr::V4(v4)), v4.to_string());
+            }
+        }
+        for s in ["::1", "2001:db8::7", "::ffff:192.0.2.1"] {
+            let ip: IpAddr = s.parse().unwrap();
+            assert_eq!(text(ip), ip.to_string());
+        }
+    }
 
     fn std_parse(s: &str) -> Option<IpAddr> {
         s.parse().ok()
