@@ -296,33 +296,7 @@ struct IpText(std::net::IpAddr);
 
 impl Serialize for IpText {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_text(s, |b| push_ip(b, self.0))
-    }
-}
-
-/// `ip` appended to `out` as its `Display` writes it; an IPv4 address (most clients) digit by
-/// digit, without the formatting machinery's four calls.
-fn push_ip(out: &mut String, ip: std::net::IpAddr) {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
-            }
-        }
-        std::net::IpAddr::V6(_) => {
-            use std::fmt::Write as _;
-            // Writing to a String cannot fail.
-            let _ = write!(out, "{ip}");
-        }
+        serialize_text(s, |b| maillog::ip::push_text(b, self.0))
     }
 }
 
@@ -687,14 +661,14 @@ mod tests {
                 octets[place] = v;
                 let ip = IpAddr::V4(Ipv4Addr::from(octets));
                 out.clear();
-                push_ip(&mut out, ip);
+                maillog::ip::push_text(&mut out, ip);
                 assert_eq!(out, ip.to_string());
             }
         }
         for text in ["2001:db8::7", "::1", "::ffff:192.0.2.1", "fe80::1:2:3:4"] {
             let ip: IpAddr = text.parse().unwrap();
             out.clear();
-            push_ip(&mut out, ip);
+            maillog::ip::push_text(&mut out, ip);
             assert_eq!(out, ip.to_string());
         }
         // The time as `display_utc` writes it, into a buffer that held something before.
