@@ -72,22 +72,24 @@ pub(crate) fn find(hay: &str, needle: &str) -> Option<usize> {
 /// afternoon").
 pub const NEAR: usize = 16;
 
-/// Bit `i` set exactly where byte `i` of `c` is `x` or `y`. On x86-64 two vector compares and
-/// one mask move (SSE2, in every x86-64 processor); elsewhere a byte at a time.
+/// Bit `i` set exactly where byte `i` of `c` is one of `any`. On x86-64 one vector compare a
+/// byte of `any` and one mask move (SSE2, in every x86-64 processor); elsewhere a byte at a
+/// time. Also the syslog tag's scan (`header::tag_of`).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn near_mask(c: &[u8; NEAR], x: u8, y: u8) -> u32 {
+pub(crate) fn mask_of<const K: usize>(c: &[u8; NEAR], any: [u8; K]) -> u32 {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_setzero_si128,
     };
     // SAFETY: SSE2 is in the x86-64 baseline, so rustc enables it for every x86_64 target; the
     // unaligned load reads exactly the 16 bytes `c` refers to.
     let m = unsafe {
         let v = _mm_loadu_si128(c.as_ptr().cast());
-        _mm_movemask_epi8(_mm_or_si128(
-            _mm_cmpeq_epi8(v, _mm_set1_epi8(x as i8)),
-            _mm_cmpeq_epi8(v, _mm_set1_epi8(y as i8)),
-        ))
+        let hits = any.iter().fold(_mm_setzero_si128(), |acc, &b| {
+            _mm_or_si128(acc, _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)))
+        });
+        _mm_movemask_epi8(hits)
     };
     // The mask has the low 16 bits only.
     m as u32
@@ -95,16 +97,16 @@ fn near_mask(c: &[u8; NEAR], x: u8, y: u8) -> u32 {
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn near_mask(c: &[u8; NEAR], x: u8, y: u8) -> u32 {
-    near_mask_bytewise(c, x, y)
+pub(crate) fn mask_of<const K: usize>(c: &[u8; NEAR], any: [u8; K]) -> u32 {
+    mask_of_bytewise(c, any)
 }
 
-/// [`near_mask`] a byte at a time (the other architectures', and the tests' reference).
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn near_mask_bytewise(c: &[u8; NEAR], x: u8, y: u8) -> u32 {
+/// [`mask_of`] a byte at a time (the other architectures', and the tests' reference).
+#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+pub(crate) fn mask_of_bytewise<const K: usize>(c: &[u8; NEAR], any: [u8; K]) -> u32 {
     let mut m = 0u32;
     for (i, &b) in c.iter().enumerate() {
-        m |= u32::from((b == x) | (b == y)) << i;
+        m |= u32::from(any.contains(&b)) << i;
     }
     m
 }
@@ -114,7 +116,7 @@ fn near_mask_bytewise(c: &[u8; NEAR], x: u8, y: u8) -> u32 {
 #[inline(always)]
 pub fn find_byte(hay: &[u8], x: u8) -> Option<usize> {
     match hay.first_chunk::<NEAR>() {
-        Some(c) => match near_mask(c, x, x) {
+        Some(c) => match mask_of(c, [x]) {
             0 => memchr::memchr(x, &hay[NEAR..]).map(|i| i + NEAR),
             m => Some(m.trailing_zeros() as usize),
         },
@@ -127,7 +129,7 @@ pub fn find_byte(hay: &[u8], x: u8) -> Option<usize> {
 #[inline(always)]
 pub fn find_byte2(hay: &[u8], x: u8, y: u8) -> Option<usize> {
     match hay.first_chunk::<NEAR>() {
-        Some(c) => match near_mask(c, x, y) {
+        Some(c) => match mask_of(c, [x, y]) {
             0 => memchr::memchr2(x, y, &hay[NEAR..]).map(|i| i + NEAR),
             m => Some(m.trailing_zeros() as usize),
         },
@@ -141,7 +143,7 @@ pub fn find_byte2(hay: &[u8], x: u8, y: u8) -> Option<usize> {
 #[inline(always)]
 pub fn rfind_byte(hay: &[u8], x: u8) -> Option<usize> {
     match hay.last_chunk::<NEAR>() {
-        Some(c) => match near_mask(c, x, x) {
+        Some(c) => match mask_of(c, [x]) {
             0 => memchr::memrchr(x, &hay[..hay.len() - NEAR]),
             m => Some(hay.len() - NEAR + (31 - m.leading_zeros()) as usize),
         },
@@ -226,7 +228,7 @@ mod tests {
                     "{h:?}"
                 );
                 if let Some(c) = h.first_chunk::<NEAR>() {
-                    assert_eq!(near_mask(c, b'[', b' '), near_mask_bytewise(c, b'[', b' '));
+                    assert_eq!(mask_of(c, [b'[', b' ']), mask_of_bytewise(c, [b'[', b' ']));
                 }
                 checked += 1;
             }

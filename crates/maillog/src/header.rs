@@ -291,42 +291,24 @@ fn tag_of(t: &[u8]) -> Option<Tag> {
 }
 
 /// Bytes per chunk in [`tag_of`]'s scan.
-const CHUNK_BYTES: usize = 16;
+const CHUNK_BYTES: usize = crate::bytes::NEAR;
 
-/// Bit `i` set exactly where byte `i` of `c` is `:`, `[` or a space. On x86-64 three vector
-/// compares and one mask move (SSE2, which every x86-64 processor has): the eight-byte word
-/// arithmetic this replaced took about 23 instructions a word, 1.3% of `analyze`'s instructions
-/// on the benchmark log, and the plain loop ([`tag_bytes_bytewise`], the other architectures')
-/// is not vectorized as well by the compiler.
-#[cfg(target_arch = "x86_64")]
-fn tag_bytes(c: &[u8; CHUNK_BYTES]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is in the x86-64 baseline, so rustc enables it for every x86_64 target; the
-    // unaligned load reads exactly the 16 bytes `c` refers to.
-    let m = unsafe {
-        let v = _mm_loadu_si128(c.as_ptr().cast());
-        let hit = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(hit(b':'), hit(b'[')), hit(b' ')))
-    };
-    // The mask has the low 16 bits only.
-    m as u32
-}
+/// The bytes of a tag that matter.
+const TAG_BYTES: [u8; 3] = [b':', b'[', b' '];
 
-#[cfg(not(target_arch = "x86_64"))]
+/// Bit `i` set exactly where byte `i` of `c` is `:`, `[` or a space, with three vector
+/// compares on x86-64 (`bytes::mask_of`): the eight-byte word arithmetic this replaced took
+/// about 23 instructions a word, 1.3% of `analyze`'s instructions on the benchmark log, and
+/// the plain loop ([`tag_bytes_bytewise`], the other architectures') is not vectorized as
+/// well by the compiler.
 fn tag_bytes(c: &[u8; CHUNK_BYTES]) -> u32 {
-    tag_bytes_bytewise(c)
+    crate::bytes::mask_of(c, TAG_BYTES)
 }
 
 /// [`tag_bytes`] a byte at a time.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg(test)]
 fn tag_bytes_bytewise(c: &[u8; CHUNK_BYTES]) -> u32 {
-    let mut m = 0u32;
-    for (i, &b) in c.iter().enumerate() {
-        m |= u32::from((b == b':') | (b == b'[') | (b == b' ')) << i;
-    }
-    m
+    crate::bytes::mask_of_bytewise(c, TAG_BYTES)
 }
 
 /// Parse the prefix of `line`. `ctx` supplies year and zone for stamps that lack them.
