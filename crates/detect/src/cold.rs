@@ -189,8 +189,41 @@ const UNCOMPRESSED: u8 = 0;
 thread_local! {
     /// Set while this thread encodes or decodes a packed state.
     static PACKING: Cell<bool> = const { Cell::new(false) };
-    /// This thread's zstd decompression context and output buffer, made at its first use.
-    static DECOMPRESSOR: RefCell<Option<(DCtx<'static>, Vec<u8>)>> = const { RefCell::new(None) };
+    /// This thread's zstd decompression contexts (one a dictionary, by number) and output
+    /// buffer, made at their first use ([`Decompressor`]).
+    static DECOMPRESSOR: RefCell<Decompressor> = const { RefCell::new(Decompressor::new()) };
+}
+
+/// A thread's zstd decompression contexts, one a dictionary number, and the output buffer
+/// they share. A context remembers the dictionary it last decoded with: given another, zstd
+/// takes the dictionary for cold and decodes with its prefetching decoder, which costs more
+/// instructions on our small frames than the plain one. The thaws of a sweep interleave the
+/// maps (an account's message thaws its auth-hijack, HELO and extrusion states in turn), so one
+/// context shared by all switched dictionaries at almost every frame. Our own measurement
+/// (docs/PERFORMANCE.md, "Steps of 2026-12-07, evening").
+struct Decompressor {
+    /// Contexts by dictionary number − 1 (numbers are small: one a live map).
+    contexts: Vec<Option<DCtx<'static>>>,
+    out: Vec<u8>,
+}
+
+impl Decompressor {
+    const fn new() -> Self {
+        Decompressor {
+            contexts: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// The context for dictionary `number` (made at its first use) and the output buffer.
+    fn for_dictionary(&mut self, number: u32) -> (&mut DCtx<'static>, &mut Vec<u8>) {
+        let i = number as usize - 1;
+        if self.contexts.len() <= i {
+            self.contexts.resize_with(i + 1, || None);
+        }
+        let dctx = self.contexts[i].get_or_insert_with(DCtx::create);
+        (dctx, &mut self.out)
+    }
 }
 
 /// The dictionaries of the maps alive in this process, by number − 1: a compressed state names
@@ -654,7 +687,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
             let dict = dictionary(number);
             DECOMPRESSOR.with(|d| {
                 let mut d = d.borrow_mut();
-                let (dctx, out) = d.get_or_insert_with(|| (DCtx::create(), Vec::new()));
+                let (dctx, out) = d.for_dictionary(number);
                 let size = zstd::zstd_safe::get_frame_content_size(frame)
                     .ok()
                     .flatten()
