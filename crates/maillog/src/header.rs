@@ -218,8 +218,13 @@ fn host_prog(line: &str, i: usize, want_host: bool) -> Option<(&str, &str, Optio
     }
 }
 
+/// Digits of a pid that cannot overflow a `u32` whatever they are (`999,999,999`).
+const PID_DIGITS_UNCHECKED: usize = 9;
+
 /// A pid as `str::parse::<u32>` reads it (an optional `+`, then decimal digits, at most
-/// `u32::MAX`), without its general machinery: one per line.
+/// `u32::MAX`), without its general machinery: one per line. Up to
+/// [`PID_DIGITS_UNCHECKED`] digits are summed without overflow checks (a Linux pid has at most
+/// seven), which were most of its instructions.
 fn pid_of(p: &str) -> Option<u32> {
     let b = p.as_bytes();
     let digits = b.strip_prefix(b"+").unwrap_or(b);
@@ -227,6 +232,16 @@ fn pid_of(p: &str) -> Option<u32> {
         return None;
     }
     let mut v = 0u32;
+    if digits.len() <= PID_DIGITS_UNCHECKED {
+        for &c in digits {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + u32::from(d);
+        }
+        return Some(v);
+    }
     for &c in digits {
         let d = c.wrapping_sub(b'0');
         if d > 9 {
@@ -603,6 +618,11 @@ mod tests {
             "123",
             "+123",
             "00042",
+            "999999999",
+            "+999999999",
+            "1000000000",
+            "12345678a",
+            "0000000001234",
             "4294967295",
             "4294967296",
             "99999999999",
