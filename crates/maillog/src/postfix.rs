@@ -453,10 +453,14 @@ fn queue_line<'a>(daemon: &'a str, qid: Option<&'a str>, rest: &'a str) -> Optio
             None => info("removed", None, None),
         });
     }
-    if let Some(ev) = notice(qid, rest) {
+    // Checks before notices: a check line (a fifth of a busy server's lines) is known by its
+    // first word, a notice only by the text before its last `:`, which meant a search of the
+    // whole line from its end first. A check's text can end in ` notification: …` (a header
+    // check on a subject line); it is a check.
+    if let Some(ev) = check(qid, rest) {
         return Some(ev);
     }
-    if let Some(ev) = check(qid, rest) {
+    if let Some(ev) = notice(qid, rest) {
         return Some(ev);
     }
     if let Some(w) = severity(rest) {
@@ -1862,6 +1866,21 @@ mod tests {
                 Event::Notice { kind, .. } => assert_eq!(kind, k),
                 e => panic!("{e:?}"),
             }
+        }
+        // A header check on a subject that ends like a notice is a check.
+        match p(
+            "cleanup",
+            "4F2E3A1B2: warning: header Subject: Delivery status notification: 4F2E3A1B3 from \
+             local; from=<a@example.org> to=<b@example.net>",
+        ) {
+            Event::Check {
+                action, stage, to, ..
+            } => {
+                assert_eq!(action, Action::Warn);
+                assert_eq!(stage, Some("header"));
+                assert_eq!(to, Some("b@example.net"));
+            }
+            e => panic!("{e:?}"),
         }
     }
 
