@@ -125,15 +125,13 @@ pub fn find_byte(hay: &[u8], x: u8) -> Option<usize> {
 }
 
 /// Offset of the first `x` or `y` in `hay`: `memchr::memchr2(x, y, hay)`, with the first
-/// [`NEAR`] bytes looked at inline.
+/// [`INLINE_CHUNKS`] chunks of [`NEAR`] bytes looked at inline ([`find_any_from`]): the end
+/// of a `key=value` value (`relay=mx00.example.net[192.0.2.9]:25,` is longer than one chunk).
 #[inline(always)]
 pub fn find_byte2(hay: &[u8], x: u8, y: u8) -> Option<usize> {
-    match hay.first_chunk::<NEAR>() {
-        Some(c) => match mask_of(c, [x, y]) {
-            0 => memchr::memchr2(x, y, &hay[NEAR..]).map(|i| i + NEAR),
-            m => Some(m.trailing_zeros() as usize),
-        },
-        None => hay.iter().position(|&b| b == x || b == y),
+    match find_any_chunks(hay, 0, [x, y], INLINE_CHUNKS) {
+        Ok(found) => found,
+        Err(at) => memchr::memchr2(x, y, &hay[at..]).map(|i| at + i),
     }
 }
 
@@ -148,6 +146,69 @@ pub fn rfind_byte(hay: &[u8], x: u8) -> Option<usize> {
             m => Some(hay.len() - NEAR + (31 - m.leading_zeros()) as usize),
         },
         None => hay.iter().rposition(|&b| b == x),
+    }
+}
+
+/// Chunks of [`NEAR`] bytes [`find_byte_from`] looks at inline before it hands the rest of a
+/// search to `memchr`: a value in angle brackets (an address, a HELO name) ends within them.
+pub const INLINE_CHUNKS: usize = 4;
+
+/// Offset (from the start of `hay`) of the first of `any` in `hay[from..]`, [`NEAR`] bytes at a
+/// time ([`mask_of`]); the last bytes, when fewer than [`NEAR`] are left, are looked at as the
+/// last [`NEAR`] of `hay` with those before `from` masked off, so only a `hay` shorter than
+/// [`NEAR`] is searched a byte at a time. For short searches: a key's end, a value's `>`.
+#[inline(always)]
+pub fn find_any_from<const K: usize>(hay: &[u8], from: usize, any: [u8; K]) -> Option<usize> {
+    find_any_chunks(hay, from, any, usize::MAX).unwrap_or(None)
+}
+
+/// [`find_any_from`] over at most `chunks` chunks: `Err(at)` when it stopped at `at` without
+/// an answer.
+#[inline(always)]
+fn find_any_chunks<const K: usize>(
+    hay: &[u8],
+    from: usize,
+    any: [u8; K],
+    chunks: usize,
+) -> Result<Option<usize>, usize> {
+    let n = hay.len();
+    let mut at = from;
+    for _ in 0..chunks {
+        if at >= n {
+            return Ok(None);
+        }
+        let Some(c) = hay.get(at..at + NEAR) else {
+            // Fewer than NEAR bytes left.
+            if n < NEAR {
+                return Ok(hay[at..]
+                    .iter()
+                    .position(|b| any.contains(b))
+                    .map(|i| at + i));
+            }
+            let start = n - NEAR;
+            let last: &[u8; NEAR] = hay[start..].try_into().expect("NEAR bytes");
+            let m = mask_of(last, any) >> (at - start);
+            return Ok((m != 0).then(|| at + m.trailing_zeros() as usize));
+        };
+        let m = mask_of(c.try_into().expect("NEAR bytes"), any);
+        if m != 0 {
+            return Ok(Some(at + m.trailing_zeros() as usize));
+        }
+        at += NEAR;
+    }
+    Err(at)
+}
+
+/// Offset (from the start of `hay`) of the first `x` in `hay[from..]`: [`find_any_from`] over
+/// the first [`INLINE_CHUNKS`] chunks, then `memchr`. Where a search starts inside a longer
+/// text (a value's `>` after its `<`), the text's last bytes are one vector compare instead
+/// of a byte loop, and a hit in the next few chunks no `memchr` call (about 55 instructions
+/// of dispatch each).
+#[inline(always)]
+pub fn find_byte_from(hay: &[u8], from: usize, x: u8) -> Option<usize> {
+    match find_any_chunks(hay, from, [x], INLINE_CHUNKS) {
+        Ok(found) => found,
+        Err(at) => memchr::memchr(x, &hay[at..]).map(|i| at + i),
     }
 }
 
@@ -197,12 +258,12 @@ mod tests {
     }
 
     /// `find_byte` and `find_byte2` answer as `memchr` and `memchr2` for every length up to
-    /// past [`NEAR`] and a hit at every place, before, inside and past the first chunk; and
+    /// past the inline chunks and a hit at every place, inside and past them; and
     /// the vector mask as the bytewise one.
     #[test]
     fn the_near_searches_are_memchrs() {
         let mut checked = 0;
-        for n in 0..=3 * NEAR + 2 {
+        for n in 0..=(INLINE_CHUNKS + 1) * NEAR + 2 {
             let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 7) as u8).collect();
             let mut cases = vec![base.clone()];
             for at in 0..n {
@@ -234,6 +295,48 @@ mod tests {
             }
         }
         assert!(checked > 1_000, "{checked}");
+    }
+
+    /// `find_byte_from` and `find_any_from` answer as a byte loop from every start, for
+    /// every length from empty to past [`INLINE_CHUNKS`] chunks and hits at every place (one,
+    /// two, or none), the starts past the end included.
+    #[test]
+    fn the_searches_from_a_start_are_byte_loops() {
+        let loop_from = |h: &[u8], from: usize, any: &[u8]| {
+            h.get(from..)
+                .and_then(|t| t.iter().position(|b| any.contains(b)))
+                .map(|i| from + i)
+        };
+        let mut checked = 0;
+        for n in 0..=(INLINE_CHUNKS + 1) * NEAR + 3 {
+            let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 7) as u8).collect();
+            let mut cases = vec![base.clone()];
+            for at in 0..n {
+                let mut h = base.clone();
+                h[at] = b'>';
+                cases.push(h.clone());
+                if at + 5 < n {
+                    h[at + 5] = b'=';
+                    cases.push(h);
+                }
+            }
+            for h in &cases {
+                for from in 0..=n + 1 {
+                    assert_eq!(
+                        find_byte_from(h, from, b'>'),
+                        loop_from(h, from, b">"),
+                        "{h:?} from {from}"
+                    );
+                    assert_eq!(
+                        find_any_from(h, from, [b'=', b'>']),
+                        loop_from(h, from, b"=>"),
+                        "{h:?} from {from}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
     }
 
     /// `find` answers as `str::find` for needles with and without leading spaces, in

@@ -254,15 +254,7 @@ fn rfind(hay: &str, needle: &str) -> Option<usize> {
 }
 
 /// Bytes that end a `key` in a `key=value` list.
-const KEY_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'=' as usize] = true;
-    t[b' ' as usize] = true;
-    t[b',' as usize] = true;
-    t[b'(' as usize] = true;
-    t[b';' as usize] = true;
-    t
-};
+const KEY_STOP: [u8; 5] = [b'=', b' ', b',', b'(', b';'];
 
 fn info<'a>(what: &'static str, qid: Option<&'a str>, client: Option<Peer<'a>>) -> Event<'a> {
     Event::Info { what, qid, client }
@@ -352,7 +344,7 @@ impl<'a> Iterator for Kv<'a> {
             .count();
         let s = &self.s[lead..];
         let b = s.as_bytes();
-        let eq = b.iter().position(|&c| KEY_STOP[c as usize])?;
+        let eq = crate::bytes::find_any_from(b, 0, KEY_STOP)?;
         if b[eq] != b'=' || eq == 0 {
             self.s = s;
             return None;
@@ -364,8 +356,7 @@ impl<'a> Iterator for Kv<'a> {
             // First '>' followed by the end, a separator or a ':' (cleanup's trailing text).
             let mut i = 1;
             let mut end = vb.len();
-            while let Some(off) = crate::bytes::find_byte(&vb[i..], b'>') {
-                let j = i + off;
+            while let Some(j) = crate::bytes::find_byte_from(vb, i, b'>') {
                 match vb.get(j + 1) {
                     None | Some(b' ') | Some(b',') | Some(b':') | Some(b';') => {
                         end = j + 1;
@@ -705,7 +696,7 @@ fn check<'a>(qid: Option<&'a str>, rest: &'a str) -> Option<Event<'a>> {
             }
         }
     } else {
-        let sp = head.find([' ', ':']).unwrap_or(head.len());
+        let sp = crate::bytes::find_byte2(head.as_bytes(), b' ', b':').unwrap_or(head.len());
         stage = Some(&head[..sp]).filter(|s| !s.is_empty());
         let after = &head[sp..];
         if let Some(p) = after.strip_prefix(" from ") {
