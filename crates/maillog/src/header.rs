@@ -210,12 +210,63 @@ fn host_prog(line: &str, i: usize, want_host: bool) -> Option<(&str, &str, Optio
             if tag.space.is_some_and(|sp| sp < lb) {
                 return None; // a space in the program name
             }
-            let pid = tag_text[lb + 1..].strip_suffix(']').and_then(pid_of);
+            let pid = match tag_text.as_bytes()[lb + 1..].last() {
+                Some(b']') => pid_in(tb.as_bytes(), lb + 1, tag.end - 1),
+                _ => None,
+            };
             Some((host, &tag_text[..lb], pid, msg))
         }
         None if tag.space.is_some() => None,
         None => Some((host, tag_text, None, msg)),
     }
+}
+
+/// The pid in `t[start..end]` ([`pid_of`]'s answer): read as one word ([`digits_word`]) when it
+/// is one to [`PID_WORD_DIGITS`] digits and `t` has a word's bytes from `start` (a line goes on
+/// after its tag), else by [`pid_of`]. A Linux pid has up to seven digits; read a digit at a
+/// time they were about 55 instructions a line.
+fn pid_in(t: &[u8], start: usize, end: usize) -> Option<u32> {
+    let n = end.checked_sub(start)?;
+    if (1..=PID_WORD_DIGITS).contains(&n) {
+        if let Some(word) = t.get(start..start + PID_WORD_DIGITS) {
+            let word: &[u8; PID_WORD_DIGITS] = word.try_into().expect("a word's bytes");
+            if let Some(v) = digits_word(word, n) {
+                return Some(v);
+            }
+        }
+    }
+    pid_of(t.get(start..end)?)
+}
+
+/// Digits [`digits_word`] reads at once: the bytes of a `u64`.
+const PID_WORD_DIGITS: usize = 8;
+
+/// Each byte of a `u64` repeated: [`digits_word`]'s lane constants.
+const fn lanes(b: u8) -> u64 {
+    u64::from_le_bytes([b; 8])
+}
+
+/// The value of the `n` (1 to 8) decimal digits at the start of `word`, or None when one of
+/// them is no digit: the digits moved to the top of a little-endian word with `0`s below,
+/// checked all at once, and summed pairwise in three multiplications (the well-known
+/// eight-digit SWAR conversion).
+fn digits_word(word: &[u8; PID_WORD_DIGITS], n: usize) -> Option<u32> {
+    debug_assert!((1..=PID_WORD_DIGITS).contains(&n));
+    let shift = 8 * (PID_WORD_DIGITS - n) as u32;
+    // The bytes after the digits shift out; `0`s fill the lanes below the first digit.
+    let pad = lanes(b'0') & 1u64.checked_shl(shift).map_or(u64::MAX, |b| b - 1);
+    let x = u64::from_le_bytes(*word).checked_shl(shift).unwrap_or(0) | pad;
+    // A lane is a digit exactly when it is ASCII, not below `0` and not above `9`.
+    let below = x.wrapping_sub(lanes(b'0'));
+    let above = x.wrapping_add(lanes(0x80 - b':'));
+    if (x | below | above) & lanes(0x80) != 0 {
+        return None;
+    }
+    // Lane values 0-9, the most significant digit in the lowest lane: pairs, fours, eight.
+    let v = (below.wrapping_mul(10) + (below >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    let v = (v.wrapping_mul(10_000) + (v >> 32)) & 0xFFFF_FFFF;
+    u32::try_from(v).ok()
 }
 
 /// Digits of a pid that cannot overflow a `u32` whatever they are (`999,999,999`).
@@ -225,8 +276,7 @@ const PID_DIGITS_UNCHECKED: usize = 9;
 /// `u32::MAX`), without its general machinery: one per line. Up to
 /// [`PID_DIGITS_UNCHECKED`] digits are summed without overflow checks (a Linux pid has at most
 /// seven), which were most of its instructions.
-fn pid_of(p: &str) -> Option<u32> {
-    let b = p.as_bytes();
+fn pid_of(b: &[u8]) -> Option<u32> {
     let digits = b.strip_prefix(b"+").unwrap_or(b);
     if digits.is_empty() {
         return None;
@@ -633,8 +683,62 @@ mod tests {
             "１",
             "٣",
         ] {
-            assert_eq!(pid_of(p), p.parse::<u32>().ok(), "{p:?}");
+            assert_eq!(pid_of(p.as_bytes()), p.parse::<u32>().ok(), "{p:?}");
+            // In a tag, with the rest of a line after it: the word read gives the same.
+            let t = format!("x[{p}]: message text");
+            assert_eq!(
+                pid_in(t.as_bytes(), 2, 2 + p.len()),
+                p.parse::<u32>().ok(),
+                "{p:?}"
+            );
+            // At the very end of a line (no word's bytes after it).
+            let t = format!("x[{p}]");
+            assert_eq!(
+                pid_in(t.as_bytes(), 2, 2 + p.len()),
+                p.parse::<u32>().ok(),
+                "{p:?}"
+            );
         }
+    }
+
+    /// A word of one to eight digits reads as the byte loop reads them, whatever byte stands
+    /// in any place of the digits (every value for a tenth of the numbers) and whatever
+    /// follows them in the word; a word with anything but digits (a `+` the loop takes
+    /// included) is refused, for the loop to read.
+    #[test]
+    fn a_word_of_digits_reads_as_the_byte_loop() {
+        let pid_of = |d: &[u8]| {
+            d.iter()
+                .all(u8::is_ascii_digit)
+                .then(|| pid_of(d))
+                .flatten()
+        };
+        let mut checked = 0;
+        for n in 1..=PID_WORD_DIGITS {
+            for seed in 0..200u64 {
+                let digits: Vec<u8> = (0..n as u64)
+                    .map(|i| b'0' + ((seed * 7_919 + i * 104_729 + i * i * seed) % 10) as u8)
+                    .collect();
+                for tail in [b']', 0xFF, b'9', 0, b'0'] {
+                    let mut w = [tail; PID_WORD_DIGITS];
+                    w[..n].copy_from_slice(&digits);
+                    assert_eq!(digits_word(&w, n), pid_of(&w[..n]), "{w:?} {n}");
+                    checked += 1;
+                    if seed % 10 != 0 {
+                        continue;
+                    }
+                    for at in 0..n {
+                        for c in 0..=255u8 {
+                            let mut v = w;
+                            v[at] = c;
+                            assert_eq!(digits_word(&v, n), pid_of(&v[..n]), "{v:?} {n}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 400_000, "{checked}");
     }
 
     fn ctx() -> TimeContext {
