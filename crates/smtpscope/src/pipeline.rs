@@ -413,7 +413,12 @@ pub fn analyze(
     let parsers = driver.start_threads(threads);
     let run = run_threads(srcs, t, progress, parsers, |p, _| {
         driver.feed(p);
-        alerts.extend(driver.take_alerts());
+        // Asked after every line; nearly always empty, and an empty vector's consuming
+        // iterator cost about 25 instructions a line to make and drop.
+        let new = driver.take_alerts();
+        if !new.is_empty() {
+            alerts.extend(new);
+        }
     })?;
     driver.finish();
     alerts.extend(driver.take_alerts());
