@@ -95,18 +95,23 @@ impl Recipient {
     /// True when the last attempt went to a local mailbox (local, virtual, lmtp, pipe to a local
     /// delivery agent) rather than across the internet.
     pub fn is_local_delivery(&self) -> bool {
-        match self.transport() {
-            Some("local" | "virtual" | "lmtp" | "dovecot" | "maildrop") => true,
-            // Postfix's transports to the internet, the most asked (none has a word below).
-            Some("smtp" | "relay") => false,
-            Some(t) => {
-                t.contains("local")
-                    || t.contains("lmtp")
-                    || t.contains("dovecot")
-                    || t.contains("virtual")
-            }
-            None => false,
+        let Some(t) = self.transport() else {
+            return false;
+        };
+        // The names compared with `bytes::same` (word loads; a `match` on the strings called
+        // `memcmp` for each candidate of the same length, about 4 million calls a run).
+        let is = |name: &str| crate::bytes::same(t.as_bytes(), name.as_bytes());
+        if ["local", "virtual", "lmtp", "dovecot", "maildrop"]
+            .into_iter()
+            .any(is)
+        {
+            return true;
         }
+        // Postfix's transports to the internet, the most asked (none has a word below).
+        if is("smtp") || is("relay") {
+            return false;
+        }
+        t.contains("local") || t.contains("lmtp") || t.contains("dovecot") || t.contains("virtual")
     }
 }
 
