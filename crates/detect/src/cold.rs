@@ -199,8 +199,10 @@ thread_local! {
 /// takes the dictionary for cold and decodes with its prefetching decoder, which costs more
 /// instructions on our small frames than the plain one. The thaws of a sweep interleave the
 /// maps (an account's message thaws its auth-hijack, HELO and extrusion states in turn), so one
-/// context shared by all switched dictionaries at almost every frame. Our own measurement
-/// (docs/PERFORMANCE.md, "Steps of 2026-12-07, evening").
+/// context shared by all switched dictionaries at almost every frame. A context is about
+/// 96 KB of zstd's own memory (`DCtx::sizeof`), so a thread holds one per map that compresses
+/// (three on the benchmark log) instead of one. Our own measurement (docs/PERFORMANCE.md,
+/// "Steps of 2026-12-07, evening").
 struct Decompressor {
     /// Contexts by dictionary number − 1 (numbers are small: one a live map).
     contexts: Vec<Option<DCtx<'static>>>,
