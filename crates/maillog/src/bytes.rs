@@ -158,7 +158,7 @@ pub fn rfind_byte(hay: &[u8], x: u8) -> Option<usize> {
 pub const INLINE_CHUNKS: usize = 4;
 
 /// Offset (from the start of `hay`) of the first of `any` in `hay[from..]`, [`NEAR`] bytes at a
-/// time ([`mask_of`]); the last bytes, when fewer than [`NEAR`] are left, are looked at as the
+/// time (`mask_of`); the last bytes, when fewer than [`NEAR`] are left, are looked at as the
 /// last [`NEAR`] of `hay` with those before `from` masked off, so only a `hay` shorter than
 /// [`NEAR`] is searched a byte at a time. For short searches: a key's end, a value's `>`.
 #[inline(always)]
