@@ -371,13 +371,9 @@ impl LineParser {
             self.count(&p, line);
             return p;
         };
-        if is_native_log(&h) || h.program.is_empty() || h.program.len() > PENDING_NAME_MAX_BYTES {
-            let (format, event) = if is_native_log(&h) {
-                native_log_event(&h)
-            } else {
-                let (format, daemon) = classify_program(h.program);
-                (format, event_of(format, daemon, &h))
-            };
+        if h.program.is_empty() || h.program.len() > PENDING_NAME_MAX_BYTES {
+            // Native log files (no program) and names not kept pending: as `parse_line` reads them.
+            let (format, event) = format_and_event(&h);
             let p = Parsed {
                 header: Some(h),
                 format,
@@ -492,16 +488,22 @@ pub fn parse_line<'a>(line: &'a str, ctx: &mut TimeContext) -> Parsed<'a> {
     let Some(h) = parse_header(line, ctx) else {
         return Parsed::headless();
     };
-    let (format, event) = if is_native_log(&h) {
-        native_log_event(&h)
-    } else {
-        let (format, daemon) = classify_program(h.program);
-        (format, event_of(format, daemon, &h))
-    };
+    let (format, event) = format_and_event(&h);
     Parsed {
         header: Some(h),
         format,
         event,
+    }
+}
+
+/// The format and event of a line with header `h`: from the message for a native log file,
+/// else from the program's name ([`classify_program`]).
+fn format_and_event<'a>(h: &Header<'a>) -> (Format, Option<Event<'a>>) {
+    if is_native_log(h) {
+        native_log_event(h)
+    } else {
+        let (format, daemon) = classify_program(h.program);
+        (format, event_of(format, daemon, h))
     }
 }
 
