@@ -7,14 +7,14 @@
 //! rather than by string keys, so a renamed field breaks the build, not the report.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 
 use maillog::record::{MessageRecord, Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Detector};
 use crate::compact::Rare;
-use crate::packed::Packed;
+use crate::packed::{Encoded, Packed};
 
 pub use crate::bruteforce::evidence::{
     AddressEvidence, AddressRule, BruteforceEvidence, GuessedEvidence, NetworkEvidence,
@@ -264,6 +264,35 @@ impl<'a> SampleOf<'a> {
     }
 }
 
+/// A record whose sample is offered to one or more [`Samples`]
+/// ([`Samples::push_sample_of`]): packed at the first that keeps it, and those bytes reused by
+/// the others.
+pub struct SampleOfRecord<'r> {
+    record: &'r MessageRecord,
+    encoded: OnceCell<Encoded<StoredSample>>,
+}
+
+impl<'r> SampleOfRecord<'r> {
+    /// The sample of `record`, not encoded yet.
+    pub fn new(record: &'r MessageRecord) -> Self {
+        SampleOfRecord {
+            record,
+            encoded: OnceCell::new(),
+        }
+    }
+
+    /// The record.
+    pub fn record(&self) -> &'r MessageRecord {
+        self.record
+    }
+
+    /// The sample, packed ([`SampleOf`]), encoded at the first call.
+    fn encoded(&self) -> &Encoded<StoredSample> {
+        self.encoded
+            .get_or_init(|| Encoded::of(&SampleOf::of(self.record)))
+    }
+}
+
 thread_local! {
     /// The text of a sample's time or client address while it is packed ([`TimeText`],
     /// [`IpText`]): one buffer reused, where each sample made two strings and dropped them.
@@ -416,21 +445,28 @@ struct SamplesFields {
 impl Samples {
     /// Add one, keeping at most `n`.
     pub fn push(&mut self, s: MessageSample, n: usize) {
-        self.keep(&StoredSample::from(s), n);
+        let stored = Encoded::of(&StoredSample::from(s));
+        self.keep(|| &stored, n);
     }
 
     /// Add the sample of a record, keeping at most `n`: what `push(MessageSample::of(r), n)`
     /// keeps, packed straight from the record.
     pub fn push_record(&mut self, r: &MessageRecord, n: usize) {
-        self.keep(&SampleOf::of(r), n);
+        self.push_sample_of(&SampleOfRecord::new(r), n);
     }
 
-    /// Keep `stored`, which serializes as a [`StoredSample`].
-    fn keep(&mut self, stored: &impl Serialize, n: usize) {
+    /// [`Samples::push_record`] of a record whose sample may go into other lists too: it is
+    /// encoded once, at the first list that keeps it.
+    pub fn push_sample_of(&mut self, r: &SampleOfRecord<'_>, n: usize) {
+        self.keep(|| r.encoded(), n);
+    }
+
+    /// Keep the sample `stored` gives (called only when it is kept).
+    fn keep<'s>(&mut self, stored: impl FnOnce() -> &'s Encoded<StoredSample>, n: usize) {
         let k = self.0.get_or_default();
         k.seen += 1;
         if k.first.len() < n / 2 {
-            k.first.push_as(stored);
+            k.first.push_encoded(stored());
             return;
         }
         let latest = n - n / 2;
@@ -439,9 +475,9 @@ impl Samples {
         }
         if k.last.len() >= latest {
             // The rolling half is full: its oldest goes as this one comes.
-            k.last.remove_push_as(0, stored);
+            k.last.remove_push_encoded(0, stored());
         } else {
-            k.last.push_as(stored);
+            k.last.push_encoded(stored());
         }
         while k.last.len() > latest {
             k.last.remove(0);
@@ -670,6 +706,37 @@ mod tests {
         assert_eq!(s.more_delivered + s.more_failed, 20 - SAMPLE_RECIPIENTS);
         let cut = s.recipients[0].reply.as_deref().unwrap();
         assert!(cut.ends_with('…') && cut.len() <= SAMPLE_REPLY_BYTES + '…'.len_utf8());
+    }
+
+    /// A record's sample offered to several lists is encoded once, at the first that keeps it,
+    /// and every list holds what `push_record` would have put in it; a list that keeps none
+    /// does not encode it.
+    #[test]
+    fn a_sample_offered_to_several_lists_is_encoded_once_and_kept_alike() {
+        let sizes = [0, 1, 2, 3, 10];
+        let mut once: Vec<Samples> = sizes.iter().map(|_| Samples::default()).collect();
+        let mut each = once.clone();
+        for i in 0..14 {
+            let r = record(i, [0, 1, 3, 8, 9, 20][i % 6]);
+            let sample = SampleOfRecord::new(&r);
+            for (k, &n) in sizes.iter().enumerate() {
+                once[k].push_sample_of(&sample, n);
+                each[k].push_record(&r, n);
+                assert_eq!(once[k], each[k], "record {i}, list of {n}");
+            }
+            assert!(
+                sample.encoded.get().is_some(),
+                "record {i}: kept, so encoded"
+            );
+        }
+        // A list of none keeps nothing, so nothing is encoded for it.
+        let r = record(3, 2);
+        let sample = SampleOfRecord::new(&r);
+        let mut none = Samples::default();
+        none.push_sample_of(&sample, 0);
+        assert!(sample.encoded.get().is_none());
+        assert_eq!(none.seen(), 1);
+        assert!(none.to_vec().is_empty());
     }
 
     /// A client address is written as `Display` writes it: every octet value in every place

@@ -34,7 +34,7 @@ use crate::bounded::BoundedMap;
 use crate::cold::{Cold, ColdMap};
 use crate::compact::Rare;
 use crate::config::Config;
-use crate::evidence::{MessageSample, Samples};
+use crate::evidence::{MessageSample, SampleOfRecord, Samples};
 use crate::window::RareCounter;
 
 /// Most sender addresses tracked per entity for list recognition.
@@ -1199,6 +1199,8 @@ impl Extrusion {
         st.forwarded.add(ts, sorted.forwarded as u32, window);
         st.repeats.add(ts, sorted.repeats as u32, window);
         let failed = sorted.o.failed;
+        // Its sample, for the entity's and its sender's and sender domain's lists.
+        let sample = SampleOfRecord::new(rec);
 
         // Per-sender list tracking.
         let sender = rec.sender.as_deref().unwrap_or("");
@@ -1216,12 +1218,12 @@ impl Extrusion {
                     }
                 }
             }
-            st.samples.push_record(rec, n_samples);
+            st.samples.push_sample_of(&sample, n_samples);
         }
 
         // Per-sender accounting of a client or account relaying for several senders.
         if entity.kind != EntityKind::Sender && cfg.delivery_failures.enabled {
-            split_observe(cfg, entity, st, sender, rec, &sorted.o, ts, window, out);
+            split_observe(cfg, entity, st, sender, &sample, &sorted.o, ts, window, out);
         }
 
         // The entity's own verdict, looked at only when this message failed (nothing it reads
@@ -1527,7 +1529,7 @@ fn split_observe(
     entity: &Entity,
     st: &mut EntityState,
     sender: &str,
-    rec: &MessageRecord,
+    sample: &SampleOfRecord<'_>,
     o: &Outcomes,
     ts: Ts,
     window: i64,
@@ -1586,7 +1588,7 @@ fn split_observe(
                 g.tally.add(ts, window, o);
                 g.last = ts;
                 if o.failed > 0 {
-                    g.samples.push_record(rec, SENDER_SAMPLES);
+                    g.samples.push_sample_of(sample, SENDER_SAMPLES);
                 }
             }
             None => sp.dropped += 1,

@@ -82,7 +82,17 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
     /// Append `x`, a value that serializes as a `T` does (a borrowed view of one, say: the
     /// caller's tests check the bytes are the same).
     pub fn push_as(&mut self, x: &impl Serialize) {
-        self.bytes = with_encoded(x, |x| joined(&[&self.bytes, x]));
+        with_encoded(x, |x| self.append_encoded(x));
+    }
+
+    /// Append a value encoded already ([`Encoded`]).
+    pub fn push_encoded(&mut self, x: &Encoded<T>) {
+        self.append_encoded(&x.bytes);
+    }
+
+    /// Append the value whose MessagePack encoding is `x`.
+    fn append_encoded(&mut self, x: &[u8]) {
+        self.bytes = joined(&[&self.bytes, x]);
         self.len += 1;
     }
 
@@ -116,13 +126,23 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
     /// [`Packed::remove_push`] of a value that serializes as a `T` does (see
     /// [`Packed::push_as`]).
     pub fn remove_push_as(&mut self, i: usize, x: &impl Serialize) {
+        with_encoded(x, |x| self.remove_append_encoded(i, x));
+    }
+
+    /// [`Packed::remove_push`] of a value encoded already ([`Encoded`]).
+    pub fn remove_push_encoded(&mut self, i: usize, x: &Encoded<T>) {
+        self.remove_append_encoded(i, &x.bytes);
+    }
+
+    /// Take out value `i` and append the value whose MessagePack encoding is `x`.
+    fn remove_append_encoded(&mut self, i: usize, x: &[u8]) {
         if i >= self.len() {
-            return self.push_as(x);
+            return self.append_encoded(x);
         }
         let from = self.offset(i);
         let to = skip(&self.bytes, from, 1).expect("well formed: written by push");
         let b = &self.bytes;
-        self.bytes = with_encoded(x, |x| joined(&[&b[..from], &b[to..], x]));
+        self.bytes = joined(&[&b[..from], &b[to..], x]);
     }
 
     /// Take out value `i` (nothing when there is none; re-allocates exactly).
@@ -142,6 +162,25 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
         (0..self.len)
             .map(|_| T::deserialize(&mut de).expect("decodes: written by push"))
             .collect()
+    }
+}
+
+/// One value's MessagePack encoding as a [`Packed<T>`] holds it, made once to go into several
+/// lists ([`Packed::push_encoded`]): a failing message's sample goes into its entity's samples
+/// and, for a client or account relaying for several senders, its sender's and its sender
+/// domain's, and encoding it was most of a push.
+pub struct Encoded<T> {
+    bytes: Box<[u8]>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Encoded<T> {
+    /// The encoding of `x`, a value that serializes as a `T` does (see [`Packed::push_as`]).
+    pub fn of(x: &impl Serialize) -> Self {
+        Encoded {
+            bytes: with_encoded(x, |b| Box::from(b)),
+            _t: PhantomData,
+        }
     }
 }
 
