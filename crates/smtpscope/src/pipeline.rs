@@ -395,6 +395,12 @@ impl Driver {
     pub fn take_alerts(&mut self) -> Vec<detect::Alert> {
         self.engine.take_alerts()
     }
+
+    /// Alerts raised since the last call, appended to `out` (see
+    /// `detect::Engine::take_alerts_into`).
+    pub fn take_alerts_into(&mut self, out: &mut Vec<detect::Alert>) {
+        self.engine.take_alerts_into(out);
+    }
 }
 
 /// The batch analysis: every source through the [`Driver`], the end of input closing what is
@@ -413,12 +419,9 @@ pub fn analyze(
     let parsers = driver.start_threads(threads);
     let run = run_threads(srcs, t, progress, parsers, |p, _| {
         driver.feed(p);
-        // Asked after every line; nearly always empty, and an empty vector's consuming
-        // iterator cost about 25 instructions a line to make and drop.
-        let new = driver.take_alerts();
-        if !new.is_empty() {
-            alerts.extend(new);
-        }
+        // Asked after every line and nearly always none: appended, as a vector returned
+        // for every line cost about 26 instructions a line to drop.
+        driver.take_alerts_into(&mut alerts);
     })?;
     driver.finish();
     alerts.extend(driver.take_alerts());
