@@ -518,8 +518,8 @@ fn ditto_str(x: &mut String, prev: &str, bit: u8) -> u8 {
 }
 
 /// `x` emptied when it equals `prev` and is not empty (a `bit` for `same`), else 0.
-fn ditto_opt(x: &mut Option<String>, prev: &Option<String>, bit: u8) -> u8 {
-    if x.is_none() || x != prev {
+fn ditto_opt(x: &mut Option<String>, prev: Option<&str>, bit: u8) -> u8 {
+    if x.is_none() || x.as_deref() != prev {
         return 0;
     }
     *x = None;
@@ -528,14 +528,67 @@ fn ditto_opt(x: &mut Option<String>, prev: &Option<String>, bit: u8) -> u8 {
 
 /// Append `s` to `samples`, its fields that are the previous sample's left empty.
 fn push_sample(samples: &mut Packed<StoredHelo>, mut s: StoredHelo) {
-    if let Some(p) = resolved(samples).last() {
-        s.same = ditto_str(&mut s.helo, &p.helo, SAME_HELO)
-            | ditto_opt(&mut s.client, &p.client, SAME_CLIENT)
-            | ditto_opt(&mut s.mail_from, &p.mail_from, SAME_MAIL_FROM)
-            | ditto_opt(&mut s.client_host, &p.client_host, SAME_CLIENT_HOST)
-            | ditto_str(&mut s.context, &p.context, SAME_CONTEXT);
+    if let Some(p) = last_resolved(samples) {
+        s.same = ditto_str(&mut s.helo, p.helo, SAME_HELO)
+            | ditto_opt(&mut s.client, p.client, SAME_CLIENT)
+            | ditto_opt(&mut s.mail_from, p.mail_from, SAME_MAIL_FROM)
+            | ditto_opt(&mut s.client_host, p.client_host, SAME_CLIENT_HOST)
+            | ditto_str(&mut s.context, p.context, SAME_CONTEXT);
     }
     samples.push(&s);
+}
+
+/// The fields of a [`StoredHelo`] that [`push_sample`] compares, borrowed from the packed
+/// samples; the others read past. Positional, as [`StoredHelo`]'s.
+#[derive(serde::Deserialize)]
+struct HeloFieldsRef<'a> {
+    _secs: serde::de::IgnoredAny,
+    _time_text: serde::de::IgnoredAny,
+    #[serde(borrow)]
+    helo: &'a str,
+    #[serde(borrow)]
+    client: Option<&'a str>,
+    #[serde(borrow)]
+    mail_from: Option<&'a str>,
+    _rcpt_to: serde::de::IgnoredAny,
+    _signs: serde::de::IgnoredAny,
+    _signs_list: serde::de::IgnoredAny,
+    _forged_because: serde::de::IgnoredAny,
+    #[serde(borrow)]
+    client_host: Option<&'a str>,
+    #[serde(borrow)]
+    context: &'a str,
+    same: u8,
+}
+
+/// The last sample's fields that [`push_sample`] compares, with those left empty as the
+/// previous sample's filled in: what [`resolved`]`(samples).last()` holds, read without
+/// decoding every sample into strings (each push did, about 11,000 instructions a sample on
+/// the benchmark log; docs/PERFORMANCE.md).
+fn last_resolved(samples: &Packed<StoredHelo>) -> Option<HeloFieldsRef<'_>> {
+    let mut last: Option<HeloFieldsRef<'_>> = None;
+    samples.for_each_borrowed(|mut s: HeloFieldsRef<'_>| {
+        if let Some(p) = &last {
+            if s.same & SAME_HELO != 0 {
+                s.helo = p.helo;
+            }
+            if s.same & SAME_CLIENT != 0 {
+                s.client = p.client;
+            }
+            if s.same & SAME_MAIL_FROM != 0 {
+                s.mail_from = p.mail_from;
+            }
+            if s.same & SAME_CLIENT_HOST != 0 {
+                s.client_host = p.client_host;
+            }
+            if s.same & SAME_CONTEXT != 0 {
+                s.context = p.context;
+            }
+        }
+        s.same = 0;
+        last = Some(s);
+    });
+    last
 }
 
 /// The samples with the fields left empty as the previous sample's filled in again.
@@ -1018,6 +1071,68 @@ mod tests {
         assert_eq!(back[0].forged_because, Some(Foreign::Freemail));
         assert_eq!(back[0].mail_from, None);
         assert_eq!(serde_json::to_value(&back[0]).expect("json"), old);
+    }
+
+    /// The last sample's fields read borrowed ([`last_resolved`]) are those of the last
+    /// sample decoded and filled in ([`resolved`]), after every push of samples whose fields
+    /// repeat the one before, or not, in every combination.
+    #[test]
+    fn the_last_sample_read_borrowed_is_the_last_resolved() {
+        let mut p: Packed<StoredHelo> = Packed::default();
+        assert!(last_resolved(&p).is_none());
+        for i in 0..64u32 {
+            let pick = |bit: u32, a: &str, b: &str| {
+                if (i >> bit) & 1 == 0 {
+                    a.to_string()
+                } else {
+                    b.to_string()
+                }
+            };
+            let x = HeloSample {
+                time: format!("2026-11-20 10:{:02}:00", i % 60),
+                // Each field changes every few samples (its bit), so runs repeat it.
+                helo: pick(3, "pc-1", "pc-2"),
+                client: ((i >> 4) & 3 != 3).then(|| pick(2, "192.0.2.1", "192.0.2.2")),
+                mail_from: (i % 16 != 0).then(|| pick(4, "a@x.example", "b@y.example")),
+                rcpt_to: vec![format!("r{i}@z.example")],
+                signs: vec![Sign::NotHostname],
+                forged_because: None,
+                client_host: ((i >> 1) & 3 != 3).then(|| pick(5, "h1.example", "h2.example")),
+                context: pick(1, "", "554 5.7.1 refused"),
+            };
+            push_sample(&mut p, StoredHelo::of(x));
+            let want = resolved(&p).pop().expect("one pushed");
+            let got = last_resolved(&p).expect("one pushed");
+            assert_eq!(
+                (
+                    got.helo,
+                    got.client,
+                    got.mail_from,
+                    got.client_host,
+                    got.context
+                ),
+                (
+                    want.helo.as_str(),
+                    want.client.as_deref(),
+                    want.mail_from.as_deref(),
+                    want.client_host.as_deref(),
+                    want.context.as_str()
+                ),
+                "after sample {i}"
+            );
+        }
+        // Every field was left empty as the previous sample's some times, not always.
+        let same: Vec<u8> = p.to_vec().iter().map(|s| s.same).collect();
+        for bit in [
+            SAME_HELO,
+            SAME_CLIENT,
+            SAME_MAIL_FROM,
+            SAME_CLIENT_HOST,
+            SAME_CONTEXT,
+        ] {
+            let n = same.iter().filter(|s| *s & bit != 0).count();
+            assert!(n > 8 && n < 60, "field {bit}: {n} of 64");
+        }
     }
 
     /// The state keeps samples packed ([`Packed`]): every field of a sample, `None`s and enums

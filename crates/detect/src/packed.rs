@@ -156,6 +156,16 @@ impl<T: Serialize + DeserializeOwned> Packed<T> {
         self.len -= 1;
     }
 
+    /// `f` of every value in order, each decoded as `V`: a view of a `T` that borrows its
+    /// strings from the packed bytes (a `T` with `&str` fields, say, or some fields read as
+    /// `serde::de::IgnoredAny`). What [`Packed::to_vec`] decodes, without a `String` made.
+    pub fn for_each_borrowed<'a, V: Deserialize<'a>>(&'a self, mut f: impl FnMut(V)) {
+        let mut de = rmp_serde::Deserializer::from_read_ref(&self.bytes[..]);
+        for _ in 0..self.len {
+            f(V::deserialize(&mut de).expect("decodes: written by push"));
+        }
+    }
+
     /// The values, decoded.
     pub fn to_vec(&self) -> Vec<T> {
         let mut de = rmp_serde::Deserializer::new(&self.bytes[..]);
