@@ -533,14 +533,18 @@ impl Engine {
         else {
             return;
         };
+        // None kept (a log read without policy requests): nothing to look up.
+        if self.claims.session_helos() == 0 {
+            return;
+        }
         let Some(r) = self.corr.in_flight_record(host, qid) else {
             return;
         };
         let (Origin::Smtp, None, Some(ip)) = (&r.origin, &r.helo, r.client_ip) else {
             return;
         };
-        let account = r.auth_user.clone().unwrap_or_default();
-        let Some(h) = self.claims.session_helo(ts, ip, &account, from) else {
+        let account = r.auth_user.as_deref().unwrap_or_default();
+        let Some(h) = self.claims.session_helo(ts, ip, account, from) else {
             return;
         };
         let h = h.to_string();
