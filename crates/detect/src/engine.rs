@@ -276,6 +276,9 @@ pub struct Engine {
     alerts: Vec<(u64, Alert)>,
     stats: EngineStats,
     records_buf: Vec<MessageRecord>,
+    /// The records the correlator closed, while the detectors take them
+    /// ([`Engine::closed_records`]): one vector kept, not one made for every closing line.
+    closing: Vec<MessageRecord>,
     keep_records: bool,
     /// Entities whose state was packed after the last sweep ([`Engine::packed`]).
     packed: Frozen,
@@ -314,6 +317,7 @@ impl Engine {
             alerts: Vec::new(),
             stats: EngineStats::default(),
             records_buf: Vec::new(),
+            closing: Vec::new(),
             keep_records: false,
             reads_log: true,
         }
@@ -463,10 +467,12 @@ impl Engine {
         if !self.corr.has_closed() {
             return;
         }
-        let recs: Vec<MessageRecord> = self.corr.drain().collect();
-        for r in recs {
+        let mut recs = std::mem::take(&mut self.closing);
+        self.corr.take_closed_into(&mut recs);
+        for r in recs.drain(..) {
             self.on_record(r);
         }
+        self.closing = recs;
     }
 
     /// Feed one policy request, stamped `ts` by the policy clock (its arrival). Its message is
