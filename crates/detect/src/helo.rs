@@ -358,6 +358,16 @@ pub fn signs(
     m
 }
 
+/// `s` in ASCII lower case, borrowed when it is already (as names in logs nearly always are):
+/// what `to_ascii_lowercase` gives, without a `String` made for every HELO observed.
+fn ascii_lower(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Whether a HELO is a host name ([`is_hostname`]), read off the signs [`signs`] found in it
 /// (`m`) rather than asked again: neither sign of a non-name, and no address literal (the one
 /// case in which [`signs`] does not ask). `lower` is the trimmed HELO in lower case
@@ -820,7 +830,7 @@ impl HeloDetector {
         if !hostname {
             return None;
         }
-        let sd = o.sender.and_then(domain_of)?.to_ascii_lowercase();
+        let sd = ascii_lower(o.sender.and_then(domain_of)?);
         let hd = org_domain(lower);
         if org_domain(&sd) != hd || confirmed_by_rdns(hd, o.client_host) {
             return None;
@@ -832,10 +842,7 @@ impl HeloDetector {
             crate::compact::push(followed, key);
         }
         // A random label in front of the sender's own domain (`lrhnow.usa.net`).
-        if let Some(label) = lower
-            .strip_suffix(sd.as_str())
-            .and_then(|p| p.strip_suffix('.'))
-        {
+        if let Some(label) = lower.strip_suffix(&*sd).and_then(|p| p.strip_suffix('.')) {
             if !label.contains('.') && random_looking(label) {
                 let lk = maillog::hash::str_key(label);
                 let labels = st.random_labels.get_or_default();
@@ -882,7 +889,7 @@ impl HeloDetector {
         }
         let window = cfg.helo.window.0;
         let mut m = signs(o.helo, o.sender, &o.rcpts, o.client_host, own_names);
-        let lower = o.helo.trim().to_ascii_lowercase();
+        let lower = ascii_lower(o.helo.trim());
         self.state
             .get_or_insert_with(entity, o.ts, Cold::default)
             .thaw();
@@ -913,7 +920,10 @@ impl HeloDetector {
             if let Some(e) = st.distinct.iter_mut().find(|(h, _)| **h == *lower) {
                 e.1 = o.ts;
             } else if st.distinct.len() < MAX_DISTINCT {
-                crate::compact::push(&mut st.distinct, (lower.into_boxed_str(), o.ts));
+                crate::compact::push(
+                    &mut st.distinct,
+                    (lower.into_owned().into_boxed_str(), o.ts),
+                );
             }
             if st.distinct.len() > cfg.helo.max_distinct {
                 m |= Sign::Changing.bit();
@@ -1016,7 +1026,7 @@ fn rotating_senders(st: &mut State, helo: &str, sender: Option<&str>, ts: Ts, wi
         return false;
     };
     let hk = maillog::hash::str_key(helo);
-    let dk = maillog::hash::str_key(org_domain(&d.to_ascii_lowercase()));
+    let dk = maillog::hash::str_key(org_domain(&ascii_lower(d)));
     st.workstation_senders
         .retain(|(_, _, t)| t.plus_secs(window) >= ts);
     if let Some(e) = st
@@ -1071,6 +1081,34 @@ mod tests {
         assert_eq!(back[0].forged_because, Some(Foreign::Freemail));
         assert_eq!(back[0].mail_from, None);
         assert_eq!(serde_json::to_value(&back[0]).expect("json"), old);
+    }
+
+    /// [`ascii_lower`] is `to_ascii_lowercase`, borrowed exactly when nothing changes.
+    #[test]
+    fn ascii_lower_is_to_ascii_lowercase() {
+        for s in [
+            "",
+            "mail.example.com",
+            "MAIL.Example.COM",
+            "[192.0.2.1]",
+            "pc-Ü7",
+            "ümlaut.example",
+            "A",
+            "z",
+            "@",
+            "[",
+            "`",
+            "{",
+            "Zz09-_.",
+        ] {
+            let l = ascii_lower(s);
+            assert_eq!(l, s.to_ascii_lowercase(), "{s:?}");
+            assert_eq!(
+                matches!(l, std::borrow::Cow::Borrowed(_)),
+                s == s.to_ascii_lowercase(),
+                "{s:?}"
+            );
+        }
     }
 
     /// The last sample's fields read borrowed ([`last_resolved`]) are those of the last
