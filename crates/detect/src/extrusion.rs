@@ -1535,7 +1535,7 @@ fn split_observe(
     window: i64,
     out: &mut Vec<Alert>,
 ) {
-    let sender = sender.to_ascii_lowercase();
+    let sender = maillog::bytes::ascii_lower(sender);
     if sender.is_empty() {
         return;
     }
@@ -1543,7 +1543,7 @@ fn split_observe(
     if !sp.active() {
         match &sp.first_sender {
             None => {
-                sp.first_sender = Some(sender.into_boxed_str());
+                sp.first_sender = Some(sender.into_owned().into_boxed_str());
                 return;
             }
             Some(f) if **f == *sender => return,
@@ -1572,13 +1572,12 @@ fn split_observe(
     }
     let sp = st.split.groups.get_or_default();
     let cap = cfg.delivery_failures.max_senders;
-    let domain = sender.rsplit_once('@').map(|(_, d)| format!("@{d}"));
-    let mut keys: Vec<(bool, String)> = vec![(false, sender.clone())];
-    if let Some(d) = domain.clone() {
-        keys.push((true, d));
-    }
-    for (is_domain, key) in &keys {
-        let (map, room) = if *is_domain {
+    // The domain's group is keyed `@domain`: the address from its last `@`, borrowed.
+    let domain = maillog::bytes::rfind_byte(sender.as_bytes(), b'@').map(|at| &sender[at..]);
+    let keys = [(false, Some(&*sender)), (true, domain)];
+    let keys = keys.iter().filter_map(|&(d, k)| Some((d, k?)));
+    for (is_domain, key) in keys.clone() {
+        let (map, room) = if is_domain {
             (&mut sp.domains, &mut sp.domain_room)
         } else {
             (&mut sp.addresses, &mut sp.address_room)
@@ -1602,9 +1601,9 @@ fn split_observe(
     // Whether the sender is one tenant of many, asked when one of its groups first fails like
     // spam (before that, nothing it reads has changed): most failing mail never asks.
     let mut tenant = None;
-    for (is_domain, key) in &keys {
+    for (is_domain, key) in keys {
         let sp = st.split.groups.get_or_default();
-        let g = if *is_domain {
+        let g = if is_domain {
             sp.domains.get(key)
         } else {
             sp.addresses.get(key)
@@ -1619,10 +1618,10 @@ fn split_observe(
             st.split
                 .groups
                 .get()
-                .is_some_and(|sp| is_one_tenant_of_many(cfg, sp, &whole, prior, &dkey, ts, window))
+                .is_some_and(|sp| is_one_tenant_of_many(cfg, sp, &whole, prior, dkey, ts, window))
         });
         let sp = st.split.groups.get_or_default();
-        let Some(g) = (if *is_domain {
+        let Some(g) = (if is_domain {
             sp.domains.get_mut(key)
         } else {
             sp.addresses.get_mut(key)
@@ -1634,13 +1633,13 @@ fn split_observe(
         // log or after long deferrals, included), alerting again only when they double.
         if tenant && g.reported {
             g.flagged_until = Some(ts.plus_secs(window));
-            if !*is_domain {
-                if let Some(d) = sp.domains.get_mut(&dkey) {
+            if !is_domain {
+                if let Some(d) = sp.domains.get_mut(dkey) {
                     d.flagged_until = Some(ts.plus_secs(window));
                 }
             }
         }
-        let g = if *is_domain {
+        let g = if is_domain {
             sp.domains.get(key)
         } else {
             sp.addresses.get(key)
@@ -1650,10 +1649,10 @@ fn split_observe(
             continue;
         }
         // One address already reported stands for its domain.
-        if *is_domain
+        if is_domain
             && sp
                 .addresses
-                .get(&sender)
+                .get(&*sender)
                 .is_some_and(|a| a.flagged(ts) && a.alerted > 0)
         {
             continue;
@@ -1663,7 +1662,7 @@ fn split_observe(
         if !tenant {
             continue;
         }
-        let g = if *is_domain {
+        let g = if is_domain {
             sp.domains.get_mut(key)
         } else {
             sp.addresses.get_mut(key)
@@ -1699,13 +1698,13 @@ fn split_observe(
         out.push(failure_alert(
             cfg,
             ts,
-            Entity::new(EntityKind::Sender, key.clone()),
+            Entity::new(EntityKind::Sender, key),
             &gw,
             ev,
         ));
-        if !*is_domain {
+        if !is_domain {
             // The address's domain is left out of the relaying entity's verdict with it.
-            if let Some(d) = sp.domains.get_mut(&dkey) {
+            if let Some(d) = sp.domains.get_mut(dkey) {
                 d.flagged_until = Some(ts.plus_secs(window));
                 d.reported = true;
             }

@@ -358,16 +358,6 @@ pub fn signs(
     m
 }
 
-/// `s` in ASCII lower case, borrowed when it is already (as names in logs nearly always are):
-/// what `to_ascii_lowercase` gives, without a `String` made for every HELO observed.
-fn ascii_lower(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
-}
-
 /// Whether a HELO is a host name ([`is_hostname`]), read off the signs [`signs`] found in it
 /// (`m`) rather than asked again: neither sign of a non-name, and no address literal (the one
 /// case in which [`signs`] does not ask). `lower` is the trimmed HELO in lower case
@@ -830,7 +820,7 @@ impl HeloDetector {
         if !hostname {
             return None;
         }
-        let sd = ascii_lower(o.sender.and_then(domain_of)?);
+        let sd = maillog::bytes::ascii_lower(o.sender.and_then(domain_of)?);
         let hd = org_domain(lower);
         if org_domain(&sd) != hd || confirmed_by_rdns(hd, o.client_host) {
             return None;
@@ -889,7 +879,7 @@ impl HeloDetector {
         }
         let window = cfg.helo.window.0;
         let mut m = signs(o.helo, o.sender, &o.rcpts, o.client_host, own_names);
-        let lower = ascii_lower(o.helo.trim());
+        let lower = maillog::bytes::ascii_lower(o.helo.trim());
         self.state
             .get_or_insert_with(entity, o.ts, Cold::default)
             .thaw();
@@ -1026,7 +1016,7 @@ fn rotating_senders(st: &mut State, helo: &str, sender: Option<&str>, ts: Ts, wi
         return false;
     };
     let hk = maillog::hash::str_key(helo);
-    let dk = maillog::hash::str_key(org_domain(&ascii_lower(d)));
+    let dk = maillog::hash::str_key(org_domain(&maillog::bytes::ascii_lower(d)));
     st.workstation_senders
         .retain(|(_, _, t)| t.plus_secs(window) >= ts);
     if let Some(e) = st
@@ -1081,34 +1071,6 @@ mod tests {
         assert_eq!(back[0].forged_because, Some(Foreign::Freemail));
         assert_eq!(back[0].mail_from, None);
         assert_eq!(serde_json::to_value(&back[0]).expect("json"), old);
-    }
-
-    /// [`ascii_lower`] is `to_ascii_lowercase`, borrowed exactly when nothing changes.
-    #[test]
-    fn ascii_lower_is_to_ascii_lowercase() {
-        for s in [
-            "",
-            "mail.example.com",
-            "MAIL.Example.COM",
-            "[192.0.2.1]",
-            "pc-Ü7",
-            "ümlaut.example",
-            "A",
-            "z",
-            "@",
-            "[",
-            "`",
-            "{",
-            "Zz09-_.",
-        ] {
-            let l = ascii_lower(s);
-            assert_eq!(l, s.to_ascii_lowercase(), "{s:?}");
-            assert_eq!(
-                matches!(l, std::borrow::Cow::Borrowed(_)),
-                s == s.to_ascii_lowercase(),
-                "{s:?}"
-            );
-        }
     }
 
     /// The last sample's fields read borrowed ([`last_resolved`]) are those of the last

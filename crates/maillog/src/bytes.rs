@@ -228,9 +228,49 @@ pub fn rsplit_once(s: &str, byte: u8) -> Option<(&str, &str)> {
     Some((&s[..i], &s[i + 1..]))
 }
 
+/// `s` in ASCII lower case, borrowed when it is already (as names and addresses in logs
+/// nearly always are): what `to_ascii_lowercase` gives, without a `String` made for each.
+#[inline]
+pub fn ascii_lower(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`ascii_lower`] is `to_ascii_lowercase`, borrowed exactly when nothing changes.
+    #[test]
+    fn ascii_lower_is_to_ascii_lowercase() {
+        for s in [
+            "",
+            "mail.example.com",
+            "MAIL.Example.COM",
+            "[192.0.2.1]",
+            "pc-Ü7",
+            "ümlaut.example",
+            "A",
+            "z",
+            "@",
+            "[",
+            "`",
+            "{",
+            "Zz09-_.",
+            "User@Example.ORG",
+        ] {
+            let l = ascii_lower(s);
+            assert_eq!(l, s.to_ascii_lowercase(), "{s:?}");
+            assert_eq!(
+                matches!(l, std::borrow::Cow::Borrowed(_)),
+                s == s.to_ascii_lowercase(),
+                "{s:?}"
+            );
+        }
+    }
 
     /// `rsplit_once` splits as the standard library's does, wherever the byte is and whatever
     /// characters surround it.
