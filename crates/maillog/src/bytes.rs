@@ -11,6 +11,8 @@
 //! [`find`] looks for a short literal with a `memchr` on its first non-space byte and a
 //! compare, where `str::find(&str)` builds a two-way searcher for every call.
 //!
+//! [`ascii_lower`] lower-cases a name only when it has capitals, and borrows it otherwise.
+//!
 //! [`rsplit_once`] splits at the last of an ASCII byte with the `memchr` crate's search: the
 //! standard library's `str::rsplit_once(char)` reads backwards a word at a time, about 140
 //! instructions for an address's `@`, asked several times of every message.
