@@ -281,11 +281,6 @@ impl<'r> SampleOfRecord<'r> {
         }
     }
 
-    /// The record.
-    pub fn record(&self) -> &'r MessageRecord {
-        self.record
-    }
-
     /// The sample, packed ([`SampleOf`]), encoded at the first call.
     fn encoded(&self) -> &Encoded<StoredSample> {
         self.encoded

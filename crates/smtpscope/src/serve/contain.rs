@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 
 use detect::EntityKind;
+// An id's key, lower-cased only when needed (the policy server's hot path).
+use maillog::bytes::ascii_lower;
 use serde::{Deserialize, Serialize};
 
 use super::PolicyAction;
@@ -46,15 +48,6 @@ pub struct Set {
     senders: HashMap<String, Entry>,
 }
 
-/// Lower-case only when needed (the policy server's hot path).
-fn key(id: &str) -> std::borrow::Cow<'_, str> {
-    if id.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(id.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(id)
-    }
-}
-
 impl Set {
     fn map(&self, kind: EntityKind) -> Option<&HashMap<String, Entry>> {
         match kind {
@@ -76,7 +69,7 @@ impl Set {
 
     /// Add or replace (campaigns cannot be contained directly: false).
     pub fn insert(&mut self, e: Entry) -> bool {
-        let k = key(&e.id).into_owned();
+        let k = ascii_lower(&e.id).into_owned();
         match self.map_mut(e.kind) {
             Some(m) => {
                 m.insert(k, e);
@@ -88,7 +81,7 @@ impl Set {
 
     /// Remove.
     pub fn remove(&mut self, kind: EntityKind, id: &str) -> Option<Entry> {
-        let k = key(id).into_owned();
+        let k = ascii_lower(id).into_owned();
         self.map_mut(kind)?.remove(&k)
     }
 
@@ -97,7 +90,7 @@ impl Set {
         if id.is_empty() {
             return None;
         }
-        self.map(kind)?.get(key(id).as_ref())
+        self.map(kind)?.get(ascii_lower(id).as_ref())
     }
 
     /// The first active entry among a policy request's account, client address and sender.
