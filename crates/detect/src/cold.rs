@@ -177,10 +177,22 @@ pub const COMPRESSION_LEVEL: i32 = 1;
 /// more. Compressing a state is zstd's fixed work per frame (about 8,000–12,000 instructions
 /// at each pack, 3,600 at each thaw, docs/PERFORMANCE.md), worth it for states a dictionary
 /// shrinks by a third or more (auth-hijack's accounts, extrusion's entities: 40–49% on the
-/// benchmark log, helo-anomaly's 26%) and not for states it barely touches (auth-bruteforce's
-/// accounts, 38 bytes of which it saved 3%). Our own choice: any value from 5 to 25 makes
-/// the same choice for each of the four maps on that log.
+/// benchmark log) and not for states it barely touches (auth-bruteforce's accounts, 38 bytes
+/// of which it saved 3%). Our own choice: any value from 5 to 25 makes the same choice for
+/// each of the four maps on that log. See also [`MIN_DICTIONARY_SAVING_BYTES`].
 pub const MIN_DICTIONARY_SAVING_PERCENT: u64 = 10;
+
+/// The bytes a learned dictionary must save on an average training sample (one state) for its
+/// map to compress with it, whatever the share: each compressed state costs zstd's work per
+/// frame at every pack and thaw (about 18,400 instructions a pack and 4,800 a thaw on the
+/// benchmark log, docs/PERFORMANCE.md, "A dictionary only where it saves bytes"), paid for
+/// only where it saves tens of bytes a state. Measured per map (bytes saved a state, at
+/// training): on the benchmark log and held-out simulated seeds 101 and 102, auth-hijack 140–145,
+/// extrusion 107–113, helo-anomaly 22–26 (states of about 60 bytes), auth-bruteforce 2–3; on
+/// `account_memory`'s accounts 116, 101, 87 (two HELO samples a state) and 0. Our own choice:
+/// any value from 27 to 87 makes the same choice for every map of these runs; 48 is about
+/// their geometric middle.
+pub const MIN_DICTIONARY_SAVING_BYTES: u64 = 48;
 
 /// The first byte of a packed state that is not compressed (otherwise the first bytes are the
 /// dictionary's number, LEB128, from 1).
@@ -346,9 +358,9 @@ pub struct Packer {
     trained: Option<Arc<Trained>>,
     /// The map's length when learning last failed; tried again at twice that.
     failed_at: Option<usize>,
-    /// The share (percent) of its samples' bytes the map's dictionary saved, when that was
-    /// under [`MIN_DICTIONARY_SAVING_PERCENT`]: the map packs uncompressed and learns no more.
-    not_worth_it: Option<u64>,
+    /// What the map's dictionary saved on its samples, when that was too little
+    /// ([`Saving::worth_it`]): the map packs uncompressed and learns no more.
+    not_worth_it: Option<Saving>,
 }
 
 struct Trained {
@@ -389,7 +401,7 @@ impl Packer {
         match prepared {
             Some((compress, decompress)) => {
                 let saved = saving(&compress, samples, sizes);
-                if saved < MIN_DICTIONARY_SAVING_PERCENT {
+                if !saved.worth_it() {
                     self.not_worth_it = Some(saved);
                     return;
                 }
@@ -411,20 +423,55 @@ impl Packer {
     }
 }
 
-/// The share (percent, rounded down) of the bytes of `samples` (concatenated, lengths in
-/// `sizes`: states' uncompressed packed forms without their first byte) that compressing each
-/// with `dict` saves, counted as [`Compressor::pack`] keeps them (a state compressed only when
-/// that is shorter; the dictionary's number taken as one byte, as it is for the first 127).
-fn saving(dict: &CDict<'static>, samples: &[u8], sizes: &[usize]) -> u64 {
+/// What a dictionary saves on a map's training samples ([`saving`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Saving {
+    /// Samples measured.
+    states: u64,
+    /// Their bytes as packed uncompressed.
+    plain: u64,
+    /// Their bytes as [`Compressor::pack`] would keep them.
+    kept: u64,
+}
+
+impl Saving {
+    /// The share (percent, rounded down) of the plain bytes saved.
+    fn percent(&self) -> u64 {
+        (self.saved() * 100).checked_div(self.plain).unwrap_or(0)
+    }
+
+    /// Bytes saved on an average sample (rounded down).
+    fn bytes_per_state(&self) -> u64 {
+        self.saved().checked_div(self.states).unwrap_or(0)
+    }
+
+    fn saved(&self) -> u64 {
+        self.plain.saturating_sub(self.kept)
+    }
+
+    /// Whether compressing with the dictionary pays: it saves at least
+    /// [`MIN_DICTIONARY_SAVING_PERCENT`] of the bytes and [`MIN_DICTIONARY_SAVING_BYTES`] a
+    /// state.
+    fn worth_it(&self) -> bool {
+        self.percent() >= MIN_DICTIONARY_SAVING_PERCENT
+            && self.bytes_per_state() >= MIN_DICTIONARY_SAVING_BYTES
+    }
+}
+
+/// What compressing each of `samples` (concatenated, lengths in `sizes`: states' uncompressed
+/// packed forms without their first byte) with `dict` saves, counted as [`Compressor::pack`]
+/// keeps them (a state compressed only when that is shorter; the dictionary's number taken as
+/// one byte, as it is for the first 127). Nothing saved when a size is out of range.
+fn saving(dict: &CDict<'static>, samples: &[u8], sizes: &[usize]) -> Saving {
     let Some(mut cctx) = context(dict) else {
-        return 0;
+        return Saving::default();
     };
-    let (mut plain, mut kept) = (0u64, 0u64);
+    let mut s = Saving::default();
     let mut frame = Vec::new();
     let mut at = 0;
     for &n in sizes {
         let Some(sample) = samples.get(at..at + n) else {
-            return 0;
+            return Saving::default();
         };
         at += n;
         let stored = n as u64 + 1;
@@ -434,12 +481,11 @@ fn saving(dict: &CDict<'static>, samples: &[u8], sizes: &[usize]) -> u64 {
             Ok(_) => frame.len() as u64 + 1,
             Err(_) => stored,
         };
-        plain += stored;
-        kept += packed.min(stored);
+        s.states += 1;
+        s.plain += stored;
+        s.kept += packed.min(stored);
     }
-    (plain.saturating_sub(kept) * 100)
-        .checked_div(plain)
-        .unwrap_or(0)
+    s
 }
 
 /// A compression context using the dictionary `dict`.
@@ -802,7 +848,7 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
 
 /// A [`BoundedMap`] of [`Cold`] states that learns, from its own packed states, a compression
 /// dictionary for them (see [`Packer`]), and compresses with it when it saves enough
-/// ([`MIN_DICTIONARY_SAVING_PERCENT`]). Reads and writes as the map itself (`Deref`); a
+/// ([`Saving::worth_it`]). Reads and writes as the map itself (`Deref`); a
 /// snapshot holds the map alone.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
@@ -964,7 +1010,7 @@ pub struct Packing {
     pub frozen: usize,
     /// Of them, those packed without compression (all of them before a dictionary is
     /// learned, and always in a map whose dictionary would save too little,
-    /// [`MIN_DICTIONARY_SAVING_PERCENT`]; then those not shorter compressed, and those whose
+    /// [`MIN_DICTIONARY_SAVING_PERCENT`] and [`MIN_DICTIONARY_SAVING_BYTES`]; then those not shorter compressed, and those whose
     /// compressing is under way on another thread, [`ColdMap::freeze_idle_deferred`]).
     pub uncompressed: usize,
     /// Bytes of the learned dictionary, outside the Rust heap.
@@ -1075,7 +1121,20 @@ mod tests {
         assert_eq!(back.view().a, 7);
     }
 
+    /// A state of about 110 bytes packed, most of them shared with the others (an account, its
+    /// recipients, its HELO): a dictionary saves tens of bytes of each.
     fn state(i: usize) -> S {
+        let mut s = small_state(i);
+        s.b.extend([
+            format!("r{}@example.net", i * 17 % 991),
+            format!("pc-{i}.dsl.example-isp.de"),
+        ]);
+        s
+    }
+
+    /// A state of about 47 bytes packed: a dictionary saves a third of it, under
+    /// [`MIN_DICTIONARY_SAVING_BYTES`].
+    fn small_state(i: usize) -> S {
         S {
             a: i as u64 * 7_919,
             b: vec![
@@ -1153,7 +1212,7 @@ mod tests {
             .packer
             .not_worth_it
             .expect("measured and found not worth it");
-        assert!(saved < MIN_DICTIONARY_SAVING_PERCENT, "{saved}%");
+        assert!(saved.percent() < MIN_DICTIONARY_SAVING_PERCENT, "{saved:?}");
         assert!(!m.has_dictionary());
         assert_eq!(m.dictionary_bytes(), 0);
         assert_eq!(m.packing().uncompressed, n);
@@ -1179,7 +1238,66 @@ mod tests {
         let cap = DICTIONARY_MAX_BYTES.min(samples.len() / SAMPLE_BYTES_PER_DICTIONARY_BYTE);
         let dict = learn_dictionary(&samples, &sizes, cap).unwrap();
         let cdict = CDict::try_create(&dict, COMPRESSION_LEVEL).unwrap();
-        assert!(saving(&cdict, &samples, &sizes) >= MIN_DICTIONARY_SAVING_PERCENT);
+        let saved = saving(&cdict, &samples, &sizes);
+        assert!(saved.worth_it(), "{saved:?}");
+    }
+
+    /// Small states that share most of their bytes: a dictionary saves a third of each, but
+    /// under [`MIN_DICTIONARY_SAVING_BYTES`] a state, so the map packs them uncompressed (and
+    /// a map of the larger states, `filled`, compresses: the test above).
+    #[test]
+    fn a_map_whose_dictionary_would_save_few_bytes_a_state_packs_uncompressed() {
+        let n = TRAIN_MIN_STATES + 500;
+        let mut m: ColdMap<String, S> = ColdMap::new(n * 2);
+        for i in 0..n {
+            m.get_or_insert_with(&format!("k{i}"), Ts(i as i64), || Cold::new(small_state(i)));
+        }
+        m.freeze_idle(Ts(n as i64));
+        let saved = m
+            .packer
+            .not_worth_it
+            .expect("measured and found not worth it");
+        assert!(
+            saved.percent() >= MIN_DICTIONARY_SAVING_PERCENT,
+            "{saved:?}"
+        );
+        assert!(saved.bytes_per_state() > 0, "{saved:?}");
+        assert!(
+            saved.bytes_per_state() < MIN_DICTIONARY_SAVING_BYTES,
+            "{saved:?}"
+        );
+        assert!(!m.has_dictionary());
+        assert_eq!(m.dictionary_bytes(), 0);
+        assert_eq!(m.packing().uncompressed, n);
+        assert_eq!(*m.get("k5").unwrap().view(), small_state(5));
+    }
+
+    /// The two measures of a dictionary's saving, and the rule that needs both.
+    #[test]
+    fn a_saving_is_worth_it_when_both_its_share_and_its_bytes_a_state_are() {
+        let s = |states, plain, kept| Saving {
+            states,
+            plain,
+            kept,
+        };
+        // 100 states of 200 bytes kept in 100: half, 100 bytes each.
+        assert_eq!(s(100, 20_000, 10_000).percent(), 50);
+        assert_eq!(s(100, 20_000, 10_000).bytes_per_state(), 100);
+        assert!(s(100, 20_000, 10_000).worth_it());
+        // 40 bytes each of states of 1,000: 4%.
+        assert!(!s(100, 100_000, 96_000).worth_it());
+        // Half of states of 40 bytes: 20 bytes each.
+        assert!(!s(100, 4_000, 2_000).worth_it());
+        // Exactly at both bounds.
+        let plain = MIN_DICTIONARY_SAVING_BYTES * 100 * 100 / MIN_DICTIONARY_SAVING_PERCENT;
+        let at = s(100, plain, plain - MIN_DICTIONARY_SAVING_BYTES * 100);
+        assert_eq!(at.percent(), MIN_DICTIONARY_SAVING_PERCENT);
+        assert_eq!(at.bytes_per_state(), MIN_DICTIONARY_SAVING_BYTES);
+        assert!(at.worth_it());
+        // Nothing measured, or more kept than plain: nothing saved.
+        assert_eq!(Saving::default().percent(), 0);
+        assert!(!Saving::default().worth_it());
+        assert_eq!(s(10, 100, 200).bytes_per_state(), 0);
     }
 
     /// Engines come and go (a cluster worker makes one per partition it takes over): the

@@ -2214,12 +2214,15 @@ mod tests {
         };
         let (one, two) = (run(false), run(true));
         let (hijack, brute) = one.2;
-        assert!(hijack.dictionary_bytes > 0 && brute.dictionary_bytes > 0);
+        assert!(hijack.dictionary_bytes > 0, "{hijack:?}");
         assert_eq!(hijack.frozen, 3_000 - 50, "{hijack:?}");
         assert_eq!(brute.frozen, 3_000 - 50, "{brute:?}");
         // Compressed, but for states compression does not make shorter.
         assert!(hijack.uncompressed * 4 < hijack.frozen, "{hijack:?}");
-        assert!(brute.uncompressed * 4 < brute.frozen, "{brute:?}");
+        // A login's few bytes a state: too little saved to compress
+        // (cold::MIN_DICTIONARY_SAVING_BYTES), packed plain on either path.
+        assert_eq!(brute.dictionary_bytes, 0, "{brute:?}");
+        assert_eq!(brute.uncompressed, brute.frozen, "{brute:?}");
         assert_eq!(one.2, two.2);
         assert_eq!(one.1, two.1);
         assert_eq!(one.3, two.3);
