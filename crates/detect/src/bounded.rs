@@ -47,6 +47,22 @@ pub struct BoundedMap<K, V> {
     cap: usize,
     evicted_probation: u64,
     evicted_protected: u64,
+    /// Counts the changes that move or drop entries (an insertion, which may evict; a
+    /// protection; a purge): a [`Handle`] is good for the count it was made at.
+    #[serde(skip)]
+    changes: u32,
+}
+
+/// Where an entry of a [`BoundedMap`] is, from [`BoundedMap::find`] or
+/// [`BoundedMap::entry_with`]: read and written with [`BoundedMap::at`] and
+/// [`BoundedMap::at_mut`] without hashing its key again, until the map next inserts, protects
+/// or purges (a detector that reads and writes one account's state several times for one event
+/// looked it up, hashing its name, at each step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handle {
+    segment: Segment,
+    slot: u32,
+    changes: u32,
 }
 
 impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
@@ -58,7 +74,62 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
             cap: cap.max(2),
             evicted_probation: 0,
             evicted_protected: 0,
+            changes: 0,
         }
+    }
+
+    fn segment_map(&self, segment: Segment) -> &SlabMap<K, (Ts, V)> {
+        match segment {
+            Segment::Probation => &self.probation,
+            Segment::Protected => &self.protected,
+        }
+    }
+
+    fn segment_map_mut(&mut self, segment: Segment) -> &mut SlabMap<K, (Ts, V)> {
+        match segment {
+            Segment::Probation => &mut self.probation,
+            Segment::Protected => &mut self.protected,
+        }
+    }
+
+    /// Note a change that moves or drops entries: the handles made before are void.
+    fn changed(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
+    }
+
+    /// Where `k` is, without touching it.
+    pub fn find<Q>(&self, k: &Q) -> Option<Handle>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (segment, slot) = match self.protected.slot(k) {
+            Some(i) => (Segment::Protected, i),
+            None => (Segment::Probation, self.probation.slot(k)?),
+        };
+        Some(Handle {
+            segment,
+            slot,
+            changes: self.changes,
+        })
+    }
+
+    /// The value at `h`; None when the map has inserted, protected or purged since `h` was
+    /// made.
+    pub fn at(&self, h: Handle) -> Option<&V> {
+        if h.changes != self.changes {
+            return None;
+        }
+        Some(&self.segment_map(h.segment).at(h.slot).1)
+    }
+
+    /// The value at `h`, for writing, without touching it; None when the map has inserted,
+    /// protected or purged since `h` was made.
+    pub fn at_mut(&mut self, h: Handle) -> Option<&mut V> {
+        if h.changes != self.changes {
+            return None;
+        }
+        Some(&mut self.segment_map_mut(h.segment).at_mut(h.slot).1)
     }
 
     /// Entry for `k`, created with `make` (in probation) when absent, touched at `ts`.
@@ -70,9 +141,19 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
+        let h = self.entry_with(k, ts, make);
+        self.at_mut(h).expect("made just now")
+    }
+
+    /// [`BoundedMap::get_or_insert_with`], answering where the entry is.
+    pub fn entry_with<Q>(&mut self, k: &Q, ts: Ts, make: impl FnOnce() -> V) -> Handle
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         // One look-up per segment (an empty one is not even hashed).
-        let e = if let Some(i) = self.protected.slot(k) {
-            self.protected.at_mut(i)
+        let (segment, slot) = if let Some(i) = self.protected.slot(k) {
+            (Segment::Protected, i)
         } else {
             let i = match self.probation.slot(k) {
                 Some(i) => i,
@@ -80,15 +161,21 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
                     if self.len() >= self.cap {
                         self.make_room();
                     }
+                    self.changed();
                     self.probation.insert_new(k.to_owned(), (ts, make()))
                 }
             };
-            self.probation.at_mut(i)
+            (Segment::Probation, i)
         };
+        let e = self.segment_map_mut(segment).at_mut(slot);
         if ts > e.0 {
             e.0 = ts;
         }
-        &mut e.1
+        Handle {
+            segment,
+            slot,
+            changes: self.changes,
+        }
     }
 
     /// Move `k` to the protected segment (no-op when absent or already there).
@@ -100,6 +187,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         if let Some((key, v)) = self.probation.remove_entry(k) {
             // A key is in one segment at most.
             self.protected.insert_new(key, v);
+            self.changed();
         }
     }
 
@@ -169,6 +257,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 
     /// Drop entries (of both segments) not touched since `before`.
     pub fn retain_since(&mut self, before: Ts) {
+        self.changed();
         self.probation.retain(|_, (t, _)| *t >= before);
         self.protected.retain(|_, (t, _)| *t >= before);
     }
@@ -272,6 +361,51 @@ mod tests {
         };
         assert_eq!(keys(&r), keys(&m));
         assert_eq!(r.evicted(), m.evicted());
+    }
+
+    /// A handle reads and writes its entry without a look-up until the map inserts, protects
+    /// or purges; then it answers nothing, and a new `find` says where the entry is now.
+    #[test]
+    fn a_handle_holds_until_the_map_moves_or_drops_entries() {
+        let mut m = BoundedMap::new(4);
+        let a = m.entry_with(&1i64, Ts::from_secs(10), || 100u32);
+        assert_eq!(m.at(a), Some(&100));
+        *m.at_mut(a).unwrap() += 1;
+        assert_eq!(m.get(&1), Some(&101));
+        // Looking up, touching or writing an existing entry keeps every handle good.
+        let again = m.entry_with(&1i64, Ts::from_secs(20), || unreachable!("present"));
+        assert_eq!(again, a);
+        assert_eq!(m.find(&1), Some(a));
+        *m.get_mut(&1).unwrap() += 1;
+        assert_eq!(m.at(a), Some(&102));
+        assert_eq!(m.find(&2), None);
+        // An insertion voids it (it may evict: the map holds 4).
+        let b = m.entry_with(&2i64, Ts::from_secs(30), || 200u32);
+        assert_eq!(m.at(a), None);
+        assert_eq!(m.at_mut(a), None);
+        assert_eq!(m.at(b), Some(&200));
+        // So does a protection, which moves the entry to the other segment.
+        m.protect(&1);
+        assert_eq!(m.at(b), None);
+        let a = m.find(&1).unwrap();
+        assert_eq!(a.segment, Segment::Protected);
+        assert_eq!(m.at(a), Some(&102));
+        // Evictions: the handle of a dropped entry answers nothing, never another's value.
+        let b = m.find(&2).unwrap();
+        for k in 3..10i64 {
+            m.entry_with(&k, Ts::from_secs(30 + k), || k as u32);
+        }
+        assert_eq!(m.get(&2), None, "evicted");
+        assert_eq!(m.at(b), None);
+        // And a purge.
+        let last = m.find(&9).unwrap();
+        m.retain_since(Ts::from_secs(0));
+        assert_eq!(m.at(last), None);
+        assert_eq!(m.at(m.find(&9).unwrap()), Some(&9));
+        // A restored map's handles are its own.
+        let bytes = crate::snapshot::encode(&m).unwrap();
+        let r: BoundedMap<i64, u32> = crate::snapshot::decode(&bytes).unwrap();
+        assert_eq!(r.at(r.find(&9).unwrap()), Some(&9));
     }
 
     #[test]

@@ -38,7 +38,7 @@ use maillog::{Service, Ts};
 use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
-use crate::bounded::BoundedMap;
+use crate::bounded::{BoundedMap, Handle};
 use crate::cold::{Cold, ColdMap};
 use crate::config::Config;
 use crate::distinct::Distinct;
@@ -882,37 +882,33 @@ impl Bruteforce {
             return;
         }
         let key = user;
-        // A name that failed before it ever logged in brings its guessing along.
-        let moved = if self.accounts.get(key).is_none() {
-            self.names
+        // A name that failed before it ever logged in brings its guessing along (taken only
+        // when the account is made).
+        let names = &mut self.names;
+        let at = self.accounts.entry_with(key, ts, || {
+            let moved = names
                 .get_mut(&name_key(user))
-                .map(|g| std::mem::replace(g, Guessing::new(NAME_SOURCES)))
-        } else {
-            None
-        };
-        let acct = self
-            .accounts
-            .get_or_insert_with(key, ts, || {
-                Cold::new(Account {
-                    places: Places::new(ts),
-                    guessing: None,
-                    guessed_alerted: None,
-                    login_during_guessing: None,
-                })
+                .map(|g| Box::new(std::mem::replace(g, Guessing::new(NAME_SOURCES))));
+            Cold::new(Account {
+                places: Places::new(ts),
+                guessing: moved,
+                guessed_alerted: None,
+                login_during_guessing: None,
             })
-            .thaw();
-        if let Some(g) = moved {
-            acct.guessing = Some(Box::new(g));
-        }
+        });
         // Known even when disabled: the engine asks whether a name exists.
         let (true, Some(ip)) = (c.enabled, ip) else {
             return;
         };
+        // Live for judging (which reads it) and for what the verdict writes.
+        if let Some(acct) = self.accounts.at_mut(at) {
+            acct.thaw();
+        }
         if let Some(a) = self.addresses.get_mut(&ip) {
             a.logins.insert(name_key(user));
         }
-        let verdict = self.judge(cfg, ts, key, ip, asn);
-        let Some(acct) = self.accounts.get_mut(key).map(Cold::thaw) else {
+        let verdict = self.judge(cfg, ts, (key, at), ip, asn);
+        let Some(acct) = self.accounts.at_mut(at).map(Cold::thaw) else {
             return;
         };
         let origin = match verdict {
@@ -933,12 +929,19 @@ impl Bruteforce {
         self.guessed_alert(cfg, ts, key, Some(ip), Some(service), origin, out);
     }
 
-    /// Judge a successful login of an existing account from `ip`.
-    fn judge(&mut self, cfg: &Config, ts: Ts, user: &str, ip: IpAddr, asn: Option<u32>) -> Verdict {
+    /// Judge a successful login of the existing account `user` (at `at`) from `ip`.
+    fn judge(
+        &self,
+        cfg: &Config,
+        ts: Ts,
+        (user, at): (&str, Handle),
+        ip: IpAddr,
+        asn: Option<u32>,
+    ) -> Verdict {
         let c = &cfg.bruteforce;
         let quiet = c.attack_quiet.0;
         // Live: `success` thawed it before judging.
-        let Some(acct) = self.accounts.get(user).map(Cold::view) else {
+        let Some(acct) = self.accounts.at(at).map(Cold::view) else {
             return Verdict::Unremarkable;
         };
         let places = &acct.places;

@@ -39,7 +39,7 @@ use maillog::Ts;
 use serde::Serialize;
 
 use crate::alert::{round3, Alert, Detector, Entity};
-use crate::bounded::BoundedMap;
+use crate::bounded::{BoundedMap, Handle};
 use crate::cold::{Cold, ColdMap};
 use crate::compact::Rare;
 use crate::config::Config;
@@ -812,7 +812,7 @@ impl HeloDetector {
     /// why. Remembers the claim.
     fn forged_claim(
         &mut self,
-        entity: &Entity,
+        at: Handle,
         o: &Observation<'_>,
         lower: &str,
         hostname: bool,
@@ -826,7 +826,7 @@ impl HeloDetector {
             return None;
         }
         let key = maillog::hash::str_key(hd);
-        let st = self.state.get_mut(entity)?.thaw();
+        let st = self.state.at_mut(at)?.thaw();
         let followed = st.followed.get_or_default();
         if !followed.contains(&key) && followed.len() < MIN_FOLLOWED_DOMAINS {
             crate::compact::push(followed, key);
@@ -880,12 +880,10 @@ impl HeloDetector {
         let window = cfg.helo.window.0;
         let mut m = signs(o.helo, o.sender, &o.rcpts, o.client_host, own_names);
         let lower = maillog::bytes::ascii_lower(o.helo.trim());
-        self.state
-            .get_or_insert_with(entity, o.ts, Cold::default)
-            .thaw();
+        let at = self.state.entry_with(entity, o.ts, Cold::default);
         let hostname = hostname_by_signs(m, &lower);
         debug_assert_eq!(hostname, is_hostname(&lower), "{lower:?}");
-        let foreign = self.forged_claim(entity, o, &lower, hostname);
+        let foreign = self.forged_claim(at, o, &lower, hostname);
         if foreign.is_some() {
             m |= Sign::ForgedSenderDomain.bit();
         }
@@ -893,11 +891,10 @@ impl HeloDetector {
         let bot_like = (m != 0 && m != Sign::NotHostname.bit())
             || (m == Sign::NotHostname.bit() && random_looking(&lower))
             || foreign_literal(&lower, o.client);
-        let st = self
-            .state
-            .get_mut(entity)
-            .expect("present: inserted above")
-            .thaw();
+        // Entered above; nothing was inserted since (claims are another map).
+        let Some(st) = self.state.at_mut(at).map(Cold::thaw) else {
+            return;
+        };
         st.ours |= o.ours;
         st.events += 1;
         st.first.get_or_insert(o.ts);

@@ -37,6 +37,7 @@ use maillog::Ts;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{round3, Alert, Detector, Entity, EntityKind};
+use crate::bounded::Handle;
 use crate::cold::{Cold, ColdMap};
 use crate::compact::{Rare, RecentStrings};
 use crate::config::{self, Config};
@@ -1178,7 +1179,10 @@ impl Hijack {
         let hc = &cfg.hijack;
         let src = self.source(geo, s.ip);
         let key = s.account;
-        let a = self.enter(key, s.ts);
+        let at = self.enter(key, s.ts);
+        let Some(a) = self.accounts.at_mut(at).map(Cold::thaw) else {
+            return false;
+        };
         let new_country_today = new_country_today(a, src.as_ref(), s.msgs);
         let changed = note_send(a, hc, s, src.as_ref(), &campaign_ip);
         let flagged_now = a
@@ -1191,10 +1195,10 @@ impl Hijack {
         if !changed {
             return flagged_now;
         }
-        let features = self.features(cfg, key, s, src.as_ref());
+        let features = self.features(cfg, at, s, src.as_ref());
         let sigs = signals(&features, hc);
         let score = combined(&sigs);
-        let Some(a) = self.accounts.get_mut(key).map(Cold::thaw) else {
+        let Some(a) = self.accounts.at_mut(at).map(Cold::thaw) else {
             return false;
         };
         if score < hc.min_score {
@@ -1211,37 +1215,36 @@ impl Hijack {
         true
     }
 
-    /// The state of account `key` at `ts`, created when new, with a finished day learned into
-    /// its baseline (an account that now has a baseline is protected from eviction).
-    fn enter(&mut self, key: &str, ts: Ts) -> &mut Account {
+    /// Where the state of account `key` is at `ts`, created when new, with a finished day
+    /// learned into its baseline (an account that now has a baseline is protected from
+    /// eviction). Good until the next account is entered.
+    fn enter(&mut self, key: &str, ts: Ts) -> Handle {
         let pop = &mut self.population;
-        let a = self
-            .accounts
-            .get_or_insert_with(key, ts, || {
-                pop.add_account();
-                Cold::default()
-            })
-            .thaw();
-        if roll_day(a, ts) {
-            self.accounts.protect(key);
+        let at = self.accounts.entry_with(key, ts, || {
+            pop.add_account();
+            Cold::default()
+        });
+        let a = self.accounts.at_mut(at).expect("made just now").thaw();
+        if !roll_day(a, ts) {
+            return at;
         }
+        self.accounts.protect(key);
         self.accounts
-            .get_mut(key)
+            .find(key)
             .expect("present: inserted or found above")
-            .thaw()
     }
 
     /// The features of `key`'s window after the send `s` (and update the population norm).
     fn features(
         &mut self,
         cfg: &Config,
-        key: &str,
+        at: Handle,
         s: &Send<'_>,
         src: Option<&Source>,
     ) -> Features {
         let hc = &cfg.hijack;
         let home = |c: &[u8; 2]| is_home(&self.countries, self.logins, hc, c);
-        let Some(a) = self.accounts.get_mut(key).map(|a| &*a.thaw()) else {
+        let Some(a) = self.accounts.at_mut(at).map(|a| &*a.thaw()) else {
             return Features::empty();
         };
         let b = a.baseline();
@@ -1303,7 +1306,7 @@ impl Hijack {
             unused_hour,
             norm: None,
         };
-        if let Some(a) = self.accounts.get_mut(key).map(Cold::thaw) {
+        if let Some(a) = self.accounts.at_mut(at).map(Cold::thaw) {
             self.population
                 .update(&mut a.norm, f.new_networks as u32, f.new_asns as u32);
         }

@@ -97,6 +97,14 @@ impl<K: Hash + Eq, V> SlabMap<K, V> {
             .copied()
     }
 
+    /// The value in `slot` (from [`SlabMap::slot`] or [`SlabMap::insert_new`]).
+    pub fn at(&self, slot: u32) -> &V {
+        &self.slots[slot as usize]
+            .as_ref()
+            .expect("a slot handed out holds its entry until removed")
+            .1
+    }
+
     /// The value in `slot` (from [`SlabMap::slot`] or [`SlabMap::insert_new`]), for writing.
     pub fn at_mut(&mut self, slot: u32) -> &mut V {
         &mut self.slots[slot as usize]
