@@ -1186,6 +1186,24 @@ mod tests {
         assert_eq!(*back.get("k9").unwrap().view(), state(9));
     }
 
+    /// A map of `n` states made by `state`, every one packed at once, and what it measured its
+    /// dictionary would save (which it must have found not worth it).
+    fn packed_not_worth_it<T: Serialize + DeserializeOwned>(
+        n: usize,
+        state: impl Fn(usize) -> T,
+    ) -> (ColdMap<String, T>, Saving) {
+        let mut m = ColdMap::new(n * 4);
+        for i in 0..n {
+            m.get_or_insert_with(&format!("k{i}"), Ts(i as i64), || Cold::new(state(i)));
+        }
+        m.freeze_idle(Ts(n as i64));
+        let saved = m
+            .packer
+            .not_worth_it
+            .expect("measured and found not worth it");
+        (m, saved)
+    }
+
     /// States a dictionary cannot shrink (each a few pseudo-random numbers, as an account's
     /// counters and times are): the map measures what its dictionary would save, keeps packing
     /// them uncompressed, and does not try to learn again as it grows.
@@ -1203,15 +1221,7 @@ mod tests {
                 })
                 .collect::<Vec<u64>>()
         };
-        let mut m: ColdMap<String, Vec<u64>> = ColdMap::new(n * 4);
-        for i in 0..n {
-            m.get_or_insert_with(&format!("k{i}"), Ts(i as i64), || Cold::new(noise(i)));
-        }
-        m.freeze_idle(Ts(n as i64));
-        let saved = m
-            .packer
-            .not_worth_it
-            .expect("measured and found not worth it");
+        let (mut m, saved) = packed_not_worth_it(n, noise);
         assert!(saved.percent() < MIN_DICTIONARY_SAVING_PERCENT, "{saved:?}");
         assert!(!m.has_dictionary());
         assert_eq!(m.dictionary_bytes(), 0);
@@ -1248,15 +1258,7 @@ mod tests {
     #[test]
     fn a_map_whose_dictionary_would_save_few_bytes_a_state_packs_uncompressed() {
         let n = TRAIN_MIN_STATES + 500;
-        let mut m: ColdMap<String, S> = ColdMap::new(n * 2);
-        for i in 0..n {
-            m.get_or_insert_with(&format!("k{i}"), Ts(i as i64), || Cold::new(small_state(i)));
-        }
-        m.freeze_idle(Ts(n as i64));
-        let saved = m
-            .packer
-            .not_worth_it
-            .expect("measured and found not worth it");
+        let (m, saved) = packed_not_worth_it(n, small_state);
         assert!(
             saved.percent() >= MIN_DICTIONARY_SAVING_PERCENT,
             "{saved:?}"
