@@ -1234,7 +1234,8 @@ impl Hijack {
             .expect("present: inserted or found above")
     }
 
-    /// The features of `key`'s window after the send `s` (and update the population norm).
+    /// The features of the window of the account at `at` after the send `s` (and update the
+    /// population norm).
     fn features(
         &mut self,
         cfg: &Config,
