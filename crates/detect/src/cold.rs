@@ -850,7 +850,7 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
 
 /// A [`BoundedMap`] of [`Cold`] states that learns, from its own packed states, a compression
 /// dictionary for them (see [`Packer`]), and compresses with it when it saves enough
-/// ([`Saving::worth_it`]). Reads and writes as the map itself (`Deref`); a
+/// ([`MIN_DICTIONARY_SAVING_PERCENT`] and [`MIN_DICTIONARY_SAVING_BYTES`]). Reads and writes as the map itself (`Deref`); a
 /// snapshot holds the map alone.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
