@@ -152,30 +152,26 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         // One look-up per segment (an empty one is not even hashed).
-        let (segment, slot) = if let Some(i) = self.protected.slot(k) {
-            (Segment::Protected, i)
-        } else {
-            let i = match self.probation.slot(k) {
-                Some(i) => i,
-                None => {
-                    if self.len() >= self.cap {
-                        self.make_room();
-                    }
-                    self.changed();
-                    self.probation.insert_new(k.to_owned(), (ts, make()))
+        let h = match self.find(k) {
+            Some(h) => h,
+            None => {
+                if self.len() >= self.cap {
+                    self.make_room();
                 }
-            };
-            (Segment::Probation, i)
+                self.changed();
+                let slot = self.probation.insert_new(k.to_owned(), (ts, make()));
+                Handle {
+                    segment: Segment::Probation,
+                    slot,
+                    changes: self.changes,
+                }
+            }
         };
-        let e = self.segment_map_mut(segment).at_mut(slot);
-        if ts > e.0 {
-            e.0 = ts;
+        let touched = &mut self.segment_map_mut(h.segment).at_mut(h.slot).0;
+        if ts > *touched {
+            *touched = ts;
         }
-        Handle {
-            segment,
-            slot,
-            changes: self.changes,
-        }
+        h
     }
 
     /// Move `k` to the protected segment (no-op when absent or already there).
@@ -197,13 +193,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if self.protected.contains_key(k) {
-            Some(Segment::Protected)
-        } else if self.probation.contains_key(k) {
-            Some(Segment::Probation)
-        } else {
-            None
-        }
+        self.find(k).map(|h| h.segment)
     }
 
     /// Look up without touching.
@@ -212,10 +202,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.protected
-            .get(k)
-            .or_else(|| self.probation.get(k))
-            .map(|(_, v)| v)
+        self.at(self.find(k)?)
     }
 
     /// Look up mutably without touching.
@@ -224,10 +211,8 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.protected.get_mut(k) {
-            Some((_, v)) => Some(v),
-            None => self.probation.get_mut(k).map(|(_, v)| v),
-        }
+        let h = self.find(k)?;
+        self.at_mut(h)
     }
 
     /// Most entries held.

@@ -81,8 +81,7 @@ impl Set {
 
     /// Remove.
     pub fn remove(&mut self, kind: EntityKind, id: &str) -> Option<Entry> {
-        let k = ascii_lower(id).into_owned();
-        self.map_mut(kind)?.remove(&k)
+        self.map_mut(kind)?.remove(ascii_lower(id).as_ref())
     }
 
     /// The entry for an entity, if contained (expired entries included).
