@@ -13,7 +13,7 @@ use std::hash::Hash;
 
 use maillog::Ts;
 
-use crate::slab::SlabMap;
+use crate::slab::{KeyHash, SlabMap};
 
 /// Share of the cap (1/n) kept for newcomers however many entries are protected: a newcomer
 /// evicts protected entries only while probation holds less than `cap / PROBATION_SHARE`
@@ -103,9 +103,21 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (segment, slot) = match self.protected.slot(k) {
+        if self.is_empty() {
+            return None; // no hash to compute
+        }
+        self.find_hashed(k, KeyHash::of(k))
+    }
+
+    /// [`BoundedMap::find`] of `k`, whose hash `h` is: one hash for both segments.
+    fn find_hashed<Q>(&self, k: &Q, h: KeyHash) -> Option<Handle>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let (segment, slot) = match self.protected.slot_hashed(k, h) {
             Some(i) => (Segment::Protected, i),
-            None => (Segment::Probation, self.probation.slot(k)?),
+            None => (Segment::Probation, self.probation.slot_hashed(k, h)?),
         };
         Some(Handle {
             segment,
@@ -151,15 +163,18 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        // One look-up per segment (an empty one is not even hashed).
-        let h = match self.find(k) {
+        // The key is hashed once, for the look-up in both segments and the insertion.
+        let hash = KeyHash::of(k);
+        let h = match self.find_hashed(k, hash) {
             Some(h) => h,
             None => {
                 if self.len() >= self.cap {
                     self.make_room();
                 }
                 self.changed();
-                let slot = self.probation.insert_new(k.to_owned(), (ts, make()));
+                let slot = self
+                    .probation
+                    .insert_new_hashed(k.to_owned(), (ts, make()), hash);
                 Handle {
                     segment: Segment::Probation,
                     slot,
@@ -180,9 +195,10 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if let Some((key, v)) = self.probation.remove_entry(k) {
+        let hash = KeyHash::of(k);
+        if let Some((key, v)) = self.probation.remove_entry_hashed(k, hash) {
             // A key is in one segment at most.
-            self.protected.insert_new(key, v);
+            self.protected.insert_new_hashed(key, v, hash);
             self.changed();
         }
     }

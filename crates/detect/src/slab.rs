@@ -38,6 +38,20 @@ fn hash<Q: Hash + ?Sized>(k: &Q) -> u64 {
     maillog::hash::State::default().hash_one(k)
 }
 
+/// A key's hash as every [`SlabMap`] computes it, for a caller that looks one key up in more
+/// than one map ([`crate::bounded::BoundedMap`]'s two segments) and so hashes it once: the
+/// `*_hashed` methods take it. A key and what it borrows as hash the same (`Borrow`'s
+/// contract), so an owned key's hash is its borrowed form's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(u64);
+
+impl KeyHash {
+    /// The hash of `k`.
+    pub fn of<Q: Hash + ?Sized>(k: &Q) -> Self {
+        KeyHash(hash(k))
+    }
+}
+
 impl<K, V> Default for SlabMap<K, V> {
     fn default() -> Self {
         SlabMap {
@@ -91,9 +105,18 @@ impl<K: Hash + Eq, V> SlabMap<K, V> {
         if self.index.is_empty() {
             return None; // no hash to compute
         }
+        self.slot_hashed(k, KeyHash::of(k))
+    }
+
+    /// [`SlabMap::slot`] of `k`, whose hash `h` is (`KeyHash::of(k)`).
+    pub fn slot_hashed<Q>(&self, k: &Q, h: KeyHash) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         let slots = &self.slots;
         self.index
-            .find(hash(k), |&i| Self::key_is(slots, i, k))
+            .find(h.0, |&i| Self::key_is(slots, i, k))
             .copied()
     }
 
@@ -164,7 +187,12 @@ impl<K: Hash + Eq, V> SlabMap<K, V> {
 
     /// Add `k`, which the caller knows is absent, with `v`; its slot.
     pub fn insert_new(&mut self, k: K, v: V) -> u32 {
-        let h = hash(&k);
+        let h = KeyHash::of(&k);
+        self.insert_new_hashed(k, v, h)
+    }
+
+    /// [`SlabMap::insert_new`] of `k`, whose hash `h` is (`KeyHash::of(&k)`).
+    pub fn insert_new_hashed(&mut self, k: K, v: V, h: KeyHash) -> u32 {
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some((k, v));
@@ -177,7 +205,7 @@ impl<K: Hash + Eq, V> SlabMap<K, V> {
             }
         };
         let slots = &self.slots;
-        self.index.insert_unique(h, i, |&j| {
+        self.index.insert_unique(h.0, i, |&j| {
             hash(
                 &slots[j as usize]
                     .as_ref()
@@ -194,10 +222,19 @@ impl<K: Hash + Eq, V> SlabMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.remove_entry_hashed(k, KeyHash::of(k))
+    }
+
+    /// [`SlabMap::remove_entry`] of `k`, whose hash `h` is (`KeyHash::of(k)`).
+    pub fn remove_entry_hashed<Q>(&mut self, k: &Q, h: KeyHash) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         let slots = &self.slots;
         let entry = self
             .index
-            .find_entry(hash(k), |&i| Self::key_is(slots, i, k))
+            .find_entry(h.0, |&i| Self::key_is(slots, i, k))
             .ok()?;
         let (i, _) = entry.remove();
         self.free.push(i);
@@ -313,6 +350,35 @@ mod tests {
         assert!(s.slots.len() <= 700 + 1, "removed places are reused");
     }
 
+    /// A key hashed once finds, inserts and removes what the same key hashed by each call
+    /// does, in either of two maps: an owned key and its borrowed form hash the same.
+    #[test]
+    fn a_key_hashed_once_serves_every_map() {
+        let (mut a, mut b): (SlabMap<String, u32>, SlabMap<String, u32>) = Default::default();
+        for i in 0..100u32 {
+            let k = format!("account{i}@example.org");
+            let h = KeyHash::of(k.as_str());
+            assert_eq!(h, KeyHash::of(&k));
+            let map = if i % 2 == 0 { &mut a } else { &mut b };
+            let slot = map.insert_new_hashed(k.clone(), i, h);
+            assert_eq!(map.slot(k.as_str()), Some(slot));
+        }
+        for i in 0..100u32 {
+            let k = format!("account{i}@example.org");
+            let h = KeyHash::of(k.as_str());
+            let (has, lacks) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            assert_eq!(has.slot_hashed(k.as_str(), h), has.slot(k.as_str()));
+            assert_eq!(has.get(k.as_str()), Some(&i));
+            assert_eq!(lacks.slot_hashed(k.as_str(), h), None);
+        }
+        let h = KeyHash::of("account7@example.org");
+        assert_eq!(
+            b.remove_entry_hashed("account7@example.org", h),
+            Some(("account7@example.org".to_string(), 7))
+        );
+        assert_eq!(b.slot_hashed("account7@example.org", h), None);
+        assert_eq!(a.remove_entry_hashed("account7@example.org", h), None);
+    }
     /// A snapshot holds a plain map: what a `HashMap` wrote reads back, and the other way.
     #[test]
     fn serializes_as_a_plain_map() {
