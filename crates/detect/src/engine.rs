@@ -1640,6 +1640,7 @@ impl Detectors {
                         ts,
                     )
                     .with_attempt([None, None, None, Some(&c.reason)])],
+                    recipient_index: Default::default(),
                     rejected: None,
                     held: false,
                     notices: 0,

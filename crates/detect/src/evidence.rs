@@ -669,6 +669,7 @@ mod tests {
             nrcpt: Some(n as u32),
             message_id: None,
             recipients,
+            recipient_index: Default::default(),
             rejected: None,
             held: false,
             notices: 0,

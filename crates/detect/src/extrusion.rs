@@ -1958,6 +1958,7 @@ mod tests {
                 Some("smtp"),
                 None,
             ])],
+            recipient_index: Default::default(),
             rejected: None,
             held: false,
             notices: 0,

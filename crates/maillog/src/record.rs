@@ -66,7 +66,7 @@ impl Outcome {
     }
 }
 
-pub use crate::recipient::{AddrQuery, Recipient};
+pub use crate::recipient::{AddrQuery, Recipient, RecipientIndex};
 
 impl Recipient {
     /// True when our own aliasing or forwarding rewrote this recipient: the log names an original
@@ -196,6 +196,11 @@ pub struct MessageRecord {
     pub message_id: Option<String>,
     /// Recipients with outcomes, in order of first attempt.
     pub recipients: Vec<Recipient>,
+    /// Where the recipients are, by address, once they are many (the correlator's, to find a
+    /// delivery line's recipient; see [`RecipientIndex`]). Equal in every record and not
+    /// serialized.
+    #[serde(skip)]
+    pub recipient_index: RecipientIndex,
     /// A check refused the whole message after it was queued (cleanup header/body/milter reject).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected: Option<String>,
@@ -514,6 +519,7 @@ impl Correlator {
                     nrcpt: None,
                     message_id: None,
                     recipients: Vec::new(),
+                    recipient_index: Default::default(),
                     rejected: None,
                     held: false,
                     notices: 0,
@@ -649,7 +655,7 @@ impl Correlator {
                         }
                         if let Some(to) = to.filter(|t| {
                             let q = AddrQuery::new(t);
-                            !r.recipients.iter().any(|x| x.is(&q))
+                            r.recipient_index.position(&r.recipients, &q).is_none()
                         }) {
                             if r.recipients.len() < MAX_RECIPIENTS {
                                 r.recipients.push(Recipient::attempted(
@@ -826,7 +832,7 @@ impl Correlator {
                     reply.map(cap_str),
                 ];
                 let q = AddrQuery::new(to);
-                let idx = r.recipients.iter().position(|x| x.is(&q));
+                let idx = r.recipient_index.position(&r.recipients, &q);
                 let rc = match idx {
                     Some(i) => {
                         // Each attempt's details replace the last one's (and a retry that logs
