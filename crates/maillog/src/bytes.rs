@@ -135,7 +135,14 @@ pub fn find_byte(hay: &[u8], x: u8) -> Option<usize> {
 /// of a `key=value` value (`relay=mx00.example.net[192.0.2.9]:25,` is longer than one chunk).
 #[inline(always)]
 pub fn find_byte2(hay: &[u8], x: u8, y: u8) -> Option<usize> {
-    match find_any_chunks(hay, 0, [x, y], INLINE_CHUNKS) {
+    find_byte2_from(hay, 0, x, y)
+}
+
+/// Offset (from the start of `hay`) of the first `x` or `y` in `hay[from..]`: [`find_byte2`]
+/// from `from` (a value's end inside the rest of its line).
+#[inline(always)]
+pub fn find_byte2_from(hay: &[u8], from: usize, x: u8, y: u8) -> Option<usize> {
+    match find_any_chunks(hay, from, [x, y], INLINE_CHUNKS) {
         Ok(found) => found,
         Err(at) => memchr::memchr2(x, y, &hay[at..]).map(|i| at + i),
     }
@@ -343,7 +350,8 @@ mod tests {
         assert!(checked > 1_000, "{checked}");
     }
 
-    /// `find_byte_from` and `find_any_from` answer as a byte loop from every start, for
+    /// `find_byte_from`, `find_any_from` and `find_byte2_from` answer as a byte loop from every
+    /// start, for
     /// every length from empty to past [`INLINE_CHUNKS`] chunks and hits at every place (one,
     /// two, or none), the starts past the end included.
     #[test]
@@ -375,6 +383,11 @@ mod tests {
                     );
                     assert_eq!(
                         find_any_from(h, from, [b'=', b'>']),
+                        loop_from(h, from, b"=>"),
+                        "{h:?} from {from}"
+                    );
+                    assert_eq!(
+                        find_byte2_from(h, from, b'=', b'>'),
                         loop_from(h, from, b"=>"),
                         "{h:?} from {from}"
                     );
