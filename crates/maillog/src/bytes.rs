@@ -225,6 +225,22 @@ pub fn find_byte_from(hay: &[u8], from: usize, x: u8) -> Option<usize> {
     }
 }
 
+/// `&s[from..to]` where the caller knows both ends are character boundaries because each is
+/// 0, `s.len()`, the place of an ASCII byte of `s` or the place just after one (an ASCII byte
+/// is a whole character, so a character starts at it and after it), and `from <= to`: the
+/// text without the four boundary checks of `&s[from..to]`, about 20 instructions, which a
+/// `key=value` pair of a Postfix line paid for its key and its value (docs/PERFORMANCE.md).
+/// Checked in debug builds (the tests and the fuzzers).
+///
+/// # Safety
+/// `from <= to <= s.len()`, and `from` and `to` are character boundaries of `s`.
+#[inline(always)]
+pub unsafe fn between_boundaries(s: &str, from: usize, to: usize) -> &str {
+    debug_assert!(from <= to && s.is_char_boundary(from) && s.is_char_boundary(to));
+    // SAFETY: the caller's promise is `str::get_unchecked`'s requirement.
+    unsafe { s.get_unchecked(from..to) }
+}
+
 /// `s.rsplit_once(byte as char)` for an ASCII `byte`: the text before and after its last
 /// occurrence, None when there is none.
 #[inline]

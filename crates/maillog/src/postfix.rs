@@ -374,7 +374,17 @@ impl<'a> Iterator for Kv<'a> {
             crate::bytes::find_byte2_from(b, v, b' ', b',').unwrap_or(b.len())
         };
         self.at = end;
-        Some((&self.s[start..eq], &self.s[v..end]))
+        // SAFETY: `start` is 0, the end of the last value or after separators (ASCII), `eq`
+        // is an `=` at or after it, `v` the place after that `=`, and `end` a `>`'s next place,
+        // the place of a separator at or after `v`, or the text's end: every one a character
+        // boundary, in order, within the text.
+        let (key, value) = unsafe {
+            (
+                crate::bytes::between_boundaries(self.s, start, eq),
+                crate::bytes::between_boundaries(self.s, v, end),
+            )
+        };
+        Some((key, value))
     }
 }
 
