@@ -35,34 +35,18 @@ pub fn str_key(s: &str) -> u64 {
 /// A stable hash of the ASCII-lower-cased string, without allocating: `Bob@Example.org` and
 /// `bob@example.org` hash alike (domains and, in practice, mailboxes are case-insensitive).
 /// Not equal to [`str_key`] of the same text: use one or the other for one set of values.
-///
-/// The text is hashed in chunks of [`CI_CHUNK`] bytes, each lower-cased in a buffer first; a
-/// text without capitals (most addresses and domains) is hashed in the same chunks straight
-/// from where it is, which gives the same hash without the copies (they were a `memcpy` call
-/// and a pass over the bytes each, 0.6% of `analyze`'s instructions on the benchmark log).
 pub fn str_key_ci(s: &str) -> u64 {
     let mut h = State::default().build_hasher();
-    let bytes = s.as_bytes();
-    if bytes.iter().any(u8::is_ascii_uppercase) {
-        let mut buf = [0u8; CI_CHUNK];
-        for chunk in bytes.chunks(CI_CHUNK) {
-            let b = &mut buf[..chunk.len()];
-            b.copy_from_slice(chunk);
-            b.make_ascii_lowercase();
-            h.write(b);
-        }
-    } else {
-        for chunk in bytes.chunks(CI_CHUNK) {
-            h.write(chunk);
-        }
+    let mut buf = [0u8; 64];
+    for chunk in s.as_bytes().chunks(buf.len()) {
+        let b = &mut buf[..chunk.len()];
+        b.copy_from_slice(chunk);
+        b.make_ascii_lowercase();
+        h.write(b);
     }
     h.write_u8(0xff);
     h.finish()
 }
-
-/// Bytes [`str_key_ci`] hashes at a time (its hashes depend on it: counters restored from a
-/// snapshot hold them).
-const CI_CHUNK: usize = 64;
 
 /// Spreads a 64-bit key over all 64 bits (for sketches that read the top or bottom bits alone):
 /// foldhash's quality hasher, fixed seed.
@@ -86,33 +70,6 @@ mod tests {
         let mut m: Map<&str, u32> = Map::default();
         m.insert("a", 1);
         assert_eq!(m.get("a"), Some(&1));
-    }
-
-    /// Texts without capitals hash as when each chunk was copied and lower-cased first (the
-    /// hashes counters keep), for every length across several chunks.
-    #[test]
-    fn lower_case_texts_hash_as_their_copies_did() {
-        let copied = |s: &str| {
-            let mut h = State::default().build_hasher();
-            let mut buf = [0u8; CI_CHUNK];
-            for chunk in s.as_bytes().chunks(CI_CHUNK) {
-                let b = &mut buf[..chunk.len()];
-                b.copy_from_slice(chunk);
-                b.make_ascii_lowercase();
-                h.write(b);
-            }
-            h.write_u8(0xff);
-            h.finish()
-        };
-        let text: String = (0..3 * CI_CHUNK + 5)
-            .map(|i| char::from(b'a' + (i % 26) as u8))
-            .collect();
-        for n in 0..text.len() {
-            let lower = &text[..n];
-            assert_eq!(str_key_ci(lower), copied(lower), "{n}");
-            let upper = lower.to_ascii_uppercase();
-            assert_eq!(str_key_ci(&upper), copied(lower), "{n}");
-        }
     }
 
     #[test]
