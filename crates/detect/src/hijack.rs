@@ -523,7 +523,68 @@ struct Scratch {
     ccs: Vec<[u8; 2]>,
     /// A bit per two-byte country code, all clear between calls ([`distinct_codes`]).
     cc_seen: Vec<u64>,
+    /// The table [`DistinctCounter`] counts networks and autonomous systems in.
+    counter: DistinctCounter,
 }
+
+/// Lists [`DistinctCounter::count`] sorts instead of hashing: a short sort costs less than a
+/// table's probes.
+const SORT_DISTINCT_UP_TO: usize = 16;
+
+/// Counts the distinct values of a list in an open-addressing table of at least twice the
+/// list's length, reused from call to call: a slot holds a value and the call that wrote it,
+/// so the table is never cleared. A hijacked account's window holds up to `max_recent_ips`
+/// addresses, and their networks and AS numbers were sorted to be counted at every message
+/// it sent (0.9% of `analyze`'s instructions on the benchmark log, docs/PERFORMANCE.md).
+#[derive(Debug, Default)]
+struct DistinctCounter {
+    /// `(value, call)`: occupied in this call when `call` is the current one.
+    slots: Vec<(u64, u32)>,
+    /// The current call's number (never 0, which marks a slot never written).
+    call: u32,
+}
+
+impl DistinctCounter {
+    /// The number of distinct values in `v` (which a short list gets sorted for).
+    fn count<T: Copy + Ord + Into<u64>>(&mut self, v: &mut [T]) -> u64 {
+        if v.len() <= SORT_DISTINCT_UP_TO {
+            v.sort_unstable();
+            return v.windows(2).filter(|w| w[0] != w[1]).count() as u64 + u64::from(!v.is_empty());
+        }
+        let bits = (2 * v.len()).next_power_of_two().trailing_zeros();
+        if self.slots.len() < 1 << bits {
+            self.slots = vec![(0, 0); 1 << bits];
+            self.call = 0;
+        }
+        self.call = self.call.checked_add(1).unwrap_or_else(|| {
+            self.slots.fill((0, 0));
+            1
+        });
+        let mask = (1usize << bits) - 1;
+        let mut n = 0;
+        for &x in v.iter() {
+            let x: u64 = x.into();
+            // Fibonacci hashing: the product's top bits, spread over the table's size.
+            let mut i = (x.wrapping_mul(FIBONACCI) >> (64 - bits)) as usize;
+            loop {
+                let slot = &mut self.slots[i];
+                if slot.1 != self.call {
+                    *slot = (x, self.call);
+                    n += 1;
+                    break;
+                }
+                if slot.0 == x {
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        n
+    }
+}
+
+/// 2^64 divided by the golden ratio: [`DistinctCounter`]'s multiplier.
+const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Words of [`Scratch::cc_seen`]: a bit for each of the 65,536 two-byte codes.
 const CODE_WORDS: usize = (1 << 16) / 64;
@@ -554,7 +615,9 @@ fn distinct_codes(v: &[[u8; 2]], seen: &mut Vec<u64>) -> u64 {
     n
 }
 
-/// The number of distinct values in `v` (sorted and de-duplicated in place).
+/// The number of distinct values in `v` (sorted and de-duplicated in place): the tests'
+/// reference.
+#[cfg(test)]
 fn distinct<T: Ord>(v: &mut Vec<T>) -> u64 {
     v.sort_unstable();
     v.dedup();
@@ -1254,6 +1317,7 @@ impl Hijack {
             asns,
             ccs,
             cc_seen,
+            counter,
         } = &mut self.scratch;
         nets.clear();
         asns.clear();
@@ -1272,8 +1336,11 @@ impl Hijack {
                 ccs.push(o.cc);
             }
         }
-        let (new_networks, new_asns, new_countries) =
-            (distinct(nets), distinct(asns), distinct_codes(ccs, cc_seen));
+        let (new_networks, new_asns, new_countries) = (
+            counter.count(nets),
+            counter.count(asns),
+            distinct_codes(ccs, cc_seen),
+        );
         let run = src.and_then(|src| {
             let o = a.recent.iter().rev().find(|o| o.ip == src.ip)?;
             sustained(o, hc)?;
@@ -1747,6 +1814,42 @@ mod tests {
             );
             assert!(seen.iter().all(|&w| w == 0));
         }
+    }
+
+    /// The counter's table counts what sorting counts, for lists short and long, with few
+    /// and many repeats, the extreme values, one counter reused across calls of any length,
+    /// and across its call number's wrap.
+    #[test]
+    fn the_distinct_counter_counts_as_sorting() {
+        let mut counter = DistinctCounter::default();
+        let mut r = 7u64;
+        for round in 0..400usize {
+            let n = (round * 37) % 1_100;
+            let range = [2u64, 50, 1_000, u64::MAX][round % 4];
+            let mut v: Vec<u64> = (0..n)
+                .map(|i| {
+                    r = r
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1442695040888963407);
+                    match i % 29 {
+                        0 => 0,
+                        1 => u64::MAX,
+                        _ => (r >> 7) % range.max(1),
+                    }
+                })
+                .collect();
+            let mut sorted = v.clone();
+            assert_eq!(
+                counter.count(&mut v),
+                distinct(&mut sorted),
+                "round {round}"
+            );
+            if round == 200 {
+                counter.call = u32::MAX - 1;
+            }
+        }
+        let mut asns: Vec<u32> = (0..300).map(|i| i % 77).collect();
+        assert_eq!(counter.count(&mut asns), 77);
     }
 
     #[test]
