@@ -419,6 +419,11 @@ impl Bruteforce {
         self.accounts.packing()
     }
 
+    /// Accounts whose state the last sweep left packed ([`crate::cold::ColdMap::swept`]).
+    pub fn swept(&self) -> crate::cold::Swept {
+        self.accounts.swept()
+    }
+
     /// Whether `user` is an existing account (logged in successfully or sent mail).
     pub fn knows(&self, user: &str) -> bool {
         self.accounts.get(user).is_some()

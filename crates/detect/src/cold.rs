@@ -862,6 +862,9 @@ pub struct ColdMap<K, T> {
     map: BoundedMap<K, Cold<T>>,
     #[serde(skip)]
     packer: Packer,
+    /// States packed at the end of the last sweep ([`ColdMap::frozen_at_sweep`]).
+    #[serde(skip)]
+    frozen_at_sweep: usize,
 }
 
 impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
@@ -870,6 +873,7 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
         ColdMap {
             map: BoundedMap::new(cap),
             packer: Packer::default(),
+            frozen_at_sweep: 0,
         }
     }
 
@@ -882,13 +886,16 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
         {
             let mut scratch = Scratch::default();
             let packer = &self.packer;
+            let mut frozen = 0;
             // Every state, not only the idle ones: those that came back since the last sweep
             // have their pause judged.
             self.map.for_each_timed(|_, touched, c| {
                 if c.packed_by(&sweep, touched) {
                     c.freeze_into(&mut scratch, packer, mark_of(touched));
                 }
+                frozen += usize::from(c.is_frozen());
             });
+            self.frozen_at_sweep = frozen;
         }
         if self.packer.should_train(self.map.len()) {
             self.train();
@@ -908,10 +915,13 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
         };
         let mut items = Vec::new();
         let mut plain = Vec::new();
+        let mut frozen = 0;
         self.map.for_each_timed(|k, touched, c| {
             if !c.packed_by(&sweep, touched) {
+                frozen += usize::from(c.is_frozen());
                 return;
             }
+            frozen += 1;
             if let Cold::Hot(t) = c {
                 encode_plain(&mut plain, &t.state);
                 seal(&mut plain, mark_of(touched));
@@ -924,6 +934,7 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
                 *c = Cold::Frozen(packed);
             }
         });
+        self.frozen_at_sweep = frozen;
         (!items.is_empty()).then_some(PackWork { trained, items })
     }
 
@@ -985,6 +996,18 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
         self.packer.dictionary_bytes()
     }
 
+    /// The states packed at the end of the last sweep ([`ColdMap::freeze_idle`] or
+    /// [`ColdMap::freeze_idle_deferred`]), counted in the sweep's own walk, and the
+    /// dictionary's size: [`ColdMap::packing`]'s `frozen` right after the sweep, without a
+    /// second walk of the map (learning a dictionary and putting compressed states back change
+    /// no state's being packed).
+    pub fn swept(&self) -> Swept {
+        Swept {
+            frozen: self.frozen_at_sweep,
+            dictionary_bytes: self.dictionary_bytes(),
+        }
+    }
+
     /// What the map's packing holds now (walks the map).
     pub fn packing(&self) -> Packing {
         let (mut frozen, mut uncompressed) = (0, 0);
@@ -1003,6 +1026,15 @@ impl<K: Hash + Eq + Clone, T: Serialize + DeserializeOwned> ColdMap<K, T> {
     pub fn has_dictionary(&self) -> bool {
         self.packer.trained.is_some()
     }
+}
+
+/// A [`ColdMap`]'s packed states as its last sweep left them ([`ColdMap::swept`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// States packed.
+    pub frozen: usize,
+    /// Bytes of the dictionary they are compressed with (0 without one).
+    pub dictionary_bytes: usize,
 }
 
 /// A [`ColdMap`]'s packing, for statistics ([`ColdMap::packing`]).

@@ -627,7 +627,7 @@ impl Engine {
         let after = self.cfg.limits.pack_idle_after.0;
         if let (Some(now), true) = (self.stats.last_ts, after > 0) {
             self.dispatch(Op::Freeze(crate::cold::Sweep::at(now, after)));
-            self.packed = self.frozen();
+            self.packed = self.frozen_at_sweep();
         }
     }
 
@@ -658,6 +658,28 @@ impl Engine {
             self.det.brute.packing(),
             self.det.extrusion.packing(),
             self.det.helo.packing(),
+        ];
+        Frozen {
+            hijack: hijack.frozen,
+            bruteforce: bruteforce.frozen,
+            extrusion: extrusion.frozen,
+            helo: helo.frozen,
+            dictionary_bytes: [hijack, bruteforce, extrusion, helo]
+                .iter()
+                .map(|p| p.dictionary_bytes)
+                .sum(),
+        }
+    }
+
+    /// [`Engine::frozen`] as the last sweep counted it in its own walk of the tables: the same
+    /// numbers right after a sweep, without walking every table again (that walk was 0.4% of
+    /// `analyze`'s instructions on the benchmark log).
+    fn frozen_at_sweep(&self) -> Frozen {
+        let [hijack, bruteforce, extrusion, helo] = [
+            self.det.hijack.swept(),
+            self.det.brute.swept(),
+            self.det.extrusion.swept(),
+            self.det.helo.swept(),
         ];
         Frozen {
             hijack: hijack.frozen,
@@ -2204,6 +2226,8 @@ mod tests {
                     e.feed(h.ts, h.host, h.program, h.pid, ev);
                 }
                 e.flush_idle(86_400);
+                // The sweep's own count is the walk's, right after it.
+                assert_eq!(e.packed(), e.frozen(), "hour {hour}, threaded {threaded}");
             }
             // The thread's work settled (its batches back), before `finish` thaws accounts.
             e.detectors_back();

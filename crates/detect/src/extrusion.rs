@@ -1158,6 +1158,11 @@ impl Extrusion {
         self.entities.packing()
     }
 
+    /// Entities whose state the last sweep left packed ([`crate::cold::ColdMap::swept`]).
+    pub fn swept(&self) -> crate::cold::Swept {
+        self.entities.swept()
+    }
+
     /// Entities with state.
     pub fn tracked(&self) -> usize {
         self.entities.len()

@@ -788,6 +788,11 @@ impl HeloDetector {
         self.state.packing()
     }
 
+    /// Entities whose state the last sweep left packed ([`crate::cold::ColdMap::swept`]).
+    pub fn swept(&self) -> crate::cold::Swept {
+        self.state.swept()
+    }
+
     /// Mark an entity as ours (it relayed or authenticated), which lets its buffered signs alert.
     pub fn mark_ours(&mut self, e: &Entity, ts: Ts) {
         if let Some(s) = self.state.get_mut(e).map(Cold::thaw) {

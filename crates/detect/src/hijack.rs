@@ -1173,6 +1173,11 @@ impl Hijack {
         self.accounts.packing()
     }
 
+    /// Accounts whose state the last sweep left packed ([`crate::cold::ColdMap::swept`]).
+    pub fn swept(&self) -> crate::cold::Swept {
+        self.accounts.swept()
+    }
+
     /// Baselines, for saving.
     pub fn baselines(&self) -> Vec<(String, Baseline)> {
         let mut v: Vec<(String, Baseline)> = self
