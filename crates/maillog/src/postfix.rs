@@ -484,18 +484,21 @@ fn delivery<'a>(daemon: &'a str, qid: Option<&'a str>, rest: &'a str) -> Event<'
     let mut dsn = None;
     let mut status = None;
     let mut kv = Kv::new(rest);
+    // Chosen by the key's length first, then one comparison (two for five and six letters):
+    // matched in order, a key was compared with every name before its own, and `status`,
+    // always the last, with all seven (about 15 instructions a key, seven keys a line).
     for (k, v) in kv.by_ref() {
-        match k {
-            "to" => to = unbracket(v),
-            "orig_to" => orig_to = Some(unbracket(v)),
-            "relay" => relay = Some(v),
-            "delay" => delay = Some(Delay(v)),
-            "delays" => delays = Some(v),
-            "dsn" => dsn = Some(v),
-            "status" => {
+        match k.len() {
+            2 if k == "to" => to = unbracket(v),
+            3 if k == "dsn" => dsn = Some(v),
+            5 if k == "relay" => relay = Some(v),
+            5 if k == "delay" => delay = Some(Delay(v)),
+            6 if k == "delays" => delays = Some(v),
+            6 if k == "status" => {
                 status = Some(v);
                 break;
             }
+            7 if k == "orig_to" => orig_to = Some(unbracket(v)),
             _ => {}
         }
     }
