@@ -384,8 +384,11 @@ impl LineParser {
         }
         let i = self.pending_for_program(h.program);
         let (format, daemon_at) = (self.pending[i].format, self.pending[i].daemon_at);
-        // `daemon_at` was found in these very bytes: in bounds, at a character boundary.
-        let daemon = h.program.get(daemon_at..).unwrap_or(h.program);
+        // SAFETY: `daemon_at` is where the daemon's name starts in the entry's program name,
+        // whose bytes these are (`pending_for_program` finds the entry by them): the place
+        // after its last `/` or its start, a character boundary within it.
+        let daemon =
+            unsafe { crate::bytes::between_boundaries(h.program, daemon_at, h.program.len()) };
         let event = event_of(format, daemon, &h);
         let msg = h.msg;
         let p = Parsed {
