@@ -653,44 +653,28 @@ impl Engine {
     /// auth-bruteforce's, extrusion's and helo-anomaly's entities (read only after
     /// [`Engine::finish`] when the detectors run on their own thread).
     pub fn frozen(&self) -> Frozen {
-        let [hijack, bruteforce, extrusion, helo] = [
-            self.det.hijack.packing(),
-            self.det.brute.packing(),
-            self.det.extrusion.packing(),
-            self.det.helo.packing(),
-        ];
-        Frozen {
-            hijack: hijack.frozen,
-            bruteforce: bruteforce.frozen,
-            extrusion: extrusion.frozen,
-            helo: helo.frozen,
-            dictionary_bytes: [hijack, bruteforce, extrusion, helo]
-                .iter()
-                .map(|p| p.dictionary_bytes)
-                .sum(),
-        }
+        let swept = |p: crate::cold::Packing| crate::cold::Swept {
+            frozen: p.frozen,
+            dictionary_bytes: p.dictionary_bytes,
+        };
+        Frozen::of([
+            swept(self.det.hijack.packing()),
+            swept(self.det.brute.packing()),
+            swept(self.det.extrusion.packing()),
+            swept(self.det.helo.packing()),
+        ])
     }
 
     /// [`Engine::frozen`] as the last sweep counted it in its own walk of the tables: the same
     /// numbers right after a sweep, without walking every table again (that walk was 0.4% of
     /// `analyze`'s instructions on the benchmark log).
     fn frozen_at_sweep(&self) -> Frozen {
-        let [hijack, bruteforce, extrusion, helo] = [
+        Frozen::of([
             self.det.hijack.swept(),
             self.det.brute.swept(),
             self.det.extrusion.swept(),
             self.det.helo.swept(),
-        ];
-        Frozen {
-            hijack: hijack.frozen,
-            bruteforce: bruteforce.frozen,
-            extrusion: extrusion.frozen,
-            helo: helo.frozen,
-            dictionary_bytes: [hijack, bruteforce, extrusion, helo]
-                .iter()
-                .map(|p| p.dictionary_bytes)
-                .sum(),
-        }
+        ])
     }
 
     fn in_own_networks(&self, ip: IpAddr) -> bool {
@@ -1184,6 +1168,23 @@ pub struct Frozen {
     /// Bytes of the four maps' learned compression dictionaries ([`crate::cold::ColdMap`]),
     /// held by zstd outside the Rust heap.
     pub dictionary_bytes: usize,
+}
+
+impl Frozen {
+    /// The counts of auth-hijack's, auth-bruteforce's, extrusion's and helo-anomaly's tables,
+    /// in that order.
+    fn of([hijack, bruteforce, extrusion, helo]: [crate::cold::Swept; 4]) -> Frozen {
+        Frozen {
+            hijack: hijack.frozen,
+            bruteforce: bruteforce.frozen,
+            extrusion: extrusion.frozen,
+            helo: helo.frozen,
+            dictionary_bytes: [hijack, bruteforce, extrusion, helo]
+                .iter()
+                .map(|p| p.dictionary_bytes)
+                .sum(),
+        }
+    }
 }
 
 /// Work for the [`Detectors`]: everything they need from an event or a record, owned, so it can

@@ -669,17 +669,8 @@ mod tests {
         let pieces = [
             "mx", " ", "  ", ":", "[", "]", "12", "é", "p/q", ": msg é", "\u{3000}",
         ];
-        let mut texts = vec![String::new()];
-        let mut layer = vec![String::new()];
-        for _ in 0..5 {
-            layer = layer
-                .iter()
-                .flat_map(|t| pieces.iter().map(move |p| format!("{t}{p}")))
-                .collect();
-            texts.extend(layer.iter().cloned());
-        }
         let mut checked = 0;
-        for t in &texts {
+        for t in &crate::testing::joins(&pieces, 5) {
             for lead in ["", " ", "host ", "hé "] {
                 let line = format!("Dec  4 12:00:00 {lead}{t}");
                 for want_host in [true, false] {

@@ -27,6 +27,8 @@ pub mod postfix;
 pub mod recipient;
 pub mod record;
 pub mod sendmail;
+#[cfg(test)]
+mod testing;
 pub mod time;
 
 pub use event::{
