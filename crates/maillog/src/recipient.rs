@@ -60,23 +60,31 @@ impl<'a> AddrQuery<'a> {
 }
 
 /// Recipients a message has before its [`RecipientIndex`] is used: up to this many, a search
-/// compares fingerprints one after another, which costs less than building and asking an index
-/// (two hash-map operations per recipient against a few instructions per comparison).
+/// compares fingerprints one after another. An estimate, not a measured optimum: building and
+/// asking an index costs two hash-map operations per recipient, a comparison a few
+/// instructions, so below a few dozen recipients the search costs less.
 pub const INDEX_FROM: usize = 32;
 
 /// Where each recipient of a long list is, by its address's fingerprint: the correlator looks
 /// for a delivery line's recipient among all of its message's recipients, and with a search
-/// one after another a list message of `n` recipients cost `n²/2` comparisons (on the
-/// benchmark log, 41 messages of more than 128 recipients made nine tenths of them; a message
-/// may have [`crate::record::MAX_RECIPIENTS`]). Above [`INDEX_FROM`] recipients the index is
+/// one after another a list message of `n` recipients cost `n²/2` comparisons (in the first
+/// 400 MB of the benchmark log, 41 messages of more than 128 recipients made nine tenths of
+/// them; a message may have [`crate::record::MAX_RECIPIENTS`]). Above [`INDEX_FROM`] recipients the index is
 /// built, and kept up to date as recipients are added, when the record is next searched.
 ///
 /// It holds only what the recipients say, so two records with the same recipients are equal
 /// whatever their indexes hold, and a snapshot does not keep it (it is made again when needed).
 /// It relies on what the correlator does with a record's recipients while the record is in
 /// flight: they are only added, at the end, and a recipient's address never changes.
+///
+/// A record without one holds a null pointer: the correlator keeps deferred mail in flight for
+/// days, and most messages never have more than a few recipients.
 #[derive(Clone, Default)]
-pub struct RecipientIndex {
+pub struct RecipientIndex(Option<Box<Index>>);
+
+/// The index of a [`RecipientIndex`] that has one.
+#[derive(Clone, Default)]
+struct Index {
     /// The first position of each fingerprint among the recipients indexed.
     first: crate::hash::Map<u32, u32>,
     /// How many recipients, from the first, are indexed.
@@ -90,6 +98,19 @@ impl RecipientIndex {
         if recipients.len() <= INDEX_FROM {
             return recipients.iter().position(|x| x.is(q));
         }
+        self.0.get_or_insert_default().position(recipients, q)
+    }
+
+    /// How many recipients are indexed (0 without an index).
+    #[cfg(test)]
+    fn indexed(&self) -> usize {
+        self.0.as_ref().map_or(0, |ix| ix.indexed)
+    }
+}
+
+impl Index {
+    /// [`RecipientIndex::position`] through the index.
+    fn position(&mut self, recipients: &[Recipient], q: &AddrQuery<'_>) -> Option<usize> {
         self.catch_up(recipients);
         let first = *self.first.get(&q.key)? as usize;
         // The first recipient with this fingerprint is nearly always the one; when two
@@ -104,7 +125,7 @@ impl RecipientIndex {
     /// than were indexed: a list that shrank is not one the index knows).
     fn catch_up(&mut self, recipients: &[Recipient]) {
         if self.indexed > recipients.len() {
-            *self = RecipientIndex::default();
+            *self = Index::default();
         }
         for (i, r) in recipients.iter().enumerate().skip(self.indexed) {
             let at = u32::try_from(i).expect("fewer than 2^32 recipients");
@@ -126,7 +147,7 @@ impl Eq for RecipientIndex {}
 impl std::fmt::Debug for RecipientIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecipientIndex")
-            .field("indexed", &self.indexed)
+            .field("indexed", &self.0.as_ref().map_or(0, |ix| ix.indexed))
             .finish_non_exhaustive()
     }
 }
@@ -578,7 +599,7 @@ mod tests {
                 assert_eq!(index.position(rs, &q), linear(rs, &q), "{n} {a}");
             }
         }
-        assert_eq!(index.indexed, N, "the index was used");
+        assert_eq!(index.indexed(), N, "the index was used");
         let found = (0..N)
             .filter(|&i| index.position(&all, &AddrQuery::new(&addr(i))) == Some(i))
             .count();
