@@ -315,10 +315,11 @@ fn ip_peer(s: &str) -> Option<Peer<'_>> {
 /// angle brackets runs to the first `>` that ends a token, so it may contain spaces and commas.
 /// Iteration stops at the first token that is not `key=value`; [`Kv::rest`] gives what is left.
 ///
-/// It reads the text through a cursor, and searches the whole text from it: the remainder was
-/// a string sliced again three times a pair, each slice checking its character boundaries, and
-/// with the leading separators about 50 instructions a pair, 3.6% of `analyze`'s on the
-/// benchmark log (docs/PERFORMANCE.md).
+/// It reads the text through a cursor and searches the whole text from it, and cuts each key
+/// and value at its delimiters without checking the boundaries again (`bytes::between_boundaries`):
+/// it sliced the remainder again three times a pair, every slice checked, and `Kv::next`
+/// took about 1,940 M instructions of `analyze`'s 48,077 M on the benchmark log; now about
+/// 1,190 M (docs/PERFORMANCE.md, "Steps of 2026-12-08").
 struct Kv<'a> {
     s: &'a str,
     /// Where the next pair's search starts: 0 or just after an ASCII byte (a separator or a
