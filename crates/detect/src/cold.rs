@@ -850,8 +850,8 @@ impl<T: Serialize + DeserializeOwned> Cold<T> {
 
 /// A [`BoundedMap`] of [`Cold`] states that learns, from its own packed states, a compression
 /// dictionary for them (see [`Packer`]), and compresses with it when it saves enough
-/// ([`MIN_DICTIONARY_SAVING_PERCENT`] and [`MIN_DICTIONARY_SAVING_BYTES`]). Reads and writes as the map itself (`Deref`); a
-/// snapshot holds the map alone.
+/// ([`MIN_DICTIONARY_SAVING_PERCENT`] and [`MIN_DICTIONARY_SAVING_BYTES`]). Reads and writes
+/// as the map itself (`Deref`); a snapshot holds the map alone.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 #[serde(bound(
@@ -862,7 +862,7 @@ pub struct ColdMap<K, T> {
     map: BoundedMap<K, Cold<T>>,
     #[serde(skip)]
     packer: Packer,
-    /// States packed at the end of the last sweep ([`ColdMap::frozen_at_sweep`]).
+    /// States packed at the end of the last sweep ([`ColdMap::swept`]).
     #[serde(skip)]
     frozen_at_sweep: usize,
 }

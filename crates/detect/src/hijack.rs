@@ -548,8 +548,7 @@ impl DistinctCounter {
     /// The number of distinct values in `v` (which a short list gets sorted for).
     fn count<T: Copy + Ord + Into<u64>>(&mut self, v: &mut [T]) -> u64 {
         if v.len() <= SORT_DISTINCT_UP_TO {
-            v.sort_unstable();
-            return v.windows(2).filter(|w| w[0] != w[1]).count() as u64 + u64::from(!v.is_empty());
+            return distinct(v);
         }
         let bits = (2 * v.len()).next_power_of_two().trailing_zeros();
         if self.slots.len() < 1 << bits {
@@ -615,13 +614,10 @@ fn distinct_codes(v: &[[u8; 2]], seen: &mut Vec<u64>) -> u64 {
     n
 }
 
-/// The number of distinct values in `v` (sorted and de-duplicated in place): the tests'
-/// reference.
-#[cfg(test)]
-fn distinct<T: Ord>(v: &mut Vec<T>) -> u64 {
+/// The number of distinct values in `v`, sorted in place to count them.
+fn distinct<T: Ord>(v: &mut [T]) -> u64 {
     v.sort_unstable();
-    v.dedup();
-    v.len() as u64
+    v.windows(2).filter(|w| w[0] != w[1]).count() as u64 + u64::from(!v.is_empty())
 }
 
 fn cc_str(c: &[u8; 2]) -> &str {

@@ -216,6 +216,12 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
+    /// Where the recipient `q` looks for is among [`MessageRecord::recipients`] (through
+    /// [`MessageRecord::recipient_index`] once they are many).
+    pub fn recipient_position(&mut self, q: &AddrQuery<'_>) -> Option<usize> {
+        self.recipient_index.position(&self.recipients, q)
+    }
+
     /// True for the null envelope sender `<>` (bounces and other notifications).
     pub fn is_null_sender(&self) -> bool {
         self.sender.as_deref() == Some("")
@@ -655,7 +661,7 @@ impl Correlator {
                         }
                         if let Some(to) = to.filter(|t| {
                             let q = AddrQuery::new(t);
-                            r.recipient_index.position(&r.recipients, &q).is_none()
+                            r.recipient_position(&q).is_none()
                         }) {
                             if r.recipients.len() < MAX_RECIPIENTS {
                                 r.recipients.push(Recipient::attempted(
@@ -832,7 +838,7 @@ impl Correlator {
                     reply.map(cap_str),
                 ];
                 let q = AddrQuery::new(to);
-                let idx = r.recipient_index.position(&r.recipients, &q);
+                let idx = r.recipient_position(&q);
                 let rc = match idx {
                     Some(i) => {
                         // Each attempt's details replace the last one's (and a retry that logs
